@@ -1,0 +1,22 @@
+"""HRINet: learned slice interpolation that makes thick-slice CT isotropic.
+
+The public surface::
+
+    from hrinet import read_volume, write_volume, upsample_z
+    vol = read_volume("thick.nrrd")
+    iso = upsample_z(vol)                     # isotropic, default method
+    write_volume(iso, "iso.nrrd")
+"""
+
+from .engine import Plan, plan_upsampling, upsample_z
+from .errors import Cancelled, HRINetError
+from .io import read_volume, write_volume
+from .methods import available_methods, create_interpolator, register_method
+from .volume import Volume
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cancelled", "HRINetError", "Plan", "Volume", "available_methods", "create_interpolator",
+    "plan_upsampling", "read_volume", "register_method", "upsample_z", "write_volume",
+]

@@ -1,0 +1,217 @@
+"""The ``hrinet`` command line: interpolate, evaluate, info, train, export.
+
+Every user mistake ends with a non-zero exit and one line ``hrinet: error: ...`` saying what is
+wrong and what to do; no traceback (``--debug`` shows one for bug reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import Cancelled, HRINetError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage dump
+        self.exit(2, f"hrinet: error: {message}; see 'hrinet {self.prog.split()[-1]} --help'\n")
+
+
+def _int_list(text: str) -> List[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers")
+
+
+def _name(path: str) -> str:
+    p = Path(path.rstrip("/"))
+    name = p.name
+    for ext in (".nii.gz", ".nrrd", ".nhdr", ".nii", ".mha", ".mhd"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def _tqdm(total: int, desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="pair", file=sys.stderr, leave=False,
+               disable=None)
+
+    def update(done: int, _total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def cmd_interpolate(args) -> int:
+    from .engine import plan_upsampling, upsample_z
+    from .inference import default_method
+    from .io import check_output_path, read_volume, write_volume
+
+    check_output_path(args.out, [args.input], overwrite=args.overwrite)
+    method = args.method or ("hrinet" if args.weights else default_method())
+    volume = read_volume(args.input)
+    for w in volume.metadata.get("warnings", []):
+        print(f"hrinet: warning: {w}", file=sys.stderr)
+    plan = plan_upsampling(volume, args.factor, args.spacing, method)
+    print(f"{_name(args.input)}: {plan.describe()}", file=sys.stderr)
+    bar, update = _tqdm(plan.input_slices - 1, "interpolating")
+    start = time.perf_counter()
+    try:
+        result = upsample_z(volume, factor=plan.factor, method=method, device=args.device,
+                            weights=args.weights, progress=update)
+    finally:
+        bar.close()
+    for w in result.metadata.get("runtime_warnings", []):
+        print(f"hrinet: warning: {w}", file=sys.stderr)
+    out = write_volume(result, args.out, overwrite=args.overwrite)
+    x, y, z = result.shape_xyz
+    print(f"wrote {out} ({x} x {y} x {z}, {time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_volume, figure_strip, markdown_table, write_csv
+    from .io import read_volume
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    weights = dict(w.split("=", 1) for w in args.weights or [])
+    for k in args.factors:
+        if k < 2:
+            raise HRINetError(f"factor {k} in --factors is not >= 2")
+    rows = []
+    for path in args.volumes:
+        volume = read_volume(path)
+        name = _name(path)
+        outputs = {}
+        keep = lambda k, m, a: outputs.setdefault(k, {}).__setitem__(m, a)  # noqa: E731
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(args.factors) * len(methods), desc=name, file=sys.stderr,
+                   leave=False, disable=None)
+        rows += evaluate_volume(volume, name, args.factors, methods, device=args.device,
+                                weights=weights, keep=keep,
+                                progress=lambda s: (bar.set_postfix_str(s), bar.update(0)))
+        bar.close()
+        for k, outs in outputs.items():
+            figure_strip(volume, k, outs, out / f"figure-{name}-x{k}.png",
+                         title=f"{name}, x{k}")
+        del outputs
+    write_csv(rows, out / "metrics.csv")
+    (out / "metrics.md").write_text(markdown_table(rows))
+    with open(out / "sharpness.csv", "w") as f:
+        f.write("volume,factor,method,grad_ratio\n")
+        for r in rows:
+            f.write(f"{r.volume},{r.factor},{r.method},{r.grad_ratio:.4f}\n")
+    print(markdown_table(rows))
+    print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.md'} and figures in {out}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .io import describe, read_volume
+
+    print(describe(read_volume(args.input)))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import train_from_cli
+
+    return train_from_cli(args)
+
+
+def cmd_export(args) -> int:
+    from .train import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="hrinet", description="Learned slice interpolation for thick-slice CT.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, required=True)
+
+    s = sub.add_parser("interpolate", help="upsample a volume along z")
+    s.add_argument("input", help="volume file (NRRD, NIfTI, MHA) or DICOM series folder")
+    s.add_argument("out", help="output file (.nrrd recommended)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--factor", type=float, help="integer upsampling factor >= 2")
+    g.add_argument("--spacing", type=float, help="target slice spacing in mm "
+                   "(default: isotropic, the in-plane spacing)")
+    s.add_argument("--method", help="linear, cubic, hrinet (default: hrinet with the shipped "
+                   "weights)")
+    s.add_argument("--weights", help="a .safetensors weights file (implies --method hrinet)")
+    s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    s.set_defaults(func=cmd_interpolate)
+
+    s = sub.add_parser("evaluate", help="decimate thin volumes, upsample back, score")
+    s.add_argument("volumes", nargs="+", help="thin volumes (files or DICOM folders)")
+    s.add_argument("--factors", type=_int_list, default=[2, 4, 6])
+    s.add_argument("--methods", default="linear,cubic")
+    s.add_argument("--weights", action="append", metavar="METHOD=FILE",
+                   help="weights for a learned method, e.g. hrinet=model.safetensors")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--out", required=True, help="output folder")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("info", help="print a volume's geometry")
+    s.add_argument("input")
+    s.set_defaults(func=cmd_info)
+
+    from .train import add_train_arguments
+
+    s = sub.add_parser("train", help="train or fine-tune a model")
+    add_train_arguments(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("export", help="export a training checkpoint to safetensors + JSON")
+    s.add_argument("checkpoint")
+    s.add_argument("out", help="output .safetensors file")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``hrinet`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except Cancelled as exc:
+        print(f"hrinet: {exc}", file=sys.stderr)
+        return 130
+    except HRINetError as exc:
+        if args.debug:
+            raise
+        print(f"hrinet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hrinet: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("hrinet: error: out of memory; use a smaller --factor, a machine with more memory, "
+              "or crop the volume", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line for the user, details with --debug
+        if args.debug:
+            raise
+        print(f"hrinet: internal error: {type(exc).__name__}: {exc} (rerun with --debug and "
+              "report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

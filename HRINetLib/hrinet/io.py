@@ -1,0 +1,269 @@
+"""Reading and writing CT volumes (NRRD, NHDR, NIfTI, MHA/MHD, DICOM series) with SimpleITK.
+
+DICOM series policy: slices are ordered by their position along the slice normal
+(ImagePositionPatient projected on the cross product of ImageOrientationPatient). Duplicate
+positions, missing slices and otherwise uneven gaps are *refused* with a message naming the gap,
+because a regular output grid cannot place the known slices exactly on uneven positions; resample
+or fix the series first. Folders holding several series read the one with the most slices (ties:
+the first series UID in sorted order) unless ``series_uid`` names one; the choice is recorded in
+``Volume.metadata["warnings"]``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, List, Optional, Union
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import HRINetError
+from .volume import Volume
+
+PathLike = Union[str, os.PathLike]
+
+READ_EXTENSIONS = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+# Single-file formats only: a detached header and its data cannot be renamed into place atomically.
+WRITE_EXTENSIONS = (".nrrd", ".nii", ".nii.gz", ".mha")
+# Relative tolerance on DICOM slice gaps before a series counts as unevenly spaced.
+GAP_TOLERANCE = 0.01
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    # ITK messages start with a file/line prefix; keep the human part, shortened.
+    for marker in ("Description:", "ERROR:"):
+        if marker in text:
+            text = text.split(marker, 1)[1].strip()
+    return text[:200]
+
+
+def _volume_from_image(image: sitk.Image, source: str) -> Volume:
+    dim = image.GetDimension()
+    if dim == 2:
+        raise HRINetError(f"{source} is a 2D image; give a 3D volume with at least 2 slices")
+    if dim != 3:
+        raise HRINetError(f"{source} has {dim} dimensions; give a single 3D volume "
+                          "(split 4D series into 3D volumes first)")
+    comps = image.GetNumberOfComponentsPerPixel()
+    if comps != 1:
+        raise HRINetError(f"{source} has {comps} components per voxel (vector/RGB image); "
+                          "convert it to a single-channel grayscale volume first")
+    spacing = image.GetSpacing()
+    if any(not np.isfinite(s) or s <= 0 for s in spacing):
+        raise HRINetError(f"{source} has invalid voxel spacing {tuple(spacing)}; "
+                          "fix the header so every spacing is a positive number of mm")
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    if not np.all(np.isfinite(direction)) or abs(abs(np.linalg.det(direction)) - 1) > 1e-3:
+        raise HRINetError(f"{source} has a degenerate direction matrix; fix the header's "
+                          "space directions")
+    array = sitk.GetArrayFromImage(image)
+    return Volume(array=array, spacing=spacing, origin=image.GetOrigin(), direction=direction,
+                  metadata={"source": source, "warnings": []})
+
+
+def _read_file(path: Path) -> sitk.Image:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        return reader.Execute()
+    except RuntimeError as exc:
+        raise HRINetError(f"cannot read {path}: not a readable or complete image file "
+                          f"({_first_line(exc)}); check the file is a complete NRRD, NIfTI, MHA or "
+                          "DICOM") from None
+
+
+def _dicom_positions(files: List[str]) -> np.ndarray:
+    """Positions of each file's slice along the series' slice normal, in mm."""
+    reader = sitk.ImageFileReader()
+    positions, normal = [], None
+    for f in files:
+        reader.SetFileName(f)
+        try:
+            reader.ReadImageInformation()
+            ipp = [float(v) for v in reader.GetMetaData("0020|0032").split("\\")]
+            iop = [float(v) for v in reader.GetMetaData("0020|0037").split("\\")]
+        except (RuntimeError, ValueError):
+            raise HRINetError(f"cannot read the slice position of {f}; the DICOM file lacks "
+                              "ImagePositionPatient/ImageOrientationPatient") from None
+        if normal is None:
+            normal = np.cross(iop[:3], iop[3:])
+        positions.append(float(np.dot(ipp, normal)))
+    return np.asarray(positions)
+
+
+def check_even_spacing(positions: np.ndarray, source: str) -> float:
+    """Return the slice gap of sorted ``positions``; refuse uneven or duplicate slices."""
+    gaps = np.diff(positions)
+    if len(gaps) == 0:
+        return 1.0
+    gap = float(np.median(gaps))
+    if gap <= 0 or np.any(gaps <= 1e-6):
+        raise HRINetError(f"{source} holds several slices at the same position (duplicate or "
+                          "overlapping acquisitions); keep one slice per position and retry")
+    bad = np.flatnonzero(np.abs(gaps - gap) > max(GAP_TOLERANCE * gap, 1e-3))
+    if len(bad):
+        i = int(bad[0])
+        kind = "a missing slice" if gaps[i] > 1.5 * gap else "uneven spacing"
+        raise HRINetError(
+            f"{source} has {kind}: the gap between slices {i} and {i + 1} is {gaps[i]:.3f} mm "
+            f"where the series' spacing is {gap:.3f} mm ({len(bad)} uneven gap(s)); resample the "
+            "series to even spacing first (for example Slicer's Resample Scalar Volume)")
+    return gap
+
+
+def _read_dicom_folder(folder: Path, series_uid: Optional[str]) -> Volume:
+    ids = sorted(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or [])
+    if not ids:
+        raise HRINetError(f"no DICOM series found in folder {folder}; point to a folder of "
+                          "DICOM files or to a volume file")
+    warnings = []
+    if series_uid is not None:
+        if series_uid not in ids:
+            raise HRINetError(f"series {series_uid} is not in {folder}; it holds {', '.join(ids)}")
+        chosen = series_uid
+    else:
+        counts = {uid: len(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
+                  for uid in ids}
+        chosen = max(ids, key=lambda uid: counts[uid])
+        if len(ids) > 1:
+            warnings.append(f"{folder} holds {len(ids)} series; read {chosen} "
+                            f"({counts[chosen]} slices, the largest); pass series_uid to choose")
+    files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), chosen))
+    if len(files) < 2:
+        raise HRINetError(f"DICOM series {chosen} in {folder} has {len(files)} slice; "
+                          "interpolation needs at least 2 slices")
+    positions = _dicom_positions(files)
+    order = np.argsort(positions, kind="stable")
+    files = [files[i] for i in order]
+    gap = check_even_spacing(positions[order], str(folder))
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise HRINetError(f"cannot read the DICOM series in {folder} ({_first_line(exc)})") from None
+    sx, sy, _ = image.GetSpacing()
+    image.SetSpacing((sx, sy, gap))
+    volume = _volume_from_image(image, str(folder))
+    volume.metadata["warnings"].extend(warnings)
+    volume.metadata["series_uid"] = chosen
+    volume.metadata["slice_positions_mm"] = positions[order].tolist()
+    return volume
+
+
+def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
+    """Read a 3D scalar volume from a file or a DICOM series folder.
+
+    Raises:
+        HRINetError: missing path, unreadable file, empty folder, 2D, 4D or vector image,
+            invalid spacing, or an unevenly spaced DICOM series.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise HRINetError(f"{p} does not exist; check the path")
+    if p.is_dir():
+        return _read_dicom_folder(p, series_uid)
+    if not os.access(p, os.R_OK):
+        raise HRINetError(f"{p} is not readable; check its permissions")
+    if p.stat().st_size == 0:
+        raise HRINetError(f"{p} is empty (0 bytes); the file is incomplete")
+    return _volume_from_image(_read_file(p), str(p))
+
+
+def to_sitk(volume: Volume) -> sitk.Image:
+    """A SimpleITK image with the volume's voxels and geometry."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.array))
+    image.SetSpacing(volume.spacing)
+    image.SetOrigin(volume.origin)
+    image.SetDirection(tuple(volume.direction.ravel()))
+    return image
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """True when two paths name the same file (or folder), even through links."""
+    pa, pb = Path(a), Path(b)
+    try:
+        if pa.exists() and pb.exists():
+            return os.path.samefile(pa, pb)
+    except OSError:
+        pass
+    return pa.resolve() == pb.resolve()
+
+
+def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), overwrite: bool = False) -> Path:
+    """Validate an output path before any work starts, so a bad one costs nothing.
+
+    Raises:
+        HRINetError: OUT is one of the inputs, exists without ``overwrite``, has an unknown
+            extension, or its folder is missing or not writable.
+    """
+    out = Path(out)
+    for src in inputs:
+        if same_file(out, src):
+            raise HRINetError(f"output {out} is the input file; choose another output path "
+                              "(inputs are never overwritten)")
+    if _suffix(out) not in WRITE_EXTENSIONS:
+        raise HRINetError(f"cannot write {out}: unknown extension; use one of "
+                          f"{', '.join(WRITE_EXTENSIONS)}")
+    if out.is_dir():
+        raise HRINetError(f"output {out} is a folder; give a file name such as {out / 'out.nrrd'}")
+    if out.exists() and not overwrite:
+        raise HRINetError(f"output {out} exists; pass --overwrite to replace it or choose "
+                          "another name")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise HRINetError(f"cannot write {out}: folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise HRINetError(f"cannot write {out}: no write permission in {parent}")
+    return out
+
+
+def write_volume(volume: Volume, path: PathLike, overwrite: bool = False,
+                 compress: bool = True) -> Path:
+    """Write ``volume`` atomically: into a temporary file beside ``path``, then rename.
+
+    A failed write (full disk, no permission) leaves neither a partial file nor a damaged
+    previous file at ``path``.
+    """
+    out = check_output_path(path, overwrite=overwrite)
+    suffix = _suffix(out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".partial{suffix}",
+                               dir=out.parent if str(out.parent) else ".")
+    os.close(fd)
+    try:
+        sitk.WriteImage(to_sitk(volume), tmp, useCompression=compress)
+        os.replace(tmp, out)
+    except (RuntimeError, OSError) as exc:
+        raise HRINetError(f"cannot write {out} ({_first_line(exc)}); check free disk space and "
+                          "write permission; nothing was written") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def describe(volume: Volume) -> str:
+    """A short multi-line summary for ``hrinet info``."""
+    a = volume.array
+    x, y, z = volume.shape_xyz
+    sx, sy, sz = volume.spacing
+    lines = [
+        f"source:     {volume.metadata.get('source', '?')}",
+        f"size:       {x} x {y} x {z} (x, y, z)",
+        f"spacing:    {sx:.4g} x {sy:.4g} x {sz:.4g} mm",
+        f"origin:     {tuple(round(o, 4) for o in volume.origin)} mm (LPS)",
+        f"direction:  {np.round(volume.direction, 4).tolist()}",
+        f"pixel type: {a.dtype}",
+        f"range:      {a.min()} .. {a.max()}",
+        f"isotropic factor (z spacing / in-plane): {sz / min(sx, sy):.2f}",
+    ]
+    lines += [f"warning:    {w}" for w in volume.metadata.get("warnings", [])]
+    return "\n".join(lines)

@@ -1,0 +1,31 @@
+# Two commands: `make demo` and `make test`. Both create .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch==2.13.0 (CPU build) lies on this machine's disk; pinning it first keeps pip from
+# pulling a multi-GB CUDA wheel. On a machine with CUDA, install torch yourself beforehand.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test evaluate bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m hrinet.demo --out out
+
+test: $(BIN)/.installed
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+evaluate: $(BIN)/.installed
+	$(BIN)/hrinet evaluate ../shared/data/ct/chest-lungfcp-1mm.nrrd ../shared/data/ct/abdomen-2mm-dicom \
+	  --factors 2,4,6 --methods linear,cubic,hrinet --out out/evaluate
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_engine.py
+
+clean:
+	rm -rf $(VENV) out
