@@ -169,5 +169,6 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
     out[(n - 1) * k] = src[n - 1]
     result = Volume(array=out, spacing=plan.output_spacing, origin=volume.origin,
                     direction=volume.direction.copy(), metadata=dict(volume.metadata))
-    result.metadata.update(method=interp.name, factor=k)
+    result.metadata.update(method=interp.name, factor=k,
+                           runtime_warnings=list(getattr(interp, "runtime_warnings", [])))
     return result

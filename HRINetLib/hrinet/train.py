@@ -1,2 +1,654 @@
-def add_train_arguments(p):
-    pass
+"""Two-stage alternating training of the HRINet family (paper Sec. 3), resumable and repeatable.
+
+Stage I trains the autoencoder with the ACAI critic D1. Stage II alternates
+
+- step I (unsupervised): reconstruction content loss, ``lambda * ||D1(x_a)||^2`` and
+  ``beta * log(1 - D2(x_a))``; D1 learns ``||D1(x_a) - a||^2 + ||D1(g x + (1 - g) AE(x))||^2``
+  (eq. 2) and D2 the PatchGAN real/fake cross-entropy;
+- step II (supervised): a group of ``n`` consecutive slices of one volume, the two ends in and the
+  ``n - 2`` inner slices at ``a = 1 - k/(n-1)`` as targets (``n = 7``: five targets, a = k/6).
+
+Content loss is pixel MSE or, for ``hrinet-perceptual``, the MSE between the mixed-level features
+of a frozen copy of the stage-I encoder. Which stages and terms each variant uses is in
+:data:`VARIANT_SPECS`.
+
+Checkpoints (one safetensors file, written atomically) hold every model, optimiser state and the
+step; data sampling is a pure function of ``(seed, rank, step)``; so ``--resume`` continues
+exactly and a killed run loses at most ``checkpoint_minutes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .data import SliceSampler, step_rng
+from .errors import Cancelled, HRINetError
+from .models import VARIANTS, Generator, ModelConfig, build_models
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """Which parts of the method a variant trains with."""
+
+    stage1_fraction: float  # share of the iterations spent in stage I
+    lam: float  # weight of the ACAI term on the generator (0: no D1 at all)
+    patchgan: bool  # D2 in stage II step I
+    supervised: bool  # step II in stage II
+    content: str  # "mse" or "perceptual"
+    group_sizes: Tuple[int, ...] = (7,)
+    unsupervised: bool = True  # step I in stage II
+
+
+VARIANT_SPECS: Dict[str, VariantSpec] = {
+    "ae": VariantSpec(1.0, 0.0, False, False, "mse"),
+    "acai": VariantSpec(1.0, 0.5, False, False, "mse"),
+    "hrinet-patchgan": VariantSpec(0.5, 0.5, True, False, "mse"),
+    "hrinet-mse": VariantSpec(0.5, 0.5, True, True, "mse"),
+    "hrinet-perceptual": VariantSpec(0.5, 0.5, True, True, "perceptual"),
+    # Ours: the residual generator needs no stage I (it reproduces known slices by design) and is
+    # trained on step II alone, on gaps of 2 to 6 slices so x2 to x6 are all seen.
+    "hrinet-plus": VariantSpec(0.0, 0.0, False, True, "mse", (3, 4, 5, 7), unsupervised=False),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved in checkpoints and weights metadata)."""
+
+    variant: str = "hrinet-mse"
+    data: List[str] = field(default_factory=list)
+    val: List[str] = field(default_factory=list)
+    iterations: int = 1000
+    crop: int = 128
+    batch: int = 8
+    lr: float = 1e-4
+    adam_betas: Tuple[float, float] = (0.5, 0.999)
+    lam: Optional[float] = None  # None: the variant's (paper 0.5)
+    gamma: float = 0.2
+    beta: Optional[float] = None  # None: 5e-4 for design size < 512, else 5e-3 (paper)
+    group_sizes: Optional[Tuple[int, ...]] = None  # None: the variant's
+    supervised_ratio: int = 1  # step II per step I in stage II
+    design_size: int = 256
+    channels: Optional[Tuple[int, ...]] = None
+    seed: int = 0
+    val_every: int = 500
+    val_factors: Tuple[int, ...] = (4,)
+    val_slices: int = 25
+    val_crop: int = 256
+    checkpoint_minutes: float = 5.0
+    device: str = "auto"
+
+    @property
+    def spec(self) -> VariantSpec:
+        return VARIANT_SPECS[self.variant]
+
+    def resolved(self) -> dict:
+        s = self.spec
+        return dict(lam=s.lam if self.lam is None else self.lam,
+                    beta=self.beta if self.beta is not None else
+                    (5e-3 if self.design_size >= 512 else 5e-4),
+                    group_sizes=tuple(self.group_sizes or s.group_sizes),
+                    stage1_iterations=int(round(self.iterations * s.stage1_fraction)))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(self.resolved())
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f for f in cls.__dataclass_fields__}
+        d = {k: v for k, v in d.items() if k in names}
+        for k in ("adam_betas", "group_sizes", "channels", "val_factors"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+def _git_version() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev = ""
+    return f"{__version__}+{rev}" if rev else __version__
+
+
+def acai_critic_loss(d_mix: torch.Tensor, a: torch.Tensor, d_real_blend: torch.Tensor) -> torch.Tensor:
+    """Paper eq. (2): ``||D1(x_a) - a||^2 + ||D1(g x + (1 - g) AE(x))||^2``."""
+    return F.mse_loss(d_mix, a) + d_real_blend.pow(2).mean()
+
+
+def generator_adversarial(d1_mix: Optional[torch.Tensor], d2_logits: Optional[torch.Tensor],
+                          lam: float, beta: float) -> torch.Tensor:
+    """``lambda * ||D1(x_a)||^2 + beta * log(1 - D2(x_a))`` (D2 as logits: log(1-sigmoid)=-softplus)."""
+    total = torch.zeros(())
+    if d1_mix is not None:
+        total = total + lam * d1_mix.pow(2).mean()
+    if d2_logits is not None:
+        total = total + beta * (-F.softplus(d2_logits)).mean()
+    return total
+
+
+def _is_dist() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _unwrap(m):
+    return m.module if hasattr(m, "module") else m
+
+
+def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict) -> dict:
+    sd = opt.state_dict()
+    scalars = {}
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"opt.{name}.{idx}.{key}"] = val.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = val
+    return {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: Dict[int, dict] = {}
+    prefix = f"opt.{name}."
+    for key, val in tensors.items():
+        if key.startswith(prefix):
+            idx, k = key[len(prefix):].split(".", 1)
+            state.setdefault(int(idx), {})[k] = val
+    for key, val in meta["scalars"].items():
+        idx, k = key.split(".", 1)
+        state.setdefault(int(idx), {})[k] = val
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+class Trainer:
+    """One training run in folder ``out`` (fresh or resumed)."""
+
+    def __init__(self, cfg: TrainConfig, out, resume: bool = False,
+                 volumes: Optional[Sequence] = None, rank: int = 0, world: int = 1,
+                 progress: Optional[Callable[[int, int, dict], None]] = None,
+                 cancel: Optional[Callable[[], bool]] = None, log=print):
+        from .inference import resolve_device
+
+        self.out = Path(out)
+        self.rank, self.world = rank, world
+        self.progress, self.cancel, self.log = progress, cancel, log
+        ckpt = self.out / CHECKPOINT
+        if resume:
+            if not ckpt.is_file():
+                raise HRINetError(f"nothing to resume: {ckpt} does not exist; start without "
+                                  "--resume")
+            saved = json.loads(load_file_metadata(ckpt)["state"])
+            iterations = cfg.iterations
+            cfg = TrainConfig.from_dict(saved["config"])
+            cfg.iterations = max(iterations, cfg.iterations)
+        elif ckpt.exists():
+            raise HRINetError(f"{self.out} already holds a checkpoint; pass --resume to continue "
+                              "it or choose another --out")
+        if cfg.variant not in VARIANTS:
+            raise HRINetError(f"unknown variant {cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if cfg.crop % 64 or cfg.crop < 64:
+            raise HRINetError(f"crop {cfg.crop} must be a multiple of 64 (the encoder's stride), "
+                              "e.g. 128 or 256")
+        if cfg.iterations < 1:
+            raise HRINetError("iterations must be at least 1")
+        self.cfg = cfg
+        self.r = cfg.resolved()
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        overrides = {"channels": tuple(cfg.channels)} if cfg.channels else {}
+        self.mcfg = ModelConfig.for_variant(cfg.variant, cfg.design_size, **overrides)
+        models = build_models(self.mcfg)
+        self.G = models["generator"].to(self.device)
+        self.D1 = models["critic"].to(self.device)
+        self.D2 = models["patchgan"].to(self.device)
+        self.frozen: Optional[Generator] = None
+        betas = tuple(cfg.adam_betas)
+        self.opt = {n: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=betas)
+                    for n, m in (("G", self.G), ("D1", self.D1), ("D2", self.D2))}
+        self.step = 0
+        self.last_val: dict = {}
+        if volumes is None:
+            from .io import read_volume
+
+            volumes = [read_volume(p) for p in cfg.data]
+        self.sampler = SliceSampler(volumes, cfg.crop, names=[Path(p).name for p in cfg.data])
+        if resume:
+            self._load(ckpt)
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.G, self.D1, self.D2 = (DDP(m, device_ids=ids) for m in (self.G, self.D1, self.D2))
+        self._last_ckpt_time = time.monotonic()
+
+    # ---- losses --------------------------------------------------------------------------
+    def content(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.cfg.spec.content == "perceptual" and self.frozen is not None:
+            fp = self.frozen.encode(pred)
+            with torch.no_grad():
+                ft = self.frozen.encode(target)
+            return sum(F.mse_loss(a, b) for a, b in zip(fp, ft)) / len(fp)
+        return F.mse_loss(pred, target)
+
+    def in_stage1(self) -> bool:
+        return self.step < self.r["stage1_iterations"]
+
+    def phase(self) -> str:
+        """'stage1', 'step1' or 'step2' for the current step."""
+        if self.in_stage1():
+            return "stage1"
+        s = self.cfg.spec
+        if not s.supervised:
+            return "step1"
+        if not s.unsupervised:
+            return "step2"
+        k = (self.step - self.r["stage1_iterations"]) % (self.cfg.supervised_ratio + 1)
+        return "step1" if k == 0 else "step2"
+
+    def unsupervised_step(self, rng: np.random.Generator, use_d2: bool) -> dict:
+        b = self.cfg.batch
+        x1, x2 = self.sampler.pairs(rng, max(self.r["group_sizes"]) - 1, b)
+        x1, x2 = x1.to(self.device), x2.to(self.device)
+        a = torch.from_numpy(rng.random(b).astype(np.float32)).to(self.device)
+        lam, beta = self.r["lam"], self.r["beta"]
+        out = self.G(x1, x2, a)
+        x_a, rec1, rec2 = out["x_a"], out["rec1"], out["rec2"]
+        content = self.content(rec1, x1) + self.content(rec2, x2)
+        d1 = self.D1(x_a) if lam > 0 else None
+        d2 = self.D2(x_a) if use_d2 else None
+        loss_g = content + generator_adversarial(d1, d2, lam, beta).to(content.device)
+        self.opt["G"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt["G"].step()
+        logs = {"loss_g": loss_g.item(), "content": content.item()}
+        if lam > 0:
+            g = self.cfg.gamma
+            blend = g * x1 + (1 - g) * rec1.detach()
+            d = self.D1(torch.cat([x_a.detach(), blend]))
+            loss_d1 = acai_critic_loss(d[:b], a, d[b:])
+            self.opt["D1"].zero_grad(set_to_none=True)
+            loss_d1.backward()
+            self.opt["D1"].step()
+            logs["loss_d1"] = loss_d1.item()
+        if use_d2:
+            logits = self.D2(torch.cat([x1, x_a.detach()]))
+            real, fake = logits[:b], logits[b:]
+            loss_d2 = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) +
+                       F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+            self.opt["D2"].zero_grad(set_to_none=True)
+            loss_d2.backward()
+            self.opt["D2"].step()
+            logs["loss_d2"] = loss_d2.item()
+        return logs
+
+    def supervised_step(self, rng: np.random.Generator) -> dict:
+        sizes = self.r["group_sizes"]
+        n = sizes[int(rng.integers(len(sizes)))]
+        # Keep the number of synthesised targets per step near batch * 5 whatever n is.
+        groups = max(1, round(self.cfg.batch * 5 / (n - 2))) if len(sizes) > 1 else self.cfg.batch
+        gb = self.sampler.supervised(rng, n, groups)
+        dev = self.device
+        x_a = self.G(gb.x1.to(dev), gb.x2.to(dev), gb.a.to(dev), reconstruct=False,
+                     repeat=n - 2)["x_a"]
+        loss = self.content(x_a, gb.targets.to(dev))
+        self.opt["G"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt["G"].step()
+        return {"loss_g": loss.item(), "content": loss.item()}
+
+    def train_step(self) -> dict:
+        """One generator update (plus its critics'), chosen by :meth:`phase`."""
+        phase = self.phase()
+        if phase != "stage1" and self.frozen is None and self.cfg.spec.content == "perceptual":
+            self.frozen = copy.deepcopy(_unwrap(self.G)).eval().requires_grad_(False)
+        rng = step_rng(self.cfg.seed, self.rank, self.step)
+        if phase == "step2":
+            logs = self.supervised_step(rng)
+        else:
+            logs = self.unsupervised_step(rng, use_d2=(phase == "step1" and self.cfg.spec.patchgan))
+        bad = [k for k, v in logs.items() if not math.isfinite(v)]
+        if bad:
+            raise HRINetError(
+                f"training diverged: {bad[0]} is {logs[bad[0]]} at step {self.step}; the last "
+                f"good checkpoint in {self.out} is kept; lower --lr and resume")
+        self.step += 1
+        logs.update(step=self.step, phase=phase)
+        return logs
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def _state(self) -> Tuple[dict, dict]:
+        tensors = {}
+        for name, m in (("generator", self.G), ("critic", self.D1), ("patchgan", self.D2)):
+            for k, v in _unwrap(m).state_dict().items():
+                tensors[f"{name}.{k}"] = v.detach().cpu().contiguous()
+        if self.frozen is not None:
+            for k, v in self.frozen.state_dict().items():
+                tensors[f"frozen.{k}"] = v.detach().cpu().contiguous()
+        opt_meta = {n: _flatten_optimizer(n, o, tensors) for n, o in self.opt.items()}
+        meta = {"step": self.step, "config": self.cfg.to_dict(), "model": self.mcfg.to_dict(),
+                "optimizers": opt_meta, "last_val": self.last_val, "version": __version__}
+        return tensors, meta
+
+    def save_checkpoint(self) -> Optional[Path]:
+        """Write ``checkpoint.safetensors`` atomically (rank 0 only)."""
+        if self.rank != 0:
+            return None
+        self.out.mkdir(parents=True, exist_ok=True)
+        tensors, meta = self._state()
+        path = self.out / CHECKPOINT
+        tmp = self.out / f".{CHECKPOINT}.partial"
+        save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
+        os.replace(tmp, path)
+        self._last_ckpt_time = time.monotonic()
+        self._plot()
+        return path
+
+    def _load(self, path: Path) -> None:
+        tensors = load_file(str(path))
+        meta = json.loads(load_file_metadata(path)["state"])
+        for name, m in (("generator", self.G), ("critic", self.D1), ("patchgan", self.D2)):
+            m.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items()
+                               if k.startswith(name + ".")})
+        frozen = {k[7:]: v for k, v in tensors.items() if k.startswith("frozen.")}
+        if frozen:
+            self.frozen = Generator(self.mcfg).to(self.device).eval().requires_grad_(False)
+            self.frozen.load_state_dict(frozen)
+        for n, o in self.opt.items():
+            _restore_optimizer(n, o, tensors, meta["optimizers"][n])
+        self.step = int(meta["step"])
+        self.last_val = meta.get("last_val", {})
+        self._truncate_log()
+
+    # ---- logs ----------------------------------------------------------------------------
+    LOG_FIELDS = ["step", "phase", "loss_g", "content", "loss_d1", "loss_d2", "seconds"]
+
+    def _truncate_log(self) -> None:
+        """Drop log rows past the checkpoint so a resumed run's log has no duplicates."""
+        path = self.out / "log.csv"
+        if not path.is_file():
+            return
+        with open(path) as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, self.LOG_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+
+    def _append_log(self, rows: List[dict]) -> None:
+        if self.rank != 0 or not rows:
+            return
+        path = self.out / "log.csv"
+        new = not path.is_file()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, self.LOG_FIELDS, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+
+    def _write_progress(self, logs: dict) -> None:
+        if self.rank != 0:
+            return
+        info = {"step": self.step, "iterations": self.cfg.iterations, "phase": logs.get("phase"),
+                "loss_g": logs.get("loss_g"), "last_val": self.last_val, "time": time.time()}
+        tmp = self.out / ".progress.json.partial"
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, self.out / "progress.json")
+
+    def _plot(self) -> None:
+        path = self.out / "log.csv"
+        if not path.is_file():
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        with open(path) as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            return
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for key in ("content", "loss_d1", "loss_d2"):
+            pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+            if pts:
+                s, v = zip(*pts)
+                ax.plot(s, v, label=key, lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.legend()
+        ax.set_title(f"{self.cfg.variant} training losses")
+        fig.tight_layout()
+        tmp = self.out / ".loss.partial.png"
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        os.replace(tmp, self.out / "loss.png")
+
+    # ---- validation ----------------------------------------------------------------------
+    def validate(self) -> dict:
+        """Evaluate protocol on the central part of each validation volume, model vs linear."""
+        from .engine import upsample_z
+        from .evaluate import decimate, synthesised_mask
+        from .inference import LearnedInterpolator
+        from .io import read_volume
+        from .methods import LinearInterpolator
+        from .metrics import score
+
+        if not self.cfg.val or self.rank != 0:
+            return {}
+        G = _unwrap(self.G).eval()
+        methods = {"model": LearnedInterpolator(G, self.device), "linear": LinearInterpolator()}
+        results = {}
+        for path in self.cfg.val:
+            v = val_subvolume(read_volume(path), self.cfg.val_slices, self.cfg.val_crop)
+            name = Path(path).name
+            for k in self.cfg.val_factors:
+                thick = decimate(v, k)
+                for label, interp in methods.items():
+                    up = upsample_z(thick, factor=k, interpolator=interp)
+                    mask = synthesised_mask(up.array.shape[0], k)
+                    s = score(up.array[mask], v.array[:up.array.shape[0]][mask])
+                    results[f"{name}/x{k}/{label}_psnr_hu"] = round(s.psnr_hu, 3)
+                    results[f"{name}/x{k}/{label}_ssim_win"] = round(s.ssim_win, 4)
+        G.train()
+        self.last_val = {"step": self.step, **results}
+        with open(self.out / "val.jsonl", "a") as f:
+            f.write(json.dumps(self.last_val) + "\n")
+        if self.log:
+            self.log(f"validation at step {self.step}: {results}")
+        return self.last_val
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self, stop_at: Optional[int] = None) -> Path:
+        """Train to ``cfg.iterations`` (or stop early at ``stop_at``, saving a checkpoint).
+
+        Returns the final weights path, or the checkpoint path when stopped early.
+        """
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+        self.G.train(), self.D1.train(), self.D2.train()
+        pending: List[dict] = []
+        t0 = time.monotonic()
+        end = self.cfg.iterations if stop_at is None else min(stop_at, self.cfg.iterations)
+        try:
+            while self.step < end:
+                if self.cancel is not None and self.cancel():
+                    raise Cancelled(f"stopped at step {self.step}")
+                logs = self.train_step()
+                logs["seconds"] = round(time.monotonic() - t0, 2)
+                pending.append(logs)
+                if self.progress:
+                    self.progress(self.step, self.cfg.iterations, logs)
+                if self.step % 20 == 0 or self.step == end:
+                    self._append_log(pending)
+                    pending = []
+                    self._write_progress(logs)
+                if self.cfg.val_every and self.step % self.cfg.val_every == 0:
+                    self.validate()
+                if time.monotonic() - self._last_ckpt_time > 60 * self.cfg.checkpoint_minutes:
+                    self._append_log(pending)
+                    pending = []
+                    self.save_checkpoint()
+        except (Cancelled, KeyboardInterrupt):
+            self._append_log(pending)
+            self.save_checkpoint()
+            raise Cancelled(f"stopped at step {self.step}; checkpoint saved in {self.out}; "
+                            "continue with --resume")
+        self._append_log(pending)
+        self.save_checkpoint()
+        if self.step < self.cfg.iterations:
+            return self.out / CHECKPOINT
+        if self.cfg.val and not self.last_val.get("step") == self.step:
+            self.validate()
+        return self.export()
+
+    def export(self, path: Optional[Path] = None) -> Path:
+        """Final weights ``<out>/<variant>.safetensors`` with the JSON sidecar."""
+        from .weights import save_weights
+
+        path = path or self.out / f"{self.cfg.variant}.safetensors"
+        if self.rank != 0:
+            return path
+        meta = training_metadata(self.cfg, self.sampler, self.step, self.last_val)
+        return save_weights(_unwrap(self.G), path, meta)
+
+
+def training_metadata(cfg: TrainConfig, sampler: SliceSampler, step: int, last_val: dict) -> dict:
+    """What a weights sidecar says about how the weights were made."""
+    vols = []
+    for name, v in zip(sampler.names, sampler.volumes):
+        vols.append({"name": name, "size_xyz": list(v.shape_xyz),
+                     "spacing_mm": [round(s, 4) for s in v.spacing]})
+    return {"training": {"volumes": vols, "config": cfg.to_dict(), "iterations": step,
+                         "split": {"train": [Path(p).name for p in cfg.data],
+                                   "validation": [Path(p).name for p in cfg.val]}},
+            "validation_metrics": last_val, "code_version": _git_version()}
+
+
+def val_subvolume(v, slices: int, crop: int):
+    """The central ``slices`` x ``crop`` x ``crop`` block (bounded validation cost)."""
+    n, ny, nx = v.array.shape
+    z0 = max(0, (n - slices) // 2)
+    y0, x0 = max(0, (ny - crop) // 2), max(0, (nx - crop) // 2)
+    return v.with_array(v.array[z0:z0 + slices, y0:y0 + crop, x0:x0 + crop].copy())
+
+
+def load_file_metadata(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
+
+
+def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
+    """Turn a training checkpoint into deployable weights (safetensors + JSON sidecar)."""
+    from .weights import save_weights
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    if checkpoint.is_dir():
+        checkpoint = checkpoint / CHECKPOINT
+    if not checkpoint.is_file():
+        raise HRINetError(f"checkpoint {checkpoint} does not exist")
+    if out.exists() and not overwrite:
+        raise HRINetError(f"output {out} exists; pass --overwrite to replace it")
+    try:
+        meta = json.loads(load_file_metadata(checkpoint)["state"])
+    except Exception:
+        raise HRINetError(f"{checkpoint} is not an HRINet training checkpoint") from None
+    G = Generator(ModelConfig.from_dict(meta["model"]))
+    tensors = load_file(str(checkpoint))
+    G.load_state_dict({k[10:]: v for k, v in tensors.items() if k.startswith("generator.")})
+    cfg = TrainConfig.from_dict(meta["config"])
+    from .io import read_volume
+
+    class _Names:  # the sidecar lists the training volumes without reloading them
+        names = [Path(p).name for p in cfg.data]
+        volumes: list = []
+
+    info = training_metadata(cfg, _Names, int(meta["step"]), meta.get("last_val", {}))
+    info["training"]["volumes"] = [{"name": n} for n in _Names.names]
+    return save_weights(G, out, info)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", nargs="+", required=True, help="training volumes (any readable "
+                   "format or DICOM folders)")
+    p.add_argument("--val", nargs="*", default=[], help="held-out validation volumes")
+    p.add_argument("--variant", default="hrinet-mse", choices=VARIANTS)
+    p.add_argument("--iterations", type=int, default=1000)
+    p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 64)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--design-size", type=int, default=256, choices=(256, 512),
+                   help="Table 1 layout the mixed maps follow")
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--val-factors", type=lambda t: tuple(int(x) for x in t.split(",")),
+                   default=(4,), help="factors scored at each validation, e.g. 2,4,6")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--out", required=True, help="run folder: checkpoint, logs, final weights")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def train_from_cli(args) -> int:
+    """``hrinet train``: runs (under torchrun too), Ctrl-C/SIGTERM save a checkpoint."""
+    cfg = TrainConfig(variant=args.variant, data=list(args.data), val=list(args.val or []),
+                      iterations=args.iterations, crop=args.crop, batch=args.batch, lr=args.lr,
+                      design_size=args.design_size, val_every=args.val_every,
+                      val_factors=tuple(args.val_factors),
+                      checkpoint_minutes=args.checkpoint_minutes, device=args.device,
+                      seed=args.seed)
+    rank, world = 0, int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        backend = "nccl" if torch.cuda.is_available() and args.device != "cpu" else "gloo"
+        torch.distributed.init_process_group(backend)
+        rank = torch.distributed.get_rank()
+        if backend == "nccl":
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            cfg.device = f"cuda:{local}"
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.iterations, desc=f"train {cfg.variant}", file=sys.stderr,
+               disable=None if rank == 0 else True)
+
+    def progress(step, total, logs):
+        bar.n = step
+        bar.set_postfix(loss=f"{logs['loss_g']:.4g}", phase=logs["phase"], refresh=False)
+        bar.refresh()
+
+    trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
+                      progress=progress, cancel=lambda: stop["flag"])
+    bar.n = trainer.step
+    try:
+        path = trainer.run()
+    finally:
+        bar.close()
+    if rank == 0:
+        print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0

@@ -1,0 +1,154 @@
+"""Weights files: safetensors tensors plus a JSON sidecar, loaded without pickle.
+
+``model.safetensors`` holds the generator's tensors; ``model.json`` beside it names the variant,
+the full configuration, the intensity normalisation, the training data and split, the iterations,
+the validation metrics, the code version and the sha256 of the tensor file. Loading refuses a
+pickle (without unpickling it), a missing sidecar, a sha256 mismatch and tensors that do not fit
+the architecture the sidecar describes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import HRINetError
+from .models import Generator, ModelConfig, HU_MAX, HU_MIN
+
+FORMAT = "hrinet-weights/1"
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sidecar_of(path: Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_weights(generator: Generator, path, metadata: Dict) -> Path:
+    """Write the generator's tensors and the sidecar (both atomically); returns the tensor path."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise HRINetError(f"weights file {path} must end in .safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    _atomic_write_bytes(path, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
+    meta = dict(metadata)
+    meta.update(format=FORMAT, variant=generator.cfg.variant, config=generator.cfg.to_dict(),
+                normalisation={"hu_min": HU_MIN, "hu_max": HU_MAX,
+                               "formula": "(clip(HU, hu_min, hu_max) - hu_min) / (hu_max - hu_min)"},
+                sha256=sha256_of(path), tensor_file=path.name)
+    text = json.dumps(meta, indent=2, sort_keys=True)
+    _atomic_write_bytes(sidecar_of(path), lambda tmp: Path(tmp).write_text(text))
+    return path
+
+
+def _check_not_pickle(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:2] == b"PK" or head[:1] == b"\x80" or path.suffix in (".pt", ".pth", ".ckpt",
+                                                                   ".pkl", ".pickle", ".bin"):
+        raise HRINetError(f"{path} is a pickle/PyTorch checkpoint, which can run code when "
+                          "loaded; only .safetensors weights with a JSON sidecar are accepted "
+                          "(convert with 'hrinet export')")
+    if len(head) < 9:
+        raise HRINetError(f"{path} is not a safetensors file (too short)")
+    (n,) = struct.unpack("<Q", head[:8])
+    if head[8:9] != b"{" or n > os.path.getsize(path):
+        raise HRINetError(f"{path} is not a safetensors file; give a .safetensors weights file")
+
+
+def read_metadata(path) -> Dict:
+    """The sidecar of ``path``, after checking the tensor file against its sha256."""
+    path = Path(path)
+    if not path.is_file():
+        raise HRINetError(f"weights file {path} does not exist; check the path")
+    _check_not_pickle(path)
+    side = sidecar_of(path)
+    if not side.is_file():
+        raise HRINetError(f"weights {path} have no sidecar {side.name}; the metadata file must "
+                          "sit beside the weights (it names the variant and checksum)")
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HRINetError(f"sidecar {side} is not valid JSON ({exc})") from None
+    if meta.get("format") != FORMAT or "config" not in meta or "sha256" not in meta:
+        raise HRINetError(f"sidecar {side} is not an HRINet weights description")
+    digest = sha256_of(path)
+    if digest != meta["sha256"]:
+        raise HRINetError(f"weights {path} do not match the sha256 in {side.name} (file changed "
+                          "or corrupt); re-download or re-export them")
+    norm = meta.get("normalisation", {})
+    if (norm.get("hu_min"), norm.get("hu_max")) != (HU_MIN, HU_MAX):
+        raise HRINetError(f"weights {path} use the intensity normalisation {norm}, which this "
+                          f"version does not support (expects HU {HU_MIN}..{HU_MAX})")
+    return meta
+
+
+def load_weights(path, device: str = "cpu") -> Tuple[Generator, Dict]:
+    """A generator (eval mode) and its metadata from a safetensors file and its sidecar."""
+    meta = read_metadata(path)
+    try:
+        cfg = ModelConfig.from_dict(meta["config"])
+        model = Generator(cfg)
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        raise HRINetError(f"sidecar of {path} describes an invalid model ({exc})") from None
+    if meta.get("variant") != cfg.variant:
+        raise HRINetError(f"sidecar of {path} names variant {meta.get('variant')} but its "
+                          f"config says {cfg.variant}")
+    tensors = load_file(str(path), device="cpu")
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError:
+        raise HRINetError(f"weights {path} do not fit the {cfg.variant} architecture their "
+                          "sidecar describes (another variant or size); use the matching "
+                          "sidecar") from None
+    return model.to(device).eval(), meta
+
+
+def default_weights_dirs():
+    """Where shipped weights are looked for, first match wins."""
+    here = Path(__file__).resolve().parent
+    dirs = []
+    if os.environ.get("HRINET_WEIGHTS_DIR"):
+        dirs.append(Path(os.environ["HRINET_WEIGHTS_DIR"]))
+    dirs += [here.parents[1] / "Resources" / "weights",  # source checkout
+             here / "weights",  # bundled inside the package (Slicer extension)
+             here.parents[2] / "Resources" / "weights" if len(here.parents) > 2 else here]
+    return dirs
+
+
+DEFAULT_NAME = "hrinet-default.safetensors"
+
+
+def find_weights(name: str = DEFAULT_NAME) -> Optional[Path]:
+    """Path of a shipped weights file, or None."""
+    for d in default_weights_dirs():
+        p = d / name
+        if p.is_file() and sidecar_of(p).is_file():
+            return p
+    return None
