@@ -1,0 +1,118 @@
+"""The hrinet command line: results, refusals, and never a traceback."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hrinet.cli import main
+from hrinet.io import read_volume, write_volume
+
+
+def run(*args):
+    """Run the real console entry point in a subprocess (what a user sees)."""
+    return subprocess.run([sys.executable, "-m", "hrinet.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def thick(tmp_path, phantom):
+    return write_volume(phantom, tmp_path / "thick.nrrd")
+
+
+def test_interpolate_writes_the_upsampled_volume(tmp_path, thick, phantom):
+    out = tmp_path / "iso.nrrd"
+    r = run("interpolate", thick, out, "--factor", 3, "--method", "linear")
+    assert r.returncode == 0, r.stderr
+    vol = read_volume(out)
+    assert vol.array.shape[0] == (phantom.array.shape[0] - 1) * 3 + 1
+    assert vol.spacing[2] == pytest.approx(2.0)
+    assert "wrote" in r.stdout
+
+
+def test_interpolate_with_spacing_picks_the_factor(tmp_path, thick):
+    out = tmp_path / "iso.nrrd"
+    assert main(["interpolate", str(thick), str(out), "--spacing", "2", "--method", "cubic"]) == 0
+    assert read_volume(out).spacing[2] == pytest.approx(2.0)
+
+
+def _assert_one_line_error(r, *fragments):
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("hrinet: error:")
+    for f in fragments:
+        assert f in lines[0]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--factor", "0"], "not positive"), (["--factor", "-3"], "not positive"),
+    (["--factor", "1.5"], "whole number"), (["--spacing", "100"], "not finer"),
+])
+def test_bad_factor_or_spacing_exits_with_one_line_and_no_output(tmp_path, thick, extra, fragment):
+    out = tmp_path / "o.nrrd"
+    r = run("interpolate", thick, out, *extra, "--method", "linear")
+    _assert_one_line_error(r, fragment)
+    assert not out.exists()
+
+
+def test_missing_input(tmp_path):
+    out = tmp_path / "o.nrrd"
+    r = run("interpolate", tmp_path / "nope.nrrd", out)
+    _assert_one_line_error(r, "does not exist")
+    assert not out.exists()
+
+
+def test_single_slice_input(tmp_path, phantom):
+    p = write_volume(phantom.with_array(phantom.array[:1].copy()), tmp_path / "one.nrrd")
+    r = run("interpolate", p, tmp_path / "o.nrrd", "--factor", 2, "--method", "linear")
+    _assert_one_line_error(r, "at least 2 slices")
+
+
+def test_out_equal_to_in_is_refused_even_with_overwrite(thick):
+    before = thick.read_bytes()
+    r = run("interpolate", thick, thick, "--factor", 2, "--overwrite")
+    _assert_one_line_error(r, "is the input")
+    assert thick.read_bytes() == before
+
+
+def test_existing_output_is_kept_unless_overwrite(tmp_path, thick):
+    out = tmp_path / "o.nrrd"
+    out.write_bytes(b"keep me")
+    r = run("interpolate", thick, out, "--factor", 2, "--method", "linear")
+    _assert_one_line_error(r, "--overwrite")
+    assert out.read_bytes() == b"keep me"
+    r = run("interpolate", thick, out, "--factor", 2, "--method", "linear", "--overwrite")
+    assert r.returncode == 0 and read_volume(out).array.shape[0] == 23
+
+
+def test_usage_errors_are_one_line_too(tmp_path):
+    r = run("interpolate")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_info_prints_geometry(thick):
+    r = run("info", thick)
+    assert r.returncode == 0
+    assert "64 x 64 x 12" in r.stdout and "int16" in r.stdout
+
+
+def test_evaluate_writes_csv_table_and_figure(tmp_path, phantom):
+    from hrinet.phantom import make_phantom
+
+    thin = write_volume(make_phantom(size=(48, 48, 25), spacing=(3, 3, 1.5)), tmp_path / "thin.nrrd")
+    out = tmp_path / "ev"
+    r = run("evaluate", thin, "--factors", "2,4", "--methods", "linear,cubic", "--out", out)
+    assert r.returncode == 0, r.stderr
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and rows[0]["volume"] == "thin"
+    assert (out / "metrics.md").read_text().startswith("| volume")
+    png = out / "figure-thin-x4.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,186 @@
+"""Training: the paper's step II, loss decrease per variant, exact resume, DDP, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from hrinet.data import SliceSampler, step_rng
+from hrinet.errors import Cancelled, HRINetError
+from hrinet.models import VARIANTS
+from hrinet.phantom import make_phantom
+from hrinet.train import CHECKPOINT, TrainConfig, Trainer
+from hrinet.weights import load_weights
+from conftest import shared
+
+
+def volumes():
+    """Two thin phantoms of different sizes, like two patients."""
+    return [make_phantom(size=(80, 72, 20), spacing=(2.5, 2.5, 2.0), seed=5),
+            make_phantom(size=(64, 64, 16), spacing=(3.0, 3.0, 3.0), seed=6)]
+
+
+def tiny(variant: str, iterations: int, **kw) -> TrainConfig:
+    base = dict(variant=variant, iterations=iterations, crop=64, batch=4, lr=1e-3, val_every=0,
+                device="cpu", seed=3, checkpoint_minutes=60)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_step_ii_uses_five_targets_at_k_over_6_from_one_volume():
+    vols = volumes()
+    # Tag each volume's voxels so the origin of every crop is visible.
+    tagged = [v.with_array(np.full_like(v.array, 100 * (i + 1))) for i, v in enumerate(vols)]
+    s = SliceSampler(tagged, crop=64)
+    gb = s.supervised(step_rng(0, 0, 0), n=7, batch=3)
+    assert gb.targets.shape == (15, 1, 64, 64) and gb.x1.shape == (3, 1, 64, 64)
+    np.testing.assert_allclose(gb.a.numpy(), np.tile([5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6], 3),
+                               rtol=1e-6)
+    for g in range(3):
+        values = torch.cat([gb.x1[g].flatten(), gb.x2[g].flatten(),
+                            gb.targets[5 * g:5 * g + 5].flatten()]).unique()
+        assert len(values) == 1  # the ends and the five targets all come from one volume
+
+
+def test_groups_are_consecutive_slices_in_order():
+    v = make_phantom(size=(64, 64, 30), spacing=(2, 2, 2))
+    v = v.with_array(np.broadcast_to(np.arange(30, dtype=np.int16)[:, None, None] * 10,
+                                     (30, 64, 64)).copy())
+    s = SliceSampler([v], crop=64)
+    g, _ = s.groups(step_rng(1, 0, 0), 7, 8)
+    z = np.round(g[:, :, 0, 0] * 4095 - 1024) / 10
+    assert np.all(np.abs(np.diff(z, axis=1)) == 1)  # consecutive (either direction: flips)
+
+
+def _fixed_content_loss(tr: Trainer) -> float:
+    """The variant's pixel content loss on one fixed batch: interpolation of held-out group
+    targets for supervised variants, reconstruction for the others."""
+    G = tr.G.eval()
+    with torch.no_grad():
+        gb = tr.sampler.supervised(step_rng(99, 0, 0), n=7, batch=6)
+        if tr.cfg.spec.supervised:
+            pred = G(gb.x1, gb.x2, gb.a, reconstruct=False, repeat=5)["x_a"]
+            loss = torch.nn.functional.mse_loss(pred, gb.targets)
+        else:
+            loss = torch.nn.functional.mse_loss(G.reconstruct(gb.x1), gb.x1)
+    G.train()
+    return loss.item()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_few_steps_lower_the_content_loss(tmp_path, variant):
+    tr = Trainer(tiny(variant, 40), tmp_path, volumes=volumes(), log=None)
+    before = _fixed_content_loss(tr)
+    tr.run()
+    after = _fixed_content_loss(tr)
+    assert after < before
+    assert (tmp_path / f"{variant}.safetensors").is_file()
+    with open(tmp_path / "log.csv") as f:
+        assert len(list(csv.DictReader(f))) == 40
+
+
+@pytest.mark.parametrize("stop_at", [3, 6])
+def test_resume_after_a_stop_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, stop_at):
+    cfg = tiny("hrinet-perceptual", 8)  # stage I -> II at step 4, frozen encoder, D1 and D2
+    whole = Trainer(cfg, tmp_path / "whole", volumes=volumes(), log=None)
+    whole.run()
+    part = Trainer(cfg, tmp_path / "part", volumes=volumes(), log=None)
+    part.run(stop_at=stop_at)
+    assert (tmp_path / "part" / CHECKPOINT).is_file()
+    del part
+    resumed = Trainer(cfg, tmp_path / "part", resume=True, volumes=volumes(), log=None)
+    assert resumed.step == stop_at
+    resumed.run()
+    for name in ("G", "D1", "D2"):
+        a, b = getattr(whole, name).state_dict(), getattr(resumed, name).state_dict()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    with open(tmp_path / "part" / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, 9))
+
+
+def test_cancel_saves_a_checkpoint_that_resumes(tmp_path):
+    calls = []
+    tr = Trainer(tiny("hrinet-plus", 10), tmp_path, volumes=volumes(), log=None,
+                 cancel=lambda: calls.append(1) or len(calls) > 4)
+    with pytest.raises(Cancelled, match="--resume"):
+        tr.run()
+    again = Trainer(tiny("hrinet-plus", 10), tmp_path, resume=True, volumes=volumes(), log=None)
+    assert again.step == 4
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(tmp_path):
+    Trainer(tiny("ae", 2), tmp_path, volumes=volumes(), log=None).run()
+    with pytest.raises(HRINetError, match="--resume"):
+        Trainer(tiny("ae", 2), tmp_path, volumes=volumes(), log=None)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    tr = Trainer(tiny("hrinet-plus", 6), tmp_path, volumes=volumes(), log=None)
+    tr.run(stop_at=2)
+    good = (tmp_path / CHECKPOINT).read_bytes()
+    tr = Trainer(tiny("hrinet-plus", 6), tmp_path, resume=True, volumes=volumes(), log=None)
+    with torch.no_grad():
+        tr.G.head.weight.fill_(float("nan"))
+    with pytest.raises(HRINetError, match="diverged.*last good checkpoint"):
+        tr.run()
+    assert (tmp_path / CHECKPOINT).read_bytes() == good
+
+
+def _ddp_worker(rank, world, folder, result):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank,
+                            world_size=world)
+    tr = Trainer(tiny("hrinet-mse", 4, batch=2), folder / "run", volumes=volumes(),
+                 rank=rank, world=world, log=None)
+    before = [p.detach().clone() for p in tr.G.parameters()]
+    tr.run()
+    flat = torch.cat([p.detach().flatten() for p in tr.G.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(world)]
+    dist.all_gather(gathered, flat)
+    if rank == 0:
+        moved = any(not torch.equal(a, p) for a, p in zip(before, tr.G.parameters()))
+        same = all(torch.equal(gathered[0], g) for g in gathered[1:])
+        result.write_text(f"{moved} {same}")
+    dist.barrier()  # neither rank tears gloo down while the other still talks
+    dist.destroy_process_group()
+
+
+def test_two_gloo_processes_train_in_sync_with_ddp(tmp_path):
+    result = tmp_path / "result.txt"
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, tmp_path, result), nprocs=2, join=True)
+    assert result.read_text() == "True True"
+
+
+def test_cli_train_20_iterations_of_each_variant_drive_interpolate(tmp_path):
+    heart = shared("heart-1p5mm.nrrd")
+    thick = tmp_path / "thick.nrrd"
+    from hrinet.evaluate import decimate
+    from hrinet.io import read_volume, write_volume
+
+    write_volume(decimate(read_volume(heart), 4), thick)
+    for variant in VARIANTS:
+        run = tmp_path / variant
+        r = subprocess.run([sys.executable, "-m", "hrinet.cli", "train", "--data", str(heart),
+                            "--variant", variant, "--iterations", "20", "--crop", "64",
+                            "--batch", "2", "--out", str(run), "--device", "cpu"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        weights = run / f"{variant}.safetensors"
+        _, meta = load_weights(weights)
+        assert meta["training"]["iterations"] == 20
+        assert meta["training"]["split"]["train"] == ["heart-1p5mm.nrrd"]
+        out = tmp_path / f"{variant}.nrrd"
+        r = subprocess.run([sys.executable, "-m", "hrinet.cli", "interpolate", str(thick),
+                            str(out), "--factor", "4", "--weights", str(weights)],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert read_volume(out).array.shape[0] == (read_volume(thick).array.shape[0] - 1) * 4 + 1
