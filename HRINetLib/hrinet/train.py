@@ -97,6 +97,8 @@ class TrainConfig:
     val_crop: int = 256
     checkpoint_minutes: float = 5.0
     device: str = "auto"
+    #: Start the generator from these weights (fine-tuning); their variant must match.
+    init_weights: Optional[str] = None
 
     @property
     def spec(self) -> VariantSpec:
@@ -221,6 +223,15 @@ class Trainer:
         overrides = {"channels": tuple(cfg.channels)} if cfg.channels else {}
         self.mcfg = ModelConfig.for_variant(cfg.variant, cfg.design_size, **overrides)
         models = build_models(self.mcfg)
+        if cfg.init_weights and not resume:
+            from .weights import load_weights
+
+            pretrained, meta = load_weights(cfg.init_weights)
+            if meta["variant"] != cfg.variant:
+                raise HRINetError(f"--init weights are variant {meta['variant']}, not "
+                                  f"{cfg.variant}; pass --variant {meta['variant']}")
+            self.mcfg = pretrained.cfg
+            models["generator"] = pretrained.train()
         self.G = models["generator"].to(self.device)
         self.D1 = models["critic"].to(self.device)
         self.D2 = models["patchgan"].to(self.device)
@@ -611,6 +622,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", help="start from these .safetensors weights (fine-tuning)")
 
 
 def train_from_cli(args) -> int:
@@ -620,7 +632,7 @@ def train_from_cli(args) -> int:
                       design_size=args.design_size, val_every=args.val_every,
                       val_factors=tuple(args.val_factors),
                       checkpoint_minutes=args.checkpoint_minutes, device=args.device,
-                      seed=args.seed)
+                      seed=args.seed, init_weights=args.init)
     rank, world = 0, int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         backend = "nccl" if torch.cuda.is_available() and args.device != "cpu" else "gloo"

@@ -1,0 +1,238 @@
+"""MRML volume nodes to and from :class:`hrinet.Volume`, and the module's operations.
+
+No Qt here: the widget calls these functions, and the tests call them against the real MRML
+library. Slicer works in RAS, ITK/NRRD files and ``hrinet`` in LPS; the conversion flips the
+first two axes of the origin and of the direction matrix (``diag(-1, -1, 1)``), which is its own
+inverse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+import vtk
+
+import slicer
+import slicer.util
+
+from hrinet import Volume, upsample_z
+from hrinet.errors import HRINetError
+from hrinet.io import write_volume
+
+LPS_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+def lps_from_ras(m: np.ndarray) -> np.ndarray:
+    """Convert a 3-vector or 3x3 matrix between RAS and LPS (the same flip both ways)."""
+    return LPS_RAS @ np.asarray(m, dtype=np.float64)
+
+
+def _scene(scene=None):
+    scene = scene if scene is not None else getattr(slicer, "mrmlScene", None)
+    if scene is None:
+        raise HRINetError("no MRML scene: pass scene= outside the Slicer application")
+    return scene
+
+
+def volume_from_node(node) -> Volume:
+    """The node's voxels (a copy: the input is never touched) and geometry, in LPS."""
+    if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
+        raise HRINetError("select a scalar volume (not a label map, vector or segmentation)")
+    if node.IsA("vtkMRMLLabelMapVolumeNode"):
+        raise HRINetError(f"{node.GetName()} is a label map; interpolation needs an intensity "
+                          "volume (resample label maps with nearest neighbour instead)")
+    image = node.GetImageData()
+    if image is None:
+        raise HRINetError(f"{node.GetName()} has no image data")
+    if image.GetNumberOfScalarComponents() != 1:
+        raise HRINetError(f"{node.GetName()} has {image.GetNumberOfScalarComponents()} "
+                          "components; convert it to a single-channel volume first")
+    if node.GetParentTransformNode() is not None:
+        raise HRINetError(f"{node.GetName()} is under a transform; harden the transform first "
+                          "(Data module: right-click > Harden transform)")
+    array = np.array(slicer.util.arrayFromVolume(node), copy=True)
+    m = vtk.vtkMatrix4x4()
+    node.GetIJKToRASDirectionMatrix(m)
+    direction_ras = np.array([[m.GetElement(r, c) for c in range(3)] for r in range(3)])
+    return Volume(array=array, spacing=tuple(node.GetSpacing()),
+                  origin=tuple(lps_from_ras(node.GetOrigin())),
+                  direction=lps_from_ras(direction_ras),
+                  metadata={"source": node.GetName(), "warnings": []})
+
+
+def node_from_volume(volume: Volume, name: str, scene=None):
+    """A new scalar volume node holding ``volume`` (converted back to RAS) in ``scene``."""
+    scene = _scene(scene)
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+    node.SetSpacing(*volume.spacing)
+    node.SetOrigin(*lps_from_ras(volume.origin))
+    d = lps_from_ras(volume.direction)
+    m = vtk.vtkMatrix4x4()
+    for r in range(3):
+        for c in range(3):
+            m.SetElement(r, c, d[r, c])
+    node.SetIJKToRASDirectionMatrix(m)
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(volume.array))
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def interpolate_node(input_node, factor: Optional[int] = None,
+                     target_spacing: Optional[float] = None, method: str = "hrinet",
+                     weights: Optional[str] = None, device: str = "auto",
+                     progress: Optional[Callable[[int, int], None]] = None,
+                     cancel: Optional[Callable[[], bool]] = None, scene=None,
+                     name: Optional[str] = None):
+    """Upsample ``input_node`` along z into a NEW node ``"<input> isotropic"``.
+
+    The input node is never modified. Returns ``(output_node, seconds)``.
+    """
+    volume = volume_from_node(input_node)
+    start = time.perf_counter()
+    result = upsample_z(volume, factor=factor, target_spacing=target_spacing, method=method,
+                        device=device, weights=weights or None, progress=progress, cancel=cancel)
+    seconds = time.perf_counter() - start
+    node = node_from_volume(result, name or f"{input_node.GetName()} isotropic", scene or
+                            input_node.GetScene())
+    # Keep the input's window/level so the result looks the same in the views.
+    src_disp, dst_disp = input_node.GetDisplayNode(), node.GetDisplayNode()
+    if src_disp is not None and dst_disp is not None:
+        dst_disp.SetAutoWindowLevel(False)
+        dst_disp.SetWindowLevel(src_disp.GetWindow(), src_disp.GetLevel())
+    return node, seconds
+
+
+def export_nrrd(node, path, overwrite: bool = False) -> Path:
+    """Save ``node`` as compressed NRRD, atomically (what ``hrinet.io`` reads back exactly)."""
+    return write_volume(volume_from_node(node), path, overwrite=overwrite, compress=True)
+
+
+def python_executable() -> str:
+    """The Python that can run ``hrinet`` in a background process (PythonSlicer in Slicer)."""
+    return shutil.which("PythonSlicer") or sys.executable
+
+
+class TrainingJob:
+    """``hrinet train`` in a background process, as SlicerTotalSegmentator runs its jobs.
+
+    The GUI stays responsive: it polls :meth:`poll` on a timer for progress and losses.
+    :meth:`stop` sends SIGTERM, on which the trainer saves a checkpoint; :meth:`start` with
+    ``resume=True`` continues it.
+    """
+
+    def __init__(self, out_dir, volume_nodes: Sequence = (), variant: str = "hrinet-plus",
+                 iterations: int = 500, crop: int = 128, batch: int = 4,
+                 init_weights: Optional[str] = None, device: str = "auto",
+                 volume_paths: Sequence[str] = ()):
+        self.out = Path(out_dir)
+        self.variant, self.iterations, self.crop, self.batch = variant, iterations, crop, batch
+        self.init_weights, self.device = init_weights, device
+        self.paths: List[str] = list(volume_paths)
+        self._nodes = list(volume_nodes)
+        self.process: Optional[subprocess.Popen] = None
+
+    def _export_inputs(self) -> List[str]:
+        data = self.out / "inputs"
+        data.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, node in enumerate(self._nodes):
+            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in node.GetName())
+            p = data / f"{i:02d}-{safe}.nrrd"
+            export_nrrd(node, p, overwrite=True)
+            paths.append(str(p))
+        return paths
+
+    def command(self, resume: bool = False) -> List[str]:
+        if not self.paths:
+            self.paths = self._export_inputs()
+        if not self.paths:
+            raise HRINetError("check at least one volume to train on")
+        cmd = [python_executable(), "-m", "hrinet.cli", "train", "--data", *self.paths,
+               "--variant", self.variant, "--iterations", str(self.iterations),
+               "--crop", str(self.crop), "--batch", str(self.batch), "--out", str(self.out),
+               "--device", self.device, "--val-every", "0", "--checkpoint-minutes", "2"]
+        if resume:
+            cmd.append("--resume")
+        elif self.init_weights:
+            cmd += ["--init", str(self.init_weights)]
+        return cmd
+
+    def start(self, resume: bool = False) -> None:
+        if self.running():
+            raise HRINetError("a training job is already running; stop it first")
+        self.out.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        import hrinet
+
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(hrinet.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+        self._log = open(self.out / "job.log", "a")
+        self.process = subprocess.Popen(self.command(resume), stdout=self._log,
+                                        stderr=subprocess.STDOUT, env=env)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def poll(self) -> dict:
+        """Latest progress (step, iterations, loss) and the loss history for the plot."""
+        info = {"running": self.running(), "returncode": None if self.process is None
+                else self.process.poll(), "step": 0, "iterations": self.iterations}
+        try:
+            info.update(json.loads((self.out / "progress.json").read_text()))
+        except (OSError, ValueError):
+            pass
+        log = self.out / "log.csv"
+        if log.is_file():
+            import csv
+
+            with open(log) as f:
+                rows = list(csv.DictReader(f))
+            info["history"] = [(int(r["step"]), float(r["content"])) for r in rows
+                               if r.get("content")]
+        info["weights"] = str(self.weights_path()) if self.weights_path().is_file() else None
+        if info["returncode"] not in (None, 0):
+            tail = (self.out / "job.log").read_text().strip().splitlines()[-1:] or [""]
+            info["error"] = tail[0]
+        return info
+
+    def weights_path(self) -> Path:
+        return self.out / f"{self.variant}.safetensors"
+
+    def stop(self, timeout: float = 60) -> None:
+        """Ask the trainer to checkpoint and exit (SIGTERM), then wait for it."""
+        if not self.running():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def adapt_job(out_dir, node, iterations: int = 300, crop: int = 128,
+              weights: Optional[str] = None, device: str = "auto") -> TrainingJob:
+    """"Adapt to this case": fine-tune the default model on the input volume's own slices.
+
+    The paper's step II on the thick volume itself: groups of its consecutive slices teach the
+    model this patient's anatomy at gaps of 2 to 6 of its own slice spacings (self-supervised:
+    no thin ground truth is needed).
+    """
+    from hrinet.weights import DEFAULT_NAME, find_weights, read_metadata
+
+    init = weights or find_weights(DEFAULT_NAME)
+    if init is None:
+        raise HRINetError("no default weights to adapt; choose a weights file")
+    variant = read_metadata(init)["variant"]
+    return TrainingJob(out_dir, [node], variant=variant, iterations=iterations, crop=crop,
+                       init_weights=str(init), device=device)

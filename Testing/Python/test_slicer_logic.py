@@ -1,0 +1,124 @@
+"""The Slicer module's logic against the real MRML library (PyPI slicer-core), no mocks."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="slicer-core is in the test extra")
+import vtk  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "HRINetSlicer"))
+
+from HRINetSlicerLib.logic import (TrainingJob, export_nrrd, interpolate_node,  # noqa: E402
+                                   node_from_volume, volume_from_node)
+from hrinet.errors import Cancelled, HRINetError  # noqa: E402
+from hrinet.io import read_volume  # noqa: E402
+
+
+@pytest.fixture
+def scene():
+    return slicer.vtkMRMLScene()
+
+
+def ijk_to_ras(node) -> np.ndarray:
+    m = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(m)
+    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+@pytest.fixture
+def thick_node(scene, oblique_phantom):
+    return node_from_volume(oblique_phantom, "thick", scene)
+
+
+def test_node_to_volume_to_node_keeps_ijk_to_ras_and_voxels(scene, thick_node):
+    vol = volume_from_node(thick_node)
+    again = node_from_volume(vol, "again", scene)
+    np.testing.assert_allclose(ijk_to_ras(again), ijk_to_ras(thick_node), atol=1e-9)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(again),
+                                  slicer.util.arrayFromVolume(thick_node))
+
+
+def test_volume_geometry_is_lps_like_itk(thick_node, oblique_phantom):
+    """Voxel (i, j, k) is at the same physical point in Slicer (RAS) and in hrinet (LPS)."""
+    vol = volume_from_node(thick_node)
+    ras = ijk_to_ras(thick_node) @ np.array([3, 4, 5, 1.0])
+    lps = vol.index_to_physical((3, 4, 5))
+    np.testing.assert_allclose(lps, [-ras[0], -ras[1], ras[2]], atol=1e-9)
+    np.testing.assert_allclose(lps, oblique_phantom.index_to_physical((3, 4, 5)), atol=1e-9)
+
+
+def test_interpolate_creates_a_new_node_and_keeps_known_slices_in_place(scene, thick_node):
+    before = slicer.util.arrayFromVolume(thick_node).copy()
+    before_matrix = ijk_to_ras(thick_node)
+    nodes_before = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    out, seconds = interpolate_node(thick_node, factor=3, method="linear")
+    assert out.GetName() == "thick isotropic" and out is not thick_node
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == nodes_before + 1
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(thick_node), before)
+    np.testing.assert_array_equal(ijk_to_ras(thick_node), before_matrix)
+    a = slicer.util.arrayFromVolume(out)
+    np.testing.assert_array_equal(a[::3], before)
+    m_in, m_out = ijk_to_ras(thick_node), ijk_to_ras(out)
+    for k in range(before.shape[0]):
+        np.testing.assert_allclose(m_out @ [7, 2, 3 * k, 1], m_in @ [7, 2, k, 1], atol=1e-9)
+    assert out.GetDisplayNode() is not None and seconds >= 0
+
+
+def test_cancel_leaves_the_scene_unchanged(scene, thick_node):
+    n = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    with pytest.raises(Cancelled):
+        interpolate_node(thick_node, factor=2, method="cubic", cancel=lambda: True)
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == n
+
+
+def test_label_maps_are_refused(scene):
+    lab = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "seg")
+    slicer.util.updateVolumeFromArray(lab, np.zeros((3, 4, 4), np.uint8))
+    with pytest.raises(HRINetError, match="label map"):
+        volume_from_node(lab)
+
+
+def test_export_writes_nrrd_that_hrinet_and_slicer_read_back_identically(tmp_path, scene,
+                                                                       thick_node):
+    out, _ = interpolate_node(thick_node, factor=2, method="linear")
+    path = export_nrrd(out, tmp_path / "iso.nrrd")
+    back = read_volume(path)
+    vol = volume_from_node(out)
+    np.testing.assert_array_equal(back.array, vol.array)
+    np.testing.assert_allclose(back.spacing, vol.spacing, rtol=1e-6)
+    np.testing.assert_allclose(back.origin, vol.origin, atol=1e-5)
+    np.testing.assert_allclose(back.direction, vol.direction, atol=1e-6)
+    # Slicer's own NRRD reader places the file exactly where the node was.
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    storage.SetFileName(str(path))
+    loaded = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "loaded")
+    assert storage.ReadData(loaded)
+    np.testing.assert_allclose(ijk_to_ras(loaded), ijk_to_ras(out), atol=1e-5)
+    with pytest.raises(HRINetError, match="exists"):
+        export_nrrd(out, path)
+
+
+def test_training_job_runs_in_a_background_process_and_saves_weights(tmp_path, scene,
+                                                                   oblique_phantom):
+    from hrinet.phantom import make_phantom
+
+    thin = node_from_volume(make_phantom(size=(64, 64, 16), spacing=(3, 3, 2)), "thin", scene)
+    job = TrainingJob(tmp_path / "run", [thin], variant="hrinet-plus", iterations=3, crop=64,
+                      batch=2, device="cpu")
+    job.start()
+    deadline = time.time() + 240
+    while job.running() and time.time() < deadline:
+        time.sleep(0.5)
+    info = job.poll()
+    assert info["returncode"] == 0, (tmp_path / "run" / "job.log").read_text()[-2000:]
+    assert info["step"] == 3 and info["weights"].endswith("hrinet-plus.safetensors")
+    assert [s for s, _ in info["history"]] == [1, 2, 3]
+    out, _ = interpolate_node(thin, factor=2, method="hrinet", weights=info["weights"])
+    assert slicer.util.arrayFromVolume(out).shape[0] == 31

@@ -1,0 +1,77 @@
+"""The module's .ui loads with PySide6 and holds every widget the module's code uses."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+QtWidgets = pytest.importorskip("PySide6.QtWidgets", reason="PySide6 is in the test extra")
+from PySide6.QtCore import QFile  # noqa: E402
+from PySide6.QtUiTools import QUiLoader  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+UI = REPO / "HRINetSlicer" / "Resources" / "UI" / "HRINetSlicer.ui"
+MODULE = REPO / "HRINetSlicer" / "HRINetSlicer.py"
+SCREENSHOT = REPO / "Resources" / "screenshots" / "HRINetSlicer-panel.png"
+
+
+@pytest.fixture(scope="module")
+def panel():
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    f = QFile(str(UI))
+    assert f.open(QFile.ReadOnly)
+    widget = QUiLoader().load(f)  # Slicer's custom widgets fall back to their base classes
+    f.close()
+    assert widget is not None
+    yield widget
+    widget.deleteLater()
+    app.processEvents()
+
+
+def test_every_widget_the_module_uses_exists_in_the_ui(panel):
+    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text()))
+    assert len(used) > 20
+    missing = sorted(n for n in used if panel.findChild(QtWidgets.QWidget, n) is None)
+    assert missing == []
+
+
+def test_interpolate_button_says_what_it_does(panel):
+    button = panel.findChild(QtWidgets.QPushButton, "interpolateButton")
+    assert button.text() == "Interpolate volume"
+    assert panel.findChild(QtWidgets.QPushButton, "cancelButton") is not None
+    assert panel.findChild(QtWidgets.QProgressBar, "progressBar") is not None
+
+
+def test_panel_screenshot(panel, tmp_path):
+    """Saves the panel as PNG; HRINET_UPDATE_SCREENSHOTS=1 refreshes the README's copy."""
+    combo = panel.findChild(QtWidgets.QComboBox, "modelComboBox")
+    combo.addItems(["HRINet (shipped default)", "Cubic B-spline (classical)",
+                    "Linear (classical)", "Weights file..."])
+    panel.findChild(QtWidgets.QComboBox, "inputSelector").addItem("chest-lungdx-8mm")
+    panel.findChild(QtWidgets.QLabel, "inputInfoLabel").setText(
+        "512 x 512 x 30, 0.646 x 0.646 x 8 mm")
+    panel.findChild(QtWidgets.QLabel, "planLabel").setText(
+        "x12 with hrinet: 30 -> 349 slices, spacing 0.646 x 0.646 x 0.6667 mm")
+    panel.findChild(QtWidgets.QLabel, "detectedDeviceLabel").setText("detected: CPU only")
+    panel.findChild(QtWidgets.QPushButton, "interpolateButton").setEnabled(True)
+    variants = panel.findChild(QtWidgets.QComboBox, "variantComboBox")
+    variants.addItems(["hrinet-plus", "hrinet-mse", "hrinet-perceptual"])
+    titles = {"interpolateCollapsibleButton": "Interpolate",
+              "exportCollapsibleButton": "Export isotropic NRRD",
+              "trainCollapsibleButton": "Fine-tune on loaded cases"}
+    for name, title in titles.items():  # ctkCollapsibleButton's text, shown by its stand-in
+        panel.findChild(QtWidgets.QGroupBox, name).setTitle(title)
+    panel.resize(440, 1000)
+    panel.show()
+    QtWidgets.QApplication.processEvents()
+    out = tmp_path / "panel.png"
+    assert panel.grab().save(str(out))
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    if os.environ.get("HRINET_UPDATE_SCREENSHOTS"):
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, SCREENSHOT)
