@@ -75,6 +75,34 @@ def ensure_dependencies() -> bool:
     return True
 
 
+class userErrors:
+    """Context manager: a library error shows its one line; anything else shows a short
+    message with the details in the Python console, never a traceback in the dialog."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        qt.QApplication.restoreOverrideCursor()
+        if exc is None:
+            return False
+        from hrinet.errors import Cancelled, HRINetError
+
+        if isinstance(exc, Cancelled):
+            return True
+        if isinstance(exc, HRINetError):
+            slicer.util.errorDisplay(f"{self.what} {exc}")
+        else:
+            logging.exception(self.what)
+            slicer.util.errorDisplay(_("{what} Unexpected error: {err} (details in the Python "
+                                       "console)").format(what=self.what, err=exc))
+        return True
+
+
 class HRINetSlicer(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
@@ -249,7 +277,7 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.interpolateButton.enabled = False
         self.ui.statusLabel.text = _("Interpolating...")
         try:
-            with slicer.util.tryWithErrorDisplay(_("Interpolation failed."), waitCursor=True):
+            with userErrors(_("Interpolation failed.")):
                 node, seconds = self.logic.interpolate(
                     self.ui.inputSelector.currentNode(), method=method, weights=weights,
                     device=self.ui.deviceComboBox.currentText.lower().replace("gpu", "cuda"),
@@ -279,7 +307,7 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not slicer.util.confirmYesNoDisplay(_("{path} exists. Replace it?").format(path=path)):
                 return
             overwrite = True
-        with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
+        with userErrors(_("Export failed.")):
             out = self.logic.exportNrrd(self.ui.outputSelector.currentNode(), path, overwrite)
             self.ui.statusLabel.text = _("Saved {path}").format(path=out)
 
@@ -309,7 +337,7 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return [n for n in nodes if n is not None]
 
     def _startJob(self, job, resume: bool) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Could not start training."), waitCursor=True):
+        with userErrors(_("Could not start training.")):
             job.start(resume=resume)
             self._job = job
             self.ui.stopTrainingButton.enabled = True

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import Cancelled, HRINetError
-from .methods import Interpolator, create_interpolator
+from .methods import CubicInterpolator, Interpolator, LinearInterpolator, create_interpolator
 from .volume import Volume
 
 ProgressFn = Callable[[int, int], None]
@@ -102,6 +102,46 @@ def _check_finite(array: np.ndarray, step: int = 16) -> None:
                           "(for example with the background value) before interpolating")
 
 
+def available_memory() -> int:
+    """Bytes of physical memory available now (Linux/macOS; a large number elsewhere)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 50
+
+
+def check_memory(volume: Volume, plan: Plan, streamed_out: bool = False) -> int:
+    """Refuse before any work when the output cannot fit in memory; returns the bytes needed.
+
+    Working memory is a few slices; the output array is the only whole-volume allocation,
+    unless the caller streams it into ``out=`` (e.g. a memmap).
+    """
+    n, ny, nx = volume.array.shape
+    slice_bytes = ny * nx * volume.array.dtype.itemsize
+    need = CHUNK_BYTES + (0 if streamed_out else plan.output_slices * slice_bytes)
+    have = available_memory()
+    if need > 0.9 * have:
+        raise HRINetError(
+            f"the x{plan.factor} output needs {need / 2**30:.1f} GiB but only "
+            f"{have / 2**30:.1f} GiB of memory is free; use a smaller factor (or coarser "
+            "spacing), crop the volume, or free memory")
+    return need
+
+
+def intensity_warnings(array: np.ndarray) -> list:
+    """Warnings when the intensities do not look like CT in Hounsfield units."""
+    sample = array[:: max(1, array.shape[0] // 8)]
+    lo, hi = float(sample.min()), float(sample.max())
+    if lo >= 0 and hi <= 255:
+        return [f"intensities span {lo:g}..{hi:g}, like an 8-bit image rather than CT in HU; "
+                "learned models expect HU, so check the result or use --method cubic"]
+    if lo >= 0 and hi > 0:
+        return [f"intensities span {lo:g}..{hi:g} with no negative values (air in CT is "
+                "about -1000 HU): this may be MRI or rescaled CT; learned models expect HU, so "
+                "check the result or use --method cubic"]
+    return []
+
+
 def cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Convert float results to ``dtype``: round and clip for integers, plain cast for floats."""
     dtype = np.dtype(dtype)
@@ -142,6 +182,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         A new :class:`Volume` with the upsampled voxels and geometry.
     """
     plan = plan_upsampling(volume, factor, target_spacing, method)
+    check_memory(volume, plan, streamed_out=out is not None)
     _check_finite(volume.array)
     interp = interpolator or create_interpolator(method, device=device, weights=weights)
     src = volume.array
@@ -169,6 +210,8 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
     out[(n - 1) * k] = src[n - 1]
     result = Volume(array=out, spacing=plan.output_spacing, origin=volume.origin,
                     direction=volume.direction.copy(), metadata=dict(volume.metadata))
-    result.metadata.update(method=interp.name, factor=k,
-                           runtime_warnings=list(getattr(interp, "runtime_warnings", [])))
+    learned = not isinstance(interp, (LinearInterpolator, CubicInterpolator))
+    result.metadata.update(method=interp.name, factor=k, runtime_warnings=(
+        (intensity_warnings(src) if learned else []) +
+        list(getattr(interp, "runtime_warnings", []))))
     return result

@@ -70,15 +70,27 @@ def _read_file(path: Path) -> sitk.Image:
     try:
         return reader.Execute()
     except RuntimeError as exc:
+        if "Zero-valued spacing" in str(exc):
+            raise HRINetError(f"{path} has a zero voxel spacing in its header; fix the header "
+                              "so every spacing is a positive number of mm") from None
         raise HRINetError(f"cannot read {path}: not a readable or complete image file "
                           f"({_first_line(exc)}); check the file is a complete NRRD, NIfTI, MHA or "
                           "DICOM") from None
 
 
+#: Largest angle between the slice normal and the line through the slice positions before a
+#: series counts as gantry-tilted (sheared).
+MAX_TILT_DEGREES = 0.5
+
+
 def _dicom_positions(files: List[str]) -> np.ndarray:
-    """Positions of each file's slice along the series' slice normal, in mm."""
+    """Positions of each file's slice along the series' slice normal, in mm.
+
+    Refuses gantry-tilted series, whose slices are shifted in-plane as they advance: a regular
+    3D grid (and so any resampling along z) would shear the anatomy.
+    """
     reader = sitk.ImageFileReader()
-    positions, normal = [], None
+    positions, normal, ipps = [], None, []
     for f in files:
         reader.SetFileName(f)
         try:
@@ -91,6 +103,18 @@ def _dicom_positions(files: List[str]) -> np.ndarray:
         if normal is None:
             normal = np.cross(iop[:3], iop[3:])
         positions.append(float(np.dot(ipp, normal)))
+        ipps.append(ipp)
+    ipps_arr = np.asarray(ipps)
+    first, last = ipps_arr[np.argmin(positions)], ipps_arr[np.argmax(positions)]
+    axis = last - first
+    if np.linalg.norm(axis) > 0:
+        cos = abs(float(np.dot(axis, normal))) / (np.linalg.norm(axis) * np.linalg.norm(normal))
+        tilt = float(np.degrees(np.arccos(min(1.0, cos))))
+        if tilt > MAX_TILT_DEGREES:
+            raise HRINetError(
+                f"the series has a gantry tilt of {tilt:.1f} degrees (slices are shifted "
+                "in-plane as they advance); correct it first, e.g. Slicer's DICOM module with "
+                "'Acquisition geometry regularization' enabled, then save and retry")
     return np.asarray(positions)
 
 

@@ -1,0 +1,301 @@
+"""Bad input, faults and security: each case gets a clear line and loses nothing.
+
+Every row of docs/RELIABILITY.md points at a test here or in the suites it names.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hrinet import engine
+from hrinet.engine import intensity_warnings, upsample_z
+from hrinet.errors import HRINetError
+from hrinet.io import read_volume, write_volume
+from hrinet.phantom import make_phantom
+from hrinet.volume import Volume
+from test_io import _write_dicom_series
+
+
+def cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "hrinet.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(r, fragment):
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    errors = [l for l in r.stderr.splitlines() if l.startswith("hrinet: error:")]
+    assert len(errors) == 1 and fragment in errors[0], r.stderr
+
+
+# ---- input ---------------------------------------------------------------------------------
+
+def test_truncated_nifti_is_refused(tmp_path, phantom):
+    good = write_volume(phantom, tmp_path / "v.nii.gz")
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(good.read_bytes()[:200])
+    r = cli("interpolate", bad, tmp_path / "o.nrrd", "--method", "linear")
+    one_line_error(r, "cannot read")
+    assert not (tmp_path / "o.nrrd").exists()
+
+
+def test_several_series_in_one_folder_read_the_largest_and_say_so(tmp_path):
+    folder = tmp_path / "mixed"
+    _write_dicom_series(folder, [0.0, 3.0, 6.0, 9.0], uid="1.2.3.9")  # 4 slices
+    for i, z in enumerate([0.0, 5.0]):  # a 2-slice localiser in the same folder
+        img = sitk.GetImageFromArray(np.full((1, 8, 8), 7, np.int16))
+        for k, v in {"0020|000e": "1.2.3.1", "0020|0013": str(i + 1), "0008|0060": "CT",
+                     "0020|0032": f"0\\0\\{z}", "0020|0037": "1\\0\\0\\0\\1\\0",
+                     "0008|0018": f"1.2.3.1.{i}", "0020|000d": "1.2.3"}.items():
+            img.SetMetaData(k, v)
+        w = sitk.ImageFileWriter()
+        w.KeepOriginalImageUIDOn()
+        w.SetFileName(str(folder / f"loc{i}.dcm"))
+        w.Execute(img)
+    vol = read_volume(folder)
+    assert vol.array.shape[0] == 4 and vol.metadata["series_uid"] == "1.2.3.9"
+    assert "holds 2 series" in vol.metadata["warnings"][0]
+    assert read_volume(folder, series_uid="1.2.3.1").array.shape[0] == 2
+    r = cli("info", folder)
+    assert r.returncode == 0 and "holds 2 series" in r.stdout
+
+
+def test_gantry_tilt_is_refused_with_the_angle(tmp_path):
+    folder = tmp_path / "tilt"
+    folder.mkdir()
+    for i in range(4):
+        img = sitk.GetImageFromArray(np.zeros((1, 8, 8), np.int16))
+        y = 0.35 * i * 3  # in-plane shift as slices advance: about 19 degrees of tilt
+        for k, v in {"0020|000e": "1.2.5", "0020|0013": str(i + 1), "0008|0060": "CT",
+                     "0020|0032": f"0\\{y}\\{3.0 * i}", "0020|0037": "1\\0\\0\\0\\1\\0",
+                     "0008|0018": f"1.2.5.{i}", "0020|000d": "1.2"}.items():
+            img.SetMetaData(k, v)
+        w = sitk.ImageFileWriter()
+        w.KeepOriginalImageUIDOn()
+        w.SetFileName(str(folder / f"s{i}.dcm"))
+        w.Execute(img)
+    with pytest.raises(HRINetError, match="gantry tilt of 19"):
+        read_volume(folder)
+
+
+def test_two_slices_are_enough(phantom):
+    out = upsample_z(phantom.with_array(phantom.array[:2].copy()), factor=4, method="cubic")
+    assert out.array.shape[0] == 5
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_non_finite_voxels_are_refused(phantom, bad):
+    v = phantom.with_array(phantom.array.astype(np.float64))
+    v.array[-1, 0, 0] = bad
+    with pytest.raises(HRINetError, match="NaN or infinite"):
+        upsample_z(v, factor=2)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,
+                                   np.int64, np.uint64, np.float32, np.float64])
+def test_every_pixel_type_comes_back_as_itself(phantom, dtype):
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    a = phantom.array.astype(np.float64)
+    if info is not None:
+        a = np.clip(a, max(info.min, -1e6), min(info.max, 1e6))
+    v = phantom.with_array(a.astype(dtype))
+    for method in ("linear", "cubic"):
+        out = upsample_z(v, factor=3, method=method)
+        assert out.array.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(out.array[::3], v.array)
+
+
+def test_non_ct_intensities_warn_but_still_work(tmp_path, phantom):
+    eight_bit = phantom.with_array(np.clip(phantom.array + 1024, 0, 2000) // 8)
+    eight_bit = eight_bit.with_array(eight_bit.array.astype(np.uint8))
+    assert "8-bit" in intensity_warnings(eight_bit.array)[0]
+    mri = phantom.with_array((phantom.array.astype(np.int32) + 1024).astype(np.uint16))
+    assert "MRI" in intensity_warnings(mri.array)[0]
+    assert intensity_warnings(phantom.array) == []
+    from hrinet.inference import LearnedInterpolator
+    from hrinet.models import Generator, ModelConfig
+
+    interp = LearnedInterpolator(Generator(ModelConfig.for_variant("hrinet-plus")),
+                                 torch.device("cpu"))
+    out = upsample_z(eight_bit, factor=2, interpolator=interp)
+    assert out.array.dtype == np.uint8
+    assert "8-bit" in out.metadata["runtime_warnings"][0]
+
+
+def test_too_large_output_is_refused_before_any_work(phantom, monkeypatch):
+    monkeypatch.setattr(engine, "available_memory", lambda: 10 * 2 ** 20)
+    with pytest.raises(HRINetError, match="GiB of memory is free"):
+        upsample_z(phantom, factor=50)
+
+
+def _nhdr(folder, z_direction: str):
+    raw = folder / "v.raw"
+    raw.write_bytes(np.arange(4 * 4 * 3, dtype=np.int16).tobytes())
+    p = folder / f"v{z_direction}.nhdr"
+    p.write_text("NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\n"
+                 f"sizes: 4 4 3\nspace directions: (1,0,0) (0,1,0) (0,0,{z_direction})\n"
+                 "endian: little\nencoding: raw\nspace origin: (0,0,0)\n"
+                 f"data file: {raw.name}\n\n")
+    return p
+
+
+def test_zero_spacing_header_is_refused(tmp_path):
+    with pytest.raises(HRINetError, match="zero voxel spacing"):
+        read_volume(_nhdr(tmp_path, "0"))
+
+
+def test_negative_spacing_header_reads_as_a_flipped_axis_at_the_same_positions(tmp_path):
+    vol = read_volume(_nhdr(tmp_path, "-2"))
+    assert vol.spacing[2] == 2.0 and vol.direction[2, 2] == -1.0
+    np.testing.assert_allclose(vol.index_to_physical((0, 0, 2)), [0, 0, -4])
+    out = upsample_z(vol, factor=2, method="linear")
+    np.testing.assert_allclose(out.index_to_physical((0, 0, 4)), [0, 0, -4])
+
+
+# ---- output --------------------------------------------------------------------------------
+
+def test_missing_write_permission_says_so_and_leaves_nothing(tmp_path, phantom, monkeypatch):
+    def denied(image, path, **_kw):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(sitk, "WriteImage", denied)
+    with pytest.raises(HRINetError, match="write permission"):
+        write_volume(phantom, tmp_path / "o.nrrd")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_output_extension_is_refused_before_work(tmp_path, phantom):
+    p = write_volume(phantom, tmp_path / "in.nrrd")
+    r = cli("interpolate", p, tmp_path / "out.png", "--factor", 2)
+    one_line_error(r, "unknown extension")
+
+
+# ---- training ------------------------------------------------------------------------------
+
+def _train_cmd(data, out, *extra):
+    return [sys.executable, "-m", "hrinet.cli", "train", "--data", str(data), "--variant",
+            "hrinet-plus", "--iterations", "12", "--crop", "64", "--batch", "2", "--out",
+            str(out), "--device", "cpu", "--seed", "4", *extra]
+
+
+def test_sigkill_mid_run_then_resume_ends_with_the_same_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    data = write_volume(make_phantom(size=(64, 64, 24), spacing=(3, 3, 2)), tmp_path / "d.nrrd")
+    r = subprocess.run(_train_cmd(data, tmp_path / "whole"), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
+    # Checkpoint every step, kill -9 once a few steps are saved.
+    proc = subprocess.Popen(_train_cmd(data, tmp_path / "killed", "--checkpoint-minutes", "0"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = tmp_path / "killed" / "progress.json"
+    deadline = time.time() + 200
+    while time.time() < deadline and not (tmp_path / "killed" / "checkpoint.safetensors").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "hrinet-plus.safetensors").exists(), "killed too late"
+    r = subprocess.run(_train_cmd(data, tmp_path / "killed", "--resume"), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
+    a = load_file(str(tmp_path / "whole" / "hrinet-plus.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "hrinet-plus.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-7)
+
+
+def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
+    data = write_volume(make_phantom(size=(64, 64, 24), spacing=(3, 3, 2)), tmp_path / "d.nrrd")
+    cmd = _train_cmd(data, tmp_path / "run")
+    cmd[cmd.index("12")] = "100000"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 200
+    while time.time() < deadline and not (tmp_path / "run" / "log.csv").exists():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err
+    assert (tmp_path / "run" / "checkpoint.safetensors").exists()
+
+
+# ---- GPU -----------------------------------------------------------------------------------
+
+def test_gpu_out_of_memory_lowers_the_batch_then_falls_back_to_cpu(phantom):
+    from hrinet.inference import LearnedInterpolator
+    from hrinet.models import Generator, ModelConfig
+
+    interp = LearnedInterpolator(Generator(ModelConfig.for_variant("hrinet-plus")),
+                                 torch.device("cpu"), batch_size=4)
+    real_run = interp._run
+    calls = []
+
+    def flaky(*args):  # a too-small GPU: out of memory at batch 4, 2 and even 1
+        calls.append(interp.batch_size)
+        if len(calls) <= 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real_run(*args)
+
+    interp._run = flaky
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        out = upsample_z(phantom, factor=2, interpolator=interp)
+    assert calls[:4] == [4, 2, 1, 1]
+    assert interp.runtime_warnings[:2] == ["GPU out of memory: batch size lowered to 2",
+                                           "GPU out of memory: batch size lowered to 1"]
+    assert "continuing on the CPU" in interp.runtime_warnings[-1]
+    assert out.metadata["runtime_warnings"] == interp.runtime_warnings
+    np.testing.assert_array_equal(out.array[::2], phantom.array)
+
+
+# ---- engine invariants ---------------------------------------------------------------------
+
+DTYPES = [np.int16, np.uint8, np.int32, np.float32, np.float64, np.uint16]
+
+
+@st.composite
+def volumes(draw):
+    nz = draw(st.integers(2, 6))
+    ny, nx = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    dtype = draw(st.sampled_from(DTYPES))
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    lo, hi = (max(info.min, -3000), min(info.max, 3000)) if info else (-3000.0, 3000.0)
+    seed = draw(st.integers(0, 2 ** 16))
+    arr = np.random.default_rng(seed).uniform(lo, hi, (nz, ny, nx)).astype(dtype)
+    spacing = tuple(draw(st.floats(0.1, 10.0)) for _ in range(3))
+    angles = [draw(st.floats(-np.pi, np.pi)) for _ in range(3)]
+    d = sitk.Euler3DTransform((0, 0, 0), *angles).GetMatrix()
+    origin = tuple(draw(st.floats(-500, 500)) for _ in range(3))
+    return Volume(array=arr, spacing=spacing, origin=origin, direction=np.reshape(d, (3, 3)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(vol=volumes(), k=st.integers(2, 5), method=st.sampled_from(["linear", "cubic"]))
+def test_engine_invariants_hold_for_any_shape_spacing_direction_and_type(vol, k, method):
+    before = vol.array.copy()
+    out = upsample_z(vol, factor=k, method=method)
+    n = vol.array.shape[0]
+    assert out.array.shape == ((n - 1) * k + 1,) + vol.array.shape[1:]
+    assert out.array.dtype == vol.array.dtype
+    np.testing.assert_array_equal(out.array[::k], vol.array)
+    np.testing.assert_array_equal(vol.array, before)
+    assert out.origin == vol.origin and np.array_equal(out.direction, vol.direction)
+    np.testing.assert_allclose(out.index_to_physical((1, 1, k * (n - 1))),
+                               vol.index_to_physical((1, 1, n - 1)), rtol=1e-9, atol=1e-9)
+    if method == "linear":  # linear never leaves the range of its two neighbours
+        lo = np.minimum(vol.array[:-1], vol.array[1:]).astype(np.float64)
+        hi = np.maximum(vol.array[:-1], vol.array[1:]).astype(np.float64)
+        for j in range(1, k):
+            s = out.array[j::k].astype(np.float64)
+            assert np.all(s >= np.floor(lo) - 1e-6 * np.abs(lo)) and np.all(s <= np.ceil(hi) + 1e-6 * np.abs(hi))
