@@ -417,19 +417,21 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def shippedVariants():
+        from hrinet.inference import variant_weights_name
         from hrinet.weights import find_weights
 
         out = []
         for v in HRINetSlicerLogic.variants():
-            if find_weights(f"hrinet-variant-{v}.safetensors"):
+            if find_weights(variant_weights_name(v)):
                 out.append((f"variant:{v}", f"Paper variant: {v}"))
         return out
 
     @staticmethod
     def shippedWeights(variant):
+        from hrinet.inference import variant_weights_name
         from hrinet.weights import find_weights
 
-        return str(find_weights(f"hrinet-variant-{variant}.safetensors"))
+        return str(find_weights(variant_weights_name(variant)))
 
     @staticmethod
     def detectedDevice() -> str:

@@ -128,6 +128,28 @@ def _hrinet(device: str = "auto", weights: Optional[str] = None, **_options):
     return load_interpolator(weights, device)
 
 
+def variant_weights_name(variant: str) -> str:
+    """File name of the shipped weights of a paper variant (for side-by-side comparison)."""
+    return f"hrinet-variant-{variant}.safetensors"
+
+
+def _register_variant(variant: str) -> None:
+    def factory(device: str = "auto", weights: Optional[str] = None, **_options):
+        path = weights or find_weights(variant_weights_name(variant))
+        if path is None:
+            raise HRINetError(f"no shipped weights for variant {variant} (Resources/weights/"
+                              f"{variant_weights_name(variant)}); pass --weights FILE")
+        interp = load_interpolator(str(path), device)
+        interp.name = variant
+        return interp
+
+    register_method(variant)(factory)
+
+
+for _v in ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual", "hrinet-plus"):
+    _register_variant(_v)
+
+
 def default_method() -> str:
     """``hrinet`` when the shipped default weights exist, else ``cubic``."""
     return "hrinet" if find_weights(DEFAULT_NAME) is not None else "cubic"

@@ -1,0 +1,68 @@
+"""Copy trained weights into Resources/weights under their shipped names, with the full
+evaluation of each added to its JSON sidecar.
+
+    python benchmarks/ship_weights.py --default runs/default \
+        --variants runs/ae runs/acai ... --metrics out/evaluate/metrics.csv
+
+A run folder holds ``<variant>.safetensors`` (from ``hrinet train`` or ``hrinet export``). The
+default model becomes ``hrinet-default.safetensors``; each paper variant
+``hrinet-variant-<variant>.safetensors``. Evaluation rows of the matching method name
+(``hrinet`` for the default, the variant name otherwise) go into the sidecar's ``evaluation``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+from pathlib import Path
+
+from hrinet.inference import variant_weights_name
+from hrinet.weights import DEFAULT_NAME, read_metadata, sidecar_of
+
+DEST = Path(__file__).resolve().parents[1] / "Resources" / "weights"
+
+
+def _weights_in(run: Path) -> Path:
+    found = sorted(p for p in run.glob("*.safetensors") if p.name != "checkpoint.safetensors")
+    if len(found) != 1:
+        raise SystemExit(f"{run}: expected one exported weights file, found {found}")
+    return found[0]
+
+
+def ship(src: Path, name: str, method: str, rows) -> Path:
+    meta = read_metadata(src)  # checks the sha256 before anything is copied
+    dst = DEST / name
+    DEST.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    meta["tensor_file"] = dst.name
+    meta["evaluation"] = {
+        "protocol": "hrinet evaluate: keep every k-th slice, upsample by k, score the "
+                    "synthesised slices (README 'Results')",
+        "rows": [r for r in rows if r["method"] == method]}
+    sidecar_of(dst).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    read_metadata(dst)
+    return dst
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--default", type=Path)
+    p.add_argument("--variants", type=Path, nargs="*", default=[])
+    p.add_argument("--metrics", type=Path)
+    a = p.parse_args()
+    rows = []
+    if a.metrics:
+        with open(a.metrics) as f:
+            rows = list(csv.DictReader(f))
+    if a.default:
+        print(ship(_weights_in(a.default), DEFAULT_NAME, "hrinet", rows))
+    for run in a.variants:
+        w = _weights_in(run)
+        variant = read_metadata(w)["variant"]
+        print(ship(w, variant_weights_name(variant), variant, rows))
+
+
+if __name__ == "__main__":
+    main()
