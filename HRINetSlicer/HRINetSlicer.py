@@ -54,7 +54,8 @@ def ensure_dependencies() -> bool:
                 "HRINet needs PyTorch, which is not installed yet. Install it now through the "
                 "PyTorch extension? This downloads several hundred MB and can take minutes.")):
             return False
-        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False)
+        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
+            askConfirmation=False, torchVersionRequirement=">=2.1")
         if torch is None:
             slicer.util.errorDisplay(_("PyTorch could not be installed; see the Python console."))
             return False

@@ -542,17 +542,21 @@ class Trainer:
         path = path or self.out / f"{self.cfg.variant}.safetensors"
         if self.rank != 0:
             return path
-        meta = training_metadata(self.cfg, self.sampler, self.step, self.last_val)
+        meta = training_metadata(self.cfg, volume_summaries(self.sampler), self.step,
+                                 self.last_val)
         return save_weights(_unwrap(self.G), path, meta)
 
 
-def training_metadata(cfg: TrainConfig, sampler: SliceSampler, step: int, last_val: dict) -> dict:
+def volume_summaries(sampler: SliceSampler) -> List[dict]:
+    """Name, size and spacing of each training volume (for the weights sidecar)."""
+    return [{"name": name, "size_xyz": list(v.shape_xyz),
+             "spacing_mm": [round(s, 4) for s in v.spacing]}
+            for name, v in zip(sampler.names, sampler.volumes)]
+
+
+def training_metadata(cfg: TrainConfig, volumes: List[dict], step: int, last_val: dict) -> dict:
     """What a weights sidecar says about how the weights were made."""
-    vols = []
-    for name, v in zip(sampler.names, sampler.volumes):
-        vols.append({"name": name, "size_xyz": list(v.shape_xyz),
-                     "spacing_mm": [round(s, 4) for s in v.spacing]})
-    return {"training": {"volumes": vols, "config": cfg.to_dict(), "iterations": step,
+    return {"training": {"volumes": volumes, "config": cfg.to_dict(), "iterations": step,
                          "split": {"train": [Path(p).name for p in cfg.data],
                                    "validation": [Path(p).name for p in cfg.val]}},
             "validation_metrics": last_val, "code_version": _git_version()}
@@ -592,15 +596,9 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
     tensors = load_file(str(checkpoint))
     G.load_state_dict({k[10:]: v for k, v in tensors.items() if k.startswith("generator.")})
     cfg = TrainConfig.from_dict(meta["config"])
-    from .io import read_volume
-
-    class _Names:  # the sidecar lists the training volumes without reloading them
-        names = [Path(p).name for p in cfg.data]
-        volumes: list = []
-
-    info = training_metadata(cfg, _Names, int(meta["step"]), meta.get("last_val", {}))
-    info["training"]["volumes"] = [{"name": n} for n in _Names.names]
-    return save_weights(G, out, info)
+    names = [{"name": Path(p).name} for p in cfg.data]
+    return save_weights(G, out, training_metadata(cfg, names, int(meta["step"]),
+                                                  meta.get("last_val", {})))
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-slicer = pytest.importorskip("slicer", reason="slicer-core is in the test extra")
-import vtk  # noqa: E402
+import slicer  # the real MRML library from the PyPI package slicer-core (test extra)
+import vtk
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "HRINetSlicer"))

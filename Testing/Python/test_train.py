@@ -184,3 +184,14 @@ def test_cli_train_20_iterations_of_each_variant_drive_interpolate(tmp_path):
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
         assert read_volume(out).array.shape[0] == (read_volume(thick).array.shape[0] - 1) * 4 + 1
+
+
+def test_export_turns_a_checkpoint_into_loadable_weights(tmp_path):
+    from hrinet.cli import main
+
+    Trainer(tiny("acai", 3), tmp_path / "run", volumes=volumes(), log=None).run(stop_at=2)
+    out = tmp_path / "acai-step2.safetensors"
+    assert main(["export", str(tmp_path / "run"), str(out)]) == 0
+    model, meta = load_weights(out)
+    assert meta["variant"] == "acai" and meta["training"]["iterations"] == 2
+    assert main(["export", str(tmp_path / "run"), str(out)]) == 2  # exists: kept
