@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from hrinet.phantom import make_phantom
 
@@ -36,3 +37,23 @@ def oblique_phantom():
     rot_x = np.array([[1, 0, 0], [0, np.cos(0.2), -np.sin(0.2)], [0, np.sin(0.2), np.cos(0.2)]])
     return make_phantom(size=(48, 40, 9), spacing=(2.0, 2.5, 5.0), seed=2,
                         origin=(-120.5, 33.0, 410.25), direction=rot_z @ rot_x)
+
+
+def write_dicom_series(folder: Path, positions, uid: str = "1.2.3.4", prefix: str = "s",
+                       values=None) -> None:
+    """A minimal 8x8 CT series: one file per slice at ``positions`` (z in mm, or (x, y, z)),
+    axial orientation, slice ``i`` filled with ``values[i]`` (default ``10 * i``)."""
+    folder.mkdir(exist_ok=True)
+    for i, pos in enumerate(positions):
+        x, y, z = (0.0, 0.0, float(pos)) if np.isscalar(pos) else pos
+        value = 10 * i if values is None else values[i]
+        img = sitk.GetImageFromArray(np.full((1, 8, 8), value, np.int16))
+        tags = {"0020|000e": uid, "0020|0013": str(i + 1), "0008|0060": "CT",
+                "0020|0032": f"{x}\\{y}\\{z}", "0020|0037": "1\\0\\0\\0\\1\\0",
+                "0008|0018": f"{uid}.{i + 1}", "0020|000d": "1.2.3"}
+        for k, v in tags.items():
+            img.SetMetaData(k, v)
+        w = sitk.ImageFileWriter()
+        w.KeepOriginalImageUIDOn()
+        w.SetFileName(str(folder / f"{prefix}{i:03d}.dcm"))
+        w.Execute(img)

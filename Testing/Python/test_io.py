@@ -12,7 +12,7 @@ import SimpleITK as sitk
 from hrinet.errors import HRINetError
 from hrinet.io import check_output_path, read_volume, write_volume
 from hrinet.phantom import make_phantom
-from conftest import shared
+from conftest import shared, write_dicom_series
 
 
 @pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.uint16, np.int32, np.float32,
@@ -132,32 +132,14 @@ def test_dicom_series_folder_reads_with_slice_spacing():
     assert np.all(np.diff(pos) > 0)
 
 
-def _write_dicom_series(folder, positions, uid="1.2.3.4"):
-    """A minimal CT series written by SimpleITK with given slice positions along z."""
-    folder.mkdir()
-    for i, z in enumerate(positions):
-        img = sitk.GetImageFromArray(np.full((1, 8, 8), i * 10, np.int16))
-        img.SetSpacing((1.0, 1.0, 1.0))
-        img.SetOrigin((0.0, 0.0, float(z)))
-        w = sitk.ImageFileWriter()
-        w.KeepOriginalImageUIDOn()
-        tags = {"0020|000e": uid, "0020|0013": str(i + 1), "0008|0060": "CT",
-                "0020|0032": f"0\\0\\{z}", "0020|0037": "1\\0\\0\\0\\1\\0",
-                "0008|0018": f"{uid}.{i + 1}", "0020|000d": "1.2.3"}
-        for k, v in tags.items():
-            img.SetMetaData(k, v)
-        w.SetFileName(str(folder / f"s{i:03d}.dcm"))
-        w.Execute(img)
-
-
 def test_dicom_slices_are_ordered_by_position_not_file_name(tmp_path):
-    _write_dicom_series(tmp_path / "d", [12.0, 0.0, 4.0, 8.0])
+    write_dicom_series(tmp_path / "d", [12.0, 0.0, 4.0, 8.0])
     vol = read_volume(tmp_path / "d")
     assert vol.spacing[2] == pytest.approx(4.0)
     assert list(vol.array[:, 0, 0]) == [10, 20, 30, 0]  # written order was 12, 0, 4, 8 mm
 
 
 def test_dicom_missing_slice_is_refused_with_the_gap(tmp_path):
-    _write_dicom_series(tmp_path / "d", [0.0, 2.0, 4.0, 8.0, 10.0])
+    write_dicom_series(tmp_path / "d", [0.0, 2.0, 4.0, 8.0, 10.0])
     with pytest.raises(HRINetError, match="missing slice.*slices 2 and 3"):
         read_volume(tmp_path / "d")

@@ -25,7 +25,7 @@ from hrinet.errors import HRINetError
 from hrinet.io import read_volume, write_volume
 from hrinet.phantom import make_phantom
 from hrinet.volume import Volume
-from test_io import _write_dicom_series
+from conftest import write_dicom_series
 
 
 def cli(*args, timeout=300):
@@ -52,17 +52,8 @@ def test_truncated_nifti_is_refused(tmp_path, phantom):
 
 def test_several_series_in_one_folder_read_the_largest_and_say_so(tmp_path):
     folder = tmp_path / "mixed"
-    _write_dicom_series(folder, [0.0, 3.0, 6.0, 9.0], uid="1.2.3.9")  # 4 slices
-    for i, z in enumerate([0.0, 5.0]):  # a 2-slice localiser in the same folder
-        img = sitk.GetImageFromArray(np.full((1, 8, 8), 7, np.int16))
-        for k, v in {"0020|000e": "1.2.3.1", "0020|0013": str(i + 1), "0008|0060": "CT",
-                     "0020|0032": f"0\\0\\{z}", "0020|0037": "1\\0\\0\\0\\1\\0",
-                     "0008|0018": f"1.2.3.1.{i}", "0020|000d": "1.2.3"}.items():
-            img.SetMetaData(k, v)
-        w = sitk.ImageFileWriter()
-        w.KeepOriginalImageUIDOn()
-        w.SetFileName(str(folder / f"loc{i}.dcm"))
-        w.Execute(img)
+    write_dicom_series(folder, [0.0, 3.0, 6.0, 9.0], uid="1.2.3.9")  # 4 slices
+    write_dicom_series(folder, [0.0, 5.0], uid="1.2.3.1", prefix="loc", values=[7, 7])
     vol = read_volume(folder)
     assert vol.array.shape[0] == 4 and vol.metadata["series_uid"] == "1.2.3.9"
     assert "holds 2 series" in vol.metadata["warnings"][0]
@@ -73,18 +64,8 @@ def test_several_series_in_one_folder_read_the_largest_and_say_so(tmp_path):
 
 def test_gantry_tilt_is_refused_with_the_angle(tmp_path):
     folder = tmp_path / "tilt"
-    folder.mkdir()
-    for i in range(4):
-        img = sitk.GetImageFromArray(np.zeros((1, 8, 8), np.int16))
-        y = 0.35 * i * 3  # in-plane shift as slices advance: about 19 degrees of tilt
-        for k, v in {"0020|000e": "1.2.5", "0020|0013": str(i + 1), "0008|0060": "CT",
-                     "0020|0032": f"0\\{y}\\{3.0 * i}", "0020|0037": "1\\0\\0\\0\\1\\0",
-                     "0008|0018": f"1.2.5.{i}", "0020|000d": "1.2"}.items():
-            img.SetMetaData(k, v)
-        w = sitk.ImageFileWriter()
-        w.KeepOriginalImageUIDOn()
-        w.SetFileName(str(folder / f"s{i}.dcm"))
-        w.Execute(img)
+    # in-plane shift as slices advance: about 19 degrees of tilt
+    write_dicom_series(folder, [(0.0, 1.05 * i, 3.0 * i) for i in range(4)], uid="1.2.5")
     with pytest.raises(HRINetError, match="gantry tilt of 19"):
         read_volume(folder)
 
