@@ -122,3 +122,27 @@ def test_training_job_runs_in_a_background_process_and_saves_weights(tmp_path, s
     assert [s for s, _ in info["history"]] == [1, 2, 3]
     out, _ = interpolate_node(thin, factor=2, method="hrinet", weights=info["weights"])
     assert slicer.util.arrayFromVolume(out).shape[0] == 31
+
+
+def test_adapt_to_this_case_fine_tunes_given_weights_on_the_input_volume(tmp_path, scene):
+    from HRINetSlicerLib.logic import adapt_job
+    from hrinet.phantom import make_phantom
+    from hrinet.train import TrainConfig, Trainer
+    from hrinet.weights import load_weights
+
+    start = Trainer(TrainConfig(variant="hrinet-plus", iterations=1, crop=64, batch=1,
+                                device="cpu", val_every=0),
+                    tmp_path / "base", volumes=[make_phantom(size=(64, 64, 8))], log=None).run()
+    thick = node_from_volume(make_phantom(size=(64, 64, 12), spacing=(3, 3, 6)), "case", scene)
+    job = adapt_job(tmp_path / "adapt", thick, iterations=2, crop=64, weights=str(start),
+                    device="cpu")
+    assert "--init" in job.command() and job.variant == "hrinet-plus"
+    job.start()
+    deadline = time.time() + 240
+    while job.running() and time.time() < deadline:
+        time.sleep(0.5)
+    info = job.poll()
+    assert info["returncode"] == 0, (tmp_path / "adapt" / "job.log").read_text()[-2000:]
+    _, meta = load_weights(info["weights"])
+    assert meta["training"]["config"]["init_weights"] == str(start)
+    assert meta["training"]["split"]["train"] == ["00-case.nrrd"]
