@@ -99,6 +99,13 @@ class TrainConfig:
     device: str = "auto"
     #: Start the generator from these weights (fine-tuning); their variant must match.
     init_weights: Optional[str] = None
+    #: Exponential moving average of the generator's weights (0: off). Validation and the
+    #: exported weights use the average, which smooths out the last steps' noise.
+    ema: float = 0.0
+    #: Learning-rate schedule: constant until ``decay_start`` of the iterations, then cosine
+    #: down to ``lr * lr_final`` at the end (1.0: constant, the paper's setting).
+    lr_final: float = 1.0
+    decay_start: float = 0.6
 
     @property
     def spec(self) -> VariantSpec:
@@ -191,7 +198,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out, resume: bool = False,
                  volumes: Optional[Sequence] = None, rank: int = 0, world: int = 1,
                  progress: Optional[Callable[[int, int, dict], None]] = None,
-                 cancel: Optional[Callable[[], bool]] = None, log=print):
+                 cancel: Optional[Callable[[], bool]] = None, log=print,
+                 overrides: Optional[dict] = None):
         from .inference import resolve_device
 
         self.out = Path(out)
@@ -203,9 +211,12 @@ class Trainer:
                 raise HRINetError(f"nothing to resume: {ckpt} does not exist; start without "
                                   "--resume")
             saved = json.loads(load_file_metadata(ckpt)["state"])
-            iterations = cfg.iterations
             cfg = TrainConfig.from_dict(saved["config"])
-            cfg.iterations = max(iterations, cfg.iterations)
+            for key, value in (overrides or {}).items():  # changes asked for on resume
+                setattr(cfg, key, value)
+            if cfg.iterations < int(saved["step"]):
+                raise HRINetError(f"the checkpoint is at step {saved['step']}, past "
+                                  f"--iterations {cfg.iterations}; give more iterations")
         elif ckpt.exists():
             raise HRINetError(f"{self.out} already holds a checkpoint; pass --resume to continue "
                               "it or choose another --out")
@@ -236,6 +247,7 @@ class Trainer:
         self.D1 = models["critic"].to(self.device)
         self.D2 = models["patchgan"].to(self.device)
         self.frozen: Optional[Generator] = None
+        self.ema_G: Optional[Generator] = None
         betas = tuple(cfg.adam_betas)
         self.opt = {n: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=betas)
                     for n, m in (("G", self.G), ("D1", self.D1), ("D2", self.D2))}
@@ -248,6 +260,8 @@ class Trainer:
         self.sampler = SliceSampler(volumes, cfg.crop, names=[Path(p).name for p in cfg.data])
         if resume:
             self._load(ckpt)
+        if cfg.ema > 0 and self.ema_G is None:
+            self.ema_G = copy.deepcopy(self.G).eval().requires_grad_(False)
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -335,6 +349,10 @@ class Trainer:
         phase = self.phase()
         if phase != "stage1" and self.frozen is None and self.cfg.spec.content == "perceptual":
             self.frozen = copy.deepcopy(_unwrap(self.G)).eval().requires_grad_(False)
+        lr = self.learning_rate(self.step)
+        for opt in self.opt.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
         rng = step_rng(self.cfg.seed, self.rank, self.step)
         if phase == "step2":
             logs = self.supervised_step(rng)
@@ -345,9 +363,27 @@ class Trainer:
             raise HRINetError(
                 f"training diverged: {bad[0]} is {logs[bad[0]]} at step {self.step}; the last "
                 f"good checkpoint in {self.out} is kept; lower --lr and resume")
+        if self.ema_G is not None:
+            with torch.no_grad():
+                d = self.cfg.ema
+                for e, w in zip(self.ema_G.parameters(), _unwrap(self.G).parameters()):
+                    e.mul_(d).add_(w.detach(), alpha=1 - d)
         self.step += 1
         logs.update(step=self.step, phase=phase)
         return logs
+
+    def learning_rate(self, step: int) -> float:
+        """The schedule of :class:`TrainConfig` at ``step``."""
+        start = self.cfg.decay_start * self.cfg.iterations
+        if self.cfg.lr_final >= 1.0 or step < start:
+            return self.cfg.lr
+        t = min(1.0, (step - start) / max(1.0, self.cfg.iterations - start))
+        f = self.cfg.lr_final + (1 - self.cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t))
+        return self.cfg.lr * f
+
+    def final_generator(self) -> Generator:
+        """What validation and export use: the weight average when enabled."""
+        return self.ema_G if self.ema_G is not None else _unwrap(self.G)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def _state(self) -> Tuple[dict, dict]:
@@ -355,9 +391,10 @@ class Trainer:
         for name, m in (("generator", self.G), ("critic", self.D1), ("patchgan", self.D2)):
             for k, v in _unwrap(m).state_dict().items():
                 tensors[f"{name}.{k}"] = v.detach().cpu().contiguous()
-        if self.frozen is not None:
-            for k, v in self.frozen.state_dict().items():
-                tensors[f"frozen.{k}"] = v.detach().cpu().contiguous()
+        for prefix, model in (("frozen", self.frozen), ("ema", self.ema_G)):
+            if model is not None:
+                for k, v in model.state_dict().items():
+                    tensors[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
         opt_meta = {n: _flatten_optimizer(n, o, tensors) for n, o in self.opt.items()}
         meta = {"step": self.step, "config": self.cfg.to_dict(), "model": self.mcfg.to_dict(),
                 "optimizers": opt_meta, "last_val": self.last_val, "version": __version__}
@@ -383,10 +420,13 @@ class Trainer:
         for name, m in (("generator", self.G), ("critic", self.D1), ("patchgan", self.D2)):
             m.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items()
                                if k.startswith(name + ".")})
-        frozen = {k[7:]: v for k, v in tensors.items() if k.startswith("frozen.")}
-        if frozen:
-            self.frozen = Generator(self.mcfg).to(self.device).eval().requires_grad_(False)
-            self.frozen.load_state_dict(frozen)
+        for prefix in ("frozen", "ema"):
+            saved = {k[len(prefix) + 1:]: v for k, v in tensors.items()
+                     if k.startswith(prefix + ".")}
+            if saved:
+                model = Generator(self.mcfg).to(self.device).eval().requires_grad_(False)
+                model.load_state_dict(saved)
+                setattr(self, "frozen" if prefix == "frozen" else "ema_G", model)
         for n, o in self.opt.items():
             _restore_optimizer(n, o, tensors, meta["optimizers"][n])
         self.step = int(meta["step"])
@@ -469,7 +509,7 @@ class Trainer:
 
         if not self.cfg.val or self.rank != 0:
             return {}
-        G = _unwrap(self.G).eval()
+        G = self.final_generator().eval()
         methods = {"model": LearnedInterpolator(G, self.device), "linear": LinearInterpolator()}
         results = {}
         for path in self.cfg.val:
@@ -483,7 +523,7 @@ class Trainer:
                     s = score(up.array[mask], v.array[:up.array.shape[0]][mask])
                     results[f"{name}/x{k}/{label}_psnr_hu"] = round(s.psnr_hu, 3)
                     results[f"{name}/x{k}/{label}_ssim_win"] = round(s.ssim_win, 4)
-        G.train()
+        _unwrap(self.G).train()
         self.last_val = {"step": self.step, **results}
         with open(self.out / "val.jsonl", "a") as f:
             f.write(json.dumps(self.last_val) + "\n")
@@ -544,7 +584,7 @@ class Trainer:
             return path
         meta = training_metadata(self.cfg, volume_summaries(self.sampler), self.step,
                                  self.last_val)
-        return save_weights(_unwrap(self.G), path, meta)
+        return save_weights(self.final_generator(), path, meta)
 
 
 def volume_summaries(sampler: SliceSampler) -> List[dict]:
@@ -594,7 +634,8 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
         raise HRINetError(f"{checkpoint} is not an HRINet training checkpoint") from None
     G = Generator(ModelConfig.from_dict(meta["model"]))
     tensors = load_file(str(checkpoint))
-    G.load_state_dict({k[10:]: v for k, v in tensors.items() if k.startswith("generator.")})
+    prefix = "ema." if any(k.startswith("ema.") for k in tensors) else "generator."
+    G.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     cfg = TrainConfig.from_dict(meta["config"])
     names = [{"name": Path(p).name} for p in cfg.data]
     return save_weights(G, out, training_metadata(cfg, names, int(meta["step"]),
@@ -606,7 +647,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "format or DICOM folders)")
     p.add_argument("--val", nargs="*", default=[], help="held-out validation volumes")
     p.add_argument("--variant", default="hrinet-mse", choices=VARIANTS)
-    p.add_argument("--iterations", type=int, default=1000)
+    p.add_argument("--iterations", type=int, help="total iterations (default 1000; with "
+                   "--resume: the checkpoint's, or this many in all)")
     p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 64)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-4)
@@ -621,16 +663,25 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from these .safetensors weights (fine-tuning)")
+    p.add_argument("--ema", type=float, help="weight averaging decay, e.g. 0.999 (default off)")
+    p.add_argument("--lr-final", type=float, help="cosine-decay the learning rate to this "
+                   "fraction of --lr after --decay-start of the iterations (default 1: constant)")
+    p.add_argument("--decay-start", type=float, help="fraction of the iterations where the "
+                   "decay starts (default 0.6)")
 
 
 def train_from_cli(args) -> int:
     """``hrinet train``: runs (under torchrun too), Ctrl-C/SIGTERM save a checkpoint."""
     cfg = TrainConfig(variant=args.variant, data=list(args.data), val=list(args.val or []),
-                      iterations=args.iterations, crop=args.crop, batch=args.batch, lr=args.lr,
+                      iterations=args.iterations or 1000, crop=args.crop, batch=args.batch, lr=args.lr,
                       design_size=args.design_size, val_every=args.val_every,
                       val_factors=tuple(args.val_factors),
                       checkpoint_minutes=args.checkpoint_minutes, device=args.device,
                       seed=args.seed, init_weights=args.init)
+    overrides = {k: getattr(args, k) for k in ("ema", "lr_final", "decay_start", "iterations")
+                 if getattr(args, k) is not None}
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
     rank, world = 0, int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         backend = "nccl" if torch.cuda.is_available() and args.device != "cpu" else "gloo"
@@ -653,7 +704,7 @@ def train_from_cli(args) -> int:
         bar.refresh()
 
     trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
-                      progress=progress, cancel=lambda: stop["flag"])
+                      progress=progress, cancel=lambda: stop["flag"], overrides=overrides)
     bar.n = trainer.step
     try:
         path = trainer.run()

@@ -87,7 +87,8 @@ def test_a_few_steps_lower_the_content_loss(tmp_path, variant):
 
 @pytest.mark.parametrize("stop_at", [3, 6])
 def test_resume_after_a_stop_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, stop_at):
-    cfg = tiny("hrinet-perceptual", 8)  # stage I -> II at step 4, frozen encoder, D1 and D2
+    # stage I -> II at step 4 (frozen encoder, D1 and D2), weight averaging, lr decay from 4
+    cfg = tiny("hrinet-perceptual", 8, ema=0.9, lr_final=0.1, decay_start=0.5)
     whole = Trainer(cfg, tmp_path / "whole", volumes=volumes(), log=None)
     whole.run()
     part = Trainer(cfg, tmp_path / "part", volumes=volumes(), log=None)
@@ -97,7 +98,7 @@ def test_resume_after_a_stop_gives_the_same_weights_as_an_uninterrupted_run(tmp_
     resumed = Trainer(cfg, tmp_path / "part", resume=True, volumes=volumes(), log=None)
     assert resumed.step == stop_at
     resumed.run()
-    for name in ("G", "D1", "D2"):
+    for name in ("G", "D1", "D2", "ema_G"):
         a, b = getattr(whole, name).state_dict(), getattr(resumed, name).state_dict()
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
@@ -195,3 +196,26 @@ def test_export_turns_a_checkpoint_into_loadable_weights(tmp_path):
     model, meta = load_weights(out)
     assert meta["variant"] == "acai" and meta["training"]["iterations"] == 2
     assert main(["export", str(tmp_path / "run"), str(out)]) == 2  # exists: kept
+
+
+def test_weight_average_and_cosine_decay_shape_the_exported_model(tmp_path):
+    tr = Trainer(tiny("hrinet-plus", 10, ema=0.5, lr_final=0.1, decay_start=0.5), tmp_path,
+                 volumes=volumes(), log=None)
+    lrs = [tr.learning_rate(s) for s in range(11)]
+    assert lrs[:5] == [1e-3] * 5 and lrs[10] == pytest.approx(1e-4)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    path = tr.run()
+    model, _ = load_weights(path)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, tr.ema_G.state_dict()[k])
+    assert any(not torch.equal(v, tr.G.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_resume_can_shorten_or_extend_the_run_but_not_below_its_step(tmp_path):
+    Trainer(tiny("ae", 6), tmp_path, volumes=volumes(), log=None).run(stop_at=4)
+    with pytest.raises(HRINetError, match="past --iterations 3"):
+        Trainer(tiny("ae", 6), tmp_path, resume=True, volumes=volumes(), log=None,
+                overrides={"iterations": 3})
+    longer = Trainer(tiny("ae", 6), tmp_path, resume=True, volumes=volumes(), log=None,
+                     overrides={"iterations": 8})
+    assert longer.cfg.iterations == 8 and longer.step == 4
