@@ -41,7 +41,8 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .data import SliceSampler, step_rng
 from .errors import Cancelled, HRINetError
-from .models import VARIANTS, Generator, ModelConfig, build_models
+from .metrics import WINDOW
+from .models import HU_MIN, HU_SCALE, VARIANTS, Generator, ModelConfig, build_models
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -106,6 +107,10 @@ class TrainConfig:
     #: down to ``lr * lr_final`` at the end (1.0: constant, the paper's setting).
     lr_final: float = 1.0
     decay_start: float = 0.6
+    #: Weight of an extra MSE in the soft-tissue window [-160, 240] HU (in units of that
+    #: window's range). The HU-range MSE barely sees soft-tissue errors of tens of HU, which
+    #: the radiologist's window (and SSIM_win) shows plainly. 0: off (the paper's losses).
+    window_weight: float = 0.0
 
     @property
     def spec(self) -> VariantSpec:
@@ -276,7 +281,12 @@ class Trainer:
             with torch.no_grad():
                 ft = self.frozen.encode(target)
             return sum(F.mse_loss(a, b) for a, b in zip(fp, ft)) / len(fp)
-        return F.mse_loss(pred, target)
+        loss = F.mse_loss(pred, target)
+        if self.cfg.window_weight > 0:
+            lo, hi = ((w - HU_MIN) / HU_SCALE for w in WINDOW)
+            win = F.mse_loss(pred.clamp(lo, hi), target.clamp(lo, hi)) / (hi - lo) ** 2
+            loss = loss + self.cfg.window_weight * win
+        return loss
 
     def in_stage1(self) -> bool:
         return self.step < self.r["stage1_iterations"]
@@ -431,7 +441,6 @@ class Trainer:
             _restore_optimizer(n, o, tensors, meta["optimizers"][n])
         self.step = int(meta["step"])
         self.last_val = meta.get("last_val", {})
-        self._truncate_log()
 
     # ---- logs ----------------------------------------------------------------------------
     LOG_FIELDS = ["step", "phase", "loss_g", "content", "loss_d1", "loss_d2", "seconds"]
@@ -538,6 +547,7 @@ class Trainer:
         Returns the final weights path, or the checkpoint path when stopped early.
         """
         self.out.mkdir(parents=True, exist_ok=True)
+        self._truncate_log()  # rows past the checkpoint would repeat after a resume
         (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
         self.G.train(), self.D1.train(), self.D2.train()
         pending: List[dict] = []
@@ -643,10 +653,11 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", nargs="+", required=True, help="training volumes (any readable "
-                   "format or DICOM folders)")
+    p.add_argument("--data", nargs="+", default=[], help="training volumes (any readable "
+                   "format or DICOM folders); with --resume the checkpoint's are used")
     p.add_argument("--val", nargs="*", default=[], help="held-out validation volumes")
-    p.add_argument("--variant", default="hrinet-mse", choices=VARIANTS)
+    p.add_argument("--variant", default="hrinet-mse", choices=VARIANTS,
+                   help="model variant (README 'The model family')")
     p.add_argument("--iterations", type=int, help="total iterations (default 1000; with "
                    "--resume: the checkpoint's, or this many in all)")
     p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 64)")
@@ -668,17 +679,22 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "fraction of --lr after --decay-start of the iterations (default 1: constant)")
     p.add_argument("--decay-start", type=float, help="fraction of the iterations where the "
                    "decay starts (default 0.6)")
+    p.add_argument("--window-weight", type=float, help="weight of the soft-tissue-window MSE "
+                   "added to the content loss (default 0: the paper's losses)")
 
 
 def train_from_cli(args) -> int:
     """``hrinet train``: runs (under torchrun too), Ctrl-C/SIGTERM save a checkpoint."""
+    if not args.data and not args.resume:
+        raise HRINetError("give training volumes with --data (or --resume a run)")
     cfg = TrainConfig(variant=args.variant, data=list(args.data), val=list(args.val or []),
                       iterations=args.iterations or 1000, crop=args.crop, batch=args.batch, lr=args.lr,
                       design_size=args.design_size, val_every=args.val_every,
                       val_factors=tuple(args.val_factors),
                       checkpoint_minutes=args.checkpoint_minutes, device=args.device,
                       seed=args.seed, init_weights=args.init)
-    overrides = {k: getattr(args, k) for k in ("ema", "lr_final", "decay_start", "iterations")
+    overrides = {k: getattr(args, k) for k in ("ema", "lr_final", "decay_start", "iterations",
+                                               "window_weight")
                  if getattr(args, k) is not None}
     for key, value in overrides.items():
         setattr(cfg, key, value)

@@ -219,3 +219,14 @@ def test_resume_can_shorten_or_extend_the_run_but_not_below_its_step(tmp_path):
     longer = Trainer(tiny("ae", 6), tmp_path, resume=True, volumes=volumes(), log=None,
                      overrides={"iterations": 8})
     assert longer.cfg.iterations == 8 and longer.step == 4
+
+
+def test_window_weight_adds_the_soft_tissue_error(tmp_path):
+    plain = Trainer(tiny("hrinet-plus", 1), tmp_path / "a", volumes=volumes(), log=None)
+    windowed = Trainer(tiny("hrinet-plus", 1, window_weight=0.5), tmp_path / "b",
+                       volumes=volumes(), log=None)
+    target = torch.full((1, 1, 8, 8), (40 + 1024) / 4095)  # soft tissue, 40 HU
+    pred = target + 20 / 4095  # 20 HU off: tiny in the HU range, 5% of the window
+    base = plain.content(pred, target).item()
+    assert base == pytest.approx((20 / 4095) ** 2)
+    assert windowed.content(pred, target).item() == pytest.approx(base + 0.5 * (20 / 400) ** 2)
