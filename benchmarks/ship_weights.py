@@ -31,12 +31,14 @@ def _weights_in(run: Path) -> Path:
     return found[0]
 
 
-def ship(src: Path, name: str, method: str, rows) -> Path:
+def ship(src: Path, name: str, method: str, rows, note: str = "") -> Path:
     meta = read_metadata(src)  # checks the sha256 before anything is copied
     dst = DEST / name
     DEST.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
     meta["tensor_file"] = dst.name
+    if note:
+        meta["training_notes"] = note
     meta["evaluation"] = {
         "protocol": "hrinet evaluate: keep every k-th slice, upsample by k, score the "
                     "synthesised slices (README 'Results')",
@@ -51,13 +53,15 @@ def main() -> None:
     p.add_argument("--default", type=Path)
     p.add_argument("--variants", type=Path, nargs="*", default=[])
     p.add_argument("--metrics", type=Path)
+    p.add_argument("--default-note", default="", help="how the default run went (resumes, "
+                   "schedule changes), stored in its sidecar")
     a = p.parse_args()
     rows = []
     if a.metrics:
         with open(a.metrics) as f:
             rows = list(csv.DictReader(f))
     if a.default:
-        print(ship(_weights_in(a.default), DEFAULT_NAME, "hrinet", rows))
+        print(ship(_weights_in(a.default), DEFAULT_NAME, "hrinet", rows, a.default_note))
     for run in a.variants:
         w = _weights_in(run)
         variant = read_metadata(w)["variant"]
