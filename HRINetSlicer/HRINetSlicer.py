@@ -157,8 +157,11 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self.refreshTrainList)
 
         self.ui.modelComboBox.addItem(_("HRINet (shipped default)"), "hrinet")
-        for name, label in HRINetSlicerLogic.shippedVariants():
-            self.ui.modelComboBox.addItem(label, name)
+        try:  # before PyTorch is installed the variants cannot be listed yet
+            for name, label in HRINetSlicerLogic.shippedVariants():
+                self.ui.modelComboBox.addItem(label, name)
+        except ImportError:
+            pass
         self.ui.modelComboBox.addItem(_("Cubic B-spline (classical)"), "cubic")
         self.ui.modelComboBox.addItem(_("Linear (classical)"), "linear")
         self.ui.modelComboBox.addItem(_("Weights file..."), "file")
@@ -412,9 +415,9 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def variants():
-        from hrinet.models import VARIANTS
-
-        return list(VARIANTS)
+        # The same names as hrinet.models.VARIANTS, listed here so the panel builds before
+        # PyTorch is installed (tested against the library in Testing/Python).
+        return ["hrinet-plus", "hrinet-mse", "hrinet-perceptual", "hrinet-patchgan", "acai", "ae"]
 
     @staticmethod
     def shippedVariants():

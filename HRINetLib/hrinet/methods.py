@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Protocol, Sequence
 
 import numpy as np
-from scipy.ndimage import spline_filter1d
 
 from .errors import HRINetError
 
@@ -92,6 +91,8 @@ class CubicInterpolator:
     halo = CUBIC_HALO
 
     def interpolate(self, window, pairs, fractions):
+        from scipy.ndimage import spline_filter1d  # lazy: Slicer may install scipy on demand
+
         coeffs = spline_filter1d(window.astype(np.float64), order=3, axis=0, mode="mirror")
         coeffs = np.pad(coeffs, ((2, 2), (0, 0), (0, 0)), mode="reflect")
         out = np.empty((len(pairs), len(fractions)) + window.shape[1:], dtype=np.float32)

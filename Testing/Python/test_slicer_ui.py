@@ -75,3 +75,10 @@ def test_panel_screenshot(panel, tmp_path):
     if os.environ.get("HRINET_UPDATE_SCREENSHOTS"):
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(out, SCREENSHOT)
+
+
+def test_the_panel_lists_every_library_variant():
+    from hrinet.models import VARIANTS
+
+    listed = re.search(r"def variants\(\):.*?return (\[.*?\])", MODULE.read_text(), re.S)
+    assert sorted(eval(listed.group(1))) == sorted(VARIANTS)
