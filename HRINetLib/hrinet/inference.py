@@ -112,7 +112,7 @@ class LearnedInterpolator:
 
 
 def load_interpolator(weights: Optional[str] = None, device: str = "auto",
-                      batch_size: int = 8) -> LearnedInterpolator:
+                      batch_size: Optional[int] = None) -> LearnedInterpolator:
     """A learned interpolator from ``weights`` (default: the shipped default model)."""
     path = weights or find_weights(DEFAULT_NAME)
     if path is None:
@@ -120,6 +120,8 @@ def load_interpolator(weights: Optional[str] = None, device: str = "auto",
                           f"{DEFAULT_NAME}); pass --weights FILE or use --method cubic")
     dev = resolve_device(device)
     model, meta = load_weights(path, device=str(dev))
+    if batch_size is None:  # big batches feed a GPU; on a CPU they only cost memory
+        batch_size = 8 if dev.type == "cuda" else 2
     return LearnedInterpolator(model, dev, batch_size=batch_size, name="hrinet", metadata=meta)
 
 
