@@ -111,6 +111,9 @@ class TrainConfig:
     #: window's range). The HU-range MSE barely sees soft-tissue errors of tens of HU, which
     #: the radiologist's window (and SSIM_win) shows plainly. 0: off (the paper's losses).
     window_weight: float = 0.0
+    #: Weight of ``1 - SSIM`` in the soft-tissue window (Gaussian 11x11, sigma 1.5, as the
+    #: metric). MSE alone favours a smooth conditional mean that drops soft-tissue texture.
+    ssim_weight: float = 0.0
 
     @property
     def spec(self) -> VariantSpec:
@@ -162,6 +165,20 @@ def generator_adversarial(d1_mix: Optional[torch.Tensor], d2_logits: Optional[to
     if d2_logits is not None:
         total = total + beta * (-F.softplus(d2_logits)).mean()
     return total
+
+
+def ssim_torch(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.Tensor:
+    """Differentiable mean SSIM of ``(B, 1, H, W)`` images in [0, 1] (valid windows only)."""
+    r = torch.arange(size, dtype=x.dtype, device=x.device) - size // 2
+    g = torch.exp(-r ** 2 / (2 * sigma ** 2))
+    g = (g / g.sum())
+    k = (g[:, None] * g[None, :]).view(1, 1, size, size)
+    f = lambda t: F.conv2d(t, k)  # noqa: E731
+    mx, my = f(x), f(y)
+    sxx, syy, sxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean()
 
 
 def _is_dist() -> bool:
@@ -282,10 +299,14 @@ class Trainer:
                 ft = self.frozen.encode(target)
             return sum(F.mse_loss(a, b) for a, b in zip(fp, ft)) / len(fp)
         loss = F.mse_loss(pred, target)
-        if self.cfg.window_weight > 0:
+        if self.cfg.window_weight > 0 or self.cfg.ssim_weight > 0:
             lo, hi = ((w - HU_MIN) / HU_SCALE for w in WINDOW)
-            win = F.mse_loss(pred.clamp(lo, hi), target.clamp(lo, hi)) / (hi - lo) ** 2
-            loss = loss + self.cfg.window_weight * win
+            pw = (pred.clamp(lo, hi) - lo) / (hi - lo)
+            tw = (target.clamp(lo, hi) - lo) / (hi - lo)
+            if self.cfg.window_weight > 0:
+                loss = loss + self.cfg.window_weight * F.mse_loss(pw, tw)
+            if self.cfg.ssim_weight > 0:
+                loss = loss + self.cfg.ssim_weight * (1 - ssim_torch(pw, tw))
         return loss
 
     def in_stage1(self) -> bool:
@@ -681,6 +702,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "decay starts (default 0.6)")
     p.add_argument("--window-weight", type=float, help="weight of the soft-tissue-window MSE "
                    "added to the content loss (default 0: the paper's losses)")
+    p.add_argument("--ssim-weight", type=float, help="weight of 1 - SSIM in the soft-tissue "
+                   "window added to the content loss (default 0)")
 
 
 def train_from_cli(args) -> int:
@@ -694,7 +717,7 @@ def train_from_cli(args) -> int:
                       checkpoint_minutes=args.checkpoint_minutes, device=args.device,
                       seed=args.seed, init_weights=args.init)
     overrides = {k: getattr(args, k) for k in ("ema", "lr_final", "decay_start", "iterations",
-                                               "window_weight")
+                                               "window_weight", "ssim_weight")
                  if getattr(args, k) is not None}
     for key, value in overrides.items():
         setattr(cfg, key, value)

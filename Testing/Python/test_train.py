@@ -230,3 +230,16 @@ def test_window_weight_adds_the_soft_tissue_error(tmp_path):
     base = plain.content(pred, target).item()
     assert base == pytest.approx((20 / 4095) ** 2)
     assert windowed.content(pred, target).item() == pytest.approx(base + 0.5 * (20 / 400) ** 2)
+
+
+def test_ssim_term_matches_the_metric_and_rewards_keeping_texture():
+    from hrinet.metrics import ssim_slice
+    from hrinet.train import ssim_torch
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((1, 1, 48, 48))
+    noisy = np.clip(truth + rng.normal(0, 0.1, truth.shape), 0, 1)
+    got = ssim_torch(torch.tensor(noisy), torch.tensor(truth)).item()
+    assert got == pytest.approx(ssim_slice(noisy[0, 0], truth[0, 0], 1.0), abs=0.01)
+    flat = np.full_like(truth, truth.mean())  # the smooth mean has no texture left
+    assert ssim_torch(torch.tensor(flat), torch.tensor(truth)).item() < 0.1
