@@ -695,6 +695,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from these .safetensors weights (fine-tuning)")
+    p.add_argument("--stop-at", type=int, help="save a checkpoint and stop at this step "
+                   "(to change settings, then --resume)")
     p.add_argument("--ema", type=float, help="weight averaging decay, e.g. 0.999 (default off)")
     p.add_argument("--lr-final", type=float, help="cosine-decay the learning rate to this "
                    "fraction of --lr after --decay-start of the iterations (default 1: constant)")
@@ -746,7 +748,7 @@ def train_from_cli(args) -> int:
                       progress=progress, cancel=lambda: stop["flag"], overrides=overrides)
     bar.n = trainer.step
     try:
-        path = trainer.run()
+        path = trainer.run(stop_at=args.stop_at)
     finally:
         bar.close()
     if rank == 0:
