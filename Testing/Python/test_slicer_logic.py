@@ -105,19 +105,24 @@ def test_export_writes_nrrd_that_hrinet_and_slicer_read_back_identically(tmp_pat
         export_nrrd(out, path)
 
 
-def test_training_job_runs_in_a_background_process_and_saves_weights(tmp_path, scene,
-                                                                   oblique_phantom):
+def run_to_end(job: TrainingJob, timeout: float = 240) -> dict:
+    """Start a background job, wait for it as the panel's timer would, return its last poll."""
+    job.start()
+    deadline = time.time() + timeout
+    while job.running() and time.time() < deadline:
+        time.sleep(0.5)
+    info = job.poll()
+    assert info["returncode"] == 0, (job.out / "job.log").read_text()[-2000:]
+    return info
+
+
+def test_training_job_runs_in_a_background_process_and_saves_weights(tmp_path, scene):
     from hrinet.phantom import make_phantom
 
     thin = node_from_volume(make_phantom(size=(64, 64, 16), spacing=(3, 3, 2)), "thin", scene)
     job = TrainingJob(tmp_path / "run", [thin], variant="hrinet-plus", iterations=3, crop=64,
                       batch=2, device="cpu")
-    job.start()
-    deadline = time.time() + 240
-    while job.running() and time.time() < deadline:
-        time.sleep(0.5)
-    info = job.poll()
-    assert info["returncode"] == 0, (tmp_path / "run" / "job.log").read_text()[-2000:]
+    info = run_to_end(job)
     assert info["step"] == 3 and info["weights"].endswith("hrinet-plus.safetensors")
     assert [s for s, _ in info["history"]] == [1, 2, 3]
     out, _ = interpolate_node(thin, factor=2, method="hrinet", weights=info["weights"])
@@ -137,12 +142,7 @@ def test_adapt_to_this_case_fine_tunes_given_weights_on_the_input_volume(tmp_pat
     job = adapt_job(tmp_path / "adapt", thick, iterations=2, crop=64, weights=str(start),
                     device="cpu")
     assert "--init" in job.command() and job.variant == "hrinet-plus"
-    job.start()
-    deadline = time.time() + 240
-    while job.running() and time.time() < deadline:
-        time.sleep(0.5)
-    info = job.poll()
-    assert info["returncode"] == 0, (tmp_path / "adapt" / "job.log").read_text()[-2000:]
+    info = run_to_end(job)
     _, meta = load_weights(info["weights"])
     assert meta["training"]["config"]["init_weights"] == str(start)
     assert meta["training"]["split"]["train"] == ["00-case.nrrd"]
