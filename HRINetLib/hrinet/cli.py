@@ -87,24 +87,26 @@ def cmd_evaluate(args) -> int:
     for k in args.factors:
         if k < 2:
             raise HRINetError(f"factor {k} in --factors is not >= 2")
+    from tqdm import tqdm
+
     rows = []
     for path in args.volumes:
         volume = read_volume(path)
         name = _name(path)
-        outputs = {}
-        keep = lambda k, m, a: outputs.setdefault(k, {}).__setitem__(m, a)  # noqa: E731
-        from tqdm import tqdm
+        outputs: dict = {}
+
+        def keep(k, m, a, outputs=outputs):
+            outputs.setdefault(k, {})[m] = a
 
         bar = tqdm(total=len(args.factors) * len(methods), desc=name, file=sys.stderr,
                    leave=False, disable=None)
         rows += evaluate_volume(volume, name, args.factors, methods, device=args.device,
                                 weights=weights, keep=keep,
-                                progress=lambda s: (bar.set_postfix_str(s), bar.update(0)))
+                                progress=lambda s: (bar.set_postfix_str(s), bar.update(1)))
         bar.close()
         for k, outs in outputs.items():
             figure_strip(volume, k, outs, out / f"figure-{name}-x{k}.png",
                          title=f"{name}, x{k}")
-        del outputs
     write_csv(rows, out / "metrics.csv")
     (out / "metrics.md").write_text(markdown_table(rows))
     with open(out / "sharpness.csv", "w") as f:

@@ -102,7 +102,6 @@ class SliceSampler:
     def supervised(self, rng: np.random.Generator, n: int, batch: int) -> GroupBatch:
         """Step II batch: group ends in, the ``n - 2`` inner slices at a = 1 - k/(n-1) out."""
         g, vids = self.groups(rng, n, batch)
-        inner = n - 2
         t = torch.from_numpy(g)
         x1 = t[:, :1].contiguous()
         x2 = t[:, -1:].contiguous()

@@ -16,7 +16,7 @@ import torch
 
 from .errors import HRINetError
 from .methods import register_method
-from .models import HU_MAX, HU_MIN, HU_SCALE, Generator, normalise, pad_to_stride
+from .models import HU_MIN, HU_SCALE, Generator, normalise, pad_to_stride
 from .weights import DEFAULT_NAME, find_weights, load_weights
 
 

@@ -21,7 +21,7 @@ Intensities are normalised as ``(clip(HU, -1024, 3071) + 1024) / 4095``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Dict, List, Sequence, Tuple
 
 import torch

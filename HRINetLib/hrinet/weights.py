@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import HRINetError

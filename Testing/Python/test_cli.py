@@ -6,7 +6,6 @@ import csv
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from hrinet.cli import main

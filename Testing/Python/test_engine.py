@@ -9,7 +9,7 @@ from scipy.ndimage import map_coordinates
 from hrinet import engine
 from hrinet.engine import plan_upsampling, resolve_factor, upsample_z
 from hrinet.errors import Cancelled, HRINetError
-from hrinet.methods import available_methods, create_interpolator
+from hrinet.methods import available_methods
 
 
 @pytest.mark.parametrize("method", ["linear", "cubic"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import os
 
 import numpy as np
 import pytest
@@ -11,7 +9,6 @@ import SimpleITK as sitk
 
 from hrinet.errors import HRINetError
 from hrinet.io import check_output_path, read_volume, write_volume
-from hrinet.phantom import make_phantom
 from conftest import shared, write_dicom_series
 
 

@@ -5,7 +5,6 @@ Every row of docs/RELIABILITY.md points at a test here or in the suites it names
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -180,7 +179,6 @@ def test_sigkill_mid_run_then_resume_ends_with_the_same_weights(tmp_path):
     # Checkpoint every step, kill -9 once a few steps are saved.
     proc = subprocess.Popen(_train_cmd(data, tmp_path / "killed", "--checkpoint-minutes", "0"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    progress = tmp_path / "killed" / "progress.json"
     deadline = time.time() + 200
     while time.time() < deadline and not (tmp_path / "killed" / "checkpoint.safetensors").exists():
         time.sleep(0.05)
