@@ -5,6 +5,7 @@ Every row of docs/RELIABILITY.md points at a test here or in the suites it names
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -278,3 +279,34 @@ def test_engine_invariants_hold_for_any_shape_spacing_direction_and_type(vol, k,
         for j in range(1, k):
             s = out.array[j::k].astype(np.float64)
             assert np.all(s >= np.floor(lo) - 1e-6 * np.abs(lo)) and np.all(s <= np.ceil(hi) + 1e-6 * np.abs(hi))
+
+
+def test_unreadable_file_says_so(tmp_path, phantom, monkeypatch):
+    p = write_volume(phantom, tmp_path / "v.nrrd")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(p)
+                        else real_access(path, mode))  # tests run as root, who reads anything
+    with pytest.raises(HRINetError, match="not readable; check its permissions"):
+        read_volume(p)
+
+
+def test_cuda_asked_for_without_a_gpu_says_what_to_use(monkeypatch):
+    from hrinet.inference import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(HRINetError, match="no CUDA GPU is available; use --device cpu or auto"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(HRINetError, match="unknown device"):
+        resolve_device("tpu")
+
+
+def test_init_weights_of_another_variant_are_refused(tmp_path):
+    from hrinet.models import Generator, ModelConfig
+    from hrinet.train import TrainConfig, Trainer
+    from hrinet.weights import save_weights
+
+    w = save_weights(Generator(ModelConfig.for_variant("acai")), tmp_path / "acai.safetensors", {})
+    cfg = TrainConfig(variant="hrinet-plus", init_weights=str(w), crop=64, device="cpu")
+    with pytest.raises(HRINetError, match="--init weights are variant acai, not hrinet-plus"):
+        Trainer(cfg, tmp_path / "run", volumes=[make_phantom(size=(64, 64, 8))], log=None)

@@ -146,3 +146,10 @@ def test_adapt_to_this_case_fine_tunes_given_weights_on_the_input_volume(tmp_pat
     _, meta = load_weights(info["weights"])
     assert meta["training"]["config"]["init_weights"] == str(start)
     assert meta["training"]["split"]["train"] == ["00-case.nrrd"]
+
+
+def test_a_node_under_a_transform_is_refused_until_hardened(scene, thick_node):
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "t")
+    thick_node.SetAndObserveTransformNodeID(transform.GetID())
+    with pytest.raises(HRINetError, match="harden the transform"):
+        volume_from_node(thick_node)
