@@ -17,7 +17,7 @@ from .errors import Cancelled, HRINetError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not argparse's usage dump
-        self.exit(2, f"hrinet: error: {message}; see 'hrinet {self.prog.split()[-1]} --help'\n")
+        self.exit(2, f"hrinet: error: {message}; see '{self.prog} --help'\n")
 
 
 def _int_list(text: str) -> List[int]:

@@ -70,6 +70,10 @@ def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = 
         raise HRINetError(f"target spacing {target_spacing} mm is not positive; give a slice "
                           "spacing in mm such as 1.0")
     ratio = spacing_z / target
+    if ratio < 1.5 and target_spacing is None:
+        raise HRINetError(f"the volume is already close to isotropic (slice spacing "
+                          f"{spacing_z:.4g} mm, in-plane {in_plane:.4g} mm); give a factor or "
+                          "a finer target spacing to interpolate anyway")
     if ratio < 1.5:
         raise HRINetError(f"target spacing {target:.4g} mm is not finer than the slice spacing "
                           f"{spacing_z:.4g} mm (factor would be {max(round(ratio), 0)}); choose a "

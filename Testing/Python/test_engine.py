@@ -143,3 +143,10 @@ def test_any_in_plane_size_works_with_a_padded_model(phantom):
     # an untrained hrinet-plus is exactly the linear blend
     lin = upsample_z(vol, factor=3, method="linear")
     assert np.abs(out.array.astype(int) - lin.array).max() <= 1
+
+
+def test_an_already_isotropic_volume_says_so_by_default(phantom):
+    iso = phantom.with_array(phantom.array, spacing=(3.0, 3.0, 3.0))
+    with pytest.raises(HRINetError, match="already close to isotropic"):
+        upsample_z(iso)
+    assert upsample_z(iso, factor=2).spacing[2] == 1.5
