@@ -257,7 +257,7 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.inputInfoLabel.text = (f"{dims[0]} x {dims[1]} x {dims[2]}, "
                                        f"{sp[0]:.3g} x {sp[1]:.3g} x {sp[2]:.3g} mm")
         try:
-            plan = HRINetSlicerLogic.plan(node, **self._target())
+            plan = HRINetSlicerLogic.plan(node, method=self._method()[0], **self._target())
             self.ui.planLabel.text = plan.describe()
             self.ui.interpolateButton.enabled = True
         except Exception as exc:  # the library's one-line message
@@ -448,11 +448,10 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
         return _("detected: CPU only")
 
     @staticmethod
-    def plan(node, factor=None, target_spacing=None):
-        from hrinet.engine import plan_upsampling
-        from HRINetSlicerLib.logic import volume_from_node
+    def plan(node, factor=None, target_spacing=None, method="hrinet"):
+        from HRINetSlicerLib.logic import plan_for_node
 
-        return plan_upsampling(volume_from_node(node), factor, target_spacing)
+        return plan_for_node(node, factor, target_spacing, method)
 
     def interpolate(self, node, **kwargs):
         from HRINetSlicerLib.logic import interpolate_node

@@ -2,5 +2,5 @@
 
 from .logic import (  # noqa: F401
     TrainingJob, adapt_job, export_nrrd, interpolate_node, lps_from_ras, node_from_volume,
-    volume_from_node,
+    plan_for_node, volume_from_node,
 )

@@ -86,6 +86,23 @@ def node_from_volume(volume: Volume, name: str, scene=None):
     return node
 
 
+def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[float] = None,
+                  method: str = "hrinet"):
+    """The engine's :class:`hrinet.Plan` from the node's header alone (no voxel copy), so the
+    panel can show it on every change of the controls."""
+    from hrinet.engine import Plan, resolve_factor
+
+    if node is None or node.GetImageData() is None:
+        raise HRINetError("select a scalar volume")
+    nx, ny, nz = node.GetImageData().GetDimensions()
+    if nz < 2:
+        raise HRINetError(f"the volume has {nz} slice; interpolation needs at least 2 slices")
+    sx, sy, sz = node.GetSpacing()
+    k = resolve_factor(sz, min(sx, sy), factor, target_spacing)
+    return Plan(factor=k, input_slices=nz, output_slices=(nz - 1) * k + 1,
+                output_spacing=(sx, sy, sz / k), method=method)
+
+
 def interpolate_node(input_node, factor: Optional[int] = None,
                      target_spacing: Optional[float] = None, method: str = "hrinet",
                      weights: Optional[str] = None, device: str = "auto",

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "HRINetSlicer"))
 
 from HRINetSlicerLib.logic import (TrainingJob, export_nrrd, interpolate_node,  # noqa: E402
-                                   node_from_volume, volume_from_node)
+                                   node_from_volume, plan_for_node, volume_from_node)
 from hrinet.errors import Cancelled, HRINetError  # noqa: E402
 from hrinet.io import read_volume  # noqa: E402
 
@@ -153,3 +153,14 @@ def test_a_node_under_a_transform_is_refused_until_hardened(scene, thick_node):
     thick_node.SetAndObserveTransformNodeID(transform.GetID())
     with pytest.raises(HRINetError, match="harden the transform"):
         volume_from_node(thick_node)
+
+
+def test_the_panel_plan_from_the_header_matches_the_engine(thick_node):
+    from hrinet.engine import plan_upsampling
+
+    vol = volume_from_node(thick_node)
+    for kw in ({}, {"factor": 3}, {"target_spacing": 1.25}):
+        assert plan_for_node(thick_node, method="linear", **kw) == plan_upsampling(
+            vol, method="linear", **kw)
+    with pytest.raises(HRINetError, match="not finer"):
+        plan_for_node(thick_node, target_spacing=50)
