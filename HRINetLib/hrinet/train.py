@@ -185,6 +185,22 @@ def _is_dist() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
+def shutdown_distributed(trainer: Optional["Trainer"] = None) -> None:
+    """Leave a distributed run cleanly: wait for every rank, release the DDP wrappers (their
+    reducers hold gloo/NCCL work), then destroy the process group. Tearing down in another
+    order can abort a rank at exit."""
+    if not _is_dist():
+        return
+    torch.distributed.barrier()
+    if trainer is not None:
+        trainer.G, trainer.D1, trainer.D2 = (_unwrap(m) for m in (trainer.G, trainer.D1,
+                                                                   trainer.D2))
+    import gc
+
+    gc.collect()
+    torch.distributed.destroy_process_group()
+
+
 def _unwrap(m):
     return m.module if hasattr(m, "module") else m
 
@@ -751,6 +767,7 @@ def train_from_cli(args) -> int:
         path = trainer.run(stop_at=args.stop_at)
     finally:
         bar.close()
+    shutdown_distributed(trainer)
     if rank == 0:
         print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0

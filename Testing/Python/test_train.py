@@ -14,7 +14,7 @@ from hrinet.data import SliceSampler, step_rng
 from hrinet.errors import Cancelled, HRINetError
 from hrinet.models import VARIANTS
 from hrinet.phantom import make_phantom
-from hrinet.train import CHECKPOINT, TrainConfig, Trainer
+from hrinet.train import CHECKPOINT, TrainConfig, Trainer, shutdown_distributed
 from hrinet.weights import load_weights
 from conftest import shared
 
@@ -150,8 +150,7 @@ def _ddp_worker(rank, world, folder, result):
         moved = any(not torch.equal(a, p) for a, p in zip(before, tr.G.parameters()))
         same = all(torch.equal(gathered[0], g) for g in gathered[1:])
         result.write_text(f"{moved} {same}")
-    dist.barrier()  # neither rank tears gloo down while the other still talks
-    dist.destroy_process_group()
+    shutdown_distributed(tr)
 
 
 def test_two_gloo_processes_train_in_sync_with_ddp(tmp_path):
