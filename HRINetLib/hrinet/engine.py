@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import Cancelled, HRINetError
-from .methods import CubicInterpolator, Interpolator, LinearInterpolator, create_interpolator
+from .methods import Interpolator, create_interpolator
 from .volume import Volume
 
 ProgressFn = Callable[[int, int], None]
@@ -214,8 +214,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
     out[(n - 1) * k] = src[n - 1]
     result = Volume(array=out, spacing=plan.output_spacing, origin=volume.origin,
                     direction=volume.direction.copy(), metadata=dict(volume.metadata))
-    learned = not isinstance(interp, (LinearInterpolator, CubicInterpolator))
     result.metadata.update(method=interp.name, factor=k, runtime_warnings=(
-        (intensity_warnings(src) if learned else []) +
+        (intensity_warnings(src) if getattr(interp, "expects_hu", False) else []) +
         list(getattr(interp, "runtime_warnings", []))))
     return result

@@ -17,7 +17,7 @@ import numpy as np
 
 from .engine import upsample_z
 from .errors import HRINetError
-from .methods import create_interpolator
+from .methods import Interpolator, create_interpolator
 from .metrics import score
 from .volume import Volume
 
@@ -57,15 +57,19 @@ def synthesised_mask(n_out: int, k: int) -> np.ndarray:
 def evaluate_volume(volume: Volume, name: str, factors: Sequence[int], methods: Sequence[str],
                     device: str = "auto", weights: Optional[Dict[str, str]] = None,
                     keep: Optional[Callable[[int, str, np.ndarray], None]] = None,
-                    progress: Optional[Callable[[str], None]] = None) -> List[Row]:
+                    progress: Optional[Callable[[str], None]] = None,
+                    interpolators: Optional[Dict[str, Interpolator]] = None) -> List[Row]:
     """Score each method at each factor on ``volume``.
 
-    ``weights`` maps a method name to a weights file; ``keep(k, method, output_array)`` receives
-    every upsampled array (used to draw figures).
+    ``weights`` maps a method name to a weights file; ``interpolators`` maps a name to an already
+    made method (training validates its model in the making this way); ``keep(k, method,
+    output_array)`` receives every upsampled array (used to draw figures).
     """
     rows: List[Row] = []
-    interps = {m: create_interpolator(m, device=device, weights=(weights or {}).get(m))
-               for m in methods}
+    interps = dict(interpolators or {})
+    for m in methods:
+        if m not in interps:
+            interps[m] = create_interpolator(m, device=device, weights=(weights or {}).get(m))
     for k in factors:
         thick = decimate(volume, k)
         n_out = (thick.array.shape[0] - 1) * k + 1

@@ -39,6 +39,8 @@ class LearnedInterpolator:
     """Drives a :class:`Generator` for the engine."""
 
     halo = 0
+    #: Trained on CT in HU: the engine warns when an input does not look like it.
+    expects_hu = True
 
     def __init__(self, model: Generator, device: torch.device, batch_size: int = 8,
                  name: str = "hrinet", metadata: Optional[dict] = None):
@@ -71,8 +73,7 @@ class LearnedInterpolator:
         for s in range(0, len(jobs), self.batch_size):
             batch = jobs[s:s + self.batch_size]
             lo = torch.tensor([slot[p] for _, _, p, _ in batch], device=self.device)
-            hi = torch.tensor([slot[p + 1] for _, _, p, _ in batch],
-                                                   device=self.device)
+            hi = torch.tensor([slot[p + 1] for _, _, p, _ in batch], device=self.device)
             # a is the weight of the lower slice: fraction t from it means a = 1 - t.
             a = torch.tensor([1 - t for *_, t in batch], device=self.device)
             with self._autocast():

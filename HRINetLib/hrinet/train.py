@@ -546,29 +546,23 @@ class Trainer:
     # ---- validation ----------------------------------------------------------------------
     def validate(self) -> dict:
         """Evaluate protocol on the central part of each validation volume, model vs linear."""
-        from .engine import upsample_z
-        from .evaluate import decimate, synthesised_mask
+        from .evaluate import evaluate_volume
         from .inference import LearnedInterpolator
         from .io import read_volume
         from .methods import LinearInterpolator
-        from .metrics import score
 
         if not self.cfg.val or self.rank != 0:
             return {}
         G = self.final_generator().eval()
-        methods = {"model": LearnedInterpolator(G, self.device), "linear": LinearInterpolator()}
+        interps = {"model": LearnedInterpolator(G, self.device), "linear": LinearInterpolator()}
         results = {}
         for path in self.cfg.val:
             v = val_subvolume(read_volume(path), self.cfg.val_slices, self.cfg.val_crop)
             name = Path(path).name
-            for k in self.cfg.val_factors:
-                thick = decimate(v, k)
-                for label, interp in methods.items():
-                    up = upsample_z(thick, factor=k, interpolator=interp)
-                    mask = synthesised_mask(up.array.shape[0], k)
-                    s = score(up.array[mask], v.array[:up.array.shape[0]][mask])
-                    results[f"{name}/x{k}/{label}_psnr_hu"] = round(s.psnr_hu, 3)
-                    results[f"{name}/x{k}/{label}_ssim_win"] = round(s.ssim_win, 4)
+            for r in evaluate_volume(v, name, self.cfg.val_factors, list(interps),
+                                     interpolators=interps):
+                results[f"{name}/x{r.factor}/{r.method}_psnr_hu"] = round(r.psnr_hu, 3)
+                results[f"{name}/x{r.factor}/{r.method}_ssim_win"] = round(r.ssim_win, 4)
         _unwrap(self.G).train()
         self.last_val = {"step": self.step, **results}
         with open(self.out / "val.jsonl", "a") as f:

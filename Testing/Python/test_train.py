@@ -241,3 +241,21 @@ def test_ssim_term_matches_the_metric_and_rewards_keeping_texture():
     assert got == pytest.approx(ssim_slice(noisy[0, 0], truth[0, 0], 1.0), abs=0.01)
     flat = np.full_like(truth, truth.mean())  # the smooth mean has no texture left
     assert ssim_torch(torch.tensor(flat), torch.tensor(truth)).item() < 0.1
+
+
+def test_validation_scores_the_model_against_linear_with_the_evaluate_protocol(tmp_path):
+    from hrinet.io import write_volume
+
+    val = write_volume(make_phantom(size=(64, 64, 25), spacing=(3, 3, 1.5), seed=9),
+                       tmp_path / "val.nrrd")
+    cfg = tiny("hrinet-plus", 1, val=[str(val)], val_factors=(2, 4), val_slices=13, val_crop=64)
+    tr = Trainer(cfg, tmp_path / "run", volumes=volumes(), log=None)
+    (tmp_path / "run").mkdir()
+    got = tr.validate()  # before any step hrinet-plus is exactly the linear blend
+    for k in (2, 4):
+        assert got[f"val.nrrd/x{k}/model_psnr_hu"] == pytest.approx(
+            got[f"val.nrrd/x{k}/linear_psnr_hu"], abs=0.05)
+        assert 0 < got[f"val.nrrd/x{k}/model_ssim_win"] <= 1
+    tr.run()
+    lines = (tmp_path / "run" / "val.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and '"step": 1' in lines[-1]
