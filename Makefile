@@ -20,11 +20,15 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
-# The README's results table: validation volumes (never trained on), every method.
-EVAL_METHODS := linear,cubic,ae,acai,hrinet-patchgan,hrinet-mse,hrinet-perceptual,hrinet
+# The README's results tables: validation volumes (never trained on), every method, both
+# protocols (decimated thin slices; simulated slab-averaged thick slices).
+EVAL_VOLUMES := ../shared/data/ct/chest-lungfcp-1mm.nrrd ../shared/data/ct/abdomen-2mm-dicom
+EVAL_METHODS := linear,cubic,flow,ae,acai,hrinet-patchgan,hrinet-mse,hrinet-perceptual,hrinet-plus,hrinet
 evaluate: $(BIN)/.installed
-	$(BIN)/hrinet evaluate ../shared/data/ct/chest-lungfcp-1mm.nrrd ../shared/data/ct/abdomen-2mm-dicom \
-	  --factors 2,4,6 --methods $(EVAL_METHODS) --device cpu --out out/evaluate
+	$(BIN)/hrinet evaluate $(EVAL_VOLUMES) --factors 2,4,6,8 --methods $(EVAL_METHODS) \
+	  --device cpu --out out/evaluate
+	$(BIN)/hrinet evaluate $(EVAL_VOLUMES) --protocol slab --factors 2,4,6 \
+	  --methods linear,cubic,flow,hrinet-plus,hrinet --device cpu --out out/evaluate-slab
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_engine.py

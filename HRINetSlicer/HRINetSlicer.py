@@ -126,6 +126,7 @@ class HRINetSlicerParameterNode:
     outputVolume: vtkMRMLScalarVolumeNode
     targetSpacing: float = 1.0
     factor: int = 4
+    thickness: float = 0.0
 
 
 class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -162,6 +163,7 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.modelComboBox.addItem(label, name)
         except ImportError:
             pass
+        self.ui.modelComboBox.addItem(_("Optical-flow morphing (classical)"), "flow")
         self.ui.modelComboBox.addItem(_("Cubic B-spline (classical)"), "cubic")
         self.ui.modelComboBox.addItem(_("Linear (classical)"), "linear")
         self.ui.modelComboBox.addItem(_("Weights file..."), "file")
@@ -174,6 +176,7 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.targetModeComboBox.currentIndexChanged.connect(self.updatePlan)
         self.ui.targetSpacingSpinBox.valueChanged.connect(self.updatePlan)
         self.ui.factorSpinBox.valueChanged.connect(self.updatePlan)
+        self.ui.thicknessSpinBox.valueChanged.connect(self.updatePlan)
         self.ui.modelComboBox.currentIndexChanged.connect(self.updatePlan)
         self.ui.interpolateButton.clicked.connect(self.onInterpolate)
         self.ui.cancelButton.clicked.connect(self.onCancel)
@@ -226,12 +229,13 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ---- interpolate ------------------------------------------------------------------------
     def _target(self):
+        target = {"thickness": float(self.ui.thicknessSpinBox.value)}
         mode = self.ui.targetModeComboBox.currentIndex
         if mode == self.TARGET_FACTOR:
-            return {"factor": int(self.ui.factorSpinBox.value)}
+            target["factor"] = int(self.ui.factorSpinBox.value)
         if mode == self.TARGET_SPACING:
-            return {"target_spacing": float(self.ui.targetSpacingSpinBox.value)}
-        return {}
+            target["target_spacing"] = float(self.ui.targetSpacingSpinBox.value)
+        return target
 
     def _method(self):
         key = self.ui.modelComboBox.currentData
@@ -417,7 +421,8 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
     def variants():
         # The same names as hrinet.models.VARIANTS, listed here so the panel builds before
         # PyTorch is installed (tested against the library in Testing/Python).
-        return ["hrinet-plus", "hrinet-mse", "hrinet-perceptual", "hrinet-patchgan", "acai", "ae"]
+        return ["hrinet-flow", "hrinet-plus", "hrinet-mse", "hrinet-perceptual", "hrinet-patchgan",
+                "acai", "ae"]
 
     @staticmethod
     def shippedVariants():
@@ -448,10 +453,10 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
         return _("detected: CPU only")
 
     @staticmethod
-    def plan(node, factor=None, target_spacing=None, method="hrinet"):
+    def plan(node, factor=None, target_spacing=None, method="hrinet", thickness=None):
         from HRINetSlicerLib.logic import plan_for_node
 
-        return plan_for_node(node, factor, target_spacing, method)
+        return plan_for_node(node, factor, target_spacing, method, thickness)
 
     def interpolate(self, node, **kwargs):
         from HRINetSlicerLib.logic import interpolate_node

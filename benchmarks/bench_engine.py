@@ -2,9 +2,11 @@
 
 Prints synthesised slices per second and the peak resident memory of a fresh process that
 upsamples a phantom by x4, for each method at 256^2 and 512^2. Each measurement runs in its own
-process so peak memory is that method's alone.
+process so peak memory is that method's alone. For learned methods it also prints the network's
+FLOPs per synthesised slice (torch's FLOP counter) and the achieved rate as a fraction of this
+CPU's fp32 matmul peak, measured in the same run (a 2048^2 matmul on the same threads).
 
-    python benchmarks/bench_engine.py [--slices 21] [--factor 4] [--methods linear,cubic,hrinet]
+    python benchmarks/bench_engine.py [--slices 21] [--factor 4] [--methods linear,cubic,flow,hrinet]
 """
 
 from __future__ import annotations
@@ -32,7 +34,48 @@ def measure(method: str, size: int, slices: int, factor: int, device: str) -> di
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"method": method, "size": size, "slices_per_s": synthesised / seconds,
             "seconds": seconds, "peak_rss_mb": peak / 1024, "input_mb": vol.array.nbytes / 2**20,
-            "rss_before_mb": base / 1024}
+            "rss_before_mb": base / 1024, "gflop_per_slice": network_gflop(method, size)}
+
+
+def network_gflop(method: str, size: int):
+    """The learned network's GFLOP for one synthesised ``size``^2 slice (None if classical)."""
+    if method in ("linear", "cubic", "flow"):
+        return None
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hrinet.inference import load_interpolator
+    from hrinet.models import Generator
+
+    interp = load_interpolator(None if method == "hrinet" else _weights(method), device="cpu")
+    m = interp.model
+    x = torch.zeros(1, 1, size, size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        if isinstance(m, Generator):  # two encodes (shared between a pair's slices) + a decode
+            z = m.encode(torch.cat([x, x]))
+            m.decode(m.mix([c[:1] for c in z], [c[1:] for c in z], torch.ones(1)))
+        else:
+            m(torch.zeros(1, 4, size, size), x, torch.ones(1) / 2, torch.zeros(1))
+    return counter.get_total_flops() / 1e9
+
+
+def _weights(method: str) -> str:
+    from hrinet.inference import variant_weights_name
+    from hrinet.weights import find_weights
+
+    return str(find_weights(variant_weights_name(method)))
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """This CPU's measured fp32 matmul rate on torch's current threads (GFLOP/s)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:
@@ -40,7 +83,7 @@ def main() -> None:
     p.add_argument("--slices", type=int, default=21)
     p.add_argument("--factor", type=int, default=4)
     p.add_argument("--sizes", default="256,512")
-    p.add_argument("--methods", default="linear,cubic,hrinet")
+    p.add_argument("--methods", default="linear,cubic,flow,hrinet")
     p.add_argument("--device", default="cpu")
     p.add_argument("--one", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -50,10 +93,11 @@ def main() -> None:
         return
     import torch
 
+    peak = matmul_peak_gflops()
     print(f"x{a.factor}, {a.slices} input slices, device {a.device}, torch threads "
-          f"{torch.get_num_threads()}")
+          f"{torch.get_num_threads()}, fp32 matmul peak {peak:.0f} GFLOP/s")
     print(f"{'method':<8} {'size':>5} {'slices/s':>9} {'seconds':>8} {'peak RSS MB':>12} "
-          f"{'input MB':>9}")
+          f"{'input MB':>9} {'GFLOP/slice':>12} {'of peak':>8}")
     for size in map(int, a.sizes.split(",")):
         for method in a.methods.split(","):
             r = subprocess.run([sys.executable, __file__, "--one", f"{method}:{size}",
@@ -63,8 +107,11 @@ def main() -> None:
                 print(f"{method:<8} {size:>5} failed: {r.stderr.strip().splitlines()[-1]}")
                 continue
             m = json.loads(r.stdout.strip().splitlines()[-1])
+            g = m["gflop_per_slice"]
+            flops = (f"{g:>12.2f} {g * m['slices_per_s'] / peak:>8.0%}" if g is not None
+                     else f"{'-':>12} {'-':>8}")
             print(f"{method:<8} {size:>5} {m['slices_per_s']:>9.1f} {m['seconds']:>8.2f} "
-                  f"{m['peak_rss_mb']:>12.0f} {m['input_mb']:>9.1f}")
+                  f"{m['peak_rss_mb']:>12.0f} {m['input_mb']:>9.1f} {flops}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
     python benchmarks/summarise.py out/evaluate
 
-For each factor and method: PSNR_HU on each volume, the gain over the better of linear and cubic,
-SSIM_win and the sharpness ratio (mean over volumes).
+For each factor and method: PSNR_HU on each volume, the gain over the best classical method
+(linear, cubic and flow, those evaluated), SSIM_win and the sharpness ratio (mean over volumes).
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
+
+
+CLASSICAL = ("linear", "cubic", "flow")
 
 
 def main() -> None:
@@ -32,7 +35,7 @@ def main() -> None:
     for k in dict.fromkeys(r["factor"] for r in rows):
         for m in methods:
             psnr = [float(by[(v, k, m)]["psnr_hu"]) for v in volumes]
-            best = [max(float(by[(v, k, c)]["psnr_hu"]) for c in ("linear", "cubic"))
+            best = [max(float(by[(v, k, c)]["psnr_hu"]) for c in CLASSICAL if (v, k, c) in by)
                     for v in volumes]
             gain = " / ".join(f"{p - b:+.2f}" for p, b in zip(psnr, best))
             ssim = sum(float(by[(v, k, m)]["ssim_win"]) for v in volumes) / len(volumes)

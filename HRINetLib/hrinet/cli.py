@@ -59,13 +59,13 @@ def cmd_interpolate(args) -> int:
     volume = read_volume(args.input)
     for w in volume.metadata.get("warnings", []):
         print(f"hrinet: warning: {w}", file=sys.stderr)
-    plan = plan_upsampling(volume, args.factor, args.spacing, method)
+    plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
     print(f"{_name(args.input)}: {plan.describe()}", file=sys.stderr)
     bar, update = _tqdm(plan.input_slices - 1, "interpolating")
     start = time.perf_counter()
     try:
         result = upsample_z(volume, factor=plan.factor, method=method, device=args.device,
-                            weights=args.weights, progress=update)
+                            weights=args.weights, progress=update, thickness=plan.thickness)
     finally:
         bar.close()
     for w in result.metadata.get("runtime_warnings", []):
@@ -101,12 +101,12 @@ def cmd_evaluate(args) -> int:
         bar = tqdm(total=len(args.factors) * len(methods), desc=name, file=sys.stderr,
                    leave=False, disable=None)
         rows += evaluate_volume(volume, name, args.factors, methods, device=args.device,
-                                weights=weights, keep=keep,
+                                weights=weights, keep=keep, protocol=args.protocol,
                                 progress=lambda s: (bar.set_postfix_str(s), bar.update(1)))
         bar.close()
         for k, outs in outputs.items():
             figure_strip(volume, k, outs, out / f"figure-{name}-x{k}.png",
-                         title=f"{name}, x{k}")
+                         title=f"{name}, x{k} ({args.protocol} protocol)")
     write_csv(rows, out / "metrics.csv")
     (out / "metrics.md").write_text(markdown_table(rows))
     with open(out / "sharpness.csv", "w") as f:
@@ -151,10 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--factor", type=float, help="integer upsampling factor >= 2")
     g.add_argument("--spacing", type=float, help="target slice spacing in mm "
                    "(default: isotropic, the in-plane spacing)")
-    s.add_argument("--method", help="linear, cubic, hrinet (default: hrinet with the shipped "
-                   "weights)")
+    s.add_argument("--method", help="linear, cubic, flow, hrinet (default: hrinet with the "
+                   "shipped weights)")
     s.add_argument("--weights", help="a .safetensors weights file (implies --method hrinet)")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    s.add_argument("--thickness", type=float, metavar="MM", help="slice thickness of the input "
+                   "in mm (default: DICOM Slice Thickness, else 0); with a slab thickness the "
+                   "learned model also restores the known positions; 0 keeps them bit-exact")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
     s.set_defaults(func=cmd_interpolate)
 
@@ -165,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", action="append", metavar="METHOD=FILE",
                    help="weights for a learned method, e.g. hrinet=model.safetensors")
     s.add_argument("--device", default="auto")
+    s.add_argument("--protocol", default="decimate", choices=("decimate", "slab"),
+                   help="decimate: keep every k-th thin slice, score the new ones; slab: "
+                   "simulate k-slice-thick slabs, score every output slice (README 'Results')")
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(func=cmd_evaluate)
 

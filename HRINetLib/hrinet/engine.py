@@ -33,6 +33,13 @@ CancelFn = Callable[[], bool]
 CHUNK_BYTES = int(os.environ.get("HRINET_CHUNK_MB", "128")) * 2 ** 20
 
 
+#: Slab ratios (thickness / spacing) below this are treated as thin slices sampled apart.
+MIN_SLAB_RATIO = 0.5
+#: Thicker slabs than this many slice spacings (or than MAX_THICKNESS_MM) are refused.
+MAX_SLAB_RATIO = 10.0
+MAX_THICKNESS_MM = 50.0
+
+
 @dataclass(frozen=True)
 class Plan:
     """What :func:`upsample_z` will do, resolved and validated before any work starts."""
@@ -42,11 +49,26 @@ class Plan:
     output_slices: int
     output_spacing: tuple
     method: str
+    #: Slice thickness of the input in mm (0: thin slices sampled far apart).
+    thickness: float = 0.0
+    #: Where the thickness came from: "given", "DICOM" or "assumed".
+    thickness_source: str = "assumed"
+    #: thickness / input slice spacing; 0 when the input is treated as thin slices.
+    slab_ratio: float = 0.0
 
     def describe(self) -> str:
         sx, sy, sz = self.output_spacing
-        return (f"x{self.factor} with {self.method}: {self.input_slices} -> {self.output_slices} "
+        text = (f"x{self.factor} with {self.method}: {self.input_slices} -> {self.output_slices} "
                 f"slices, spacing {sx:.4g} x {sy:.4g} x {sz:.4g} mm")
+        if self.thickness_source == "assumed":
+            return text + ("; slice thickness unknown, assumed thin (known slices kept as they "
+                           "are; give the thickness to restore slab-averaged slices)")
+        if self.slab_ratio == 0:
+            return text + f"; slices {self.thickness:.4g} mm thick ({self.thickness_source}), " \
+                "treated as thin: known slices kept as they are"
+        return text + (f"; slices {self.thickness:.4g} mm thick ({self.thickness_source}, "
+                       f"{self.slab_ratio:.2f} x the spacing): learned models restore the known "
+                       "positions too (their slices are slab averages), other methods keep them")
 
 
 def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = None,
@@ -81,9 +103,36 @@ def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = 
     return int(round(ratio))
 
 
+def resolve_thickness(volume: Volume, thickness: Optional[float] = None):
+    """``(thickness_mm, source, slab_ratio)``: the given thickness, else DICOM's, else 0."""
+    sz = volume.spacing[2]
+    if thickness is None:
+        t = volume.metadata.get("slice_thickness_mm")
+        if t is None:
+            return 0.0, "assumed", 0.0
+        thickness, source = float(t), "DICOM"
+    else:
+        source = "given"
+    thickness = float(thickness)
+    if not math.isfinite(thickness) or thickness < 0:
+        raise HRINetError(f"slice thickness {thickness:g} mm is not valid; give 0 (thin slices "
+                          "sampled apart) or the series' slice thickness in mm, e.g. 5")
+    if thickness > MAX_THICKNESS_MM or thickness > MAX_SLAB_RATIO * sz:
+        raise HRINetError(f"slice thickness {thickness:g} mm is implausible for slices "
+                          f"{sz:.4g} mm apart (at most {min(MAX_THICKNESS_MM, MAX_SLAB_RATIO * sz):.4g}"
+                          " mm); check the value (it is the slab width, not the volume's extent)")
+    ratio = thickness / sz
+    return thickness, source, (ratio if ratio >= MIN_SLAB_RATIO else 0.0)
+
+
 def plan_upsampling(volume: Volume, factor: Optional[float] = None,
-                    target_spacing: Optional[float] = None, method: str = "linear") -> Plan:
-    """Validate the input and parameters and return the :class:`Plan` (no work done)."""
+                    target_spacing: Optional[float] = None, method: str = "linear",
+                    thickness: Optional[float] = None) -> Plan:
+    """Validate the input and parameters and return the :class:`Plan` (no work done).
+
+    ``thickness`` is the input's slice thickness in mm (None: DICOM Slice Thickness when the
+    volume came from DICOM, else assumed 0, thin slices sampled far apart).
+    """
     n = volume.array.shape[0] if volume.array.ndim == 3 else 0
     if volume.array.ndim != 3:
         raise HRINetError(f"expected a 3D volume, got an array of {volume.array.ndim} dimensions")
@@ -91,8 +140,10 @@ def plan_upsampling(volume: Volume, factor: Optional[float] = None,
         raise HRINetError(f"the volume has {n} slice; interpolation needs at least 2 slices")
     sx, sy, sz = volume.spacing
     k = resolve_factor(sz, min(sx, sy), factor, target_spacing)
+    t, source, ratio = resolve_thickness(volume, thickness)
     return Plan(factor=k, input_slices=n, output_slices=(n - 1) * k + 1,
-                output_spacing=(sx, sy, sz / k), method=method)
+                output_spacing=(sx, sy, sz / k), method=method, thickness=t,
+                thickness_source=source, slab_ratio=ratio)
 
 
 def _check_finite(array: np.ndarray, step: int = 16) -> None:
@@ -166,7 +217,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
                device: str = "auto", weights: Optional[str] = None,
                progress: Optional[ProgressFn] = None, cancel: Optional[CancelFn] = None,
                interpolator: Optional[Interpolator] = None,
-               out: Optional[np.ndarray] = None) -> Volume:
+               out: Optional[np.ndarray] = None, thickness: Optional[float] = None) -> Volume:
     """Upsample ``volume`` along z by an integer factor.
 
     Args:
@@ -181,11 +232,14 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         cancel: polled between chunks; returning True raises :class:`hrinet.errors.Cancelled`.
         interpolator: an already created method instance (reuse across volumes).
         out: optional preallocated output array ``((n-1)*k+1, y, x)`` of the input dtype.
+        thickness: slice thickness of the input in mm; see :func:`plan_upsampling`. With a
+            slab (thickness at least half the spacing) a method that can (``restores_known``)
+            also restores the known positions, which are then no longer copied unchanged.
 
     Returns:
         A new :class:`Volume` with the upsampled voxels and geometry.
     """
-    plan = plan_upsampling(volume, factor, target_spacing, method)
+    plan = plan_upsampling(volume, factor, target_spacing, method, thickness)
     check_memory(volume, plan, streamed_out=out is not None)
     _check_finite(volume.array)
     interp = interpolator or create_interpolator(method, device=device, weights=weights)
@@ -196,7 +250,11 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         out = np.empty((plan.output_slices, ny, nx), dtype=src.dtype)
     elif out.shape != (plan.output_slices, ny, nx) or out.dtype != src.dtype:
         raise HRINetError(f"out= must be {(plan.output_slices, ny, nx)} {src.dtype}")
-    fractions = [j / k for j in range(1, k)]
+    restore = plan.slab_ratio > 0 and getattr(interp, "restores_known", False)
+    if hasattr(interp, "slab_ratio"):
+        interp.slab_ratio = plan.slab_ratio
+    first = 0 if restore else 1
+    fractions = [j / k for j in range(first, k)]
     chunk = _pairs_per_chunk(ny * nx * 8, k, interp.halo)
     total = n - 1
     for p0 in range(0, total, chunk):
@@ -207,14 +265,22 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         window = src[lo:hi].astype(np.float32)
         synth = interp.interpolate(window, range(p0 - lo, p1 - lo), fractions)
         for i, p in enumerate(range(p0, p1)):
-            out[p * k] = src[p]
-            out[p * k + 1:(p + 1) * k] = cast_like(synth[i], src.dtype)
+            out[p * k + first:(p + 1) * k] = cast_like(synth[i], src.dtype)
+            if not restore:
+                out[p * k] = src[p]
         if progress is not None:
             progress(p1, total)
-    out[(n - 1) * k] = src[n - 1]
+    if restore:  # the last known position: fraction 1 of the last pair
+        lo = max(0, n - 2 - interp.halo)
+        last = interp.interpolate(src[lo:].astype(np.float32), [n - 2 - lo], [1.0])
+        out[(n - 1) * k] = cast_like(last[0, 0], src.dtype)
+    else:
+        out[(n - 1) * k] = src[n - 1]
     result = Volume(array=out, spacing=plan.output_spacing, origin=volume.origin,
                     direction=volume.direction.copy(), metadata=dict(volume.metadata))
-    result.metadata.update(method=interp.name, factor=k, runtime_warnings=(
+    result.metadata.pop("slice_thickness_mm", None)  # the output is a thin-slice volume
+    result.metadata.update(method=interp.name, factor=k, restored_known=restore,
+                           runtime_warnings=(
         (intensity_warnings(src) if getattr(interp, "expects_hu", False) else []) +
         list(getattr(interp, "runtime_warnings", []))))
     return result

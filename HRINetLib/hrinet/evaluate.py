@@ -1,8 +1,13 @@
-"""The evaluation protocol: decimate a thin volume, upsample it back, score the new slices.
+"""The evaluation protocols: make a thin volume thick, upsample it back, score against the truth.
 
-From a thin volume keep every k-th slice (0, k, 2k, ...), upsample that by k with each method and
-score only the synthesised slices against the slices that were dropped. Slices past the last kept
-one cannot be interpolated and are not scored.
+- ``decimate``: keep every k-th slice (0, k, 2k, ...) of a thin volume, upsample that by k with
+  each method (thickness 0: known slices are kept) and score only the synthesised slices against
+  the slices that were dropped.
+- ``slab``: simulate real thick slices, slab averages ``k`` thin slices wide centred on every k-th
+  slice (:func:`hrinet.slab.simulate_thick`), upsample by k with the thickness given, and score
+  every output slice, the known positions included, against the thin truth.
+
+Slices past the last kept one cannot be interpolated and are not scored.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from .engine import upsample_z
 from .errors import HRINetError
 from .methods import Interpolator, create_interpolator
 from .metrics import score
+from .slab import simulate_thick
 from .volume import Volume
 
 CSV_COLUMNS = ["volume", "factor", "method", "psnr_hu", "psnr_win", "ssim_win", "rmse_hu"]
+PROTOCOLS = ("decimate", "slab")
 
 
 @dataclass
@@ -58,27 +65,34 @@ def evaluate_volume(volume: Volume, name: str, factors: Sequence[int], methods: 
                     device: str = "auto", weights: Optional[Dict[str, str]] = None,
                     keep: Optional[Callable[[int, str, np.ndarray], None]] = None,
                     progress: Optional[Callable[[str], None]] = None,
-                    interpolators: Optional[Dict[str, Interpolator]] = None) -> List[Row]:
-    """Score each method at each factor on ``volume``.
+                    interpolators: Optional[Dict[str, Interpolator]] = None,
+                    protocol: str = "decimate") -> List[Row]:
+    """Score each method at each factor on ``volume`` under ``protocol`` (see the module).
 
     ``weights`` maps a method name to a weights file; ``interpolators`` maps a name to an already
     made method (training validates its model in the making this way); ``keep(k, method,
     output_array)`` receives every upsampled array (used to draw figures).
     """
+    if protocol not in PROTOCOLS:
+        raise HRINetError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     rows: List[Row] = []
     interps = dict(interpolators or {})
     for m in methods:
         if m not in interps:
             interps[m] = create_interpolator(m, device=device, weights=(weights or {}).get(m))
     for k in factors:
-        thick = decimate(volume, k)
+        if protocol == "slab":
+            thick = simulate_thick(volume, k)
+            thickness = thick.metadata["slice_thickness_mm"]
+        else:
+            thick, thickness = decimate(volume, k), 0.0
         n_out = (thick.array.shape[0] - 1) * k + 1
         truth = volume.array[:n_out]
-        mask = synthesised_mask(n_out, k)
+        mask = synthesised_mask(n_out, k) if protocol == "decimate" else np.ones(n_out, bool)
         for m in methods:
             if progress:
                 progress(f"{name} x{k} {m}")
-            up = upsample_z(thick, factor=k, interpolator=interps[m])
+            up = upsample_z(thick, factor=k, interpolator=interps[m], thickness=thickness)
             s = score(up.array[mask], truth[mask])
             rows.append(Row(name, k, m, **asdict(s)))
             if keep:

@@ -112,6 +112,19 @@ class LearnedInterpolator:
                     warnings.warn(msg)
 
 
+def make_interpolator(model, device: torch.device, batch_size: Optional[int] = None,
+                      name: str = "hrinet", metadata: Optional[dict] = None):
+    """The engine method driving ``model`` (a :class:`Generator` or a ``MotionNet``)."""
+    if batch_size is None:  # big batches feed a GPU; on a CPU they only cost memory
+        batch_size = 8 if device.type == "cuda" else 2
+    if model.cfg.variant == "hrinet-flow":
+        from .motion import MotionInterpolator
+
+        return MotionInterpolator(model, device, batch_size=batch_size, name=name,
+                                  metadata=metadata)
+    return LearnedInterpolator(model, device, batch_size=batch_size, name=name, metadata=metadata)
+
+
 def load_interpolator(weights: Optional[str] = None, device: str = "auto",
                       batch_size: Optional[int] = None) -> LearnedInterpolator:
     """A learned interpolator from ``weights`` (default: the shipped default model)."""
@@ -121,9 +134,7 @@ def load_interpolator(weights: Optional[str] = None, device: str = "auto",
                           f"{DEFAULT_NAME}); pass --weights FILE or use --method cubic")
     dev = resolve_device(device)
     model, meta = load_weights(path, device=str(dev))
-    if batch_size is None:  # big batches feed a GPU; on a CPU they only cost memory
-        batch_size = 8 if dev.type == "cuda" else 2
-    return LearnedInterpolator(model, dev, batch_size=batch_size, name="hrinet", metadata=meta)
+    return make_interpolator(model, dev, batch_size, metadata=meta)
 
 
 @register_method("hrinet")
@@ -149,7 +160,8 @@ def _register_variant(variant: str) -> None:
     register_method(variant)(factory)
 
 
-for _v in ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual", "hrinet-plus"):
+for _v in ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual", "hrinet-plus",
+           "hrinet-flow"):
     _register_variant(_v)
 
 

@@ -175,7 +175,22 @@ def _read_dicom_folder(folder: Path, series_uid: Optional[str]) -> Volume:
     volume.metadata["warnings"].extend(warnings)
     volume.metadata["series_uid"] = chosen
     volume.metadata["slice_positions_mm"] = positions[order].tolist()
+    thickness = _dicom_slice_thickness(files[0])
+    if thickness is not None:
+        volume.metadata["slice_thickness_mm"] = thickness
     return volume
+
+
+def _dicom_slice_thickness(path: str) -> Optional[float]:
+    """Slice Thickness (0018,0050) in mm, or None when absent or not a positive number."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+        value = float(reader.GetMetaData("0018|0050").strip())
+    except (RuntimeError, ValueError):
+        return None
+    return value if value > 0 and np.isfinite(value) else None
 
 
 def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
@@ -289,5 +304,8 @@ def describe(volume: Volume) -> str:
         f"range:      {a.min()} .. {a.max()}",
         f"isotropic factor (z spacing / in-plane): {sz / min(sx, sy):.2f}",
     ]
+    if volume.metadata.get("slice_thickness_mm"):
+        t = volume.metadata["slice_thickness_mm"]
+        lines.append(f"thickness:  {t:.4g} mm (DICOM Slice Thickness; {t / sz:.2f} x the spacing)")
     lines += [f"warning:    {w}" for w in volume.metadata.get("warnings", [])]
     return "\n".join(lines)

@@ -112,3 +112,10 @@ def _linear(**_options) -> Interpolator:
 @register_method("cubic")
 def _cubic(**_options) -> Interpolator:
     return CubicInterpolator()
+
+
+@register_method("flow")
+def _flow(**_options) -> Interpolator:
+    from .flow import FlowInterpolator  # lazy: OpenCV is needed only by this method
+
+    return FlowInterpolator()

@@ -33,7 +33,9 @@ HU_SCALE = HU_MAX - HU_MIN
 #: Total downsampling of the encoder; inputs are padded to a multiple of it.
 STRIDE = 64
 
-VARIANTS = ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual", "hrinet-plus")
+#: Every model variant; ``hrinet-flow`` (motion-aware, :mod:`hrinet.motion`) is the default.
+VARIANTS = ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual", "hrinet-plus",
+            "hrinet-flow")
 
 
 def table1_mix_channels(size: int) -> Tuple[int, int, int]:
@@ -83,6 +85,8 @@ class ModelConfig:
                   mix_channels=table1_mix_channels(design_size))
         if variant == "hrinet-plus":
             cfg.channels = (16, 24, 32, 48, 64, 64, 64)
+        if variant == "hrinet-flow":
+            cfg.channels = (16, 32, 48, 64)
         for k, v in overrides.items():
             setattr(cfg, k, v)
         return cfg
@@ -268,9 +272,19 @@ class PatchGAN(nn.Module):
         return self.net(x)
 
 
+def build_generator(cfg: ModelConfig) -> nn.Module:
+    """The generator of ``cfg.variant``: :class:`Generator`, or the motion-aware
+    :class:`hrinet.motion.MotionNet` for ``hrinet-flow``."""
+    if cfg.variant == "hrinet-flow":
+        from .motion import MotionNet
+
+        return MotionNet(cfg)
+    return Generator(cfg)
+
+
 def build_models(cfg: ModelConfig) -> Dict[str, nn.Module]:
     """The generator and both critics for ``cfg``."""
-    return {"generator": Generator(cfg), "critic": ACAICritic(cfg.critic_channels),
+    return {"generator": build_generator(cfg), "critic": ACAICritic(cfg.critic_channels),
             "patchgan": PatchGAN(cfg.patch_channels)}
 
 

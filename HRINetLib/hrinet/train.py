@@ -42,7 +42,8 @@ from . import __version__
 from .data import SliceSampler, step_rng
 from .errors import Cancelled, HRINetError
 from .metrics import WINDOW
-from .models import HU_MIN, HU_SCALE, VARIANTS, Generator, ModelConfig, build_models
+from .models import (HU_MIN, HU_SCALE, VARIANTS, Generator, ModelConfig, build_generator,
+                     build_models)
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -69,6 +70,9 @@ VARIANT_SPECS: Dict[str, VariantSpec] = {
     # Ours: the residual generator needs no stage I (it reproduces known slices by design) and is
     # trained on step II alone, on gaps of 2 to 6 slices so x2 to x6 are all seen.
     "hrinet-plus": VariantSpec(0.0, 0.0, False, True, "mse", (3, 4, 5, 7), unsupervised=False),
+    # Ours, the default: flow-guided refinement (hrinet.motion) on thin and slab-averaged input,
+    # gaps of 2 to 8 slices (hrinet.motion_data); supervised only, like hrinet-plus.
+    "hrinet-flow": VariantSpec(0.0, 0.0, False, True, "mse", (3,), unsupervised=False),
 }
 
 
@@ -295,7 +299,10 @@ class Trainer:
             from .io import read_volume
 
             volumes = [read_volume(p) for p in cfg.data]
-        self.sampler = SliceSampler(volumes, cfg.crop, names=[Path(p).name for p in cfg.data])
+        sampler_cls = SliceSampler
+        if cfg.variant == "hrinet-flow":
+            from .motion_data import MotionSampler as sampler_cls
+        self.sampler = sampler_cls(volumes, cfg.crop, names=[Path(p).name for p in cfg.data])
         if resume:
             self._load(ckpt)
         if cfg.ema > 0 and self.ema_G is None:
@@ -376,7 +383,21 @@ class Trainer:
             logs["loss_d2"] = loss_d2.item()
         return logs
 
+    def motion_step(self, rng: np.random.Generator) -> dict:
+        """``hrinet-flow``: ``cfg.batch`` groups, two targets each, thin or slab input."""
+        mb = self.sampler.motion_batch(rng, self.cfg.batch, per_group=2)
+        dev = self.device
+        pred = self.G(mb.samples.to(dev), mb.linear.to(dev), mb.t.to(dev), mb.s.to(dev))
+        target = (mb.targets.to(dev).clamp(HU_MIN, HU_MIN + HU_SCALE) - HU_MIN) / HU_SCALE
+        loss = self.content((pred - HU_MIN) / HU_SCALE, target)
+        self.opt["G"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt["G"].step()
+        return {"loss_g": loss.item(), "content": loss.item()}
+
     def supervised_step(self, rng: np.random.Generator) -> dict:
+        if self.cfg.variant == "hrinet-flow":
+            return self.motion_step(rng)
         sizes = self.r["group_sizes"]
         n = sizes[int(rng.integers(len(sizes)))]
         # Keep the number of synthesised targets per step near batch * 5 whatever n is.
@@ -471,7 +492,7 @@ class Trainer:
             saved = {k[len(prefix) + 1:]: v for k, v in tensors.items()
                      if k.startswith(prefix + ".")}
             if saved:
-                model = Generator(self.mcfg).to(self.device).eval().requires_grad_(False)
+                model = build_generator(self.mcfg).to(self.device).eval().requires_grad_(False)
                 model.load_state_dict(saved)
                 setattr(self, "frozen" if prefix == "frozen" else "ema_G", model)
         for n, o in self.opt.items():
@@ -547,14 +568,14 @@ class Trainer:
     def validate(self) -> dict:
         """Evaluate protocol on the central part of each validation volume, model vs linear."""
         from .evaluate import evaluate_volume
-        from .inference import LearnedInterpolator
+        from .inference import make_interpolator
         from .io import read_volume
         from .methods import LinearInterpolator
 
         if not self.cfg.val or self.rank != 0:
             return {}
         G = self.final_generator().eval()
-        interps = {"model": LearnedInterpolator(G, self.device), "linear": LinearInterpolator()}
+        interps = {"model": make_interpolator(G, self.device), "linear": LinearInterpolator()}
         results = {}
         for path in self.cfg.val:
             v = val_subvolume(read_volume(path), self.cfg.val_slices, self.cfg.val_crop)
@@ -673,7 +694,7 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
         meta = json.loads(load_file_metadata(checkpoint)["state"])
     except Exception:
         raise HRINetError(f"{checkpoint} is not an HRINet training checkpoint") from None
-    G = Generator(ModelConfig.from_dict(meta["model"]))
+    G = build_generator(ModelConfig.from_dict(meta["model"]))
     tensors = load_file(str(checkpoint))
     prefix = "ema." if any(k.startswith("ema.") for k in tensors) else "generator."
     G.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})

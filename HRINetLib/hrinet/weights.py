@@ -20,7 +20,7 @@ from typing import Dict, Optional, Tuple
 from safetensors.torch import load_file, save_file
 
 from .errors import HRINetError
-from .models import Generator, ModelConfig, HU_MAX, HU_MIN
+from .models import Generator, ModelConfig, HU_MAX, HU_MIN, build_generator
 
 FORMAT = "hrinet-weights/1"
 
@@ -113,7 +113,7 @@ def load_weights(path, device: str = "cpu") -> Tuple[Generator, Dict]:
     meta = read_metadata(path)
     try:
         cfg = ModelConfig.from_dict(meta["config"])
-        model = Generator(cfg)
+        model = build_generator(cfg)
     except (TypeError, ValueError, KeyError, IndexError) as exc:
         raise HRINetError(f"sidecar of {path} describes an invalid model ({exc})") from None
     if meta.get("variant") != cfg.variant:

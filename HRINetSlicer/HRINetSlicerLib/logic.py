@@ -87,10 +87,10 @@ def node_from_volume(volume: Volume, name: str, scene=None):
 
 
 def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[float] = None,
-                  method: str = "hrinet"):
+                  method: str = "hrinet", thickness: Optional[float] = None):
     """The engine's :class:`hrinet.Plan` from the node's header alone (no voxel copy), so the
     panel can show it on every change of the controls."""
-    from hrinet.engine import Plan, resolve_factor
+    from hrinet.engine import Plan, resolve_factor, resolve_thickness
 
     if node is None or node.GetImageData() is None:
         raise HRINetError("select a scalar volume")
@@ -99,8 +99,11 @@ def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[f
         raise HRINetError(f"the volume has {nz} slice; interpolation needs at least 2 slices")
     sx, sy, sz = node.GetSpacing()
     k = resolve_factor(sz, min(sx, sy), factor, target_spacing)
+    header = Volume(array=np.empty((0, 0, 0)), spacing=(sx, sy, sz))
+    t, source, ratio = resolve_thickness(header, thickness)
     return Plan(factor=k, input_slices=nz, output_slices=(nz - 1) * k + 1,
-                output_spacing=(sx, sy, sz / k), method=method)
+                output_spacing=(sx, sy, sz / k), method=method, thickness=t,
+                thickness_source=source, slab_ratio=ratio)
 
 
 def interpolate_node(input_node, factor: Optional[int] = None,
@@ -108,7 +111,7 @@ def interpolate_node(input_node, factor: Optional[int] = None,
                      weights: Optional[str] = None, device: str = "auto",
                      progress: Optional[Callable[[int, int], None]] = None,
                      cancel: Optional[Callable[[], bool]] = None, scene=None,
-                     name: Optional[str] = None):
+                     name: Optional[str] = None, thickness: Optional[float] = None):
     """Upsample ``input_node`` along z into a NEW node ``"<input> isotropic"``.
 
     The input node is never modified. Returns ``(output_node, seconds)``.
@@ -116,7 +119,8 @@ def interpolate_node(input_node, factor: Optional[int] = None,
     volume = volume_from_node(input_node)
     start = time.perf_counter()
     result = upsample_z(volume, factor=factor, target_spacing=target_spacing, method=method,
-                        device=device, weights=weights or None, progress=progress, cancel=cancel)
+                        device=device, weights=weights or None, progress=progress, cancel=cancel,
+                        thickness=thickness)
     seconds = time.perf_counter() - start
     node = node_from_volume(result, name or f"{input_node.GetName()} isotropic", scene or
                             input_node.GetScene())

@@ -166,4 +166,4 @@ def test_other_normalisation_is_refused(saved):
 
 def test_every_variant_is_known():
     assert set(VARIANTS) == {"ae", "acai", "hrinet-patchgan", "hrinet-mse",
-                             "hrinet-perceptual", "hrinet-plus"}
+                             "hrinet-perceptual", "hrinet-plus", "hrinet-flow"}

@@ -62,6 +62,12 @@ def _fixed_content_loss(tr: Trainer) -> float:
     targets for supervised variants, reconstruction for the others."""
     G = tr.G.eval()
     with torch.no_grad():
+        if tr.cfg.variant == "hrinet-flow":  # motion samples: thin and slab input, gaps 2-8
+            mb = tr.sampler.motion_batch(step_rng(99, 0, 0), groups=6)
+            loss = torch.nn.functional.mse_loss(G(mb.samples, mb.linear, mb.t, mb.s) / 4095,
+                                                mb.targets / 4095)
+            G.train()
+            return loss.item()
         gb = tr.sampler.supervised(step_rng(99, 0, 0), n=7, batch=6)
         if tr.cfg.spec.supervised:
             pred = G(gb.x1, gb.x2, gb.a, reconstruct=False, repeat=5)["x_a"]

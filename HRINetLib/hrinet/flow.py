@@ -1,0 +1,176 @@
+"""Optical-flow slice morphing: the classical ``flow`` method and the motion features of the
+learned ``hrinet-flow`` model. NumPy and OpenCV only (no torch).
+
+Anatomy moves from slice to slice. For a pair of known slices ``k1`` (fraction 0) and ``k2``
+(fraction 1) we estimate dense in-plane motion both ways with OpenCV's DIS optical flow
+(Kroeger et al. 2016: coarse-to-fine patch search plus variational refinement; fast, robust on
+low-texture soft tissue, maintained in OpenCV's core video module). DIS reads 8-bit images, so HU
+are mapped linearly from [-1024, 1024] (air to dense bone: every tissue edge keeps contrast). The
+slice at fraction ``t`` is found by backward warping along the linear-motion approximation of
+Super SloMo (Jiang et al. 2018)::
+
+    F_t->1 = -(1 - t) t F_1->2 + t^2 F_2->1          F_t->2 = (1 - t)^2 F_1->2 - t (1 - t) F_2->1
+    flow(t) = (1 - t) * warp(k1, F_t->1) + t * warp(k2, F_t->2)
+
+At t = 0 both flows vanish, so known slices are reproduced exactly. The same trajectories,
+extended through the neighbouring pairs' flows, give motion-compensated samples of the context
+slices ``k0`` and ``k3`` (:func:`trajectory_samples`); the learned model refines from those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+#: HU mapped to 0..255 for the flow estimator.
+FLOW_HU_WINDOW = (-1024.0, 1024.0)
+#: Smaller slices are padded (edges replicated) to this size for the flow estimator.
+MIN_FLOW_SIZE = 32
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - exercised only where OpenCV is missing
+        from .errors import HRINetError
+
+        raise HRINetError("the flow method needs OpenCV; install opencv-python-headless "
+                          "(pip install opencv-python-headless)") from None
+    cv2.setNumThreads(max(1, cv2.getNumberOfCPUs()))
+    return cv2
+
+
+def _to8(hu: np.ndarray) -> np.ndarray:
+    lo, hi = FLOW_HU_WINDOW
+    return np.clip((hu - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+
+
+def estimate_flow(src_hu: np.ndarray, dst_hu: np.ndarray) -> np.ndarray:
+    """Dense flow ``F`` with ``src(p) ~ dst(p + F(p))``: ``(y, x, 2)`` float32, (dx, dy)."""
+    cv2 = _cv2()
+    h, w = src_hu.shape
+    a, b = _to8(src_hu), _to8(dst_hu)
+    if h < MIN_FLOW_SIZE or w < MIN_FLOW_SIZE:  # DIS's pyramid fails (even crashes) below it
+        pad = ((0, max(0, MIN_FLOW_SIZE - h)), (0, max(0, MIN_FLOW_SIZE - w)))
+        a, b = np.pad(a, pad, mode="edge"), np.pad(b, pad, mode="edge")
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return np.ascontiguousarray(dis.calc(a, b, None)[:h, :w])
+
+
+def _grid(h: int, w: int):
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return gx, gy
+
+
+def warp(image: np.ndarray, flow: np.ndarray, grid=None) -> np.ndarray:
+    """``image(p + flow(p))``, bilinear, edges replicated (works on (y, x) and (y, x, c))."""
+    cv2 = _cv2()
+    h, w = image.shape[:2]
+    gx, gy = grid if grid is not None else _grid(h, w)
+    return cv2.remap(np.ascontiguousarray(image, dtype=np.float32), gx + flow[..., 0],
+                     gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def intermediate_flows(t: float, f12: np.ndarray, f21: np.ndarray):
+    """Flows from the slice at fraction ``t`` to ``k1`` and to ``k2`` (Super SloMo approx.)."""
+    ft1 = (-(1 - t) * t) * f12 + (t * t) * f21
+    ft2 = ((1 - t) ** 2) * f12 - (t * (1 - t)) * f21
+    return ft1, ft2
+
+
+@dataclass
+class PairFlows:
+    """Flows of one known pair and of its neighbours (None where the volume ends)."""
+
+    f12: np.ndarray  # k1 -> k2
+    f21: np.ndarray  # k2 -> k1
+    f10: Optional[np.ndarray] = None  # k1 -> k0
+    f23: Optional[np.ndarray] = None  # k2 -> k3
+
+
+def trajectory_samples(k0: Optional[np.ndarray], k1: np.ndarray, k2: np.ndarray,
+                       k3: Optional[np.ndarray], flows: PairFlows, t: float) -> np.ndarray:
+    """The four known slices sampled along the motion trajectories through fraction ``t``.
+
+    Returns ``(4, y, x)`` float32: ``k0, k1, k2, k3`` each warped to the target position (a
+    missing context slice repeats its neighbour's sample).
+    """
+    grid = _grid(*k1.shape)
+    ft1, ft2 = intermediate_flows(t, flows.f12, flows.f21)
+    w1, w2 = warp(k1, ft1, grid), warp(k2, ft2, grid)
+    w0 = w1 if k0 is None or flows.f10 is None else warp(k0, ft1 + warp(flows.f10, ft1, grid),
+                                                          grid)
+    w3 = w2 if k3 is None or flows.f23 is None else warp(k3, ft2 + warp(flows.f23, ft2, grid),
+                                                          grid)
+    return np.stack([w0, w1, w2, w3])
+
+
+def flow_blend(w1: np.ndarray, w2: np.ndarray, t: float) -> np.ndarray:
+    """``(1 - t) w1 + t w2`` in float32 arithmetic throughout (as the learned model computes
+    it, so that its untrained output equals this method's bit for bit)."""
+    t32 = np.float32(t)
+    return (np.float32(1) - t32) * w1 + t32 * w2
+
+
+class WindowFlows:
+    """Flows between consecutive slices of a window, each computed once when first needed."""
+
+    def __init__(self, window: np.ndarray):
+        self.window = window
+        self._fwd: dict = {}
+        self._bwd: dict = {}
+
+    def forward(self, i: int) -> np.ndarray:
+        if i not in self._fwd:
+            self._fwd[i] = estimate_flow(self.window[i], self.window[i + 1])
+        return self._fwd[i]
+
+    def backward(self, i: int) -> np.ndarray:
+        if i not in self._bwd:
+            self._bwd[i] = estimate_flow(self.window[i + 1], self.window[i])
+        return self._bwd[i]
+
+    def pair(self, p: int, context: bool = True) -> PairFlows:
+        n = len(self.window)
+        return PairFlows(self.forward(p), self.backward(p),
+                         self.backward(p - 1) if context and p >= 1 else None,
+                         self.forward(p + 1) if context and p + 2 < n else None)
+
+    def context(self, p: int):
+        n = len(self.window)
+        return (self.window[p - 1] if p >= 1 else None, self.window[p], self.window[p + 1],
+                self.window[p + 2] if p + 2 < n else None)
+
+
+class FlowInterpolator:
+    """Optical-flow slice morphing between each pair of known slices (classical, no training)."""
+
+    name = "flow"
+    halo = 0
+
+    def interpolate(self, window: np.ndarray, pairs: Sequence[int],
+                    fractions: Sequence[float]) -> np.ndarray:
+        flows = WindowFlows(window)
+        out = np.empty((len(pairs), len(fractions)) + window.shape[1:], dtype=np.float32)
+        grid = _grid(*window.shape[1:])
+        for i, p in enumerate(pairs):
+            f = flows.pair(p, context=False)
+            for j, t in enumerate(fractions):
+                ft1, ft2 = intermediate_flows(t, f.f12, f.f21)
+                out[i, j] = flow_blend(warp(window[p], ft1, grid),
+                                       warp(window[p + 1], ft2, grid), t)
+        return out
+
+
+def flow_features(window: np.ndarray, pairs: Sequence[int],
+                  fractions: Sequence[float]) -> List[List[np.ndarray]]:
+    """:func:`trajectory_samples` for every pair and fraction of a window (flows shared)."""
+    flows = WindowFlows(window)
+    out = []
+    for p in pairs:
+        f = flows.pair(p)
+        k0, k1, k2, k3 = flows.context(p)
+        out.append([trajectory_samples(k0, k1, k2, k3, f, t) for t in fractions])
+    return out

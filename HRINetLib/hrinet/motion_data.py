@@ -1,0 +1,82 @@
+"""Training samples for ``hrinet-flow``: thin CT made into thick input, with its motion features.
+
+Each sample is a group of known slices around a gap of ``g`` thin slices (2 to 8) and one or more
+thin target slices inside the gap. The known slices are either thin slices sampled ``g`` apart
+(decimation, slab ratio ``s = 0``) or slab averages ``s * g`` thin slices wide (``s = 1``:
+contiguous thick slices; ``s`` = 1.5 or 2: overlapping reconstructions), so one model learns both
+inputs. For slab input the targets include the known position itself (fraction 0). The motion
+features are computed exactly as at inference (:func:`hrinet.flow.trajectory_samples`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .data import SliceSampler
+from .flow import PairFlows, estimate_flow, trajectory_samples
+from .models import HU_MIN, HU_SCALE
+from .slab import slab_average, slab_weights
+
+#: Gaps (in thin slices) between known slices seen in training.
+GAPS = tuple(range(2, 9))
+#: Slab ratios (thickness / spacing) and how often each is drawn.
+SLAB_RATIOS = (0.0, 1.0, 1.5, 2.0)
+SLAB_PROBS = (0.5, 0.3, 0.1, 0.1)
+#: Chance that a context slice is missing (as at either end of a volume).
+DROP_CONTEXT = 0.1
+
+
+@dataclass
+class MotionBatch:
+    """Inputs and targets of one ``hrinet-flow`` training step (HU)."""
+
+    samples: torch.Tensor  # (B, 4, S, S): w0..w3 along the trajectories
+    linear: torch.Tensor  # (B, 1, S, S): linear blend of the two known slices
+    t: torch.Tensor  # (B,) fraction from the lower known slice
+    s: torch.Tensor  # (B,) slab ratio of the known slices
+    targets: torch.Tensor  # (B, 1, S, S): the thin truth
+
+
+class MotionSampler(SliceSampler):
+    """:class:`SliceSampler` that builds motion-feature samples."""
+
+    def motion_batch(self, rng: np.random.Generator, groups: int, per_group: int = 2,
+                     gaps: Sequence[int] = GAPS) -> MotionBatch:
+        samples, linear, ts, ss, targets = [], [], [], [], []
+        for _ in range(groups):
+            g = int(gaps[int(rng.integers(len(gaps)))])
+            s = float(rng.choice(SLAB_RATIOS, p=SLAB_PROBS))
+            m = len(slab_weights(s * g)) // 2 if s > 0 else 0
+            need = 3 * g + 2 * m + 1
+            while not any(v.array.shape[0] >= need for v in self.volumes) and g > 2:
+                g -= 1
+                m = len(slab_weights(s * g)) // 2 if s > 0 else 0
+                need = 3 * g + 2 * m + 1
+            ids = self._eligible(need)
+            vid = ids[int(rng.integers(len(ids)))]
+            z0 = int(rng.integers(0, self.volumes[vid].array.shape[0] - need + 1))
+            block = self._crop(rng, vid, z0, need) * HU_SCALE + HU_MIN  # back to HU
+            centres = [m, m + g, m + 2 * g, m + 3 * g]
+            known = slab_average(block, centres, s * g) if s > 0 else block[centres]
+            k0, k1, k2, k3 = known
+            k0 = None if rng.random() < DROP_CONTEXT else k0
+            k3 = None if rng.random() < DROP_CONTEXT else k3
+            flows = PairFlows(estimate_flow(k1, k2), estimate_flow(k2, k1),
+                              None if k0 is None else estimate_flow(k1, k0),
+                              None if k3 is None else estimate_flow(k2, k3))
+            first = 0 if s > 0 else 1
+            choices = np.arange(first, g)
+            for j in rng.choice(choices, size=min(per_group, len(choices)), replace=False):
+                t = float(j) / g
+                samples.append(trajectory_samples(k0, k1, k2, k3, flows, t))
+                linear.append(((1 - t) * k1 + t * k2)[None])
+                ts.append(t)
+                ss.append(s)
+                targets.append(block[m + g + int(j)][None])
+        f = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a), dtype=np.float32))  # noqa: E731
+        return MotionBatch(f(samples), f(linear), torch.tensor(ts, dtype=torch.float32),
+                           torch.tensor(ss, dtype=torch.float32), f(targets))

@@ -1,0 +1,80 @@
+"""The classical ``flow`` method: optical-flow slice morphing (no torch, no weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.ndimage import shift as nd_shift
+
+from hrinet.engine import upsample_z
+from hrinet.errors import Cancelled
+from hrinet.flow import FlowInterpolator, estimate_flow, intermediate_flows, warp
+from hrinet.phantom import make_phantom
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_flow_keeps_known_slices_bit_exact_and_geometry_exact(oblique_phantom, k):
+    out = upsample_z(oblique_phantom, factor=k, method="flow")
+    np.testing.assert_array_equal(out.array[::k], oblique_phantom.array)
+    assert out.array.dtype == oblique_phantom.array.dtype
+    assert out.origin == oblique_phantom.origin
+    np.testing.assert_array_equal(out.direction, oblique_phantom.direction)
+    assert out.spacing[2] == pytest.approx(oblique_phantom.spacing[2] / k)
+
+
+def test_flow_between_two_identical_slices_is_the_identity():
+    sl = make_phantom(size=(64, 64, 1), noise=10, seed=3).array[0].astype(np.float32)
+    window = np.stack([sl, sl])
+    out = FlowInterpolator().interpolate(window, [0], [0.25, 0.5, 0.75])
+    np.testing.assert_allclose(out[0], np.broadcast_to(sl, out[0].shape), atol=1e-3)
+
+
+def _shifted_pair(dx: float, dy: float):
+    base = make_phantom(size=(96, 96, 1), noise=0, seed=5).array[0].astype(np.float32)
+    lo = nd_shift(base, (-dy / 2, -dx / 2), order=3, mode="nearest")
+    hi = nd_shift(base, (dy / 2, dx / 2), order=3, mode="nearest")
+    return base, lo, hi
+
+
+@settings(max_examples=12, deadline=None)
+@given(dx=st.floats(-6, 6), dy=st.floats(-6, 6))
+def test_a_translated_slice_is_recovered_at_the_middle_far_better_than_by_linear(dx, dy):
+    if abs(dx) + abs(dy) < 2:  # below two pixels the two are alike by construction
+        dx += 3
+    truth, lo, hi = _shifted_pair(dx, dy)
+    mid = FlowInterpolator().interpolate(np.stack([lo, hi]), [0], [0.5])[0, 0]
+    linear = 0.5 * (lo + hi)
+    inner = (slice(12, -12), slice(12, -12))  # away from the replicated borders
+    err_flow = np.sqrt(np.mean((mid - truth)[inner] ** 2))
+    err_linear = np.sqrt(np.mean((linear - truth)[inner] ** 2))
+    assert err_flow < 0.5 * err_linear
+
+
+def test_estimated_flow_follows_a_known_translation():
+    _, lo, hi = _shifted_pair(4.0, -2.0)
+    f = estimate_flow(lo, hi)
+    body = np.abs(lo) < 900  # where there is structure to track (not the air around)
+    assert np.median(f[..., 0][body]) == pytest.approx(4.0, abs=0.6)
+    assert np.median(f[..., 1][body]) == pytest.approx(-2.0, abs=0.6)
+
+
+def test_intermediate_flows_vanish_at_the_known_slices():
+    f12 = np.random.default_rng(0).normal(size=(8, 8, 2)).astype(np.float32)
+    f21 = -f12
+    for t, which in ((0.0, 0), (1.0, 1)):
+        assert np.abs(intermediate_flows(t, f12, f21)[which]).max() == 0
+
+
+def test_warp_by_zero_flow_returns_the_image():
+    img = np.random.default_rng(1).normal(size=(16, 20)).astype(np.float32)
+    np.testing.assert_array_equal(warp(img, np.zeros((16, 20, 2), np.float32)), img)
+
+
+def test_flow_streams_shows_progress_and_can_be_cancelled(phantom):
+    seen = []
+    upsample_z(phantom, factor=3, method="flow", progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (phantom.array.shape[0] - 1,) * 2
+    with pytest.raises(Cancelled):
+        upsample_z(phantom, factor=3, method="flow", cancel=lambda: True)
