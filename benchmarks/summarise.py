@@ -1,6 +1,6 @@
 """Print the README's compact results table from ``hrinet evaluate`` output.
 
-    python benchmarks/summarise.py out/evaluate
+    python benchmarks/summarise.py out/evaluate [more folders, merged in order]
 
 For each factor and method: PSNR_HU on each volume, the gain over the best classical method
 (linear, cubic and flow, those evaluated), SSIM_win and the sharpness ratio (mean over volumes).
@@ -17,14 +17,14 @@ CLASSICAL = ("linear", "cubic", "flow")
 
 
 def main() -> None:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "out/evaluate")
-    with open(folder / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
-    sharp = {}
-    if (folder / "sharpness.csv").is_file():
-        with open(folder / "sharpness.csv") as f:
-            sharp = {(r["volume"], r["factor"], r["method"]): float(r["grad_ratio"])
-                     for r in csv.DictReader(f)}
+    rows, sharp = [], {}
+    for folder in map(Path, sys.argv[1:] or ["out/evaluate"]):
+        with open(folder / "metrics.csv") as f:
+            rows += list(csv.DictReader(f))
+        if (folder / "sharpness.csv").is_file():
+            with open(folder / "sharpness.csv") as f:
+                sharp.update({(r["volume"], r["factor"], r["method"]): float(r["grad_ratio"])
+                              for r in csv.DictReader(f)})
     volumes = list(dict.fromkeys(r["volume"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     by = {(r["volume"], r["factor"], r["method"]): r for r in rows}
@@ -34,6 +34,8 @@ def main() -> None:
     print("|---" * (len(volumes) + 5) + "|")
     for k in dict.fromkeys(r["factor"] for r in rows):
         for m in methods:
+            if not all((v, k, m) in by for v in volumes):
+                continue
             psnr = [float(by[(v, k, m)]["psnr_hu"]) for v in volumes]
             best = [max(float(by[(v, k, c)]["psnr_hu"]) for c in CLASSICAL if (v, k, c) in by)
                     for v in volumes]

@@ -114,6 +114,24 @@ def flow_blend(w1: np.ndarray, w2: np.ndarray, t: float) -> np.ndarray:
     return (np.float32(1) - t32) * w1 + t32 * w2
 
 
+def keys_weights(t: float) -> np.ndarray:
+    """Keys' cubic convolution (a = -0.5, Catmull-Rom) weights of slices at -1, 0, 1, 2."""
+    t2, t3 = t * t, t * t * t
+    return np.array([(-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2,
+                     (-3 * t3 + 4 * t2 + t) / 2, (t3 - t2) / 2], dtype=np.float32)
+
+
+def plain_estimates(k0: Optional[np.ndarray], k1: np.ndarray, k2: np.ndarray,
+                    k3: Optional[np.ndarray], t: float) -> np.ndarray:
+    """Motion-free estimates at fraction ``t``: ``(2, y, x)``, the linear blend and the 4-slice
+    cubic (a missing context slice repeats its neighbour)."""
+    k0 = k1 if k0 is None else k0
+    k3 = k2 if k3 is None else k3
+    w = keys_weights(t)
+    cubic = w[0] * k0 + w[1] * k1 + w[2] * k2 + w[3] * k3
+    return np.stack([(1 - t) * k1 + t * k2, cubic]).astype(np.float32)
+
+
 class WindowFlows:
     """Flows between consecutive slices of a window, each computed once when first needed."""
 
@@ -166,11 +184,13 @@ class FlowInterpolator:
 
 def flow_features(window: np.ndarray, pairs: Sequence[int],
                   fractions: Sequence[float]) -> List[List[np.ndarray]]:
-    """:func:`trajectory_samples` for every pair and fraction of a window (flows shared)."""
+    """For every pair and fraction of a window: ``(6, y, x)``, the :func:`trajectory_samples`
+    then the :func:`plain_estimates` (flows computed once per neighbouring pair)."""
     flows = WindowFlows(window)
     out = []
     for p in pairs:
         f = flows.pair(p)
         k0, k1, k2, k3 = flows.context(p)
-        out.append([trajectory_samples(k0, k1, k2, k3, f, t) for t in fractions])
+        out.append([np.concatenate([trajectory_samples(k0, k1, k2, k3, f, t),
+                                    plain_estimates(k0, k1, k2, k3, t)]) for t in fractions])
     return out

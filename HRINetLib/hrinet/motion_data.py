@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .data import SliceSampler
-from .flow import PairFlows, estimate_flow, trajectory_samples
+from .flow import PairFlows, estimate_flow, plain_estimates, trajectory_samples
 from .models import HU_MIN, HU_SCALE
 from .slab import slab_average, slab_weights
 
@@ -35,7 +35,7 @@ class MotionBatch:
     """Inputs and targets of one ``hrinet-flow`` training step (HU)."""
 
     samples: torch.Tensor  # (B, 4, S, S): w0..w3 along the trajectories
-    linear: torch.Tensor  # (B, 1, S, S): linear blend of the two known slices
+    plain: torch.Tensor  # (B, 2, S, S): motion-free linear and 4-slice cubic estimates
     t: torch.Tensor  # (B,) fraction from the lower known slice
     s: torch.Tensor  # (B,) slab ratio of the known slices
     targets: torch.Tensor  # (B, 1, S, S): the thin truth
@@ -46,7 +46,7 @@ class MotionSampler(SliceSampler):
 
     def motion_batch(self, rng: np.random.Generator, groups: int, per_group: int = 2,
                      gaps: Sequence[int] = GAPS) -> MotionBatch:
-        samples, linear, ts, ss, targets = [], [], [], [], []
+        samples, plain, ts, ss, targets = [], [], [], [], []
         for _ in range(groups):
             g = int(gaps[int(rng.integers(len(gaps)))])
             s = float(rng.choice(SLAB_RATIOS, p=SLAB_PROBS))
@@ -73,10 +73,10 @@ class MotionSampler(SliceSampler):
             for j in rng.choice(choices, size=min(per_group, len(choices)), replace=False):
                 t = float(j) / g
                 samples.append(trajectory_samples(k0, k1, k2, k3, flows, t))
-                linear.append(((1 - t) * k1 + t * k2)[None])
+                plain.append(plain_estimates(k0, k1, k2, k3, t))
                 ts.append(t)
                 ss.append(s)
                 targets.append(block[m + g + int(j)][None])
         f = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a), dtype=np.float32))  # noqa: E731
-        return MotionBatch(f(samples), f(linear), torch.tensor(ts, dtype=torch.float32),
+        return MotionBatch(f(samples), f(plain), torch.tensor(ts, dtype=torch.float32),
                            torch.tensor(ss, dtype=torch.float32), f(targets))

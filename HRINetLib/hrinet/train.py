@@ -387,7 +387,7 @@ class Trainer:
         """``hrinet-flow``: ``cfg.batch`` groups, two targets each, thin or slab input."""
         mb = self.sampler.motion_batch(rng, self.cfg.batch, per_group=2)
         dev = self.device
-        pred = self.G(mb.samples.to(dev), mb.linear.to(dev), mb.t.to(dev), mb.s.to(dev))
+        pred = self.G(mb.samples.to(dev), mb.plain.to(dev), mb.t.to(dev), mb.s.to(dev))
         target = (mb.targets.to(dev).clamp(HU_MIN, HU_MIN + HU_SCALE) - HU_MIN) / HU_SCALE
         loss = self.content((pred - HU_MIN) / HU_SCALE, target)
         self.opt["G"].zero_grad(set_to_none=True)
@@ -657,11 +657,40 @@ def volume_summaries(sampler: SliceSampler) -> List[dict]:
 
 
 def training_metadata(cfg: TrainConfig, volumes: List[dict], step: int, last_val: dict) -> dict:
-    """What a weights sidecar says about how the weights were made."""
+    """What a weights sidecar says about how the weights were made.
+
+    ``lineage`` lists every training stage the weights went through, oldest first: the stages
+    of the ``--init`` weights (from their sidecar) and then this run, each with its data,
+    iterations and settings, so training spread over several runs stays traceable.
+    """
+    stage = {"variant": cfg.variant, "data": [Path(p).name for p in cfg.data],
+             "validation": [Path(p).name for p in cfg.val], "iterations": step,
+             "settings": {k: v for k, v in cfg.to_dict().items() if k not in ("data", "val")},
+             "started_from": Path(cfg.init_weights).name if cfg.init_weights else None,
+             "code_version": _git_version()}
     return {"training": {"volumes": volumes, "config": cfg.to_dict(), "iterations": step,
                          "split": {"train": [Path(p).name for p in cfg.data],
                                    "validation": [Path(p).name for p in cfg.val]}},
+            "lineage": init_lineage(cfg.init_weights) + [stage],
             "validation_metrics": last_val, "code_version": _git_version()}
+
+
+def init_lineage(init_weights: Optional[str]) -> List[dict]:
+    """The stages behind ``init_weights`` (empty for a fresh start)."""
+    if not init_weights:
+        return []
+    from .weights import read_metadata
+
+    try:
+        meta = read_metadata(init_weights)
+    except HRINetError:  # the file is gone (e.g. a resumed run on another machine)
+        return [{"started_from": Path(init_weights).name, "note": "sidecar not available"}]
+    if "lineage" in meta:
+        return list(meta["lineage"])
+    t = meta.get("training", {})
+    return [{"variant": meta.get("variant"), "data": t.get("split", {}).get("train"),
+             "iterations": t.get("iterations"), "settings": t.get("config"),
+             "code_version": meta.get("code_version")}]
 
 
 def val_subvolume(v, slices: int, crop: int):

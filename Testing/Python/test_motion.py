@@ -74,7 +74,7 @@ def test_any_in_plane_size_comes_back_at_its_size(shape):
 def test_gradients_reach_every_parameter():
     m = perturbed().train()
     x = torch.randn(2, 4, 32, 32) * 100
-    y = m(x, x[:, 1:2], torch.tensor([0.3, 0.6]), torch.tensor([0.0, 1.0]))
+    y = m(x, x[:, 1:3], torch.tensor([0.3, 0.6]), torch.tensor([0.0, 1.0]))
     y.pow(2).mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
 

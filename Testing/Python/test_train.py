@@ -64,7 +64,7 @@ def _fixed_content_loss(tr: Trainer) -> float:
     with torch.no_grad():
         if tr.cfg.variant == "hrinet-flow":  # motion samples: thin and slab input, gaps 2-8
             mb = tr.sampler.motion_batch(step_rng(99, 0, 0), groups=6)
-            loss = torch.nn.functional.mse_loss(G(mb.samples, mb.linear, mb.t, mb.s) / 4095,
+            loss = torch.nn.functional.mse_loss(G(mb.samples, mb.plain, mb.t, mb.s) / 4095,
                                                 mb.targets / 4095)
             G.train()
             return loss.item()
@@ -265,3 +265,14 @@ def test_validation_scores_the_model_against_linear_with_the_evaluate_protocol(t
     tr.run()
     lines = (tmp_path / "run" / "val.jsonl").read_text().splitlines()
     assert len(lines) == 2 and '"step": 1' in lines[-1]
+
+
+def test_weights_record_the_whole_lineage_of_runs_started_from_other_weights(tmp_path):
+    first = Trainer(tiny("hrinet-flow", 2), tmp_path / "a", volumes=volumes(), log=None).run()
+    again = Trainer(tiny("hrinet-flow", 3, init_weights=str(first), lr=5e-4), tmp_path / "b",
+                    volumes=volumes(), log=None).run()
+    _, meta = load_weights(again)
+    stages = meta["lineage"]
+    assert [s["iterations"] for s in stages] == [2, 3]
+    assert stages[1]["started_from"] == first.name and stages[0]["started_from"] is None
+    assert stages[1]["settings"]["lr"] == 5e-4
