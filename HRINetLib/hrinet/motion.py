@@ -155,4 +155,6 @@ class MotionInterpolator:
             y = y[:, 0, :h, :w].float().cpu().numpy()
             for k, (i, j) in enumerate(batch):
                 out[i, j] = y[k]
-        return out
+        # The correction may overshoot; the input's range (the CT air floor, the densest bone)
+        # bounds what a slice between its slices can hold.
+        return np.clip(out, window.min(), window.max(), out=out)

@@ -113,3 +113,11 @@ def test_a_box_blurred_volume_is_restored_better_than_by_cubic():
     assert rows["hrinet"] > rows["cubic"]
     thick = simulate_thick(thin, 4)
     assert thick.metadata["slice_thickness_mm"] == pytest.approx(4 * thin.spacing[2])
+
+
+def test_learned_slices_stay_within_the_input_range(phantom):
+    interp = make_interpolator(perturbed(7), torch.device("cpu"))
+    with torch.no_grad():
+        interp.model.head.bias.fill_(1.0)  # a correction that would overshoot by 4000 HU
+    out = upsample_z(phantom, factor=3, interpolator=interp, thickness=phantom.spacing[2])
+    assert out.array.min() >= phantom.array.min() and out.array.max() <= phantom.array.max()
