@@ -404,6 +404,13 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.modelComboBox.setCurrentIndex(self.ui.modelComboBox.findData("file"))
                 self.ui.trainStatusLabel.text = _("Done: {path} (selected as the model)").format(
                     path=info["weights"])
+                adaptation = info.get("adaptation")
+                if adaptation:  # the guard's verdict on the held-out slices of this case
+                    self.ui.trainStatusLabel.text = _(
+                        "Held-out slices: starting model {a:.2f} dB, adapted {b:.2f} dB; using "
+                        "the {kept} weights").format(a=adaptation["default_psnr_hu"],
+                                                     b=adaptation["adapted_psnr_hu"],
+                                                     kept=adaptation["kept"])
             elif info.get("error"):
                 self.ui.trainStatusLabel.text = info["error"]
 

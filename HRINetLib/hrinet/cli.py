@@ -131,6 +131,28 @@ def cmd_train(args) -> int:
     return train_from_cli(args)
 
 
+def cmd_adapt(args) -> int:
+    import signal
+
+    from .adapt import adapt
+    from .io import read_volume
+
+    volume = read_volume(args.input)
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
+    bar, update = _tqdm(args.iterations, "adapting")
+    try:
+        result = adapt(volume, args.out, weights=args.weights, iterations=args.iterations,
+                       lr=args.lr, device=args.device, case=_name(args.input),
+                       progress=lambda step, total, _logs: update(step, total),
+                       cancel=lambda: stop["flag"], log=None)
+    finally:
+        bar.close()
+    print(result.describe())
+    print(f"use: hrinet interpolate {args.input} OUT --weights {result.weights}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .train import export_checkpoint
 
@@ -183,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train or fine-tune a model")
     add_train_arguments(s)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("adapt", help="fine-tune the model on one thick case, kept only if it "
+                       "wins on held-out slices of that case")
+    s.add_argument("input", help="the thick volume (file or DICOM folder)")
+    s.add_argument("--out", required=True, help="folder for adapt.json and the adapted weights")
+    s.add_argument("--weights", help="weights to start from (default: the shipped model)")
+    s.add_argument("--iterations", type=int, default=200)
+    s.add_argument("--lr", type=float, default=3e-5)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_adapt)
 
     s = sub.add_parser("export", help="export a training checkpoint to safetensors + JSON")
     s.add_argument("checkpoint")

@@ -41,6 +41,13 @@ class MotionBatch:
     targets: torch.Tensor  # (B, 1, S, S): the thin truth
 
 
+def _span(gap: int, slab: float):
+    """Thin slices a group needs (four known slices ``gap`` apart plus the slab margins) and the
+    slab margin ``m`` on each side."""
+    m = len(slab_weights(slab * gap)) // 2 if slab > 0 else 0
+    return 3 * gap + 2 * m + 1, m
+
+
 class MotionSampler(SliceSampler):
     """:class:`SliceSampler` that builds motion-feature samples."""
 
@@ -50,12 +57,15 @@ class MotionSampler(SliceSampler):
         for _ in range(groups):
             g = int(gaps[int(rng.integers(len(gaps)))])
             s = float(rng.choice(SLAB_RATIOS, p=SLAB_PROBS))
-            m = len(slab_weights(s * g)) // 2 if s > 0 else 0
-            need = 3 * g + 2 * m + 1
-            while not any(v.array.shape[0] >= need for v in self.volumes) and g > 2:
-                g -= 1
-                m = len(slab_weights(s * g)) // 2 if s > 0 else 0
-                need = 3 * g + 2 * m + 1
+            need, m = _span(g, s)
+            while not any(v.array.shape[0] >= need for v in self.volumes):
+                if g > min(gaps):  # short volumes: narrower gaps, then thin input
+                    g -= 1
+                elif s > 0:
+                    s = 0.0
+                else:
+                    break
+                need, m = _span(g, s)
             ids = self._eligible(need)
             vid = ids[int(rng.integers(len(ids)))]
             z0 = int(rng.integers(0, self.volumes[vid].array.shape[0] - need + 1))

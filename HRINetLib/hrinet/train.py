@@ -42,6 +42,7 @@ from . import __version__
 from .data import SliceSampler, step_rng
 from .errors import Cancelled, HRINetError
 from .metrics import WINDOW
+from .motion_data import GAPS
 from .models import (HU_MIN, HU_SCALE, VARIANTS, Generator, ModelConfig, build_generator,
                      build_models)
 
@@ -72,7 +73,8 @@ VARIANT_SPECS: Dict[str, VariantSpec] = {
     "hrinet-plus": VariantSpec(0.0, 0.0, False, True, "mse", (3, 4, 5, 7), unsupervised=False),
     # Ours, the default: flow-guided refinement (hrinet.motion) on thin and slab-averaged input,
     # gaps of 2 to 8 slices (hrinet.motion_data); supervised only, like hrinet-plus.
-    "hrinet-flow": VariantSpec(0.0, 0.0, False, True, "mse", (3,), unsupervised=False),
+    "hrinet-flow": VariantSpec(0.0, 0.0, False, True, "mse", tuple(g + 1 for g in GAPS),
+                               unsupervised=False),
 }
 
 
@@ -384,8 +386,10 @@ class Trainer:
         return logs
 
     def motion_step(self, rng: np.random.Generator) -> dict:
-        """``hrinet-flow``: ``cfg.batch`` groups, two targets each, thin or slab input."""
-        mb = self.sampler.motion_batch(rng, self.cfg.batch, per_group=2)
+        """``hrinet-flow``: ``cfg.batch`` groups, two targets each, thin or slab input, gaps of
+        ``group_sizes - 1`` slices."""
+        gaps = [n - 1 for n in self.r["group_sizes"]]
+        mb = self.sampler.motion_batch(rng, self.cfg.batch, per_group=2, gaps=gaps)
         dev = self.device
         pred = self.G(mb.samples.to(dev), mb.plain.to(dev), mb.t.to(dev), mb.s.to(dev))
         target = (mb.targets.to(dev).clamp(HU_MIN, HU_MIN + HU_SCALE) - HU_MIN) / HU_SCALE

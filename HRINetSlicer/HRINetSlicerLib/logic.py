@@ -240,19 +240,49 @@ class TrainingJob:
             self.process.wait()
 
 
-def adapt_job(out_dir, node, iterations: int = 300, crop: int = 128,
-              weights: Optional[str] = None, device: str = "auto") -> TrainingJob:
-    """"Adapt to this case": fine-tune the default model on the input volume's own slices.
+class AdaptJob(TrainingJob):
+    """``hrinet adapt`` in a background process: fine-tuning on the input case, kept only if
+    it wins on held-out slices of that case (:mod:`hrinet.adapt`)."""
 
-    The paper's step II on the thick volume itself: groups of its consecutive slices teach the
-    model this patient's anatomy at gaps of 2 to 6 of its own slice spacings (self-supervised:
-    no thin ground truth is needed).
-    """
+    def command(self, resume: bool = False) -> List[str]:
+        if not self.paths:
+            self.paths = self._export_inputs()
+        cmd = [python_executable(), "-m", "hrinet.cli", "adapt", self.paths[0], "--out",
+               str(self.out), "--iterations", str(self.iterations), "--device", self.device]
+        if self.init_weights:
+            cmd += ["--weights", str(self.init_weights)]
+        return cmd
+
+    def result(self) -> Optional[dict]:
+        """``adapt.json`` once the job is done: the held-out comparison and what was kept."""
+        try:
+            return json.loads((self.out / "adapt.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def poll(self) -> dict:
+        info = super().poll()
+        result = self.result()
+        if result is not None and not info["running"]:
+            info["adaptation"] = result
+            info["weights"] = result["weights"]
+        return info
+
+    def weights_path(self) -> Path:
+        result = self.result()
+        return Path(result["weights"]) if result else self.out / "hrinet-adapted.safetensors"
+
+
+def adapt_job(out_dir, node, iterations: int = 200, crop: int = 128,
+              weights: Optional[str] = None, device: str = "auto") -> AdaptJob:
+    """"Adapt to this case": conservative fine-tuning on the input volume's own slices,
+    guarded by held-out slices of the same case (:mod:`hrinet.adapt`); the panel then selects
+    the adapted weights, or the starting model when adaptation did not help."""
     from hrinet.weights import DEFAULT_NAME, find_weights, read_metadata
 
     init = weights or find_weights(DEFAULT_NAME)
     if init is None:
         raise HRINetError("no default weights to adapt; choose a weights file")
     variant = read_metadata(init)["variant"]
-    return TrainingJob(out_dir, [node], variant=variant, iterations=iterations, crop=crop,
-                       init_weights=str(init), device=device)
+    return AdaptJob(out_dir, [node], variant=variant, iterations=iterations, crop=crop,
+                    init_weights=str(init), device=device)
