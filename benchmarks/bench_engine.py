@@ -55,7 +55,8 @@ def network_gflop(method: str, size: int):
             z = m.encode(torch.cat([x, x]))
             m.decode(m.mix([c[:1] for c in z], [c[1:] for c in z], torch.ones(1)))
         else:
-            m(torch.zeros(1, 4, size, size), x, torch.ones(1) / 2, torch.zeros(1))
+            m(torch.zeros(1, 4, size, size), torch.zeros(1, 2, size, size), torch.ones(1) / 2,
+              torch.zeros(1))
     return counter.get_total_flops() / 1e9
 
 
@@ -96,7 +97,7 @@ def main() -> None:
     peak = matmul_peak_gflops()
     print(f"x{a.factor}, {a.slices} input slices, device {a.device}, torch threads "
           f"{torch.get_num_threads()}, fp32 matmul peak {peak:.0f} GFLOP/s")
-    print(f"{'method':<8} {'size':>5} {'slices/s':>9} {'seconds':>8} {'peak RSS MB':>12} "
+    print(f"{'method':<12} {'size':>5} {'slices/s':>9} {'seconds':>8} {'peak RSS MB':>12} "
           f"{'input MB':>9} {'GFLOP/slice':>12} {'of peak':>8}")
     for size in map(int, a.sizes.split(",")):
         for method in a.methods.split(","):
@@ -104,13 +105,13 @@ def main() -> None:
                                 "--slices", str(a.slices), "--factor", str(a.factor),
                                 "--device", a.device], capture_output=True, text=True)
             if r.returncode:
-                print(f"{method:<8} {size:>5} failed: {r.stderr.strip().splitlines()[-1]}")
+                print(f"{method:<12} {size:>5} failed: {r.stderr.strip().splitlines()[-1]}")
                 continue
             m = json.loads(r.stdout.strip().splitlines()[-1])
             g = m["gflop_per_slice"]
             flops = (f"{g:>12.2f} {g * m['slices_per_s'] / peak:>8.0%}" if g is not None
                      else f"{'-':>12} {'-':>8}")
-            print(f"{method:<8} {size:>5} {m['slices_per_s']:>9.1f} {m['seconds']:>8.2f} "
+            print(f"{method:<12} {size:>5} {m['slices_per_s']:>9.1f} {m['seconds']:>8.2f} "
                   f"{m['peak_rss_mb']:>12.0f} {m['input_mb']:>9.1f} {flops}")
 
 
