@@ -3,8 +3,8 @@
 Fine-tuning on a single patient can make things worse (it overwrites what the model knew, and the
 case's own slices teach gaps wider than the ones it will be asked for), so adaptation is guarded:
 
-1. A central block of the thick volume's slices (``holdout`` of them, at least 9) is held out;
-   the slices above and below it are the training data.
+1. A block of the thick volume's last slices (``holdout`` of them, at least 9) is held out; the
+   slices before it, one contiguous stack (thick cases are short), are the training data.
 2. The model is fine-tuned conservatively (small learning rate, few steps) on those slices, at
    gaps of 2 and 3 of the case's own slices, thin and slab input as in training.
 3. Both the starting model and the adapted one predict every other held-out slice from its
@@ -54,17 +54,16 @@ class AdaptResult:
 
 
 def split_for_adaptation(volume: Volume, holdout: float = 0.3):
-    """``(train_parts, held_out)``: the central block of slices and the parts around it."""
+    """``(train_parts, held_out)``: the first slices (one part) and the last block."""
     n = volume.array.shape[0]
     h = max(MIN_HOLDOUT, int(round(n * holdout)))
     if n - h < 7:
         raise HRINetError(f"the volume has {n} slices, too few to adapt (it needs {MIN_HOLDOUT} "
                           "held-out slices and at least 7 to learn from); interpolate it "
                           "without adaptation")
-    z0 = (n - h) // 2
-    parts = [volume.with_array(volume.array[a:b].copy()) for a, b in ((0, z0), (z0 + h, n))
-             if b - a >= 7]
-    return parts, volume.with_array(volume.array[z0:z0 + h].copy())
+    z0 = n - h
+    return [volume.with_array(volume.array[:z0].copy())], volume.with_array(
+        volume.array[z0:].copy())
 
 
 def heldout_psnr(model, block: Volume, device) -> float:

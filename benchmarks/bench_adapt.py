@@ -1,0 +1,63 @@
+"""Does "Adapt to this case" help? The validation volumes decimated x4 and x6 are adapted to
+(``hrinet adapt``'s code, default settings), then interpolated back with the weights the guard
+kept, and scored against the thin truth like ``hrinet evaluate`` (a benchmark, not a test).
+
+    python benchmarks/bench_adapt.py [--iterations 200] [--out runs/bench-adapt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from hrinet.adapt import adapt
+from hrinet.engine import upsample_z
+from hrinet.errors import HRINetError
+from hrinet.evaluate import decimate, synthesised_mask
+from hrinet.io import read_volume
+from hrinet.metrics import score
+
+VOLUMES = ("chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--data", default="../shared/data/ct")
+    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--out", default="runs/bench-adapt")
+    a = p.parse_args()
+    print("| case | default PSNR_HU | after adaptation | change | kept | held-out start / adapted "
+          "| seconds |")
+    print("|---|---|---|---|---|---|---|")
+    for name in VOLUMES:
+        thin = read_volume(Path(a.data) / name)
+        for k in (4, 6):
+            thick = decimate(thin, k)
+            n_out = (thick.array.shape[0] - 1) * k + 1
+            mask = synthesised_mask(n_out, k)
+            truth = thin.array[:n_out][mask]
+
+            def psnr(weights=None):
+                up = upsample_z(thick, factor=k, method="hrinet", weights=weights, device="cpu",
+                                thickness=0)
+                return score(up.array[mask], truth).psnr_hu
+
+            case = f"{name.split('.')[0]} x{k}"
+            base = psnr()
+            start = time.perf_counter()
+            try:
+                r = adapt(thick, Path(a.out) / case.replace(" ", "-"), iterations=a.iterations,
+                          device="cpu", case=case, log=None)
+            except HRINetError as exc:
+                print(f"| {case} | {base:.2f} | - | - | - | not adapted: {exc} | - |")
+                continue
+            seconds = time.perf_counter() - start
+            after = psnr(r.weights)
+            print(f"| {case} | {base:.2f} | {after:.2f} | {after - base:+.2f} | {r.kept} | "
+                  f"{r.default_psnr_hu:.2f} / {r.adapted_psnr_hu:.2f} | {seconds:.0f} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
