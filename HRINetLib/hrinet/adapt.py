@@ -81,7 +81,7 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
           cancel: Optional[Callable[[], bool]] = None, log=print) -> AdaptResult:
     """Fine-tune ``weights`` (default: the shipped model) on ``thick`` behind the guard above."""
     from .inference import resolve_device
-    from .train import TrainConfig, Trainer
+    from .train import CHECKPOINT, TrainConfig, Trainer, training_metadata, volume_summaries
     from .weights import DEFAULT_NAME, find_weights, load_weights, read_metadata, save_weights
 
     out = Path(out)
@@ -95,8 +95,6 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
     cfg = TrainConfig(variant=variant, iterations=iterations, crop=crop, batch=4, lr=lr,
                       device=str(dev), val_every=0, init_weights=start, checkpoint_minutes=5,
                       group_sizes=(3, 4), data=[case])
-    from .train import CHECKPOINT
-
     (out / CHECKPOINT).unlink(missing_ok=True)  # an earlier adaptation's state, not the user's
     trainer = Trainer(cfg, out, volumes=parts, progress=progress, cancel=cancel, log=log)
     trainer.sampler.names = [f"{case} (slices outside the held-out block)"] * len(parts)
@@ -110,8 +108,6 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
     kept = "adapted" if after >= before + margin_db else "default"
     path = out / ADAPTED_NAME
     if kept == "adapted":
-        from .train import training_metadata, volume_summaries
-
         meta = training_metadata(cfg, volume_summaries(trainer.sampler), trainer.step, {})
         meta["adaptation"] = {"case": case, "held_out_slices": block.array.shape[0],
                               "held_out_psnr_hu": {"start": before, "adapted": after}}

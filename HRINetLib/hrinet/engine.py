@@ -103,14 +103,14 @@ def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = 
     return int(round(ratio))
 
 
-def resolve_thickness(volume: Volume, thickness: Optional[float] = None):
-    """``(thickness_mm, source, slab_ratio)``: the given thickness, else DICOM's, else 0."""
-    sz = volume.spacing[2]
+def resolve_thickness(sz: float, thickness: Optional[float] = None,
+                      recorded: Optional[float] = None):
+    """``(thickness_mm, source, slab_ratio)`` for slices ``sz`` mm apart: the given thickness,
+    else the one ``recorded`` with the volume (DICOM Slice Thickness), else 0 (assumed)."""
     if thickness is None:
-        t = volume.metadata.get("slice_thickness_mm")
-        if t is None:
+        if recorded is None:
             return 0.0, "assumed", 0.0
-        thickness, source = float(t), "DICOM"
+        thickness, source = float(recorded), "DICOM"
     else:
         source = "given"
     thickness = float(thickness)
@@ -140,7 +140,7 @@ def plan_upsampling(volume: Volume, factor: Optional[float] = None,
         raise HRINetError(f"the volume has {n} slice; interpolation needs at least 2 slices")
     sx, sy, sz = volume.spacing
     k = resolve_factor(sz, min(sx, sy), factor, target_spacing)
-    t, source, ratio = resolve_thickness(volume, thickness)
+    t, source, ratio = resolve_thickness(sz, thickness, volume.metadata.get("slice_thickness_mm"))
     return Plan(factor=k, input_slices=n, output_slices=(n - 1) * k + 1,
                 output_spacing=(sx, sy, sz / k), method=method, thickness=t,
                 thickness_source=source, slab_ratio=ratio)

@@ -90,16 +90,23 @@ class PairFlows:
     f23: Optional[np.ndarray] = None  # k2 -> k3
 
 
+def _warped_pair(k1: np.ndarray, k2: np.ndarray, flows: PairFlows, t: float, grid):
+    """``k1`` and ``k2`` warped to fraction ``t``, with the intermediate flows used."""
+    ft1, ft2 = intermediate_flows(t, flows.f12, flows.f21)
+    return warp(k1, ft1, grid), warp(k2, ft2, grid), ft1, ft2
+
+
 def trajectory_samples(k0: Optional[np.ndarray], k1: np.ndarray, k2: np.ndarray,
-                       k3: Optional[np.ndarray], flows: PairFlows, t: float) -> np.ndarray:
+                       k3: Optional[np.ndarray], flows: PairFlows, t: float,
+                       grid=None) -> np.ndarray:
     """The four known slices sampled along the motion trajectories through fraction ``t``.
 
     Returns ``(4, y, x)`` float32: ``k0, k1, k2, k3`` each warped to the target position (a
-    missing context slice repeats its neighbour's sample).
+    missing context slice repeats its neighbour's sample). ``grid``: :func:`_grid` of the slice
+    shape, to reuse across calls.
     """
-    grid = _grid(*k1.shape)
-    ft1, ft2 = intermediate_flows(t, flows.f12, flows.f21)
-    w1, w2 = warp(k1, ft1, grid), warp(k2, ft2, grid)
+    grid = grid if grid is not None else _grid(*k1.shape)
+    w1, w2, ft1, ft2 = _warped_pair(k1, k2, flows, t, grid)
     w0 = w1 if k0 is None or flows.f10 is None else warp(k0, ft1 + warp(flows.f10, ft1, grid),
                                                           grid)
     w3 = w2 if k3 is None or flows.f23 is None else warp(k3, ft2 + warp(flows.f23, ft2, grid),
@@ -176,9 +183,8 @@ class FlowInterpolator:
         for i, p in enumerate(pairs):
             f = flows.pair(p, context=False)
             for j, t in enumerate(fractions):
-                ft1, ft2 = intermediate_flows(t, f.f12, f.f21)
-                out[i, j] = flow_blend(warp(window[p], ft1, grid),
-                                       warp(window[p + 1], ft2, grid), t)
+                w1, w2, _, _ = _warped_pair(window[p], window[p + 1], f, t, grid)
+                out[i, j] = flow_blend(w1, w2, t)
         return out
 
 
@@ -187,10 +193,11 @@ def flow_features(window: np.ndarray, pairs: Sequence[int],
     """For every pair and fraction of a window: ``(6, y, x)``, the :func:`trajectory_samples`
     then the :func:`plain_estimates` (flows computed once per neighbouring pair)."""
     flows = WindowFlows(window)
+    grid = _grid(*window.shape[1:])
     out = []
     for p in pairs:
         f = flows.pair(p)
         k0, k1, k2, k3 = flows.context(p)
-        out.append([np.concatenate([trajectory_samples(k0, k1, k2, k3, f, t),
+        out.append([np.concatenate([trajectory_samples(k0, k1, k2, k3, f, t, grid),
                                     plain_estimates(k0, k1, k2, k3, t)]) for t in fractions])
     return out

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import HU_MAX, HU_MIN, HU_SCALE, ModelConfig
+from .models import HU_MAX, HU_MIN, HU_SCALE, ModelConfig, pad_to_stride
 
 #: Total downsampling of the U-Net; inputs are padded to a multiple of it.
 MOTION_STRIDE = 8
@@ -106,15 +106,6 @@ class MotionNet(nn.Module):
         return fb_hu + gate(tv, s.view(-1, 1, 1, 1)) * self.correction(net_in) * HU_SCALE
 
 
-def pad8(x: torch.Tensor):
-    """Pad ``(..., H, W)`` at the bottom/right to multiples of :data:`MOTION_STRIDE`."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % MOTION_STRIDE, (-w) % MOTION_STRIDE
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    return x, (h, w)
-
-
 class MotionInterpolator:
     """Drives a :class:`MotionNet` for the engine (one known slice of context each side)."""
 
@@ -149,7 +140,7 @@ class MotionInterpolator:
             x = torch.from_numpy(np.stack([feats[i][j] for i, j in batch]))
             t = torch.tensor([fractions[j] for _, j in batch], dtype=torch.float32)
             s = torch.full_like(t, float(self.slab_ratio))
-            x, (h, w) = pad8(x.to(self.device))
+            x, (h, w) = pad_to_stride(x.to(self.device), MOTION_STRIDE)
             x = x.contiguous(memory_format=self.memory_format)
             y = self.model(x[:, :4], x[:, 4:], t.to(self.device), s.to(self.device))
             y = y[:, 0, :h, :w].float().cpu().numpy()

@@ -99,8 +99,7 @@ def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[f
         raise HRINetError(f"the volume has {nz} slice; interpolation needs at least 2 slices")
     sx, sy, sz = node.GetSpacing()
     k = resolve_factor(sz, min(sx, sy), factor, target_spacing)
-    header = Volume(array=np.empty((0, 0, 0)), spacing=(sx, sy, sz))
-    t, source, ratio = resolve_thickness(header, thickness)
+    t, source, ratio = resolve_thickness(sz, thickness)
     return Plan(factor=k, input_slices=nz, output_slices=(nz - 1) * k + 1,
                 output_spacing=(sx, sy, sz / k), method=method, thickness=t,
                 thickness_source=source, slab_ratio=ratio)

@@ -9,19 +9,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_reliability_row_names_existing_tests():
-    doc = (REPO / "docs" / "RELIABILITY.md").read_text()
+    doc = (REPO / "docs" / "RELIABILITY.md").read_text(encoding="utf-8")
     rows = [l for l in doc.splitlines() if l.startswith("| ") and not l.startswith("| case")]
     assert len(rows) > 40
     for row in rows:
         refs = re.findall(r"T/(test_\w+\.py)::(test_\w+)", row)
         assert refs, f"row without a test: {row[:80]}"
         for file, test in refs:
-            assert f"def {test}(" in (REPO / "Testing" / "Python" / file).read_text(), test
+            source = (REPO / "Testing" / "Python" / file).read_text(encoding="utf-8")
+            assert f"def {test}(" in source, test
 
 
 def test_readme_quick_start_commands_exist_in_the_makefile():
-    readme = (REPO / "README.md").read_text()
-    makefile = (REPO / "Makefile").read_text()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     for target in ("demo", "test", "evaluate", "bench"):
         assert f"make {target}" in readme and f"\n{target}:" in makefile
-    assert "make test" in (REPO / ".ci" / "run").read_text()
+    assert "make test" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
