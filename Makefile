@@ -30,8 +30,12 @@ evaluate: $(BIN)/.installed
 	$(BIN)/hrinet evaluate $(EVAL_VOLUMES) --protocol slab --factors 2,4,6 \
 	  --methods linear,cubic,flow,hrinet-plus,hrinet --device cpu --out out/evaluate-slab
 
+# Speed, memory and system-time share per method and size; then the README's whole-volume
+# example (the 8 mm chest made isotropic) when the shared data is present.
+BENCH_VOLUME := ../shared/data/ct/chest-lungdx-8mm.nrrd
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_engine.py
+	@if [ -f $(BENCH_VOLUME) ]; then $(BIN)/python benchmarks/bench_volume.py $(BENCH_VOLUME); fi
 
 clean:
 	rm -rf $(VENV) out

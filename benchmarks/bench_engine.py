@@ -1,22 +1,29 @@
 """Throughput and peak memory of each interpolation method (a benchmark, not a test).
 
-Prints synthesised slices per second and the peak resident memory of a fresh process that
-upsamples a phantom by x4, for each method at 256^2 and 512^2. Each measurement runs in its own
-process so peak memory is that method's alone. For learned methods it also prints the network's
+Prints synthesised slices per second, the peak resident memory and the system-time share (with
+page faults) of a fresh process that upsamples a phantom by x4, for each method at 256^2 and
+512^2, with the allocator setting that the ``hrinet`` command applies
+(:func:`hrinet.runtime.tune_allocator`) and, with ``--allocator both``, also without it (the C
+library's default: every large buffer mapped and unmapped per call). Each measurement runs in its
+own process so peak memory is that method's alone. For learned methods it also prints the network's
 FLOPs per synthesised slice (torch's FLOP counter) and the achieved rate as a fraction of this
 CPU's fp32 matmul peak, measured in the same run (a 2048^2 matmul on the same threads).
 
     python benchmarks/bench_engine.py [--slices 21] [--factor 4] [--methods linear,cubic,flow,hrinet]
+        [--allocator tuned|default|both]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
+
+from hrinet.runtime import ALLOCATOR_ENV, tune_allocator
 
 
 def measure(method: str, size: int, slices: int, factor: int, device: str) -> dict:
@@ -27,13 +34,17 @@ def measure(method: str, size: int, slices: int, factor: int, device: str) -> di
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     upsample_z(vol.with_array(vol.array[:3].copy()), factor=factor, method=method,
                device=device)  # warm-up: model load, kernels
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     upsample_z(vol, factor=factor, method=method, device=device)
     seconds = time.perf_counter() - start
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     synthesised = (slices - 1) * (factor - 1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    user, system = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
     return {"method": method, "size": size, "slices_per_s": synthesised / seconds,
-            "seconds": seconds, "peak_rss_mb": peak / 1024, "input_mb": vol.array.nbytes / 2**20,
+            "seconds": seconds, "peak_rss_mb": r1.ru_maxrss / 1024,
+            "input_mb": vol.array.nbytes / 2**20,
+            "sys_share": system / max(user + system, 1e-9), "faults": r1.ru_minflt - r0.ru_minflt,
             "rss_before_mb": base / 1024, "gflop_per_slice": network_gflop(method, size)}
 
 
@@ -86,9 +97,13 @@ def main() -> None:
     p.add_argument("--sizes", default="256,512")
     p.add_argument("--methods", default="linear,cubic,flow,hrinet")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--allocator", default="both", choices=("tuned", "default", "both"),
+                   help="allocator setting(s) to measure (see hrinet.runtime)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.one:
+        if os.environ.get(ALLOCATOR_ENV) != "default":
+            tune_allocator()
         method, size = a.one.split(":")
         print(json.dumps(measure(method, int(size), a.slices, a.factor, a.device)))
         return
@@ -97,22 +112,27 @@ def main() -> None:
     peak = matmul_peak_gflops()
     print(f"x{a.factor}, {a.slices} input slices, device {a.device}, torch threads "
           f"{torch.get_num_threads()}, fp32 matmul peak {peak:.0f} GFLOP/s")
-    print(f"{'method':<12} {'size':>5} {'slices/s':>9} {'seconds':>8} {'peak RSS MB':>12} "
-          f"{'input MB':>9} {'GFLOP/slice':>12} {'of peak':>8}")
+    print(f"{'method':<12} {'size':>5} {'allocator':>9} {'slices/s':>9} {'seconds':>8} "
+          f"{'peak RSS MB':>12} {'sys share':>9} {'faults':>8} {'GFLOP/slice':>12} {'of peak':>8}")
+    allocators = ("default", "tuned") if a.allocator == "both" else (a.allocator,)
     for size in map(int, a.sizes.split(",")):
         for method in a.methods.split(","):
-            r = subprocess.run([sys.executable, __file__, "--one", f"{method}:{size}",
-                                "--slices", str(a.slices), "--factor", str(a.factor),
-                                "--device", a.device], capture_output=True, text=True)
-            if r.returncode:
-                print(f"{method:<12} {size:>5} failed: {r.stderr.strip().splitlines()[-1]}")
-                continue
-            m = json.loads(r.stdout.strip().splitlines()[-1])
-            g = m["gflop_per_slice"]
-            flops = (f"{g:>12.2f} {g * m['slices_per_s'] / peak:>8.0%}" if g is not None
-                     else f"{'-':>12} {'-':>8}")
-            print(f"{method:<12} {size:>5} {m['slices_per_s']:>9.1f} {m['seconds']:>8.2f} "
-                  f"{m['peak_rss_mb']:>12.0f} {m['input_mb']:>9.1f} {flops}")
+            for alloc in allocators:
+                env = dict(os.environ, **{ALLOCATOR_ENV: alloc})
+                r = subprocess.run([sys.executable, __file__, "--one", f"{method}:{size}",
+                                    "--slices", str(a.slices), "--factor", str(a.factor),
+                                    "--device", a.device], capture_output=True, text=True,
+                                   env=env)
+                if r.returncode:
+                    print(f"{method:<12} {size:>5} failed: {r.stderr.strip().splitlines()[-1]}")
+                    continue
+                m = json.loads(r.stdout.strip().splitlines()[-1])
+                g = m["gflop_per_slice"]
+                flops = (f"{g:>12.2f} {g * m['slices_per_s'] / peak:>8.0%}" if g is not None
+                         else f"{'-':>12} {'-':>8}")
+                print(f"{method:<12} {size:>5} {alloc:>9} {m['slices_per_s']:>9.1f} "
+                      f"{m['seconds']:>8.2f} {m['peak_rss_mb']:>12.0f} {m['sys_share']:>9.1%} "
+                      f"{m['faults']:>8} {flops}")
 
 
 if __name__ == "__main__":

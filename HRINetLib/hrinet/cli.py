@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .errors import Cancelled, HRINetError
+from .runtime import tune_allocator
 
 
 class _Parser(argparse.ArgumentParser):
@@ -228,6 +229,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``hrinet`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_allocator()
     try:
         return args.func(args)
     except Cancelled as exc:

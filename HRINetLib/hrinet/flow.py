@@ -144,6 +144,8 @@ class WindowFlows:
 
     def __init__(self, window: np.ndarray):
         self.window = window
+        #: Pixel coordinate grid of the window's slices (made on first use, then shared).
+        self.grid = None
         self._fwd: dict = {}
         self._bwd: dict = {}
 
@@ -188,16 +190,13 @@ class FlowInterpolator:
         return out
 
 
-def flow_features(window: np.ndarray, pairs: Sequence[int],
-                  fractions: Sequence[float]) -> List[List[np.ndarray]]:
-    """For every pair and fraction of a window: ``(6, y, x)``, the :func:`trajectory_samples`
-    then the :func:`plain_estimates` (flows computed once per neighbouring pair)."""
-    flows = WindowFlows(window)
-    grid = _grid(*window.shape[1:])
-    out = []
-    for p in pairs:
-        f = flows.pair(p)
-        k0, k1, k2, k3 = flows.context(p)
-        out.append([np.concatenate([trajectory_samples(k0, k1, k2, k3, f, t, grid),
-                                    plain_estimates(k0, k1, k2, k3, t)]) for t in fractions])
-    return out
+def motion_features(flows: WindowFlows, p: int, t: float) -> np.ndarray:
+    """``(6, y, x)`` for pair ``p`` of ``flows.window`` at fraction ``t``: the
+    :func:`trajectory_samples` then the :func:`plain_estimates`."""
+    window = flows.window
+    if flows.grid is None:
+        flows.grid = _grid(*window.shape[1:])
+    k0, k1, k2, k3 = flows.context(p)
+    return np.concatenate([trajectory_samples(k0, k1, k2, k3, flows.pair(p), t, flows.grid),
+                           plain_estimates(k0, k1, k2, k3, t)])
+

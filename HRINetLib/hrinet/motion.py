@@ -23,6 +23,7 @@ normalised range (e.g. -3024 outside the scan circle) pass through as the flow m
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -130,22 +131,32 @@ class MotionInterpolator:
     @torch.inference_mode()
     def interpolate(self, window: np.ndarray, pairs: Sequence[int],
                     fractions: Sequence[float]) -> np.ndarray:
-        from .flow import flow_features
+        from .flow import WindowFlows, motion_features
 
-        feats = flow_features(window, pairs, fractions)
+        flows = WindowFlows(window)  # each neighbouring pair's flow is estimated once
         out = np.empty((len(pairs), len(fractions)) + window.shape[1:], dtype=np.float32)
         jobs = [(i, j) for i in range(len(pairs)) for j in range(len(fractions))]
-        for s0 in range(0, len(jobs), self.batch_size):
-            batch = jobs[s0:s0 + self.batch_size]
-            x = torch.from_numpy(np.stack([feats[i][j] for i, j in batch]))
-            t = torch.tensor([fractions[j] for _, j in batch], dtype=torch.float32)
-            s = torch.full_like(t, float(self.slab_ratio))
-            x, (h, w) = pad_to_stride(x.to(self.device), MOTION_STRIDE)
-            x = x.contiguous(memory_format=self.memory_format)
-            y = self.model(x[:, :4], x[:, 4:], t.to(self.device), s.to(self.device))
-            y = y[:, 0, :h, :w].float().cpu().numpy()
-            for k, (i, j) in enumerate(batch):
-                out[i, j] = y[k]
+        batches = [jobs[s0:s0 + self.batch_size] for s0 in range(0, len(jobs), self.batch_size)]
+
+        def features(batch):  # per batch, not per window: a window at x12 holds 6 x 44 slices
+            return np.stack([motion_features(flows, pairs[i], fractions[j]) for i, j in batch])
+
+        # The next batch's features (OpenCV and NumPy, which release the GIL) are built on a
+        # second thread while the network runs on this one.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(features, batches[0]) if batches else None
+            for b, batch in enumerate(batches):
+                x = torch.from_numpy(pending.result())
+                if b + 1 < len(batches):
+                    pending = pool.submit(features, batches[b + 1])
+                t = torch.tensor([fractions[j] for _, j in batch], dtype=torch.float32)
+                s = torch.full_like(t, float(self.slab_ratio))
+                x, (h, w) = pad_to_stride(x.to(self.device), MOTION_STRIDE)
+                x = x.contiguous(memory_format=self.memory_format)
+                y = self.model(x[:, :4], x[:, 4:], t.to(self.device), s.to(self.device))
+                y = y[:, 0, :h, :w].float().cpu().numpy()
+                for k, (i, j) in enumerate(batch):
+                    out[i, j] = y[k]
         # The correction may overshoot; the input's range (the CT air floor, the densest bone)
         # bounds what a slice between its slices can hold.
         return np.clip(out, window.min(), window.max(), out=out)
