@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from .atomic import write_text
 from .errors import HRINetError
 from .volume import Volume
 
@@ -116,5 +117,5 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
         path.unlink()  # a stale adapted file from an earlier run must not be picked up
     result = AdaptResult(case, block.array.shape[0], before, after, kept,
                          str(path) if kept == "adapted" else start, trainer.step)
-    (out / "adapt.json").write_text(json.dumps(asdict(result), indent=2))
+    write_text(out / "adapt.json", json.dumps(asdict(result), indent=2))
     return result

@@ -7,11 +7,13 @@ wrong and what to do; no traceback (``--debug`` shows one for bug reports).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import List, Optional
 
+from .atomic import write_text
 from .errors import Cancelled, HRINetError
 from .runtime import tune_allocator
 
@@ -51,16 +53,17 @@ def _tqdm(total: int, desc: str):
 
 
 def cmd_interpolate(args) -> int:
-    from .engine import plan_upsampling, upsample_z
+    from .engine import check_memory, plan_upsampling, upsample_z
     from .inference import default_method
     from .io import check_output_path, read_volume, write_volume
 
     check_output_path(args.out, [args.input], overwrite=args.overwrite)
     method = args.method or ("hrinet" if args.weights else default_method())
-    volume = read_volume(args.input)
+    volume = read_volume(args.input, series_uid=args.series)
     for w in volume.metadata.get("warnings", []):
         print(f"hrinet: warning: {w}", file=sys.stderr)
     plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
+    check_memory(volume, plan, output_copies=2)  # writing makes one copy of the output
     print(f"{_name(args.input)}: {plan.describe()}", file=sys.stderr)
     bar, update = _tqdm(plan.input_slices - 1, "interpolating")
     start = time.perf_counter()
@@ -109,20 +112,28 @@ def cmd_evaluate(args) -> int:
             figure_strip(volume, k, outs, out / f"figure-{name}-x{k}.png",
                          title=f"{name}, x{k} ({args.protocol} protocol)")
     write_csv(rows, out / "metrics.csv")
-    (out / "metrics.md").write_text(markdown_table(rows))
-    with open(out / "sharpness.csv", "w") as f:
-        f.write("volume,factor,method,grad_ratio\n")
-        for r in rows:
-            f.write(f"{r.volume},{r.factor},{r.method},{r.grad_ratio:.4f}\n")
+    write_text(out / "metrics.md", markdown_table(rows))
+    write_text(out / "sharpness.csv", "volume,factor,method,grad_ratio\n" + "".join(
+        f"{r.volume},{r.factor},{r.method},{r.grad_ratio:.4f}\n" for r in rows))
     print(markdown_table(rows))
     print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.md'} and figures in {out}")
     return 0
 
 
 def cmd_info(args) -> int:
-    from .io import describe, read_volume
+    from .io import describe, list_dicom_series, read_volume
 
-    print(describe(read_volume(args.input)))
+    volume = read_volume(args.input, series_uid=args.series)
+    print(describe(volume))
+    if Path(args.input).is_dir():
+        series = list_dicom_series(args.input)
+        if len(series) > 1:
+            print(f"series in this folder ({len(series)}; choose with --series N or UID):")
+            for i, s in enumerate(series, 1):
+                mark = "*" if s["uid"] == volume.metadata.get("series_uid") else " "
+                print(f" {mark}{i:>2}. {s['description']} ({s['modality']}): {s['slices']} "
+                      f"slices, pixels {s['pixel_spacing']} mm, thickness {s['thickness']} mm, "
+                      f"UID {s['uid']}")
     return 0
 
 
@@ -133,8 +144,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_adapt(args) -> int:
-    import signal
-
     from .adapt import adapt
     from .io import read_volume
 
@@ -162,6 +171,10 @@ def cmd_export(args) -> int:
     return 0
 
 
+SERIES_HELP = ("a DICOM folder's series to read: its number or UID as listed by hrinet info "
+               "(default: the largest)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hrinet", description="Learned slice interpolation for thick-slice CT.")
     p.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
@@ -182,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "in mm (default: DICOM Slice Thickness, else 0); with a slab thickness the "
                    "learned model also restores the known positions; 0 keeps them bit-exact")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
     s.set_defaults(func=cmd_interpolate)
 
     s = sub.add_parser("evaluate", help="decimate thin volumes, upsample back, score")
@@ -199,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="print a volume's geometry")
     s.add_argument("input")
+    s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
     s.set_defaults(func=cmd_info)
 
     from .train import add_train_arguments
@@ -230,8 +245,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     tune_allocator()
+    previous = _stop_on_sigterm()
     try:
         return args.func(args)
+    except Terminated:
+        print("hrinet: stopped (SIGTERM); nothing was written", file=sys.stderr)
+        return 143
     except Cancelled as exc:
         print(f"hrinet: {exc}", file=sys.stderr)
         return 130
@@ -253,6 +272,26 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"hrinet: internal error: {type(exc).__name__}: {exc} (rerun with --debug and "
               "report it)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so half-written files are removed on the way."""
+
+
+def _raise_terminated(*_):
+    raise Terminated()
+
+
+def _stop_on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` (``train`` and ``adapt`` install their own
+    handler, which stops at the next step and saves); returns the handler it replaced."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (cli.main called from a worker thread)
+        return None
 
 
 if __name__ == "__main__":

@@ -6,13 +6,13 @@ Run as ``python -m hrinet.demo --out out``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write, complete_png
 from .engine import upsample_z
 from .inference import default_method
 from .io import write_volume
@@ -63,10 +63,9 @@ def main(argv=None) -> int:
     fig.suptitle("Coronal reformat of the phantom (W1600 L-200)", fontsize=10)
     fig.tight_layout()
     png = out / "demo-comparison.png"
-    tmp = out / ".demo-comparison.partial.png"
-    fig.savefig(tmp, dpi=100)
+    with atomic_write(png, verify=complete_png, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, png)
     x, y, z = iso.shape_xyz
     print(f"method {method}: {thick.array.shape[0]} slices at {thick_mm:g} mm -> {z} at "
           f"{iso.spacing[2]:g} mm ({x} x {y} x {z}) in {seconds:.1f} s")

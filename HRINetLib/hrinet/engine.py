@@ -165,15 +165,19 @@ def available_memory() -> int:
         return 1 << 50
 
 
-def check_memory(volume: Volume, plan: Plan, streamed_out: bool = False) -> int:
+def check_memory(volume: Volume, plan: Plan, streamed_out: bool = False,
+                 output_copies: int = 1) -> int:
     """Refuse before any work when the output cannot fit in memory; returns the bytes needed.
 
     Working memory is a few slices; the output array is the only whole-volume allocation,
-    unless the caller streams it into ``out=`` (e.g. a memmap).
+    unless the caller streams it into ``out=`` (e.g. a memmap). ``output_copies``: how many
+    output-sized arrays the caller will hold at once (2 when it then writes the result: the
+    writer, and the read-back that verifies the file, each hold one copy beside it).
     """
     n, ny, nx = volume.array.shape
     slice_bytes = ny * nx * volume.array.dtype.itemsize
-    need = CHUNK_BYTES + (0 if streamed_out else plan.output_slices * slice_bytes)
+    outputs = (output_copies - 1) + (0 if streamed_out else 1)
+    need = CHUNK_BYTES + outputs * plan.output_slices * slice_bytes
     have = available_memory()
     if need > 0.9 * have:
         raise HRINetError(

@@ -13,13 +13,14 @@ Slices past the last kept one cannot be interpolated and are not scored.
 from __future__ import annotations
 
 import csv
-import os
+import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .atomic import atomic_write, complete_png, write_text
 from .engine import upsample_z
 from .errors import HRINetError
 from .methods import Interpolator, create_interpolator
@@ -102,14 +103,13 @@ def evaluate_volume(volume: Volume, name: str, factors: Sequence[int], methods: 
 
 def write_csv(rows: Sequence[Row], path: Path) -> None:
     """``metrics.csv`` with exactly :data:`CSV_COLUMNS`, written atomically."""
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
-        for r in rows:
-            w.writerow([r.volume, r.factor, r.method] +
-                       [f"{getattr(r, c):.4f}" for c in CSV_COLUMNS[3:]])
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow([r.volume, r.factor, r.method] +
+                   [f"{getattr(r, c):.4f}" for c in CSV_COLUMNS[3:]])
+    write_text(path, buf.getvalue())
 
 
 def markdown_table(rows: Sequence[Row]) -> str:
@@ -162,7 +162,6 @@ def figure_strip(volume: Volume, k: int, outputs: Dict[str, np.ndarray], path: P
         ax.axis("off")
     fig.suptitle(title or f"x{k}, slice {idx} (window W400 L40; errors 0-200 HU)", fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_write(path, verify=complete_png, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)

@@ -20,7 +20,7 @@ slices ``k0`` and ``k3`` (:func:`trajectory_samples`); the learned model refines
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 

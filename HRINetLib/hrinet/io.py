@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, List, Optional, Union
+from contextlib import contextmanager
+from typing import Iterable, Iterator, List, Optional, Union
 
 import numpy as np
 import SimpleITK as sitk
 
+from .atomic import atomic_write
 from .errors import HRINetError
 from .volume import Volume
 
@@ -29,6 +31,30 @@ READ_EXTENSIONS = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 WRITE_EXTENSIONS = (".nrrd", ".nii", ".nii.gz", ".mha")
 # Relative tolerance on DICOM slice gaps before a series counts as unevenly spaced.
 GAP_TOLERANCE = 0.01
+
+
+@contextmanager
+def quiet_native_output() -> Iterator[List[str]]:
+    """Keep what C libraries print to stderr (GDCM, the NIfTI writer) off the user's terminal.
+
+    Their messages are collected into the yielded list, so a caller can turn them into its own
+    one-line error; Python's own ``sys.stderr`` writes are untouched.
+    """
+    lines: List[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to protect (e.g. a GUI process)
+        yield lines
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines += sink.read().decode("utf-8", "replace").splitlines()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -138,24 +164,64 @@ def check_even_spacing(positions: np.ndarray, source: str) -> float:
     return gap
 
 
+def _dicom_tag(path: str, tag: str) -> str:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        with quiet_native_output():
+            reader.ReadImageInformation()
+        return reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ""
+    except RuntimeError:
+        return ""
+
+
+def list_dicom_series(folder: PathLike) -> List[dict]:
+    """The DICOM series in ``folder``, largest first: ``uid``, ``description``, ``modality``,
+    ``slices``, ``pixel_spacing`` (text as stored) and ``thickness`` (text as stored)."""
+    with quiet_native_output():
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or []
+    series = []
+    for uid in ids:
+        with quiet_native_output():
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
+        first = files[0] if files else ""
+        series.append({"uid": uid, "slices": len(files),
+                       "description": _dicom_tag(first, "0008|103e") or "(no description)",
+                       "modality": _dicom_tag(first, "0008|0060") or "?",
+                       "pixel_spacing": _dicom_tag(first, "0028|0030").replace("\\", " x ") or "?",
+                       "thickness": _dicom_tag(first, "0018|0050") or "?"})
+    return sorted(series, key=lambda s: (-s["slices"], s["uid"]))
+
+
+def _choose_series(folder: Path, series: List[dict], wanted: Optional[str]):
+    """``(uid, warnings)``: the wanted series (a UID or its number in :func:`list_dicom_series`'
+    order, from 1), else the largest with a warning when there are several."""
+    if wanted is None:
+        chosen = series[0]
+        warnings = []
+        if len(series) > 1:
+            warnings.append(f"{folder} holds {len(series)} series; read the largest, "
+                            f"{chosen['description']} ({chosen['slices']} slices); choose another "
+                            "with --series N or UID (hrinet info lists them; series_uid= in "
+                            "Python)")
+        return chosen["uid"], warnings
+    text = str(wanted).strip()
+    if text.isdigit() and 1 <= int(text) <= len(series):
+        return series[int(text) - 1]["uid"], []
+    if text in {s["uid"] for s in series}:
+        return text, []
+    raise HRINetError(f"series {text} is not in {folder}; give a number from 1 to {len(series)} "
+                      "or a series UID, as listed by hrinet info")
+
+
 def _read_dicom_folder(folder: Path, series_uid: Optional[str]) -> Volume:
-    ids = sorted(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or [])
-    if not ids:
+    series = list_dicom_series(folder)
+    if not series:
         raise HRINetError(f"no DICOM series found in folder {folder}; point to a folder of "
                           "DICOM files or to a volume file")
-    warnings = []
-    if series_uid is not None:
-        if series_uid not in ids:
-            raise HRINetError(f"series {series_uid} is not in {folder}; it holds {', '.join(ids)}")
-        chosen = series_uid
-    else:
-        counts = {uid: len(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
-                  for uid in ids}
-        chosen = max(ids, key=lambda uid: counts[uid])
-        if len(ids) > 1:
-            warnings.append(f"{folder} holds {len(ids)} series; read {chosen} "
-                            f"({counts[chosen]} slices, the largest); pass series_uid to choose")
-    files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), chosen))
+    chosen, warnings = _choose_series(folder, series, series_uid)
+    with quiet_native_output():
+        files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), chosen))
     if len(files) < 2:
         raise HRINetError(f"DICOM series {chosen} in {folder} has {len(files)} slice; "
                           "interpolation needs at least 2 slices")
@@ -166,7 +232,8 @@ def _read_dicom_folder(folder: Path, series_uid: Optional[str]) -> Volume:
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
-        image = reader.Execute()
+        with quiet_native_output():
+            image = reader.Execute()
     except RuntimeError as exc:
         raise HRINetError(f"cannot read the DICOM series in {folder} ({_first_line(exc)})") from None
     sx, sy, _ = image.GetSpacing()
@@ -174,6 +241,11 @@ def _read_dicom_folder(folder: Path, series_uid: Optional[str]) -> Volume:
     volume = _volume_from_image(image, str(folder))
     volume.metadata["warnings"].extend(warnings)
     volume.metadata["series_uid"] = chosen
+    modality = next(s["modality"] for s in series if s["uid"] == chosen)
+    if modality not in ("CT", "?"):
+        volume.metadata["warnings"].append(
+            f"the series' modality is {modality}, not CT; the learned models are trained on CT "
+            "in Hounsfield units, so check the result or use --method cubic")
     volume.metadata["slice_positions_mm"] = positions[order].tolist()
     thickness = _dicom_slice_thickness(files[0])
     if thickness is not None:
@@ -267,25 +339,32 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), overwrite:
 
 def write_volume(volume: Volume, path: PathLike, overwrite: bool = False,
                  compress: bool = True) -> Path:
-    """Write ``volume`` atomically: into a temporary file beside ``path``, then rename.
+    """Write ``volume`` atomically and verified: into a hidden file beside ``path``, read back and
+    compared voxel for voxel, then moved into place.
 
-    A failed write (full disk, no permission) leaves neither a partial file nor a damaged
-    previous file at ``path``.
+    A failed write (full disk, no permission, a writer that reports errors only on stderr, as
+    the NIfTI writer does) leaves neither a partial file nor a damaged previous file at ``path``.
+    Without ``overwrite``, a file that appears at ``path`` meanwhile is never replaced.
     """
     out = check_output_path(path, overwrite=overwrite)
-    suffix = _suffix(out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".partial{suffix}",
-                               dir=out.parent if str(out.parent) else ".")
-    os.close(fd)
-    try:
-        sitk.WriteImage(to_sitk(volume), tmp, useCompression=compress)
-        os.replace(tmp, out)
-    except (RuntimeError, OSError) as exc:
-        raise HRINetError(f"cannot write {out} ({_first_line(exc)}); check free disk space and "
-                          "write permission; nothing was written") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    def verify(tmp: Path) -> None:
+        try:
+            back = sitk.ReadImage(str(tmp))
+        except RuntimeError:
+            raise HRINetError("the written file cannot be read back (disk full?); free disk "
+                              "space and retry") from None
+        same = (back.GetSize() == tuple(int(v) for v in volume.shape_xyz) and
+                np.array_equal(sitk.GetArrayViewFromImage(back), volume.array))
+        if not same:
+            raise HRINetError("the written file differs from the volume when read back (disk "
+                              "full?); free disk space and retry")
+
+    with atomic_write(out, overwrite=overwrite, verify=verify, suffix=_suffix(out)) as tmp:
+        with quiet_native_output():
+            image = to_sitk(volume)
+            sitk.WriteImage(image, str(tmp), useCompression=compress)
+            del image  # the copy made for the writer; the read-back needs the room
     return out
 
 

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_write, complete_png, complete_safetensors, write_text
 from . import __version__
 from .data import SliceSampler, step_rng
 from .errors import Cancelled, HRINetError
@@ -479,9 +480,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         tensors, meta = self._state()
         path = self.out / CHECKPOINT
-        tmp = self.out / f".{CHECKPOINT}.partial"
-        save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
-        os.replace(tmp, path)
+        with atomic_write(path, verify=complete_safetensors) as tmp:
+            save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
         self._last_ckpt_time = time.monotonic()
         self._plot()
         return path
@@ -535,9 +535,7 @@ class Trainer:
             return
         info = {"step": self.step, "iterations": self.cfg.iterations, "phase": logs.get("phase"),
                 "loss_g": logs.get("loss_g"), "last_val": self.last_val, "time": time.time()}
-        tmp = self.out / ".progress.json.partial"
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, self.out / "progress.json")
+        write_text(self.out / "progress.json", json.dumps(info))
 
     def _plot(self) -> None:
         path = self.out / "log.csv"
@@ -563,10 +561,9 @@ class Trainer:
         ax.legend()
         ax.set_title(f"{self.cfg.variant} training losses")
         fig.tight_layout()
-        tmp = self.out / ".loss.partial.png"
-        fig.savefig(tmp, dpi=100)
+        with atomic_write(self.out / "loss.png", verify=complete_png, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
         plt.close(fig)
-        os.replace(tmp, self.out / "loss.png")
 
     # ---- validation ----------------------------------------------------------------------
     def validate(self) -> dict:
@@ -604,7 +601,7 @@ class Trainer:
         """
         self.out.mkdir(parents=True, exist_ok=True)
         self._truncate_log()  # rows past the checkpoint would repeat after a resume
-        (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+        write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
         self.G.train(), self.D1.train(), self.D2.train()
         pending: List[dict] = []
         t0 = time.monotonic()
@@ -737,6 +734,16 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
                                                   meta.get("last_val", {})))
 
 
+def _gap_list(text: str) -> Tuple[int, ...]:
+    try:
+        gaps = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        gaps = ()
+    if not gaps or min(gaps) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of gaps >= 2, e.g. 2,3,4")
+    return gaps
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", nargs="+", default=[], help="training volumes (any readable "
                    "format or DICOM folders); with --resume the checkpoint's are used")
@@ -761,6 +768,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", help="start from these .safetensors weights (fine-tuning)")
     p.add_argument("--stop-at", type=int, help="save a checkpoint and stop at this step "
                    "(to change settings, then --resume)")
+    p.add_argument("--gaps", type=_gap_list, help="hrinet-flow: gaps between known slices to "
+                   "train on, in thin slices, e.g. 2,2,3,4,5,6,7,8 (drawn uniformly from the "
+                   "list, so a repeated gap is drawn more often; default 2-8 once each)")
     p.add_argument("--ema", type=float, help="weight averaging decay, e.g. 0.999 (default off)")
     p.add_argument("--lr-final", type=float, help="cosine-decay the learning rate to this "
                    "fraction of --lr after --decay-start of the iterations (default 1: constant)")
@@ -787,6 +797,10 @@ def train_from_cli(args) -> int:
                  if getattr(args, k) is not None}
     for key, value in overrides.items():
         setattr(cfg, key, value)
+    if getattr(args, "gaps", None):
+        if args.variant != "hrinet-flow":
+            raise HRINetError("--gaps applies to --variant hrinet-flow only")
+        cfg.group_sizes = tuple(g + 1 for g in args.gaps)
     rank, world = 0, int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         backend = "nccl" if torch.cuda.is_available() and args.device != "cpu" else "gloo"

@@ -13,12 +13,12 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_write, complete_safetensors, write_text
 from .errors import HRINetError
 from .models import Generator, ModelConfig, HU_MAX, HU_MIN, build_generator
 
@@ -37,17 +37,6 @@ def sidecar_of(path: Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_weights(generator: Generator, path, metadata: Dict) -> Path:
     """Write the generator's tensors and the sidecar (both atomically); returns the tensor path."""
     path = Path(path)
@@ -55,14 +44,15 @@ def save_weights(generator: Generator, path, metadata: Dict) -> Path:
         raise HRINetError(f"weights file {path} must end in .safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
-    _atomic_write_bytes(path, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
+    with atomic_write(path, verify=complete_safetensors) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
     meta = dict(metadata)
     meta.update(format=FORMAT, variant=generator.cfg.variant, config=generator.cfg.to_dict(),
                 normalisation={"hu_min": HU_MIN, "hu_max": HU_MAX,
                                "formula": "(clip(HU, hu_min, hu_max) - hu_min) / (hu_max - hu_min)"},
                 sha256=sha256_of(path), tensor_file=path.name)
     text = json.dumps(meta, indent=2, sort_keys=True)
-    _atomic_write_bytes(sidecar_of(path), lambda tmp: Path(tmp).write_text(text))
+    write_text(sidecar_of(path), text)
     return path
 
 
