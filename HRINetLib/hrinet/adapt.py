@@ -82,7 +82,8 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
           cancel: Optional[Callable[[], bool]] = None, log=print) -> AdaptResult:
     """Fine-tune ``weights`` (default: the shipped model) on ``thick`` behind the guard above."""
     from .inference import resolve_device
-    from .train import CHECKPOINT, TrainConfig, Trainer, training_metadata, volume_summaries
+    from .checkpoint import CHECKPOINT, PREVIOUS
+    from .train import TrainConfig, Trainer, training_metadata, volume_summaries
     from .weights import DEFAULT_NAME, find_weights, load_weights, read_metadata, save_weights
 
     out = Path(out)
@@ -96,7 +97,8 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
     cfg = TrainConfig(variant=variant, iterations=iterations, crop=crop, batch=4, lr=lr,
                       device=str(dev), val_every=0, init_weights=start, checkpoint_minutes=5,
                       group_sizes=(3, 4), data=[case])
-    (out / CHECKPOINT).unlink(missing_ok=True)  # an earlier adaptation's state, not the user's
+    for name in (CHECKPOINT, PREVIOUS):  # an earlier adaptation's state, not the user's
+        (out / name).unlink(missing_ok=True)
     trainer = Trainer(cfg, out, volumes=parts, progress=progress, cancel=cancel, log=log)
     trainer.sampler.names = [f"{case} (slices outside the held-out block)"] * len(parts)
     unguarded = trainer.run()

@@ -36,9 +36,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
-from .atomic import atomic_write, complete_png, complete_safetensors, write_text
+from .checkpoint import (CHECKPOINT, PREVIOUS, checkpoint_to_resume, read_checkpoint,
+                         write_checkpoint)
+from .atomic import atomic_write, complete_png, write_text
 from . import __version__
 from .data import SliceSampler, step_rng
 from .errors import Cancelled, HRINetError
@@ -47,7 +48,6 @@ from .motion_data import GAPS
 from .models import (HU_MIN, HU_SCALE, VARIANTS, Generator, ModelConfig, build_generator,
                      build_models)
 
-CHECKPOINT = "checkpoint.safetensors"
 
 
 @dataclass(frozen=True)
@@ -251,18 +251,17 @@ class Trainer:
         self.rank, self.world = rank, world
         self.progress, self.cancel, self.log = progress, cancel, log
         ckpt = self.out / CHECKPOINT
+        resumed = None
         if resume:
-            if not ckpt.is_file():
-                raise HRINetError(f"nothing to resume: {ckpt} does not exist; start without "
-                                  "--resume")
-            saved = json.loads(load_file_metadata(ckpt)["state"])
+            _, tensors, saved = checkpoint_to_resume(self.out, log=log)
+            resumed = (tensors, saved)
             cfg = TrainConfig.from_dict(saved["config"])
             for key, value in (overrides or {}).items():  # changes asked for on resume
                 setattr(cfg, key, value)
             if cfg.iterations < int(saved["step"]):
                 raise HRINetError(f"the checkpoint is at step {saved['step']}, past "
                                   f"--iterations {cfg.iterations}; give more iterations")
-        elif ckpt.exists():
+        elif ckpt.exists() or (self.out / PREVIOUS).exists():
             raise HRINetError(f"{self.out} already holds a checkpoint; pass --resume to continue "
                               "it or choose another --out")
         if cfg.variant not in VARIANTS:
@@ -306,8 +305,8 @@ class Trainer:
         if cfg.variant == "hrinet-flow":
             from .motion_data import MotionSampler as sampler_cls
         self.sampler = sampler_cls(volumes, cfg.crop, names=[Path(p).name for p in cfg.data])
-        if resume:
-            self._load(ckpt)
+        if resumed is not None:
+            self._load(*resumed)
         if cfg.ema > 0 and self.ema_G is None:
             self.ema_G = copy.deepcopy(self.G).eval().requires_grad_(False)
         if world > 1:
@@ -479,16 +478,12 @@ class Trainer:
             return None
         self.out.mkdir(parents=True, exist_ok=True)
         tensors, meta = self._state()
-        path = self.out / CHECKPOINT
-        with atomic_write(path, verify=complete_safetensors) as tmp:
-            save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
+        path = write_checkpoint(self.out, tensors, meta)
         self._last_ckpt_time = time.monotonic()
         self._plot()
         return path
 
-    def _load(self, path: Path) -> None:
-        tensors = load_file(str(path))
-        meta = json.loads(load_file_metadata(path)["state"])
+    def _load(self, tensors: Dict[str, torch.Tensor], meta: dict) -> None:
         for name, m in (("generator", self.G), ("critic", self.D1), ("patchgan", self.D2)):
             m.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items()
                                if k.startswith(name + ".")})
@@ -702,13 +697,6 @@ def val_subvolume(v, slices: int, crop: int):
     return v.with_array(v.array[z0:z0 + slices, y0:y0 + crop, x0:x0 + crop].copy())
 
 
-def load_file_metadata(path: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
-
-
 def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
     """Turn a training checkpoint into deployable weights (safetensors + JSON sidecar)."""
     from .weights import save_weights
@@ -720,12 +708,8 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
         raise HRINetError(f"checkpoint {checkpoint} does not exist")
     if out.exists() and not overwrite:
         raise HRINetError(f"output {out} exists; pass --overwrite to replace it")
-    try:
-        meta = json.loads(load_file_metadata(checkpoint)["state"])
-    except Exception:
-        raise HRINetError(f"{checkpoint} is not an HRINet training checkpoint") from None
+    tensors, meta = read_checkpoint(checkpoint)
     G = build_generator(ModelConfig.from_dict(meta["model"]))
-    tensors = load_file(str(checkpoint))
     prefix = "ema." if any(k.startswith("ema.") for k in tensors) else "generator."
     G.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     cfg = TrainConfig.from_dict(meta["config"])

@@ -276,3 +276,41 @@ def test_weights_record_the_whole_lineage_of_runs_started_from_other_weights(tmp
     assert [s["iterations"] for s in stages] == [2, 3]
     assert stages[1]["started_from"] == first.name and stages[0]["started_from"] is None
     assert stages[1]["settings"]["lr"] == 5e-4
+
+
+def _flip_a_tensor_byte(path):
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # inside the last tensor's data, the header untouched
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_checkpoint_resumes_from_the_one_before_it_and_says_so(tmp_path):
+    from hrinet.checkpoint import PREVIOUS
+
+    tr = Trainer(tiny("hrinet-flow", 6), tmp_path, volumes=volumes(), log=None)
+    tr.run(stop_at=2)
+    tr = Trainer(tiny("hrinet-flow", 6), tmp_path, resume=True, volumes=volumes(), log=None)
+    tr.run(stop_at=4)
+    assert (tmp_path / PREVIOUS).is_file()
+    _flip_a_tensor_byte(tmp_path / CHECKPOINT)
+    said = []
+    again = Trainer(tiny("hrinet-flow", 6), tmp_path, resume=True, volumes=volumes(),
+                    log=said.append)
+    assert again.step == 2
+    assert "checksum" in said[0] and "step 2" in said[0]
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated"])
+def test_a_damaged_checkpoint_without_an_earlier_one_is_one_line_not_an_internal_error(
+        tmp_path, damage):
+    Trainer(tiny("hrinet-flow", 4), tmp_path / "run", volumes=volumes(), log=None).run(stop_at=2)
+    ckpt = tmp_path / "run" / CHECKPOINT
+    if damage == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    else:
+        _flip_a_tensor_byte(ckpt)
+    r = subprocess.run([sys.executable, "-m", "hrinet.cli", "train", "--out",
+                        str(tmp_path / "run"), "--resume"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "internal" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("hrinet: error:")
+    assert "damaged" in r.stderr and "start a new run" in r.stderr
