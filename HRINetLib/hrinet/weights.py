@@ -16,6 +16,7 @@ import struct
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_write, complete_safetensors, write_text
@@ -37,6 +38,26 @@ def sidecar_of(path: Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
+#: Key in the tensor file's own header holding :func:`architecture_digest` of its sidecar: the
+#: sidecar's sha256 covers the tensors, and this covers what the sidecar says about them.
+ARCHITECTURE_KEY = "architecture_sha256"
+
+
+def architecture_digest(meta: Dict) -> str:
+    """sha256 of what in a sidecar decides how the tensors are used: variant, configuration
+    and intensity normalisation."""
+    part = {k: meta.get(k) for k in ("variant", "config", "normalisation")}
+    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()
+
+
+def _tensor_header(path: Path) -> Tuple[Dict[str, tuple], Dict[str, str]]:
+    """Shapes of the tensors and the header's metadata, without reading any tensor."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, (f.metadata() or {})
+
+
 def save_weights(generator: Generator, path, metadata: Dict) -> Path:
     """Write the generator's tensors and the sidecar (both atomically); returns the tensor path."""
     path = Path(path)
@@ -44,13 +65,15 @@ def save_weights(generator: Generator, path, metadata: Dict) -> Path:
         raise HRINetError(f"weights file {path} must end in .safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
-    with atomic_write(path, verify=complete_safetensors) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT})
     meta = dict(metadata)
     meta.update(format=FORMAT, variant=generator.cfg.variant, config=generator.cfg.to_dict(),
                 normalisation={"hu_min": HU_MIN, "hu_max": HU_MAX,
                                "formula": "(clip(HU, hu_min, hu_max) - hu_min) / (hu_max - hu_min)"},
-                sha256=sha256_of(path), tensor_file=path.name)
+                tensor_file=path.name)
+    with atomic_write(path, verify=complete_safetensors) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT,
+                                               ARCHITECTURE_KEY: architecture_digest(meta)})
+    meta["sha256"] = sha256_of(path)
     text = json.dumps(meta, indent=2, sort_keys=True)
     write_text(sidecar_of(path), text)
     return path
@@ -91,6 +114,11 @@ def read_metadata(path) -> Dict:
     if digest != meta["sha256"]:
         raise HRINetError(f"weights {path} do not match the sha256 in {side.name} (file changed "
                           "or corrupt); re-download or re-export them")
+    recorded = _tensor_header(path)[1].get(ARCHITECTURE_KEY)
+    if recorded is not None and recorded != architecture_digest(meta):
+        raise HRINetError(f"sidecar {side.name} was changed: the variant, configuration or "
+                          f"normalisation it describes is not the one {path.name} was saved "
+                          "with; restore the original sidecar")
     norm = meta.get("normalisation", {})
     if (norm.get("hu_min"), norm.get("hu_max")) != (HU_MIN, HU_MAX):
         raise HRINetError(f"weights {path} use the intensity normalisation {norm}, which this "
@@ -101,21 +129,25 @@ def read_metadata(path) -> Dict:
 def load_weights(path, device: str = "cpu") -> Tuple[Generator, Dict]:
     """A generator (eval mode) and its metadata from a safetensors file and its sidecar."""
     meta = read_metadata(path)
+    mismatch = f"weights {path} do not fit the {{}} architecture their sidecar describes " \
+               "(another variant or size); use the matching sidecar"
     try:
         cfg = ModelConfig.from_dict(meta["config"])
-        model = build_generator(cfg)
-    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        with torch.device("meta"):  # shapes only: an edited sidecar cannot make us allocate
+            expected = {k: tuple(v.shape) for k, v in build_generator(cfg).state_dict().items()}
+    except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as exc:
         raise HRINetError(f"sidecar of {path} describes an invalid model ({exc})") from None
     if meta.get("variant") != cfg.variant:
         raise HRINetError(f"sidecar of {path} names variant {meta.get('variant')} but its "
                           f"config says {cfg.variant}")
+    if expected != _tensor_header(path)[0]:
+        raise HRINetError(mismatch.format(cfg.variant))
+    model = build_generator(cfg)
     tensors = load_file(str(path), device="cpu")
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError:
-        raise HRINetError(f"weights {path} do not fit the {cfg.variant} architecture their "
-                          "sidecar describes (another variant or size); use the matching "
-                          "sidecar") from None
+        raise HRINetError(mismatch.format(cfg.variant)) from None
     return model.to(device).eval(), meta
 
 

@@ -151,7 +151,7 @@ def test_weights_of_another_variant_than_the_sidecar_says_are_refused(saved, tmp
     meta["variant"] = meta["config"]["variant"] = "hrinet-plus"
     meta["config"]["channels"] = [16, 24, 32, 48, 64, 64, 64]
     sidecar_of(path).write_text(json.dumps(meta))
-    with pytest.raises(HRINetError, match="do not fit"):
+    with pytest.raises(HRINetError, match="was changed"):
         load_weights(path)
 
 

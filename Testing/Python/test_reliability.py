@@ -310,3 +310,54 @@ def test_init_weights_of_another_variant_are_refused(tmp_path):
     cfg = TrainConfig(variant="hrinet-plus", init_weights=str(w), crop=64, device="cpu")
     with pytest.raises(HRINetError, match="--init weights are variant acai, not hrinet-plus"):
         Trainer(cfg, tmp_path / "run", volumes=[make_phantom(size=(64, 64, 8))], log=None)
+
+
+# ---- round two (issue: nothing written is ever silently wrong) -------------------------------
+
+def _flow_weights(tmp_path):
+    from hrinet.models import ModelConfig, build_generator
+    from hrinet.weights import save_weights
+
+    return save_weights(build_generator(ModelConfig.for_variant("hrinet-flow")),
+                        tmp_path / "w.safetensors", {})
+
+
+def _edit_sidecar(path, channels):
+    import json
+
+    from hrinet.weights import sidecar_of
+
+    side = sidecar_of(path)
+    meta = json.loads(side.read_text())
+    meta["config"]["channels"] = channels
+    side.write_text(json.dumps(meta))
+
+
+def test_an_edited_sidecar_is_refused_by_the_checksum_it_is_covered_by(tmp_path):
+    from hrinet.weights import load_weights
+
+    w = _flow_weights(tmp_path)
+    _edit_sidecar(w, [16, 32, 48, 96])
+    with pytest.raises(HRINetError, match="sidecar w.json was changed"):
+        load_weights(w)
+
+
+def test_absurd_channel_counts_are_refused_before_any_model_is_built(tmp_path):
+    """Even for weights saved before the sidecar checksum existed: shapes are checked first."""
+    import resource
+
+    from safetensors.torch import load_file, save_file
+
+    from hrinet.weights import load_weights, sha256_of, sidecar_of
+    import json
+
+    w = _flow_weights(tmp_path)
+    save_file(load_file(str(w)), str(w), metadata={"format": "hrinet-weights/1"})  # old style
+    meta = json.loads(sidecar_of(w).read_text())
+    meta["sha256"] = sha256_of(w)
+    meta["config"]["channels"] = [40000, 40000, 40000, 40000]  # ~100 GB of parameters
+    sidecar_of(w).write_text(json.dumps(meta))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(HRINetError, match="do not fit the hrinet-flow architecture"):
+        load_weights(w)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KB
