@@ -25,9 +25,25 @@ class _Parser(argparse.ArgumentParser):
 
 def _int_list(text: str) -> List[int]:
     try:
-        return [int(t) for t in text.split(",") if t.strip()]
+        values = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers")
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, "
+                                         "e.g. 2,4,6")
+    return values
+
+
+def _weights_options(items) -> dict:
+    """``--weights METHOD=FILE`` (repeatable) as a dict; one-line errors for other forms."""
+    weights = {}
+    for item in items or []:
+        method, sep, path = item.partition("=")
+        if not sep or not method.strip() or not path.strip():
+            raise HRINetError(f"--weights {item!r} needs the form METHOD=FILE, e.g. "
+                              "--weights hrinet=model.safetensors")
+        weights[method.strip()] = path.strip()
+    return weights
 
 
 def _name(path: str) -> str:
@@ -39,11 +55,34 @@ def _name(path: str) -> str:
     return name
 
 
-def _tqdm(total: int, desc: str):
+class _PlainProgress:
+    """Progress as plain lines for logs (stderr not a terminal): every 10% or minute."""
+
+    def __init__(self, total: int, desc: str, unit: str):
+        self.total, self.desc, self.unit = max(total, 1), desc, unit
+        self.start = self.last_time = time.monotonic()
+        self.last_tenth = 0
+
+    def update(self, done: int, _total: int = 0) -> None:
+        now = time.monotonic()
+        tenth = int(10 * done / self.total)
+        if tenth > self.last_tenth or now - self.last_time >= 60:
+            self.last_tenth, self.last_time = tenth, now
+            print(f"{self.desc}: {done}/{self.total} {self.unit}s ({100 * done // self.total}%, "
+                  f"{now - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _tqdm(total: int, desc: str, unit: str = "pair"):
+    """A progress bar on a terminal, plain progress lines otherwise; ``(bar, update)``."""
+    if not sys.stderr.isatty():
+        plain = _PlainProgress(total, desc, unit)
+        return plain, plain.update
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="pair", file=sys.stderr, leave=False,
-               disable=None)
+    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
 
     def update(done: int, _total: int) -> None:
         bar.n = done
@@ -52,24 +91,45 @@ def _tqdm(total: int, desc: str):
     return bar, update
 
 
+CLASSICAL = ("linear", "cubic", "flow")
+
+
+def _model_words(interp) -> str:
+    """``; model hrinet-flow (hrinet-default.safetensors) on cpu`` for learned methods."""
+    path = getattr(interp, "weights_path", None)
+    if path is None:
+        return ""
+    variant = getattr(interp, "metadata", {}).get("variant", "?")
+    return f"; model {variant} ({path.name}) on {getattr(interp, 'device', 'cpu')}"
+
+
 def cmd_interpolate(args) -> int:
     from .engine import check_memory, plan_upsampling, upsample_z
+    from .methods import create_interpolator
     from .inference import default_method
     from .io import check_output_path, read_volume, write_volume
 
     check_output_path(args.out, [args.input], overwrite=args.overwrite)
     method = args.method or ("hrinet" if args.weights else default_method())
+    classical = method in CLASSICAL
+    if classical and args.weights:
+        print(f"hrinet: warning: --weights is not used by the {method} method (classical, no "
+              "weights); drop it, or use --method hrinet", file=sys.stderr)
+    if classical and args.device != "auto":
+        print(f"hrinet: warning: --device is not used by the {method} method (it runs on the "
+              "CPU)", file=sys.stderr)
     volume = read_volume(args.input, series_uid=args.series)
     for w in volume.metadata.get("warnings", []):
         print(f"hrinet: warning: {w}", file=sys.stderr)
     plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
     check_memory(volume, plan, output_copies=2)  # writing makes one copy of the output
-    print(f"{_name(args.input)}: {plan.describe()}", file=sys.stderr)
-    bar, update = _tqdm(plan.input_slices - 1, "interpolating")
     start = time.perf_counter()
+    interp = create_interpolator(method, device=args.device, weights=args.weights)
+    print(f"{_name(args.input)}: {plan.describe()}{_model_words(interp)}", file=sys.stderr)
+    bar, update = _tqdm(plan.input_slices - 1, "interpolating")
     try:
-        result = upsample_z(volume, factor=plan.factor, method=method, device=args.device,
-                            weights=args.weights, progress=update, thickness=plan.thickness)
+        result = upsample_z(volume, factor=plan.factor, method=method, interpolator=interp,
+                            progress=update, thickness=plan.thickness)
     finally:
         bar.close()
     for w in result.metadata.get("runtime_warnings", []):
@@ -85,14 +145,18 @@ def cmd_evaluate(args) -> int:
     from .io import read_volume
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise HRINetError(f"--out {out} is a file; give a folder for the tables and figures")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    weights = dict(w.split("=", 1) for w in args.weights or [])
+    weights = _weights_options(args.weights)
+    for m in weights:
+        if m not in methods:
+            raise HRINetError(f"--weights names method {m!r}, which is not in --methods "
+                              f"({', '.join(methods)}); add it or fix the name")
     for k in args.factors:
         if k < 2:
             raise HRINetError(f"factor {k} in --factors is not >= 2")
-    from tqdm import tqdm
-
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for path in args.volumes:
         volume = read_volume(path)
@@ -102,11 +166,16 @@ def cmd_evaluate(args) -> int:
         def keep(k, m, a, outputs=outputs):
             outputs.setdefault(k, {})[m] = a
 
-        bar = tqdm(total=len(args.factors) * len(methods), desc=name, file=sys.stderr,
-                   leave=False, disable=None)
+        bar, update = _tqdm(len(args.factors) * len(methods), name, "run")
+        done = [0]
+
+        def step(_what: str) -> None:
+            done[0] += 1
+            update(done[0], 0)
+
         rows += evaluate_volume(volume, name, args.factors, methods, device=args.device,
                                 weights=weights, keep=keep, protocol=args.protocol,
-                                progress=lambda s: (bar.set_postfix_str(s), bar.update(1)))
+                                progress=step)
         bar.close()
         for k, outs in outputs.items():
             figure_strip(volume, k, outs, out / f"figure-{name}-x{k}.png",
@@ -150,7 +219,7 @@ def cmd_adapt(args) -> int:
     volume = read_volume(args.input)
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
-    bar, update = _tqdm(args.iterations, "adapting")
+    bar, update = _tqdm(args.iterations, "adapting", "step")
     try:
         result = adapt(volume, args.out, weights=args.weights, iterations=args.iterations,
                        lr=args.lr, device=args.device, case=_name(args.input),

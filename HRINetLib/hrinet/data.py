@@ -47,13 +47,22 @@ class SliceSampler:
         self.volumes = list(volumes)
         self.names = list(names) or [v.metadata.get("source", f"volume{i}")
                                      for i, v in enumerate(volumes)]
+        small = [(name, v.array.shape) for name, v in zip(self.names, self.volumes)
+                 if min(v.array.shape[1:]) < crop]
+        if small:
+            name, (_, ny, nx) = small[0]
+            fits = 64 * (min(min(shape[1:]) for _, shape in small) // 64)
+            raise HRINetError(f"crop {crop} is larger than the slices of {name} ({nx} x {ny}): "
+                              "training would see padding, not anatomy; use a crop of "
+                              f"{fits} or less" + ("" if fits >= 64 else " (or larger slices)"))
         self.crop = crop
 
     def _eligible(self, n: int) -> List[int]:
         ids = [i for i, v in enumerate(self.volumes) if v.array.shape[0] >= n]
         if not ids:
-            raise HRINetError(f"no training volume has {n} slices; give volumes with at least "
-                              f"{n} slices or a smaller group size")
+            raise HRINetError(f"no training volume has the {n} consecutive slices one training "
+                              f"group needs; give volumes with at least {n} slices (for "
+                              "hrinet-flow, smaller --gaps also need fewer)")
         return ids
 
     def _crop(self, rng: np.random.Generator, vid: int, z0: int, n: int) -> np.ndarray:

@@ -97,9 +97,11 @@ def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = 
                           f"{spacing_z:.4g} mm, in-plane {in_plane:.4g} mm); give a factor or "
                           "a finer target spacing to interpolate anyway")
     if ratio < 1.5:
-        raise HRINetError(f"target spacing {target:.4g} mm is not finer than the slice spacing "
-                          f"{spacing_z:.4g} mm (factor would be {max(round(ratio), 0)}); choose a "
-                          f"spacing of at most {spacing_z / 2:.4g} mm")
+        reachable = ", ".join(f"{spacing_z / k:.4g} mm (x{k})" for k in (2, 3, 4))
+        finer = "not finer than" if ratio <= 1 else "finer than"
+        raise HRINetError(f"target spacing {target:.4g} mm is {finer} the slice spacing "
+                          f"{spacing_z:.4g} mm by a factor of {ratio:.2f}; only whole factors are "
+                          f"possible: the nearest reachable spacings are {reachable}")
     return int(round(ratio))
 
 
@@ -210,6 +212,14 @@ def cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype)
 
 
+def work_dtype(dtype: np.dtype, interp) -> type:
+    """float64 where float32 would change values a method can reproduce exactly (float64
+    volumes; integers beyond 2^24), for methods that compute in their input's precision."""
+    dtype = np.dtype(dtype)
+    wide = dtype == np.float64 or (np.issubdtype(dtype, np.integer) and dtype.itemsize >= 4)
+    return np.float64 if wide and getattr(interp, "precise", False) else np.float32
+
+
 def _pairs_per_chunk(slice_bytes: int, factor: int, halo: int) -> int:
     # window (pairs + 1 + 2 halo) slices in float32/64 plus (factor-1) results per pair
     per_pair = slice_bytes * (factor + 2)
@@ -259,6 +269,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         interp.slab_ratio = plan.slab_ratio
     first = 0 if restore else 1
     fractions = [j / k for j in range(first, k)]
+    work = work_dtype(src.dtype, interp)
     chunk = _pairs_per_chunk(ny * nx * 8, k, interp.halo)
     total = n - 1
     for p0 in range(0, total, chunk):
@@ -266,7 +277,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
             raise Cancelled()
         p1 = min(total, p0 + chunk)
         lo, hi = max(0, p0 - interp.halo), min(n, p1 + 1 + interp.halo)
-        window = src[lo:hi].astype(np.float32)
+        window = src[lo:hi].astype(work)
         synth = interp.interpolate(window, range(p0 - lo, p1 - lo), fractions)
         for i, p in enumerate(range(p0, p1)):
             out[p * k + first:(p + 1) * k] = cast_like(synth[i], src.dtype)
@@ -276,7 +287,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
             progress(p1, total)
     if restore:  # the last known position: fraction 1 of the last pair
         lo = max(0, n - 2 - interp.halo)
-        last = interp.interpolate(src[lo:].astype(np.float32), [n - 2 - lo], [1.0])
+        last = interp.interpolate(src[lo:].astype(work), [n - 2 - lo], [1.0])
         out[(n - 1) * k] = cast_like(last[0, 0], src.dtype)
     else:
         out[(n - 1) * k] = src[n - 1]

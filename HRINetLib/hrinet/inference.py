@@ -9,6 +9,7 @@ at batch 1 moves to the CPU, saying so in ``runtime_warnings``.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -134,7 +135,9 @@ def load_interpolator(weights: Optional[str] = None, device: str = "auto",
                           f"{DEFAULT_NAME}); pass --weights FILE or use --method cubic")
     dev = resolve_device(device)
     model, meta = load_weights(path, device=str(dev))
-    return make_interpolator(model, dev, batch_size, metadata=meta)
+    interp = make_interpolator(model, dev, batch_size, metadata=meta)
+    interp.weights_path = Path(path)
+    return interp
 
 
 @register_method("hrinet")

@@ -82,9 +82,15 @@ def _volume_from_image(image: sitk.Image, source: str) -> Volume:
         raise HRINetError(f"{source} has invalid voxel spacing {tuple(spacing)}; "
                           "fix the header so every spacing is a positive number of mm")
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
-    if not np.all(np.isfinite(direction)) or abs(abs(np.linalg.det(direction)) - 1) > 1e-3:
-        raise HRINetError(f"{source} has a degenerate direction matrix; fix the header's "
-                          "space directions")
+    if not np.all(np.isfinite(direction)) or abs(np.linalg.det(direction)) < 1e-6:
+        raise HRINetError(f"{source} has a degenerate direction matrix (its axes are parallel "
+                          "or zero); fix the header's space directions")
+    cosines = np.abs(direction.T @ direction - np.eye(3)).max()
+    if cosines > 1e-3:
+        angle = float(np.degrees(np.arcsin(min(1.0, cosines))))
+        raise HRINetError(f"{source} is sheared: its axes are {angle:.1f} degrees from "
+                          "perpendicular, so its slices are not stacked straight; resample it onto "
+                          "a regular grid first (e.g. Slicer's Resample Scalar Volume) and retry")
     array = sitk.GetArrayFromImage(image)
     return Volume(array=array, spacing=spacing, origin=image.GetOrigin(), direction=direction,
                   metadata={"source": source, "warnings": []})
@@ -94,7 +100,8 @@ def _read_file(path: Path) -> sitk.Image:
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
-        return reader.Execute()
+        with quiet_native_output():
+            return reader.Execute()
     except RuntimeError as exc:
         if "Zero-valued spacing" in str(exc):
             raise HRINetError(f"{path} has a zero voxel spacing in its header; fix the header "

@@ -64,12 +64,14 @@ class LinearInterpolator:
 
     name = "linear"
     halo = 0
+    #: Computes in the window's precision (float64 for float64 and wide-integer volumes).
+    precise = True
 
     def interpolate(self, window, pairs, fractions):
-        t = np.asarray(fractions, dtype=np.float32)[None, :, None, None]
+        t = np.asarray(fractions, dtype=window.dtype)[None, :, None, None]
         lo = window[list(pairs)][:, None]
         hi = window[[p + 1 for p in pairs]][:, None]
-        return (lo + (hi - lo) * t).astype(np.float32)
+        return lo + (hi - lo) * t
 
 
 # The cubic B-spline prefilter is an IIR filter whose influence decays as 0.268^d with the
@@ -89,13 +91,14 @@ class CubicInterpolator:
 
     name = "cubic"
     halo = CUBIC_HALO
+    precise = True
 
     def interpolate(self, window, pairs, fractions):
         from scipy.ndimage import spline_filter1d  # lazy: Slicer may install scipy on demand
 
         coeffs = spline_filter1d(window.astype(np.float64), order=3, axis=0, mode="mirror")
         coeffs = np.pad(coeffs, ((2, 2), (0, 0), (0, 0)), mode="reflect")
-        out = np.empty((len(pairs), len(fractions)) + window.shape[1:], dtype=np.float32)
+        out = np.empty((len(pairs), len(fractions)) + window.shape[1:], dtype=window.dtype)
         for j, t in enumerate(fractions):
             weights = _bspline3(np.array([-1.0, 0.0, 1.0, 2.0]) - t)
             for i, p in enumerate(pairs):

@@ -469,6 +469,7 @@ class Trainer:
                     tensors[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
         opt_meta = {n: _flatten_optimizer(n, o, tensors) for n, o in self.opt.items()}
         meta = {"step": self.step, "config": self.cfg.to_dict(), "model": self.mcfg.to_dict(),
+                "volumes": volume_summaries(self.sampler),
                 "optimizers": opt_meta, "last_val": self.last_val, "version": __version__}
         return tensors, meta
 
@@ -631,6 +632,7 @@ class Trainer:
             return self.out / CHECKPOINT
         if self.cfg.val and not self.last_val.get("step") == self.step:
             self.validate()
+            self.save_checkpoint()  # so that `hrinet export` of the run has the final scores
         return self.export()
 
     def export(self, path: Optional[Path] = None) -> Path:
@@ -708,13 +710,16 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
         raise HRINetError(f"checkpoint {checkpoint} does not exist")
     if out.exists() and not overwrite:
         raise HRINetError(f"output {out} exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():  # the same rule as interpolate: outputs go into existing folders
+        raise HRINetError(f"cannot write {out}: folder {out.parent} does not exist; create it "
+                          "first")
     tensors, meta = read_checkpoint(checkpoint)
     G = build_generator(ModelConfig.from_dict(meta["model"]))
     prefix = "ema." if any(k.startswith("ema.") for k in tensors) else "generator."
     G.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     cfg = TrainConfig.from_dict(meta["config"])
-    names = [{"name": Path(p).name} for p in cfg.data]
-    return save_weights(G, out, training_metadata(cfg, names, int(meta["step"]),
+    volumes = meta.get("volumes") or [{"name": Path(p).name} for p in cfg.data]
+    return save_weights(G, out, training_metadata(cfg, volumes, int(meta["step"]),
                                                   meta.get("last_val", {})))
 
 
@@ -732,8 +737,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", nargs="+", default=[], help="training volumes (any readable "
                    "format or DICOM folders); with --resume the checkpoint's are used")
     p.add_argument("--val", nargs="*", default=[], help="held-out validation volumes")
-    p.add_argument("--variant", default="hrinet-mse", choices=VARIANTS,
-                   help="model variant (README 'The model family')")
+    p.add_argument("--variant", default="hrinet-flow", choices=VARIANTS,
+                   help="model variant (README 'The model family'; default: hrinet-flow, the "
+                   "shipped default model)")
     p.add_argument("--iterations", type=int, help="total iterations (default 1000; with "
                    "--resume: the checkpoint's, or this many in all)")
     p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 64)")

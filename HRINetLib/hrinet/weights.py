@@ -58,6 +58,13 @@ def _tensor_header(path: Path) -> Tuple[Dict[str, tuple], Dict[str, str]]:
         return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, (f.metadata() or {})
 
 
+def _is_checkpoint(path: Path) -> bool:
+    try:
+        return "state" in _tensor_header(path)[1]
+    except Exception:  # not readable as safetensors: the caller's checks say why
+        return False
+
+
 def save_weights(generator: Generator, path, metadata: Dict) -> Path:
     """Write the generator's tensors and the sidecar (both atomically); returns the tensor path."""
     path = Path(path)
@@ -101,6 +108,10 @@ def read_metadata(path) -> Dict:
         raise HRINetError(f"weights file {path} does not exist; check the path")
     _check_not_pickle(path)
     side = sidecar_of(path)
+    if not side.is_file() and _is_checkpoint(path):
+        raise HRINetError(f"{path} is a training checkpoint, not weights; use the run's exported "
+                          f"weights (the .safetensors beside it named after the variant) or "
+                          f"export them: hrinet export {path.parent} OUT.safetensors")
     if not side.is_file():
         raise HRINetError(f"weights {path} have no sidecar {side.name}; the metadata file must "
                           "sit beside the weights (it names the variant and checksum)")

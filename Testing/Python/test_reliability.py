@@ -361,3 +361,140 @@ def test_absurd_channel_counts_are_refused_before_any_model_is_built(tmp_path):
     with pytest.raises(HRINetError, match="do not fit the hrinet-flow architecture"):
         load_weights(w)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KB
+
+
+def test_evaluate_weights_without_a_method_name_is_one_line(tmp_path, phantom):
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    r = cli("evaluate", src, "--weights", "model.safetensors", "--out", tmp_path / "e")
+    one_line_error(r, "needs the form METHOD=FILE")
+
+
+def test_evaluate_out_naming_a_file_is_one_line(tmp_path, phantom):
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    (tmp_path / "e").write_text("mine")
+    r = cli("evaluate", src, "--out", tmp_path / "e")
+    one_line_error(r, "is a file")
+    assert (tmp_path / "e").read_text() == "mine"
+
+
+@pytest.mark.parametrize("method", ["linear", "cubic"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float64])
+def test_wide_integers_and_float64_keep_their_precision(method, dtype):
+    big = {np.int64: 2 ** 40, np.int32: 2 ** 30, np.float64: 1.0}[dtype]
+    step = {np.int64: 3, np.int32: 3, np.float64: 1e-9}[dtype]
+    z = np.arange(6, dtype=np.float64)[:, None, None]
+    arr = (big + step * (z * z + np.zeros((6, 4, 5)))).astype(dtype)
+    vol = Volume(array=arr, spacing=(1.0, 1.0, 2.0))
+    out = upsample_z(vol, factor=2, method=method)
+    mids = out.array[1::2].astype(np.float64)
+    if method == "linear":  # the exact midpoints, in float64 (rounded for integers)
+        want = (arr[:-1].astype(np.float64) + arr[1:]) / 2
+        want = np.rint(want) if dtype != np.float64 else want
+        np.testing.assert_array_equal(mids, want)
+    lost = np.abs(np.float32(big) - big) + step  # what a float32 detour would cost
+    assert np.abs(mids - np.sort(mids, axis=0)).max() == 0  # monotone, no float32 steps
+    assert np.abs(mids - (big + step * ((z[:-1] + 0.5) ** 2))).max() < max(lost, step * 2)
+
+
+def test_progress_lines_reach_a_log_file_when_stderr_is_not_a_terminal(tmp_path, phantom):
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    r = cli("interpolate", src, tmp_path / "o.nrrd", "--method", "linear", "--factor", "2")
+    assert r.returncode == 0
+    lines = [l for l in r.stderr.splitlines() if l.startswith("interpolating: ")]
+    assert lines and lines[-1].startswith("interpolating: 11/11 pairs (100%")
+
+
+def test_the_plan_line_names_the_model_and_its_weights(tmp_path, phantom):
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    r = cli("interpolate", src, tmp_path / "o.nrrd", "--factor", "2", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    plan = r.stderr.splitlines()[0]
+    assert "; model hrinet-flow (hrinet-default.safetensors) on cpu" in plan
+
+
+def test_options_a_classical_method_does_not_use_are_named(tmp_path, phantom):
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    r = cli("interpolate", src, tmp_path / "o.nrrd", "--factor", "2", "--method", "cubic",
+            "--weights", "x.safetensors", "--device", "cuda")
+    assert r.returncode == 0, r.stderr
+    assert "--weights is not used by the cubic method" in r.stderr
+    assert "--device is not used by the cubic method" in r.stderr
+
+
+def test_a_crop_larger_than_the_slices_is_refused(phantom):
+    from hrinet.data import SliceSampler
+
+    with pytest.raises(HRINetError, match="crop 128 is larger than the slices of small"):
+        SliceSampler([phantom], crop=128, names=["small"])  # 64 x 64 slices
+
+
+def test_an_empty_factor_list_is_refused(tmp_path, phantom):
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    r = cli("evaluate", src, "--factors", ",", "--out", tmp_path / "e")
+    one_line_error(r, "is not a comma-separated list of integers")
+    assert not (tmp_path / "e").exists()
+
+
+def test_a_sheared_volume_says_sheared_and_how_to_fix_it(tmp_path, phantom):
+    img = sitk.GetImageFromArray(phantom.array)
+    img.SetDirection((1, 0, 0, 0, 1, 0, 0.3, 0, 0.954))
+    sitk.WriteImage(img, str(tmp_path / "s.nrrd"))
+    with pytest.raises(HRINetError, match="is sheared: its axes are .* degrees from perp"):
+        read_volume(tmp_path / "s.nrrd")
+
+
+def test_a_finer_spacing_that_is_no_whole_factor_lists_the_reachable_ones():
+    with pytest.raises(HRINetError, match=r"is finer than the slice spacing 5 mm by a factor of "
+                       r"1.43; .* 2.5 mm \(x2\), 1.667 mm \(x3\), 1.25 mm \(x4\)"):
+        engine.resolve_factor(5.0, 0.7, target_spacing=3.5)
+
+
+def test_too_few_slices_for_a_training_group_names_an_option_that_exists(phantom):
+    from hrinet.data import SliceSampler
+
+    with pytest.raises(HRINetError, match="--gaps"):
+        SliceSampler([phantom], crop=64)._eligible(40)
+
+
+def test_a_training_checkpoint_given_as_weights_says_to_use_the_exported_weights(tmp_path):
+    from hrinet.checkpoint import write_checkpoint
+    from hrinet.weights import load_weights
+
+    path = write_checkpoint(tmp_path / "run", {"generator.x": torch.zeros(2)}, {"step": 1})
+    with pytest.raises(HRINetError, match="is a training checkpoint, not weights; .*hrinet "
+                                          "export"):
+        load_weights(path)
+
+
+def test_a_dicom_series_that_is_not_ct_warns(tmp_path):
+    write_dicom_series(tmp_path / "mr", [0.0, 3.0, 6.0], modality="MR")
+    vol = read_volume(tmp_path / "mr")
+    assert any("modality is MR, not CT" in w for w in vol.metadata["warnings"])
+
+
+def test_info_lists_the_series_of_a_folder_and_interpolate_reads_the_chosen_one(tmp_path):
+    folder = tmp_path / "mixed"
+    write_dicom_series(folder, [0.0, 3.0, 6.0, 9.0], uid="1.2.3.9", description="thin")
+    write_dicom_series(folder, [0.0, 5.0], uid="1.2.3.1", prefix="loc", values=[7, 7],
+                       description="localiser")
+    r = cli("info", folder)
+    assert r.returncode == 0, r.stderr
+    assert " * 1. thin (CT): 4 slices" in r.stdout and "   2. localiser (CT): 2 slices" in r.stdout
+    r = cli("interpolate", folder, tmp_path / "o.nrrd", "--series", "2", "--factor", "2",
+            "--method", "linear")
+    assert r.returncode == 0, r.stderr
+    assert read_volume(tmp_path / "o.nrrd").array.shape[0] == 3
+    one_line_error(cli("info", folder, "--series", "7"), "give a number from 1 to 2")
+
+
+def test_train_defaults_to_the_shipped_default_variant():
+    from hrinet.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--data", "x.nrrd", "--out", "r"])
+    assert args.variant == "hrinet-flow"
+
+
+def test_export_refuses_a_missing_folder_like_interpolate(tmp_path):
+    r = cli("export", tmp_path, tmp_path / "missing" / "w.safetensors")
+    one_line_error(r, "does not exist")
+    assert not (tmp_path / "missing").exists()

@@ -314,3 +314,23 @@ def test_a_damaged_checkpoint_without_an_earlier_one_is_one_line_not_an_internal
     assert r.returncode == 2 and "Traceback" not in r.stderr and "internal" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("hrinet: error:")
     assert "damaged" in r.stderr and "start a new run" in r.stderr
+
+
+def test_export_of_a_finished_run_keeps_what_the_run_exported(tmp_path):
+    """The final validation scores and the training volumes' geometry, as in the run's own
+    sidecar."""
+    import json
+
+    from hrinet.io import write_volume
+    from hrinet.train import export_checkpoint
+    from hrinet.weights import sidecar_of
+
+    data = [write_volume(v, tmp_path / f"v{i}.nrrd") for i, v in enumerate(volumes())]
+    cfg = tiny("hrinet-flow", 3, data=[str(p) for p in data], val=[str(data[0])],
+               val_every=100, val_factors=(2,), val_slices=6, val_crop=64)
+    run_weights = Trainer(cfg, tmp_path / "run", log=None).run()
+    exported = export_checkpoint(tmp_path / "run", tmp_path / "again.safetensors")
+    a = json.loads(sidecar_of(run_weights).read_text())
+    b = json.loads(sidecar_of(exported).read_text())
+    assert a["validation_metrics"] and b["validation_metrics"] == a["validation_metrics"]
+    assert b["training"]["volumes"] == a["training"]["volumes"]

@@ -238,3 +238,14 @@ def test_a_writer_that_fails_mid_way_leaves_nothing(tmp_path):
             tmp.write_bytes(b"half")
             raise OSError(28, "No space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_nifti_writers_own_messages_stay_off_the_terminal(full_disk, tmp_path):
+    src = write_volume(noisy(), tmp_path / "in.nrrd")
+    r = subprocess.run([sys.executable, "-m", "hrinet.cli", "interpolate", str(src),
+                        str(full_disk / "out.nii"), "--method", "linear", "--factor", "2"],
+                       capture_output=True, text=True)
+    lines = [l for l in r.stderr.splitlines() if not l.startswith(("interpolating:", "in:"))]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("hrinet: error: cannot write") and "NWAD" not in r.stderr
+    assert left_behind(full_disk) == []
