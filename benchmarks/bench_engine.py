@@ -5,7 +5,8 @@ page faults) of a fresh process that upsamples a phantom by x4, for each method 
 512^2, with the allocator setting that the ``hrinet`` command applies
 (:func:`hrinet.runtime.tune_allocator`) and, with ``--allocator both``, also without it (the C
 library's default: every large buffer mapped and unmapped per call). Each measurement runs in its
-own process so peak memory is that method's alone. For learned methods it also prints the network's
+own process so peak memory is that method's alone. (The ``hrinet`` command applies the setting
+only where a network runs: these rows show why.) For learned methods it also prints the network's
 FLOPs per synthesised slice (torch's FLOP counter) and the achieved rate as a fraction of this
 CPU's fp32 matmul peak, measured in the same run (a 2048^2 matmul on the same threads).
 
