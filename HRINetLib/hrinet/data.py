@@ -47,14 +47,20 @@ class SliceSampler:
         self.volumes = list(volumes)
         self.names = list(names) or [v.metadata.get("source", f"volume{i}")
                                      for i, v in enumerate(volumes)]
+        #: What the caller should tell the user (crops padded beyond some volumes' slices).
+        self.warnings: List[str] = []
         small = [(name, v.array.shape) for name, v in zip(self.names, self.volumes)
                  if min(v.array.shape[1:]) < crop]
         if small:
-            name, (_, ny, nx) = small[0]
             fits = 64 * (min(min(shape[1:]) for _, shape in small) // 64)
-            raise HRINetError(f"crop {crop} is larger than the slices of {name} ({nx} x {ny}): "
-                              "training would see padding, not anatomy; use a crop of "
-                              f"{fits} or less" + ("" if fits >= 64 else " (or larger slices)"))
+            sizes = ", ".join(f"{name} ({shape[2]} x {shape[1]})" for name, shape in small)
+            text = (f"crop {crop} is larger than the slices of {sizes}: crops there are padded "
+                    f"with air; a crop of {fits} or less avoids it")
+            if len(small) == len(self.volumes):  # nothing but padded crops: refuse
+                raise HRINetError(text.replace("crops there are padded with air", "training "
+                                               "would see padding, not anatomy") + ("" if fits
+                                  >= 64 else " (or give larger slices)"))
+            self.warnings.append(text)
         self.crop = crop
 
     def _eligible(self, n: int) -> List[int]:

@@ -421,11 +421,16 @@ def test_options_a_classical_method_does_not_use_are_named(tmp_path, phantom):
     assert "--device is not used by the cubic method" in r.stderr
 
 
-def test_a_crop_larger_than_the_slices_is_refused(phantom):
+def test_a_crop_larger_than_the_slices_is_named_and_refused_if_it_fits_no_volume(phantom):
     from hrinet.data import SliceSampler
 
-    with pytest.raises(HRINetError, match="crop 128 is larger than the slices of small"):
+    with pytest.raises(HRINetError, match="crop 128 is larger than the slices of small .*"
+                                          "training would see padding"):
         SliceSampler([phantom], crop=128, names=["small"])  # 64 x 64 slices
+    big = make_phantom(size=(160, 160, 12), spacing=(2.0, 2.0, 6.0), seed=1)
+    sampler = SliceSampler([phantom, big], crop=128, names=["small", "big"])
+    assert sampler.warnings == ["crop 128 is larger than the slices of small (64 x 64): crops "
+                                "there are padded with air; a crop of 64 or less avoids it"]
 
 
 def test_an_empty_factor_list_is_refused(tmp_path, phantom):
