@@ -426,15 +426,15 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def variants():
-        # The same names as hrinet.models.VARIANTS, listed here so the panel builds before
-        # PyTorch is installed (tested against the library in Testing/Python).
-        return ["hrinet-flow", "hrinet-plus", "hrinet-mse", "hrinet-perceptual", "hrinet-patchgan",
-                "acai", "ae"]
+        # hrinet.constants imports nothing heavy: the panel builds before PyTorch is installed
+        from hrinet.constants import VARIANTS
+
+        return sorted(VARIANTS, key=lambda v: (v != "hrinet-flow", v != "hrinet-plus",
+                                               -VARIANTS.index(v)))
 
     @staticmethod
     def shippedVariants():
-        from hrinet.inference import variant_weights_name
-        from hrinet.weights import find_weights
+        from hrinet.shipped import find_weights, variant_weights_name
 
         out = []
         for v in HRINetSlicerLogic.variants():
@@ -444,8 +444,7 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def shippedWeights(variant):
-        from hrinet.inference import variant_weights_name
-        from hrinet.weights import find_weights
+        from hrinet.shipped import find_weights, variant_weights_name
 
         return str(find_weights(variant_weights_name(variant)))
 

@@ -73,8 +73,7 @@ def network_gflop(method: str, size: int):
 
 
 def _weights(method: str) -> str:
-    from hrinet.inference import variant_weights_name
-    from hrinet.weights import find_weights
+    from hrinet.shipped import find_weights, variant_weights_name
 
     return str(find_weights(variant_weights_name(method)))
 

@@ -18,8 +18,8 @@ import json
 import shutil
 from pathlib import Path
 
-from hrinet.inference import variant_weights_name
-from hrinet.weights import DEFAULT_NAME, read_metadata, sidecar_of
+from hrinet.shipped import DEFAULT_NAME, sidecar_of, variant_weights_name
+from hrinet.weights import read_metadata
 
 DEST = Path(__file__).resolve().parents[1] / "Resources" / "weights"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .atomic import write_text
+from .constants import CLASSICAL_METHODS
 from .errors import Cancelled, HRINetError
 from .runtime import tune_allocator
 
@@ -91,7 +92,7 @@ def _tqdm(total: int, desc: str, unit: str = "pair"):
     return bar, update
 
 
-CLASSICAL = ("linear", "cubic", "flow")
+CLASSICAL = CLASSICAL_METHODS
 
 
 def _model_words(interp) -> str:
@@ -106,7 +107,7 @@ def _model_words(interp) -> str:
 def cmd_interpolate(args) -> int:
     from .engine import check_memory, plan_upsampling, upsample_z
     from .methods import create_interpolator
-    from .inference import default_method
+    from .methods import default_method
     from .io import check_output_path, read_volume, write_volume
 
     check_output_path(args.out, [args.input], overwrite=args.overwrite)
@@ -285,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
     s.set_defaults(func=cmd_info)
 
-    from .train import add_train_arguments
+    from .train_args import add_train_arguments
 
     s = sub.add_parser("train", help="train or fine-tune a model")
     add_train_arguments(s)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .atomic import atomic_write, complete_png
 from .engine import upsample_z
-from .inference import default_method
+from .methods import default_method
 from .io import write_volume
 from .phantom import make_phantom
 

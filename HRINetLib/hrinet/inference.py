@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from .errors import HRINetError
-from .methods import register_method
 from .models import HU_MIN, HU_SCALE, Generator, normalise, pad_to_stride
-from .weights import DEFAULT_NAME, find_weights, load_weights
+from .shipped import DEFAULT_NAME, find_weights, variant_weights_name  # noqa: F401
+from .weights import load_weights
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -140,34 +140,24 @@ def load_interpolator(weights: Optional[str] = None, device: str = "auto",
     return interp
 
 
-@register_method("hrinet")
-def _hrinet(device: str = "auto", weights: Optional[str] = None, **_options):
-    return load_interpolator(weights, device)
-
-
-def variant_weights_name(variant: str) -> str:
-    """File name of the shipped weights of a paper variant (for side-by-side comparison)."""
-    return f"hrinet-variant-{variant}.safetensors"
-
-
-def _register_variant(variant: str) -> None:
-    def factory(device: str = "auto", weights: Optional[str] = None, **_options):
-        path = weights or find_weights(variant_weights_name(variant))
-        if path is None:
-            raise HRINetError(f"no shipped weights for variant {variant} (Resources/weights/"
-                              f"{variant_weights_name(variant)}); pass --weights FILE")
-        interp = load_interpolator(str(path), device)
-        interp.name = variant
-        return interp
-
-    register_method(variant)(factory)
-
-
-for _v in ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual", "hrinet-plus",
-           "hrinet-flow"):
-    _register_variant(_v)
+def learned_method(name: str, device: str = "auto", weights: Optional[str] = None,
+                   **_options) -> LearnedInterpolator:
+    """The engine method ``name``: ``hrinet`` (the shipped default unless ``weights``) or a
+    variant's shipped weights (registered lazily by :mod:`hrinet.methods`)."""
+    if name == "hrinet":
+        return load_interpolator(weights, device)
+    path = weights or find_weights(variant_weights_name(name))
+    if path is None:
+        raise HRINetError(f"no shipped weights for variant {name} (Resources/weights/"
+                          f"{variant_weights_name(name)}); give a weights file")
+    interp = load_interpolator(str(path), device)
+    interp.name = name
+    return interp
 
 
 def default_method() -> str:
-    """``hrinet`` when the shipped default weights exist, else ``cubic``."""
-    return "hrinet" if find_weights(DEFAULT_NAME) is not None else "cubic"
+    """``hrinet`` when the shipped default weights exist, else ``cubic`` (see
+    :func:`hrinet.methods.default_method`)."""
+    from .methods import default_method as _default
+
+    return _default()

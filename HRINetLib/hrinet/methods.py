@@ -7,10 +7,12 @@ models register here too (see :mod:`hrinet.inference`), so callers never change 
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable, Dict, List, Protocol, Sequence
 
 import numpy as np
 
+from .constants import CLASSICAL_METHODS, VARIANTS
 from .errors import HRINetError
 
 
@@ -44,19 +46,44 @@ def register_method(name: str) -> Callable:
     return wrap
 
 
-def available_methods() -> List[str]:
-    """Names accepted by ``method=``."""
-    from . import inference  # noqa: F401  (registers the learned methods)
+#: Learned methods, registered by name -> "module:factory" and imported only when created, so
+#: that the classical methods (and everything that lists methods) work without torch.
+_LAZY: Dict[str, str] = {name: "hrinet.inference:learned_method"
+                         for name in ("hrinet",) + VARIANTS}
 
-    return sorted(_REGISTRY)
+
+def available_methods() -> List[str]:
+    """Names accepted by ``method=`` (no learned code is imported)."""
+    return sorted(set(_REGISTRY) | set(_LAZY))
 
 
 def create_interpolator(name: str, **options) -> Interpolator:
-    """Instantiate a registered method; ``options`` (device, weights...) go to its factory."""
-    names = available_methods()
-    if name not in _REGISTRY:
-        raise HRINetError(f"unknown method {name!r}; choose one of {', '.join(names)}")
-    return _REGISTRY[name](**options)
+    """Instantiate a registered method; ``options`` (device, weights...) go to its factory.
+
+    Example:
+        >>> create_interpolator("cubic").name
+        'cubic'
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name](**options)
+    if name in _LAZY:
+        module, factory = _LAZY[name].split(":")
+        try:
+            imported = importlib.import_module(module)
+        except ImportError as exc:
+            raise HRINetError(f"method {name} needs PyTorch, which is not installed "
+                              f"({exc.name or exc}); install torch, or use "
+                              f"{', '.join(CLASSICAL_METHODS)}") from None
+        return getattr(imported, factory)(name, **options)
+    raise HRINetError(f"unknown method {name!r}; choose one of "
+                      f"{', '.join(available_methods())}")
+
+
+def default_method() -> str:
+    """``hrinet`` when the shipped default weights exist, else ``cubic``."""
+    from .shipped import find_weights
+
+    return "hrinet" if find_weights() is not None else "cubic"
 
 
 class LinearInterpolator:

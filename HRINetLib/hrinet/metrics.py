@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-HU_RANGE = (-1024.0, 3071.0)
-WINDOW = (-160.0, 240.0)
+from .constants import HU_RANGE, WINDOW
+
 
 
 def _clip(a: np.ndarray, rng) -> np.ndarray:

@@ -28,15 +28,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-HU_MIN, HU_MAX = -1024.0, 3071.0
-HU_SCALE = HU_MAX - HU_MIN
+from .constants import HU_MAX, HU_MIN, HU_SCALE, VARIANTS  # noqa: F401 (re-exported)
+
 #: Total downsampling of the encoder; inputs are padded to a multiple of it.
 STRIDE = 64
-
-#: Every model variant; ``hrinet-flow`` (motion-aware, :mod:`hrinet.motion`) is the default.
-VARIANTS = ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual", "hrinet-plus",
-            "hrinet-flow")
-
 
 def table1_mix_channels(size: int) -> Tuple[int, int, int]:
     """Channels of the three mixed maps (strides 16, 32, 64) for a square input of ``size``.

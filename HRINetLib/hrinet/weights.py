@@ -14,14 +14,17 @@ import json
 import os
 import struct
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_write, complete_safetensors, write_text
+from .constants import HU_MAX, HU_MIN
 from .errors import HRINetError
-from .models import Generator, ModelConfig, HU_MAX, HU_MIN, build_generator
+from .shipped import (DEFAULT_NAME, default_weights_dirs, find_weights,  # noqa: F401
+                      sidecar_of)
+from .models import Generator, ModelConfig, build_generator
 
 FORMAT = "hrinet-weights/1"
 
@@ -32,10 +35,6 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def sidecar_of(path: Path) -> Path:
-    return Path(path).with_suffix(".json")
 
 
 #: Key in the tensor file's own header holding :func:`architecture_digest` of its sidecar: the
@@ -160,27 +159,3 @@ def load_weights(path, device: str = "cpu") -> Tuple[Generator, Dict]:
     except RuntimeError:
         raise HRINetError(mismatch.format(cfg.variant)) from None
     return model.to(device).eval(), meta
-
-
-def default_weights_dirs():
-    """Where shipped weights are looked for, first match wins."""
-    here = Path(__file__).resolve().parent
-    dirs = []
-    if os.environ.get("HRINET_WEIGHTS_DIR"):
-        dirs.append(Path(os.environ["HRINET_WEIGHTS_DIR"]))
-    dirs += [here.parents[1] / "Resources" / "weights",  # source checkout
-             here / "weights",  # bundled inside the package (Slicer extension)
-             here.parents[2] / "Resources" / "weights" if len(here.parents) > 2 else here]
-    return dirs
-
-
-DEFAULT_NAME = "hrinet-default.safetensors"
-
-
-def find_weights(name: str = DEFAULT_NAME) -> Optional[Path]:
-    """Path of a shipped weights file, or None."""
-    for d in default_weights_dirs():
-        p = d / name
-        if p.is_file() and sidecar_of(p).is_file():
-            return p
-    return None

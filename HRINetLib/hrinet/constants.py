@@ -1,0 +1,18 @@
+"""Constants shared by every layer, defined once (no torch, no I/O)."""
+
+from __future__ import annotations
+
+#: The CT intensity range the models and PSNR_HU use (HU): air at -1024 up to dense bone.
+HU_MIN, HU_MAX = -1024.0, 3071.0
+HU_RANGE = (HU_MIN, HU_MAX)
+HU_SCALE = HU_MAX - HU_MIN
+#: The soft-tissue window (W400 L40) of SSIM_win, PSNR_win and the window loss (HU).
+WINDOW = (-160.0, 240.0)
+
+#: Every model variant: the paper's five, ours before motion (hrinet-plus) and the default.
+PAPER_VARIANTS = ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual")
+VARIANTS = PAPER_VARIANTS + ("hrinet-plus", "hrinet-flow")
+#: The variant behind the method name ``hrinet`` (the shipped default model).
+DEFAULT_VARIANT = "hrinet-flow"
+#: Methods that need no weights and no torch.
+CLASSICAL_METHODS = ("linear", "cubic", "flow")
