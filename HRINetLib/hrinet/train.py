@@ -36,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .constants import DEFAULT_VARIANT
+from .train_args import FIXED_ON_RESUME, given_options
 from .checkpoint import (CHECKPOINT, PREVIOUS, checkpoint_to_resume, read_checkpoint,
                          write_checkpoint)
 from .atomic import atomic_write, complete_png, write_text
@@ -257,6 +259,8 @@ class Trainer:
 
         self.out = Path(out)
         self.rank, self.world = rank, world
+        #: Settings changed when the run was resumed: ``[{"step", "changed": {key: [old, new]}}]``.
+        self.resume_changes: List[dict] = []
         self.progress, self.cancel, self.log = progress, cancel, log
         ckpt = self.out / CHECKPOINT
         resumed = None
@@ -264,8 +268,23 @@ class Trainer:
             _, tensors, saved = checkpoint_to_resume(self.out, log=log)
             resumed = (tensors, saved)
             cfg = TrainConfig.from_dict(saved["config"])
-            for key, value in (overrides or {}).items():  # changes asked for on resume
+            changed = {}
+            for key, value in (overrides or {}).items():  # what the user gave on resume
+                old = getattr(cfg, key)
+                if _same(old, value):
+                    continue
+                if key in FIXED_ON_RESUME:
+                    raise HRINetError(f"a resumed run cannot change {key} ({old} -> {value}); "
+                                      "its checkpoint holds a model for the first; start a new "
+                                      "run (--init with the run's exported weights) instead")
+                changed[key] = [old, value]
                 setattr(cfg, key, value)
+            self.resume_changes = list(saved.get("resume_changes", []))
+            if changed:
+                self.resume_changes.append({"step": int(saved["step"]), "changed": changed})
+                if log:
+                    log("resuming with " + ", ".join(f"{k} {a} -> {b}"
+                                                     for k, (a, b) in changed.items()))
             if cfg.iterations < int(saved["step"]):
                 raise HRINetError(f"the checkpoint is at step {saved['step']}, past "
                                   f"--iterations {cfg.iterations}; give more iterations")
@@ -486,6 +505,7 @@ class Trainer:
                     tensors[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
         opt_meta = {n: _flatten_optimizer(n, o, tensors) for n, o in self.opt.items()}
         meta = {"step": self.step, "config": self.cfg.to_dict(), "model": self.mcfg.to_dict(),
+                "resume_changes": self.resume_changes,
                 "volumes": volume_summaries(self.sampler),
                 "optimizers": opt_meta, "last_val": self.last_val, "version": __version__}
         return tensors, meta
@@ -660,7 +680,7 @@ class Trainer:
         if self.rank != 0:
             return path
         meta = training_metadata(self.cfg, volume_summaries(self.sampler), self.step,
-                                 self.last_val)
+                                 self.last_val, self.resume_changes)
         return save_weights(self.final_generator(), path, meta)
 
 
@@ -671,7 +691,8 @@ def volume_summaries(sampler: SliceSampler) -> List[dict]:
             for name, v in zip(sampler.names, sampler.volumes)]
 
 
-def training_metadata(cfg: TrainConfig, volumes: List[dict], step: int, last_val: dict) -> dict:
+def training_metadata(cfg: TrainConfig, volumes: List[dict], step: int, last_val: dict,
+                      resume_changes: Sequence[dict] = ()) -> dict:
     """What a weights sidecar says about how the weights were made.
 
     ``lineage`` lists every training stage the weights went through, oldest first: the stages
@@ -682,7 +703,7 @@ def training_metadata(cfg: TrainConfig, volumes: List[dict], step: int, last_val
              "validation": [Path(p).name for p in cfg.val], "iterations": step,
              "settings": {k: v for k, v in cfg.to_dict().items() if k not in ("data", "val")},
              "started_from": Path(cfg.init_weights).name if cfg.init_weights else None,
-             "code_version": _git_version()}
+             "resume_changes": list(resume_changes), "code_version": _git_version()}
     return {"training": {"volumes": volumes, "config": cfg.to_dict(), "iterations": step,
                          "split": {"train": [Path(p).name for p in cfg.data],
                                    "validation": [Path(p).name for p in cfg.val]}},
@@ -737,37 +758,43 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
     cfg = TrainConfig.from_dict(meta["config"])
     volumes = meta.get("volumes") or [{"name": Path(p).name} for p in cfg.data]
     return save_weights(G, out, training_metadata(cfg, volumes, int(meta["step"]),
-                                                  meta.get("last_val", {})))
+                                                  meta.get("last_val", {}),
+                                                  meta.get("resume_changes", [])))
+
+
+def _same(a, b) -> bool:
+    norm = lambda v: list(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def distributed_setup(device: str):
+    """``(rank, world, device)`` under torchrun (``device``: this rank's own GPU with NCCL, else
+    None); ``(0, 1, None)`` otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
+    torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank()
+    if backend != "nccl":
+        return rank, world, None
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    torch.cuda.set_device(local)
+    return rank, world, f"cuda:{local}"
 
 
 def train_from_cli(args) -> int:
     """``hrinet train``: runs (under torchrun too), Ctrl-C/SIGTERM save a checkpoint."""
-    if not args.data and not args.resume:
+    given = given_options(args)
+    if not given.get("data") and not args.resume:
         raise HRINetError("give training volumes with --data (or --resume a run)")
-    cfg = TrainConfig(variant=args.variant, data=list(args.data), val=list(args.val or []),
-                      iterations=args.iterations or 1000, crop=args.crop, batch=args.batch, lr=args.lr,
-                      design_size=args.design_size, val_every=args.val_every,
-                      val_factors=tuple(args.val_factors),
-                      checkpoint_minutes=args.checkpoint_minutes, device=args.device,
-                      seed=args.seed, init_weights=args.init)
-    overrides = {k: getattr(args, k) for k in ("ema", "lr_final", "decay_start", "iterations",
-                                               "window_weight", "ssim_weight", "log_mse")
-                 if getattr(args, k) is not None}
-    for key, value in overrides.items():
-        setattr(cfg, key, value)
-    if getattr(args, "gaps", None):
-        if args.variant != "hrinet-flow":
-            raise HRINetError("--gaps applies to --variant hrinet-flow only")
-        cfg.group_sizes = tuple(g + 1 for g in args.gaps)
-    rank, world = 0, int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
-        backend = "nccl" if torch.cuda.is_available() and args.device != "cpu" else "gloo"
-        torch.distributed.init_process_group(backend)
-        rank = torch.distributed.get_rank()
-        if backend == "nccl":
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            torch.cuda.set_device(local)
-            cfg.device = f"cuda:{local}"
+    cfg = TrainConfig(**dict({"variant": DEFAULT_VARIANT}, **given))
+    if "group_sizes" in given and cfg.variant != "hrinet-flow":
+        raise HRINetError("--gaps applies to --variant hrinet-flow only")
+    rank, world, device = distributed_setup(given.get("device", "auto"))
+    if device is not None:  # each rank on its own GPU, resumed or not
+        cfg.device = given["device"] = device
+    overrides = given if args.resume else {}
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
     from tqdm import tqdm

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Tuple
 
-from .constants import DEFAULT_VARIANT, VARIANTS
+from .constants import VARIANTS
 
 
 def _gap_list(text: str) -> Tuple[int, ...]:
@@ -20,27 +20,27 @@ def _gap_list(text: str) -> Tuple[int, ...]:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", nargs="+", default=[], help="training volumes (any readable "
-                   "format or DICOM folders); with --resume the checkpoint's are used")
-    p.add_argument("--val", nargs="*", default=[], help="held-out validation volumes")
-    p.add_argument("--variant", default=DEFAULT_VARIANT, choices=VARIANTS,
+    p.add_argument("--data", nargs="+", help="training volumes (any readable "
+                   "format or DICOM folders); with --resume the checkpoint's unless given")
+    p.add_argument("--val", nargs="*", help="held-out validation volumes")
+    p.add_argument("--variant", choices=VARIANTS,
                    help="model variant (README 'The model family'; default: hrinet-flow, the "
                    "shipped default model)")
     p.add_argument("--iterations", type=int, help="total iterations (default 1000; with "
                    "--resume: the checkpoint's, or this many in all)")
-    p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 64)")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--design-size", type=int, default=256, choices=(256, 512),
-                   help="Table 1 layout the mixed maps follow")
-    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--crop", type=int, help="training crop size (multiple of 64; default 128)")
+    p.add_argument("--batch", type=int, help="groups per step (default 8)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
+    p.add_argument("--design-size", type=int, choices=(256, 512),
+                   help="Table 1 layout the mixed maps follow (default 256)")
+    p.add_argument("--val-every", type=int, help="validate every N steps (default 500)")
     p.add_argument("--val-factors", type=lambda t: tuple(int(x) for x in t.split(",")),
-                   default=(4,), help="factors scored at each validation, e.g. 2,4,6")
-    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+                   help="factors scored at each validation, e.g. 2,4,6 (default 4)")
+    p.add_argument("--checkpoint-minutes", type=float, help="default 5")
     p.add_argument("--out", required=True, help="run folder: checkpoint, logs, final weights")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--init", help="start from these .safetensors weights (fine-tuning)")
     p.add_argument("--stop-at", type=int, help="save a checkpoint and stop at this step "
                    "(to change settings, then --resume)")
@@ -58,3 +58,29 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "added to the content loss (default 0: the paper's losses)")
     p.add_argument("--ssim-weight", type=float, help="weight of 1 - SSIM in the soft-tissue "
                    "window added to the content loss (default 0)")
+
+
+#: Options that map one to one onto :class:`hrinet.train.TrainConfig` fields. Every option
+#: defaults to None, so that a resumed run can tell what the user gave (and honour it) from
+#: what the checkpoint holds.
+CONFIG_OPTIONS = {"variant": "variant", "data": "data", "val": "val", "iterations": "iterations",
+                  "crop": "crop", "batch": "batch", "lr": "lr", "design_size": "design_size",
+                  "val_every": "val_every", "val_factors": "val_factors",
+                  "checkpoint_minutes": "checkpoint_minutes", "device": "device",
+                  "seed": "seed", "init": "init_weights", "ema": "ema", "lr_final": "lr_final",
+                  "decay_start": "decay_start", "window_weight": "window_weight",
+                  "ssim_weight": "ssim_weight", "log_mse": "log_mse"}
+#: Settings a resumed run cannot change (the checkpoint's tensors are for them).
+FIXED_ON_RESUME = ("variant", "design_size", "channels", "init_weights")
+
+
+def given_options(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields the user gave on the command line."""
+    given = {field: getattr(args, opt) for opt, field in CONFIG_OPTIONS.items()
+             if getattr(args, opt, None) is not None}
+    for key in ("data", "val"):
+        if key in given:
+            given[key] = list(given[key])
+    if getattr(args, "gaps", None):
+        given["group_sizes"] = tuple(g + 1 for g in args.gaps)
+    return given

@@ -334,3 +334,71 @@ def test_export_of_a_finished_run_keeps_what_the_run_exported(tmp_path):
     b = json.loads(sidecar_of(exported).read_text())
     assert a["validation_metrics"] and b["validation_metrics"] == a["validation_metrics"]
     assert b["training"]["volumes"] == a["training"]["volumes"]
+
+
+def _cli_run(tmp_path, *extra):
+    from hrinet.cli import main
+    from hrinet.io import write_volume
+
+    data = tmp_path / "v0.nrrd"
+    if not data.exists():
+        write_volume(volumes()[0], data)
+    return main(["train", "--data", str(data), "--variant", "hrinet-flow", "--iterations", "4",
+                 "--crop", "64", "--batch", "2", "--device", "cpu", "--out",
+                 str(tmp_path / "run"), *map(str, extra)])
+
+
+def test_resume_honours_the_options_given_and_records_the_change(tmp_path):
+    import json
+
+    from hrinet.checkpoint import read_checkpoint
+    from hrinet.weights import sidecar_of
+
+    assert _cli_run(tmp_path, "--stop-at", "2", "--lr", "1e-3") == 0
+    from hrinet.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--lr", "5e-4"]) == 0
+    _, state = read_checkpoint(tmp_path / "run" / CHECKPOINT)
+    assert state["config"]["lr"] == 5e-4 and state["config"]["batch"] == 2  # the rest: saved
+    change = {"step": 2, "changed": {"lr": [1e-3, 5e-4]}}
+    assert state["resume_changes"] == [change]
+    meta = json.loads(sidecar_of(tmp_path / "run" / "hrinet-flow.safetensors").read_text())
+    assert meta["lineage"][-1]["resume_changes"] == [change]
+
+
+def test_a_run_saved_for_cuda_resumes_on_the_cpu_when_asked(tmp_path):
+    from hrinet.checkpoint import read_checkpoint, write_checkpoint
+    from hrinet.cli import main
+
+    assert _cli_run(tmp_path, "--stop-at", "2") == 0
+    tensors, state = read_checkpoint(tmp_path / "run" / CHECKPOINT)
+    state["config"]["device"] = "cuda"  # as if trained on a GPU machine
+    write_checkpoint(tmp_path / "run", tensors, state)
+    if not torch.cuda.is_available():
+        assert main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 2  # one line
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--device", "cpu"]) == 0
+    _, state = read_checkpoint(tmp_path / "run" / CHECKPOINT)
+    assert state["step"] == 4 and state["config"]["device"] == "cpu"
+
+
+def test_a_resumed_run_cannot_change_its_architecture(tmp_path):
+    from hrinet.cli import main
+
+    assert _cli_run(tmp_path, "--stop-at", "2") == 0
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--variant",
+                 "hrinet-plus"]) == 2
+
+
+def test_under_torchrun_each_rank_resumes_on_its_own_gpu(monkeypatch):
+    """NCCL ranks take the GPU of their LOCAL_RANK whatever the checkpoint saved (no GPU here:
+    the distributed calls are stood in for)."""
+    import hrinet.train as train
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: None)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend: None)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    assert train.distributed_setup("auto") == (1, 2, "cuda:1")
+    assert train.distributed_setup("cpu")[2] is None  # gloo on the CPU
