@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # pulling a multi-GB CUDA wheel. On a machine with CUDA, install torch yourself beforehand.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test evaluate bench clean
+.PHONY: demo test test-fast lint evaluate bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,8 +17,16 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/python -m hrinet.demo --out out
 
-test: $(BIN)/.installed
+test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# The quick loop while editing: everything but the tests marked slow (about a third of the time).
+test-fast: lint
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow"
+
+# Pyflakes-level checks (unused or undefined names, syntax): the whole repository's Python.
+lint: $(BIN)/.installed
+	$(BIN)/ruff check --quiet --select F,E9 HRINetLib HRINetSlicer Testing benchmarks
 
 # The README's results tables: validation volumes (never trained on), every method, both
 # protocols (decimated thin slices; simulated slab-averaged thick slices).

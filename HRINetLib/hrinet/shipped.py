@@ -27,7 +27,7 @@ def default_weights_dirs() -> List[Path]:
     if os.environ.get("HRINET_WEIGHTS_DIR"):
         dirs.append(Path(os.environ["HRINET_WEIGHTS_DIR"]))
     dirs += [here.parents[1] / "Resources" / "weights",  # source checkout
-             here / "weights",  # bundled inside the package (Slicer extension)
+             here / "shipped_weights",  # package data: a wheel, the Slicer extension
              here.parents[2] / "Resources" / "weights" if len(here.parents) > 2 else here]
     return dirs
 

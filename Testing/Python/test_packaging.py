@@ -1,0 +1,79 @@
+"""Shipped weights: packaged with the library, intact, and what the default method runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hrinet.errors import HRINetError
+from hrinet.shipped import default_weights_dirs, find_weights, sidecar_of
+from hrinet.weights import ARCHITECTURE_KEY, _tensor_header, load_weights, sha256_of
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((REPO / "Resources" / "weights").glob("*.safetensors"))
+
+
+def test_weights_are_shipped():
+    names = {p.name for p in SHIPPED}
+    assert "hrinet-default.safetensors" in names and len(names) >= 2
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_every_shipped_weights_file_loads_with_its_sidecar_and_checksum(path):
+    meta = json.loads(sidecar_of(path).read_text(encoding="utf-8"))
+    assert meta["sha256"] == sha256_of(path)
+    assert ARCHITECTURE_KEY in _tensor_header(path)[1]
+    model, loaded = load_weights(path)
+    assert loaded["variant"] == model.cfg.variant
+    expected = "hrinet-flow" if path.stem == "hrinet-default" else \
+        path.stem.removeprefix("hrinet-variant-")
+    assert model.cfg.variant == expected
+    assert meta.get("evaluation") or meta.get("validation_metrics")  # measured metrics
+
+
+def test_a_flipped_byte_in_a_shipped_file_is_refused(tmp_path):
+    src = find_weights()
+    dst = tmp_path / src.name
+    shutil.copyfile(src, dst)
+    shutil.copyfile(sidecar_of(src), sidecar_of(dst))
+    data = bytearray(dst.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    dst.write_bytes(bytes(data))
+    with pytest.raises(HRINetError, match="do not match the sha256"):
+        load_weights(dst)
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_weights_and_its_default_method_runs(tmp_path, phantom):
+    """`pip install .` (not editable): the default model is found inside the installed package."""
+    from hrinet.io import write_volume
+
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                        "--no-build-isolation", "-w", str(tmp_path / "wheel"), str(REPO)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    wheel = next((tmp_path / "wheel").glob("hrinet-*.whl"))
+    with zipfile.ZipFile(wheel) as z:
+        assert "hrinet/shipped_weights/hrinet-default.safetensors" in z.namelist()
+        z.extractall(tmp_path / "site")
+    src = write_volume(phantom, tmp_path / "in.nrrd")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+    env.pop("HRINET_WEIGHTS_DIR", None)
+    probe = ("import hrinet, hrinet.shipped as s; print(hrinet.__file__); print(s.find_weights())")
+    r = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                       cwd=tmp_path)
+    module, weights = r.stdout.split()
+    assert module.startswith(str(tmp_path / "site")) and weights.startswith(str(tmp_path / "site"))
+    r = subprocess.run([sys.executable, "-m", "hrinet.cli", "interpolate", str(src),
+                        str(tmp_path / "out.nrrd"), "--factor", "2", "--device", "cpu"],
+                       env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "model hrinet-flow (hrinet-default.safetensors)" in r.stderr
+    assert str(default_weights_dirs()[0])  # the checkout's own lookup still works
