@@ -208,7 +208,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import train_from_cli
+    from .train_cli import train_from_cli
 
     return train_from_cli(args)
 

@@ -23,12 +23,7 @@ import copy
 import csv
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -36,166 +31,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .constants import DEFAULT_VARIANT
-from .train_args import FIXED_ON_RESUME, given_options
-from .checkpoint import (CHECKPOINT, PREVIOUS, checkpoint_to_resume, read_checkpoint,
-                         write_checkpoint)
+from .constants import VARIANTS
+from .train_args import FIXED_ON_RESUME
+from .checkpoint import (CHECKPOINT, PREVIOUS, checkpoint_to_resume, write_checkpoint)
 from .atomic import atomic_write, complete_png, write_text
 from . import __version__
 from .data import SliceSampler, step_rng
 from .errors import Cancelled, HRINetError
 from .metrics import WINDOW
-from .motion_data import GAPS
-from .models import (HU_MIN, HU_SCALE, VARIANTS, Generator, ModelConfig, build_generator,
-                     build_models)
+from .models import HU_MIN, HU_SCALE, Generator, ModelConfig, build_generator, build_models
+from .losses import acai_critic_loss, generator_adversarial, ssim_torch  # noqa: F401
+from .lineage import (export_checkpoint, init_lineage, training_metadata,  # noqa: F401
+                      volume_summaries)
+from .train_config import LOG_MSE_FLOOR, VARIANT_SPECS, TrainConfig, VariantSpec  # noqa: F401
 
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    """Which parts of the method a variant trains with."""
-
-    stage1_fraction: float  # share of the iterations spent in stage I
-    lam: float  # weight of the ACAI term on the generator (0: no D1 at all)
-    patchgan: bool  # D2 in stage II step I
-    supervised: bool  # step II in stage II
-    content: str  # "mse" or "perceptual"
-    group_sizes: Tuple[int, ...] = (7,)
-    unsupervised: bool = True  # step I in stage II
-
-
-VARIANT_SPECS: Dict[str, VariantSpec] = {
-    "ae": VariantSpec(1.0, 0.0, False, False, "mse"),
-    "acai": VariantSpec(1.0, 0.5, False, False, "mse"),
-    "hrinet-patchgan": VariantSpec(0.5, 0.5, True, False, "mse"),
-    "hrinet-mse": VariantSpec(0.5, 0.5, True, True, "mse"),
-    "hrinet-perceptual": VariantSpec(0.5, 0.5, True, True, "perceptual"),
-    # Ours: the residual generator needs no stage I (it reproduces known slices by design) and is
-    # trained on step II alone, on gaps of 2 to 6 slices so x2 to x6 are all seen.
-    "hrinet-plus": VariantSpec(0.0, 0.0, False, True, "mse", (3, 4, 5, 7), unsupervised=False),
-    # Ours, the default: flow-guided refinement (hrinet.motion) on thin and slab-averaged input,
-    # gaps of 2 to 8 slices (hrinet.motion_data); supervised only, like hrinet-plus.
-    "hrinet-flow": VariantSpec(0.0, 0.0, False, True, "mse", tuple(g + 1 for g in GAPS),
-                               unsupervised=False),
-}
-
-
-#: Added to each sample's MSE before the log (normalised units; about 0.4 HU RMS): a sample
-#: that is already almost exact (air against air) does not dominate the log-MSE loss.
-LOG_MSE_FLOOR = 1e-8
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on (saved in checkpoints and weights metadata)."""
-
-    variant: str = "hrinet-mse"
-    data: List[str] = field(default_factory=list)
-    val: List[str] = field(default_factory=list)
-    iterations: int = 1000
-    crop: int = 128
-    batch: int = 8
-    lr: float = 1e-4
-    adam_betas: Tuple[float, float] = (0.5, 0.999)
-    lam: Optional[float] = None  # None: the variant's (paper 0.5)
-    gamma: float = 0.2
-    beta: Optional[float] = None  # None: 5e-4 for design size < 512, else 5e-3 (paper)
-    group_sizes: Optional[Tuple[int, ...]] = None  # None: the variant's
-    supervised_ratio: int = 1  # step II per step I in stage II
-    design_size: int = 256
-    channels: Optional[Tuple[int, ...]] = None
-    seed: int = 0
-    val_every: int = 500
-    val_factors: Tuple[int, ...] = (4,)
-    val_slices: int = 25
-    val_crop: int = 256
-    checkpoint_minutes: float = 5.0
-    device: str = "auto"
-    #: Start the generator from these weights (fine-tuning); their variant must match.
-    init_weights: Optional[str] = None
-    #: Exponential moving average of the generator's weights (0: off). Validation and the
-    #: exported weights use the average, which smooths out the last steps' noise.
-    ema: float = 0.0
-    #: Learning-rate schedule: constant until ``decay_start`` of the iterations, then cosine
-    #: down to ``lr * lr_final`` at the end (1.0: constant, the paper's setting).
-    lr_final: float = 1.0
-    decay_start: float = 0.6
-    #: Weight of an extra MSE in the soft-tissue window [-160, 240] HU (in units of that
-    #: window's range). The HU-range MSE barely sees soft-tissue errors of tens of HU, which
-    #: the radiologist's window (and SSIM_win) shows plainly. 0: off (the paper's losses).
-    window_weight: float = 0.0
-    #: Weight of ``1 - SSIM`` in the soft-tissue window (Gaussian 11x11, sigma 1.5, as the
-    #: metric). MSE alone favours a smooth conditional mean that drops soft-tissue texture.
-    ssim_weight: float = 0.0
-    #: hrinet-flow: minimise the mean of each sample's log pixel MSE (the mean PSNR over
-    #: samples) instead of the mean MSE, which lets the large errors of wide gaps drown the
-    #: small ones of narrow gaps (x2) that users also ask for.
-    log_mse: bool = False
-
-    @property
-    def spec(self) -> VariantSpec:
-        return VARIANT_SPECS[self.variant]
-
-    def resolved(self) -> dict:
-        s = self.spec
-        return dict(lam=s.lam if self.lam is None else self.lam,
-                    beta=self.beta if self.beta is not None else
-                    (5e-3 if self.design_size >= 512 else 5e-4),
-                    group_sizes=tuple(self.group_sizes or s.group_sizes),
-                    stage1_iterations=int(round(self.iterations * s.stage1_fraction)))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.update(self.resolved())
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f for f in cls.__dataclass_fields__}
-        d = {k: v for k, v in d.items() if k in names}
-        for k in ("adam_betas", "group_sizes", "channels", "val_factors"):
-            if d.get(k) is not None:
-                d[k] = tuple(d[k])
-        return cls(**d)
-
-
-def _git_version() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
-    return f"{__version__}+{rev}" if rev else __version__
-
-
-def acai_critic_loss(d_mix: torch.Tensor, a: torch.Tensor, d_real_blend: torch.Tensor) -> torch.Tensor:
-    """Paper eq. (2): ``||D1(x_a) - a||^2 + ||D1(g x + (1 - g) AE(x))||^2``."""
-    return F.mse_loss(d_mix, a) + d_real_blend.pow(2).mean()
-
-
-def generator_adversarial(d1_mix: Optional[torch.Tensor], d2_logits: Optional[torch.Tensor],
-                          lam: float, beta: float) -> torch.Tensor:
-    """``lambda * ||D1(x_a)||^2 + beta * log(1 - D2(x_a))`` (D2 as logits: log(1-sigmoid)=-softplus)."""
-    total = torch.zeros(())
-    if d1_mix is not None:
-        total = total + lam * d1_mix.pow(2).mean()
-    if d2_logits is not None:
-        total = total + beta * (-F.softplus(d2_logits)).mean()
-    return total
-
-
-def ssim_torch(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.Tensor:
-    """Differentiable mean SSIM of ``(B, 1, H, W)`` images in [0, 1] (valid windows only)."""
-    r = torch.arange(size, dtype=x.dtype, device=x.device) - size // 2
-    g = torch.exp(-r ** 2 / (2 * sigma ** 2))
-    g = (g / g.sum())
-    k = (g[:, None] * g[None, :]).view(1, 1, size, size)
-    f = lambda t: F.conv2d(t, k)  # noqa: E731
-    mx, my = f(x), f(y)
-    sxx, syy, sxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean()
 
 
 def _is_dist() -> bool:
@@ -245,6 +94,11 @@ def _restore_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, met
         idx, k = key.split(".", 1)
         state.setdefault(int(idx), {})[k] = val
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _same(a, b) -> bool:
+    norm = lambda v: list(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
+    return norm(a) == norm(b)
 
 
 class Trainer:
@@ -584,12 +438,15 @@ class Trainer:
         if not rows:
             return
         fig, ax = plt.subplots(figsize=(6, 3.5))
+        positive = True
         for key in ("content", "loss_d1", "loss_d2"):
             pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
             if pts:
                 s, v = zip(*pts)
                 ax.plot(s, v, label=key, lw=0.8)
-        ax.set_yscale("log")
+                positive = positive and min(v) > 0
+        if positive:  # a log-MSE loss (--log-mse) is negative: plotted as it is
+            ax.set_yscale("log")
         ax.set_xlabel("iteration")
         ax.legend()
         ax.set_title(f"{self.cfg.variant} training losses")
@@ -684,137 +541,9 @@ class Trainer:
         return save_weights(self.final_generator(), path, meta)
 
 
-def volume_summaries(sampler: SliceSampler) -> List[dict]:
-    """Name, size and spacing of each training volume (for the weights sidecar)."""
-    return [{"name": name, "size_xyz": list(v.shape_xyz),
-             "spacing_mm": [round(s, 4) for s in v.spacing]}
-            for name, v in zip(sampler.names, sampler.volumes)]
-
-
-def training_metadata(cfg: TrainConfig, volumes: List[dict], step: int, last_val: dict,
-                      resume_changes: Sequence[dict] = ()) -> dict:
-    """What a weights sidecar says about how the weights were made.
-
-    ``lineage`` lists every training stage the weights went through, oldest first: the stages
-    of the ``--init`` weights (from their sidecar) and then this run, each with its data,
-    iterations and settings, so training spread over several runs stays traceable.
-    """
-    stage = {"variant": cfg.variant, "data": [Path(p).name for p in cfg.data],
-             "validation": [Path(p).name for p in cfg.val], "iterations": step,
-             "settings": {k: v for k, v in cfg.to_dict().items() if k not in ("data", "val")},
-             "started_from": Path(cfg.init_weights).name if cfg.init_weights else None,
-             "resume_changes": list(resume_changes), "code_version": _git_version()}
-    return {"training": {"volumes": volumes, "config": cfg.to_dict(), "iterations": step,
-                         "split": {"train": [Path(p).name for p in cfg.data],
-                                   "validation": [Path(p).name for p in cfg.val]}},
-            "lineage": init_lineage(cfg.init_weights) + [stage],
-            "validation_metrics": last_val, "code_version": _git_version()}
-
-
-def init_lineage(init_weights: Optional[str]) -> List[dict]:
-    """The stages behind ``init_weights`` (empty for a fresh start)."""
-    if not init_weights:
-        return []
-    from .weights import read_metadata
-
-    try:
-        meta = read_metadata(init_weights)
-    except HRINetError:  # the file is gone (e.g. a resumed run on another machine)
-        return [{"started_from": Path(init_weights).name, "note": "sidecar not available"}]
-    if "lineage" in meta:
-        return list(meta["lineage"])
-    t = meta.get("training", {})
-    return [{"variant": meta.get("variant"), "data": t.get("split", {}).get("train"),
-             "iterations": t.get("iterations"), "settings": t.get("config"),
-             "code_version": meta.get("code_version")}]
-
-
 def val_subvolume(v, slices: int, crop: int):
     """The central ``slices`` x ``crop`` x ``crop`` block (bounded validation cost)."""
     n, ny, nx = v.array.shape
     z0 = max(0, (n - slices) // 2)
     y0, x0 = max(0, (ny - crop) // 2), max(0, (nx - crop) // 2)
     return v.with_array(v.array[z0:z0 + slices, y0:y0 + crop, x0:x0 + crop].copy())
-
-
-def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
-    """Turn a training checkpoint into deployable weights (safetensors + JSON sidecar)."""
-    from .weights import save_weights
-
-    checkpoint, out = Path(checkpoint), Path(out)
-    if checkpoint.is_dir():
-        checkpoint = checkpoint / CHECKPOINT
-    if not checkpoint.is_file():
-        raise HRINetError(f"checkpoint {checkpoint} does not exist")
-    if out.exists() and not overwrite:
-        raise HRINetError(f"output {out} exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():  # the same rule as interpolate: outputs go into existing folders
-        raise HRINetError(f"cannot write {out}: folder {out.parent} does not exist; create it "
-                          "first")
-    tensors, meta = read_checkpoint(checkpoint)
-    G = build_generator(ModelConfig.from_dict(meta["model"]))
-    prefix = "ema." if any(k.startswith("ema.") for k in tensors) else "generator."
-    G.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-    cfg = TrainConfig.from_dict(meta["config"])
-    volumes = meta.get("volumes") or [{"name": Path(p).name} for p in cfg.data]
-    return save_weights(G, out, training_metadata(cfg, volumes, int(meta["step"]),
-                                                  meta.get("last_val", {}),
-                                                  meta.get("resume_changes", [])))
-
-
-def _same(a, b) -> bool:
-    norm = lambda v: list(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
-    return norm(a) == norm(b)
-
-
-def distributed_setup(device: str):
-    """``(rank, world, device)`` under torchrun (``device``: this rank's own GPU with NCCL, else
-    None); ``(0, 1, None)`` otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, None
-    backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
-    torch.distributed.init_process_group(backend)
-    rank = torch.distributed.get_rank()
-    if backend != "nccl":
-        return rank, world, None
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    torch.cuda.set_device(local)
-    return rank, world, f"cuda:{local}"
-
-
-def train_from_cli(args) -> int:
-    """``hrinet train``: runs (under torchrun too), Ctrl-C/SIGTERM save a checkpoint."""
-    given = given_options(args)
-    if not given.get("data") and not args.resume:
-        raise HRINetError("give training volumes with --data (or --resume a run)")
-    cfg = TrainConfig(**dict({"variant": DEFAULT_VARIANT}, **given))
-    if "group_sizes" in given and cfg.variant != "hrinet-flow":
-        raise HRINetError("--gaps applies to --variant hrinet-flow only")
-    rank, world, device = distributed_setup(given.get("device", "auto"))
-    if device is not None:  # each rank on its own GPU, resumed or not
-        cfg.device = given["device"] = device
-    overrides = given if args.resume else {}
-    stop = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
-    from tqdm import tqdm
-
-    bar = tqdm(total=cfg.iterations, desc=f"train {cfg.variant}", file=sys.stderr,
-               disable=None if rank == 0 else True)
-
-    def progress(step, total, logs):
-        bar.n = step
-        bar.set_postfix(loss=f"{logs['loss_g']:.4g}", phase=logs["phase"], refresh=False)
-        bar.refresh()
-
-    trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
-                      progress=progress, cancel=lambda: stop["flag"], overrides=overrides)
-    bar.n = trainer.step
-    try:
-        path = trainer.run(stop_at=args.stop_at)
-    finally:
-        bar.close()
-    shutdown_distributed(trainer)
-    if rank == 0:
-        print(f"wrote {path} and {path.with_suffix('.json')}")
-    return 0

@@ -36,6 +36,7 @@ def test_too_few_slices_to_adapt_is_one_clear_line():
         split_for_adaptation(vol)
 
 
+@pytest.mark.slow
 def test_a_failed_adaptation_keeps_the_starting_model(tmp_path, start_weights):
     # Pure noise and a learning rate far too large: the adapted model can only get worse.
     rng = np.random.default_rng(0)

@@ -14,6 +14,7 @@ PACKAGE = Path(hrinet.__file__).parent
 CORE = ("__init__", "atomic", "cli", "constants", "engine", "errors", "evaluate", "flow", "io",
         "methods", "metrics", "phantom", "runtime", "shipped", "slab", "train_args", "volume")
 LEARNED = {"models", "inference", "motion", "motion_data", "train", "weights", "checkpoint",
+           "losses", "lineage", "train_config", "train_cli",
            "data", "adapt", "torch", "safetensors"}
 
 

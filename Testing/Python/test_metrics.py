@@ -69,6 +69,7 @@ def test_metrics_csv_has_exactly_the_agreed_columns(tmp_path):
     assert r[1][:3] == ["p", "2", "linear"]
 
 
+@pytest.mark.slow
 def test_linear_on_real_thorax_matches_the_independent_reference():
     """Reference from ../shared/data/ct/README.md: x2 40.32, x4 37.04, x6 35.22 dB."""
     from hrinet.io import read_volume

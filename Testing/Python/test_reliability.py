@@ -170,6 +170,7 @@ def _train_cmd(data, out, *extra):
             str(out), "--device", "cpu", "--seed", "4", *extra]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_ends_with_the_same_weights(tmp_path):
     from safetensors.torch import load_file
 
@@ -196,6 +197,7 @@ def test_sigkill_mid_run_then_resume_ends_with_the_same_weights(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     data = write_volume(make_phantom(size=(64, 64, 24), spacing=(3, 3, 2)), tmp_path / "d.nrrd")
     cmd = _train_cmd(data, tmp_path / "run")
@@ -492,11 +494,13 @@ def test_info_lists_the_series_of_a_folder_and_interpolate_reads_the_chosen_one(
     one_line_error(cli("info", folder, "--series", "7"), "give a number from 1 to 2")
 
 
-def test_train_defaults_to_the_shipped_default_variant():
-    from hrinet.cli import build_parser
-
-    args = build_parser().parse_args(["train", "--data", "x.nrrd", "--out", "r"])
-    assert args.variant == "hrinet-flow"
+def test_train_defaults_to_the_shipped_default_variant(tmp_path, phantom):
+    src = write_volume(make_phantom(size=(64, 64, 20), spacing=(2.0, 2.0, 2.0), seed=4),
+                       tmp_path / "v.nrrd")
+    r = cli("train", "--data", src, "--iterations", "1", "--crop", "64", "--batch", "1",
+            "--device", "cpu", "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "run" / "hrinet-flow.safetensors").is_file()
 
 
 def test_export_refuses_a_missing_folder_like_interpolate(tmp_path):

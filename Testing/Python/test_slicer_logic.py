@@ -116,6 +116,7 @@ def run_to_end(job: TrainingJob, timeout: float = 240) -> dict:
     return info
 
 
+@pytest.mark.slow
 def test_training_job_runs_in_a_background_process_and_saves_weights(tmp_path, scene):
     from hrinet.phantom import make_phantom
 
@@ -129,6 +130,7 @@ def test_training_job_runs_in_a_background_process_and_saves_weights(tmp_path, s
     assert slicer.util.arrayFromVolume(out).shape[0] == 31
 
 
+@pytest.mark.slow
 def test_adapt_to_this_case_runs_the_guarded_adaptation_on_the_input_volume(tmp_path, scene):
     from HRINetSlicerLib.logic import adapt_job
     from hrinet.models import ModelConfig, build_generator

@@ -78,6 +78,7 @@ def _fixed_content_loss(tr: Trainer) -> float:
     return loss.item()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_a_few_steps_lower_the_content_loss(tmp_path, variant):
     tr = Trainer(tiny(variant, 40), tmp_path, volumes=volumes(), log=None)
@@ -90,6 +91,7 @@ def test_a_few_steps_lower_the_content_loss(tmp_path, variant):
         assert len(list(csv.DictReader(f))) == 40
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_at", [3, 6])
 def test_resume_after_a_stop_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, stop_at):
     # stage I -> II at step 4 (frozen encoder, D1 and D2), weight averaging, lr decay from 4
@@ -159,12 +161,14 @@ def _ddp_worker(rank, world, folder, result):
     shutdown_distributed(tr)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_in_sync_with_ddp(tmp_path):
     result = tmp_path / "result.txt"
     torch.multiprocessing.spawn(_ddp_worker, args=(2, tmp_path, result), nprocs=2, join=True)
     assert result.read_text() == "True True"
 
 
+@pytest.mark.slow
 def test_cli_train_20_iterations_of_each_variant_drive_interpolate(tmp_path):
     heart = shared("heart-1p5mm.nrrd")
     thick = tmp_path / "thick.nrrd"
@@ -392,7 +396,7 @@ def test_a_resumed_run_cannot_change_its_architecture(tmp_path):
 def test_under_torchrun_each_rank_resumes_on_its_own_gpu(monkeypatch):
     """NCCL ranks take the GPU of their LOCAL_RANK whatever the checkpoint saved (no GPU here:
     the distributed calls are stood in for)."""
-    import hrinet.train as train
+    import hrinet.train_cli as train
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")

@@ -1,0 +1,38 @@
+"""The training losses of the HRINet family that are more than a PyTorch one-liner."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+
+def acai_critic_loss(d_mix: torch.Tensor, a: torch.Tensor, d_real_blend: torch.Tensor) -> torch.Tensor:
+    """Paper eq. (2): ``||D1(x_a) - a||^2 + ||D1(g x + (1 - g) AE(x))||^2``."""
+    return F.mse_loss(d_mix, a) + d_real_blend.pow(2).mean()
+
+
+def generator_adversarial(d1_mix: Optional[torch.Tensor], d2_logits: Optional[torch.Tensor],
+                          lam: float, beta: float) -> torch.Tensor:
+    """``lambda * ||D1(x_a)||^2 + beta * log(1 - D2(x_a))`` (D2 as logits: log(1-sigmoid)=-softplus)."""
+    total = torch.zeros(())
+    if d1_mix is not None:
+        total = total + lam * d1_mix.pow(2).mean()
+    if d2_logits is not None:
+        total = total + beta * (-F.softplus(d2_logits)).mean()
+    return total
+
+
+def ssim_torch(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.Tensor:
+    """Differentiable mean SSIM of ``(B, 1, H, W)`` images in [0, 1] (valid windows only)."""
+    r = torch.arange(size, dtype=x.dtype, device=x.device) - size // 2
+    g = torch.exp(-r ** 2 / (2 * sigma ** 2))
+    g = (g / g.sum())
+    k = (g[:, None] * g[None, :]).view(1, 1, size, size)
+    f = lambda t: F.conv2d(t, k)  # noqa: E731
+    mx, my = f(x), f(y)
+    sxx, syy, sxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean()

@@ -1,0 +1,68 @@
+"""``hrinet train``: the command around :class:`hrinet.train.Trainer` (torchrun included)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import torch
+
+from .constants import DEFAULT_VARIANT
+from .errors import HRINetError
+from .train import Trainer, shutdown_distributed
+from .train_args import given_options
+from .train_config import TrainConfig
+
+
+def distributed_setup(device: str):
+    """``(rank, world, device)`` under torchrun (``device``: this rank's own GPU with NCCL, else
+    None); ``(0, 1, None)`` otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
+    torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank()
+    if backend != "nccl":
+        return rank, world, None
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    torch.cuda.set_device(local)
+    return rank, world, f"cuda:{local}"
+
+
+def train_from_cli(args) -> int:
+    """``hrinet train``: runs (under torchrun too), Ctrl-C/SIGTERM save a checkpoint."""
+    given = given_options(args)
+    if not given.get("data") and not args.resume:
+        raise HRINetError("give training volumes with --data (or --resume a run)")
+    cfg = TrainConfig(**dict({"variant": DEFAULT_VARIANT}, **given))
+    if "group_sizes" in given and cfg.variant != "hrinet-flow":
+        raise HRINetError("--gaps applies to --variant hrinet-flow only")
+    rank, world, device = distributed_setup(given.get("device", "auto"))
+    if device is not None:  # each rank on its own GPU, resumed or not
+        cfg.device = given["device"] = device
+    overrides = given if args.resume else {}
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.iterations, desc=f"train {cfg.variant}", file=sys.stderr,
+               disable=None if rank == 0 else True)
+
+    def progress(step, total, logs):
+        bar.n = step
+        bar.set_postfix(loss=f"{logs['loss_g']:.4g}", phase=logs["phase"], refresh=False)
+        bar.refresh()
+
+    trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
+                      progress=progress, cancel=lambda: stop["flag"], overrides=overrides)
+    bar.n = trainer.step
+    try:
+        path = trainer.run(stop_at=args.stop_at)
+    finally:
+        bar.close()
+    shutdown_distributed(trainer)
+    if rank == 0:
+        print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
