@@ -108,7 +108,7 @@ class HRINetSlicer(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("HRINet Slice Interpolation")
-        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Filtering")]
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Image Synthesis")]
         self.parent.dependencies = []
         self.parent.contributors = ["HRINetSlicer developers"]
         self.parent.helpText = _(
