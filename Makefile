@@ -44,6 +44,7 @@ BENCH_VOLUME := ../shared/data/ct/chest-lungdx-8mm.nrrd
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_engine.py
 	@if [ -f $(BENCH_VOLUME) ]; then $(BIN)/python benchmarks/bench_volume.py $(BENCH_VOLUME); fi
+	$(BIN)/python benchmarks/bench_cli.py $(wildcard $(BENCH_VOLUME))
 
 clean:
 	rm -rf $(VENV) out

@@ -129,8 +129,7 @@ def cmd_interpolate(args) -> int:
     print(f"{_name(args.input)}: {plan.describe()}{_model_words(interp)}", file=sys.stderr)
     bar, update = _tqdm(plan.input_slices - 1, "interpolating")
     try:
-        result = upsample_z(volume, factor=plan.factor, method=method, interpolator=interp,
-                            progress=update, thickness=plan.thickness)
+        result = upsample_z(volume, plan=plan, interpolator=interp, progress=update)
     finally:
         bar.close()
     for w in result.metadata.get("runtime_warnings", []):

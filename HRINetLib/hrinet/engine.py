@@ -135,15 +135,24 @@ def plan_upsampling(volume: Volume, factor: Optional[float] = None,
     ``thickness`` is the input's slice thickness in mm (None: DICOM Slice Thickness when the
     volume came from DICOM, else assumed 0, thin slices sampled far apart).
     """
-    n = volume.array.shape[0] if volume.array.ndim == 3 else 0
     if volume.array.ndim != 3:
         raise HRINetError(f"expected a 3D volume, got an array of {volume.array.ndim} dimensions")
-    if n < 2:
-        raise HRINetError(f"the volume has {n} slice; interpolation needs at least 2 slices")
-    sx, sy, sz = volume.spacing
+    return make_plan(volume.array.shape[0], volume.spacing, factor, target_spacing, method,
+                     thickness, volume.metadata.get("slice_thickness_mm"))
+
+
+def make_plan(slices: int, spacing, factor: Optional[float] = None,
+              target_spacing: Optional[float] = None, method: str = "linear",
+              thickness: Optional[float] = None, recorded_thickness: Optional[float] = None) -> Plan:
+    """The :class:`Plan` from header values alone (slice count and spacing), so that a caller
+    holding no voxels (the Slicer panel, on every change of its controls) makes the same plan
+    the engine runs."""
+    if slices < 2:
+        raise HRINetError(f"the volume has {slices} slice; interpolation needs at least 2 slices")
+    sx, sy, sz = spacing
     k = resolve_factor(sz, min(sx, sy), factor, target_spacing)
-    t, source, ratio = resolve_thickness(sz, thickness, volume.metadata.get("slice_thickness_mm"))
-    return Plan(factor=k, input_slices=n, output_slices=(n - 1) * k + 1,
+    t, source, ratio = resolve_thickness(sz, thickness, recorded_thickness)
+    return Plan(factor=k, input_slices=slices, output_slices=(slices - 1) * k + 1,
                 output_spacing=(sx, sy, sz / k), method=method, thickness=t,
                 thickness_source=source, slab_ratio=ratio)
 
@@ -195,11 +204,11 @@ def intensity_warnings(array: np.ndarray) -> list:
     lo, hi = float(sample.min()), float(sample.max())
     if lo >= 0 and hi <= 255:
         return [f"intensities span {lo:g}..{hi:g}, like an 8-bit image rather than CT in HU; "
-                "learned models expect HU, so check the result or use --method cubic"]
+                "learned models expect HU, so check the result or use the cubic method (--method cubic)"]
     if lo >= 0 and hi > 0:
         return [f"intensities span {lo:g}..{hi:g} with no negative values (air in CT is "
                 "about -1000 HU): this may be MRI or rescaled CT; learned models expect HU, so "
-                "check the result or use --method cubic"]
+                "check the result or use the cubic method (--method cubic)"]
     return []
 
 
@@ -231,7 +240,8 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
                device: str = "auto", weights: Optional[str] = None,
                progress: Optional[ProgressFn] = None, cancel: Optional[CancelFn] = None,
                interpolator: Optional[Interpolator] = None,
-               out: Optional[np.ndarray] = None, thickness: Optional[float] = None) -> Volume:
+               out: Optional[np.ndarray] = None, thickness: Optional[float] = None,
+               plan: Optional[Plan] = None) -> Volume:
     """Upsample ``volume`` along z by an integer factor.
 
     Args:
@@ -249,11 +259,18 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         thickness: slice thickness of the input in mm; see :func:`plan_upsampling`. With a
             slab (thickness at least half the spacing) a method that can (``restores_known``)
             also restores the known positions, which are then no longer copied unchanged.
+        plan: the :class:`Plan` the caller made and showed (:func:`plan_upsampling`), run as it
+            is; then ``factor``, ``target_spacing``, ``method`` and ``thickness`` are not used.
 
     Returns:
         A new :class:`Volume` with the upsampled voxels and geometry.
     """
-    plan = plan_upsampling(volume, factor, target_spacing, method, thickness)
+    if plan is None:
+        plan = plan_upsampling(volume, factor, target_spacing, method, thickness)
+    elif plan.input_slices != volume.array.shape[0]:
+        raise HRINetError(f"the plan is for {plan.input_slices} slices but the volume has "
+                          f"{volume.array.shape[0]}; make the plan from this volume")
+    method = plan.method
     check_memory(volume, plan, streamed_out=out is not None)
     _check_finite(volume.array)
     interp = interpolator or create_interpolator(method, device=device, weights=weights)

@@ -24,7 +24,7 @@ from .atomic import atomic_write, complete_png, write_text
 from .engine import upsample_z
 from .errors import HRINetError
 from .methods import Interpolator, create_interpolator
-from .metrics import score
+from .metrics import Scores, score
 from .slab import simulate_thick
 from .volume import Volume
 
@@ -33,17 +33,13 @@ PROTOCOLS = ("decimate", "slab")
 
 
 @dataclass
-class Row:
-    """One line of ``metrics.csv`` (``grad_ratio`` goes to ``sharpness.csv``)."""
+class Row(Scores):
+    """One line of ``metrics.csv``: which comparison, and its :class:`~hrinet.metrics.Scores`
+    (``grad_ratio`` goes to ``sharpness.csv``)."""
 
-    volume: str
-    factor: int
-    method: str
-    psnr_hu: float
-    psnr_win: float
-    ssim_win: float
-    rmse_hu: float
-    grad_ratio: float
+    volume: str = ""
+    factor: int = 0
+    method: str = ""
 
 
 def decimate(volume: Volume, k: int) -> Volume:
@@ -95,7 +91,7 @@ def evaluate_volume(volume: Volume, name: str, factors: Sequence[int], methods: 
                 progress(f"{name} x{k} {m}")
             up = upsample_z(thick, factor=k, interpolator=interps[m], thickness=thickness)
             s = score(up.array[mask], truth[mask])
-            rows.append(Row(name, k, m, **asdict(s)))
+            rows.append(Row(volume=name, factor=k, method=m, **asdict(s)))
             if keep:
                 keep(k, m, up.array)
     return rows

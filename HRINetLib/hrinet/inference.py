@@ -29,7 +29,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device in ("gpu", "cuda") or device.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise HRINetError("device cuda was asked for but no CUDA GPU is available; use "
-                              "--device cpu or auto")
+                              "the CPU (--device cpu) or auto")
         return torch.device("cuda" if device == "gpu" else device)
     if device == "cpu":
         return torch.device("cpu")
@@ -132,7 +132,7 @@ def load_interpolator(weights: Optional[str] = None, device: str = "auto",
     path = weights or find_weights(DEFAULT_NAME)
     if path is None:
         raise HRINetError("no shipped default weights found (Resources/weights/"
-                          f"{DEFAULT_NAME}); pass --weights FILE or use --method cubic")
+                          f"{DEFAULT_NAME}); give a weights file (--weights) or use the cubic method")
     dev = resolve_device(device)
     model, meta = load_weights(path, device=str(dev))
     interp = make_interpolator(model, dev, batch_size, metadata=meta)

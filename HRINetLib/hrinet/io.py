@@ -252,7 +252,7 @@ def _read_dicom_folder(folder: Path, series_uid: Optional[str]) -> Volume:
     if modality not in ("CT", "?"):
         volume.metadata["warnings"].append(
             f"the series' modality is {modality}, not CT; the learned models are trained on CT "
-            "in Hounsfield units, so check the result or use --method cubic")
+            "in Hounsfield units, so check the result or use the cubic method (--method cubic)")
     volume.metadata["slice_positions_mm"] = positions[order].tolist()
     thickness = _dicom_slice_thickness(files[0])
     if thickness is not None:
@@ -334,7 +334,7 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), overwrite:
     if out.is_dir():
         raise HRINetError(f"output {out} is a folder; give a file name such as {out / 'out.nrrd'}")
     if out.exists() and not overwrite:
-        raise HRINetError(f"output {out} exists; pass --overwrite to replace it or choose "
+        raise HRINetError(f"output {out} exists; allow replacing it (--overwrite) or choose "
                           "another name")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():

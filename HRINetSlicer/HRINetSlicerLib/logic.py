@@ -90,19 +90,12 @@ def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[f
                   method: str = "hrinet", thickness: Optional[float] = None):
     """The engine's :class:`hrinet.Plan` from the node's header alone (no voxel copy), so the
     panel can show it on every change of the controls."""
-    from hrinet.engine import Plan, resolve_factor, resolve_thickness
+    from hrinet.engine import make_plan
 
     if node is None or node.GetImageData() is None:
         raise HRINetError("select a scalar volume")
-    nx, ny, nz = node.GetImageData().GetDimensions()
-    if nz < 2:
-        raise HRINetError(f"the volume has {nz} slice; interpolation needs at least 2 slices")
-    sx, sy, sz = node.GetSpacing()
-    k = resolve_factor(sz, min(sx, sy), factor, target_spacing)
-    t, source, ratio = resolve_thickness(sz, thickness)
-    return Plan(factor=k, input_slices=nz, output_slices=(nz - 1) * k + 1,
-                output_spacing=(sx, sy, sz / k), method=method, thickness=t,
-                thickness_source=source, slab_ratio=ratio)
+    nz = node.GetImageData().GetDimensions()[2]
+    return make_plan(nz, node.GetSpacing(), factor, target_spacing, method, thickness)
 
 
 def interpolate_node(input_node, factor: Optional[int] = None,
@@ -115,11 +108,11 @@ def interpolate_node(input_node, factor: Optional[int] = None,
 
     The input node is never modified. Returns ``(output_node, seconds)``.
     """
+    plan = plan_for_node(input_node, factor, target_spacing, method, thickness)  # as shown
     volume = volume_from_node(input_node)
     start = time.perf_counter()
-    result = upsample_z(volume, factor=factor, target_spacing=target_spacing, method=method,
-                        device=device, weights=weights or None, progress=progress, cancel=cancel,
-                        thickness=thickness)
+    result = upsample_z(volume, plan=plan, device=device, weights=weights or None,
+                        progress=progress, cancel=cancel)
     seconds = time.perf_counter() - start
     node = node_from_volume(result, name or f"{input_node.GetName()} isotropic", scene or
                             input_node.GetScene())

@@ -150,3 +150,15 @@ def test_an_already_isotropic_volume_says_so_by_default(phantom):
     with pytest.raises(HRINetError, match="already close to isotropic"):
         upsample_z(iso)
     assert upsample_z(iso, factor=2).spacing[2] == 1.5
+
+
+def test_the_plan_made_once_is_the_plan_the_engine_runs(phantom):
+    from hrinet.engine import make_plan, plan_upsampling
+
+    plan = plan_upsampling(phantom, factor=3, method="cubic")
+    assert plan == make_plan(phantom.array.shape[0], phantom.spacing, 3, None, "cubic")
+    out = upsample_z(phantom, plan=plan)
+    assert out.array.shape[0] == plan.output_slices and out.metadata["method"] == "cubic"
+    assert out.spacing == plan.output_spacing
+    with pytest.raises(HRINetError, match="the plan is for 12 slices but the volume has 5"):
+        upsample_z(phantom.with_array(phantom.array[:5].copy()), plan=plan)

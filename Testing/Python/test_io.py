@@ -35,7 +35,7 @@ def test_write_is_atomic_and_leaves_no_partial_file(tmp_path, phantom):
 def test_write_refuses_existing_output_without_overwrite(tmp_path, phantom):
     out = tmp_path / "v.nrrd"
     out.write_bytes(b"precious")
-    with pytest.raises(HRINetError, match="exists; pass --overwrite"):
+    with pytest.raises(HRINetError, match="exists; allow replacing it"):
         write_volume(phantom, out)
     assert out.read_bytes() == b"precious"
     write_volume(phantom, out, overwrite=True)

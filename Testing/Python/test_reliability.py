@@ -296,7 +296,7 @@ def test_cuda_asked_for_without_a_gpu_says_what_to_use(monkeypatch):
     from hrinet.inference import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(HRINetError, match="no CUDA GPU is available; use --device cpu or auto"):
+    with pytest.raises(HRINetError, match="no CUDA GPU is available; use the CPU"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
     with pytest.raises(HRINetError, match="unknown device"):
@@ -507,3 +507,51 @@ def test_export_refuses_a_missing_folder_like_interpolate(tmp_path):
     r = cli("export", tmp_path, tmp_path / "missing" / "w.safetensors")
     one_line_error(r, "does not exist")
     assert not (tmp_path / "missing").exists()
+
+
+def _sheared(tmp_path, phantom):
+    img = sitk.GetImageFromArray(phantom.array)
+    img.SetDirection((1, 0, 0, 0, 1, 0, 0.3, 0, 0.954))
+    sitk.WriteImage(img, str(tmp_path / "s.nrrd"))
+    return ["interpolate", tmp_path / "s.nrrd", tmp_path / "o.nrrd", "--method", "linear"]
+
+
+def _spacing(tmp_path, phantom):
+    src = write_volume(phantom, tmp_path / "v.nrrd")  # 6 mm slices
+    return ["interpolate", src, tmp_path / "o.nrrd", "--spacing", "4.5", "--method", "linear"]
+
+
+def _checkpoint_as_weights(tmp_path, phantom):
+    from hrinet.checkpoint import write_checkpoint
+
+    ckpt = write_checkpoint(tmp_path / "run", {"generator.x": torch.zeros(2)}, {"step": 1})
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    return ["interpolate", src, tmp_path / "o.nrrd", "--weights", ckpt, "--device", "cpu"]
+
+
+def _edited_sidecar(tmp_path, phantom):
+    w = _flow_weights(tmp_path)
+    _edit_sidecar(w, [16, 32, 48, 96])
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    return ["interpolate", src, tmp_path / "o.nrrd", "--weights", w, "--device", "cpu"]
+
+
+def _crop(tmp_path, phantom):
+    src = write_volume(phantom, tmp_path / "v.nrrd")  # 64 x 64 slices
+    return ["train", "--data", src, "--crop", "128", "--iterations", "1", "--out", tmp_path / "r"]
+
+
+def _series(tmp_path, phantom):
+    write_dicom_series(tmp_path / "d", [0.0, 3.0, 6.0])
+    return ["info", tmp_path / "d", "--series", "9"]
+
+
+@pytest.mark.parametrize("case, fragment", [
+    (_sheared, "is sheared"), (_spacing, "nearest reachable spacings"),
+    (_checkpoint_as_weights, "is a training checkpoint, not weights"),
+    (_edited_sidecar, "was changed"), (_crop, "training would see padding"),
+    (_series, "give a number from 1 to 1")], ids=lambda c: getattr(c, "__name__", "")[1:])
+def test_each_new_refusal_is_one_line_from_the_command_line(tmp_path, phantom, case, fragment):
+    r = cli(*case(tmp_path, phantom))
+    one_line_error(r, fragment)
+    assert not (tmp_path / "o.nrrd").exists()
