@@ -7,6 +7,7 @@ A thin scripted module: the widget collects choices and shows progress; the Qt-f
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -140,8 +141,10 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._cancelRequested = False
         self._job = None
+        self._interpolation = None  # the running InterpolationJob
+        self._interpolationTimer = None
+        self._interpolationStart = 0.0
         self._timer = None
 
     def setup(self) -> None:
@@ -194,6 +197,9 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         self.removeObservers()
+        if self._interpolation is not None:  # reloading or closing the module
+            self._interpolation.cancel()
+            self._interpolation = None
         if self._job is not None:
             self._job.stop()
 
@@ -206,6 +212,8 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNodeGuiTag = None
 
     def onSceneStartClose(self, caller, event) -> None:
+        if self._interpolation is not None:  # its input is about to go
+            self.onCancel()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -269,39 +277,73 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.interpolateButton.enabled = False
 
     def onCancel(self) -> None:
-        self._cancelRequested = True
-
-    def _progress(self, done: int, total: int) -> None:
-        self.ui.progressBar.maximum = total
-        self.ui.progressBar.value = done
-        slicer.app.processEvents()  # keeps Cancel clickable while the engine streams chunks
+        if self._interpolation is not None:
+            self._interpolation.cancel()
+            self._interpolation = None
+            self._interpolationTimer.stop()
+            self._endInterpolation(_("Cancelled; nothing was created."))
 
     def onInterpolate(self) -> None:
-        if not ensure_dependencies():
-            return
+        """Starts ``hrinet interpolate`` in a background process (HRINetSlicerLib.jobs) and
+        polls it on a timer: Slicer stays responsive, Cancel ends the process tree at once."""
         method, weights = self._method()
-        self._cancelRequested = False
-        self.ui.cancelButton.enabled = True
-        self.ui.interpolateButton.enabled = False
-        self.ui.statusLabel.text = _("Interpolating...")
+        if method not in ("linear", "cubic", "flow") and not ensure_dependencies():
+            return
+        with userErrors(_("Interpolation failed.")):
+            from HRINetSlicerLib.jobs import InterpolationJob
+
+            job = InterpolationJob(self.ui.inputSelector.currentNode(), method=method,
+                                   weights=weights, device=self._device(), **self._target())
+            job.start()
+            self._interpolation = job
+            self._interpolationStart = time.time()
+            self.ui.cancelButton.enabled = True
+            self.ui.interpolateButton.enabled = False
+            self.ui.trainCollapsibleButton.enabled = False  # one job at a time
+            self.ui.statusLabel.text = _("Reading the volume and loading the model...")
+            if self._interpolationTimer is None:
+                self._interpolationTimer = qt.QTimer()
+                self._interpolationTimer.setInterval(250)
+                self._interpolationTimer.timeout.connect(self.onInterpolationTimer)
+            self._interpolationTimer.start()
+
+    def onInterpolationTimer(self) -> None:
+        job = self._interpolation
+        if job is None:
+            return
+        info = job.poll()
+        if info["running"]:
+            self.ui.progressBar.maximum = max(info["total"], 1)
+            self.ui.progressBar.value = info["done"]
+            if info["phase"] == "interpolating":
+                self.ui.statusLabel.text = _("Interpolating: {done}/{total} slice pairs").format(
+                    done=info["done"], total=info["total"])
+            return
+        self._interpolationTimer.stop()
+        self._interpolation = None
         try:
-            with userErrors(_("Interpolation failed.")):
-                node, seconds = self.logic.interpolate(
-                    self.ui.inputSelector.currentNode(), method=method, weights=weights,
-                    device=self.ui.deviceComboBox.currentText.lower().replace("gpu", "cuda"),
-                    progress=self._progress, cancel=lambda: self._cancelRequested,
-                    **self._target())
-                dims = node.GetImageData().GetDimensions()
-                self.ui.statusLabel.text = _("Created '{name}' ({x} x {y} x {z}) in {s:.1f} s").format(
-                    name=node.GetName(), x=dims[0], y=dims[1], z=dims[2], s=seconds)
-                self._parameterNode.outputVolume = node
-                slicer.util.setSliceViewerLayers(background=node, fit=True)
-        finally:
-            if self._cancelRequested:
-                self.ui.statusLabel.text = _("Cancelled; nothing was created.")
-            self.ui.cancelButton.enabled = False
-            self.ui.progressBar.value = 0
-            self.updatePlan()
+            node = job.finish()
+        except Exception as exc:  # the command's one-line message
+            logging.error(str(exc))
+            self._endInterpolation(_("Interpolation failed: {error}").format(error=exc))
+            return
+        dims = node.GetImageData().GetDimensions()
+        self._parameterNode.outputVolume = node
+        slicer.util.setSliceViewerLayers(background=node, fit=True)
+        self._endInterpolation(_("Created '{name}' ({x} x {y} x {z}) in {s:.1f} s").format(
+            name=node.GetName(), x=dims[0], y=dims[1], z=dims[2],
+            s=time.time() - self._interpolationStart))
+
+    def _endInterpolation(self, status: str) -> None:
+        self.ui.statusLabel.text = status
+        self.ui.cancelButton.enabled = False
+        self.ui.trainCollapsibleButton.enabled = True
+        self.ui.progressBar.value = 0
+        self.updatePlan()
+
+    def _device(self) -> str:
+        # the combo box's items, in the .ui's order: auto, GPU, CPU (not their translated text)
+        return {0: "auto", 1: "cuda", 2: "cpu"}.get(self.ui.deviceComboBox.currentIndex, "auto")
 
     # ---- export -----------------------------------------------------------------------------
     def updateExport(self, *_args) -> None:

@@ -166,3 +166,71 @@ def test_the_panel_plan_from_the_header_matches_the_engine(thick_node):
             vol, method="linear", **kw)
     with pytest.raises(HRINetError, match="not finer"):
         plan_for_node(thick_node, target_spacing=50)
+
+
+def _wait(job, until, timeout=120):
+    start = time.time()
+    while time.time() - start < timeout:
+        info = job.poll()
+        if until(info):
+            return info
+        time.sleep(0.1)
+    raise AssertionError(f"timed out: {job.poll()}")
+
+
+@pytest.mark.slow
+def test_interpolation_runs_in_the_background_cancels_cleanly_then_matches_the_cli(scene,
+                                                                                 tmp_path):
+    import os
+    import subprocess
+
+    from HRINetSlicerLib.jobs import InterpolationJob
+    from hrinet.phantom import make_phantom
+
+    big = make_phantom(size=(320, 320, 40), spacing=(1.0, 1.0, 5.0), seed=3)
+    node = node_from_volume(big, "thick", scene)
+    before = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+
+    job = InterpolationJob(node, factor=6, method="flow")
+    job.start()
+    first = job.poll()
+    assert first["running"] and first["phase"] == "reading the volume and loading the model"
+    seen = _wait(job, lambda i: i["phase"] == "interpolating" and i["done"] > 0)
+    assert 0 < seen["done"] < seen["total"] == 39
+    pid, folder = job.process.pid, job.folder
+    job.cancel()
+    with pytest.raises(ProcessLookupError):  # the process and its group are gone
+        os.killpg(pid, 0)
+    assert not folder.exists()
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == before
+
+    job = InterpolationJob(node, factor=3, method="cubic")
+    job.start()
+    _wait(job, lambda i: not i["running"])
+    result = job.finish()
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == before + 1
+
+    export_nrrd(node, tmp_path / "in.nrrd")
+    r = subprocess.run([sys.executable, "-m", "hrinet.cli", "interpolate",
+                        str(tmp_path / "in.nrrd"), str(tmp_path / "cli.nrrd"), "--factor", "3",
+                        "--method", "cubic"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cli = node_from_volume(read_volume(tmp_path / "cli.nrrd"), "cli", scene)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(result),
+                                  slicer.util.arrayFromVolume(cli))
+    np.testing.assert_allclose(ijk_to_ras(result), ijk_to_ras(cli), atol=1e-9)
+
+
+def test_a_failed_background_interpolation_reports_the_one_line_and_adds_nothing(scene):
+    from HRINetSlicerLib.jobs import InterpolationJob
+    from hrinet.phantom import make_phantom
+
+    node = node_from_volume(make_phantom(size=(32, 32, 4), spacing=(1, 1, 3)), "t", scene)
+    before = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    job = InterpolationJob(node, factor=2, method="hrinet", weights="/nonexistent.safetensors")
+    job.start()
+    info = _wait(job, lambda i: not i["running"])
+    assert info["phase"] == "failed" and info["error"].startswith("hrinet: error:")
+    with pytest.raises(HRINetError, match="does not exist"):
+        job.finish()
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == before

@@ -1,0 +1,157 @@
+"""Interpolation as a background job: the panel never runs the library on Slicer's GUI thread.
+
+As SlicerMONAIAuto3DSeg does for inference: the input node's voxels and geometry go to a
+temporary NRRD, a ``PythonSlicer`` process runs ``hrinet interpolate`` on it, the panel polls the
+job on a timer (progress from the first second: reading and loading the model are visible
+phases), cancel ends the whole process tree, and the result node is created only on success, so
+a cancelled or failed job leaves the scene as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from hrinet.errors import HRINetError
+from hrinet.io import read_volume
+
+from .logic import export_nrrd, node_from_volume, plan_for_node, python_executable
+
+_PROGRESS = re.compile(r"^interpolating: (\d+)/(\d+) ")
+#: The command's plan line (the input is in.nrrd): printed once the model is loaded.
+_PLAN_LINE = "in: "
+
+
+class InterpolationJob:
+    """``hrinet interpolate`` on one volume node in a background process.
+
+    Args:
+        input_node: the scalar volume node; never modified.
+        factor, target_spacing, method, thickness: as for :func:`hrinet.upsample_z`; the plan
+            is made (and validated) here, before anything starts.
+        weights, device: for learned methods.
+        name: name of the result node (default ``"<input> isotropic"``).
+    """
+
+    def __init__(self, input_node, factor: Optional[int] = None,
+                 target_spacing: Optional[float] = None, method: str = "hrinet",
+                 weights: Optional[str] = None, device: str = "auto",
+                 thickness: Optional[float] = None, name: Optional[str] = None):
+        self.input_node = input_node
+        self.plan = plan_for_node(input_node, factor, target_spacing, method, thickness)
+        self.weights, self.device, self.thickness = weights, device, thickness
+        self.name = name or f"{input_node.GetName()} isotropic"
+        self.process: Optional[subprocess.Popen] = None
+        self.folder: Optional[Path] = None
+        self._log = None
+
+    def command(self) -> list:
+        folder = self.folder
+        cmd = [python_executable(), "-m", "hrinet.cli", "interpolate", str(folder / "in.nrrd"),
+               str(folder / "out.nrrd"), "--factor", str(self.plan.factor),
+               "--method", self.plan.method]
+        if self.plan.method not in ("linear", "cubic", "flow"):
+            cmd += ["--device", self.device] + (["--weights", str(self.weights)]
+                                                 if self.weights else [])
+        if self.thickness is not None:
+            cmd += ["--thickness", str(self.thickness)]
+        return cmd
+
+    def start(self) -> None:
+        """Write the input to a temporary NRRD and start the process (returns at once)."""
+        if self.running():
+            raise HRINetError("an interpolation is already running; cancel it first")
+        self.folder = Path(tempfile.mkdtemp(prefix="hrinet-interpolate-"))
+        export_nrrd(self.input_node, self.folder / "in.nrrd")
+        import hrinet
+
+        env = dict(os.environ)
+        paths = [str(Path(hrinet.__file__).resolve().parents[1])]
+        if env.get("PYTHONPATH"):  # an empty entry would add the current folder
+            paths.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        self._log = open(self.folder / "job.log", "w")
+        self.process = subprocess.Popen(self.command(), stdout=self._log,
+                                        stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=(os.name != "nt"))
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _lines(self):
+        try:
+            return (self.folder / "job.log").read_text(errors="replace").splitlines()
+        except (OSError, TypeError):
+            return []
+
+    def poll(self) -> dict:
+        """``{"running", "returncode", "phase", "done", "total", "error"}`` for the panel."""
+        lines = self._lines()
+        info = {"running": self.running(), "returncode": None if self.process is None
+                else self.process.poll(), "done": 0, "total": self.plan.input_slices - 1,
+                "phase": "reading the volume and loading the model", "error": None}
+        if any(line.startswith(_PLAN_LINE) for line in lines):
+            info["phase"] = "interpolating"
+        for line in lines:
+            m = _PROGRESS.match(line)
+            if m:
+                info["done"], info["total"] = int(m.group(1)), int(m.group(2))
+        if any(line.startswith("wrote ") for line in lines):
+            info["phase"] = "done"
+        errors = [line for line in lines if line.startswith("hrinet: error:")
+                  or line.startswith("hrinet: internal error:")]
+        if info["returncode"] not in (None, 0):
+            info["phase"] = "failed"
+            info["error"] = (errors or lines[-1:] or ["the interpolation process failed"])[-1]
+        return info
+
+    def cancel(self, timeout: float = 10) -> None:
+        """End the process and everything it started; nothing is added to the scene."""
+        if self.running():
+            try:
+                if os.name == "nt":
+                    self.process.terminate()
+                else:
+                    os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                if os.name != "nt":
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.kill()
+                self.process.wait()
+            except ProcessLookupError:
+                pass
+        self.cleanup()
+
+    def finish(self, scene=None):
+        """The result node, created now (after success only); the temporary files go."""
+        info = self.poll()
+        if info["running"]:
+            raise HRINetError("the interpolation is still running")
+        if info["returncode"] != 0:
+            self.cleanup()
+            raise HRINetError(info["error"].replace("hrinet: error: ", ""))
+        try:
+            result = read_volume(self.folder / "out.nrrd")
+        finally:
+            self.cleanup()
+        node = node_from_volume(result, self.name, scene or self.input_node.GetScene())
+        src, dst = self.input_node.GetDisplayNode(), node.GetDisplayNode()
+        if src is not None and dst is not None:  # the input's window/level
+            dst.SetAutoWindowLevel(False)
+            dst.SetWindowLevel(src.GetWindow(), src.GetLevel())
+        return node
+
+    def cleanup(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
