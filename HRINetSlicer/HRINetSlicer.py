@@ -172,8 +172,10 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelComboBox.addItem(_("Weights file..."), "file")
         self.ui.variantComboBox.addItems(HRINetSlicerLogic.variants())
         self.ui.detectedDeviceLabel.text = HRINetSlicerLogic.detectedDevice()
-        self.ui.trainOutputPathLineEdit.currentPath = str(
-            Path(slicer.app.temporaryPath) / "HRINet" / "finetune")
+        from HRINetSlicerLib.logic import default_runs_folder
+
+        # kept across sessions (not the temporary directory, which Slicer empties)
+        self.ui.trainOutputPathLineEdit.currentPath = str(default_runs_folder() / "finetune")
 
         self.ui.inputSelector.currentNodeChanged.connect(self.updatePlan)
         self.ui.targetModeComboBox.currentIndexChanged.connect(self.updatePlan)

@@ -213,6 +213,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_adapt(args) -> int:
+    from .train_cli import stop_requested
     from .adapt import adapt
     from .io import read_volume
 
@@ -224,7 +225,7 @@ def cmd_adapt(args) -> int:
         result = adapt(volume, args.out, weights=args.weights, iterations=args.iterations,
                        lr=args.lr, device=args.device, case=_name(args.input),
                        progress=lambda step, total, _logs: update(step, total),
-                       cancel=lambda: stop["flag"], log=None)
+                       cancel=lambda: stop["flag"] or stop_requested(args.out), log=None)
     finally:
         bar.close()
     print(result.describe())

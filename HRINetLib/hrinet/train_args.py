@@ -8,6 +8,10 @@ from typing import Tuple
 
 from .constants import VARIANTS
 
+#: A file a controller (the Slicer panel) creates in the run folder to stop training or
+#: adaptation at the next step with a checkpoint: works where SIGTERM cannot be caught (Windows).
+STOP_FILE = "STOP"
+
 
 def _gap_list(text: str) -> Tuple[int, ...]:
     try:

@@ -5,14 +5,24 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 
 import torch
 
 from .constants import DEFAULT_VARIANT
 from .errors import HRINetError
 from .train import Trainer, shutdown_distributed
-from .train_args import given_options
+from .train_args import STOP_FILE, given_options
 from .train_config import TrainConfig
+
+
+def stop_requested(out) -> bool:
+    """True once ``out/STOP`` exists (it is removed, so that ``--resume`` does not stop again)."""
+    path = Path(out) / STOP_FILE
+    if not path.exists():
+        return False
+    path.unlink(missing_ok=True)
+    return True
 
 
 def distributed_setup(device: str):
@@ -56,7 +66,8 @@ def train_from_cli(args) -> int:
         bar.refresh()
 
     trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
-                      progress=progress, cancel=lambda: stop["flag"], overrides=overrides)
+                      progress=progress, cancel=lambda: stop["flag"] or stop_requested(args.out),
+                      overrides=overrides)
     bar.n = trainer.step
     try:
         path = trainer.run(stop_at=args.stop_at)

@@ -21,7 +21,8 @@ from typing import Optional
 from hrinet.errors import HRINetError
 from hrinet.io import read_volume
 
-from .logic import export_nrrd, node_from_volume, plan_for_node, python_executable
+from .logic import (export_nrrd, library_env, node_from_volume, plan_for_node,
+                    python_executable)
 
 _PROGRESS = re.compile(r"^interpolating: (\d+)/(\d+) ")
 #: The command's plan line (the input is in.nrrd): printed once the model is loaded.
@@ -69,16 +70,9 @@ class InterpolationJob:
             raise HRINetError("an interpolation is already running; cancel it first")
         self.folder = Path(tempfile.mkdtemp(prefix="hrinet-interpolate-"))
         export_nrrd(self.input_node, self.folder / "in.nrrd")
-        import hrinet
-
-        env = dict(os.environ)
-        paths = [str(Path(hrinet.__file__).resolve().parents[1])]
-        if env.get("PYTHONPATH"):  # an empty entry would add the current folder
-            paths.append(env["PYTHONPATH"])
-        env["PYTHONPATH"] = os.pathsep.join(paths)
         self._log = open(self.folder / "job.log", "w")
         self.process = subprocess.Popen(self.command(), stdout=self._log,
-                                        stderr=subprocess.STDOUT, env=env,
+                                        stderr=subprocess.STDOUT, env=library_env(),
                                         start_new_session=(os.name != "nt"))
 
     def running(self) -> bool:

@@ -27,6 +27,7 @@ import slicer.util
 from hrinet import Volume, upsample_z
 from hrinet.errors import HRINetError
 from hrinet.io import write_volume
+from hrinet.train_args import STOP_FILE
 
 LPS_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -129,6 +130,28 @@ def export_nrrd(node, path, overwrite: bool = False) -> Path:
     return write_volume(volume_from_node(node), path, overwrite=overwrite, compress=True)
 
 
+def library_env() -> dict:
+    """The environment for a background ``hrinet`` process: this ``hrinet`` first on the path
+    (an empty PYTHONPATH adds nothing: a trailing separator would add the current folder)."""
+    import hrinet
+
+    env = dict(os.environ)
+    paths = [str(Path(hrinet.__file__).resolve().parents[1])]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def default_runs_folder() -> Path:
+    """Where fine-tuning runs go unless the user picks a folder: under Slicer's settings
+    directory (kept across sessions), not the temporary directory."""
+    app = getattr(slicer, "app", None)
+    base = Path(app.slicerUserSettingsFilePath).parent if app is not None else \
+        Path.home() / ".hrinet"
+    return base / "HRINetSlicer" / "runs"
+
+
 def python_executable() -> str:
     """The Python that can run ``hrinet`` in a background process (PythonSlicer in Slicer)."""
     return shutil.which("PythonSlicer") or sys.executable
@@ -152,6 +175,7 @@ class TrainingJob:
         self.paths: List[str] = list(volume_paths)
         self._nodes = list(volume_nodes)
         self.process: Optional[subprocess.Popen] = None
+        self._log = None
 
     def _export_inputs(self) -> List[str]:
         data = self.out / "inputs"
@@ -183,17 +207,17 @@ class TrainingJob:
         if self.running():
             raise HRINetError("a training job is already running; stop it first")
         self.out.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        import hrinet
-
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(Path(hrinet.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+        (self.out / STOP_FILE).unlink(missing_ok=True)  # an old request must not stop this run
         self._log = open(self.out / "job.log", "a")
         self.process = subprocess.Popen(self.command(resume), stdout=self._log,
-                                        stderr=subprocess.STDOUT, env=env)
+                                        stderr=subprocess.STDOUT, env=library_env())
 
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        running = self.process is not None and self.process.poll() is None
+        if not running and self._log is not None:  # the job is over: its log is complete
+            self._log.close()
+            self._log = None
+        return running
 
     def poll(self) -> dict:
         """Latest progress (step, iterations, loss) and the loss history for the plot."""
@@ -221,15 +245,20 @@ class TrainingJob:
         return self.out / f"{self.variant}.safetensors"
 
     def stop(self, timeout: float = 60) -> None:
-        """Ask the trainer to checkpoint and exit (SIGTERM), then wait for it."""
+        """Ask the trainer to checkpoint and exit, then wait for it: a STOP file that it polls
+        every step (works on Windows, where SIGTERM would end it without a checkpoint), and
+        SIGTERM as well where it can be caught."""
         if not self.running():
             return
-        self.process.send_signal(signal.SIGTERM)
+        (self.out / STOP_FILE).write_text("stop\n")
+        if os.name != "nt":
+            self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.running()  # closes the log
 
 
 class AdaptJob(TrainingJob):

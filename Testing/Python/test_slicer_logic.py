@@ -234,3 +234,31 @@ def test_a_failed_background_interpolation_reports_the_one_line_and_adds_nothing
     with pytest.raises(HRINetError, match="does not exist"):
         job.finish()
     assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == before
+
+
+def test_stopping_a_training_job_saves_a_checkpoint_through_the_stop_file(tmp_path, scene):
+    """The stop file works where SIGTERM cannot be caught (Windows); the job's log is closed."""
+    from HRINetSlicerLib.logic import TrainingJob, library_env
+    from hrinet.phantom import make_phantom
+    from hrinet.train_args import STOP_FILE
+
+    node = node_from_volume(make_phantom(size=(64, 64, 24), spacing=(1, 1, 1), seed=2), "t",
+                            scene)
+    job = TrainingJob(tmp_path / "run", [node], variant="hrinet-flow", iterations=100000,
+                      crop=64, batch=1)
+    job.start()
+    _wait(job, lambda i: i.get("step", 0) > 0, timeout=180)
+    (tmp_path / "run" / STOP_FILE).write_text("stop\n")  # what stop() writes first
+    job.process.wait(120)
+    assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
+    assert not (tmp_path / "run" / STOP_FILE).exists()  # consumed: a resume runs on
+    assert not job.running() and job._log is None
+    assert "" not in library_env()["PYTHONPATH"].split(__import__("os").pathsep)
+
+
+def test_fine_tune_runs_default_to_a_folder_that_outlives_the_session():
+    from HRINetSlicerLib.logic import default_runs_folder
+
+    folder = default_runs_folder()
+    assert folder.parts[-2:] == ("HRINetSlicer", "runs")
+    assert "tmp" not in folder.parts and "Temp" not in folder.parts
