@@ -536,6 +536,23 @@ def _edited_sidecar(tmp_path, phantom):
     return ["interpolate", src, tmp_path / "o.nrrd", "--weights", w, "--device", "cpu"]
 
 
+def _absurd_channels(tmp_path, phantom):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from hrinet.weights import sha256_of, sidecar_of
+
+    w = _flow_weights(tmp_path)
+    save_file(load_file(str(w)), str(w), metadata={"format": "hrinet-weights/1"})  # old style
+    meta = json.loads(sidecar_of(w).read_text())
+    meta["sha256"] = sha256_of(w)
+    meta["config"]["channels"] = [40000, 40000, 40000, 40000]
+    sidecar_of(w).write_text(json.dumps(meta))
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    return ["interpolate", src, tmp_path / "o.nrrd", "--weights", w, "--device", "cpu"]
+
+
 def _crop(tmp_path, phantom):
     src = write_volume(phantom, tmp_path / "v.nrrd")  # 64 x 64 slices
     return ["train", "--data", src, "--crop", "128", "--iterations", "1", "--out", tmp_path / "r"]
@@ -549,7 +566,8 @@ def _series(tmp_path, phantom):
 @pytest.mark.parametrize("case, fragment", [
     (_sheared, "is sheared"), (_spacing, "nearest reachable spacings"),
     (_checkpoint_as_weights, "is a training checkpoint, not weights"),
-    (_edited_sidecar, "was changed"), (_crop, "training would see padding"),
+    (_edited_sidecar, "was changed"), (_absurd_channels, "do not fit the hrinet-flow"),
+    (_crop, "training would see padding"),
     (_series, "give a number from 1 to 1")], ids=lambda c: getattr(c, "__name__", "")[1:])
 def test_each_new_refusal_is_one_line_from_the_command_line(tmp_path, phantom, case, fragment):
     r = cli(*case(tmp_path, phantom))
