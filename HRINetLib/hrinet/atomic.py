@@ -72,9 +72,11 @@ def atomic_write(path: PathLike, overwrite: bool = True,
                           "exists and is writable") from None
     os.close(fd)
     tmp = Path(name)
+    mode = 0o666 & ~_umask()
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, mode)
         yield tmp
+        os.chmod(tmp, mode)  # some writers (safetensors) replace the file with a 0600 one
         if verify is not None:
             try:
                 verify(tmp)

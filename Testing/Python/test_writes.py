@@ -163,14 +163,19 @@ def test_cut_off_tensors_and_figures_are_recognised(tmp_path):
 # ---- permissions, races, signals ------------------------------------------------------------
 
 def test_outputs_get_the_permissions_the_umask_allows(tmp_path):
+    from hrinet.models import ModelConfig, build_generator
+    from hrinet.weights import save_weights
+
     old = os.umask(0o022)
     try:
         p = write_volume(noisy(32, 4), tmp_path / "v.nrrd")
         t = write_text(tmp_path / "t.json", "{}")
+        w = save_weights(build_generator(ModelConfig.for_variant("hrinet-flow")),
+                         tmp_path / "w.safetensors", {})
     finally:
         os.umask(old)
-    assert stat.S_IMODE(p.stat().st_mode) == 0o644
-    assert stat.S_IMODE(t.stat().st_mode) == 0o644
+    for path in (p, t, w, w.with_suffix(".json")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 
 
 def test_a_file_that_appears_while_writing_is_never_replaced(tmp_path):
