@@ -443,9 +443,7 @@ def test_an_empty_factor_list_is_refused(tmp_path, phantom):
 
 
 def test_a_sheared_volume_says_sheared_and_how_to_fix_it(tmp_path, phantom):
-    img = sitk.GetImageFromArray(phantom.array)
-    img.SetDirection((1, 0, 0, 0, 1, 0, 0.3, 0, 0.954))
-    sitk.WriteImage(img, str(tmp_path / "s.nrrd"))
+    _sheared(tmp_path, phantom)
     with pytest.raises(HRINetError, match="is sheared: its axes are .* degrees from perp"):
         read_volume(tmp_path / "s.nrrd")
 
