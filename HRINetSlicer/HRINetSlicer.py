@@ -36,45 +36,51 @@ def _add_library_path() -> None:
 _add_library_path()
 
 
-def ensure_dependencies() -> bool:
-    """Offer PyTorch through the PyTorch extension and the small libraries through pip.
+def ensure_dependencies(need: str = "learned") -> bool:
+    """Ask once for what a feature needs: nothing for linear and cubic, OpenCV for flow, PyTorch
+    (through the PyTorch extension) and ``Resources/requirements.txt`` for learned models.
 
-    Returns True when everything imports. Nothing is installed without the user's OK.
+    Returns True when everything is there. Nothing is installed without the user's OK.
     """
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    from HRINetSlicerLib.logic import missing_requirements, requirements_for
+
+    if need == "learned":
         try:
-            import PyTorchUtils
+            import torch  # noqa: F401
         except ImportError:
-            slicer.util.errorDisplay(_(
-                "HRINet needs PyTorch. Install the 'PyTorch' extension from the Extensions "
-                "Manager, restart Slicer, and try again."))
-            return False
-        if not slicer.util.confirmOkCancelDisplay(_(
-                "HRINet needs PyTorch, which is not installed yet. Install it now through the "
-                "PyTorch extension? This downloads several hundred MB and can take minutes.")):
-            return False
-        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
-            askConfirmation=False, torchVersionRequirement=">=2.1")
-        if torch is None:
-            slicer.util.errorDisplay(_("PyTorch could not be installed; see the Python console."))
-            return False
-    missing = []
-    for module, package in (("safetensors", "safetensors"), ("tqdm", "tqdm"),
-                            ("scipy", "scipy"), ("matplotlib", "matplotlib")):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(package)
-    if missing:
-        if not slicer.util.confirmOkCancelDisplay(
-                _("HRINet needs these Python packages: {names}. Install them now?").format(
-                    names=", ".join(missing))):
-            return False
-        with slicer.util.WaitCursor():
-            slicer.util.pip_install(" ".join(missing))
-    return True
+            try:
+                import PyTorchUtils
+            except ImportError:
+                slicer.util.errorDisplay(_(
+                    "HRINet needs PyTorch. Install the 'PyTorch' extension from the Extensions "
+                    "Manager, restart Slicer, and try again."))
+                return False
+            if not slicer.util.confirmOkCancelDisplay(_(
+                    "HRINet needs PyTorch, which is not installed yet. Install it now through the "
+                    "PyTorch extension? This downloads several hundred MB and can take minutes.")):
+                return False
+            torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
+                askConfirmation=False, torchVersionRequirement=">=2.1")
+            if torch is None:
+                slicer.util.errorDisplay(_("PyTorch could not be installed; see the Python console."))
+                return False
+    missing = missing_requirements(requirements_for(need))
+    if not missing:
+        return True
+    pip_ensure = getattr(getattr(slicer, "packaging", None), "pip_ensure", None) or \
+        getattr(slicer.util, "pip_ensure", None)
+    if pip_ensure is not None:  # current Slicer: its own dialog, progress and restart advice
+        from packaging.requirements import Requirement
+
+        pip_ensure([Requirement(r) for r in missing], requester="HRINetSlicer")
+        return not missing_requirements(missing)
+    if not slicer.util.confirmOkCancelDisplay(
+            _("HRINet needs these Python packages: {names}. Install them now?").format(
+                names=", ".join(missing))):
+        return False
+    with slicer.util.WaitCursor():
+        slicer.util.pip_install(" ".join(missing))  # older Slicer
+    return not missing_requirements(missing)
 
 
 class userErrors:
@@ -289,7 +295,8 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Starts ``hrinet interpolate`` in a background process (HRINetSlicerLib.jobs) and
         polls it on a timer: Slicer stays responsive, Cancel ends the process tree at once."""
         method, weights = self._method()
-        if method not in ("linear", "cubic", "flow") and not ensure_dependencies():
+        need = {"linear": "classical", "cubic": "classical", "flow": "flow"}.get(method, "learned")
+        if not ensure_dependencies(need):
             return
         with userErrors(_("Interpolation failed.")):
             from HRINetSlicerLib.jobs import InterpolationJob

@@ -152,6 +152,36 @@ def default_runs_folder() -> Path:
     return base / "HRINetSlicer" / "runs"
 
 
+REQUIREMENTS = Path(__file__).resolve().parents[1] / "Resources" / "requirements.txt"
+
+
+def requirements_for(need: str) -> List[str]:
+    """The requirement strings of ``Resources/requirements.txt`` that ``need`` uses: "classical"
+    (linear, cubic: none beyond Slicer), "flow" (OpenCV) or "learned" (everything)."""
+    out = []
+    for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines():
+        requirement, _, needs = line.partition("#")
+        if requirement.strip() and need in needs.split():
+            out.append(requirement.strip())
+    return out
+
+
+def missing_requirements(requirements: Sequence[str]) -> List[str]:
+    """Those of ``requirements`` whose distribution is not installed (versions not compared:
+    an older one is the user's choice)."""
+    import re
+    from importlib.metadata import PackageNotFoundError, version
+
+    missing = []
+    for req in requirements:
+        name = re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0]
+        try:
+            version(name)
+        except PackageNotFoundError:
+            missing.append(req)
+    return missing
+
+
 def python_executable() -> str:
     """The Python that can run ``hrinet`` in a background process (PythonSlicer in Slicer)."""
     return shutil.which("PythonSlicer") or sys.executable

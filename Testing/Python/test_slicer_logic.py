@@ -262,3 +262,17 @@ def test_fine_tune_runs_default_to_a_folder_that_outlives_the_session():
     folder = default_runs_folder()
     assert folder.parts[-2:] == ("HRINetSlicer", "runs")
     assert "tmp" not in folder.parts and "Temp" not in folder.parts
+
+
+def test_dependencies_are_asked_for_per_need_from_the_requirements_file():
+    from HRINetSlicerLib.logic import missing_requirements, requirements_for
+
+    assert requirements_for("classical") == []  # linear and cubic: nothing beyond Slicer
+    assert requirements_for("flow") == ["opencv-python-headless>=4.8"]
+    learned = requirements_for("learned")
+    assert set(requirements_for("flow")) < set(learned) and "safetensors>=0.4" in learned
+    declared = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    for req in learned:  # the same pins as the library declares
+        assert f'"{req}"' in declared, req
+    assert missing_requirements(learned) == []  # all installed in the test environment
+    assert missing_requirements(["surely-not-installed-pkg>=1"]) == ["surely-not-installed-pkg>=1"]
