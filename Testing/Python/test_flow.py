@@ -38,11 +38,11 @@ def _shifted_pair(dx: float, dy: float):
     return base, lo, hi
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12, deadline=None, derandomize=True)  # the same examples in CI
 @given(dx=st.floats(-6, 6), dy=st.floats(-6, 6))
 def test_a_translated_slice_is_recovered_at_the_middle_far_better_than_by_linear(dx, dy):
     if abs(dx) + abs(dy) < 2:  # below two pixels the two are alike by construction
-        dx += 3
+        dx += 3 if dx >= 0 else -3  # away from zero (+3 on -1.75 gave a 1.25-pixel shift)
     truth, lo, hi = _shifted_pair(dx, dy)
     mid = FlowInterpolator().interpolate(np.stack([lo, hi]), [0], [0.5])[0, 0]
     linear = 0.5 * (lo + hi)
