@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 
+from hrinet.constants import CLASSICAL_METHODS
 from hrinet.runtime import ALLOCATOR_ENV, tune_allocator
 
 
@@ -51,7 +52,7 @@ def measure(method: str, size: int, slices: int, factor: int, device: str) -> di
 
 def network_gflop(method: str, size: int):
     """The learned network's GFLOP for one synthesised ``size``^2 slice (None if classical)."""
-    if method in ("linear", "cubic", "flow"):
+    if method in CLASSICAL_METHODS:
         return None
     import torch
     from torch.utils.flop_counter import FlopCounterMode

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hrinet.constants import CLASSICAL_METHODS
 from hrinet.runtime import ALLOCATOR_ENV
 
 
@@ -49,7 +50,7 @@ def main() -> None:
     p.add_argument("--allocator", default="both", choices=("tuned", "default", "both"))
     p.add_argument("extra", nargs="*", help="more interpolate options, after --")
     a = p.parse_args()
-    extra = list(a.extra) + ["--device", "cpu"] if a.method not in ("linear", "cubic", "flow") \
+    extra = list(a.extra) + ["--device", "cpu"] if a.method not in CLASSICAL_METHODS \
         else list(a.extra)
     print(f"{'allocator':>9} {'wall s':>7} {'user s':>7} {'sys s':>6} {'sys share':>9} "
           f"{'faults':>8} {'peak MB':>8}")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
-from .errors import HRINetError
+from .errors import HRINetError, first_line
 
 PathLike = Union[str, os.PathLike]
 
@@ -24,11 +24,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextmanager
@@ -68,7 +63,7 @@ def atomic_write(path: PathLike, overwrite: bool = True,
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.",
                                     suffix=".partial" + suffix, dir=folder)
     except OSError as exc:
-        raise HRINetError(f"cannot write {label} ({_first_line(exc)}); check that the folder "
+        raise HRINetError(f"cannot write {label} ({first_line(exc)}); check that the folder "
                           "exists and is writable") from None
     os.close(fd)
     tmp = Path(name)
@@ -89,7 +84,7 @@ def atomic_write(path: PathLike, overwrite: bool = True,
         if not _is_write_error(exc):
             raise
         # SimpleITK's RuntimeError names a C++ source line, not the cause: say what is known
-        reason = "" if isinstance(exc, RuntimeError) else f" ({_first_line(exc)})"
+        reason = "" if isinstance(exc, RuntimeError) else f" ({first_line(exc)})"
         raise HRINetError(f"cannot write {label}{reason}; {_free_space(folder)} check free disk "
                           "space and write permission; nothing was written") from None
     finally:
@@ -131,16 +126,6 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool, label: str) -> None
         os.replace(tmp, path)
     else:
         tmp.unlink()
-
-
-def expect_size(minimum: int) -> Callable[[Path], None]:
-    """A ``verify`` for :func:`atomic_write`: the file holds at least ``minimum`` bytes."""
-    def check(tmp: Path) -> None:
-        size = tmp.stat().st_size
-        if size < minimum:
-            raise HRINetError(f"only {size} of at least {minimum} bytes were written (disk "
-                              "full?); nothing was written; free disk space and retry")
-    return check
 
 
 def write_text(path: PathLike, text: str, overwrite: bool = True, what: str = "") -> Path:

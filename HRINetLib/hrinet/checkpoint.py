@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_write, complete_safetensors
 from .errors import HRINetError
+from .weights import tensor_header
 
 CHECKPOINT = "checkpoint.safetensors"
 PREVIOUS = "checkpoint.prev.safetensors"
@@ -31,14 +32,6 @@ def tensors_digest(tensors: Dict[str, torch.Tensor]) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
-
-
-def file_metadata(path: Path) -> dict:
-    """The safetensors header's metadata (no tensor is read)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
 
 
 def write_checkpoint(folder: Path, tensors: Dict[str, torch.Tensor], state: dict) -> Path:
@@ -61,7 +54,7 @@ def read_checkpoint(path: Path) -> Tuple[Dict[str, torch.Tensor], dict]:
         HRINetError: not a checkpoint, cut off, or its tensors do not match their sha256.
     """
     try:
-        state = json.loads(file_metadata(path)["state"])
+        state = json.loads(tensor_header(path)[1]["state"])
         tensors = load_file(str(path))
     except Exception:  # safetensors raises its own errors for damaged headers and data
         raise HRINetError(f"{path} is damaged or not an HRINet training checkpoint") from None

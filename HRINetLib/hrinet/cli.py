@@ -92,9 +92,6 @@ def _tqdm(total: int, desc: str, unit: str = "pair"):
     return bar, update
 
 
-CLASSICAL = CLASSICAL_METHODS
-
-
 def _model_words(interp) -> str:
     """``; model hrinet-flow (hrinet-default.safetensors) on cpu`` for learned methods."""
     path = getattr(interp, "weights_path", None)
@@ -106,13 +103,12 @@ def _model_words(interp) -> str:
 
 def cmd_interpolate(args) -> int:
     from .engine import check_memory, plan_upsampling, upsample_z
-    from .methods import create_interpolator
-    from .methods import default_method
+    from .methods import create_interpolator, default_method
     from .io import check_output_path, read_volume, write_volume
 
     check_output_path(args.out, [args.input], overwrite=args.overwrite)
     method = args.method or ("hrinet" if args.weights else default_method())
-    classical = method in CLASSICAL
+    classical = method in CLASSICAL_METHODS
     if classical and args.weights:
         print(f"hrinet: warning: --weights is not used by the {method} method (classical, no "
               "weights); drop it, or use --method hrinet", file=sys.stderr)
@@ -190,19 +186,18 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .io import describe, list_dicom_series, read_volume
+    from .io import describe, read_volume
 
     volume = read_volume(args.input, series_uid=args.series)
     print(describe(volume))
-    if Path(args.input).is_dir():
-        series = list_dicom_series(args.input)
-        if len(series) > 1:
-            print(f"series in this folder ({len(series)}; choose with --series N or UID):")
-            for i, s in enumerate(series, 1):
-                mark = "*" if s["uid"] == volume.metadata.get("series_uid") else " "
-                print(f" {mark}{i:>2}. {s['description']} ({s['modality']}): {s['slices']} "
-                      f"slices, pixels {s['pixel_spacing']} mm, thickness {s['thickness']} mm, "
-                      f"UID {s['uid']}")
+    series = volume.metadata.get("dicom_series", [])
+    if len(series) > 1:
+        print(f"series in this folder ({len(series)}; choose with --series N or UID):")
+        for i, s in enumerate(series, 1):
+            mark = "*" if s["uid"] == volume.metadata.get("series_uid") else " "
+            print(f" {mark}{i:>2}. {s['description']} ({s['modality']}): {s['slices']} "
+                  f"slices, pixels {s['pixel_spacing']} mm, thickness {s['thickness']} mm, "
+                  f"UID {s['uid']}")
     return 0
 
 
@@ -354,9 +349,9 @@ def _runs_a_network(args) -> bool:
     if args.command in ("train", "adapt"):
         return True
     if args.command == "interpolate":
-        return (args.method or "hrinet") not in CLASSICAL or bool(args.weights and not args.method)
+        return (args.method or "hrinet") not in CLASSICAL_METHODS  # --weights alone: hrinet
     if args.command == "evaluate":
-        return any(m.strip() not in CLASSICAL for m in args.methods.split(","))
+        return any(m.strip() not in CLASSICAL_METHODS for m in args.methods.split(","))
     return False
 
 

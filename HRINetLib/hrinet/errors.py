@@ -17,3 +17,13 @@ class Cancelled(HRINetError):
 
     def __init__(self, message: str = "cancelled by the user; nothing was written") -> None:
         super().__init__(message)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message on one line, for a one-line error (ITK's file/line prefix cut)."""
+    text = " ".join(str(exc).split())
+    # ITK messages start with a file/line prefix; keep the human part, shortened.
+    for marker in ("Description:", "ERROR:"):
+        if marker in text:
+            text = text.split(marker, 1)[1].strip()
+    return text[:200] or type(exc).__name__

@@ -144,8 +144,8 @@ class WindowFlows:
 
     def __init__(self, window: np.ndarray):
         self.window = window
-        #: Pixel coordinate grid of the window's slices (made on first use, then shared).
-        self.grid = None
+        #: Pixel coordinate grid of the window's slices, shared by every warp of the window.
+        self.grid = _grid(*window.shape[1:])
         self._fwd: dict = {}
         self._bwd: dict = {}
 
@@ -181,11 +181,10 @@ class FlowInterpolator:
                     fractions: Sequence[float]) -> np.ndarray:
         flows = WindowFlows(window)
         out = np.empty((len(pairs), len(fractions)) + window.shape[1:], dtype=np.float32)
-        grid = _grid(*window.shape[1:])
         for i, p in enumerate(pairs):
             f = flows.pair(p, context=False)
             for j, t in enumerate(fractions):
-                w1, w2, _, _ = _warped_pair(window[p], window[p + 1], f, t, grid)
+                w1, w2, _, _ = _warped_pair(window[p], window[p + 1], f, t, flows.grid)
                 out[i, j] = flow_blend(w1, w2, t)
         return out
 
@@ -193,9 +192,6 @@ class FlowInterpolator:
 def motion_features(flows: WindowFlows, p: int, t: float) -> np.ndarray:
     """``(6, y, x)`` for pair ``p`` of ``flows.window`` at fraction ``t``: the
     :func:`trajectory_samples` then the :func:`plain_estimates`."""
-    window = flows.window
-    if flows.grid is None:
-        flows.grid = _grid(*window.shape[1:])
     k0, k1, k2, k3 = flows.context(p)
     return np.concatenate([trajectory_samples(k0, k1, k2, k3, flows.pair(p), t, flows.grid),
                            plain_estimates(k0, k1, k2, k3, t)])

@@ -17,7 +17,7 @@ import torch
 
 from .errors import HRINetError
 from .models import HU_MIN, HU_SCALE, Generator, normalise, pad_to_stride
-from .shipped import DEFAULT_NAME, find_weights, variant_weights_name  # noqa: F401
+from .shipped import DEFAULT_NAME, find_weights, variant_weights_name
 from .weights import load_weights
 
 
@@ -154,10 +154,3 @@ def learned_method(name: str, device: str = "auto", weights: Optional[str] = Non
     interp.name = name
     return interp
 
-
-def default_method() -> str:
-    """``hrinet`` when the shipped default weights exist, else ``cubic`` (see
-    :func:`hrinet.methods.default_method`)."""
-    from .methods import default_method as _default
-
-    return _default()

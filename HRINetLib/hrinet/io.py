@@ -12,7 +12,6 @@ the first series UID in sorted order) unless ``series_uid`` names one; the choic
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterable, Iterator, List, Optional, Union
@@ -21,7 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .atomic import atomic_write
-from .errors import HRINetError
+from .errors import HRINetError, first_line
 from .volume import Volume
 
 PathLike = Union[str, os.PathLike]
@@ -34,36 +33,22 @@ GAP_TOLERANCE = 0.01
 
 
 @contextmanager
-def quiet_native_output() -> Iterator[List[str]]:
-    """Keep what C libraries print to stderr (GDCM, the NIfTI writer) off the user's terminal.
-
-    Their messages are collected into the yielded list, so a caller can turn them into its own
-    one-line error; Python's own ``sys.stderr`` writes are untouched.
-    """
-    lines: List[str] = []
+def quiet_native_output() -> Iterator[None]:
+    """Keep what C libraries print to stderr (GDCM, the NIfTI writer) off the user's terminal:
+    their failures reach the user as the one-line error of the call they broke. Python's own
+    ``sys.stderr`` writes are untouched."""
     try:
         saved = os.dup(2)
     except OSError:  # no stderr to protect (e.g. a GUI process)
-        yield lines
+        yield
         return
-    with tempfile.TemporaryFile() as sink:
+    with open(os.devnull, "wb") as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            yield lines
+            yield
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-            sink.seek(0)
-            lines += sink.read().decode("utf-8", "replace").splitlines()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    # ITK messages start with a file/line prefix; keep the human part, shortened.
-    for marker in ("Description:", "ERROR:"):
-        if marker in text:
-            text = text.split(marker, 1)[1].strip()
-    return text[:200]
 
 
 def _volume_from_image(image: sitk.Image, source: str) -> Volume:
@@ -107,7 +92,7 @@ def _read_file(path: Path) -> sitk.Image:
             raise HRINetError(f"{path} has a zero voxel spacing in its header; fix the header "
                               "so every spacing is a positive number of mm") from None
         raise HRINetError(f"cannot read {path}: not a readable or complete image file "
-                          f"({_first_line(exc)}); check the file is a complete NRRD, NIfTI, MHA or "
+                          f"({first_line(exc)}); check the file is a complete NRRD, NIfTI, MHA or "
                           "DICOM") from None
 
 
@@ -184,7 +169,8 @@ def _dicom_tag(path: str, tag: str) -> str:
 
 def list_dicom_series(folder: PathLike) -> List[dict]:
     """The DICOM series in ``folder``, largest first: ``uid``, ``description``, ``modality``,
-    ``slices``, ``pixel_spacing`` (text as stored) and ``thickness`` (text as stored)."""
+    ``slices``, ``pixel_spacing`` (text as stored), ``thickness`` (text as stored) and ``files``
+    (GDCM's scan of a large folder is slow: the reader uses these instead of scanning again)."""
     with quiet_native_output():
         ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or []
     series = []
@@ -192,7 +178,7 @@ def list_dicom_series(folder: PathLike) -> List[dict]:
         with quiet_native_output():
             files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
         first = files[0] if files else ""
-        series.append({"uid": uid, "slices": len(files),
+        series.append({"uid": uid, "slices": len(files), "files": list(files),
                        "description": _dicom_tag(first, "0008|103e") or "(no description)",
                        "modality": _dicom_tag(first, "0008|0060") or "?",
                        "pixel_spacing": _dicom_tag(first, "0028|0030").replace("\\", " x ") or "?",
@@ -227,8 +213,8 @@ def _read_dicom_folder(folder: Path, series_uid: Optional[str]) -> Volume:
         raise HRINetError(f"no DICOM series found in folder {folder}; point to a folder of "
                           "DICOM files or to a volume file")
     chosen, warnings = _choose_series(folder, series, series_uid)
-    with quiet_native_output():
-        files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), chosen))
+    entry = next(s for s in series if s["uid"] == chosen)
+    files = entry["files"]
     if len(files) < 2:
         raise HRINetError(f"DICOM series {chosen} in {folder} has {len(files)} slice; "
                           "interpolation needs at least 2 slices")
@@ -242,16 +228,18 @@ def _read_dicom_folder(folder: Path, series_uid: Optional[str]) -> Volume:
         with quiet_native_output():
             image = reader.Execute()
     except RuntimeError as exc:
-        raise HRINetError(f"cannot read the DICOM series in {folder} ({_first_line(exc)})") from None
+        raise HRINetError(f"cannot read the DICOM series in {folder} ({first_line(exc)})") from None
     sx, sy, _ = image.GetSpacing()
     image.SetSpacing((sx, sy, gap))
     volume = _volume_from_image(image, str(folder))
     volume.metadata["warnings"].extend(warnings)
     volume.metadata["series_uid"] = chosen
-    modality = next(s["modality"] for s in series if s["uid"] == chosen)
-    if modality not in ("CT", "?"):
+    # the folder's listing, for `hrinet info` (which then need not scan the folder again)
+    volume.metadata["dicom_series"] = [{k: v for k, v in s.items() if k != "files"}
+                                       for s in series]
+    if entry["modality"] not in ("CT", "?"):
         volume.metadata["warnings"].append(
-            f"the series' modality is {modality}, not CT; the learned models are trained on CT "
+            f"the series' modality is {entry['modality']}, not CT; the learned models are trained on CT "
             "in Hounsfield units, so check the result or use the cubic method (--method cubic)")
     volume.metadata["slice_positions_mm"] = positions[order].tolist()
     thickness = _dicom_slice_thickness(files[0])

@@ -49,7 +49,7 @@ def architecture_digest(meta: Dict) -> str:
     return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()
 
 
-def _tensor_header(path: Path) -> Tuple[Dict[str, tuple], Dict[str, str]]:
+def tensor_header(path: Path) -> Tuple[Dict[str, tuple], Dict[str, str]]:
     """Shapes of the tensors and the header's metadata, without reading any tensor."""
     from safetensors import safe_open
 
@@ -59,7 +59,7 @@ def _tensor_header(path: Path) -> Tuple[Dict[str, tuple], Dict[str, str]]:
 
 def _is_checkpoint(path: Path) -> bool:
     try:
-        return "state" in _tensor_header(path)[1]
+        return "state" in tensor_header(path)[1]
     except Exception:  # not readable as safetensors: the caller's checks say why
         return False
 
@@ -124,7 +124,7 @@ def read_metadata(path) -> Dict:
     if digest != meta["sha256"]:
         raise HRINetError(f"weights {path} do not match the sha256 in {side.name} (file changed "
                           "or corrupt); re-download or re-export them")
-    recorded = _tensor_header(path)[1].get(ARCHITECTURE_KEY)
+    recorded = tensor_header(path)[1].get(ARCHITECTURE_KEY)
     if recorded is not None and recorded != architecture_digest(meta):
         raise HRINetError(f"sidecar {side.name} was changed: the variant, configuration or "
                           f"normalisation it describes is not the one {path.name} was saved "
@@ -150,7 +150,7 @@ def load_weights(path, device: str = "cpu") -> Tuple[Generator, Dict]:
     if meta.get("variant") != cfg.variant:
         raise HRINetError(f"sidecar of {path} names variant {meta.get('variant')} but its "
                           f"config says {cfg.variant}")
-    if expected != _tensor_header(path)[0]:
+    if expected != tensor_header(path)[0]:
         raise HRINetError(mismatch.format(cfg.variant))
     model = build_generator(cfg)
     tensors = load_file(str(path), device="cpu")

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from hrinet.constants import CLASSICAL_METHODS
 from hrinet.errors import HRINetError
 from hrinet.io import read_volume
 
@@ -57,7 +58,7 @@ class InterpolationJob:
         cmd = [python_executable(), "-m", "hrinet.cli", "interpolate", str(folder / "in.nrrd"),
                str(folder / "out.nrrd"), "--factor", str(self.plan.factor),
                "--method", self.plan.method]
-        if self.plan.method not in ("linear", "cubic", "flow"):
+        if self.plan.method not in CLASSICAL_METHODS:
             cmd += ["--device", self.device] + (["--weights", str(self.weights)]
                                                  if self.weights else [])
         if self.thickness is not None:

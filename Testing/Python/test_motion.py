@@ -89,7 +89,8 @@ def test_weights_round_trip_as_the_flow_variant(tmp_path):
 
 
 def test_the_shipped_default_loads_through_the_cli_path_and_beats_linear_on_real_ct():
-    from hrinet.inference import default_method, load_interpolator
+    from hrinet.inference import load_interpolator
+    from hrinet.methods import default_method
     from hrinet.train import val_subvolume
 
     assert default_method() == "hrinet"

@@ -14,7 +14,7 @@ import pytest
 
 from hrinet.errors import HRINetError
 from hrinet.shipped import default_weights_dirs, find_weights, sidecar_of
-from hrinet.weights import ARCHITECTURE_KEY, _tensor_header, load_weights, sha256_of
+from hrinet.weights import ARCHITECTURE_KEY, load_weights, sha256_of, tensor_header
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "Resources" / "weights").glob("*.safetensors"))
@@ -29,7 +29,7 @@ def test_weights_are_shipped():
 def test_every_shipped_weights_file_loads_with_its_sidecar_and_checksum(path):
     meta = json.loads(sidecar_of(path).read_text(encoding="utf-8"))
     assert meta["sha256"] == sha256_of(path)
-    assert ARCHITECTURE_KEY in _tensor_header(path)[1]
+    assert ARCHITECTURE_KEY in tensor_header(path)[1]
     model, loaded = load_weights(path)
     assert loaded["variant"] == model.cfg.variant
     expected = "hrinet-flow" if path.stem == "hrinet-default" else \
