@@ -10,11 +10,20 @@ The public surface::
 
 from .engine import Plan, plan_upsampling, upsample_z
 from .errors import Cancelled, HRINetError
-from .io import read_volume, write_volume
 from .methods import available_methods, create_interpolator, register_method
 from .volume import Volume
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # SimpleITK loads on first use of the readers, not with the package: training and
+    # inference on prepared arrays (a GPU machine without it, a worker process) never need it.
+    if name in ("read_volume", "write_volume"):
+        from . import io
+
+        return getattr(io, name)
+    raise AttributeError(f"module 'hrinet' has no attribute {name!r}")
 
 __all__ = [
     "Cancelled", "HRINetError", "Plan", "Volume", "available_methods", "create_interpolator",

@@ -28,6 +28,8 @@ import numpy as np
 FLOW_HU_WINDOW = (-1024.0, 1024.0)
 #: Smaller slices are padded (edges replicated) to this size for the flow estimator.
 MIN_FLOW_SIZE = 32
+#: OpenCV threads (None: one per CPU). Training's data workers set 1: they run side by side.
+CV_THREADS = None
 
 
 def _cv2():
@@ -38,7 +40,7 @@ def _cv2():
 
         raise HRINetError("the flow method needs OpenCV; install opencv-python-headless "
                           "(pip install opencv-python-headless)") from None
-    cv2.setNumThreads(max(1, cv2.getNumberOfCPUs()))
+    cv2.setNumThreads(CV_THREADS or max(1, cv2.getNumberOfCPUs()))
     return cv2
 
 

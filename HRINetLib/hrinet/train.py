@@ -178,6 +178,7 @@ class Trainer:
                     for n, m in (("G", self.G), ("D1", self.D1), ("D2", self.D2))}
         self.step = 0
         self.last_val: dict = {}
+        self._batches = None  # the workers' batches (cfg.workers > 0)
         if volumes is None:
             from .io import read_volume
 
@@ -273,7 +274,18 @@ class Trainer:
         """``hrinet-flow``: ``cfg.batch`` groups, two targets each, thin or slab input, gaps of
         ``group_sizes - 1`` slices."""
         gaps = [n - 1 for n in self.r["group_sizes"]]
-        mb = self.sampler.motion_batch(rng, self.cfg.batch, per_group=2, gaps=gaps)
+        per_group = self.cfg.samples_per_group
+        if self.cfg.workers > 0:
+            if self._batches is None:
+                from .prefetch import motion_batches
+
+                self._batches = motion_batches(self.sampler, self.cfg.seed, self.rank,
+                                               self.step, self.cfg.batch, per_group, gaps,
+                                               self.cfg.workers)
+            step, mb = next(self._batches)
+            assert step == self.step, (step, self.step)
+        else:
+            mb = self.sampler.motion_batch(rng, self.cfg.batch, per_group=per_group, gaps=gaps)
         dev = self.device
         pred = self.G(mb.samples.to(dev), mb.plain.to(dev), mb.t.to(dev), mb.s.to(dev))
         target = (mb.targets.to(dev).clamp(HU_MIN, HU_MIN + HU_SCALE) - HU_MIN) / HU_SCALE
@@ -516,10 +528,13 @@ class Trainer:
                     pending = []
                     self.save_checkpoint()
         except (Cancelled, KeyboardInterrupt):
+            self._batches = None  # ends the workers
             self._append_log(pending)
             self.save_checkpoint()
             raise Cancelled(f"stopped at step {self.step}; checkpoint saved in {self.out}; "
                             "continue with --resume")
+        if self.step >= self.cfg.iterations:
+            self._batches = None  # ends the workers (a run stopped early keeps them)
         self._append_log(pending)
         self.save_checkpoint()
         if self.step < self.cfg.iterations:

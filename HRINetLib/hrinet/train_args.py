@@ -53,6 +53,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "list, so a repeated gap is drawn more often; default 2-8 once each)")
     p.add_argument("--log-mse", action="store_true", default=None, help="hrinet-flow: "
                    "minimise the mean log-MSE over samples (mean PSNR) instead of the mean MSE")
+    p.add_argument("--samples-per-group", type=int, help="hrinet-flow: target slices drawn "
+                   "from each group of known slices (default 2)")
+    p.add_argument("--workers", type=int, help="hrinet-flow: processes that make training "
+                   "batches ahead (default 0: in the training process; on a GPU machine, about "
+                   "the number of CPU cores); the samples are the same either way")
     p.add_argument("--ema", type=float, help="weight averaging decay, e.g. 0.999 (default off)")
     p.add_argument("--lr-final", type=float, help="cosine-decay the learning rate to this "
                    "fraction of --lr after --decay-start of the iterations (default 1: constant)")
@@ -73,7 +78,8 @@ CONFIG_OPTIONS = {"variant": "variant", "data": "data", "val": "val", "iteration
                   "checkpoint_minutes": "checkpoint_minutes", "device": "device",
                   "seed": "seed", "init": "init_weights", "ema": "ema", "lr_final": "lr_final",
                   "decay_start": "decay_start", "window_weight": "window_weight",
-                  "ssim_weight": "ssim_weight", "log_mse": "log_mse"}
+                  "ssim_weight": "ssim_weight", "log_mse": "log_mse",
+                  "samples_per_group": "samples_per_group", "workers": "workers"}
 #: Settings a resumed run cannot change (the checkpoint's tensors are for them).
 FIXED_ON_RESUME = ("variant", "design_size", "channels", "init_weights")
 

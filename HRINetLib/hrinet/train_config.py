@@ -88,6 +88,12 @@ class TrainConfig:
     #: samples) instead of the mean MSE, which lets the large errors of wide gaps drown the
     #: small ones of narrow gaps (x2) that users also ask for.
     log_mse: bool = False
+    #: hrinet-flow: target slices drawn from each group (the group's flows are estimated once,
+    #: so more targets per group cost little more CPU).
+    samples_per_group: int = 2
+    #: hrinet-flow: processes making batches ahead (0: in the training process). The samples
+    #: are the same either way (:mod:`hrinet.prefetch`); only the speed changes.
+    workers: int = 0
 
     @property
     def spec(self) -> VariantSpec:

@@ -406,3 +406,16 @@ def test_under_torchrun_each_rank_resumes_on_its_own_gpu(monkeypatch):
     monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
     assert train.distributed_setup("auto") == (1, 2, "cuda:1")
     assert train.distributed_setup("cpu")[2] is None  # gloo on the CPU
+
+
+def test_batches_made_ahead_by_worker_processes_train_exactly_as_without_them(tmp_path):
+    runs = {}
+    for workers in (0, 2):
+        tr = Trainer(tiny("hrinet-flow", 3, workers=workers, samples_per_group=3),
+                     tmp_path / str(workers), volumes=volumes(), log=None)
+        tr.run()
+        runs[workers] = {k: v.clone() for k, v in tr.G.state_dict().items()}
+    assert runs[0].keys() == runs[2].keys()
+    for k in runs[0]:
+        assert torch.equal(runs[0][k], runs[2][k]), k
+    assert any(v.abs().sum() > 0 for k, v in runs[2].items() if "head" in k)  # it did train

@@ -1,0 +1,63 @@
+"""``hrinet-flow`` training batches made ahead in worker processes (``--workers N``).
+
+A motion batch costs tens of milliseconds of CPU per group (four optical flows, warps, slab
+averages), far more than the network's step on a GPU, so on a GPU machine the step waits for
+data. Each batch is a pure function of ``(seed, rank, step)`` (:func:`hrinet.data.step_rng`), so
+workers can make them ahead, out of the main process, and the run stays exactly the run made
+without workers: same samples, same order, same resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterator, Sequence, Tuple
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from .data import step_rng
+
+#: Batches each worker keeps ready.
+PREFETCH = 4
+
+
+class _MotionBatches(IterableDataset):
+    """Worker ``w`` of ``n`` makes the batches of steps ``start + w``, ``start + w + n``, ...;
+    the loader takes one from each worker in turn, which is step order."""
+
+    def __init__(self, sampler, seed: int, rank: int, start: int, groups: int, per_group: int,
+                 gaps: Sequence[int]):
+        self.sampler, self.seed, self.rank, self.start = sampler, seed, rank, start
+        self.groups, self.per_group, self.gaps = groups, per_group, tuple(gaps)
+
+    def __iter__(self) -> Iterator[Tuple[int, object]]:
+        info = get_worker_info()
+        first, every = (info.id, info.num_workers) if info is not None else (0, 1)
+        for step in range(self.start + first, sys.maxsize, every):
+            yield step, self.sampler.motion_batch(step_rng(self.seed, self.rank, step),
+                                                  self.groups, self.per_group, self.gaps)
+
+
+def _one_thread_each(_: int) -> None:
+    # N workers with N threads each would fight over the cores
+    from . import flow
+
+    torch.set_num_threads(1)
+    flow.CV_THREADS = 1
+
+
+def motion_batches(sampler, seed: int, rank: int, start: int, groups: int, per_group: int,
+                   gaps: Sequence[int], workers: int) -> Iterator[Tuple[int, object]]:
+    """``(step, MotionBatch)`` for steps ``start, start + 1, ...`` from ``workers`` processes.
+
+    Example:
+        >>> batches = motion_batches(sampler, 0, 0, 0, 8, 2, (2, 3), workers=4)  # doctest: +SKIP
+        >>> step, batch = next(batches)                                          # doctest: +SKIP
+    """
+    data = _MotionBatches(sampler, seed, rank, start, groups, per_group, gaps)
+    return iter(DataLoader(data, batch_size=None, num_workers=workers, prefetch_factor=PREFETCH,
+                           worker_init_fn=_one_thread_each, persistent_workers=False,
+                           # fork after the training process has run OpenMP or OpenCV
+                           # threads can hang the child; spawn starts clean (the volumes
+                           # travel to each worker once)
+                           multiprocessing_context="spawn"))
