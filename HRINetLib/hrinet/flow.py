@@ -28,7 +28,8 @@ import numpy as np
 FLOW_HU_WINDOW = (-1024.0, 1024.0)
 #: Smaller slices are padded (edges replicated) to this size for the flow estimator.
 MIN_FLOW_SIZE = 32
-#: OpenCV threads (None: one per CPU). Training's data workers set 1: they run side by side.
+#: OpenCV threads (None: one per CPU; 0: no thread pool). Training's data workers set 0: they
+#: run side by side, and a pool's threads still alive when a worker exits abort it.
 CV_THREADS = None
 
 
@@ -40,7 +41,7 @@ def _cv2():
 
         raise HRINetError("the flow method needs OpenCV; install opencv-python-headless "
                           "(pip install opencv-python-headless)") from None
-    cv2.setNumThreads(CV_THREADS or max(1, cv2.getNumberOfCPUs()))
+    cv2.setNumThreads(max(1, cv2.getNumberOfCPUs()) if CV_THREADS is None else CV_THREADS)
     return cv2
 
 

@@ -28,6 +28,10 @@ SLAB_RATIOS = (0.0, 1.0, 1.5, 2.0)
 SLAB_PROBS = (0.5, 0.3, 0.1, 0.1)
 #: Chance that a context slice is missing (as at either end of a volume).
 DROP_CONTEXT = 0.1
+#: Thickness of re-made thin slices, in thin-slice spacings (``overlap`` option): thin CT is
+#: often reconstructed with overlap (2 mm slices every 1 mm), which makes neighbouring slices
+#: alike and the motion between them small; a model that never saw it trusts noisy flow there.
+OVERLAP_THICKNESS = (1.3, 2.0)
 
 
 @dataclass
@@ -52,7 +56,9 @@ class MotionSampler(SliceSampler):
     """:class:`SliceSampler` that builds motion-feature samples."""
 
     def motion_batch(self, rng: np.random.Generator, groups: int, per_group: int = 2,
-                     gaps: Sequence[int] = GAPS) -> MotionBatch:
+                     gaps: Sequence[int] = GAPS, overlap: float = 0.0) -> MotionBatch:
+        """``groups`` groups with ``per_group`` targets each; a share ``overlap`` of the groups
+        first re-made as overlapping thin slices (:data:`OVERLAP_THICKNESS`)."""
         samples, plain, ts, ss, targets = [], [], [], [], []
         for _ in range(groups):
             g = int(gaps[int(rng.integers(len(gaps)))])
@@ -70,6 +76,8 @@ class MotionSampler(SliceSampler):
             vid = ids[int(rng.integers(len(ids)))]
             z0 = int(rng.integers(0, self.volumes[vid].array.shape[0] - need + 1))
             block = self._crop(rng, vid, z0, need) * HU_SCALE + HU_MIN  # back to HU
+            if overlap > 0 and rng.random() < overlap:
+                block = slab_average(block, range(len(block)), rng.uniform(*OVERLAP_THICKNESS))
             centres = [m, m + g, m + 2 * g, m + 3 * g]
             known = slab_average(block, centres, s * g) if s > 0 else block[centres]
             k0, k1, k2, k3 = known

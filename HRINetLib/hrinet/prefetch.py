@@ -26,16 +26,18 @@ class _MotionBatches(IterableDataset):
     the loader takes one from each worker in turn, which is step order."""
 
     def __init__(self, sampler, seed: int, rank: int, start: int, groups: int, per_group: int,
-                 gaps: Sequence[int]):
+                 gaps: Sequence[int], overlap: float):
         self.sampler, self.seed, self.rank, self.start = sampler, seed, rank, start
         self.groups, self.per_group, self.gaps = groups, per_group, tuple(gaps)
+        self.overlap = overlap
 
     def __iter__(self) -> Iterator[Tuple[int, object]]:
         info = get_worker_info()
         first, every = (info.id, info.num_workers) if info is not None else (0, 1)
         for step in range(self.start + first, sys.maxsize, every):
             yield step, self.sampler.motion_batch(step_rng(self.seed, self.rank, step),
-                                                  self.groups, self.per_group, self.gaps)
+                                                  self.groups, self.per_group, self.gaps,
+                                                  self.overlap)
 
 
 def _one_thread_each(_: int) -> None:
@@ -43,18 +45,19 @@ def _one_thread_each(_: int) -> None:
     from . import flow
 
     torch.set_num_threads(1)
-    flow.CV_THREADS = 1
+    flow.CV_THREADS = 0
 
 
 def motion_batches(sampler, seed: int, rank: int, start: int, groups: int, per_group: int,
-                   gaps: Sequence[int], workers: int) -> Iterator[Tuple[int, object]]:
+                   gaps: Sequence[int], workers: int,
+                   overlap: float = 0.0) -> Iterator[Tuple[int, object]]:
     """``(step, MotionBatch)`` for steps ``start, start + 1, ...`` from ``workers`` processes.
 
     Example:
         >>> batches = motion_batches(sampler, 0, 0, 0, 8, 2, (2, 3), workers=4)  # doctest: +SKIP
         >>> step, batch = next(batches)                                          # doctest: +SKIP
     """
-    data = _MotionBatches(sampler, seed, rank, start, groups, per_group, gaps)
+    data = _MotionBatches(sampler, seed, rank, start, groups, per_group, gaps, overlap)
     return iter(DataLoader(data, batch_size=None, num_workers=workers, prefetch_factor=PREFETCH,
                            worker_init_fn=_one_thread_each, persistent_workers=False,
                            # fork after the training process has run OpenMP or OpenCV

@@ -281,11 +281,11 @@ class Trainer:
 
                 self._batches = motion_batches(self.sampler, self.cfg.seed, self.rank,
                                                self.step, self.cfg.batch, per_group, gaps,
-                                               self.cfg.workers)
+                                               self.cfg.workers, self.cfg.overlap)
             step, mb = next(self._batches)
             assert step == self.step, (step, self.step)
         else:
-            mb = self.sampler.motion_batch(rng, self.cfg.batch, per_group=per_group, gaps=gaps)
+            mb = self.sampler.motion_batch(rng, self.cfg.batch, per_group, gaps, self.cfg.overlap)
         dev = self.device
         pred = self.G(mb.samples.to(dev), mb.plain.to(dev), mb.t.to(dev), mb.s.to(dev))
         target = (mb.targets.to(dev).clamp(HU_MIN, HU_MIN + HU_SCALE) - HU_MIN) / HU_SCALE

@@ -55,6 +55,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "minimise the mean log-MSE over samples (mean PSNR) instead of the mean MSE")
     p.add_argument("--samples-per-group", type=int, help="hrinet-flow: target slices drawn "
                    "from each group of known slices (default 2)")
+    p.add_argument("--overlap", type=float, help="hrinet-flow: share of training groups first "
+                   "re-made as overlapping thin slices (1.3-2 spacings thick; default 0)")
     p.add_argument("--workers", type=int, help="hrinet-flow: processes that make training "
                    "batches ahead (default 0: in the training process; on a GPU machine, about "
                    "the number of CPU cores); the samples are the same either way")
@@ -79,7 +81,8 @@ CONFIG_OPTIONS = {"variant": "variant", "data": "data", "val": "val", "iteration
                   "seed": "seed", "init": "init_weights", "ema": "ema", "lr_final": "lr_final",
                   "decay_start": "decay_start", "window_weight": "window_weight",
                   "ssim_weight": "ssim_weight", "log_mse": "log_mse",
-                  "samples_per_group": "samples_per_group", "workers": "workers"}
+                  "samples_per_group": "samples_per_group", "workers": "workers",
+                  "overlap": "overlap"}
 #: Settings a resumed run cannot change (the checkpoint's tensors are for them).
 FIXED_ON_RESUME = ("variant", "design_size", "channels", "init_weights")
 

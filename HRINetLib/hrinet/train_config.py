@@ -91,6 +91,9 @@ class TrainConfig:
     #: hrinet-flow: target slices drawn from each group (the group's flows are estimated once,
     #: so more targets per group cost little more CPU).
     samples_per_group: int = 2
+    #: hrinet-flow: share of groups whose thin slices are first re-made as an overlapping
+    #: reconstruction (:data:`hrinet.motion_data.OVERLAP_THICKNESS`).
+    overlap: float = 0.0
     #: hrinet-flow: processes making batches ahead (0: in the training process). The samples
     #: are the same either way (:mod:`hrinet.prefetch`); only the speed changes.
     workers: int = 0

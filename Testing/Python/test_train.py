@@ -411,7 +411,7 @@ def test_under_torchrun_each_rank_resumes_on_its_own_gpu(monkeypatch):
 def test_batches_made_ahead_by_worker_processes_train_exactly_as_without_them(tmp_path):
     runs = {}
     for workers in (0, 2):
-        tr = Trainer(tiny("hrinet-flow", 3, workers=workers, samples_per_group=3),
+        tr = Trainer(tiny("hrinet-flow", 3, workers=workers, samples_per_group=3, overlap=0.5),
                      tmp_path / str(workers), volumes=volumes(), log=None)
         tr.run()
         runs[workers] = {k: v.clone() for k, v in tr.G.state_dict().items()}

@@ -30,6 +30,12 @@ FLOW = dict(variant="hrinet-flow", crop=256, batch=8, samples_per_group=4, lr_fi
 JOBS = {
     "flow-init": dict(FLOW, lr=2e-4, init_weights="init/hrinet-default.safetensors"),
     "flow-fresh": dict(FLOW, lr=3e-4),
+    # the second call: overlapping thin reconstructions in training (x2 lost to cubic on
+    # overlapping validation slices, and more training made it worse)
+    "flow-ovl": dict(FLOW, lr=1e-4, overlap=0.4, workers=7,
+                     init_weights="init/hrinet-default.safetensors"),
+    "flow-ovl-log": dict(FLOW, lr=1e-4, overlap=0.4, workers=7, log_mse=True,
+                         init_weights="init/hrinet-default.safetensors"),
     "acai": dict(variant="acai", crop=256, batch=16, lr=1e-4,
                  init_weights="init/acai-stage1.safetensors"),
 }
