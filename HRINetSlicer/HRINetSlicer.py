@@ -129,17 +129,42 @@ class HRINetSlicer(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class HRINetSlicerParameterNode:
+    """Every setting of the panel, saved with the scene and restored with it.
+
+    Widgets with a ``SlicerParameterName`` in the .ui are bound by ``connectGui``; the combo
+    boxes in :data:`KEYED_COMBOS` hold a key (their items' data), never their translated text.
+    """
+
     inputVolume: vtkMRMLScalarVolumeNode
     outputVolume: vtkMRMLScalarVolumeNode
+    targetMode: str = "isotropic"
     targetSpacing: float = 1.0
     factor: int = 4
     thickness: float = 0.0
+    model: str = "hrinet"
+    weightsPath: Path = Path()
+    device: str = "auto"
+    exportPath: Path = Path()
+    trainVariant: str = "hrinet-flow"
+    trainIterations: int = 500
+    trainCrop: int = 128
+    trainOutputPath: Path = Path()
+
+
+#: Combo boxes bound to a parameter through their items' data (key), not their text.
+KEYED_COMBOS = {"targetModeComboBox": "targetMode", "modelComboBox": "model",
+                "deviceComboBox": "device", "variantComboBox": "trainVariant"}
+#: Keys of the items the .ui defines, in its order.
+TARGET_MODES = ("isotropic", "spacing", "factor")
+DEVICES = ("auto", "cuda", "cpu")
+
+
+def _is_unset(path) -> bool:
+    return path is None or str(path) in ("", ".")
 
 
 class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """The panel: Interpolate, Export isotropic NRRD, Fine-tune on loaded cases."""
-
-    TARGET_ISOTROPIC, TARGET_SPACING, TARGET_FACTOR = 0, 1, 2
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -176,23 +201,19 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelComboBox.addItem(_("Cubic B-spline (classical)"), "cubic")
         self.ui.modelComboBox.addItem(_("Linear (classical)"), "linear")
         self.ui.modelComboBox.addItem(_("Weights file..."), "file")
-        self.ui.variantComboBox.addItems(HRINetSlicerLogic.variants())
+        for name in HRINetSlicerLogic.variants():
+            self.ui.variantComboBox.addItem(name, name)
+        for combo, keys in ((self.ui.targetModeComboBox, TARGET_MODES),
+                            (self.ui.deviceComboBox, DEVICES)):
+            for i, key in enumerate(keys):
+                combo.setItemData(i, key)
+        for widgetName, parameter in KEYED_COMBOS.items():
+            getattr(self.ui, widgetName).currentIndexChanged.connect(
+                lambda _i, w=widgetName, p=parameter: self._comboToParameter(w, p))
         self.ui.detectedDeviceLabel.text = HRINetSlicerLogic.detectedDevice()
-        from HRINetSlicerLib.logic import default_runs_folder
 
-        # kept across sessions (not the temporary directory, which Slicer empties)
-        self.ui.trainOutputPathLineEdit.currentPath = str(default_runs_folder() / "finetune")
-
-        self.ui.inputSelector.currentNodeChanged.connect(self.updatePlan)
-        self.ui.targetModeComboBox.currentIndexChanged.connect(self.updatePlan)
-        self.ui.targetSpacingSpinBox.valueChanged.connect(self.updatePlan)
-        self.ui.factorSpinBox.valueChanged.connect(self.updatePlan)
-        self.ui.thicknessSpinBox.valueChanged.connect(self.updatePlan)
-        self.ui.modelComboBox.currentIndexChanged.connect(self.updatePlan)
         self.ui.interpolateButton.clicked.connect(self.onInterpolate)
         self.ui.cancelButton.clicked.connect(self.onCancel)
-        self.ui.outputSelector.currentNodeChanged.connect(self.updateExport)
-        self.ui.exportPathLineEdit.currentPathChanged.connect(self.updateExport)
         self.ui.exportButton.clicked.connect(self.onExport)
         self.ui.startTrainingButton.clicked.connect(lambda: self.onStartTraining(resume=False))
         self.ui.resumeTrainingButton.clicked.connect(lambda: self.onStartTraining(resume=True))
@@ -234,39 +255,69 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
             if first:
                 self._parameterNode.inputVolume = first
+        if _is_unset(self._parameterNode.trainOutputPath):
+            from HRINetSlicerLib.logic import default_runs_folder
+
+            # kept across sessions (not the temporary directory, which Slicer empties)
+            self._parameterNode.trainOutputPath = default_runs_folder() / "finetune"
 
     def setParameterNode(self, inputParameterNode: Optional[HRINetSlicerParameterNode]) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                                self._parameterToCombos)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.updatePlan()
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                             self._parameterToCombos)
+            self._parameterToCombos()
+
+    def _comboToParameter(self, widgetName: str, parameter: str) -> None:
+        key = getattr(self.ui, widgetName).currentData
+        if self._parameterNode and key is not None and getattr(self._parameterNode, parameter) != key:
+            setattr(self._parameterNode, parameter, key)
+
+    def _parameterToCombos(self, *_args) -> None:
+        """Any setting changed (in the panel, from Python, by loading a scene): the keyed combos
+        show their key's item, and the plan and the export button follow the parameters."""
+        if self._parameterNode is None:
+            return
+        for widgetName, parameter in KEYED_COMBOS.items():
+            combo = getattr(self.ui, widgetName)
+            index = combo.findData(getattr(self._parameterNode, parameter))
+            if index >= 0 and index != combo.currentIndex:
+                combo.setCurrentIndex(index)
+        self.updatePlan()
+        self.updateExport()
 
     # ---- interpolate ------------------------------------------------------------------------
     def _target(self):
-        target = {"thickness": float(self.ui.thicknessSpinBox.value)}
-        mode = self.ui.targetModeComboBox.currentIndex
-        if mode == self.TARGET_FACTOR:
-            target["factor"] = int(self.ui.factorSpinBox.value)
-        if mode == self.TARGET_SPACING:
-            target["target_spacing"] = float(self.ui.targetSpacingSpinBox.value)
+        p = self._parameterNode
+        target = {"thickness": float(p.thickness)}
+        if p.targetMode == "factor":
+            target["factor"] = int(p.factor)
+        if p.targetMode == "spacing":
+            target["target_spacing"] = float(p.targetSpacing)
         return target
 
     def _method(self):
-        key = self.ui.modelComboBox.currentData
+        key = self._parameterNode.model
         if key == "file":
-            return "hrinet", self.ui.weightsPathLineEdit.currentPath or None
+            path = self._parameterNode.weightsPath
+            return "hrinet", None if _is_unset(path) else str(path)
         if key and key.startswith("variant:"):
             return "hrinet", HRINetSlicerLogic.shippedWeights(key.split(":", 1)[1])
         return key or "hrinet", None
 
     def updatePlan(self, *_args) -> None:
-        mode = self.ui.targetModeComboBox.currentIndex
-        self.ui.targetSpacingSpinBox.enabled = mode == self.TARGET_SPACING
-        self.ui.factorSpinBox.enabled = mode == self.TARGET_FACTOR
-        self.ui.weightsPathLineEdit.enabled = self.ui.modelComboBox.currentData == "file"
-        node = self.ui.inputSelector.currentNode()
+        if self._parameterNode is None:
+            return
+        mode = self._parameterNode.targetMode
+        self.ui.targetSpacingSpinBox.enabled = mode == "spacing"
+        self.ui.factorSpinBox.enabled = mode == "factor"
+        self.ui.weightsPathLineEdit.enabled = self._parameterNode.model == "file"
+        node = self._parameterNode.inputVolume
         if node is None or node.GetImageData() is None:
             self.ui.inputInfoLabel.text = _("no volume selected")
             self.ui.planLabel.text = ""
@@ -301,7 +352,7 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with userErrors(_("Interpolation failed.")):
             from HRINetSlicerLib.jobs import InterpolationJob
 
-            job = InterpolationJob(self.ui.inputSelector.currentNode(), method=method,
+            job = InterpolationJob(self._parameterNode.inputVolume, method=method,
                                    weights=weights, device=self._device(), **self._target())
             job.start()
             self._interpolation = job
@@ -351,23 +402,22 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updatePlan()
 
     def _device(self) -> str:
-        # the combo box's items, in the .ui's order: auto, GPU, CPU (not their translated text)
-        return {0: "auto", 1: "cuda", 2: "cpu"}.get(self.ui.deviceComboBox.currentIndex, "auto")
+        return self._parameterNode.device if self._parameterNode.device in DEVICES else "auto"
 
     # ---- export -----------------------------------------------------------------------------
     def updateExport(self, *_args) -> None:
-        self.ui.exportButton.enabled = bool(self.ui.outputSelector.currentNode() and
-                                            self.ui.exportPathLineEdit.currentPath)
+        p = self._parameterNode
+        self.ui.exportButton.enabled = bool(p and p.outputVolume and not _is_unset(p.exportPath))
 
     def onExport(self) -> None:
-        path = self.ui.exportPathLineEdit.currentPath
+        path = str(self._parameterNode.exportPath)
         overwrite = False
         if os.path.exists(path):
             if not slicer.util.confirmYesNoDisplay(_("{path} exists. Replace it?").format(path=path)):
                 return
             overwrite = True
         with userErrors(_("Export failed.")):
-            out = self.logic.exportNrrd(self.ui.outputSelector.currentNode(), path, overwrite)
+            out = self.logic.exportNrrd(self._parameterNode.outputVolume, path, overwrite)
             self.ui.statusLabel.text = _("Saved {path}").format(path=out)
 
     # ---- fine-tune --------------------------------------------------------------------------
@@ -409,22 +459,23 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onStartTraining(self, resume: bool) -> None:
         if not ensure_dependencies():
             return
-        job = self.logic.trainingJob(
-            self.ui.trainOutputPathLineEdit.currentPath, self._checkedNodes(),
-            variant=self.ui.variantComboBox.currentText,
-            iterations=int(self.ui.iterationsSpinBox.value), crop=int(self.ui.cropSpinBox.value))
+        p = self._parameterNode
+        job = self.logic.trainingJob(str(p.trainOutputPath), self._checkedNodes(),
+                                     variant=p.trainVariant, iterations=int(p.trainIterations),
+                                     crop=int(p.trainCrop))
         self._startJob(job, resume)
 
     def onAdapt(self) -> None:
         if not ensure_dependencies():
             return
-        node = self.ui.inputSelector.currentNode()
+        node = self._parameterNode.inputVolume
         if node is None:
             slicer.util.errorDisplay(_("Select the input volume to adapt to."))
             return
-        out = Path(self.ui.trainOutputPathLineEdit.currentPath) / f"adapt-{node.GetName()}"
-        job = self.logic.adaptJob(out, node, iterations=int(self.ui.iterationsSpinBox.value),
-                                  crop=int(self.ui.cropSpinBox.value))
+        p = self._parameterNode
+        out = Path(p.trainOutputPath) / f"adapt-{node.GetName()}"
+        job = self.logic.adaptJob(out, node, iterations=int(p.trainIterations),
+                                  crop=int(p.trainCrop))
         self._startJob(job, resume=False)
 
     def onStopTraining(self) -> None:
@@ -451,8 +502,8 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.adaptButton.enabled = True
             if info.get("weights"):
                 # The new weights become the selected model for the next interpolation.
-                self.ui.weightsPathLineEdit.currentPath = info["weights"]
-                self.ui.modelComboBox.setCurrentIndex(self.ui.modelComboBox.findData("file"))
+                self._parameterNode.weightsPath = Path(info["weights"])
+                self._parameterNode.model = "file"
                 self.ui.trainStatusLabel.text = _("Done: {path} (selected as the model)").format(
                     path=info["weights"])
                 adaptation = info.get("adaptation")
@@ -550,6 +601,8 @@ class HRINetSlicerTest(ScriptedLoadableModuleTest):
         self.test_classical_interpolation_keeps_geometry_on_the_whole_CTChest()
         self.setUp()
         self.test_learned_interpolation_beats_linear_on_a_CTChest_crop()
+        self.setUp()
+        self.test_every_setting_survives_saving_and_loading_the_scene()
 
     def _chest(self):
         import SampleData
@@ -583,6 +636,44 @@ class HRINetSlicerTest(ScriptedLoadableModuleTest):
                 np.testing.assert_allclose(p_in, p_out, atol=1e-4)
         logging.info(f"CTChest x{k} PSNR_HU: {scores}")
         return scores
+
+    def test_every_setting_survives_saving_and_loading_the_scene(self):
+        """Settings made in the panel are written to a .mrb and come back, panel included."""
+        import tempfile
+
+        slicer.util.selectModule("HRINetSlicer")
+        widget = slicer.modules.HRINetSlicerWidget
+        import numpy as np
+
+        node = slicer.util.addVolumeFromArray(np.zeros((4, 8, 8), np.int16), name="thick")
+        chosen = dict(inputVolume=node, targetMode="factor", factor=6, targetSpacing=0.7,
+                      thickness=5.0, model="cubic", device="cpu", trainVariant="hrinet-plus",
+                      trainIterations=1234, trainCrop=192,
+                      weightsPath=Path(tempfile.gettempdir()) / "w.safetensors",
+                      exportPath=Path(tempfile.gettempdir()) / "iso.nrrd",
+                      trainOutputPath=Path(tempfile.gettempdir()) / "runs")
+        params = widget.logic.getParameterNode()
+        for key, value in chosen.items():
+            setattr(params, key, value)
+        self.assertEqual(widget.ui.deviceComboBox.currentData, "cpu")  # a key, not its text
+        self.assertEqual(widget.ui.factorSpinBox.value, 6)
+        path = os.path.join(tempfile.mkdtemp(), "settings.mrb")
+        self.assertTrue(slicer.util.saveScene(path))
+        slicer.mrmlScene.Clear()
+        self.assertNotEqual(widget.logic.getParameterNode().trainIterations, 1234)
+        slicer.util.loadScene(path)
+        widget.initializeParameterNode()
+        params = widget.logic.getParameterNode()
+        for key, value in chosen.items():
+            got = getattr(params, key)
+            if key == "inputVolume":
+                self.assertEqual(got.GetName(), "thick")
+            else:
+                self.assertEqual(got, value, key)
+        self.assertEqual(widget.ui.modelComboBox.currentData, "cubic")
+        self.assertEqual(widget.ui.targetModeComboBox.currentData, "factor")
+        self.assertEqual(widget.ui.iterationsSpinBox.value, 1234)
+        self.delayDisplay("Settings round trip passed")
 
     def test_classical_interpolation_keeps_geometry_on_the_whole_CTChest(self):
         scores = self._score(self._chest(), 3, ("linear", "cubic"))

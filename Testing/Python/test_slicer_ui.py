@@ -89,3 +89,43 @@ def test_the_panel_lists_every_library_variant_from_the_one_list_without_torch()
                         "from hrinet.constants import VARIANTS; print(len(VARIANTS))"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "7", r.stderr
+
+
+def _parameter_node_fields() -> dict:
+    """Fields of the module's parameterNodeWrapper class and the keyed combo table, read from
+    the source (Slicer's wrapper itself only runs inside Slicer)."""
+    import ast
+
+    tree = ast.parse(MODULE.read_text(encoding="utf-8"))
+    fields, keyed = {}, {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "HRINetSlicerParameterNode":
+            fields = {a.target.id: ast.unparse(a.annotation) for a in node.body
+                      if isinstance(a, ast.AnnAssign)}
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "KEYED_COMBOS":
+            keyed = ast.literal_eval(node.value)
+    return {"fields": fields, "keyed": keyed}
+
+
+INPUT_WIDGETS = (QtWidgets.QComboBox, QtWidgets.QAbstractSpinBox, QtWidgets.QLineEdit)
+
+
+def test_every_setting_in_the_panel_is_held_by_the_parameter_node_so_scenes_restore_it(panel):
+    spec = _parameter_node_fields()
+    bound = {}
+    for w in panel.findChildren(QtWidgets.QWidget):
+        name = w.property("SlicerParameterName")
+        if name:
+            bound[w.objectName()] = name
+    bound.update(spec["keyed"])
+    assert set(bound.values()) <= set(spec["fields"])  # each binding names a real field
+    settings = [w.objectName() for w in panel.findChildren(QtWidgets.QWidget)
+                if isinstance(w, INPUT_WIDGETS) and w.objectName()
+                and not isinstance(w.parent(), INPUT_WIDGETS)]  # a spin box's own line edit
+    unbound = sorted(n for n in settings if n not in bound)
+    assert unbound == []
+    # paths are Paths (ctkPathLineEdit's connector), the device a key
+    assert spec["fields"]["device"] == "str" and spec["keyed"]["deviceComboBox"] == "device"
+    assert all(spec["fields"][n] == "Path" for n in
+               ("weightsPath", "exportPath", "trainOutputPath"))
+
