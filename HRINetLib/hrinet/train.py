@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -43,7 +44,8 @@ from .models import HU_MIN, HU_SCALE, Generator, ModelConfig, build_generator, b
 from .losses import acai_critic_loss, generator_adversarial, ssim_torch  # noqa: F401
 from .lineage import (export_checkpoint, init_lineage, training_metadata,  # noqa: F401
                       volume_summaries)
-from .train_config import LOG_MSE_FLOOR, VARIANT_SPECS, TrainConfig, VariantSpec  # noqa: F401
+from .train_config import (LOG_MSE_FLOOR, STAGE1_RESULT, STAGE2_VARIANTS,  # noqa: F401
+                           VARIANT_SPECS, TrainConfig, VariantSpec)
 
 
 
@@ -163,11 +165,19 @@ class Trainer:
             from .weights import load_weights
 
             pretrained, meta = load_weights(cfg.init_weights)
-            if meta["variant"] != cfg.variant:
+            if meta["variant"] == STAGE1_RESULT and cfg.variant in STAGE2_VARIANTS:
+                # the paper's shared pre-training: stage II starts from the stage-I result,
+                # whose encoder is also the frozen E_I of the perceptual loss
+                cfg.from_stage1 = True
+                pretrained.cfg = dataclasses.replace(pretrained.cfg, variant=cfg.variant)
+            elif meta["variant"] != cfg.variant:
+                also = (f", or --variant {' / '.join(STAGE2_VARIANTS)} (stage II from this "
+                        "stage-I result)" if meta["variant"] == STAGE1_RESULT else "")
                 raise HRINetError(f"--init weights are variant {meta['variant']}, not "
-                                  f"{cfg.variant}; pass --variant {meta['variant']}")
+                                  f"{cfg.variant}; pass --variant {meta['variant']}{also}")
             self.mcfg = pretrained.cfg
             models["generator"] = pretrained.train()
+            self.r = cfg.resolved()
         self.G = models["generator"].to(self.device)
         self.D1 = models["critic"].to(self.device)
         self.D2 = models["patchgan"].to(self.device)

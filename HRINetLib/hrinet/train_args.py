@@ -45,7 +45,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, help="default 0")
-    p.add_argument("--init", help="start from these .safetensors weights (fine-tuning)")
+    p.add_argument("--init", help="start from these .safetensors weights (fine-tuning; acai "
+                   "weights, the paper's stage-I result, also start hrinet-patchgan, hrinet-mse "
+                   "and hrinet-perceptual, which then train stage II only)")
     p.add_argument("--stop-at", type=int, help="save a checkpoint and stop at this step "
                    "(to change settings, then --resume)")
     p.add_argument("--gaps", type=_gap_list, help="hrinet-flow: gaps between known slices to "

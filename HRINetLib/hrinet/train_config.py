@@ -37,6 +37,11 @@ VARIANT_SPECS: Dict[str, VariantSpec] = {
 }
 
 
+#: The variant whose weights are the paper's stage-I result (autoencoder + critic D1), and the
+#: stage-II variants that may start from it (``--init``), skipping their own stage I.
+STAGE1_RESULT = "acai"
+STAGE2_VARIANTS = ("hrinet-patchgan", "hrinet-mse", "hrinet-perceptual")
+
 #: Added to each sample's MSE before the log (normalised units; about 0.4 HU RMS): a sample
 #: that is already almost exact (air against air) does not dominate the log-MSE loss.
 LOG_MSE_FLOOR = 1e-8
@@ -88,6 +93,9 @@ class TrainConfig:
     #: samples) instead of the mean MSE, which lets the large errors of wide gaps drown the
     #: small ones of narrow gaps (x2) that users also ask for.
     log_mse: bool = False
+    #: Set when ``init_weights`` are a stage-I result (:data:`STAGE1_RESULT`) and the variant a
+    #: stage-II one: stage I is done, training is stage II only.
+    from_stage1: bool = False
     #: hrinet-flow: target slices drawn from each group (the group's flows are estimated once,
     #: so more targets per group cost little more CPU).
     samples_per_group: int = 2
@@ -108,7 +116,8 @@ class TrainConfig:
                     beta=self.beta if self.beta is not None else
                     (5e-3 if self.design_size >= 512 else 5e-4),
                     group_sizes=tuple(self.group_sizes or s.group_sizes),
-                    stage1_iterations=int(round(self.iterations * s.stage1_fraction)))
+                    stage1_iterations=0 if self.from_stage1 else
+                    int(round(self.iterations * s.stage1_fraction)))
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -419,3 +419,27 @@ def test_batches_made_ahead_by_worker_processes_train_exactly_as_without_them(tm
     for k in runs[0]:
         assert torch.equal(runs[0][k], runs[2][k]), k
     assert any(v.abs().sum() > 0 for k, v in runs[2].items() if "head" in k)  # it did train
+
+
+def test_stage_two_variants_start_from_one_stage_one_result_with_its_encoder_frozen(tmp_path):
+    stage1 = Trainer(tiny("acai", 2), tmp_path / "acai", volumes=volumes(), log=None).run()
+    start, _ = load_weights(stage1)
+    tr = Trainer(tiny("hrinet-perceptual", 2, init_weights=str(stage1)), tmp_path / "p",
+                 volumes=volumes(), log=None)
+    assert tr.r["stage1_iterations"] == 0 and tr.phase() != "stage1"  # stage I is done
+    logs = tr.train_step()
+    assert logs["phase"] in ("step1", "step2")
+    for name, w in tr.frozen.state_dict().items():  # E_I: the stage-I weights, untouched
+        assert torch.equal(w, start.state_dict()[name]), name
+    out = tr.run()
+    model, meta = load_weights(out)
+    assert meta["variant"] == "hrinet-perceptual"
+    assert [s["variant"] for s in meta["lineage"]] == ["acai", "hrinet-perceptual"]
+    assert meta["training"]["config"]["from_stage1"] is True
+
+
+def test_only_the_stage_one_result_starts_another_variant(tmp_path):
+    ae = Trainer(tiny("ae", 1), tmp_path / "ae", volumes=volumes(), log=None).run()
+    with pytest.raises(HRINetError, match="--init weights are variant ae"):
+        Trainer(tiny("hrinet-mse", 2, init_weights=str(ae)), tmp_path / "m", volumes=volumes(),
+                log=None)
