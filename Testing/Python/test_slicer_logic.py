@@ -276,3 +276,38 @@ def test_dependencies_are_asked_for_per_need_from_the_requirements_file():
         assert f'"{req}"' in declared, req
     assert missing_requirements(learned) == []  # all installed in the test environment
     assert missing_requirements(["surely-not-installed-pkg>=1"]) == ["surely-not-installed-pkg>=1"]
+
+
+def _panel_fields() -> dict:
+    import ast
+
+    tree = ast.parse((REPO / "HRINetSlicer" / "HRINetSlicer.py").read_text(encoding="utf-8"))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef)
+               and n.name == "HRINetSlicerParameterNode")
+    return {a.target.id: ast.unparse(a.annotation) for a in cls.body if isinstance(a, ast.AnnAssign)}
+
+
+def test_every_panel_setting_comes_back_from_a_saved_scene(tmp_path, scene, thick_node):
+    """The parameter node's fields, stored as Slicer's parameterNodeWrapper stores them (values
+    as strings, volumes as node references), survive writing the scene and reading it back."""
+    fields = _panel_fields()
+    assert len(fields) >= 14  # every setting of every section, not only the interpolation ones
+    values = {"str": "cubic", "int": "1234", "float": "0.75", "Path": str(tmp_path / "w.nrrd")}
+    params = scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
+    params.SetName("HRINetSlicer")
+    for name, kind in fields.items():
+        if kind.startswith("vtkMRML"):
+            params.SetNodeReferenceID(name, thick_node.GetID())
+        else:
+            params.SetParameter(name, values[kind] + name)  # distinct per field
+    scene.SetURL(str(tmp_path / "settings.mrml"))
+    assert scene.Commit()
+    again = slicer.vtkMRMLScene()
+    again.SetURL(str(tmp_path / "settings.mrml"))
+    assert again.Connect()
+    back = again.GetFirstNodeByName("HRINetSlicer")
+    for name, kind in fields.items():
+        if kind.startswith("vtkMRML"):
+            assert back.GetNodeReference(name).GetName() == "thick", name
+        else:
+            assert back.GetParameter(name) == values[kind] + name, name
