@@ -42,10 +42,18 @@ class _MotionBatches(IterableDataset):
 
 def _one_thread_each(_: int) -> None:
     # N workers with N threads each would fight over the cores
+    import atexit
+    import os
+
     from . import flow
 
     torch.set_num_threads(1)
     flow.CV_THREADS = 0
+    # A spawned worker ends through the interpreter's normal exit, whose C++ static destructors
+    # met a native thread pool still running (OpenCV 5 on the GPU machine: "terminate called
+    # without an active exception", the worker aborted and the loader printed a traceback after
+    # training had finished). The worker has nothing left to write by then: end it at once.
+    atexit.register(os._exit, 0)
 
 
 def motion_batches(sampler, seed: int, rank: int, start: int, groups: int, per_group: int,
