@@ -160,3 +160,18 @@ def test_the_fast_path_matches_the_plain_slice_by_slice_computation(phantom):
     want = _slow_reference(model, window, [0, 2, 4], fractions)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-2)  # HU; float reassociation only
     assert np.abs(got - fast.interpolate(window, [0, 2, 4], fractions)).max() == 0
+
+
+def test_overlap_remakes_groups_as_overlapping_reconstructions_and_only_when_asked():
+    from hrinet.data import step_rng
+    from hrinet.motion_data import MotionSampler
+    from hrinet.volume import Volume
+
+    # slices alternate -1000 / +1000 HU: any thin slice is one or the other, any slab a mix
+    z = np.where(np.arange(40) % 2 == 0, -1000, 1000).astype(np.int16)
+    vol = Volume(np.broadcast_to(z[:, None, None], (40, 64, 64)).copy(), spacing=(1, 1, 1))
+    sampler = MotionSampler([vol], crop=64)
+    thin = sampler.motion_batch(step_rng(0, 0, 0), 6, gaps=(2, 3), overlap=0.0).targets
+    assert set(np.unique(thin.numpy())) <= {-1000.0, 1000.0}
+    remade = sampler.motion_batch(step_rng(0, 0, 0), 6, gaps=(2, 3), overlap=1.0).targets
+    assert np.all(np.abs(remade.numpy()) < 990)  # every target now a 1.3-2 slice slab
