@@ -408,6 +408,7 @@ def test_under_torchrun_each_rank_resumes_on_its_own_gpu(monkeypatch):
     assert train.distributed_setup("cpu")[2] is None  # gloo on the CPU
 
 
+@pytest.mark.slow  # two spawned worker processes import torch
 def test_batches_made_ahead_by_worker_processes_train_exactly_as_without_them(tmp_path):
     runs = {}
     for workers in (0, 2):
