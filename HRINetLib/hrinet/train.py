@@ -281,8 +281,9 @@ class Trainer:
         return logs
 
     def motion_step(self, rng: np.random.Generator) -> dict:
-        """``hrinet-flow``: ``cfg.batch`` groups, two targets each, thin or slab input, gaps of
-        ``group_sizes - 1`` slices."""
+        """``hrinet-flow``: ``cfg.batch`` groups, ``cfg.samples_per_group`` targets each, thin or
+        slab input, gaps of ``group_sizes - 1`` slices (made ahead by ``cfg.workers`` processes
+        when set)."""
         gaps = [n - 1 for n in self.r["group_sizes"]]
         per_group = self.cfg.samples_per_group
         if self.cfg.workers > 0:
