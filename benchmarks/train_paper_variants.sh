@@ -4,7 +4,7 @@
 # skipped, E_I frozen from it). Resumes any run that was stopped.
 # Usage: benchmarks/train_paper_variants.sh [ITERATIONS] [STAGE1_WEIGHTS]
 #   STAGE1_WEIGHTS: start stage II from these ACAI weights instead of this script's ACAI run
-#   (e.g. Resources/weights/continue/acai-stage1.safetensors).
+#   (e.g. Resources/weights/hrinet-variant-acai.safetensors, the shipped stage-I result).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${HRINET_SHARED_CT:-../shared/data/ct}

@@ -37,7 +37,7 @@ JOBS = {
     "flow-ovl-log": dict(FLOW, lr=1e-4, overlap=0.4, workers=7, log_mse=True,
                          init_weights="init/hrinet-default.safetensors"),
     "acai": dict(variant="acai", crop=256, batch=16, lr=1e-4,
-                 init_weights="init/acai-stage1.safetensors"),
+                 init_weights="init/hrinet-variant-acai.safetensors"),
 }
 #: Steps before the throughput is measured (workers start, kernels are chosen) and the steps
 #: it is measured over.
