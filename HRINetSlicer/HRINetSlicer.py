@@ -191,12 +191,7 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.refreshTrainList)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self.refreshTrainList)
 
-        self.ui.modelComboBox.addItem(_("HRINet (shipped default)"), "hrinet")
-        try:  # before PyTorch is installed the variants cannot be listed yet
-            for name, label in HRINetSlicerLogic.shippedVariants():
-                self.ui.modelComboBox.addItem(label, name)
-        except ImportError:
-            pass
+        self._addModelItems()
         self.ui.modelComboBox.addItem(_("Optical-flow morphing (classical)"), "flow")
         self.ui.modelComboBox.addItem(_("Cubic B-spline (classical)"), "cubic")
         self.ui.modelComboBox.addItem(_("Linear (classical)"), "linear")
@@ -223,6 +218,29 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
         self.refreshTrainList()
         self.updatePlan()
+
+    def _addModelItems(self) -> None:
+        """The shipped default, then ours and the paper's variants under headings, each with its
+        measured quality (the sidecar's x4 evaluation) as the tooltip."""
+        from hrinet.shipped import GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER, shipped_models
+
+        combo = self.ui.modelComboBox
+        headings = {GROUP_OURS: _("Ours"), GROUP_PAPER: _("Paper variants (research)")}
+        group = None
+        for m in shipped_models():
+            if m.group == GROUP_DEFAULT:
+                combo.addItem(_("HRINet (shipped default)"), "hrinet")
+            else:
+                if m.group != group:
+                    combo.insertSeparator(combo.count)
+                    combo.addItem(headings[m.group])
+                    combo.model().item(combo.count - 1).setEnabled(False)  # a heading
+                combo.addItem(f"    {m.variant}", f"variant:{m.variant}")
+            combo.setItemData(combo.count - 1, m.quality, qt.Qt.ToolTipRole)
+            group = m.group
+        if combo.findData("hrinet") < 0:  # no shipped weights: the default still names it
+            combo.insertItem(0, _("HRINet (shipped default)"), "hrinet")
+        combo.insertSeparator(combo.count)
 
     def cleanup(self) -> None:
         self.removeObservers()
@@ -533,16 +551,6 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
 
         return sorted(VARIANTS, key=lambda v: (v != "hrinet-flow", v != "hrinet-plus",
                                                -VARIANTS.index(v)))
-
-    @staticmethod
-    def shippedVariants():
-        from hrinet.shipped import find_weights, variant_weights_name
-
-        out = []
-        for v in HRINetSlicerLogic.variants():
-            if find_weights(variant_weights_name(v)):
-                out.append((f"variant:{v}", f"Paper variant: {v}"))
-        return out
 
     @staticmethod
     def shippedWeights(variant):

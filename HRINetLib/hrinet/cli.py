@@ -236,6 +236,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from .shipped import shipped_models
+
+    group = None
+    for m in shipped_models():
+        if m.group != group:
+            group = m.group
+            print(f"{group}:")
+        print(f"  {m.variant:18s} {m.quality}\n  {'':18s} --weights {m.path}")
+    return 0
+
+
 SERIES_HELP = ("a DICOM folder's series to read: its number or UID as listed by hrinet info "
                "(default: the largest)")
 
@@ -253,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--spacing", type=float, help="target slice spacing in mm "
                    "(default: isotropic, the in-plane spacing)")
     s.add_argument("--method", help="linear, cubic, flow, hrinet (default: hrinet with the "
-                   "shipped weights)")
+                   "shipped weights; other shipped models: hrinet models)")
     s.add_argument("--weights", help="a .safetensors weights file (implies --method hrinet)")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
     s.add_argument("--thickness", type=float, metavar="MM", help="slice thickness of the input "
@@ -296,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=3e-5)
     s.add_argument("--device", default="auto")
     s.set_defaults(func=cmd_adapt)
+
+    s = sub.add_parser("models", help="list the shipped models (the default, ours, the paper "
+                       "variants for research) with their measured quality")
+    s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("export", help="export a training checkpoint to safetensors + JSON")
     s.add_argument("checkpoint")

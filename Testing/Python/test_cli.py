@@ -115,3 +115,15 @@ def test_evaluate_writes_csv_table_and_figure(tmp_path, phantom):
     assert (out / "metrics.md").read_text().startswith("| volume")
     png = out / "figure-thin-x4.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_models_lists_the_paper_variants_under_their_own_heading_with_quality(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "default:" and "hrinet-flow" in lines[1] and "x4 PSNR_HU" in lines[1]
+    paper = lines.index("paper variants (research):")
+    assert lines.index("ours:") < paper
+    listed = [ln.split()[0] for ln in lines[paper + 1:] if not ln.strip().startswith("--")]
+    assert listed == ["ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual"]
+    assert out.count("--weights ") == len(listed) + 2  # each one usable as shown

@@ -77,3 +77,33 @@ def test_a_wheel_carries_the_weights_and_its_default_method_runs(tmp_path, phant
     assert r.returncode == 0, r.stderr
     assert "model hrinet-flow (hrinet-default.safetensors)" in r.stderr
     assert str(default_weights_dirs()[0])  # the checkout's own lookup still works
+
+
+def test_shipped_models_come_default_first_then_ours_then_the_paper_variants_with_quality():
+    import subprocess
+    import sys
+
+    from hrinet.shipped import GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER, shipped_models
+
+    models = shipped_models()
+    groups = [m.group for m in models]
+    assert groups[0] == GROUP_DEFAULT and models[0].variant == "hrinet-flow"
+    assert groups == sorted(groups, key=[GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER].index)
+    paper = {m.variant for m in models if m.group == GROUP_PAPER}
+    assert paper == {"ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual"}
+    for m in models:  # every shipped model says how well it measured, from its own sidecar
+        assert m.quality.startswith("x4 PSNR_HU ") and "chest-lungfcp-1mm" in m.quality, m
+    # torch-free: the panel and `hrinet models` list them before PyTorch is installed
+    r = subprocess.run([sys.executable, "-c", "import sys; sys.modules['torch'] = None; "
+                        "from hrinet.shipped import shipped_models; print(len(shipped_models()))"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and int(r.stdout) == len(models), r.stderr
+
+
+def test_quality_line_says_when_a_model_was_not_evaluated():
+    from hrinet.shipped import quality_line
+
+    assert quality_line({}) == "not evaluated"
+    rows = [{"factor": "4", "volume": "v", "psnr_hu": "40.123", "ssim_win": "0.9"},
+            {"factor": "2", "volume": "v", "psnr_hu": "50", "ssim_win": "0.95"}]
+    assert quality_line({"evaluation": {"rows": rows}}) == "x4 PSNR_HU 40.12 dB v; SSIM_win 0.900"
