@@ -39,16 +39,17 @@ def training_metadata(cfg: TrainConfig, volumes: List[dict], step: int, last_val
     of the ``--init`` weights (from their sidecar) and then this run, each with its data,
     iterations and settings, so training spread over several runs stays traceable.
     """
-    stage = {"variant": cfg.variant, "data": [Path(p).name for p in cfg.data],
-             "validation": [Path(p).name for p in cfg.val], "iterations": step,
-             "settings": {k: v for k, v in cfg.to_dict().items() if k not in ("data", "val")},
+    version = _git_version()  # a git subprocess: once
+    config = cfg.to_dict()
+    train, validation = [Path(p).name for p in cfg.data], [Path(p).name for p in cfg.val]
+    stage = {"variant": cfg.variant, "data": train, "validation": validation, "iterations": step,
+             "settings": {k: v for k, v in config.items() if k not in ("data", "val")},
              "started_from": Path(cfg.init_weights).name if cfg.init_weights else None,
-             "resume_changes": list(resume_changes), "code_version": _git_version()}
-    return {"training": {"volumes": volumes, "config": cfg.to_dict(), "iterations": step,
-                         "split": {"train": [Path(p).name for p in cfg.data],
-                                   "validation": [Path(p).name for p in cfg.val]}},
+             "resume_changes": list(resume_changes), "code_version": version}
+    return {"training": {"volumes": volumes, "config": config, "iterations": step,
+                         "split": {"train": train, "validation": validation}},
             "lineage": init_lineage(cfg.init_weights) + [stage],
-            "validation_metrics": last_val, "code_version": _git_version()}
+            "validation_metrics": last_val, "code_version": version}
 
 
 def init_lineage(init_weights: Optional[str]) -> List[dict]:

@@ -155,7 +155,6 @@ class Trainer:
         if cfg.iterations < 1:
             raise HRINetError("iterations must be at least 1")
         self.cfg = cfg
-        self.r = cfg.resolved()
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         overrides = {"channels": tuple(cfg.channels)} if cfg.channels else {}
@@ -177,7 +176,6 @@ class Trainer:
                                   f"{cfg.variant}; pass --variant {meta['variant']}{also}")
             self.mcfg = pretrained.cfg
             models["generator"] = pretrained.train()
-            self.r = cfg.resolved()
         self.G = models["generator"].to(self.device)
         self.D1 = models["critic"].to(self.device)
         self.D2 = models["patchgan"].to(self.device)
@@ -210,6 +208,12 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.G, self.D1, self.D2 = (DDP(m, device_ids=ids) for m in (self.G, self.D1, self.D2))
         self._last_ckpt_time = time.monotonic()
+
+    @property
+    def r(self) -> dict:
+        """The configuration's derived settings (:meth:`TrainConfig.resolved`), always those of
+        the current ``cfg`` (a stage-I start or a changed iteration count moves them)."""
+        return self.cfg.resolved()
 
     # ---- losses --------------------------------------------------------------------------
     def content(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -70,7 +70,6 @@ def run_job(name: str, data: Path, out: Path, seconds: float, device: str,
     rate = (tr.step - s1) / (time.monotonic() - t1)
     left = seconds - (time.monotonic() - t0) - 15  # export and copy
     tr.cfg.iterations = tr.step + max(1, int(rate * left))
-    tr.r = tr.cfg.resolved()
     print(f"[{name}] {rate:.2f} steps/s -> {tr.cfg.iterations} iterations", flush=True)
     try:
         weights = tr.run()
