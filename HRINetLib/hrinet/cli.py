@@ -178,8 +178,9 @@ def cmd_evaluate(args) -> int:
                          title=f"{name}, x{k} ({args.protocol} protocol)")
     write_csv(rows, out / "metrics.csv")
     write_text(out / "metrics.md", markdown_table(rows))
-    write_text(out / "sharpness.csv", "volume,factor,method,grad_ratio\n" + "".join(
-        f"{r.volume},{r.factor},{r.method},{r.grad_ratio:.4f}\n" for r in rows))
+    write_text(out / "sharpness.csv", "volume,factor,method,grad_ratio,blur,blur_truth\n" +
+               "".join(f"{r.volume},{r.factor},{r.method},{r.grad_ratio:.4f},{r.blur:.4f},"
+                       f"{r.blur_truth:.4f}\n" for r in rows))
     print(markdown_table(rows))
     print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.md'} and figures in {out}")
     return 0

@@ -35,7 +35,7 @@ PROTOCOLS = ("decimate", "slab")
 @dataclass
 class Row(Scores):
     """One line of ``metrics.csv``: which comparison, and its :class:`~hrinet.metrics.Scores`
-    (``grad_ratio`` goes to ``sharpness.csv``)."""
+    (``grad_ratio``, ``blur`` and ``blur_truth`` go to ``sharpness.csv``)."""
 
     volume: str = ""
     factor: int = 0

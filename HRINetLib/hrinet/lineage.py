@@ -32,12 +32,14 @@ def volume_summaries(sampler: SliceSampler) -> List[dict]:
 
 
 def training_metadata(cfg: TrainConfig, volumes: List[dict], step: int, last_val: dict,
-                      resume_changes: Sequence[dict] = ()) -> dict:
+                      resume_changes: Sequence[dict] = (),
+                      seconds: Optional[float] = None) -> dict:
     """What a weights sidecar says about how the weights were made.
 
     ``lineage`` lists every training stage the weights went through, oldest first: the stages
     of the ``--init`` weights (from their sidecar) and then this run, each with its data,
-    iterations and settings, so training spread over several runs stays traceable.
+    iterations, settings and wall-clock ``seconds`` (when known), so training spread over several
+    runs stays traceable.
     """
     version = _git_version()  # a git subprocess: once
     config = cfg.to_dict()
@@ -46,6 +48,8 @@ def training_metadata(cfg: TrainConfig, volumes: List[dict], step: int, last_val
              "settings": {k: v for k, v in config.items() if k not in ("data", "val")},
              "started_from": Path(cfg.init_weights).name if cfg.init_weights else None,
              "resume_changes": list(resume_changes), "code_version": version}
+    if seconds is not None:
+        stage["seconds"] = round(float(seconds), 1)
     return {"training": {"volumes": volumes, "config": config, "iterations": step,
                          "split": {"train": train, "validation": validation}},
             "lineage": init_lineage(cfg.init_weights) + [stage],
@@ -92,4 +96,5 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
     volumes = meta.get("volumes") or [{"name": Path(p).name} for p in cfg.data]
     return save_weights(G, out, training_metadata(cfg, volumes, int(meta["step"]),
                                                   meta.get("last_val", {}),
-                                                  meta.get("resume_changes", [])))
+                                                  meta.get("resume_changes", []),
+                                                  meta.get("train_seconds")))

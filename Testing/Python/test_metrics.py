@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hrinet.evaluate import CSV_COLUMNS, decimate, evaluate_volume, synthesised_mask, write_csv
-from hrinet.metrics import gradient_energy, psnr, rmse, score, ssim
+from hrinet.metrics import blur, blur_effect, bone_dice, gradient_energy, psnr, rmse, score, ssim
 from hrinet.phantom import make_phantom
 from conftest import shared
 
@@ -44,6 +44,37 @@ def test_sharpness_ratio_is_below_one_for_a_blurred_copy():
     assert score(blurred, truth).grad_ratio < 0.5
     assert score(truth, truth).grad_ratio == pytest.approx(1.0)
     assert gradient_energy(truth) > 0
+
+
+def test_blur_effect_rises_with_blur_and_needs_no_reference():
+    from scipy.ndimage import gaussian_filter
+
+    truth = make_phantom(size=(64, 64, 1), spacing=(2, 2, 4), noise=5).array[0].astype(float)
+    scores = [blur_effect(gaussian_filter(truth, s)) for s in (0, 1, 2, 4)]
+    assert scores == sorted(scores) and scores[-1] - scores[0] > 0.2
+    assert 0 <= scores[0] < 1
+    assert blur_effect(np.zeros((16, 16))) == 1.0  # nothing to see is as blurred as it gets
+
+
+def test_blur_effect_is_scored_for_prediction_and_truth_alike():
+    truth = make_phantom(size=(48, 48, 2), spacing=(4, 4, 4), noise=5).array.astype(float)
+    s = score(truth, truth)
+    assert s.blur == pytest.approx(s.blur_truth) and s.blur == pytest.approx(blur(truth))
+
+
+def test_blur_effect_refuses_what_is_not_an_image():
+    with pytest.raises(ValueError, match="2D image"):
+        blur_effect(np.zeros((3, 3)))
+
+
+def test_bone_dice_measures_how_well_bone_shapes_are_followed():
+    truth = np.full((2, 32, 32), -1000.0)
+    truth[:, 8:24, 8:24] = 1200  # bone
+    assert bone_dice(truth, truth) == 1.0
+    shifted = np.roll(truth, 4, axis=2)
+    assert 0.5 < bone_dice(shifted, truth) < 1.0
+    assert bone_dice(np.full_like(truth, 40.0), truth) == 0.0  # soft tissue where bone was
+    assert bone_dice(np.zeros((4, 4)), np.zeros((4, 4))) == 1.0  # no bone in either
 
 
 def test_protocol_keeps_every_kth_slice_and_scores_only_the_new_ones():

@@ -280,6 +280,18 @@ def test_weights_record_the_whole_lineage_of_runs_started_from_other_weights(tmp
     assert [s["iterations"] for s in stages] == [2, 3]
     assert stages[1]["started_from"] == first.name and stages[0]["started_from"] is None
     assert stages[1]["settings"]["lr"] == 5e-4
+    assert all(s["seconds"] > 0 for s in stages)  # how long each stage trained
+
+
+def test_training_time_adds_up_over_a_resume(tmp_path):
+    tr = Trainer(tiny("hrinet-mse", 4), tmp_path / "run", volumes=volumes(), log=None)
+    tr.run(stop_at=2)
+    before = tr.train_seconds
+    resumed = Trainer(tiny("hrinet-mse", 4), tmp_path / "run", resume=True, volumes=volumes(),
+                      log=None)
+    assert resumed.train_seconds == pytest.approx(before)
+    _, meta = load_weights(resumed.run())
+    assert meta["lineage"][-1]["seconds"] > before > 0
 
 
 def _flip_a_tensor_byte(path):
@@ -444,3 +456,17 @@ def test_only_the_stage_one_result_starts_another_variant(tmp_path):
     with pytest.raises(HRINetError, match="--init weights are variant ae"):
         Trainer(tiny("hrinet-mse", 2, init_weights=str(ae)), tmp_path / "m", volumes=volumes(),
                 log=None)
+
+
+def test_cpu_training_lays_the_models_out_channels_last_and_exports_plain_weights(tmp_path):
+    tr = Trainer(tiny("hrinet-mse", 2), tmp_path / "run", volumes=volumes(), log=None)
+    convs = [m.weight for m in tr.G.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    path = tr.run()
+    model, _ = load_weights(str(path))
+    reference = Trainer(tiny("hrinet-mse", 2), tmp_path / "plain", volumes=volumes(), log=None)
+    reference.set_memory_format(torch.contiguous_format)
+    plain, _ = load_weights(str(reference.run()))
+    for (name, a), b in zip(model.state_dict().items(), plain.state_dict().values()):
+        # the layout changes float rounding only, not what is learned
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)
