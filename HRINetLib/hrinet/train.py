@@ -169,6 +169,15 @@ class Trainer:
                 # whose encoder is also the frozen E_I of the perceptual loss
                 cfg.from_stage1 = True
                 pretrained.cfg = dataclasses.replace(pretrained.cfg, variant=cfg.variant)
+            elif meta["variant"] == cfg.variant and cfg.variant in STAGE2_VARIANTS:
+                if cfg.spec.content == "perceptual":
+                    raise HRINetError(
+                        f"{cfg.variant} weights cannot be continued with --init: its frozen "
+                        "encoder E_I (the stage-I encoder) is in the run's checkpoint, not in the "
+                        "weights; continue the run with --resume, or train it again from the "
+                        f"stage-I result (--init <{STAGE1_RESULT} weights>)")
+                # stage-II weights went through stage I already: a continuation is stage II only
+                cfg.from_stage1 = True
             elif meta["variant"] != cfg.variant:
                 also = (f", or --variant {' / '.join(STAGE2_VARIANTS)} (stage II from this "
                         "stage-I result)" if meta["variant"] == STAGE1_RESULT else "")
@@ -490,7 +499,12 @@ class Trainer:
             pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
             if pts:
                 s, v = zip(*pts)
-                ax.plot(s, v, label=key, lw=0.8)
+                line, = ax.plot(s, v, lw=0.5, alpha=0.3)
+                # step-to-step noise (one batch, a GAN's critics) hides the trend: a running mean
+                w = max(1, min(50, len(v) // 10))
+                smooth = np.convolve(v, np.ones(w) / w, mode="valid")
+                ax.plot(s[w - 1:], smooth, color=line.get_color(), lw=1.2,
+                        label=f"{key} (mean of {w})" if w > 1 else key)
                 positive = positive and min(v) > 0
         if positive:  # a log-MSE loss (--log-mse) is negative: plotted as it is
             ax.set_yscale("log")
@@ -539,6 +553,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self._truncate_log()  # rows past the checkpoint would repeat after a resume
         write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
+        if self.step == 0 and self.cfg.init_weights and self.cfg.val_every:
+            self.validate()  # where a continuation starts: the first point of its curve
         self.G.train(), self.D1.train(), self.D2.train()
         pending: List[dict] = []
         t0 = t_last = time.monotonic()

@@ -271,6 +271,20 @@ def test_validation_scores_the_model_against_linear_with_the_evaluate_protocol(t
     assert len(lines) == 2 and '"step": 1' in lines[-1]
 
 
+def test_a_continuation_is_validated_before_its_first_step(tmp_path):
+    from hrinet.io import write_volume
+
+    val = write_volume(make_phantom(size=(64, 64, 25), spacing=(3, 3, 1.5), seed=9),
+                       tmp_path / "val.nrrd")
+    first = Trainer(tiny("hrinet-plus", 2), tmp_path / "a", volumes=volumes(), log=None).run()
+    cfg = tiny("hrinet-plus", 2, val=[str(val)], val_factors=(2,), val_slices=13, val_crop=64,
+               val_every=2, init_weights=str(first))
+    Trainer(cfg, tmp_path / "b", volumes=volumes(), log=None).run()
+    steps = [int(line.split('"step": ')[1].split(",")[0])
+             for line in (tmp_path / "b" / "val.jsonl").read_text().splitlines()]
+    assert steps == [0, 2]  # the curve starts where the --init weights stand
+
+
 def test_weights_record_the_whole_lineage_of_runs_started_from_other_weights(tmp_path):
     first = Trainer(tiny("hrinet-flow", 2), tmp_path / "a", volumes=volumes(), log=None).run()
     again = Trainer(tiny("hrinet-flow", 3, init_weights=str(first), lr=5e-4), tmp_path / "b",
@@ -449,6 +463,26 @@ def test_stage_two_variants_start_from_one_stage_one_result_with_its_encoder_fro
     assert meta["variant"] == "hrinet-perceptual"
     assert [s["variant"] for s in meta["lineage"]] == ["acai", "hrinet-perceptual"]
     assert meta["training"]["config"]["from_stage1"] is True
+
+
+def test_stage_two_weights_continue_in_stage_two_without_a_second_stage_one(tmp_path):
+    stage1 = Trainer(tiny("acai", 2), tmp_path / "acai", volumes=volumes(), log=None).run()
+    mse = Trainer(tiny("hrinet-mse", 2, init_weights=str(stage1)), tmp_path / "m",
+                  volumes=volumes(), log=None).run()
+    more = Trainer(tiny("hrinet-mse", 4, init_weights=str(mse)), tmp_path / "m2",
+                   volumes=volumes(), log=None)
+    assert more.r["stage1_iterations"] == 0 and more.phase() != "stage1"
+    _, meta = load_weights(more.run())
+    assert [s["variant"] for s in meta["lineage"]] == ["acai", "hrinet-mse", "hrinet-mse"]
+
+
+def test_perceptual_weights_are_not_continued_without_their_frozen_encoder(tmp_path):
+    stage1 = Trainer(tiny("acai", 1), tmp_path / "acai", volumes=volumes(), log=None).run()
+    perc = Trainer(tiny("hrinet-perceptual", 1, init_weights=str(stage1)), tmp_path / "p",
+                   volumes=volumes(), log=None).run()
+    with pytest.raises(HRINetError, match="frozen encoder E_I"):
+        Trainer(tiny("hrinet-perceptual", 2, init_weights=str(perc)), tmp_path / "p2",
+                volumes=volumes(), log=None)
 
 
 def test_only_the_stage_one_result_starts_another_variant(tmp_path):
