@@ -66,7 +66,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9.5, 4))
     for i, run in enumerate(a.runs):
         curve = read_curve(run)
         print(f"{run}: {plateau(curve, a.window, a.tolerance)}")
@@ -80,7 +80,7 @@ def main() -> None:
                 ax.axhline(pts[0][1], color="grey", ls="--", lw=0.8, label=f"linear: {key}")
     ax.set_xlabel("iteration (this run)")
     ax.set_ylabel("PSNR_HU (dB)")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("validation (central 25 slices, 256² crops)", fontsize=9)
     fig.tight_layout()
     a.out.parent.mkdir(parents=True, exist_ok=True)
