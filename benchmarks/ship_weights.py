@@ -25,7 +25,7 @@ DEST = Path(__file__).resolve().parents[1] / "Resources" / "weights"
 
 
 def _weights_in(run: Path) -> Path:
-    found = sorted(p for p in run.glob("*.safetensors") if p.name != "checkpoint.safetensors")
+    found = sorted(p for p in run.glob("*.safetensors") if not p.name.startswith("checkpoint"))
     if len(found) != 1:
         raise SystemExit(f"{run}: expected one exported weights file, found {found}")
     return found[0]
