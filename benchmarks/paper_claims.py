@@ -65,12 +65,13 @@ def reconstruction(volume, device: str = "cpu", every: int = 4) -> Dict[str, dic
     import torch
 
     from hrinet.models import denormalise, normalise, pad_to_stride
-    from hrinet.weights import find_weights, load_weights
+    from hrinet.shipped import find_weights, variant_weights_name
+    from hrinet.weights import load_weights
 
     slices = volume.array[::every].astype(np.float32)
     out = {}
     for v in PAPER:
-        model, _ = load_weights(str(find_weights(f"hrinet-variant-{v}")), device=device)
+        model, _ = load_weights(str(find_weights(variant_weights_name(v))), device=device)
         model.eval()
         rec = []
         with torch.inference_mode():
