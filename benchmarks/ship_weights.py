@@ -18,6 +18,7 @@ import json
 import shutil
 from pathlib import Path
 
+from hrinet.checkpoint import CHECKPOINT, PREVIOUS
 from hrinet.shipped import DEFAULT_NAME, sidecar_of, variant_weights_name
 from hrinet.weights import read_metadata
 
@@ -25,7 +26,7 @@ DEST = Path(__file__).resolve().parents[1] / "Resources" / "weights"
 
 
 def _weights_in(run: Path) -> Path:
-    found = sorted(p for p in run.glob("*.safetensors") if not p.name.startswith("checkpoint"))
+    found = sorted(p for p in run.glob("*.safetensors") if p.name not in (CHECKPOINT, PREVIOUS))
     if len(found) != 1:
         raise SystemExit(f"{run}: expected one exported weights file, found {found}")
     return found[0]

@@ -283,6 +283,12 @@ def build_models(cfg: ModelConfig) -> Dict[str, nn.Module]:
             "patchgan": PatchGAN(cfg.patch_channels)}
 
 
+def memory_format_for(device: torch.device) -> torch.memory_format:
+    """Channels-last on the CPU, where its convolutions run faster (inference about 1.7x at 512²;
+    a training step 1.13-1.27x, benchmarks/bench_train.py); the default layout elsewhere."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 def pad_to_stride(x: torch.Tensor, stride: int = STRIDE) -> Tuple[torch.Tensor, Tuple[int, int]]:
     """Pad ``(..., H, W)`` at the bottom/right to multiples of ``stride`` (edge values)."""
     h, w = x.shape[-2:]

@@ -31,7 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import HU_MAX, HU_MIN, HU_SCALE, ModelConfig, pad_to_stride
+from .models import (HU_MAX, HU_MIN, HU_SCALE, ModelConfig, memory_format_for,
+                     pad_to_stride)
 
 #: Total downsampling of the U-Net; inputs are padded to a multiple of it.
 MOTION_STRIDE = 8
@@ -117,8 +118,7 @@ class MotionInterpolator:
 
     def __init__(self, model: MotionNet, device: torch.device, batch_size: int = 4,
                  name: str = "hrinet", metadata: Optional[dict] = None):
-        # channels-last convolutions run about 1.7x faster on the CPU (measured at 512^2)
-        self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+        self.memory_format = memory_format_for(device)
         self.model = model.to(device, memory_format=self.memory_format).eval()
         self.device = device
         self.batch_size = batch_size

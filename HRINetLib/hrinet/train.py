@@ -40,7 +40,8 @@ from . import __version__
 from .data import SliceSampler, step_rng
 from .errors import Cancelled, HRINetError
 from .metrics import WINDOW
-from .models import HU_MIN, HU_SCALE, Generator, ModelConfig, build_generator, build_models
+from .models import (HU_MIN, HU_SCALE, Generator, ModelConfig, build_generator, build_models,
+                     memory_format_for)
 from .losses import acai_critic_loss, generator_adversarial, ssim_torch  # noqa: F401
 from .lineage import (export_checkpoint, init_lineage, training_metadata,  # noqa: F401
                       volume_summaries)
@@ -190,10 +191,7 @@ class Trainer:
         self.D2 = models["patchgan"].to(self.device)
         self.frozen: Optional[Generator] = None
         self.ema_G: Optional[Generator] = None
-        self.memory_format = torch.contiguous_format
-        if self.device.type == "cpu":
-            # channels-last convolutions train 1.3-1.4x faster on the CPU (benchmarks/bench_train.py)
-            self.set_memory_format(torch.channels_last)
+        self.set_memory_format(memory_format_for(self.device))
         betas = tuple(cfg.adam_betas)
         self.opt = {n: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=betas)
                     for n, m in (("G", self.G), ("D1", self.D1), ("D2", self.D2))}
