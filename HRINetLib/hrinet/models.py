@@ -54,6 +54,9 @@ class ModelConfig:
     mix_channels: Tuple[int, int, int] = (16, 8, 8)
     critic_channels: int = 32
     patch_channels: int = 32
+    #: ``hrinet-flow`` only: the head also predicts per-pixel weights of the candidate estimates
+    #: (:mod:`hrinet.motion`); False for weights saved before it existed.
+    blend: bool = False
 
     @property
     def residual(self) -> bool:
@@ -82,6 +85,7 @@ class ModelConfig:
             cfg.channels = (16, 24, 32, 48, 64, 64, 64)
         if variant == "hrinet-flow":
             cfg.channels = (16, 32, 48, 64)
+            cfg.blend = True
         for k, v in overrides.items():
             setattr(cfg, k, v)
         return cfg

@@ -184,6 +184,10 @@ class Trainer:
                         "stage-I result)" if meta["variant"] == STAGE1_RESULT else "")
                 raise HRINetError(f"--init weights are variant {meta['variant']}, not "
                                   f"{cfg.variant}; pass --variant {meta['variant']}{also}")
+            if cfg.variant == "hrinet-flow" and self.mcfg.blend and not pretrained.cfg.blend:
+                from .motion import with_blend_head
+
+                pretrained = with_blend_head(pretrained)  # older weights, today's head
             self.mcfg = pretrained.cfg
             models["generator"] = pretrained.train()
         self.G = models["generator"].to(self.device)

@@ -12,7 +12,7 @@ from hrinet.evaluate import evaluate_volume
 from hrinet.inference import make_interpolator
 from hrinet.io import read_volume
 from hrinet.models import ModelConfig, build_generator
-from hrinet.motion import MotionNet, gate
+from hrinet.motion import BLEND_CANDIDATES, MotionNet, gate, with_blend_head
 from hrinet.phantom import make_phantom
 from hrinet.weights import load_weights, save_weights
 
@@ -77,6 +77,38 @@ def test_gradients_reach_every_parameter():
     y = m(x, x[:, 1:3], torch.tensor([0.3, 0.6]), torch.tensor([0.0, 1.0]))
     y.pow(2).mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+def test_weights_from_before_the_blend_head_load_and_compute_as_they_did(tmp_path):
+    """The blend head is new; weights saved without it still load (their sidecar says
+    ``blend: false``), and upgraded to it for training they compute exactly the same."""
+    import dataclasses
+
+    old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), blend=False))
+    with torch.no_grad():
+        old.head.weight.normal_(0, 0.05)
+    loaded, meta = load_weights(save_weights(old.eval(), tmp_path / "old.safetensors", {}))
+    assert meta["config"]["blend"] is False and loaded.head.out_channels == 1
+    grown = with_blend_head(loaded).eval()
+    assert grown.cfg.blend and grown.head.out_channels == 1 + len(BLEND_CANDIDATES)
+    x, t, s = torch.randn(2, 4, 32, 32) * 300, torch.tensor([0.3, 0.5]), torch.tensor([0.0, 1.0])
+    with torch.no_grad():
+        assert torch.equal(grown(x, x[:, 1:3], t, s), loaded(x, x[:, 1:3], t, s))
+
+
+@pytest.mark.parametrize("which, index", [("cubic", 3), ("linear", 2), ("w3", 5)])
+def test_a_blend_weight_of_one_picks_that_candidate_wherever_the_gate_is_open(which, index):
+    """Weight maps, not redrawn detail: a head that outputs 1 for one candidate (and nothing
+    else) turns the model into that candidate estimate at a synthesised position."""
+    m = untrained()
+    with torch.no_grad():
+        m.head.bias[1 + index] = 1.0
+    samples = torch.randn(1, 4, 16, 16) * 200
+    plain = torch.randn(1, 2, 16, 16) * 200
+    with torch.no_grad():
+        y = m(samples, plain, torch.tensor([0.5]), torch.zeros(1))
+    candidates = torch.cat([samples, plain], 1)[:, list(BLEND_CANDIDATES)]
+    torch.testing.assert_close(y, candidates[:, index:index + 1], rtol=0, atol=1e-3)
 
 
 def test_weights_round_trip_as_the_flow_variant(tmp_path):

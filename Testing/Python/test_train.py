@@ -297,6 +297,24 @@ def test_weights_record_the_whole_lineage_of_runs_started_from_other_weights(tmp
     assert all(s["seconds"] > 0 for s in stages)  # how long each stage trained
 
 
+def test_weights_from_before_the_blend_head_are_continued_with_it(tmp_path):
+    """--init with older hrinet-flow weights: training goes on with today's blend head, which
+    starts at zero, so step 0 is the older model exactly."""
+    import dataclasses
+
+    from hrinet.models import ModelConfig
+    from hrinet.motion import MotionNet
+    from hrinet.weights import save_weights
+
+    old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), blend=False))
+    path = save_weights(old.eval(), tmp_path / "old.safetensors", {})
+    tr = Trainer(tiny("hrinet-flow", 1, init_weights=str(path)), tmp_path / "run",
+                 volumes=volumes(), log=None)
+    assert tr.mcfg.blend and tr.G.head.out_channels > 1
+    _, meta = load_weights(tr.run())
+    assert meta["config"]["blend"] is True
+
+
 def test_training_time_adds_up_over_a_resume(tmp_path):
     tr = Trainer(tiny("hrinet-mse", 4), tmp_path / "run", volumes=volumes(), log=None)
     tr.run(stop_at=2)
