@@ -44,8 +44,15 @@ def _one_thread_each(_: int) -> None:
     # N workers with N threads each would fight over the cores
     import atexit
     import os
+    import signal
 
     from . import flow
+
+    # SIGTERM to the process group (`timeout`, a job scheduler, a closed terminal) is the
+    # training process's to handle: it stops at the step's end, saves a checkpoint and ends the
+    # workers. A worker killed first would make the loader fail the run with an internal error
+    # (PyTorch's workers ignore SIGINT for the same reason).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     torch.set_num_threads(1)
     flow.CV_THREADS = 0

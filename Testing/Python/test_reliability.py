@@ -212,6 +212,28 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     assert (tmp_path / "run" / "checkpoint.safetensors").exists()
 
 
+@pytest.mark.slow
+def test_sigterm_to_the_whole_process_group_stops_a_run_with_workers_cleanly(tmp_path):
+    """`timeout`, a job scheduler or a closed terminal signal the process group: the data
+    workers leave the stop to the training process, which saves a checkpoint as for Ctrl-C."""
+    import os
+
+    data = write_volume(make_phantom(size=(64, 64, 24), spacing=(3, 3, 2)), tmp_path / "d.nrrd")
+    cmd = _train_cmd(data, tmp_path / "run", "--workers", "1")
+    cmd[cmd.index("hrinet-plus")] = "hrinet-flow"
+    cmd[cmd.index("12")] = "100000"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 200
+    while time.time() < deadline and not (tmp_path / "run" / "log.csv").exists():
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "--resume" in err, err[-1500:]
+    assert "internal error" not in err and "Traceback" not in err
+    assert (tmp_path / "run" / "checkpoint.safetensors").exists()
+
+
 # ---- GPU -----------------------------------------------------------------------------------
 
 def test_gpu_out_of_memory_lowers_the_batch_then_falls_back_to_cpu(phantom):
