@@ -24,7 +24,7 @@ from .atomic import atomic_write, complete_png, write_text
 from .engine import upsample_z
 from .errors import HRINetError
 from .methods import Interpolator, create_interpolator
-from .metrics import Scores, score
+from .metrics import Scores, score, truth_stats
 from .slab import simulate_thick
 from .volume import Volume
 
@@ -86,11 +86,12 @@ def evaluate_volume(volume: Volume, name: str, factors: Sequence[int], methods: 
         n_out = (thick.array.shape[0] - 1) * k + 1
         truth = volume.array[:n_out]
         mask = synthesised_mask(n_out, k) if protocol == "decimate" else np.ones(n_out, bool)
+        stats = truth_stats(truth[mask])
         for m in methods:
             if progress:
                 progress(f"{name} x{k} {m}")
             up = upsample_z(thick, factor=k, interpolator=interps[m], thickness=thickness)
-            s = score(up.array[mask], truth[mask])
+            s = score(up.array[mask], truth[mask], stats)
             rows.append(Row(volume=name, factor=k, method=m, **asdict(s)))
             if keep:
                 keep(k, m, up.array)

@@ -15,6 +15,7 @@ Conventions (fixed so numbers compare across runs and papers):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 from scipy.ndimage import gaussian_filter, uniform_filter1d
@@ -149,14 +150,29 @@ class Scores:
     blur_truth: float = float("nan")
 
 
-def score(pred: np.ndarray, truth: np.ndarray) -> Scores:
-    """Every metric of the evaluation protocol for synthesised slices ``pred`` vs ``truth``."""
+@dataclass(frozen=True)
+class TruthStats:
+    """The reference-only parts of :func:`score`: computed once per truth, reused per method."""
+
+    gradient_energy: float
+    blur: float
+
+
+def truth_stats(truth: np.ndarray) -> TruthStats:
+    """:class:`TruthStats` of a ``(z, y, x)`` ground-truth stack."""
+    return TruthStats(gradient_energy(truth), blur(truth))
+
+
+def score(pred: np.ndarray, truth: np.ndarray, stats: Optional[TruthStats] = None) -> Scores:
+    """Every metric of the evaluation protocol for synthesised slices ``pred`` vs ``truth``
+    (``stats``: :func:`truth_stats` of ``truth``, when several methods are scored on it)."""
+    stats = stats if stats is not None else truth_stats(truth)
     return Scores(
         psnr_hu=psnr(pred, truth, HU_RANGE),
         psnr_win=psnr(pred, truth, WINDOW),
         ssim_win=ssim(pred, truth, WINDOW),
         rmse_hu=rmse(pred, truth, HU_RANGE),
-        grad_ratio=gradient_energy(pred) / max(gradient_energy(truth), 1e-12),
+        grad_ratio=gradient_energy(pred) / max(stats.gradient_energy, 1e-12),
         blur=blur(pred),
-        blur_truth=blur(truth),
+        blur_truth=stats.blur,
     )

@@ -62,6 +62,14 @@ def test_blur_effect_is_scored_for_prediction_and_truth_alike():
     assert s.blur == pytest.approx(s.blur_truth) and s.blur == pytest.approx(blur(truth))
 
 
+def test_truth_statistics_computed_once_give_the_same_scores():
+    from hrinet.metrics import truth_stats
+
+    truth = make_phantom(size=(48, 48, 3), spacing=(4, 4, 4), noise=5).array.astype(float)
+    pred = truth + np.random.default_rng(0).normal(0, 20, truth.shape)
+    assert score(pred, truth, truth_stats(truth)) == score(pred, truth)
+
+
 def test_blur_effect_refuses_what_is_not_an_image():
     with pytest.raises(ValueError, match="2D image"):
         blur_effect(np.zeros((3, 3)))
