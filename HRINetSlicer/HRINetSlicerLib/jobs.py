@@ -9,11 +9,8 @@ a cancelled or failed job leaves the scene as it was.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -22,8 +19,8 @@ from hrinet.constants import CLASSICAL_METHODS
 from hrinet.errors import HRINetError
 from hrinet.io import read_volume
 
-from .logic import (export_nrrd, library_env, node_from_volume, plan_for_node,
-                    python_executable)
+from .logic import export_nrrd, node_from_volume, plan_for_node
+from .process import BackgroundProcess, python_executable
 
 _PROGRESS = re.compile(r"^interpolating: (\d+)/(\d+) ")
 #: The command's plan line (the input is in.nrrd): printed once the model is loaded.
@@ -49,9 +46,8 @@ class InterpolationJob:
         self.plan = plan_for_node(input_node, factor, target_spacing, method, thickness)
         self.weights, self.device, self.thickness = weights, device, thickness
         self.name = name or f"{input_node.GetName()} isotropic"
-        self.process: Optional[subprocess.Popen] = None
+        self.proc = BackgroundProcess()
         self.folder: Optional[Path] = None
-        self._log = None
 
     def command(self) -> list:
         folder = self.folder
@@ -71,13 +67,10 @@ class InterpolationJob:
             raise HRINetError("an interpolation is already running; cancel it first")
         self.folder = Path(tempfile.mkdtemp(prefix="hrinet-interpolate-"))
         export_nrrd(self.input_node, self.folder / "in.nrrd")
-        self._log = open(self.folder / "job.log", "w")
-        self.process = subprocess.Popen(self.command(), stdout=self._log,
-                                        stderr=subprocess.STDOUT, env=library_env(),
-                                        start_new_session=(os.name != "nt"))
+        self.proc.start(self.command(), self.folder / "job.log")
 
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.proc.running()
 
     def _lines(self):
         try:
@@ -88,8 +81,7 @@ class InterpolationJob:
     def poll(self) -> dict:
         """``{"running", "returncode", "phase", "done", "total", "error"}`` for the panel."""
         lines = self._lines()
-        info = {"running": self.running(), "returncode": None if self.process is None
-                else self.process.poll(), "done": 0, "total": self.plan.input_slices - 1,
+        info = {"running": self.running(), "returncode": self.proc.returncode, "done": 0, "total": self.plan.input_slices - 1,
                 "phase": "reading the volume and loading the model", "error": None}
         if any(line.startswith(_PLAN_LINE) for line in lines):
             info["phase"] = "interpolating"
@@ -108,20 +100,7 @@ class InterpolationJob:
 
     def cancel(self, timeout: float = 10) -> None:
         """End the process and everything it started; nothing is added to the scene."""
-        if self.running():
-            try:
-                if os.name == "nt":
-                    self.process.terminate()
-                else:
-                    os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                if os.name != "nt":
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.kill()
-                self.process.wait()
-            except ProcessLookupError:
-                pass
+        self.proc.end(timeout)
         self.cleanup()
 
     def finish(self, scene=None):
@@ -144,9 +123,7 @@ class InterpolationJob:
         return node
 
     def cleanup(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self.proc.running()  # closes the log of a process that has ended
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
@@ -25,9 +21,13 @@ import slicer
 import slicer.util
 
 from hrinet import Volume, upsample_z
+from hrinet.constants import DEFAULT_VARIANT
 from hrinet.errors import HRINetError
 from hrinet.io import write_volume
 from hrinet.train_args import STOP_FILE
+
+# library_env and python_executable are also this module's (older callers import them here)
+from .process import BackgroundProcess, library_env, python_executable  # noqa: F401
 
 LPS_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -130,19 +130,6 @@ def export_nrrd(node, path, overwrite: bool = False) -> Path:
     return write_volume(volume_from_node(node), path, overwrite=overwrite, compress=True)
 
 
-def library_env() -> dict:
-    """The environment for a background ``hrinet`` process: this ``hrinet`` first on the path
-    (an empty PYTHONPATH adds nothing: a trailing separator would add the current folder)."""
-    import hrinet
-
-    env = dict(os.environ)
-    paths = [str(Path(hrinet.__file__).resolve().parents[1])]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    return env
-
-
 def default_runs_folder() -> Path:
     """Where fine-tuning runs go unless the user picks a folder: under Slicer's settings
     directory (kept across sessions), not the temporary directory."""
@@ -182,11 +169,6 @@ def missing_requirements(requirements: Sequence[str]) -> List[str]:
     return missing
 
 
-def python_executable() -> str:
-    """The Python that can run ``hrinet`` in a background process (PythonSlicer in Slicer)."""
-    return shutil.which("PythonSlicer") or sys.executable
-
-
 class TrainingJob:
     """``hrinet train`` in a background process, as SlicerTotalSegmentator runs its jobs.
 
@@ -195,7 +177,7 @@ class TrainingJob:
     ``resume=True`` continues it.
     """
 
-    def __init__(self, out_dir, volume_nodes: Sequence = (), variant: str = "hrinet-plus",
+    def __init__(self, out_dir, volume_nodes: Sequence = (), variant: str = DEFAULT_VARIANT,
                  iterations: int = 500, crop: int = 128, batch: int = 4,
                  init_weights: Optional[str] = None, device: str = "auto",
                  volume_paths: Sequence[str] = ()):
@@ -204,8 +186,7 @@ class TrainingJob:
         self.init_weights, self.device = init_weights, device
         self.paths: List[str] = list(volume_paths)
         self._nodes = list(volume_nodes)
-        self.process: Optional[subprocess.Popen] = None
-        self._log = None
+        self.proc = BackgroundProcess()
 
     def _export_inputs(self) -> List[str]:
         data = self.out / "inputs"
@@ -238,21 +219,15 @@ class TrainingJob:
             raise HRINetError("a training job is already running; stop it first")
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / STOP_FILE).unlink(missing_ok=True)  # an old request must not stop this run
-        self._log = open(self.out / "job.log", "a")
-        self.process = subprocess.Popen(self.command(resume), stdout=self._log,
-                                        stderr=subprocess.STDOUT, env=library_env())
+        self.proc.start(self.command(resume), self.out / "job.log", append=True)
 
     def running(self) -> bool:
-        running = self.process is not None and self.process.poll() is None
-        if not running and self._log is not None:  # the job is over: its log is complete
-            self._log.close()
-            self._log = None
-        return running
+        return self.proc.running()
 
     def poll(self) -> dict:
         """Latest progress (step, iterations, loss) and the loss history for the plot."""
-        info = {"running": self.running(), "returncode": None if self.process is None
-                else self.process.poll(), "step": 0, "iterations": self.iterations}
+        info = {"running": self.running(), "returncode": self.proc.returncode, "step": 0,
+                "iterations": self.iterations}
         try:
             info.update(json.loads((self.out / "progress.json").read_text()))
         except (OSError, ValueError):
@@ -281,14 +256,7 @@ class TrainingJob:
         if not self.running():
             return
         (self.out / STOP_FILE).write_text("stop\n")
-        if os.name != "nt":
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.running()  # closes the log
+        self.proc.end(timeout, terminate=os.name != "nt")
 
 
 class AdaptJob(TrainingJob):

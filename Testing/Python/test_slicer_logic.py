@@ -197,7 +197,7 @@ def test_interpolation_runs_in_the_background_cancels_cleanly_then_matches_the_c
     assert first["running"] and first["phase"] == "reading the volume and loading the model"
     seen = _wait(job, lambda i: i["phase"] == "interpolating" and i["done"] > 0)
     assert 0 < seen["done"] < seen["total"] == 39
-    pid, folder = job.process.pid, job.folder
+    pid, folder = job.proc.popen.pid, job.folder
     job.cancel()
     with pytest.raises(ProcessLookupError):  # the process and its group are gone
         os.killpg(pid, 0)
@@ -249,10 +249,10 @@ def test_stopping_a_training_job_saves_a_checkpoint_through_the_stop_file(tmp_pa
     job.start()
     _wait(job, lambda i: i.get("step", 0) > 0, timeout=180)
     (tmp_path / "run" / STOP_FILE).write_text("stop\n")  # what stop() writes first
-    job.process.wait(120)
+    job.proc.popen.wait(120)
     assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
     assert not (tmp_path / "run" / STOP_FILE).exists()  # consumed: a resume runs on
-    assert not job.running() and job._log is None
+    assert not job.running() and not job.proc.log_open
     assert "" not in library_env()["PYTHONPATH"].split(__import__("os").pathsep)
 
 
