@@ -90,3 +90,31 @@ def checkpoint_to_resume(folder: Path, log=print) -> Tuple[Path, Dict[str, torch
             return (previous, tensors, state)
     raise HRINetError(f"{problem}, and no earlier intact checkpoint is in {folder}; start a new "
                       "run (--init with the run's exported weights keeps what was learned)")
+
+
+def flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict) -> dict:
+    """An optimiser's state: its tensors into ``tensors`` (``opt.<name>.<param>.<key>``), the
+    rest returned as JSON-able metadata (what :func:`restore_optimizer` reads back)."""
+    sd = opt.state_dict()
+    scalars = {}
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"opt.{name}.{idx}.{key}"] = val.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = val
+    return {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def restore_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    """Load into ``opt`` the state :func:`flatten_optimizer` saved."""
+    state: Dict[int, dict] = {}
+    prefix = f"opt.{name}."
+    for key, val in tensors.items():
+        if key.startswith(prefix):
+            idx, k = key[len(prefix):].split(".", 1)
+            state.setdefault(int(idx), {})[k] = val
+    for key, val in meta["scalars"].items():
+        idx, k = key.split(".", 1)
+        state.setdefault(int(idx), {})[k] = val
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

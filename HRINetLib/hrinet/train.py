@@ -20,7 +20,6 @@ exactly and a killed run loses at most ``checkpoint_minutes``.
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import json
 import math
@@ -34,14 +33,16 @@ import torch.nn.functional as F
 
 from .constants import VARIANTS
 from .train_args import FIXED_ON_RESUME
-from .checkpoint import (CHECKPOINT, PREVIOUS, checkpoint_to_resume, write_checkpoint)
-from .atomic import atomic_write, complete_png, write_text
+from .checkpoint import (CHECKPOINT, PREVIOUS, checkpoint_to_resume, flatten_optimizer,
+                         restore_optimizer, write_checkpoint)
+from .atomic import write_text
 from . import __version__
 from .data import SliceSampler, step_rng
 from .errors import Cancelled, HRINetError
 from .metrics import WINDOW
 from .models import (HU_MIN, HU_SCALE, Generator, ModelConfig, build_generator, build_models,
                      memory_format_for)
+from .run_log import RunLog
 from .losses import acai_critic_loss, generator_adversarial, ssim_torch  # noqa: F401
 from .lineage import (export_checkpoint, init_lineage, training_metadata,  # noqa: F401
                       volume_summaries)
@@ -72,31 +73,6 @@ def shutdown_distributed(trainer: Optional["Trainer"] = None) -> None:
 
 def _unwrap(m):
     return m.module if hasattr(m, "module") else m
-
-
-def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict) -> dict:
-    sd = opt.state_dict()
-    scalars = {}
-    for idx, st in sd["state"].items():
-        for key, val in st.items():
-            if torch.is_tensor(val):
-                tensors[f"opt.{name}.{idx}.{key}"] = val.detach().cpu().contiguous()
-            else:
-                scalars[f"{idx}.{key}"] = val
-    return {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _restore_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    state: Dict[int, dict] = {}
-    prefix = f"opt.{name}."
-    for key, val in tensors.items():
-        if key.startswith(prefix):
-            idx, k = key[len(prefix):].split(".", 1)
-            state.setdefault(int(idx), {})[k] = val
-    for key, val in meta["scalars"].items():
-        idx, k = key.split(".", 1)
-        state.setdefault(int(idx), {})[k] = val
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 def _same(a, b) -> bool:
@@ -156,6 +132,7 @@ class Trainer:
         if cfg.iterations < 1:
             raise HRINetError("iterations must be at least 1")
         self.cfg = cfg
+        self.runlog = RunLog(self.out, rank, f"{cfg.variant} training losses")
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         overrides = {"channels": tuple(cfg.channels)} if cfg.channels else {}
@@ -413,7 +390,7 @@ class Trainer:
             if model is not None:
                 for k, v in model.state_dict().items():
                     tensors[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
-        opt_meta = {n: _flatten_optimizer(n, o, tensors) for n, o in self.opt.items()}
+        opt_meta = {n: flatten_optimizer(n, o, tensors) for n, o in self.opt.items()}
         meta = {"step": self.step, "config": self.cfg.to_dict(), "model": self.mcfg.to_dict(),
                 "resume_changes": self.resume_changes, "train_seconds": self.train_seconds,
                 "volumes": volume_summaries(self.sampler),
@@ -428,7 +405,7 @@ class Trainer:
         tensors, meta = self._state()
         path = write_checkpoint(self.out, tensors, meta)
         self._last_ckpt_time = time.monotonic()
-        self._plot()
+        self.runlog.plot()
         return path
 
     def _load(self, tensors: Dict[str, torch.Tensor], meta: dict) -> None:
@@ -444,79 +421,10 @@ class Trainer:
                 model.load_state_dict(saved)
                 setattr(self, "frozen" if prefix == "frozen" else "ema_G", model)
         for n, o in self.opt.items():
-            _restore_optimizer(n, o, tensors, meta["optimizers"][n])
+            restore_optimizer(n, o, tensors, meta["optimizers"][n])
         self.step = int(meta["step"])
         self.train_seconds = float(meta.get("train_seconds", 0.0))
         self.last_val = meta.get("last_val", {})
-
-    # ---- logs ----------------------------------------------------------------------------
-    LOG_FIELDS = ["step", "phase", "loss_g", "content", "loss_d1", "loss_d2", "seconds"]
-
-    def _truncate_log(self) -> None:
-        """Drop log rows past the checkpoint so a resumed run's log has no duplicates."""
-        path = self.out / "log.csv"
-        if not path.is_file():
-            return
-        with open(path) as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, self.LOG_FIELDS)
-            w.writeheader()
-            w.writerows(rows)
-
-    def _append_log(self, rows: List[dict]) -> None:
-        if self.rank != 0 or not rows:
-            return
-        path = self.out / "log.csv"
-        new = not path.is_file()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, self.LOG_FIELDS, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerows(rows)
-
-    def _write_progress(self, logs: dict) -> None:
-        if self.rank != 0:
-            return
-        info = {"step": self.step, "iterations": self.cfg.iterations, "phase": logs.get("phase"),
-                "loss_g": logs.get("loss_g"), "last_val": self.last_val, "time": time.time()}
-        write_text(self.out / "progress.json", json.dumps(info))
-
-    def _plot(self) -> None:
-        path = self.out / "log.csv"
-        if not path.is_file():
-            return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        with open(path) as f:
-            rows = list(csv.DictReader(f))
-        if not rows:
-            return
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        positive = True
-        for key in ("content", "loss_d1", "loss_d2"):
-            pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
-            if pts:
-                s, v = zip(*pts)
-                line, = ax.plot(s, v, lw=0.5, alpha=0.3)
-                # step-to-step noise (one batch, a GAN's critics) hides the trend: a running mean
-                w = max(1, min(50, len(v) // 10))
-                smooth = np.convolve(v, np.ones(w) / w, mode="valid")
-                ax.plot(s[w - 1:], smooth, color=line.get_color(), lw=1.2,
-                        label=f"{key} (mean of {w})" if w > 1 else key)
-                positive = positive and min(v) > 0
-        if positive:  # a log-MSE loss (--log-mse) is negative: plotted as it is
-            ax.set_yscale("log")
-        ax.set_xlabel("iteration")
-        ax.legend()
-        ax.set_title(f"{self.cfg.variant} training losses")
-        fig.tight_layout()
-        with atomic_write(self.out / "loss.png", verify=complete_png, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
 
     # ---- validation ----------------------------------------------------------------------
     def validate(self) -> dict:
@@ -553,7 +461,7 @@ class Trainer:
         Returns the final weights path, or the checkpoint path when stopped early.
         """
         self.out.mkdir(parents=True, exist_ok=True)
-        self._truncate_log()  # rows past the checkpoint would repeat after a resume
+        self.runlog.truncate(self.step)  # rows past the checkpoint would repeat after a resume
         write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
         if self.step == 0 and self.cfg.init_weights and self.cfg.val_every:
             self.validate()  # where a continuation starts: the first point of its curve
@@ -574,24 +482,26 @@ class Trainer:
                 if self.progress:
                     self.progress(self.step, self.cfg.iterations, logs)
                 if self.step % 20 == 0 or self.step == end:
-                    self._append_log(pending)
+                    self.runlog.append(pending)
                     pending = []
-                    self._write_progress(logs)
+                    self.runlog.progress({"step": self.step, "iterations": self.cfg.iterations,
+                                          "phase": logs.get("phase"), "loss_g": logs.get("loss_g"),
+                                          "last_val": self.last_val})
                 if self.cfg.val_every and self.step % self.cfg.val_every == 0:
                     self.validate()
                 if time.monotonic() - self._last_ckpt_time > 60 * self.cfg.checkpoint_minutes:
-                    self._append_log(pending)
+                    self.runlog.append(pending)
                     pending = []
                     self.save_checkpoint()
         except (Cancelled, KeyboardInterrupt):
             self._batches = None  # ends the workers
-            self._append_log(pending)
+            self.runlog.append(pending)
             self.save_checkpoint()
             raise Cancelled(f"stopped at step {self.step}; checkpoint saved in {self.out}; "
                             "continue with --resume")
         if self.step >= self.cfg.iterations:
             self._batches = None  # ends the workers (a run stopped early keeps them)
-        self._append_log(pending)
+        self.runlog.append(pending)
         self.save_checkpoint()
         if self.step < self.cfg.iterations:
             return self.out / CHECKPOINT
