@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Continues the shipped default model (hrinet-flow) on this machine's CPU, as its third stage was
+# made (2026-11-26): from the shipped weights (their blend head grown if they have none), on the
+# eight training volumes, gaps 2-8 with gap 2 drawn twice as often, 40% of the groups as
+# overlapping reconstructions, log-MSE loss, 4 groups x 4 targets a step, crops 128^2, Adam lr
+# 1e-4, weight averaging 0.999, cosine decay to 0.05x from half-way, validation every 2500 steps.
+# About 0.5 s a step on an idle 2-core CPU; resumes if stopped (run it again).
+# Usage: benchmarks/continue_default.sh [ITERATIONS [INIT_WEIGHTS]]
+#   the shipped third stage: benchmarks/continue_default.sh 8500 <weights shipped at 07bb25e>
+#   (git show 07bb25e:Resources/weights/hrinet-default.safetensors > w.safetensors, same for .json)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-8500}
+INIT=${2:-Resources/weights/hrinet-default.safetensors}
+D=${HRINET_SHARED_CT:-../shared/data/ct}
+TRAIN="$D/chest-lidc-1mm.nrrd $D/thorax-2mm.nrrd $D/chest-cmbcrc-2p5mm.nrrd $D/heart-1p5mm.nrrd \
+$D/chest-1p5mm.nrrd $D/torso-3mm.nrrd $D/head-ge-1p25mm.nrrd $D/chest-rider-0p8mm.nrrd"
+VAL="$D/chest-lungfcp-1mm.nrrd $D/abdomen-2mm-dicom"
+R=${RUN:-runs/continue-default}
+if [ -f $R/checkpoint.safetensors ]; then
+  .venv/bin/hrinet train --out $R --resume
+else
+  .venv/bin/hrinet train --variant hrinet-flow --init "$INIT" --data $TRAIN --val $VAL \
+    --iterations "$N" --crop 128 --batch 4 --samples-per-group 4 --gaps 2,2,3,4,5,6,7,8 \
+    --overlap 0.4 --log-mse --lr 1e-4 --ema 0.999 --lr-final 0.05 --decay-start 0.5 \
+    --workers 1 --val-every 2500 --val-factors 2,4 --checkpoint-minutes 4 --device cpu --out $R
+fi
