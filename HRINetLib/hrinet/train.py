@@ -135,8 +135,12 @@ class Trainer:
         self.runlog = RunLog(self.out, rank, f"{cfg.variant} training losses")
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
-        overrides = {"channels": tuple(cfg.channels)} if cfg.channels else {}
-        self.mcfg = ModelConfig.for_variant(cfg.variant, cfg.design_size, **overrides)
+        if resumed is not None and "model" in resumed[1]:
+            # the architecture the checkpoint holds, which may predate today's defaults
+            self.mcfg = ModelConfig.from_dict(resumed[1]["model"])
+        else:
+            overrides = {"channels": tuple(cfg.channels)} if cfg.channels else {}
+            self.mcfg = ModelConfig.for_variant(cfg.variant, cfg.design_size, **overrides)
         models = build_models(self.mcfg)
         if cfg.init_weights and not resume:
             from .weights import load_weights

@@ -315,6 +315,24 @@ def test_weights_from_before_the_blend_head_are_continued_with_it(tmp_path):
     assert meta["config"]["blend"] is True
 
 
+def test_a_run_checkpointed_before_the_blend_head_resumes_with_its_own_architecture(
+        tmp_path, monkeypatch):
+    """A resume rebuilds the model the checkpoint holds, not today's default layout."""
+    import dataclasses
+
+    from hrinet.models import ModelConfig
+
+    today = ModelConfig.for_variant.__func__
+    monkeypatch.setattr(ModelConfig, "for_variant", classmethod(
+        lambda cls, *a, **k: dataclasses.replace(today(cls, *a, **k), blend=False)))
+    Trainer(tiny("hrinet-flow", 4), tmp_path / "run", volumes=volumes(), log=None).run(stop_at=2)
+    monkeypatch.undo()
+    weights = Trainer(tiny("hrinet-flow", 4), tmp_path / "run", resume=True, volumes=volumes(),
+                      log=None).run()
+    _, meta = load_weights(weights)
+    assert meta["config"]["blend"] is False
+
+
 def test_training_time_adds_up_over_a_resume(tmp_path):
     tr = Trainer(tiny("hrinet-mse", 4), tmp_path / "run", volumes=volumes(), log=None)
     tr.run(stop_at=2)
