@@ -81,7 +81,8 @@ class InterpolationJob:
     def poll(self) -> dict:
         """``{"running", "returncode", "phase", "done", "total", "error"}`` for the panel."""
         lines = self._lines()
-        info = {"running": self.running(), "returncode": self.proc.returncode, "done": 0, "total": self.plan.input_slices - 1,
+        info = {"running": self.running(), "returncode": self.proc.returncode, "done": 0,
+                "total": self.plan.input_slices - 1,
                 "phase": "reading the volume and loading the model", "error": None}
         if any(line.startswith(_PLAN_LINE) for line in lines):
             info["phase"] = "interpolating"

@@ -26,8 +26,7 @@ from hrinet.errors import HRINetError
 from hrinet.io import write_volume
 from hrinet.train_args import STOP_FILE
 
-# library_env and python_executable are also this module's (older callers import them here)
-from .process import BackgroundProcess, library_env, python_executable  # noqa: F401
+from .process import BackgroundProcess, python_executable
 
 LPS_RAS = np.diag([-1.0, -1.0, 1.0])
 

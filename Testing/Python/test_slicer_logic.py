@@ -238,7 +238,8 @@ def test_a_failed_background_interpolation_reports_the_one_line_and_adds_nothing
 
 def test_stopping_a_training_job_saves_a_checkpoint_through_the_stop_file(tmp_path, scene):
     """The stop file works where SIGTERM cannot be caught (Windows); the job's log is closed."""
-    from HRINetSlicerLib.logic import TrainingJob, library_env
+    from HRINetSlicerLib.logic import TrainingJob
+    from HRINetSlicerLib.process import library_env
     from hrinet.phantom import make_phantom
     from hrinet.train_args import STOP_FILE
 
