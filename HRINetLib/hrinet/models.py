@@ -57,6 +57,9 @@ class ModelConfig:
     #: ``hrinet-flow`` only: the head also predicts per-pixel weights of the candidate estimates
     #: (:mod:`hrinet.motion`); False for weights saved before it existed.
     blend: bool = False
+    #: ``hrinet-flow`` only: a seventh candidate, the 6-slice cubic spline (two more known
+    #: slices of context); False for weights saved before it existed.
+    spline: bool = False
 
     @property
     def residual(self) -> bool:
@@ -86,6 +89,7 @@ class ModelConfig:
         if variant == "hrinet-flow":
             cfg.channels = (16, 32, 48, 64)
             cfg.blend = True
+            cfg.spline = True
         for k, v in overrides.items():
             setattr(cfg, k, v)
         return cfg

@@ -10,11 +10,14 @@ that cubic B-splines use. This model starts from the flow estimate and learns wh
   one more known slice on each side), the flow blend ``fb = (1 - t) w1 + t w2``, the motion-free
   linear blend and 4-slice cubic (where motion is small, as between overlapping reconstructions,
   these beat warping), ``t`` and the slab ratio ``s`` (slice thickness / slice spacing of the
-  input; 0 for thin slices sampled far apart);
+  input; 0 for thin slices sampled far apart); with ``spline`` (weights from 2026-11-26 on) also
+  the 6-slice cubic spline of :func:`hrinet.flow.spline_weights`, which is what the ``cubic``
+  method computes: overlapping reconstructions are band-limited along z, and there Keys' 4-slice
+  cubic lost 0.76 dB to it at x2 (validation chest) -- a candidate the model did not have;
 - a small U-Net (strides 1 to 8) predicts a correction ``r``;
 - with ``blend`` (weights from 2026-11-26 on), the same head also predicts one weight map ``m_e``
   per candidate ``e`` in ``w1, w2, lin, cubic, w0, w3``, and the correction becomes
-  ``r + sum_e m_e (e - fb)``. Choosing, per pixel, how much of the curvature of cubic or of the
+  ``r + sum_e m_e (e - fb)`` (and the spline, with ``spline``). Choosing, per pixel, how much of the curvature of cubic or of the
   context slices to use is then a smooth map, where an additive ``r`` had to redraw that detail
   through the U-Net (a global least-squares blend of the older model's output with cubic was
   +1.3 dB over it at x2 on the validation chest: the detail was there, unused);
@@ -50,6 +53,9 @@ FEATURES = 7  # fb, w1-fb, w2-fb, lin-fb, cubic-fb, w0-fb, w3-fb
 #: Candidates the blend head weighs, as indices into ``cat([samples, plain])``: w1, w2, lin,
 #: cubic, w0, w3 (the order of the difference channels).
 BLEND_CANDIDATES = (1, 2, 4, 5, 0, 3)
+#: Index of the 6-slice spline in ``cat([samples, plain])`` (``spline`` models); its difference
+#: channel and blend weight come after all others, so older weights grow into it at zero.
+SPLINE_CANDIDATE = 6
 DEFAULT_CHANNELS = (16, 32, 48, 64)
 
 
@@ -73,13 +79,17 @@ class MotionNet(nn.Module):
         if len(c) != 4:
             raise ValueError(f"hrinet-flow needs 4 channel counts (strides 1-8), got {c}")
         self.enc = nn.ModuleList([
-            _conv(FEATURES + 2, c[0]),
+            _conv(FEATURES + 2 + int(cfg.spline), c[0]),
             nn.Sequential(_conv(c[0], c[1], 2), _conv(c[1], c[1])),
             nn.Sequential(_conv(c[1], c[2], 2), _conv(c[2], c[2])),
             nn.Sequential(_conv(c[2], c[3], 2), _conv(c[3], c[3]))])
         self.dec = nn.ModuleList([_conv(c[3] + c[2], c[2]), _conv(c[2] + c[1], c[1]),
                                   _conv(c[1] + c[0], c[0])])
-        self.head = nn.Conv2d(c[0], 1 + (len(BLEND_CANDIDATES) if cfg.blend else 0), 3, 1, 1)
+        if cfg.spline and not cfg.blend:
+            raise ValueError("the spline candidate needs the blend head (blend=True)")
+        self.candidates = (list(BLEND_CANDIDATES) + [SPLINE_CANDIDATE] * cfg.spline
+                           if cfg.blend else [])
+        self.head = nn.Conv2d(c[0], 1 + len(self.candidates), 3, 1, 1)
         nn.init.zeros_(self.head.weight)  # untrained = the classical flow method
         nn.init.zeros_(self.head.bias)
 
@@ -87,7 +97,8 @@ class MotionNet(nn.Module):
     def inputs(samples: torch.Tensor, plain: torch.Tensor, t: torch.Tensor,
                s: torch.Tensor) -> torch.Tensor:
         """Network input from trajectory samples ``(B, 4, H, W)`` and the motion-free linear and
-        cubic estimates ``(B, 2, H, W)`` in HU, ``t`` and ``s`` (B,)."""
+        cubic estimates ``(B, 2, H, W)`` (and the spline, ``(B, 3, H, W)``) in HU, ``t`` and
+        ``s`` (B,)."""
         tv, sv = t.view(-1, 1, 1, 1), s.view(-1, 1, 1, 1)
         x = (torch.cat([samples, plain], 1).clamp(HU_MIN, HU_MAX) - HU_MIN) / HU_SCALE
         w0, w1, w2, w3, lin, cub = (x[:, i:i + 1] for i in range(6))
@@ -95,7 +106,8 @@ class MotionNet(nn.Module):
         b, _, h, w = x.shape
         diffs = [DIFF_GAIN * (e - fb) for e in (w1, w2, lin, cub, w0, w3)]
         maps = [tv.expand(b, 1, h, w), sv.clamp(0, 2).expand(b, 1, h, w)]
-        return torch.cat([fb] + diffs + maps, 1)
+        extra = [DIFF_GAIN * (x[:, 6:7] - fb)] if x.shape[1] > 6 else []
+        return torch.cat([fb] + diffs + maps + extra, 1)
 
     def correction(self, net_in: torch.Tensor) -> torch.Tensor:
         """The U-Net's correction ``r`` (normalised units) for a prepared input."""
@@ -118,37 +130,48 @@ class MotionNet(nn.Module):
         fb_hu = (1 - tv) * samples[:, 1:2] + tv * samples[:, 2:3]
         head = self.correction(net_in)
         corr = head[:, :1] * HU_SCALE
-        if self.cfg.blend:
-            cands = torch.cat([samples, plain], 1)[:, list(BLEND_CANDIDATES)] - fb_hu
+        if self.candidates:
+            cands = torch.cat([samples, plain], 1)[:, self.candidates] - fb_hu
             corr = corr + (head[:, 1:] * cands).sum(1, keepdim=True)
         return fb_hu + gate(tv, s.view(-1, 1, 1, 1)) * corr
 
 
-def with_blend_head(model: MotionNet) -> MotionNet:
-    """``model`` (without the blend head) as a blend-head model that computes exactly the same:
-    the new weight maps start at zero. Lets training continue older weights with the new head."""
-    if model.cfg.blend:
+def grown(model: MotionNet, cfg: Optional[ModelConfig] = None) -> MotionNet:
+    """``model`` with today's (or ``cfg``'s) inputs and head, computing exactly what it did: the
+    blend head's weight maps and the spline's input channel and weight map start at zero. Lets
+    training continue older weights with the newer architecture."""
+    cfg = cfg or dataclasses.replace(model.cfg, blend=True, spline=True)
+    if (cfg.blend, cfg.spline) == (model.cfg.blend, model.cfg.spline):
         return model
-    new = MotionNet(dataclasses.replace(model.cfg, blend=True))
+    new = MotionNet(cfg)
     state = dict(model.state_dict())
-    for name in ("head.weight", "head.bias"):
-        grown = torch.zeros_like(new.state_dict()[name])
-        grown[:1] = state[name]
-        state[name] = grown
+    for name, param in new.state_dict().items():
+        old = state[name]
+        if old.shape != param.shape:  # the new channels come last (input and head)
+            g = torch.zeros_like(param)
+            g[tuple(slice(0, n) for n in old.shape)] = old
+            state[name] = g
     new.load_state_dict(state)
     return new.train(model.training)
 
 
-class MotionInterpolator:
-    """Drives a :class:`MotionNet` for the engine (one known slice of context each side)."""
+def with_blend_head(model: MotionNet) -> MotionNet:
+    """``model`` (without the blend head) as a blend-head model that computes exactly the same."""
+    return grown(model, dataclasses.replace(model.cfg, blend=True))
 
-    halo = 1
+
+class MotionInterpolator:
+    """Drives a :class:`MotionNet` for the engine (one or two known slices of context each
+    side)."""
+
     expects_hu = True
     #: The engine may ask for fraction 0 (restore the known position) on slab input.
     restores_known = True
 
     def __init__(self, model: MotionNet, device: torch.device, batch_size: int = 4,
                  name: str = "hrinet", metadata: Optional[dict] = None):
+        #: Context known slices each side: one, or two for the spline candidate.
+        self.halo = 2 if model.cfg.spline else 1
         self.memory_format = memory_format_for(device)
         self.model = model.to(device, memory_format=self.memory_format).eval()
         self.device = device
@@ -170,7 +193,8 @@ class MotionInterpolator:
         batches = [jobs[s0:s0 + self.batch_size] for s0 in range(0, len(jobs), self.batch_size)]
 
         def features(batch):  # per batch, not per window: a window at x12 holds 6 x 44 slices
-            return np.stack([motion_features(flows, pairs[i], fractions[j]) for i, j in batch])
+            return np.stack([motion_features(flows, pairs[i], fractions[j], self.halo > 1)
+                             for i, j in batch])
 
         # The next batch's features (OpenCV and NumPy, which release the GIL) are built on a
         # second thread while the network runs on this one.

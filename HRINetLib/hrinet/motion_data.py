@@ -39,31 +39,36 @@ class MotionBatch:
     """Inputs and targets of one ``hrinet-flow`` training step (HU)."""
 
     samples: torch.Tensor  # (B, 4, S, S): w0..w3 along the trajectories
-    plain: torch.Tensor  # (B, 2, S, S): motion-free linear and 4-slice cubic estimates
+    plain: torch.Tensor  # (B, 2 or 3, S, S): motion-free linear, 4-slice cubic (, spline)
     t: torch.Tensor  # (B,) fraction from the lower known slice
     s: torch.Tensor  # (B,) slab ratio of the known slices
     targets: torch.Tensor  # (B, 1, S, S): the thin truth
 
 
-def _span(gap: int, slab: float):
-    """Thin slices a group needs (four known slices ``gap`` apart plus the slab margins) and the
-    slab margin ``m`` on each side."""
+def _span(gap: int, slab: float, known: int = 4):
+    """Thin slices a group needs (``known`` known slices ``gap`` apart plus the slab margins)
+    and the slab margin ``m`` on each side."""
     m = len(slab_weights(slab * gap)) // 2 if slab > 0 else 0
-    return 3 * gap + 2 * m + 1, m
+    return (known - 1) * gap + 2 * m + 1, m
 
 
 class MotionSampler(SliceSampler):
     """:class:`SliceSampler` that builds motion-feature samples."""
+
+    #: Also the 6-slice spline estimate (two more known slices; models with ``spline``).
+    spline = False
 
     def motion_batch(self, rng: np.random.Generator, groups: int, per_group: int = 2,
                      gaps: Sequence[int] = GAPS, overlap: float = 0.0) -> MotionBatch:
         """``groups`` groups with ``per_group`` targets each; a share ``overlap`` of the groups
         first re-made as overlapping thin slices (:data:`OVERLAP_THICKNESS`)."""
         samples, plain, ts, ss, targets = [], [], [], [], []
+        known_n = 6 if self.spline else 4
+        lead = 2 if self.spline else 1  # known slices before the target's pair
         for _ in range(groups):
             g = int(gaps[int(rng.integers(len(gaps)))])
             s = float(rng.choice(SLAB_RATIOS, p=SLAB_PROBS))
-            need, m = _span(g, s)
+            need, m = _span(g, s, known_n)
             while not any(v.array.shape[0] >= need for v in self.volumes):
                 if g > min(gaps):  # short volumes: narrower gaps, then thin input
                     g -= 1
@@ -71,18 +76,24 @@ class MotionSampler(SliceSampler):
                     s = 0.0
                 else:
                     break
-                need, m = _span(g, s)
+                need, m = _span(g, s, known_n)
             ids = self._eligible(need)
             vid = ids[int(rng.integers(len(ids)))]
             z0 = int(rng.integers(0, self.volumes[vid].array.shape[0] - need + 1))
             block = self._crop(rng, vid, z0, need) * HU_SCALE + HU_MIN  # back to HU
             if overlap > 0 and rng.random() < overlap:
                 block = slab_average(block, range(len(block)), rng.uniform(*OVERLAP_THICKNESS))
-            centres = [m, m + g, m + 2 * g, m + 3 * g]
-            known = slab_average(block, centres, s * g) if s > 0 else block[centres]
-            k0, k1, k2, k3 = known
+            centres = [m + i * g for i in range(known_n)]
+            known = list(slab_average(block, centres, s * g) if s > 0 else block[centres])
+            if not self.spline:
+                known = [None] + known + [None]
+            km1, k0, k1, k2, k3, k4 = known
+            # as at a volume's ends: the context slices missing, the far ones first
             k0 = None if rng.random() < DROP_CONTEXT else k0
             k3 = None if rng.random() < DROP_CONTEXT else k3
+            km1 = None if k0 is None or rng.random() < DROP_CONTEXT else km1
+            k4 = None if k3 is None or rng.random() < DROP_CONTEXT else k4
+            far = (km1, k4) if self.spline else None
             flows = PairFlows(estimate_flow(k1, k2), estimate_flow(k2, k1),
                               None if k0 is None else estimate_flow(k1, k0),
                               None if k3 is None else estimate_flow(k2, k3))
@@ -91,10 +102,10 @@ class MotionSampler(SliceSampler):
             for j in rng.choice(choices, size=min(per_group, len(choices)), replace=False):
                 t = float(j) / g
                 samples.append(trajectory_samples(k0, k1, k2, k3, flows, t))
-                plain.append(plain_estimates(k0, k1, k2, k3, t))
+                plain.append(plain_estimates(k0, k1, k2, k3, t, far))
                 ts.append(t)
                 ss.append(s)
-                targets.append(block[m + g + int(j)][None])
+                targets.append(block[m + lead * g + int(j)][None])
         f = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a), dtype=np.float32))  # noqa: E731
         return MotionBatch(f(samples), f(plain), torch.tensor(ts, dtype=torch.float32),
                            torch.tensor(ss, dtype=torch.float32), f(targets))

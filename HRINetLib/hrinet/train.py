@@ -165,10 +165,13 @@ class Trainer:
                         "stage-I result)" if meta["variant"] == STAGE1_RESULT else "")
                 raise HRINetError(f"--init weights are variant {meta['variant']}, not "
                                   f"{cfg.variant}; pass --variant {meta['variant']}{also}")
-            if cfg.variant == "hrinet-flow" and self.mcfg.blend and not pretrained.cfg.blend:
-                from .motion import with_blend_head
+            if cfg.variant == "hrinet-flow":
+                from .motion import grown
 
-                pretrained = with_blend_head(pretrained)  # older weights, today's head
+                # older weights, today's candidates (each new one starts unused)
+                old = pretrained.cfg
+                pretrained = grown(pretrained, dataclasses.replace(
+                    old, blend=old.blend or self.mcfg.blend, spline=old.spline or self.mcfg.spline))
             self.mcfg = pretrained.cfg
             models["generator"] = pretrained.train()
         self.G = models["generator"].to(self.device)
@@ -193,6 +196,7 @@ class Trainer:
         if cfg.variant == "hrinet-flow":
             from .motion_data import MotionSampler as sampler_cls
         self.sampler = sampler_cls(volumes, cfg.crop, names=[Path(p).name for p in cfg.data])
+        self.sampler.spline = self.mcfg.spline
         for text in self.sampler.warnings:
             if self.log and rank == 0:
                 self.log(f"warning: {text}")

@@ -78,3 +78,32 @@ def test_flow_streams_shows_progress_and_can_be_cancelled(phantom):
     assert seen[-1] == (phantom.array.shape[0] - 1,) * 2
     with pytest.raises(Cancelled):
         upsample_z(phantom, factor=3, method="flow", cancel=lambda: True)
+
+
+def test_the_six_slice_spline_is_the_cubic_method_where_keys_cubic_is_not():
+    """The learned model's spline candidate stands in for the ``cubic`` method (whose prefilter
+    reaches the whole volume): on a smooth, band-limited profile along z the two agree closely,
+    and both beat Keys' 4-slice cubic, which the model had before (a profile of 5 slices a
+    period, near the limit where truncating the kernel shows)."""
+    from hrinet.flow import keys_weights, spline_weights
+    from hrinet.methods import create_interpolator
+
+    zs = np.arange(40, dtype=np.float64)
+    signal = lambda x: 300 * np.sin(2 * np.pi * x / 5.0)  # noqa: E731 - 5 samples a period
+    window = signal(zs)[:, None, None].astype(np.float32) * np.ones((1, 4, 4), np.float32)
+    p, t = 20, 0.5
+    cubic = create_interpolator("cubic").interpolate(window, [p], [t])[0, 0, 0, 0]
+    spline = float(np.dot(spline_weights(t), window[p - 2:p + 4, 0, 0]))
+    keys = float(np.dot(keys_weights(t), window[p - 1:p + 3, 0, 0]))
+    truth = signal(p + t)
+    assert abs(spline - cubic) < 0.6 * abs(keys - cubic)
+    assert abs(spline - truth) < abs(keys - truth)
+
+
+def test_the_spline_weights_interpolate_and_sum_to_one():
+    from hrinet.flow import spline_weights
+
+    np.testing.assert_array_equal(spline_weights(0.0), [0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(spline_weights(1.0), [0, 0, 0, 1, 0, 0])
+    for t in (0.2, 0.5, 0.9):
+        assert spline_weights(t).sum() == pytest.approx(1.0, abs=1e-6)

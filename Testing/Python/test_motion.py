@@ -12,7 +12,7 @@ from hrinet.evaluate import evaluate_volume
 from hrinet.inference import make_interpolator
 from hrinet.io import read_volume
 from hrinet.models import ModelConfig, build_generator
-from hrinet.motion import BLEND_CANDIDATES, MotionNet, gate, with_blend_head
+from hrinet.motion import BLEND_CANDIDATES, MotionNet, gate, grown, with_blend_head
 from hrinet.phantom import make_phantom
 from hrinet.weights import load_weights, save_weights
 
@@ -74,7 +74,7 @@ def test_any_in_plane_size_comes_back_at_its_size(shape):
 def test_gradients_reach_every_parameter():
     m = perturbed().train()
     x = torch.randn(2, 4, 32, 32) * 100
-    y = m(x, x[:, 1:3], torch.tensor([0.3, 0.6]), torch.tensor([0.0, 1.0]))
+    y = m(x, x[:, 1:4], torch.tensor([0.3, 0.6]), torch.tensor([0.0, 1.0]))
     y.pow(2).mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
 
@@ -84,7 +84,8 @@ def test_weights_from_before_the_blend_head_load_and_compute_as_they_did(tmp_pat
     ``blend: false``), and upgraded to it for training they compute exactly the same."""
     import dataclasses
 
-    old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), blend=False))
+    old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), blend=False,
+                                        spline=False))
     with torch.no_grad():
         old.head.weight.normal_(0, 0.05)
     loaded, meta = load_weights(save_weights(old.eval(), tmp_path / "old.safetensors", {}))
@@ -96,7 +97,25 @@ def test_weights_from_before_the_blend_head_load_and_compute_as_they_did(tmp_pat
         assert torch.equal(grown(x, x[:, 1:3], t, s), loaded(x, x[:, 1:3], t, s))
 
 
-@pytest.mark.parametrize("which, index", [("cubic", 3), ("linear", 2), ("w3", 5)])
+def test_weights_from_before_the_spline_candidate_grow_into_it_computing_as_they_did(tmp_path):
+    """The 6-slice spline is a newer candidate: weights without it load (sidecar ``spline:
+    false``, 4-slice context), and grown for training they ignore it until trained to use it."""
+    import dataclasses
+
+    old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), spline=False))
+    with torch.no_grad():
+        old.head.weight.normal_(0, 0.05)
+    loaded, meta = load_weights(save_weights(old.eval(), tmp_path / "old.safetensors", {}))
+    assert meta["config"]["spline"] is False
+    assert make_interpolator(loaded, torch.device("cpu")).halo == 1
+    new = grown(loaded).eval()
+    assert new.cfg.spline and make_interpolator(new, torch.device("cpu")).halo == 2
+    x, t, s = torch.randn(2, 7, 32, 32) * 300, torch.tensor([0.3, 0.5]), torch.tensor([0.0, 1.0])
+    with torch.no_grad():
+        assert torch.equal(new(x[:, :4], x[:, 4:7], t, s), loaded(x[:, :4], x[:, 4:6], t, s))
+
+
+@pytest.mark.parametrize("which, index", [("cubic", 3), ("linear", 2), ("w3", 5), ("spline", 6)])
 def test_a_blend_weight_of_one_picks_that_candidate_wherever_the_gate_is_open(which, index):
     """Weight maps, not redrawn detail: a head that outputs 1 for one candidate (and nothing
     else) turns the model into that candidate estimate at a synthesised position."""
@@ -104,10 +123,10 @@ def test_a_blend_weight_of_one_picks_that_candidate_wherever_the_gate_is_open(wh
     with torch.no_grad():
         m.head.bias[1 + index] = 1.0
     samples = torch.randn(1, 4, 16, 16) * 200
-    plain = torch.randn(1, 2, 16, 16) * 200
+    plain = torch.randn(1, 3, 16, 16) * 200
     with torch.no_grad():
         y = m(samples, plain, torch.tensor([0.5]), torch.zeros(1))
-    candidates = torch.cat([samples, plain], 1)[:, list(BLEND_CANDIDATES)]
+    candidates = torch.cat([samples, plain], 1)[:, m.candidates]
     torch.testing.assert_close(y, candidates[:, index:index + 1], rtol=0, atol=1e-3)
 
 
@@ -158,7 +177,7 @@ def test_learned_slices_stay_within_the_input_range(phantom):
 
 def _slow_reference(model: MotionNet, window: np.ndarray, pairs, fractions) -> np.ndarray:
     """The model run the plain way: one slice at a time, default memory layout, features built
-    straight from the flow functions."""
+    straight from the flow functions (two context slices each side: a spline model)."""
     from hrinet.flow import PairFlows, estimate_flow, plain_estimates, trajectory_samples
     from hrinet.models import pad_to_stride
     from hrinet.motion import MOTION_STRIDE
@@ -168,13 +187,14 @@ def _slow_reference(model: MotionNet, window: np.ndarray, pairs, fractions) -> n
     for i, p in enumerate(pairs):
         k0 = window[p - 1] if p >= 1 else None
         k3 = window[p + 2] if p + 2 < n else None
+        far = (window[p - 2] if p >= 2 else None, window[p + 3] if p + 3 < n else None)
         k1, k2 = window[p], window[p + 1]
         flows = PairFlows(estimate_flow(k1, k2), estimate_flow(k2, k1),
                           None if k0 is None else estimate_flow(k1, k0),
                           None if k3 is None else estimate_flow(k2, k3))
         for j, t in enumerate(fractions):
             x = np.concatenate([trajectory_samples(k0, k1, k2, k3, flows, t),
-                                plain_estimates(k0, k1, k2, k3, t)])[None]
+                                plain_estimates(k0, k1, k2, k3, t, far)])[None]
             x, (h, w) = pad_to_stride(torch.from_numpy(x), MOTION_STRIDE)
             with torch.no_grad():
                 y = model(x[:, :4], x[:, 4:], torch.tensor([t]), torch.zeros(1))
@@ -207,3 +227,20 @@ def test_overlap_remakes_groups_as_overlapping_reconstructions_and_only_when_ask
     assert set(np.unique(thin.numpy())) <= {-1000.0, 1000.0}
     remade = sampler.motion_batch(step_rng(0, 0, 0), 6, gaps=(2, 3), overlap=1.0).targets
     assert np.all(np.abs(remade.numpy()) < 990)  # every target now a 1.3-2 slice slab
+
+
+@pytest.mark.parametrize("spline", [False, True])
+def test_training_targets_lie_between_the_pair_the_features_are_built_from(spline):
+    """On a volume that is a ramp along z the linear estimate between the bracketing known
+    slices is the truth, wherever the group and its target were drawn (thin or slab input)."""
+    from hrinet.data import step_rng
+    from hrinet.motion_data import MotionSampler
+    from hrinet.volume import Volume
+
+    z = (np.arange(80) * 10 - 400).astype(np.int16)
+    vol = Volume(np.broadcast_to(z[:, None, None], (80, 32, 32)).copy(), spacing=(1, 1, 1))
+    sampler = MotionSampler([vol], crop=32)
+    sampler.spline = spline
+    mb = sampler.motion_batch(step_rng(0, 0, 1), 12, per_group=3, gaps=(2, 5, 8))
+    assert mb.plain.shape[1] == (3 if spline else 2)
+    torch.testing.assert_close(mb.plain[:, :1], mb.targets, rtol=0, atol=0.05)

@@ -298,21 +298,22 @@ def test_weights_record_the_whole_lineage_of_runs_started_from_other_weights(tmp
 
 
 def test_weights_from_before_the_blend_head_are_continued_with_it(tmp_path):
-    """--init with older hrinet-flow weights: training goes on with today's blend head, which
-    starts at zero, so step 0 is the older model exactly."""
+    """--init with older hrinet-flow weights: training goes on with today's blend head and
+    spline candidate, which start at zero, so step 0 is the older model exactly."""
     import dataclasses
 
     from hrinet.models import ModelConfig
     from hrinet.motion import MotionNet
     from hrinet.weights import save_weights
 
-    old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), blend=False))
+    old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), blend=False,
+                                        spline=False))
     path = save_weights(old.eval(), tmp_path / "old.safetensors", {})
     tr = Trainer(tiny("hrinet-flow", 1, init_weights=str(path)), tmp_path / "run",
                  volumes=volumes(), log=None)
-    assert tr.mcfg.blend and tr.G.head.out_channels > 1
+    assert tr.mcfg.blend and tr.mcfg.spline and tr.G.head.out_channels > 1
     _, meta = load_weights(tr.run())
-    assert meta["config"]["blend"] is True
+    assert meta["config"]["blend"] is True and meta["config"]["spline"] is True
 
 
 def test_a_run_checkpointed_before_the_blend_head_resumes_with_its_own_architecture(
@@ -324,13 +325,14 @@ def test_a_run_checkpointed_before_the_blend_head_resumes_with_its_own_architect
 
     today = ModelConfig.for_variant.__func__
     monkeypatch.setattr(ModelConfig, "for_variant", classmethod(
-        lambda cls, *a, **k: dataclasses.replace(today(cls, *a, **k), blend=False)))
+        lambda cls, *a, **k: dataclasses.replace(today(cls, *a, **k), blend=False,
+                                                 spline=False)))
     Trainer(tiny("hrinet-flow", 4), tmp_path / "run", volumes=volumes(), log=None).run(stop_at=2)
     monkeypatch.undo()
     weights = Trainer(tiny("hrinet-flow", 4), tmp_path / "run", resume=True, volumes=volumes(),
                       log=None).run()
     _, meta = load_weights(weights)
-    assert meta["config"]["blend"] is False
+    assert meta["config"]["blend"] is False and meta["config"]["spline"] is False
 
 
 def test_training_time_adds_up_over_a_resume(tmp_path):
