@@ -60,6 +60,9 @@ class ModelConfig:
     #: ``hrinet-flow`` only: a seventh candidate, the 6-slice cubic spline (two more known
     #: slices of context); False for weights saved before it existed.
     spline: bool = False
+    #: ``hrinet-flow`` only: the known slices' roughness along z (:func:`hrinet.flow.z_roughness`)
+    #: as an input; False for weights saved before it existed.
+    roughness: bool = False
 
     @property
     def residual(self) -> bool:
@@ -90,6 +93,7 @@ class ModelConfig:
             cfg.channels = (16, 32, 48, 64)
             cfg.blend = True
             cfg.spline = True
+            cfg.roughness = True
         for k, v in overrides.items():
             setattr(cfg, k, v)
         return cfg

@@ -14,6 +14,11 @@ that cubic B-splines use. This model starts from the flow estimate and learns wh
   the 6-slice cubic spline of :func:`hrinet.flow.spline_weights`, which is what the ``cubic``
   method computes: overlapping reconstructions are band-limited along z, and there Keys' 4-slice
   cubic lost 0.76 dB to it at x2 (validation chest) -- a candidate the model did not have;
+  with ``roughness``, the six known slices' roughness along z ``rho``
+  (:func:`hrinet.flow.z_roughness`, measured on whole slices): whether the input is band-limited
+  (an overlapping reconstruction decimated x2, where the spline is near-optimal and flow adds
+  noise) or thin slices sampled far apart (where flow wins), which a 128^2 patch of four slices
+  cannot tell;
 - a small U-Net (strides 1 to 8) predicts a correction ``r``;
 - with ``blend`` (weights from 2026-11-26 on), the same head also predicts one weight map ``m_e``
   per candidate ``e`` in ``w1, w2, lin, cubic, w0, w3``, and the correction becomes
@@ -42,6 +47,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .flow import ROUGHNESS_UNKNOWN
 from .models import (HU_MAX, HU_MIN, HU_SCALE, ModelConfig, memory_format_for,
                      pad_to_stride)
 
@@ -56,6 +62,8 @@ BLEND_CANDIDATES = (1, 2, 4, 5, 0, 3)
 #: Index of the 6-slice spline in ``cat([samples, plain])`` (``spline`` models); its difference
 #: channel and blend weight come after all others, so older weights grow into it at zero.
 SPLINE_CANDIDATE = 6
+#: ``rho`` enters the network as ``rho / ROUGHNESS_SCALE`` (about 1 for thin slices far apart).
+ROUGHNESS_SCALE = 2.0
 DEFAULT_CHANNELS = (16, 32, 48, 64)
 
 
@@ -79,7 +87,7 @@ class MotionNet(nn.Module):
         if len(c) != 4:
             raise ValueError(f"hrinet-flow needs 4 channel counts (strides 1-8), got {c}")
         self.enc = nn.ModuleList([
-            _conv(FEATURES + 2 + int(cfg.spline), c[0]),
+            _conv(FEATURES + 2 + int(cfg.spline) + int(cfg.roughness), c[0]),
             nn.Sequential(_conv(c[0], c[1], 2), _conv(c[1], c[1])),
             nn.Sequential(_conv(c[1], c[2], 2), _conv(c[2], c[2])),
             nn.Sequential(_conv(c[2], c[3], 2), _conv(c[3], c[3]))])
@@ -93,12 +101,11 @@ class MotionNet(nn.Module):
         nn.init.zeros_(self.head.weight)  # untrained = the classical flow method
         nn.init.zeros_(self.head.bias)
 
-    @staticmethod
-    def inputs(samples: torch.Tensor, plain: torch.Tensor, t: torch.Tensor,
-               s: torch.Tensor) -> torch.Tensor:
+    def inputs(self, samples: torch.Tensor, plain: torch.Tensor, t: torch.Tensor,
+               s: torch.Tensor, rho: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Network input from trajectory samples ``(B, 4, H, W)`` and the motion-free linear and
         cubic estimates ``(B, 2, H, W)`` (and the spline, ``(B, 3, H, W)``) in HU, ``t`` and
-        ``s`` (B,)."""
+        ``s`` (B,), and ``rho`` (B,) for ``roughness`` models (None: unmeasured)."""
         tv, sv = t.view(-1, 1, 1, 1), s.view(-1, 1, 1, 1)
         x = (torch.cat([samples, plain], 1).clamp(HU_MIN, HU_MAX) - HU_MIN) / HU_SCALE
         w0, w1, w2, w3, lin, cub = (x[:, i:i + 1] for i in range(6))
@@ -107,6 +114,11 @@ class MotionNet(nn.Module):
         diffs = [DIFF_GAIN * (e - fb) for e in (w1, w2, lin, cub, w0, w3)]
         maps = [tv.expand(b, 1, h, w), sv.clamp(0, 2).expand(b, 1, h, w)]
         extra = [DIFF_GAIN * (x[:, 6:7] - fb)] if x.shape[1] > 6 else []
+        if self.cfg.roughness:
+            if rho is None:
+                rho = torch.full_like(t, ROUGHNESS_UNKNOWN)
+            rv = (rho.to(x.dtype) / ROUGHNESS_SCALE).clamp(0, 2).view(-1, 1, 1, 1)
+            extra.append(rv.expand(b, 1, h, w))
         return torch.cat([fb] + diffs + maps + extra, 1)
 
     def correction(self, net_in: torch.Tensor) -> torch.Tensor:
@@ -123,10 +135,10 @@ class MotionNet(nn.Module):
         return self.head(h)
 
     def forward(self, samples: torch.Tensor, plain: torch.Tensor, t: torch.Tensor,
-                s: torch.Tensor) -> torch.Tensor:
+                s: torch.Tensor, rho: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Synthesised slices in HU, ``(B, 1, H, W)``; inputs in HU (H, W multiples of 8)."""
         tv = t.view(-1, 1, 1, 1)
-        net_in = self.inputs(samples, plain, t, s)
+        net_in = self.inputs(samples, plain, t, s, rho)
         fb_hu = (1 - tv) * samples[:, 1:2] + tv * samples[:, 2:3]
         head = self.correction(net_in)
         corr = head[:, :1] * HU_SCALE
@@ -138,10 +150,11 @@ class MotionNet(nn.Module):
 
 def grown(model: MotionNet, cfg: Optional[ModelConfig] = None) -> MotionNet:
     """``model`` with today's (or ``cfg``'s) inputs and head, computing exactly what it did: the
-    blend head's weight maps and the spline's input channel and weight map start at zero. Lets
-    training continue older weights with the newer architecture."""
-    cfg = cfg or dataclasses.replace(model.cfg, blend=True, spline=True)
-    if (cfg.blend, cfg.spline) == (model.cfg.blend, model.cfg.spline):
+    blend head's weight maps, the spline's input channel and weight map and the roughness input
+    start at zero. Lets training continue older weights with the newer architecture."""
+    cfg = cfg or dataclasses.replace(model.cfg, blend=True, spline=True, roughness=True)
+    flags = lambda c: (c.blend, c.spline, c.roughness)  # noqa: E731
+    if flags(cfg) == flags(model.cfg):
         return model
     new = MotionNet(cfg)
     state = dict(model.state_dict())
@@ -193,22 +206,27 @@ class MotionInterpolator:
         batches = [jobs[s0:s0 + self.batch_size] for s0 in range(0, len(jobs), self.batch_size)]
 
         def features(batch):  # per batch, not per window: a window at x12 holds 6 x 44 slices
-            return np.stack([motion_features(flows, pairs[i], fractions[j], self.halo > 1)
-                             for i, j in batch])
+            x = np.stack([motion_features(flows, pairs[i], fractions[j], self.halo > 1)
+                          for i, j in batch])
+            rho = [flows.roughness(pairs[i]) for i, _ in batch] if self.model.cfg.roughness \
+                else None
+            return x, rho
 
         # The next batch's features (OpenCV and NumPy, which release the GIL) are built on a
         # second thread while the network runs on this one.
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(features, batches[0]) if batches else None
             for b, batch in enumerate(batches):
-                x = torch.from_numpy(pending.result())
+                x, rho = pending.result()
+                x = torch.from_numpy(x)
                 if b + 1 < len(batches):
                     pending = pool.submit(features, batches[b + 1])
                 t = torch.tensor([fractions[j] for _, j in batch], dtype=torch.float32)
                 s = torch.full_like(t, float(self.slab_ratio))
                 x, (h, w) = pad_to_stride(x.to(self.device), MOTION_STRIDE)
                 x = x.contiguous(memory_format=self.memory_format)
-                y = self.model(x[:, :4], x[:, 4:], t.to(self.device), s.to(self.device))
+                r = None if rho is None else torch.tensor(rho, device=self.device)
+                y = self.model(x[:, :4], x[:, 4:], t.to(self.device), s.to(self.device), r)
                 y = y[:, 0, :h, :w].float().cpu().numpy()
                 for k, (i, j) in enumerate(batch):
                     out[i, j] = y[k]

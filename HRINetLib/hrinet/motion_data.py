@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from .data import SliceSampler
-from .flow import PairFlows, estimate_flow, plain_estimates, trajectory_samples
+from .flow import (ROUGHNESS_UNKNOWN, PairFlows, estimate_flow, plain_estimates,
+                   trajectory_samples, z_roughness)
 from .models import HU_MIN, HU_SCALE
 from .slab import slab_average, slab_weights
 
@@ -42,6 +43,7 @@ class MotionBatch:
     plain: torch.Tensor  # (B, 2 or 3, S, S): motion-free linear, 4-slice cubic (, spline)
     t: torch.Tensor  # (B,) fraction from the lower known slice
     s: torch.Tensor  # (B,) slab ratio of the known slices
+    rho: torch.Tensor  # (B,) z-roughness of the known slices, measured on whole slices
     targets: torch.Tensor  # (B, 1, S, S): the thin truth
 
 
@@ -57,12 +59,17 @@ class MotionSampler(SliceSampler):
 
     #: Also the 6-slice spline estimate (two more known slices; models with ``spline``).
     spline = False
+    #: Also the known slices' z-roughness (models with ``roughness``; else it is not measured).
+    roughness = False
+    #: In-plane step of the whole slices :func:`hrinet.flow.z_roughness` is measured on here (it
+    #: measures on every second pixel itself: at inference the two agree in expectation).
+    ROUGHNESS_STEP = 2
 
     def motion_batch(self, rng: np.random.Generator, groups: int, per_group: int = 2,
                      gaps: Sequence[int] = GAPS, overlap: float = 0.0) -> MotionBatch:
         """``groups`` groups with ``per_group`` targets each; a share ``overlap`` of the groups
         first re-made as overlapping thin slices (:data:`OVERLAP_THICKNESS`)."""
-        samples, plain, ts, ss, targets = [], [], [], [], []
+        samples, plain, ts, ss, rhos, targets = [], [], [], [], [], []
         known_n = 6 if self.spline else 4
         lead = 2 if self.spline else 1  # known slices before the target's pair
         for _ in range(groups):
@@ -81,18 +88,30 @@ class MotionSampler(SliceSampler):
             vid = ids[int(rng.integers(len(ids)))]
             z0 = int(rng.integers(0, self.volumes[vid].array.shape[0] - need + 1))
             block = self._crop(rng, vid, z0, need) * HU_SCALE + HU_MIN  # back to HU
+            # the roughness is measured on whole slices, as at inference (a crop is too noisy)
+            r = self.ROUGHNESS_STEP
+            whole = self.volumes[vid].array[z0:z0 + need, ::r, ::r].astype(np.float32) \
+                if self.roughness else block[:, :1, :1]  # (unused)
             if overlap > 0 and rng.random() < overlap:
-                block = slab_average(block, range(len(block)), rng.uniform(*OVERLAP_THICKNESS))
+                thick = rng.uniform(*OVERLAP_THICKNESS)
+                block = slab_average(block, range(len(block)), thick)
+                whole = slab_average(whole, range(len(whole)), thick)
             centres = [m + i * g for i in range(known_n)]
             known = list(slab_average(block, centres, s * g) if s > 0 else block[centres])
+            known_whole = list(slab_average(whole, centres, s * g) if s > 0 else whole[centres])
             if not self.spline:
-                known = [None] + known + [None]
-            km1, k0, k1, k2, k3, k4 = known
+                known, known_whole = [None] + known + [None], [None] + known_whole + [None]
             # as at a volume's ends: the context slices missing, the far ones first
-            k0 = None if rng.random() < DROP_CONTEXT else k0
-            k3 = None if rng.random() < DROP_CONTEXT else k3
-            km1 = None if k0 is None or rng.random() < DROP_CONTEXT else km1
-            k4 = None if k3 is None or rng.random() < DROP_CONTEXT else k4
+            drop = [False] * 6
+            drop[1] = rng.random() < DROP_CONTEXT
+            drop[4] = rng.random() < DROP_CONTEXT
+            drop[0] = drop[1] or rng.random() < DROP_CONTEXT
+            drop[5] = drop[4] or rng.random() < DROP_CONTEXT
+            km1, k0, k1, k2, k3, k4 = (None if d else k for d, k in zip(drop, known))
+            # (a crop may run in reverse z order, the whole slices do not: the same number of
+            # slices dropped at the other end, which measures the same in expectation)
+            rho = z_roughness([None if d else k for d, k in zip(drop, known_whole)], step=1) \
+                if self.roughness else ROUGHNESS_UNKNOWN
             far = (km1, k4) if self.spline else None
             flows = PairFlows(estimate_flow(k1, k2), estimate_flow(k2, k1),
                               None if k0 is None else estimate_flow(k1, k0),
@@ -105,7 +124,9 @@ class MotionSampler(SliceSampler):
                 plain.append(plain_estimates(k0, k1, k2, k3, t, far))
                 ts.append(t)
                 ss.append(s)
+                rhos.append(rho)
                 targets.append(block[m + lead * g + int(j)][None])
         f = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a), dtype=np.float32))  # noqa: E731
         return MotionBatch(f(samples), f(plain), torch.tensor(ts, dtype=torch.float32),
-                           torch.tensor(ss, dtype=torch.float32), f(targets))
+                           torch.tensor(ss, dtype=torch.float32),
+                           torch.tensor(rhos, dtype=torch.float32), f(targets))

@@ -171,7 +171,8 @@ class Trainer:
                 # older weights, today's candidates (each new one starts unused)
                 old = pretrained.cfg
                 pretrained = grown(pretrained, dataclasses.replace(
-                    old, blend=old.blend or self.mcfg.blend, spline=old.spline or self.mcfg.spline))
+                    old, blend=old.blend or self.mcfg.blend, spline=old.spline or self.mcfg.spline,
+                    roughness=old.roughness or self.mcfg.roughness))
             self.mcfg = pretrained.cfg
             models["generator"] = pretrained.train()
         self.G = models["generator"].to(self.device)
@@ -197,6 +198,7 @@ class Trainer:
             from .motion_data import MotionSampler as sampler_cls
         self.sampler = sampler_cls(volumes, cfg.crop, names=[Path(p).name for p in cfg.data])
         self.sampler.spline = self.mcfg.spline
+        self.sampler.roughness = self.mcfg.roughness
         for text in self.sampler.warnings:
             if self.log and rank == 0:
                 self.log(f"warning: {text}")
@@ -316,7 +318,8 @@ class Trainer:
         else:
             mb = self.sampler.motion_batch(rng, self.cfg.batch, per_group, gaps, self.cfg.overlap)
         dev = self.device
-        pred = self.G(self._batch(mb.samples), self._batch(mb.plain), mb.t.to(dev), mb.s.to(dev))
+        pred = self.G(self._batch(mb.samples), self._batch(mb.plain), mb.t.to(dev), mb.s.to(dev),
+                      mb.rho.to(dev))
         target = (mb.targets.to(dev).clamp(HU_MIN, HU_MIN + HU_SCALE) - HU_MIN) / HU_SCALE
         pred = (pred - HU_MIN) / HU_SCALE
         if self.cfg.log_mse:

@@ -107,3 +107,24 @@ def test_the_spline_weights_interpolate_and_sum_to_one():
     np.testing.assert_array_equal(spline_weights(1.0), [0, 0, 0, 1, 0, 0])
     for t in (0.2, 0.5, 0.9):
         assert spline_weights(t).sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_roughness_tells_band_limited_slices_from_slices_sampled_far_apart():
+    from hrinet.flow import z_roughness
+    from hrinet.slab import slab_average
+
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 200, (30, 64, 64)).astype(np.float32)
+    assert z_roughness(list(noise[:6])) == pytest.approx(3.0, abs=0.15)
+    smooth = slab_average(noise, range(30), 4.0)  # overlapping slabs: neighbours share anatomy
+    assert z_roughness(list(smooth[10:16])) < 1.5
+    ramp = [np.full((8, 8), 40.0 * i) for i in range(6)]
+    assert z_roughness(ramp) == 0.0
+
+
+def test_roughness_is_unknown_from_fewer_than_three_slices_or_a_constant_stack():
+    from hrinet.flow import ROUGHNESS_UNKNOWN, z_roughness
+
+    a = np.zeros((8, 8), np.float32)
+    assert z_roughness([None, a, a + 100, None]) == ROUGHNESS_UNKNOWN
+    assert z_roughness([a, a, a, a]) == ROUGHNESS_UNKNOWN

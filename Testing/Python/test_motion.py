@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from hrinet.engine import upsample_z
+from hrinet.flow import ROUGHNESS_UNKNOWN
 from hrinet.evaluate import evaluate_volume
 from hrinet.inference import make_interpolator
 from hrinet.io import read_volume
@@ -74,7 +75,8 @@ def test_any_in_plane_size_comes_back_at_its_size(shape):
 def test_gradients_reach_every_parameter():
     m = perturbed().train()
     x = torch.randn(2, 4, 32, 32) * 100
-    y = m(x, x[:, 1:4], torch.tensor([0.3, 0.6]), torch.tensor([0.0, 1.0]))
+    y = m(x, x[:, 1:4], torch.tensor([0.3, 0.6]), torch.tensor([0.0, 1.0]),
+          torch.tensor([1.5, 2.0]))
     y.pow(2).mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
 
@@ -85,7 +87,7 @@ def test_weights_from_before_the_blend_head_load_and_compute_as_they_did(tmp_pat
     import dataclasses
 
     old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), blend=False,
-                                        spline=False))
+                                        spline=False, roughness=False))
     with torch.no_grad():
         old.head.weight.normal_(0, 0.05)
     loaded, meta = load_weights(save_weights(old.eval(), tmp_path / "old.safetensors", {}))
@@ -102,7 +104,8 @@ def test_weights_from_before_the_spline_candidate_grow_into_it_computing_as_they
     false``, 4-slice context), and grown for training they ignore it until trained to use it."""
     import dataclasses
 
-    old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), spline=False))
+    old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), spline=False,
+                                        roughness=False))
     with torch.no_grad():
         old.head.weight.normal_(0, 0.05)
     loaded, meta = load_weights(save_weights(old.eval(), tmp_path / "old.safetensors", {}))
@@ -111,8 +114,23 @@ def test_weights_from_before_the_spline_candidate_grow_into_it_computing_as_they
     new = grown(loaded).eval()
     assert new.cfg.spline and make_interpolator(new, torch.device("cpu")).halo == 2
     x, t, s = torch.randn(2, 7, 32, 32) * 300, torch.tensor([0.3, 0.5]), torch.tensor([0.0, 1.0])
+    rho = torch.tensor([1.4, 2.3])
     with torch.no_grad():
-        assert torch.equal(new(x[:, :4], x[:, 4:7], t, s), loaded(x[:, :4], x[:, 4:6], t, s))
+        assert torch.equal(new(x[:, :4], x[:, 4:7], t, s, rho), loaded(x[:, :4], x[:, 4:6], t, s))
+
+
+def test_the_roughness_input_changes_a_trained_model_and_defaults_to_unmeasured():
+    m = untrained()
+    with torch.no_grad():
+        m.enc[0][0].weight[:, -1].normal_(0, 0.5)  # the roughness channel comes last
+        m.head.weight.normal_(0, 0.05)
+    x, t, s = torch.randn(1, 7, 16, 16) * 300, torch.tensor([0.5]), torch.zeros(1)
+    with torch.no_grad():
+        smooth = m(x[:, :4], x[:, 4:], t, s, torch.tensor([1.4]))
+        rough = m(x[:, :4], x[:, 4:], t, s, torch.tensor([2.3]))
+        unknown = m(x[:, :4], x[:, 4:], t, s, torch.tensor([ROUGHNESS_UNKNOWN]))
+        assert not torch.equal(smooth, rough)
+        assert torch.equal(m(x[:, :4], x[:, 4:], t, s), unknown)
 
 
 @pytest.mark.parametrize("which, index", [("cubic", 3), ("linear", 2), ("w3", 5), ("spline", 6)])
@@ -178,7 +196,8 @@ def test_learned_slices_stay_within_the_input_range(phantom):
 def _slow_reference(model: MotionNet, window: np.ndarray, pairs, fractions) -> np.ndarray:
     """The model run the plain way: one slice at a time, default memory layout, features built
     straight from the flow functions (two context slices each side: a spline model)."""
-    from hrinet.flow import PairFlows, estimate_flow, plain_estimates, trajectory_samples
+    from hrinet.flow import (PairFlows, estimate_flow, plain_estimates, trajectory_samples,
+                             z_roughness)
     from hrinet.models import pad_to_stride
     from hrinet.motion import MOTION_STRIDE
 
@@ -193,11 +212,12 @@ def _slow_reference(model: MotionNet, window: np.ndarray, pairs, fractions) -> n
                           None if k0 is None else estimate_flow(k1, k0),
                           None if k3 is None else estimate_flow(k2, k3))
         for j, t in enumerate(fractions):
+            rho = torch.tensor([z_roughness([far[0], k0, k1, k2, k3, far[1]])])
             x = np.concatenate([trajectory_samples(k0, k1, k2, k3, flows, t),
                                 plain_estimates(k0, k1, k2, k3, t, far)])[None]
             x, (h, w) = pad_to_stride(torch.from_numpy(x), MOTION_STRIDE)
             with torch.no_grad():
-                y = model(x[:, :4], x[:, 4:], torch.tensor([t]), torch.zeros(1))
+                y = model(x[:, :4], x[:, 4:], torch.tensor([t]), torch.zeros(1), rho)
             out[i, j] = y[0, 0, :h, :w].numpy()
     return np.clip(out, window.min(), window.max())
 
@@ -244,3 +264,21 @@ def test_training_targets_lie_between_the_pair_the_features_are_built_from(splin
     mb = sampler.motion_batch(step_rng(0, 0, 1), 12, per_group=3, gaps=(2, 5, 8))
     assert mb.plain.shape[1] == (3 if spline else 2)
     torch.testing.assert_close(mb.plain[:, :1], mb.targets, rtol=0, atol=0.05)
+
+
+def test_training_measures_roughness_on_whole_slices_and_overlap_makes_them_smoother():
+    """Slices that share nothing read about 3; re-made as overlapping reconstructions they share
+    their neighbours' anatomy and read smoother, as at inference."""
+    from hrinet.data import step_rng
+    from hrinet.motion_data import MotionSampler
+    from hrinet.volume import Volume
+
+    rng = np.random.default_rng(0)
+    vol = Volume((rng.normal(0, 300, (60, 96, 96))).astype(np.int16), spacing=(1, 1, 1))
+    sampler = MotionSampler([vol], crop=32)
+    sampler.spline = sampler.roughness = True
+    thin = sampler.motion_batch(step_rng(0, 0, 0), 8, gaps=(2,), overlap=0.0)
+    remade = sampler.motion_batch(step_rng(0, 0, 0), 8, gaps=(2,), overlap=1.0)
+    measured = thin.rho[(thin.s == 0) & (thin.rho != ROUGHNESS_UNKNOWN)]
+    assert len(measured) and torch.all((measured > 2.5) & (measured < 3.5))
+    assert remade.rho[remade.s == 0].max() < measured.min()

@@ -311,9 +311,9 @@ def test_weights_from_before_the_blend_head_are_continued_with_it(tmp_path):
     path = save_weights(old.eval(), tmp_path / "old.safetensors", {})
     tr = Trainer(tiny("hrinet-flow", 1, init_weights=str(path)), tmp_path / "run",
                  volumes=volumes(), log=None)
-    assert tr.mcfg.blend and tr.mcfg.spline and tr.G.head.out_channels > 1
+    assert tr.mcfg.blend and tr.mcfg.spline and tr.mcfg.roughness and tr.G.head.out_channels > 1
     _, meta = load_weights(tr.run())
-    assert meta["config"]["blend"] is True and meta["config"]["spline"] is True
+    assert all(meta["config"][k] is True for k in ("blend", "spline", "roughness"))
 
 
 def test_a_run_checkpointed_before_the_blend_head_resumes_with_its_own_architecture(
@@ -326,7 +326,7 @@ def test_a_run_checkpointed_before_the_blend_head_resumes_with_its_own_architect
     today = ModelConfig.for_variant.__func__
     monkeypatch.setattr(ModelConfig, "for_variant", classmethod(
         lambda cls, *a, **k: dataclasses.replace(today(cls, *a, **k), blend=False,
-                                                 spline=False)))
+                                                 spline=False, roughness=False)))
     Trainer(tiny("hrinet-flow", 4), tmp_path / "run", volumes=volumes(), log=None).run(stop_at=2)
     monkeypatch.undo()
     weights = Trainer(tiny("hrinet-flow", 4), tmp_path / "run", resume=True, volumes=volumes(),
