@@ -4,7 +4,11 @@
 # eight training volumes, gaps 2-8 with gap 2 drawn twice as often, 40% of the groups as
 # overlapping reconstructions, log-MSE loss, 4 groups x 4 targets a step, crops 128^2, Adam lr
 # 1e-4, weight averaging 0.999, cosine decay to 0.05x from half-way, validation every 2500 steps.
-# About 0.5 s a step on an idle 2-core CPU; resumes if stopped (run it again).
+# About 0.5 s a step on an idle 2-core CPU (0.6 with the roughness input, measured on whole
+# slices); resumes if stopped (run it again). Weights from before an input (blend head, spline,
+# roughness) are grown by it at zero. The fourth and fifth stages (2026-11-26): RUN=runs/spline
+# ... 9000 <third-stage weights>, stopped at 3197 and exported (hrinet export), then RUN=runs/rho
+# ... 7000 <those weights>.
 # Usage: benchmarks/continue_default.sh [ITERATIONS [INIT_WEIGHTS]]
 #   the shipped third stage: benchmarks/continue_default.sh 8500 <weights shipped at 07bb25e>
 #   (git show 07bb25e:Resources/weights/hrinet-default.safetensors > w.safetensors, same for .json)
