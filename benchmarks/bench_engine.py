@@ -68,8 +68,9 @@ def network_gflop(method: str, size: int):
             z = m.encode(torch.cat([x, x]))
             m.decode(m.mix([c[:1] for c in z], [c[1:] for c in z], torch.ones(1)))
         else:
-            m(torch.zeros(1, 4, size, size), torch.zeros(1, 2, size, size), torch.ones(1) / 2,
-              torch.zeros(1))
+            plain = 2 + int(m.cfg.spline)  # linear, Keys' cubic (and the 6-slice spline)
+            m(torch.zeros(1, 4, size, size), torch.zeros(1, plain, size, size),
+              torch.ones(1) / 2, torch.zeros(1), torch.full((1,), 2.0))
     return counter.get_total_flops() / 1e9
 
 
