@@ -195,9 +195,9 @@ def z_roughness(slices: Sequence[Optional[np.ndarray]], step: int = 2) -> float:
     About 3 for slices that share nothing (white noise), about 2 for thin slices sampled far
     apart, and lower for band-limited input such as overlapping reconstructions or slabs, where
     the smooth cubic spline is what wins (decimated x2: 1.42-1.53 on the three overlapping
-    volumes, 1.94-2.37 on the seven others). Four known slices at a 128^2 patch cannot tell
-    the two apart; six at the whole slice can (the 10-90% range on the validation chest at x2 is
-    1.35-1.56).
+    volumes, 1.94-2.37 on the seven others). Measured on six known slices, whole slices mostly
+    tell the two apart (1.31-1.67 against 1.63-2.47, 10-90% of each volume's groups) where 128^2
+    patches do not (1.14-2.14 against 1.32-2.60): ``benchmarks/bench_x2_inputs.py``.
 
     Example:
         >>> ramp = [np.full((4, 4), 10.0 * i) for i in range(6)]  # perfectly smooth
