@@ -22,8 +22,9 @@ that cubic B-splines use. This model starts from the flow estimate and learns wh
 - a small U-Net (strides 1 to 8) predicts a correction ``r``;
 - with ``blend`` (weights from 2026-11-26 on), the same head also predicts one weight map ``m_e``
   per candidate ``e`` in ``w1, w2, lin, cubic, w0, w3``, and the correction becomes
-  ``r + sum_e m_e (e - fb)`` (and the spline, with ``spline``). Choosing, per pixel, how much of the curvature of cubic or of the
-  context slices to use is then a smooth map, where an additive ``r`` had to redraw that detail
+  ``r + sum_e m_e (e - fb)`` (and the spline, with ``spline``). Choosing, per pixel, how much
+  of the curvature of cubic or of the context slices to use is then a smooth map, where an
+  additive ``r`` had to redraw that detail
   through the U-Net (a global least-squares blend of the older model's output with cubic was
   +1.3 dB over it at x2 on the validation chest: the detail was there, unused);
 - ``out = fb + g(t, s) r`` (``r`` with the blend term, where there is one) with
@@ -93,8 +94,11 @@ class MotionNet(nn.Module):
             nn.Sequential(_conv(c[2], c[3], 2), _conv(c[3], c[3]))])
         self.dec = nn.ModuleList([_conv(c[3] + c[2], c[2]), _conv(c[2] + c[1], c[1]),
                                   _conv(c[1] + c[0], c[0])])
+        # Each input is grown after the one before it (see grown): the channels stay in order.
         if cfg.spline and not cfg.blend:
             raise ValueError("the spline candidate needs the blend head (blend=True)")
+        if cfg.roughness and not cfg.spline:
+            raise ValueError("the roughness input needs the spline candidate (spline=True)")
         self.candidates = (list(BLEND_CANDIDATES) + [SPLINE_CANDIDATE] * cfg.spline
                            if cfg.blend else [])
         self.head = nn.Conv2d(c[0], 1 + len(self.candidates), 3, 1, 1)

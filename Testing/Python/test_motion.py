@@ -282,3 +282,14 @@ def test_training_measures_roughness_on_whole_slices_and_overlap_makes_them_smoo
     measured = thin.rho[(thin.s == 0) & (thin.rho != ROUGHNESS_UNKNOWN)]
     assert len(measured) and torch.all((measured > 2.5) & (measured < 3.5))
     assert remade.rho[remade.s == 0].max() < measured.min()
+
+
+@pytest.mark.parametrize("flags", [dict(blend=False, spline=True),
+                                   dict(spline=False, roughness=True)])
+def test_inputs_come_in_the_order_they_were_added_so_that_older_weights_grow_exactly(flags):
+    """Each new input's channel is appended after the last (``grown`` relies on it): a model
+    with an input but without the one added before it is refused."""
+    import dataclasses
+
+    with pytest.raises(ValueError, match="needs the"):
+        MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), **flags))
