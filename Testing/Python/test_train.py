@@ -307,7 +307,7 @@ def test_weights_from_before_the_blend_head_are_continued_with_it(tmp_path):
     from hrinet.weights import save_weights
 
     old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), blend=False,
-                                        spline=False))
+                                        spline=False, roughness=False))
     path = save_weights(old.eval(), tmp_path / "old.safetensors", {})
     tr = Trainer(tiny("hrinet-flow", 1, init_weights=str(path)), tmp_path / "run",
                  volumes=volumes(), log=None)
