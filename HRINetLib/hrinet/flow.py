@@ -136,11 +136,6 @@ def keys_weights(t: float) -> np.ndarray:
 _SPLINE_POLE = 3 ** 0.5 - 2
 
 
-def _bspline3(x: np.ndarray) -> np.ndarray:
-    x = np.abs(x)
-    return np.where(x < 1, 2 / 3 - x ** 2 + x ** 3 / 2, np.where(x < 2, (2 - x) ** 3 / 6, 0.0))
-
-
 def spline_weights(t: float) -> np.ndarray:
     """Weights of the slices at -2..3 for fraction ``t`` of the interpolating cubic B-spline
     (the ``cubic`` method), its cardinal kernel truncated to six slices and renormalised.
@@ -155,6 +150,8 @@ def spline_weights(t: float) -> np.ndarray:
         >>> [round(float(v), 6) for v in w]
         [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
     """
+    from .methods import _bspline3  # the cubic method's B-spline (methods imports flow lazily)
+
     z = _SPLINE_POLE
     k = np.arange(-24, 25)
     coeff = (-6 * z / (1 - z * z)) * z ** np.abs(k)  # prefilter impulse response
