@@ -27,7 +27,8 @@ GAPS = tuple(range(2, 9))
 #: Slab ratios (thickness / spacing) and how often each is drawn.
 SLAB_RATIOS = (0.0, 1.0, 1.5, 2.0)
 SLAB_PROBS = (0.5, 0.3, 0.1, 0.1)
-#: Chance that a context slice is missing (as at either end of a volume).
+#: Chance that a context slice is missing (as at either end of a volume); the default of the
+#: ``drop_context`` option (stages up to 2026-11-26 trained with it).
 DROP_CONTEXT = 0.1
 #: Thickness of re-made thin slices, in thin-slice spacings (``overlap`` option): thin CT is
 #: often reconstructed with overlap (2 mm slices every 1 mm), which makes neighbouring slices
@@ -64,6 +65,9 @@ class MotionSampler(SliceSampler):
     #: In-plane step of the whole slices :func:`hrinet.flow.z_roughness` is measured on here (it
     #: measures on every second pixel itself: at inference the two agree in expectation).
     ROUGHNESS_STEP = 2
+    #: Chance that each near context slice is missing (and, independently again, each far one):
+    #: a short volume is mostly ends (20 slices decimated x6: 3 pairs, 2 of them at an end).
+    drop_context = DROP_CONTEXT
 
     def motion_batch(self, rng: np.random.Generator, groups: int, per_group: int = 2,
                      gaps: Sequence[int] = GAPS, overlap: float = 0.0) -> MotionBatch:
@@ -91,27 +95,30 @@ class MotionSampler(SliceSampler):
             # the roughness is measured on whole slices, as at inference (a crop is too noisy)
             r = self.ROUGHNESS_STEP
             whole = self.volumes[vid].array[z0:z0 + need, ::r, ::r].astype(np.float32) \
-                if self.roughness else block[:, :1, :1]  # (unused)
+                if self.roughness else None
             if overlap > 0 and rng.random() < overlap:
                 thick = rng.uniform(*OVERLAP_THICKNESS)
                 block = slab_average(block, range(len(block)), thick)
-                whole = slab_average(whole, range(len(whole)), thick)
+                if whole is not None:
+                    whole = slab_average(whole, range(len(whole)), thick)
             centres = [m + i * g for i in range(known_n)]
             known = list(slab_average(block, centres, s * g) if s > 0 else block[centres])
-            known_whole = list(slab_average(whole, centres, s * g) if s > 0 else whole[centres])
             if not self.spline:
-                known, known_whole = [None] + known + [None], [None] + known_whole + [None]
+                known = [None] + known + [None]
             # as at a volume's ends: the context slices missing, the far ones first
+            p = self.drop_context
             drop = [False] * 6
-            drop[1] = rng.random() < DROP_CONTEXT
-            drop[4] = rng.random() < DROP_CONTEXT
-            drop[0] = drop[1] or rng.random() < DROP_CONTEXT
-            drop[5] = drop[4] or rng.random() < DROP_CONTEXT
+            drop[1] = rng.random() < p
+            drop[4] = rng.random() < p
+            drop[0] = drop[1] or rng.random() < p
+            drop[5] = drop[4] or rng.random() < p
             km1, k0, k1, k2, k3, k4 = (None if d else k for d, k in zip(drop, known))
-            # (a crop may run in reverse z order, the whole slices do not: the same number of
-            # slices dropped at the other end, which measures the same in expectation)
-            rho = z_roughness([None if d else k for d, k in zip(drop, known_whole)], step=1) \
-                if self.roughness else ROUGHNESS_UNKNOWN
+            rho = ROUGHNESS_UNKNOWN
+            if whole is not None:  # roughness models (which have the spline: six slices)
+                known_whole = slab_average(whole, centres, s * g) if s > 0 else whole[centres]
+                # (a crop may run in reverse z order, the whole slices do not: the same number
+                # of slices dropped at the other end, which measures the same in expectation)
+                rho = z_roughness([None if d else k for d, k in zip(drop, known_whole)], step=1)
             far = (km1, k4) if self.spline else None
             flows = PairFlows(estimate_flow(k1, k2), estimate_flow(k2, k1),
                               None if k0 is None else estimate_flow(k1, k0),

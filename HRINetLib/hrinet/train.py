@@ -199,6 +199,7 @@ class Trainer:
         self.sampler = sampler_cls(volumes, cfg.crop, names=[Path(p).name for p in cfg.data])
         self.sampler.spline = self.mcfg.spline
         self.sampler.roughness = self.mcfg.roughness
+        self.sampler.drop_context = cfg.drop_context
         for text in self.sampler.warnings:
             if self.log and rank == 0:
                 self.log(f"warning: {text}")

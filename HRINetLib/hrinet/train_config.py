@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from .motion_data import GAPS
+from .motion_data import DROP_CONTEXT, GAPS
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,9 @@ class TrainConfig:
     #: hrinet-flow: share of groups whose thin slices are first re-made as an overlapping
     #: reconstruction (:data:`hrinet.motion_data.OVERLAP_THICKNESS`).
     overlap: float = 0.0
+    #: hrinet-flow: chance that each context slice of a training group is missing, as at a
+    #: volume's ends (:attr:`hrinet.motion_data.MotionSampler.drop_context`).
+    drop_context: float = DROP_CONTEXT
     #: hrinet-flow: processes making batches ahead (0: in the training process). The samples
     #: are the same either way (:mod:`hrinet.prefetch`); only the speed changes.
     workers: int = 0

@@ -293,3 +293,24 @@ def test_inputs_come_in_the_order_they_were_added_so_that_older_weights_grow_exa
 
     with pytest.raises(ValueError, match="needs the"):
         MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), **flags))
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_drop_context_sets_how_often_training_groups_look_like_a_volume_end(p):
+    """With every context slice dropped the outer samples repeat the bracketing pair's and the
+    roughness is unmeasured (two slices); with none dropped every group has its context."""
+    from hrinet.data import step_rng
+    from hrinet.motion_data import MotionSampler
+    from hrinet.volume import Volume
+
+    rng = np.random.default_rng(1)
+    vol = Volume(rng.normal(0, 300, (60, 48, 48)).astype(np.int16), spacing=(1, 1, 1))
+    sampler = MotionSampler([vol], crop=32)
+    sampler.spline = sampler.roughness = True
+    sampler.drop_context = p
+    mb = sampler.motion_batch(step_rng(0, 0, 0), 6, gaps=(2, 3))
+    s = mb.samples
+    ends = torch.stack([(s[:, 0] == s[:, 1]).flatten(1).all(1),
+                        (s[:, 3] == s[:, 2]).flatten(1).all(1)])
+    assert bool(ends.all()) == (p == 1.0) and bool(ends.any()) == (p == 1.0)
+    assert bool((mb.rho == ROUGHNESS_UNKNOWN).all()) == (p == 1.0)

@@ -542,3 +542,13 @@ def test_cpu_training_lays_the_models_out_channels_last_and_exports_plain_weight
     for (name, a), b in zip(model.state_dict().items(), plain.state_dict().values()):
         # the layout changes float rounding only, not what is learned
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)
+
+
+def test_drop_context_reaches_the_sampler_and_is_recorded_in_the_stage_settings(tmp_path):
+    from hrinet.train_args import CONFIG_OPTIONS
+
+    assert CONFIG_OPTIONS["drop_context"] == "drop_context"  # --drop-context on the CLI
+    tr = Trainer(tiny("hrinet-flow", 1, drop_context=0.3), tmp_path, volumes=volumes(), log=None)
+    assert tr.sampler.drop_context == 0.3
+    _, meta = load_weights(tr.run())
+    assert meta["lineage"][-1]["settings"]["drop_context"] == 0.3
