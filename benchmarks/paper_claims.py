@@ -30,7 +30,7 @@ import numpy as np
 
 from hrinet.atomic import atomic_write, complete_png, write_text
 from hrinet.engine import upsample_z
-from hrinet.evaluate import decimate, synthesised_mask
+from hrinet.evaluate import protocol_input
 from hrinet.io import read_volume
 from hrinet.methods import create_interpolator
 from hrinet.metrics import BONE_HU, bone_dice, score
@@ -86,10 +86,8 @@ def reconstruction(volume, device: str = "cpu", every: int = 4) -> Dict[str, dic
 
 def bone_at_gap(thin, methods: List[str], device: str = "cpu"):
     """``(dice per method, outputs per method, truth)`` at x :data:`GAP` (decimate protocol)."""
-    thick = decimate(thin, GAP)
-    n_out = (thick.array.shape[0] - 1) * GAP + 1
-    mask = synthesised_mask(n_out, GAP)
-    truth = thin.array[:n_out]
+    thick, _, mask = protocol_input(thin, GAP, "decimate")
+    truth = thin.array[:len(mask)]
     dice, outputs = {}, {}
     for m in methods:
         up = upsample_z(thick, factor=GAP, interpolator=create_interpolator(m, device=device),

@@ -58,6 +58,27 @@ def synthesised_mask(n_out: int, k: int) -> np.ndarray:
     return (np.arange(n_out) % k) != 0
 
 
+def protocol_input(volume: Volume, k: int, protocol: str = "decimate"):
+    """``(thick, thickness, mask)``: the input made from thin ``volume`` at factor ``k`` under
+    ``protocol``, the slice thickness to upsample it with, and which of the ``len(mask)`` output
+    slices are scored against ``volume.array[:len(mask)]``.
+
+    Example:
+        >>> from hrinet.phantom import make_phantom
+        >>> thick, thickness, mask = protocol_input(make_phantom(size=(32, 32, 13)), 4)
+        >>> thick.array.shape[0], thickness, mask.nonzero()[0].tolist()
+        (4, 0.0, [1, 2, 3, 5, 6, 7, 9, 10, 11])
+    """
+    if protocol == "slab":
+        thick = simulate_thick(volume, k)
+        thickness = thick.metadata["slice_thickness_mm"]
+    else:
+        thick, thickness = decimate(volume, k), 0.0
+    n_out = (thick.array.shape[0] - 1) * k + 1
+    mask = synthesised_mask(n_out, k) if protocol == "decimate" else np.ones(n_out, bool)
+    return thick, thickness, mask
+
+
 def evaluate_volume(volume: Volume, name: str, factors: Sequence[int], methods: Sequence[str],
                     device: str = "auto", weights: Optional[Dict[str, str]] = None,
                     keep: Optional[Callable[[int, str, np.ndarray], None]] = None,
@@ -78,14 +99,8 @@ def evaluate_volume(volume: Volume, name: str, factors: Sequence[int], methods: 
         if m not in interps:
             interps[m] = create_interpolator(m, device=device, weights=(weights or {}).get(m))
     for k in factors:
-        if protocol == "slab":
-            thick = simulate_thick(volume, k)
-            thickness = thick.metadata["slice_thickness_mm"]
-        else:
-            thick, thickness = decimate(volume, k), 0.0
-        n_out = (thick.array.shape[0] - 1) * k + 1
-        truth = volume.array[:n_out]
-        mask = synthesised_mask(n_out, k) if protocol == "decimate" else np.ones(n_out, bool)
+        thick, thickness, mask = protocol_input(volume, k, protocol)
+        truth = volume.array[:len(mask)]
         stats = truth_stats(truth[mask])
         for m in methods:
             if progress:
