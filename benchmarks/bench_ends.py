@@ -7,8 +7,8 @@ For each volume (default: the two validation volumes and two training volumes of
 factor and upsampled back by ``flow`` and by each model (the shipped default unless
 ``--weights``). Each pair of known slices is scored on its synthesised slices (PSNR_HU, from
 the pair's mean squared error); the table gives each model's gain over ``flow`` on the two end
-pairs (one context slice missing on one side, and the far one) and on the inner pairs. A model
-that has learnt to work without its context gains as much at the ends as inside.
+pairs (one context slice missing on one side, and the far one) and on the inner pairs: the
+difference is what the context slices beyond a pair are worth to the model (flow uses none).
 """
 
 from __future__ import annotations
