@@ -131,6 +131,7 @@ class Trainer:
                               "e.g. 128 or 256")
         if cfg.iterations < 1:
             raise HRINetError("iterations must be at least 1")
+        cfg.check()
         self.cfg = cfg
         self.runlog = RunLog(self.out, rank, f"{cfg.variant} training losses")
         self.device = resolve_device(cfg.device)

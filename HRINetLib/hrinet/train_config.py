@@ -5,7 +5,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from .errors import HRINetError
 from .motion_data import DROP_CONTEXT, GAPS
+
+#: Settings that must lie in a range: ``name: (low, high, low_open, high_open, what)``.
+SETTING_RANGES = {
+    "batch": (1, None, False, False, "samples a step"),
+    "lr": (0.0, None, True, False, "the learning rate"),
+    "ema": (0.0, 1.0, False, True, "a decay (0 off, e.g. 0.999)"),
+    "lr_final": (0.0, 1.0, True, False, "a fraction of --lr"),
+    "decay_start": (0.0, 1.0, False, False, "a fraction of the iterations"),
+    "window_weight": (0.0, None, False, False, "a loss weight"),
+    "ssim_weight": (0.0, None, False, False, "a loss weight"),
+    "samples_per_group": (1, None, False, False, "targets a group"),
+    "overlap": (0.0, 1.0, False, False, "a share of the groups"),
+    "drop_context": (0.0, 1.0, False, False, "a chance"),
+    "workers": (0, None, False, False, "processes"),
+    "val_every": (0, None, False, False, "steps (0: no validation)"),
+    "checkpoint_minutes": (0.0, None, True, False, "minutes"),
+}
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,20 @@ class TrainConfig:
     @property
     def spec(self) -> VariantSpec:
         return VARIANT_SPECS[self.variant]
+
+    def check(self) -> None:
+        """Refuse, in one line naming the setting, a value outside its range
+        (:data:`SETTING_RANGES`): a negative learning rate or an averaging decay of 1 or more
+        would train nothing, or diverge, for hours before anyone noticed."""
+        for name, (low, high, low_open, high_open, what) in SETTING_RANGES.items():
+            v = getattr(self, name)
+            bad = (v <= low if low_open else v < low) or \
+                (high is not None and (v >= high if high_open else v > high))
+            if bad:
+                span = ("(" if low_open else "[") + f"{low}, " + \
+                    ("inf)" if high is None else f"{high}" + (")" if high_open else "]"))
+                option = "--" + name.replace("_", "-")
+                raise HRINetError(f"{option} {v} is out of range: it is {what}, in {span}")
 
     def resolved(self) -> dict:
         s = self.spec

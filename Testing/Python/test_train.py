@@ -552,3 +552,23 @@ def test_drop_context_reaches_the_sampler_and_is_recorded_in_the_stage_settings(
     assert tr.sampler.drop_context == 0.3
     _, meta = load_weights(tr.run())
     assert meta["lineage"][-1]["settings"]["drop_context"] == 0.3
+
+
+@pytest.mark.parametrize("setting, value", [("lr", -1.0), ("lr", 0.0), ("ema", 1.0),
+                                            ("overlap", 3.0), ("drop_context", -0.1),
+                                            ("lr_final", 0.0), ("decay_start", 1.5),
+                                            ("batch", 0), ("samples_per_group", 0)])
+def test_a_setting_out_of_its_range_is_refused_before_anything_is_written(tmp_path, setting,
+                                                                          value):
+    option = "--" + setting.replace("_", "-")
+    with pytest.raises(HRINetError, match=f"^{option} .* out of range"):
+        Trainer(tiny("hrinet-flow", 1, **{setting: value}), tmp_path / "run",
+                volumes=volumes(), log=None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_resumed_run_is_checked_with_the_settings_given_on_resume(tmp_path):
+    Trainer(tiny("hrinet-flow", 1), tmp_path, volumes=volumes(), log=None).run()
+    with pytest.raises(HRINetError, match="^--ema 1.5 is out of range"):
+        Trainer(tiny("hrinet-flow", 2), tmp_path, resume=True, volumes=volumes(), log=None,
+                overrides={"ema": 1.5, "iterations": 2})
