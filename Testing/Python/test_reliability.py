@@ -578,6 +578,11 @@ def _crop(tmp_path, phantom):
     return ["train", "--data", src, "--crop", "128", "--iterations", "1", "--out", tmp_path / "r"]
 
 
+def _setting(tmp_path, phantom):
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    return ["train", "--data", src, "--crop", "64", "--ema", "1", "--out", tmp_path / "r"]
+
+
 def _series(tmp_path, phantom):
     write_dicom_series(tmp_path / "d", [0.0, 3.0, 6.0])
     return ["info", tmp_path / "d", "--series", "9"]
@@ -587,7 +592,7 @@ def _series(tmp_path, phantom):
     (_sheared, "is sheared"), (_spacing, "nearest reachable spacings"),
     (_checkpoint_as_weights, "is a training checkpoint, not weights"),
     (_edited_sidecar, "was changed"), (_absurd_channels, "do not fit the hrinet-flow"),
-    (_crop, "training would see padding"),
+    (_crop, "training would see padding"), (_setting, "--ema 1.0 is out of range"),
     (_series, "give a number from 1 to 1")], ids=lambda c: getattr(c, "__name__", "")[1:])
 def test_each_new_refusal_is_one_line_from_the_command_line(tmp_path, phantom, case, fragment):
     r = cli(*case(tmp_path, phantom))
