@@ -13,7 +13,7 @@ SETTING_RANGES = {
     "batch": (1, None, False, False, "samples a step"),
     "lr": (0.0, None, True, False, "the learning rate"),
     "ema": (0.0, 1.0, False, True, "a decay (0 off, e.g. 0.999)"),
-    "lr_final": (0.0, 1.0, True, False, "a fraction of --lr"),
+    "lr_final": (0.0, 1.0, False, False, "a fraction of --lr"),
     "decay_start": (0.0, 1.0, False, False, "a fraction of the iterations"),
     "window_weight": (0.0, None, False, False, "a loss weight"),
     "ssim_weight": (0.0, None, False, False, "a loss weight"),
@@ -22,7 +22,7 @@ SETTING_RANGES = {
     "drop_context": (0.0, 1.0, False, False, "a chance"),
     "workers": (0, None, False, False, "processes"),
     "val_every": (0, None, False, False, "steps (0: no validation)"),
-    "checkpoint_minutes": (0.0, None, True, False, "minutes"),
+    "checkpoint_minutes": (0.0, None, False, False, "minutes (0: every step)"),
 }
 
 

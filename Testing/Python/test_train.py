@@ -556,7 +556,8 @@ def test_drop_context_reaches_the_sampler_and_is_recorded_in_the_stage_settings(
 
 @pytest.mark.parametrize("setting, value", [("lr", -1.0), ("lr", 0.0), ("ema", 1.0),
                                             ("overlap", 3.0), ("drop_context", -0.1),
-                                            ("lr_final", 0.0), ("decay_start", 1.5),
+                                            ("lr_final", 1.5), ("decay_start", 1.5),
+                                            ("checkpoint_minutes", -1.0),
                                             ("batch", 0), ("samples_per_group", 0)])
 def test_a_setting_out_of_its_range_is_refused_before_anything_is_written(tmp_path, setting,
                                                                           value):
