@@ -62,8 +62,9 @@ def main() -> None:
     args = p.parse_args()
     paths = [Path(v) for v in args.volumes] or [SHARED / v for v in VOLUMES]
     models = {}
-    for w in args.weights:
+    for i, w in enumerate(args.weights):
         name = Path(w).stem if w else "default"
+        name = f"{name}-{i + 1}" if name in models else name  # two files of one name
         models[name] = load_interpolator(w, device="cpu")
         models[name].name = name
     print("| volume | factor | " + " | ".join(f"{m}: ends | {m}: inner" for m in models) + " |")
