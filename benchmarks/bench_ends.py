@@ -19,10 +19,10 @@ from typing import Dict, List
 
 import numpy as np
 
-from hrinet.constants import HU_MAX, HU_MIN
 from hrinet.evaluate import evaluate_volume
 from hrinet.inference import load_interpolator
 from hrinet.io import read_volume
+from hrinet.metrics import mse
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ct"
 VOLUMES = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom", "thorax-2mm.nrrd",
@@ -32,9 +32,8 @@ SLICES = 49
 
 def pair_mse(up: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
     """Mean squared error (HU, clipped to the PSNR_HU range) of each pair's synthesised slices."""
-    err = (np.clip(up, HU_MIN, HU_MAX) - np.clip(truth, HU_MIN, HU_MAX)) ** 2
-    per_slice = err.reshape(len(err), -1).mean(1)
-    return np.array([per_slice[p * k + 1:p * k + k].mean() for p in range(len(up) // k)])
+    return np.array([mse(up[p * k + 1:p * k + k], truth[p * k + 1:p * k + k])
+                     for p in range(len(up) // k)])
 
 
 def gains(path: Path, k: int, models: Dict[str, object]) -> Dict[str, List[float]]:
