@@ -23,8 +23,8 @@ from hrinet.evaluate import evaluate_volume
 from hrinet.inference import load_interpolator
 from hrinet.io import read_volume
 from hrinet.metrics import mse
+from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ct"
 VOLUMES = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom", "thorax-2mm.nrrd",
            "head-ge-1p25mm.nrrd"]
 SLICES = 49
@@ -59,7 +59,7 @@ def main() -> None:
                    help="model weights to compare (default: the shipped default)")
     p.add_argument("--factors", default="4,6")
     args = p.parse_args()
-    paths = [Path(v) for v in args.volumes] or [SHARED / v for v in VOLUMES]
+    paths = [Path(v) for v in args.volumes] or [SHARED_CT / v for v in VOLUMES]
     models = {}
     for i, w in enumerate(args.weights):
         name = Path(w).stem if w else "default"

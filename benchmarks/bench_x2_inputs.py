@@ -13,15 +13,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from hrinet.evaluate import evaluate_volume
 from hrinet.flow import keys_weights, spline_weights, z_roughness
 from hrinet.io import read_volume
+from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ct"
 VALIDATION = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom"]
 ALL = VALIDATION + ["chest-rider-0p8mm.nrrd", "thorax-2mm.nrrd", "chest-lidc-1mm.nrrd",
                     "head-ge-1p25mm.nrrd", "chest-cmbcrc-2p5mm.nrrd", "heart-1p5mm.nrrd",
@@ -53,7 +51,7 @@ def kernels() -> None:
                "spline6": _Kernel("spline6", [-2, -1, 0, 1, 2, 3], spline_weights)}
     print("| volume | factor | linear | cubic | keys4 | spline6 |\n|---|---|---|---|---|---|")
     for name in VALIDATION:
-        rows = evaluate_volume(read_volume(SHARED / name), name, [2, 4, 6],
+        rows = evaluate_volume(read_volume(SHARED_CT / name), name, [2, 4, 6],
                                ["linear", "cubic", "keys4", "spline6"], interpolators=methods)
         for k in (2, 4, 6):
             r = {row.method: row.psnr_hu for row in rows if row.factor == k}
@@ -66,7 +64,7 @@ def roughness() -> None:
     print("\n| volume | factor | whole volume | six whole slices (10-90%) | six 128^2 patches "
           "(10-90%) |\n|---|---|---|---|---|")
     for name in ALL:
-        a = read_volume(SHARED / name).array.astype(np.float32)
+        a = read_volume(SHARED_CT / name).array.astype(np.float32)
         for k in (2, 4):
             d = a[::k]
             whole = z_roughness(list(d))
@@ -85,7 +83,7 @@ def roughness() -> None:
 
 
 def main() -> None:
-    missing = [n for n in ALL if not (SHARED / n).exists()]
+    missing = [n for n in ALL if not (SHARED_CT / n).exists()]
     if missing:
         raise SystemExit(f"needs ../shared/data/ct ({', '.join(missing)} missing)")
     kernels()

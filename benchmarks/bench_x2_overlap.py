@@ -22,8 +22,8 @@ from hrinet.evaluate import evaluate_volume, synthesised_mask
 from hrinet.inference import load_interpolator
 from hrinet.io import read_volume
 from hrinet.metrics import psnr
+from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ct"
 VOLUMES = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom", "chest-rider-0p8mm.nrrd",
            "thorax-2mm.nrrd", "chest-lidc-1mm.nrrd", "head-ge-1p25mm.nrrd"]
 METHODS = ["hrinet", "cubic", "linear", "flow"]
@@ -55,7 +55,7 @@ def main() -> None:
     p.add_argument("volumes", nargs="*", help="volumes (default: six of ../shared/data/ct)")
     p.add_argument("--weights", help="model weights (default: the shipped default)")
     args = p.parse_args()
-    paths = [Path(v) for v in args.volumes] or [SHARED / v for v in VOLUMES]
+    paths = [Path(v) for v in args.volumes] or [SHARED_CT / v for v in VOLUMES]
     model = load_interpolator(args.weights, device="cpu")
     print("| volume | " + " | ".join(METHODS) + " | default - cubic | LS blend | blend weights "
           "(" + ", ".join(METHODS) + ") |")
