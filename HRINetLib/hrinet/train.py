@@ -127,8 +127,6 @@ class Trainer(StepsMixin):
         if cfg.crop % 64 or cfg.crop < 64:
             raise HRINetError(f"crop {cfg.crop} must be a multiple of 64 (the encoder's stride), "
                               "e.g. 128 or 256")
-        if cfg.iterations < 1:
-            raise HRINetError("iterations must be at least 1")
         cfg.check()
         self.cfg = cfg
         self.runlog = RunLog(self.out, rank, f"{cfg.variant} training losses")

@@ -10,6 +10,7 @@ from .motion_data import DROP_CONTEXT, GAPS
 
 #: Settings that must lie in a range: ``name: (low, high, low_open, high_open, what)``.
 SETTING_RANGES = {
+    "iterations": (1, None, False, False, "training steps"),
     "batch": (1, None, False, False, "samples a step"),
     "lr": (0.0, None, True, False, "the learning rate"),
     "ema": (0.0, 1.0, False, True, "a decay (0 off, e.g. 0.999)"),

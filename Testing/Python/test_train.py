@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import subprocess
 import sys
 
@@ -558,13 +559,14 @@ def test_drop_context_reaches_the_sampler_and_is_recorded_in_the_stage_settings(
                                             ("overlap", 3.0), ("drop_context", -0.1),
                                             ("lr_final", 1.5), ("decay_start", 1.5),
                                             ("checkpoint_minutes", -1.0),
-                                            ("batch", 0), ("samples_per_group", 0)])
+                                            ("batch", 0), ("samples_per_group", 0),
+                                            ("iterations", 0)])
 def test_a_setting_out_of_its_range_is_refused_before_anything_is_written(tmp_path, setting,
                                                                           value):
     option = "--" + setting.replace("_", "-")
     with pytest.raises(HRINetError, match=f"^{option} .* out of range"):
-        Trainer(tiny("hrinet-flow", 1, **{setting: value}), tmp_path / "run",
-                volumes=volumes(), log=None)
+        Trainer(dataclasses.replace(tiny("hrinet-flow", 1), **{setting: value}),
+                tmp_path / "run", volumes=volumes(), log=None)
     assert not (tmp_path / "run").exists()
 
 
