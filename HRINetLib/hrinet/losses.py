@@ -24,15 +24,19 @@ def generator_adversarial(d1_mix: Optional[torch.Tensor], d2_logits: Optional[to
     return total
 
 
-def ssim_torch(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.Tensor:
-    """Differentiable mean SSIM of ``(B, 1, H, W)`` images in [0, 1] (valid windows only)."""
+def ssim_torch(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, size: int = 11,
+               per_sample: bool = False) -> torch.Tensor:
+    """Differentiable mean SSIM of ``(B, 1, H, W)`` images in [0, 1] (valid windows only); with
+    ``per_sample`` one mean per image, ``(B,)``."""
     r = torch.arange(size, dtype=x.dtype, device=x.device) - size // 2
     g = torch.exp(-r ** 2 / (2 * sigma ** 2))
-    g = (g / g.sum())
-    k = (g[:, None] * g[None, :]).view(1, 1, size, size)
-    f = lambda t: F.conv2d(t, k)  # noqa: E731
-    mx, my = f(x), f(y)
-    sxx, syy, sxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my
+    g = g / g.sum()
+    # the five local moments as channels of one separable (row, then column) Gaussian filter
+    moments = torch.cat([x, y, x * x, y * y, x * y], 1)
+    m = F.conv2d(moments, g.view(1, 1, size, 1).expand(5, 1, size, 1), groups=5)
+    m = F.conv2d(m, g.view(1, 1, 1, size).expand(5, 1, 1, size), groups=5)
+    mx, my = m[:, 0:1], m[:, 1:2]
+    sxx, syy, sxy = m[:, 2:3] - mx * mx, m[:, 3:4] - my * my, m[:, 4:5] - mx * my
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean()
+    return s.mean(dim=(1, 2, 3)) if per_sample else s.mean()

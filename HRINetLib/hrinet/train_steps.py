@@ -10,7 +10,13 @@ import torch.nn.functional as F
 
 from .constants import HU_MIN, HU_SCALE, WINDOW
 from .losses import acai_critic_loss, generator_adversarial, ssim_torch
-from .train_config import LOG_MSE_FLOOR
+from .train_config import LOG_MSE_FLOOR, LOG_SSIM_FLOOR
+
+
+def windowed(x: torch.Tensor) -> torch.Tensor:
+    """Normalised-unit slices as the soft-tissue window shows them, in [0, 1]."""
+    lo, hi = ((w - HU_MIN) / HU_SCALE for w in WINDOW)
+    return (x.clamp(lo, hi) - lo) / (hi - lo)
 
 
 class StepsMixin:
@@ -25,14 +31,19 @@ class StepsMixin:
             return sum(F.mse_loss(a, b) for a, b in zip(fp, ft)) / len(fp)
         loss = F.mse_loss(pred, target)
         if self.cfg.window_weight > 0 or self.cfg.ssim_weight > 0:
-            lo, hi = ((w - HU_MIN) / HU_SCALE for w in WINDOW)
-            pw = (pred.clamp(lo, hi) - lo) / (hi - lo)
-            tw = (target.clamp(lo, hi) - lo) / (hi - lo)
+            pw, tw = windowed(pred), windowed(target)
             if self.cfg.window_weight > 0:
                 loss = loss + self.cfg.window_weight * F.mse_loss(pw, tw)
             if self.cfg.ssim_weight > 0:
                 loss = loss + self.cfg.ssim_weight * (1 - ssim_torch(pw, tw))
         return loss
+
+    @staticmethod
+    def log_dissimilarity(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Each sample's ``log(1 - SSIM + LOG_SSIM_FLOOR)`` in the soft-tissue window, ``(B,)``
+        (inputs in normalised units)."""
+        s = ssim_torch(windowed(pred), windowed(target), per_sample=True)
+        return torch.log(1 - s + LOG_SSIM_FLOOR)
 
     def unsupervised_step(self, rng: np.random.Generator, use_d2: bool) -> dict:
         b = self.cfg.batch
@@ -93,9 +104,12 @@ class StepsMixin:
         target = (mb.targets.to(dev).clamp(HU_MIN, HU_MIN + HU_SCALE) - HU_MIN) / HU_SCALE
         pred = (pred - HU_MIN) / HU_SCALE
         if self.cfg.log_mse:
-            # the window and SSIM terms are left out: beside log-MSE gradients they vanish
+            # the window MSE is left out (beside log-MSE gradients it vanishes); SSIM, a
+            # different measure, enters on the same log scale
             per_sample = ((pred - target) ** 2).mean(dim=(1, 2, 3))
             loss = torch.log(per_sample + LOG_MSE_FLOOR).mean()
+            if self.cfg.ssim_weight > 0:
+                loss = loss + self.cfg.ssim_weight * self.log_dissimilarity(pred, target).mean()
         else:
             loss = self.content(pred, target)
         self.opt["G"].zero_grad(set_to_none=True)

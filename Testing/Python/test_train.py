@@ -254,6 +254,53 @@ def test_ssim_term_matches_the_metric_and_rewards_keeping_texture():
     assert ssim_torch(torch.tensor(flat), torch.tensor(truth)).item() < 0.1
 
 
+def test_per_sample_ssim_is_each_images_own_ssim():
+    from hrinet.train import ssim_torch
+
+    rng = np.random.default_rng(1)
+    truth = torch.tensor(rng.random((3, 1, 40, 40)))
+    pred = (truth + torch.tensor(rng.normal(0, 0.05, truth.shape)) * torch.arange(3).view(3, 1, 1, 1)
+            ).clamp(0, 1)
+    each = ssim_torch(pred, truth, per_sample=True)
+    assert each.shape == (3,)
+    for i in range(3):
+        assert each[i].item() == pytest.approx(ssim_torch(pred[i:i + 1], truth[i:i + 1]).item())
+    assert each[0] == pytest.approx(1.0) and each[0] > each[1] > each[2]  # more noise, less alike
+
+
+def test_with_log_mse_the_ssim_term_is_the_log_of_each_samples_dissimilarity(tmp_path):
+    from hrinet.train_config import LOG_SSIM_FLOOR
+    from hrinet.train_steps import windowed
+
+    tr = Trainer(tiny("hrinet-flow", 1, log_mse=True, ssim_weight=0.3), tmp_path,
+                 volumes=volumes(), log=None)
+    rng = np.random.default_rng(2)
+    tissue = torch.tensor((rng.normal(40, 30, (2, 1, 32, 32)) + 1024) / 4095, dtype=torch.float32)
+    pred = tissue + torch.tensor(rng.normal(0, 10 / 4095, tissue.shape), dtype=torch.float32)
+    got = tr.log_dissimilarity(pred, tissue)
+    from hrinet.train import ssim_torch
+    want = torch.log(1 - ssim_torch(windowed(pred), windowed(tissue), per_sample=True)
+                     + LOG_SSIM_FLOOR)
+    torch.testing.assert_close(got, want)
+    assert got.shape == (2,) and (got > np.log(LOG_SSIM_FLOOR)).all()
+    # lung against lung: below the window both are flat, identical, and give no gradient
+    lung = torch.full((1, 1, 32, 32), (-800 + 1024) / 4095, requires_grad=True)
+    flat = tr.log_dissimilarity(lung + 5 / 4095, lung.detach())
+    assert flat.item() == pytest.approx(np.log(LOG_SSIM_FLOOR))
+    flat.sum().backward()
+    assert lung.grad.abs().max().item() == 0
+
+
+def test_the_ssim_weight_changes_the_log_mse_training_step(tmp_path):
+    runs = {}
+    for w in (0.0, 0.3):
+        tr = Trainer(tiny("hrinet-flow", 1, log_mse=True, ssim_weight=w), tmp_path / str(w),
+                     volumes=volumes(), log=None)
+        runs[w] = tr.motion_step(step_rng(3, 0, 0))["loss_g"]
+    # the same batch (same seed): the term adds 0.3 * mean log(1 - SSIM + floor), below zero
+    assert runs[0.3] < runs[0.0]
+
+
 def test_validation_scores_the_model_against_linear_with_the_evaluate_protocol(tmp_path):
     from hrinet.io import write_volume
 
