@@ -31,7 +31,9 @@ lint: $(BIN)/.installed
 # The README's results tables: validation volumes (never trained on), every method, both
 # protocols (decimated thin slices; simulated slab-averaged thick slices); then the paper's
 # claims checked from those numbers (bone at a six-slice gap, reconstruction at a = 1).
-EVAL_VOLUMES := ../shared/data/ct/chest-lungfcp-1mm.nrrd ../shared/data/ct/abdomen-2mm-dicom
+# The real CT beside the checkout, or $HRINET_SHARED_CT (as the tests and benchmarks read it).
+SHARED_CT := $(or $(HRINET_SHARED_CT),../shared/data/ct)
+EVAL_VOLUMES := $(SHARED_CT)/chest-lungfcp-1mm.nrrd $(SHARED_CT)/abdomen-2mm-dicom
 EVAL_METHODS := linear,cubic,flow,ae,acai,hrinet-patchgan,hrinet-mse,hrinet-perceptual,hrinet-plus,hrinet
 evaluate: $(BIN)/.installed
 	$(BIN)/hrinet evaluate $(EVAL_VOLUMES) --factors 2,4,6,8 --methods $(EVAL_METHODS) \
@@ -42,7 +44,7 @@ evaluate: $(BIN)/.installed
 
 # Speed, memory and system-time share per method and size; then the README's whole-volume
 # example (the 8 mm chest made isotropic) when the shared data is present.
-BENCH_VOLUME := ../shared/data/ct/chest-lungdx-8mm.nrrd
+BENCH_VOLUME := $(SHARED_CT)/chest-lungdx-8mm.nrrd
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_engine.py
 	@if [ -f $(BENCH_VOLUME) ]; then $(BIN)/python benchmarks/bench_volume.py $(BENCH_VOLUME); fi

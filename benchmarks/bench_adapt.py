@@ -17,13 +17,14 @@ from hrinet.errors import HRINetError
 from hrinet.evaluate import decimate, synthesised_mask
 from hrinet.io import read_volume
 from hrinet.metrics import score
+from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
 VOLUMES = ("chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--data", default="../shared/data/ct")
+    p.add_argument("--data", default=str(SHARED_CT))
     p.add_argument("--iterations", type=int, default=200)
     p.add_argument("--out", default="runs/bench-adapt")
     a = p.parse_args()

@@ -33,6 +33,7 @@ from hrinet.inference import make_interpolator
 from hrinet.io import read_volume
 from hrinet.volume import Volume
 from hrinet.weights import DEFAULT_NAME, find_weights, load_weights
+from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
 CPU = torch.device("cpu")
 
@@ -64,7 +65,7 @@ def scaled(model, alpha: float):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", default="../shared/data/ct")
+    p.add_argument("--data", default=str(SHARED_CT))
     p.add_argument("--volume", default="chest-lungfcp-1mm.nrrd")
     p.add_argument("--factor", type=int, default=4)
     p.add_argument("--iterations", type=int, default=200)

@@ -34,6 +34,7 @@ from hrinet.evaluate import protocol_input
 from hrinet.io import read_volume
 from hrinet.methods import create_interpolator
 from hrinet.metrics import BONE_HU, bone_dice, score
+from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
 PAPER = ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual")
 LABEL = {"ae": "AE", "acai": "ACAI", "hrinet-patchgan": "HRINet (PatchGAN only)",
@@ -200,7 +201,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--evaluated", nargs="+", type=Path, default=[Path("out/evaluate")],
                    help="hrinet evaluate's output folder(s)")
-    p.add_argument("--data", default="../shared/data/ct")
+    p.add_argument("--data", default=str(SHARED_CT))
     p.add_argument("--out", default="out/paper")
     p.add_argument("--device", default="cpu")
     a = p.parse_args()

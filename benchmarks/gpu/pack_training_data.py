@@ -22,10 +22,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "HRINetLib"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from hrinet.constants import HU_MAX, HU_MIN  # noqa: E402
+from shared_ct import SHARED_CT  # noqa: E402  (benchmarks/shared_ct.py)
 
-DATA = ROOT.parent / "shared" / "data" / "ct"
+DATA = SHARED_CT
 TRAIN = ["chest-lidc-1mm.nrrd", "thorax-2mm.nrrd", "chest-cmbcrc-2p5mm.nrrd", "heart-1p5mm.nrrd",
          "chest-1p5mm.nrrd", "torso-3mm.nrrd", "head-ge-1p25mm.nrrd", "chest-rider-0p8mm.nrrd"]
 
