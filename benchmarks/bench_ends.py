@@ -9,6 +9,11 @@ factor and upsampled back by ``flow`` and by each model (the shipped default unl
 the pair's mean squared error); the table gives each model's gain over ``flow`` on the two end
 pairs (one context slice missing on one side, and the far one) and on the inner pairs: the
 difference is what the context slices beyond a pair are worth to the model (flow uses none).
+
+``--hide-context`` adds a control: each inner pair scored again as an end pair, from a crop of the
+volume that ends at it (once on each side; the mean of the two): the same slices to synthesise,
+only the context beyond one side gone. If the inner pairs' gain then falls to the ends' level,
+the ends lose for want of context, not because they are ends of these particular volumes.
 """
 
 from __future__ import annotations
@@ -36,20 +41,43 @@ def pair_mse(up: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
                      for p in range(len(up) // k)])
 
 
-def gains(path: Path, k: int, models: Dict[str, object]) -> Dict[str, List[float]]:
-    """``{model: [gain at the ends, gain inside]}`` over flow (dB) at factor ``k``."""
+def upsampled_pair_mse(v, k: int, models: Dict[str, object]) -> Dict[str, np.ndarray]:
+    """``{method: pair_mse}`` of ``flow`` and each model on thin volume ``v`` decimated by ``k``."""
+    outs = {}
+    evaluate_volume(v, "crop", [k], ["flow", *models], interpolators=dict(models),
+                    keep=lambda _k, m, a: outs.__setitem__(m, a.astype(np.float64)))
+    truth = v.array[:len(outs["flow"])].astype(np.float64)
+    return {m: pair_mse(a, truth, k) for m, a in outs.items()}
+
+
+def gains(path: Path, k: int, models: Dict[str, object],
+          hide_context: bool = False) -> Dict[str, List[float]]:
+    """``{model: [gain at the ends, gain inside(, inside with the context of one side hidden)]}``
+    over flow (dB) at factor ``k``."""
     v = read_volume(path)
     lo = max(0, v.array.shape[0] // 2 - SLICES // 2)
     v = v.with_array(v.array[lo:lo + SLICES].copy(), v.spacing)
-    outs = {}
-    evaluate_volume(v, path.name, [k], ["flow", *models], interpolators=dict(models),
-                    keep=lambda _k, m, a: outs.__setitem__(m, a.astype(np.float64)))
-    truth = v.array[:len(outs["flow"])].astype(np.float64)
-    mse = {m: pair_mse(a, truth, k) for m, a in outs.items()}
-    ends = np.zeros(len(mse["flow"]), bool)
+    mse = upsampled_pair_mse(v, k, models)
+    n = len(mse["flow"])
+    ends = np.zeros(n, bool)
     ends[[0, -1]] = True
-    db = lambda m, sel: 10 * np.log10(mse["flow"][sel].mean() / mse[m][sel].mean())  # noqa: E731
-    return {m: [db(m, ends), db(m, ~ends) if (~ends).any() else float("nan")] for m in models}
+    db = lambda e, m, sel: 10 * np.log10(e["flow"][sel].mean() / e[m][sel].mean())  # noqa: E731
+    out = {m: [db(mse, m, ends), db(mse, m, ~ends) if (~ends).any() else float("nan")]
+           for m in models}
+    if hide_context:
+        # each inner pair p as the first pair of a crop from its first slice, and as the last
+        # pair of a crop that ends at its second (two known slices on the other side: the halo)
+        hidden = {m: [] for m in ["flow", *models]}
+        for p in np.nonzero(~ends)[0]:
+            for z0, z1, idx in ((p * k, (p + 3) * k + 1, 0), ((p - 2) * k, (p + 1) * k + 1, -1)):
+                crop = v.with_array(v.array[max(z0, 0):z1].copy(), v.spacing)
+                e = upsampled_pair_mse(crop, k, models)
+                for m in hidden:
+                    hidden[m].append(e[m][idx])
+        h = {m: np.array(e) for m, e in hidden.items()}
+        for m in models:
+            out[m].append(db(h, m, slice(None)) if len(h["flow"]) else float("nan"))
+    return out
 
 
 def main() -> None:
@@ -58,6 +86,8 @@ def main() -> None:
     p.add_argument("--weights", nargs="*", default=[None],
                    help="model weights to compare (default: the shipped default)")
     p.add_argument("--factors", default="4,6")
+    p.add_argument("--hide-context", action="store_true",
+                   help="also score each inner pair as an end pair (its context hidden)")
     args = p.parse_args()
     paths = [Path(v) for v in args.volumes] or [SHARED_CT / v for v in VOLUMES]
     models = {}
@@ -66,12 +96,13 @@ def main() -> None:
         name = f"{name}-{i + 1}" if name in models else name  # two files of one name
         models[name] = load_interpolator(w, device="cpu")
         models[name].name = name
-    print("| volume | factor | " + " | ".join(f"{m}: ends | {m}: inner" for m in models) + " |")
-    print("|---|---|" + "---|---|" * len(models))
+    cols = ["ends", "inner"] + ["inner, context hidden"] * args.hide_context
+    print("| volume | factor | " + " | ".join(f"{m}: {c}" for m in models for c in cols) + " |")
+    print("|---|---|" + "---|" * len(cols) * len(models))
     for path in paths:
         for k in (int(f) for f in args.factors.split(",")):
-            g = gains(path, k, models)
-            cells = " | ".join(f"{g[m][0]:+.2f} | {g[m][1]:+.2f}" for m in models)
+            g = gains(path, k, models, args.hide_context)
+            cells = " | ".join(f"{x:+.2f}" for m in models for x in g[m])
             print(f"| {path.name} | x{k} | {cells} |", flush=True)
 
 
