@@ -10,8 +10,8 @@
 # ... 9000 <third-stage weights>, stopped at 3197 and exported (hrinet export), then RUN=runs/rho
 # ... 7000 <those weights>. The sixth (2026-11-26): RUN=runs/cont7 ... 8000, with the context
 # slices missing more often (DROP=0.25; earlier stages 0.1): the volume's ends were the pairs
-# where the model gained least over flow. The seventh (2026-11-26): RUN=runs/cont8 SSIM=0.3 ... 7000,
-# log(1 - SSIM_win) beside the log-MSE (chest x2 was smoother than cubic in the soft-tissue window).
+# where the model gained least over flow. The seventh (2026-11-26): RUN=runs/cont8 SSIM=0.3 ...
+# 7000, log(1 - SSIM_win) beside the log-MSE (chest x2 was smoother than cubic in its window).
 # Usage: benchmarks/continue_default.sh [ITERATIONS [INIT_WEIGHTS]]
 #   the shipped third stage: benchmarks/continue_default.sh 8500 <weights shipped at 07bb25e>
 #   (git show 07bb25e:Resources/weights/hrinet-default.safetensors > w.safetensors, same for .json)

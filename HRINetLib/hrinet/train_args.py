@@ -72,8 +72,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window-weight", type=float, help="weight of the soft-tissue-window MSE "
                    "added to the content loss (default 0: the paper's losses)")
     p.add_argument("--ssim-weight", type=float, help="weight of 1 - SSIM in the soft-tissue "
-                   "window added to the content loss (default 0); with --log-mse, the weight of log(1 - SSIM)"
-                   " beside the log-MSE")
+                   "window added to the content loss (default 0); with --log-mse, the weight of "
+                   "log(1 - SSIM) beside the log-MSE")
 
 
 #: Options that map one to one onto :class:`hrinet.train.TrainConfig` fields. Every option
