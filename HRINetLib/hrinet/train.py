@@ -44,8 +44,8 @@ from .losses import acai_critic_loss, generator_adversarial, ssim_torch  # noqa:
 from .lineage import (export_checkpoint, init_lineage, training_metadata,  # noqa: F401
                       volume_summaries)
 from .train_steps import StepsMixin
-from .train_config import (LOG_MSE_FLOOR, STAGE1_RESULT, STAGE2_VARIANTS,  # noqa: F401
-                           VARIANT_SPECS, TrainConfig, VariantSpec)
+from .train_config import (STAGE1_RESULT, STAGE2_VARIANTS, VARIANT_SPECS,  # noqa: F401
+                           TrainConfig, VariantSpec)
 
 
 

@@ -64,10 +64,6 @@ STAGE2_VARIANTS = ("hrinet-patchgan", "hrinet-mse", "hrinet-perceptual")
 #: Added to each sample's MSE before the log (normalised units; about 0.4 HU RMS): a sample
 #: that is already almost exact (air against air) does not dominate the log-MSE loss.
 LOG_MSE_FLOOR = 1e-8
-#: Added to each sample's ``1 - SSIM`` before the log (``log_mse`` with ``ssim_weight``): a crop
-#: that the window shows as flat (lung or air only, SSIM 1) adds no gradient, and one already
-#: near 1 does not outweigh the rest (x2 samples score about 0.97).
-LOG_SSIM_FLOOR = 0.01
 
 
 @dataclass
@@ -111,8 +107,8 @@ class TrainConfig:
     window_weight: float = 0.0
     #: Weight of ``1 - SSIM`` in the soft-tissue window (Gaussian 11x11, sigma 1.5, as the
     #: metric). MSE alone favours a smooth conditional mean that drops soft-tissue texture.
-    #: With ``log_mse``, the weight of each sample's ``log(1 - SSIM + LOG_SSIM_FLOOR)`` (the same
-    #: relative scale as the log-MSE, so it does not vanish beside it).
+    #: With ``log_mse``, the weight of each sample's :func:`hrinet.losses.log_dissimilarity` (the
+    #: same relative scale as the log-MSE, so it does not vanish beside it).
     ssim_weight: float = 0.0
     #: hrinet-flow: minimise the mean of each sample's log pixel MSE (the mean PSNR over
     #: samples) instead of the mean MSE, which lets the large errors of wide gaps drown the

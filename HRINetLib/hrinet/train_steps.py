@@ -8,15 +8,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .constants import HU_MIN, HU_SCALE, WINDOW
-from .losses import acai_critic_loss, generator_adversarial, ssim_torch
-from .train_config import LOG_MSE_FLOOR, LOG_SSIM_FLOOR
-
-
-def windowed(x: torch.Tensor) -> torch.Tensor:
-    """Normalised-unit slices as the soft-tissue window shows them, in [0, 1]."""
-    lo, hi = ((w - HU_MIN) / HU_SCALE for w in WINDOW)
-    return (x.clamp(lo, hi) - lo) / (hi - lo)
+from .constants import HU_MIN, HU_SCALE
+from .losses import (acai_critic_loss, generator_adversarial, log_dissimilarity, ssim_torch,
+                     windowed)
+from .train_config import LOG_MSE_FLOOR
 
 
 class StepsMixin:
@@ -37,13 +32,6 @@ class StepsMixin:
             if self.cfg.ssim_weight > 0:
                 loss = loss + self.cfg.ssim_weight * (1 - ssim_torch(pw, tw))
         return loss
-
-    @staticmethod
-    def log_dissimilarity(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Each sample's ``log(1 - SSIM + LOG_SSIM_FLOOR)`` in the soft-tissue window, ``(B,)``
-        (inputs in normalised units)."""
-        s = ssim_torch(windowed(pred), windowed(target), per_sample=True)
-        return torch.log(1 - s + LOG_SSIM_FLOOR)
 
     def unsupervised_step(self, rng: np.random.Generator, use_d2: bool) -> dict:
         b = self.cfg.batch
@@ -109,7 +97,7 @@ class StepsMixin:
             per_sample = ((pred - target) ** 2).mean(dim=(1, 2, 3))
             loss = torch.log(per_sample + LOG_MSE_FLOOR).mean()
             if self.cfg.ssim_weight > 0:
-                loss = loss + self.cfg.ssim_weight * self.log_dissimilarity(pred, target).mean()
+                loss = loss + self.cfg.ssim_weight * log_dissimilarity(pred, target).mean()
         else:
             loss = self.content(pred, target)
         self.opt["G"].zero_grad(set_to_none=True)
