@@ -85,7 +85,7 @@ def roughness() -> None:
 def main() -> None:
     missing = [n for n in ALL if not (SHARED_CT / n).exists()]
     if missing:
-        raise SystemExit(f"needs ../shared/data/ct ({', '.join(missing)} missing)")
+        raise SystemExit(f"needs {SHARED_CT} ({', '.join(missing)} missing)")
     kernels()
     roughness()
 
