@@ -71,10 +71,11 @@ class SliceSampler:
                               "hrinet-flow, smaller --gaps also need fewer)")
         return ids
 
-    def _crop(self, rng: np.random.Generator, vid: int, z0: int, n: int) -> np.ndarray:
+    def _crop(self, rng: np.random.Generator, vid: int, z0: int, n: int,
+              size: int = 0) -> np.ndarray:
         arr = self.volumes[vid].array
         _, ny, nx = arr.shape
-        s = self.crop
+        s = size or self.crop
         best = None
         for _ in range(6):  # prefer crops showing the body rather than air
             y0 = int(rng.integers(0, max(ny - s, 0) + 1))

@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import Cancelled, HRINetError
 from .methods import Interpolator, create_interpolator
+from .padding import find_padding
 from .volume import Volume
 
 ProgressFn = Callable[[int, int], None]
@@ -241,7 +242,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
                progress: Optional[ProgressFn] = None, cancel: Optional[CancelFn] = None,
                interpolator: Optional[Interpolator] = None,
                out: Optional[np.ndarray] = None, thickness: Optional[float] = None,
-               plan: Optional[Plan] = None) -> Volume:
+               plan: Optional[Plan] = None, pad_aware: bool = True) -> Volume:
     """Upsample ``volume`` along z by an integer factor.
 
     Args:
@@ -261,6 +262,8 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
             also restores the known positions, which are then no longer copied unchanged.
         plan: the :class:`Plan` the caller made and showed (:func:`plan_upsampling`), run as it
             is; then ``factor``, ``target_spacing``, ``method`` and ``thickness`` are not used.
+        pad_aware: find the padding outside the scan circle (:mod:`hrinet.padding`), show the
+            method air there and write the padding back into the synthesised slices.
 
     Returns:
         A new :class:`Volume` with the upsampled voxels and geometry.
@@ -289,13 +292,20 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
     work = work_dtype(src.dtype, interp)
     chunk = _pairs_per_chunk(ny * nx * 8, k, interp.halo)
     total = n - 1
+    padding = find_padding(src) if pad_aware else None
     for p0 in range(0, total, chunk):
         if cancel is not None and cancel():
             raise Cancelled()
         p1 = min(total, p0 + chunk)
         lo, hi = max(0, p0 - interp.halo), min(n, p1 + 1 + interp.halo)
         window = src[lo:hi].astype(work)
-        synth = interp.interpolate(window, range(p0 - lo, p1 - lo), fractions)
+        pairs = range(p0 - lo, p1 - lo)
+        if padding is not None:  # the methods see air there; the padding is written back
+            masks = padding.masks(window)
+            synth = padding.restore(interp.interpolate(padding.hide(window, masks), pairs,
+                                                       fractions), masks, pairs, fractions)
+        else:
+            synth = interp.interpolate(window, pairs, fractions)
         for i, p in enumerate(range(p0, p1)):
             out[p * k + first:(p + 1) * k] = cast_like(synth[i], src.dtype)
             if not restore:
@@ -304,7 +314,14 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
             progress(p1, total)
     if restore:  # the last known position: fraction 1 of the last pair
         lo = max(0, n - 2 - interp.halo)
-        last = interp.interpolate(src[lo:].astype(work), [n - 2 - lo], [1.0])
+        window = src[lo:].astype(work)
+        if padding is not None:
+            masks = padding.masks(window)
+            last = padding.restore(interp.interpolate(padding.hide(window, masks),
+                                                      [n - 2 - lo], [1.0]),
+                                   masks, [n - 2 - lo], [1.0])
+        else:
+            last = interp.interpolate(window, [n - 2 - lo], [1.0])
         out[(n - 1) * k] = cast_like(last[0, 0], src.dtype)
     else:
         out[(n - 1) * k] = src[n - 1]
@@ -312,6 +329,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
                     direction=volume.direction.copy(), metadata=dict(volume.metadata))
     result.metadata.pop("slice_thickness_mm", None)  # the output is a thin-slice volume
     result.metadata.update(method=interp.name, factor=k, restored_known=restore,
+                           padding=None if padding is None else padding.value,
                            runtime_warnings=(
         (intensity_warnings(src) if getattr(interp, "expects_hu", False) else []) +
         list(getattr(interp, "runtime_warnings", []))))

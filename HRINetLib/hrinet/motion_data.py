@@ -16,10 +16,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from . import augment
 from .data import SliceSampler
 from .flow import (ROUGHNESS_UNKNOWN, PairFlows, estimate_flow, plain_estimates,
                    trajectory_samples, z_roughness)
-from .models import HU_MIN, HU_SCALE
+from .models import HU_MAX, HU_MIN, HU_SCALE
 from .slab import slab_average, slab_weights
 
 #: Gaps (in thin slices) between known slices seen in training.
@@ -68,6 +69,9 @@ class MotionSampler(SliceSampler):
     #: Chance that each near context slice is missing (and, independently again, each far one):
     #: a short volume is mostly ends (20 slices decimated x6: 3 pairs, 2 of them at an end).
     drop_context = DROP_CONTEXT
+    #: Chance that a group is re-made as another scanner would have acquired it (pixel size,
+    #: kernel, dose, field-of-view circle: :mod:`hrinet.augment`); 0 leaves the draws as before.
+    augment = 0.0
 
     def motion_batch(self, rng: np.random.Generator, groups: int, per_group: int = 2,
                      gaps: Sequence[int] = GAPS, overlap: float = 0.0) -> MotionBatch:
@@ -91,11 +95,19 @@ class MotionSampler(SliceSampler):
             ids = self._eligible(need)
             vid = ids[int(rng.integers(len(ids)))]
             z0 = int(rng.integers(0, self.volumes[vid].array.shape[0] - need + 1))
-            block = self._crop(rng, vid, z0, need) * HU_SCALE + HU_MIN  # back to HU
+            acq = augment.draw(rng) if self.augment > 0 and rng.random() < self.augment \
+                else None
+            size = self.crop if acq is None else max(32, int(round(self.crop * acq.zoom)))
+            block = self._crop(rng, vid, z0, need, size) * HU_SCALE + HU_MIN  # back to HU
+            if acq is not None:
+                block = np.clip(augment.reacquire(augment.resize_block(block, self.crop), acq,
+                                                  rng), HU_MIN, HU_MAX)
             # the roughness is measured on whole slices, as at inference (a crop is too noisy)
             r = self.ROUGHNESS_STEP
             whole = self.volumes[vid].array[z0:z0 + need, ::r, ::r].astype(np.float32) \
                 if self.roughness else None
+            if whole is not None and acq is not None:
+                whole = augment.reacquire(np.clip(whole, HU_MIN, HU_MAX), acq, rng, circle=False)
             if overlap > 0 and rng.random() < overlap:
                 thick = rng.uniform(*OVERLAP_THICKNESS)
                 block = slab_average(block, range(len(block)), thick)

@@ -197,6 +197,7 @@ class Trainer(StepsMixin):
         self.sampler.spline = self.mcfg.spline
         self.sampler.roughness = self.mcfg.roughness
         self.sampler.drop_context = cfg.drop_context
+        self.sampler.augment = cfg.augment
         for text in self.sampler.warnings:
             if self.log and rank == 0:
                 self.log(f"warning: {text}")

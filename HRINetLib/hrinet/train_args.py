@@ -61,6 +61,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "re-made as overlapping thin slices (1.3-2 spacings thick; default 0)")
     p.add_argument("--drop-context", type=float, help="hrinet-flow: chance that each context "
                    "slice of a training group is missing, as at a volume's ends (default 0.1)")
+    p.add_argument("--augment", type=float, help="hrinet-flow: chance that a training group "
+                   "is re-made as another scanner would have acquired it: pixel size, kernel, "
+                   "dose, field-of-view circle (default 0)")
     p.add_argument("--workers", type=int, help="hrinet-flow: processes that make training "
                    "batches ahead (default 0: in the training process; on a GPU machine, about "
                    "the number of CPU cores); the samples are the same either way")
@@ -87,7 +90,8 @@ CONFIG_OPTIONS = {"variant": "variant", "data": "data", "val": "val", "iteration
                   "decay_start": "decay_start", "window_weight": "window_weight",
                   "ssim_weight": "ssim_weight", "log_mse": "log_mse",
                   "samples_per_group": "samples_per_group", "workers": "workers",
-                  "overlap": "overlap", "drop_context": "drop_context"}
+                  "overlap": "overlap", "drop_context": "drop_context",
+                  "augment": "augment"}
 #: Settings a resumed run cannot change (the checkpoint's tensors are for them).
 FIXED_ON_RESUME = ("variant", "design_size", "channels", "init_weights")
 

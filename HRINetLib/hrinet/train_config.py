@@ -21,6 +21,7 @@ SETTING_RANGES = {
     "samples_per_group": (1, None, False, False, "targets a group"),
     "overlap": (0.0, 1.0, False, False, "a share of the groups"),
     "drop_context": (0.0, 1.0, False, False, "a chance"),
+    "augment": (0.0, 1.0, False, False, "a chance"),
     "workers": (0, None, False, False, "processes"),
     "val_every": (0, None, False, False, "steps (0: no validation)"),
     "checkpoint_minutes": (0.0, None, False, False, "minutes (0: every step)"),
@@ -126,6 +127,9 @@ class TrainConfig:
     #: hrinet-flow: chance that each context slice of a training group is missing, as at a
     #: volume's ends (:attr:`hrinet.motion_data.MotionSampler.drop_context`).
     drop_context: float = DROP_CONTEXT
+    #: hrinet-flow: chance that a training group is re-made as another scanner would have
+    #: acquired it (pixel size, kernel, dose, field-of-view circle; :mod:`hrinet.augment`).
+    augment: float = 0.0
     #: hrinet-flow: processes making batches ahead (0: in the training process). The samples
     #: are the same either way (:mod:`hrinet.prefetch`); only the speed changes.
     workers: int = 0
