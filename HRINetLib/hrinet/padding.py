@@ -10,8 +10,9 @@ slice where the nearer known slice had it.
 
 The padding region of a slice is the part connected to the image border that holds exactly the
 padding value. The value is the most common value on the border of the middle slices, taken as
-padding only where it is not air (-1024 to -900 HU: air padded as air needs no care) and fills
-enough of the border (:data:`MIN_BORDER_SHARE`).
+padding where it fills enough of the border (:data:`MIN_BORDER_SHARE`) and is a padding
+convention: below air (-1025 HU and lower) or exactly 0 (:data:`IN_RANGE_PADDING`). Air padded as
+air needs no care, and a constant tissue value at the border is a synthetic image, not a scanner.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from scipy import ndimage
 
 from .constants import HU_MIN
 
-#: Values in this range are air (or air clipped by the scanner): no padding to care for.
-AIR_RANGE = (HU_MIN, -900.0)
+#: Padding values inside the range of tissue that scanners write (0 outside the circle).
+IN_RANGE_PADDING = (0.0,)
 #: The candidate value must fill at least this share of the border pixels of a middle slice.
 MIN_BORDER_SHARE = 0.2
 #: The value the methods see in the padding region.
@@ -62,9 +63,7 @@ def padding_value(array: np.ndarray) -> Optional[float]:
     if not votes:
         return None
     value = max(votes, key=votes.get)
-    if AIR_RANGE[0] <= value <= AIR_RANGE[1] or not np.isfinite(value):
-        return None
-    return value
+    return value if value < HU_MIN or value in IN_RANGE_PADDING else None
 
 
 def padding_mask(slice_: np.ndarray, value: float) -> np.ndarray:

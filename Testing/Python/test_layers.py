@@ -12,10 +12,11 @@ import hrinet
 PACKAGE = Path(hrinet.__file__).parent
 #: The torch-free core: volumes, I/O, the engine, classical methods, metrics, evaluation, CLI.
 CORE = ("__init__", "atomic", "cli", "constants", "engine", "errors", "evaluate", "flow", "io",
-        "methods", "metrics", "phantom", "runtime", "shipped", "slab", "train_args", "volume")
+        "methods", "metrics", "padding", "phantom", "runtime", "shipped", "slab", "train_args",
+        "volume")
 LEARNED = {"models", "inference", "motion", "motion_data", "train", "weights", "checkpoint",
            "losses", "lineage", "train_config", "train_cli",
-           "data", "adapt", "torch", "safetensors"}
+           "data", "adapt", "augment", "torch", "safetensors"}
 
 
 def module_imports(name: str) -> set:
