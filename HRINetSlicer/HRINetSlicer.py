@@ -18,8 +18,12 @@ from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 MODULE_DIR = Path(__file__).resolve().parent
@@ -98,7 +102,7 @@ class userErrors:
         qt.QApplication.restoreOverrideCursor()
         if exc is None:
             return False
-        from hrinet.errors import Cancelled, HRINetError
+        from hrinet.core.errors import Cancelled, HRINetError
 
         if isinstance(exc, Cancelled):
             return True
@@ -222,7 +226,12 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _addModelItems(self) -> None:
         """The shipped default, then ours and the paper's variants under headings, each with its
         measured quality (the sidecar's x4 evaluation) as the tooltip."""
-        from hrinet.shipped import GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER, shipped_models
+        from hrinet.core.shipped import (
+            GROUP_DEFAULT,
+            GROUP_OURS,
+            GROUP_PAPER,
+            shipped_models,
+        )
 
         combo = self.ui.modelComboBox
         headings = {GROUP_OURS: _("Ours"), GROUP_PAPER: _("Paper variants (research)")}
@@ -546,15 +555,15 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def variants():
-        # hrinet.constants imports nothing heavy: the panel builds before PyTorch is installed
-        from hrinet.constants import VARIANTS
+        # hrinet.core.constants imports nothing heavy: the panel builds before PyTorch is installed
+        from hrinet.core.constants import VARIANTS
 
         return sorted(VARIANTS, key=lambda v: (v != "hrinet-flow", v != "hrinet-plus",
                                                -VARIANTS.index(v)))
 
     @staticmethod
     def shippedWeights(variant):
-        from hrinet.shipped import find_weights, variant_weights_name
+        from hrinet.core.shipped import find_weights, variant_weights_name
 
         return str(find_weights(variant_weights_name(variant)))
 
@@ -622,8 +631,8 @@ class HRINetSlicerTest(ScriptedLoadableModuleTest):
     def _score(self, truth, k, methods):
         """PSNR_HU of each method's synthesised slices; checks the known slices' RAS positions."""
         import numpy as np
-        from hrinet.evaluate import decimate, synthesised_mask
-        from hrinet.metrics import psnr
+        from hrinet.evaluation.evaluate import decimate, synthesised_mask
+        from hrinet.evaluation.metrics import psnr
         from HRINetSlicerLib.logic import node_from_volume
 
         thick = node_from_volume(decimate(truth, k), "CTChest thick", slicer.mrmlScene)

@@ -11,12 +11,12 @@ import argparse
 import time
 from pathlib import Path
 
-from hrinet.adapt import adapt
-from hrinet.engine import upsample_z
-from hrinet.errors import HRINetError
-from hrinet.evaluate import decimate, synthesised_mask
-from hrinet.io import read_volume
-from hrinet.metrics import score
+from hrinet.core.errors import HRINetError
+from hrinet.core.io import read_volume
+from hrinet.evaluation.evaluate import decimate, synthesised_mask
+from hrinet.evaluation.metrics import score
+from hrinet.methods.engine import upsample_z
+from hrinet.training.adapt import adapt
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
 VOLUMES = ("chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom")

@@ -26,13 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from hrinet.engine import upsample_z
-from hrinet.evaluate import decimate, evaluate_volume
-from hrinet.inference import make_interpolator
-from hrinet.io import read_volume
-from hrinet.volume import Volume
-from hrinet.weights import DEFAULT_NAME, find_weights, load_weights
+from hrinet.core.io import read_volume
+from hrinet.core.volume import Volume
+from hrinet.evaluation.evaluate import decimate, evaluate_volume
+from hrinet.learned.inference import make_interpolator
+from hrinet.learned.weights import DEFAULT_NAME, find_weights, load_weights
+from hrinet.methods.engine import upsample_z
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
 CPU = torch.device("cpu")
@@ -70,8 +69,8 @@ def main() -> None:
     p.add_argument("--factor", type=int, default=4)
     p.add_argument("--iterations", type=int, default=200)
     a = p.parse_args()
-    import hrinet.motion_data as md
-    from hrinet.train import TrainConfig, Trainer
+    import hrinet.training.motion_data as md
+    from hrinet.training.trainer import TrainConfig, Trainer
 
     thin = read_volume(Path(a.data) / a.volume)
     k = a.factor

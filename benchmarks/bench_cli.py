@@ -33,8 +33,8 @@ def main() -> None:
     p.add_argument("volumes", nargs="*")
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
-    from hrinet.io import write_volume
-    from hrinet.phantom import make_phantom
+    from hrinet.core.io import write_volume
+    from hrinet.core.phantom import make_phantom
 
     hrinet = str(Path(sys.executable).with_name("hrinet"))
     with tempfile.TemporaryDirectory() as tmp:

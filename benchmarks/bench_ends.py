@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
-
-from hrinet.evaluate import evaluate_volume
-from hrinet.inference import load_interpolator
-from hrinet.io import read_volume
-from hrinet.metrics import mse
+from hrinet.core.io import read_volume
+from hrinet.evaluation.evaluate import evaluate_volume
+from hrinet.evaluation.metrics import mse
+from hrinet.learned.inference import load_interpolator
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
 VOLUMES = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom", "thorax-2mm.nrrd",

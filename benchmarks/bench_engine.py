@@ -3,7 +3,7 @@
 Prints synthesised slices per second, the peak resident memory and the system-time share (with
 page faults) of a fresh process that upsamples a phantom by x4, for each method at 256^2 and
 512^2, with the allocator setting that the ``hrinet`` command applies
-(:func:`hrinet.runtime.tune_allocator`) and, with ``--allocator both``, also without it (the C
+(:func:`hrinet.core.runtime.tune_allocator`) and, with ``--allocator both``, also without it (the C
 library's default: every large buffer mapped and unmapped per call). Each measurement runs in its
 own process so peak memory is that method's alone. (The ``hrinet`` command applies the setting
 only where a network runs: these rows show why.) For learned methods it also prints the network's
@@ -24,13 +24,13 @@ import subprocess
 import sys
 import time
 
-from hrinet.constants import CLASSICAL_METHODS
-from hrinet.runtime import ALLOCATOR_ENV, tune_allocator
+from hrinet.core.constants import CLASSICAL_METHODS
+from hrinet.core.runtime import ALLOCATOR_ENV, tune_allocator
 
 
 def measure(method: str, size: int, slices: int, factor: int, device: str) -> dict:
-    from hrinet.engine import upsample_z
-    from hrinet.phantom import make_phantom
+    from hrinet.core.phantom import make_phantom
+    from hrinet.methods.engine import upsample_z
 
     vol = make_phantom(size=(size, size, slices), spacing=(300 / size, 300 / size, 4.0), seed=0)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -55,10 +55,9 @@ def network_gflop(method: str, size: int):
     if method in CLASSICAL_METHODS:
         return None
     import torch
+    from hrinet.learned.inference import load_interpolator
+    from hrinet.learned.models import Generator
     from torch.utils.flop_counter import FlopCounterMode
-
-    from hrinet.inference import load_interpolator
-    from hrinet.models import Generator
 
     interp = load_interpolator(None if method == "hrinet" else _weights(method), device="cpu")
     m = interp.model
@@ -75,7 +74,7 @@ def network_gflop(method: str, size: int):
 
 
 def _weights(method: str) -> str:
-    from hrinet.shipped import find_weights, variant_weights_name
+    from hrinet.core.shipped import find_weights, variant_weights_name
 
     return str(find_weights(variant_weights_name(method)))
 
@@ -100,7 +99,7 @@ def main() -> None:
     p.add_argument("--methods", default="linear,cubic,flow,hrinet")
     p.add_argument("--device", default="cpu")
     p.add_argument("--allocator", default="both", choices=("tuned", "default", "both"),
-                   help="allocator setting(s) to measure (see hrinet.runtime)")
+                   help="allocator setting(s) to measure (see hrinet.core.runtime)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.one:

@@ -24,10 +24,9 @@ import tempfile
 import time
 
 import torch
-
-from hrinet.data import step_rng
-from hrinet.phantom import make_phantom
-from hrinet.train import TrainConfig, Trainer
+from hrinet.core.phantom import make_phantom
+from hrinet.training.data import step_rng
+from hrinet.training.trainer import TrainConfig, Trainer
 
 
 def trainer(variant: str, crop: int, batch: int, folder: str) -> Trainer:

@@ -2,7 +2,7 @@
 
 Runs the command exactly as a user would (a fresh process, read, interpolate, write), once with
 the C library's default allocator settings and once with the setting the ``hrinet`` command
-applies (:func:`hrinet.runtime.tune_allocator`). The README's speed section quotes it for the
+applies (:func:`hrinet.core.runtime.tune_allocator`). The README's speed section quotes it for the
 8 mm chest made isotropic (x12, 319 synthesised 512^2 slices):
 
     python benchmarks/bench_volume.py ../shared/data/ct/chest-lungdx-8mm.nrrd [--method hrinet]
@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hrinet.constants import CLASSICAL_METHODS
-from hrinet.runtime import ALLOCATOR_ENV
+from hrinet.core.constants import CLASSICAL_METHODS
+from hrinet.core.runtime import ALLOCATOR_ENV
 
 
 def run_once(volume: str, method: str, allocator: str, extra) -> dict:

@@ -5,8 +5,8 @@
 1. Motion-free kernels along z on the validation volumes (decimate protocol, PSNR_HU of the
    synthesised slices): linear, the ``cubic`` method (interpolating cubic B-spline, whole-volume
    prefilter), Keys' 4-slice cubic (the model's only cubic before) and the 6-slice cubic spline of
-   :func:`hrinet.flow.spline_weights` (the candidate that replaced it).
-2. :func:`hrinet.flow.z_roughness` per volume of ``../shared/data/ct``, decimated x2 and x4: of the
+   :func:`hrinet.methods.flow.spline_weights` (the candidate that replaced it).
+2. :func:`hrinet.methods.flow.z_roughness` per volume of ``../shared/data/ct``, decimated x2 and x4: of the
    whole volume, and the 10-90% range over 40 random groups of six known slices, measured on
    whole slices (as the model is given it) and on 128^2 patches (what a patch-based network sees).
 """
@@ -14,10 +14,9 @@
 from __future__ import annotations
 
 import numpy as np
-
-from hrinet.evaluate import evaluate_volume
-from hrinet.flow import keys_weights, spline_weights, z_roughness
-from hrinet.io import read_volume
+from hrinet.core.io import read_volume
+from hrinet.evaluation.evaluate import evaluate_volume
+from hrinet.methods.flow import keys_weights, spline_weights, z_roughness
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
 VALIDATION = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom"]

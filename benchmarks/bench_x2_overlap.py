@@ -17,11 +17,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-
-from hrinet.evaluate import evaluate_volume, synthesised_mask
-from hrinet.inference import load_interpolator
-from hrinet.io import read_volume
-from hrinet.metrics import psnr
+from hrinet.core.io import read_volume
+from hrinet.evaluation.evaluate import evaluate_volume, synthesised_mask
+from hrinet.evaluation.metrics import psnr
+from hrinet.learned.inference import load_interpolator
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
 VOLUMES = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom", "chest-rider-0p8mm.nrrd",

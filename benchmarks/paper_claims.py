@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
-
-from hrinet.atomic import atomic_write, complete_png, write_text
-from hrinet.engine import upsample_z
-from hrinet.evaluate import protocol_input
-from hrinet.io import read_volume
+from hrinet.core.atomic import atomic_write, complete_png, write_text
+from hrinet.core.io import read_volume
+from hrinet.evaluation.evaluate import protocol_input
+from hrinet.evaluation.metrics import BONE_HU, bone_dice, score
 from hrinet.methods import create_interpolator
-from hrinet.metrics import BONE_HU, bone_dice, score
+from hrinet.methods.engine import upsample_z
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
 PAPER = ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual")
@@ -64,10 +63,9 @@ def read_evaluated(folder: Path) -> Dict[tuple, dict]:
 def reconstruction(volume, device: str = "cpu", every: int = 4) -> Dict[str, dict]:
     """Each paper variant's ``AE(x)`` against ``x`` on every ``every``-th slice."""
     import torch
-
-    from hrinet.models import denormalise, normalise, pad_to_stride
-    from hrinet.shipped import find_weights, variant_weights_name
-    from hrinet.weights import load_weights
+    from hrinet.core.shipped import find_weights, variant_weights_name
+    from hrinet.learned.models import denormalise, normalise, pad_to_stride
+    from hrinet.learned.weights import load_weights
 
     slices = volume.array[::every].astype(np.float32)
     out = {}

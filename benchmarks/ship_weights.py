@@ -18,9 +18,9 @@ import json
 import shutil
 from pathlib import Path
 
-from hrinet.checkpoint import CHECKPOINT, PREVIOUS
-from hrinet.shipped import DEFAULT_NAME, sidecar_of, variant_weights_name
-from hrinet.weights import read_metadata
+from hrinet.core.shipped import DEFAULT_NAME, sidecar_of, variant_weights_name
+from hrinet.learned.weights import read_metadata
+from hrinet.training.checkpoint import CHECKPOINT, PREVIOUS
 
 DEST = Path(__file__).resolve().parents[1] / "Resources" / "weights"
 

@@ -12,7 +12,9 @@ import csv
 import sys
 from pathlib import Path
 
-from hrinet.constants import CLASSICAL_METHODS as CLASSICAL  # what a learned model must beat
+from hrinet.core.constants import (
+    CLASSICAL_METHODS as CLASSICAL,  # what a learned model must beat
+)
 
 
 def main() -> None:

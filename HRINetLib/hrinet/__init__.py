@@ -8,10 +8,10 @@ The public surface::
     write_volume(iso, "iso.nrrd")
 """
 
-from .engine import Plan, plan_upsampling, upsample_z
-from .errors import Cancelled, HRINetError
-from .methods import available_methods, create_interpolator, register_method
-from .volume import Volume
+from hrinet.core.errors import Cancelled, HRINetError
+from hrinet.core.volume import Volume
+from hrinet.methods import available_methods, create_interpolator, register_method
+from hrinet.methods.engine import Plan, plan_upsampling, upsample_z
 
 __version__ = "0.1.0"
 
@@ -20,7 +20,7 @@ def __getattr__(name: str):
     # SimpleITK loads on first use of the readers, not with the package: training and
     # inference on prepared arrays (a GPU machine without it, a worker process) never need it.
     if name in ("read_volume", "write_volume"):
-        from . import io
+        from hrinet.core import io
 
         return getattr(io, name)
     raise AttributeError(f"module 'hrinet' has no attribute {name!r}")

@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from hrinet.constants import CLASSICAL_METHODS
-from hrinet.errors import HRINetError
-from hrinet.io import read_volume
+from hrinet.core.constants import CLASSICAL_METHODS
+from hrinet.core.errors import HRINetError
+from hrinet.core.io import read_volume
 
 from .logic import export_nrrd, node_from_volume, plan_for_node
 from .process import BackgroundProcess, python_executable

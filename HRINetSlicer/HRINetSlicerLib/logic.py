@@ -15,16 +15,14 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
-import vtk
-
 import slicer
 import slicer.util
-
+import vtk
 from hrinet import Volume, upsample_z
-from hrinet.constants import DEFAULT_VARIANT
-from hrinet.errors import HRINetError
-from hrinet.io import write_volume
-from hrinet.train_args import STOP_FILE
+from hrinet.core.constants import DEFAULT_VARIANT
+from hrinet.core.errors import HRINetError
+from hrinet.core.io import write_volume
+from hrinet.training.options import STOP_FILE
 
 from .process import BackgroundProcess, python_executable
 
@@ -90,7 +88,7 @@ def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[f
                   method: str = "hrinet", thickness: Optional[float] = None):
     """The engine's :class:`hrinet.Plan` from the node's header alone (no voxel copy), so the
     panel can show it on every change of the controls."""
-    from hrinet.engine import make_plan
+    from hrinet.methods.engine import make_plan
 
     if node is None or node.GetImageData() is None:
         raise HRINetError("select a scalar volume")
@@ -125,7 +123,7 @@ def interpolate_node(input_node, factor: Optional[int] = None,
 
 
 def export_nrrd(node, path, overwrite: bool = False) -> Path:
-    """Save ``node`` as compressed NRRD, atomically (what ``hrinet.io`` reads back exactly)."""
+    """Save ``node`` as compressed NRRD, atomically (what ``hrinet.core.io`` reads back exactly)."""
     return write_volume(volume_from_node(node), path, overwrite=overwrite, compress=True)
 
 
@@ -260,7 +258,7 @@ class TrainingJob:
 
 class AdaptJob(TrainingJob):
     """``hrinet adapt`` in a background process: fine-tuning on the input case, kept only if
-    it wins on held-out slices of that case (:mod:`hrinet.adapt`)."""
+    it wins on held-out slices of that case (:mod:`hrinet.training.adapt`)."""
 
     def command(self, resume: bool = False) -> List[str]:
         if not self.paths:
@@ -294,9 +292,9 @@ class AdaptJob(TrainingJob):
 def adapt_job(out_dir, node, iterations: int = 200, crop: int = 128,
               weights: Optional[str] = None, device: str = "auto") -> AdaptJob:
     """"Adapt to this case": conservative fine-tuning on the input volume's own slices,
-    guarded by held-out slices of the same case (:mod:`hrinet.adapt`); the panel then selects
+    guarded by held-out slices of the same case (:mod:`hrinet.training.adapt`); the panel then selects
     the adapted weights, or the starting model when adaptation did not help."""
-    from hrinet.weights import DEFAULT_NAME, find_weights, read_metadata
+    from hrinet.learned.weights import DEFAULT_NAME, find_weights, read_metadata
 
     init = weights or find_weights(DEFAULT_NAME)
     if init is None:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from hrinet.errors import HRINetError
+from hrinet.core.errors import HRINetError
 
 _POSIX = os.name != "nt"
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from hrinet.phantom import make_phantom
+from hrinet.core.phantom import make_phantom
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_CT = Path(os.environ.get("HRINET_SHARED_CT", REPO.parent / "shared" / "data" / "ct"))
@@ -40,20 +39,23 @@ def oblique_phantom():
 
 
 def write_dicom_series(folder: Path, positions, uid: str = "1.2.3.4", prefix: str = "s",
-                       values=None, modality: str = "CT", description: str = "") -> None:
+                       values=None, modality: str = "CT", description: str = "",
+                       tags: dict = None) -> None:
     """A minimal 8x8 CT series: one file per slice at ``positions`` (z in mm, or (x, y, z)),
-    axial orientation, slice ``i`` filled with ``values[i]`` (default ``10 * i``)."""
+    axial orientation, slice ``i`` filled with ``values[i]`` (default ``10 * i``); ``tags``: more
+    header values, e.g. ``{"0010|0010": "Doe^Jane"}``."""
     folder.mkdir(exist_ok=True)
     for i, pos in enumerate(positions):
         x, y, z = (0.0, 0.0, float(pos)) if np.isscalar(pos) else pos
         value = 10 * i if values is None else values[i]
         img = sitk.GetImageFromArray(np.full((1, 8, 8), value, np.int16))
-        tags = {"0020|000e": uid, "0020|0013": str(i + 1), "0008|0060": modality,
+        header = {"0020|000e": uid, "0020|0013": str(i + 1), "0008|0060": modality,
                 "0020|0032": f"{x}\\{y}\\{z}", "0020|0037": "1\\0\\0\\0\\1\\0",
                 "0008|0018": f"{uid}.{i + 1}", "0020|000d": "1.2.3"}
         if description:
-            tags["0008|103e"] = description
-        for k, v in tags.items():
+            header["0008|103e"] = description
+        header.update(tags or {})
+        for k, v in header.items():
             img.SetMetaData(k, v)
         w = sitk.ImageFileWriter()
         w.KeepOriginalImageUIDOn()

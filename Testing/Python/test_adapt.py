@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-
-from hrinet.adapt import ADAPTED_NAME, adapt, split_for_adaptation
-from hrinet.errors import HRINetError
-from hrinet.models import ModelConfig, build_generator
-from hrinet.phantom import make_phantom
-from hrinet.weights import save_weights
+from hrinet.core.errors import HRINetError
+from hrinet.core.phantom import make_phantom
+from hrinet.learned.models import ModelConfig
+from hrinet.learned.variants import build_generator
+from hrinet.learned.weights import save_weights
+from hrinet.training.adapt import ADAPTED_NAME, adapt, split_for_adaptation
 
 
 @pytest.fixture

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from hrinet import augment
-from hrinet.augment import Acquisition, reacquire
-from hrinet.constants import HU_MIN
-from hrinet.phantom import make_phantom
+from hrinet.core.constants import HU_MIN
+from hrinet.core.phantom import make_phantom
+from hrinet.training import augment
+from hrinet.training.augment import Acquisition, reacquire
 
 
 @pytest.fixture
@@ -56,8 +55,8 @@ def test_draws_cover_every_part_and_stay_in_their_ranges():
 
 
 def test_an_augmented_sampler_gives_targets_in_range_and_the_plain_one_is_unchanged():
-    from hrinet.data import step_rng
-    from hrinet.motion_data import MotionSampler
+    from hrinet.training.data import step_rng
+    from hrinet.training.motion_data import MotionSampler
 
     vol = make_phantom(size=(96, 96, 40), spacing=(1.0, 1.0, 1.0))
     plain = MotionSampler([vol], crop=64)

@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from hrinet.cli import main
-from hrinet.io import read_volume, write_volume
+from hrinet.core.io import read_volume, write_volume
 
 
 def run(*args):
@@ -103,7 +102,7 @@ def test_info_prints_geometry(thick):
 
 
 def test_evaluate_writes_csv_table_and_figure(tmp_path, phantom):
-    from hrinet.phantom import make_phantom
+    from hrinet.core.phantom import make_phantom
 
     thin = write_volume(make_phantom(size=(48, 48, 25), spacing=(3, 3, 1.5)), tmp_path / "thin.nrrd")
     out = tmp_path / "ev"

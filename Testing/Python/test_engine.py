@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hrinet.core.errors import Cancelled, HRINetError
+from hrinet.methods import available_methods, engine
+from hrinet.methods.engine import plan_upsampling, resolve_factor, upsample_z
 from scipy.ndimage import map_coordinates
-
-from hrinet import engine
-from hrinet.engine import plan_upsampling, resolve_factor, upsample_z
-from hrinet.errors import Cancelled, HRINetError
-from hrinet.methods import available_methods
 
 
 @pytest.mark.parametrize("method", ["linear", "cubic"])
@@ -131,9 +129,9 @@ def test_progress_reports_every_pair_and_cancel_stops(phantom, monkeypatch):
 
 def test_any_in_plane_size_works_with_a_padded_model(phantom):
     """Odd sizes are padded to the network's stride internally and cropped back."""
-    from hrinet.inference import LearnedInterpolator
-    from hrinet.models import Generator, ModelConfig
     import torch
+    from hrinet.learned.inference import LearnedInterpolator
+    from hrinet.learned.models import Generator, ModelConfig
 
     vol = phantom.with_array(phantom.array[:, :37, :53].copy())
     g = Generator(ModelConfig.for_variant("hrinet-plus"))
@@ -153,7 +151,7 @@ def test_an_already_isotropic_volume_says_so_by_default(phantom):
 
 
 def test_the_plan_made_once_is_the_plan_the_engine_runs(phantom):
-    from hrinet.engine import make_plan, plan_upsampling
+    from hrinet.methods.engine import make_plan, plan_upsampling
 
     plan = plan_upsampling(phantom, factor=3, method="cubic")
     assert plan == make_plan(phantom.array.shape[0], phantom.spacing, 3, None, "cubic")

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hrinet.core.errors import Cancelled
+from hrinet.core.phantom import make_phantom
+from hrinet.methods.engine import upsample_z
+from hrinet.methods.flow import (
+    FlowInterpolator,
+    estimate_flow,
+    intermediate_flows,
+    warp,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.ndimage import shift as nd_shift
-
-from hrinet.engine import upsample_z
-from hrinet.errors import Cancelled
-from hrinet.flow import FlowInterpolator, estimate_flow, intermediate_flows, warp
-from hrinet.phantom import make_phantom
 
 
 @pytest.mark.parametrize("k", [2, 3, 4])
@@ -85,8 +89,8 @@ def test_the_six_slice_spline_is_the_cubic_method_where_keys_cubic_is_not():
     reaches the whole volume): on a smooth, band-limited profile along z the two agree closely,
     and both beat Keys' 4-slice cubic, which the model had before (a profile of 5 slices a
     period, near the limit where truncating the kernel shows)."""
-    from hrinet.flow import keys_weights, spline_weights
     from hrinet.methods import create_interpolator
+    from hrinet.methods.flow import keys_weights, spline_weights
 
     zs = np.arange(40, dtype=np.float64)
     signal = lambda x: 300 * np.sin(2 * np.pi * x / 5.0)  # noqa: E731 - 5 samples a period
@@ -101,7 +105,7 @@ def test_the_six_slice_spline_is_the_cubic_method_where_keys_cubic_is_not():
 
 
 def test_the_spline_weights_interpolate_and_sum_to_one():
-    from hrinet.flow import spline_weights
+    from hrinet.methods.flow import spline_weights
 
     np.testing.assert_array_equal(spline_weights(0.0), [0, 0, 1, 0, 0, 0])
     np.testing.assert_array_equal(spline_weights(1.0), [0, 0, 0, 1, 0, 0])
@@ -110,8 +114,8 @@ def test_the_spline_weights_interpolate_and_sum_to_one():
 
 
 def test_roughness_tells_band_limited_slices_from_slices_sampled_far_apart():
-    from hrinet.flow import z_roughness
-    from hrinet.slab import slab_average
+    from hrinet.core.slab import slab_average
+    from hrinet.methods.flow import z_roughness
 
     rng = np.random.default_rng(1)
     noise = rng.normal(0, 200, (30, 64, 64)).astype(np.float32)
@@ -123,7 +127,7 @@ def test_roughness_tells_band_limited_slices_from_slices_sampled_far_apart():
 
 
 def test_roughness_is_unknown_from_fewer_than_three_slices_or_a_constant_stack():
-    from hrinet.flow import ROUGHNESS_UNKNOWN, z_roughness
+    from hrinet.methods.flow import ROUGHNESS_UNKNOWN, z_roughness
 
     a = np.zeros((8, 8), np.float32)
     assert z_roughness([None, a, a + 100, None]) == ROUGHNESS_UNKNOWN

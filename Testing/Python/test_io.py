@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from hrinet.errors import HRINetError
-from hrinet.io import check_output_path, read_volume, write_volume
 from conftest import shared, write_dicom_series
+from hrinet.core.errors import HRINetError
+from hrinet.core.io import check_output_path, read_volume, write_volume
 
 
 @pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.uint16, np.int32, np.float32,

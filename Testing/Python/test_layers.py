@@ -1,4 +1,5 @@
-"""The library's layers: a core without torch, learned code loaded only when used, no cycles."""
+"""The library's layers: subpackages that import only downwards, a torch-free classical path,
+learned code loaded only when used, no import cycles."""
 
 from __future__ import annotations
 
@@ -10,33 +11,111 @@ from pathlib import Path
 import hrinet
 
 PACKAGE = Path(hrinet.__file__).parent
-#: The torch-free core: volumes, I/O, the engine, classical methods, metrics, evaluation, CLI.
-CORE = ("__init__", "atomic", "cli", "constants", "engine", "errors", "evaluate", "flow", "io",
-        "methods", "metrics", "padding", "phantom", "runtime", "shipped", "slab", "train_args",
-        "volume")
-LEARNED = {"models", "inference", "motion", "motion_data", "train", "weights", "checkpoint",
-           "losses", "lineage", "train_config", "train_cli",
-           "data", "adapt", "augment", "torch", "safetensors"}
+#: The layers, bottom up: each subpackage imports only from those before it (and itself).
+LAYERS = ("core", "methods", "evaluation", "learned", "training", "cli")
+#: Layers whose modules import no torch at module level (the classical path needs none), and
+#: the torch-free modules above them: the command line and the training options it parses.
+TORCH_FREE = ("core", "methods", "evaluation")
+TORCH_FREE_MODULES = ("training.__init__", "training.options", "learned.__init__", "cli.__init__",
+                      "cli.__main__", "cli.app", "cli.demo")
+#: Function-level imports allowed, as (module, imported): learned code the CLI loads only when
+#: a command needs torch, and optional dependencies that load only when used.
+LAZY_ALLOWED = {"cv2", "matplotlib", "matplotlib.pyplot", "torch", "hrinet.cli.train",
+                "hrinet.training.adapt", "hrinet.training.trainer", "hrinet.core.io"}
 
 
-def module_imports(name: str) -> set:
-    """Modules imported at module level (not inside functions) by ``hrinet.<name>``."""
-    tree = ast.parse((PACKAGE / f"{name}.py").read_text(encoding="utf-8"))
+def modules():
+    """Every library module as a dotted name below ``hrinet`` ("core.io", "__init__")."""
+    return sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts)
+                  for p in PACKAGE.rglob("*.py"))
+
+
+_MODULES = set(modules())
+
+
+def _tree(name: str) -> ast.Module:
+    path = PACKAGE.joinpath(*name.split(".")).with_suffix(".py")
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+def module_imports(name: str, top_level: bool = True) -> set:
+    """Absolute names imported by ``hrinet.<name>`` (at module level, or inside functions)."""
+    tree = _tree(name)
+    nodes = tree.body if top_level else [n for f in ast.walk(tree)
+                                         if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                         for n in ast.walk(f)]
     found = set()
-    for node in tree.body:
+    for node in nodes:
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1:
-                found.add((node.module or "").split(".")[0])
-            elif node.module:
-                found.add(node.module.split(".")[0])
+            assert node.level == 0, f"hrinet.{name}: relative import (use hrinet.<layer>.<module>)"
+            for a in node.names:  # a submodule imported by name counts as that module
+                sub = f"{node.module}.{a.name}"
+                is_module = sub.startswith("hrinet.") and sub[len("hrinet."):] in _MODULES
+                found.add(sub if is_module or node.module == "hrinet" else node.module)
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[0] for a in node.names)
+            found.update(a.name for a in node.names)
     return found
 
 
+def layer_of(dotted: str):
+    parts = dotted.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "hrinet" and parts[1] in LAYERS else None
+
+
 def local_graph() -> dict:
-    names = {p.stem for p in PACKAGE.glob("*.py")}
-    return {n: {m for m in module_imports(n) if m in names} for n in names}
+    names = set(modules())
+    graph = {}
+    for n in names:
+        deps = set()
+        for m in module_imports(n):
+            if m.startswith("hrinet."):
+                short = m[len("hrinet."):]
+                if short in names:
+                    deps.add(short)
+                elif short + ".__init__" in names:
+                    deps.add(short + ".__init__")
+        graph[n] = deps
+    return graph
+
+
+def test_every_module_lives_in_a_layer():
+    loose = [n for n in modules() if "." not in n and n != "__init__"]
+    assert not loose, f"modules outside the layer subpackages: {loose}"
+
+
+def test_each_layer_imports_only_from_the_layers_below_it():
+    for name in modules():
+        own = name.split(".")[0]
+        if own not in LAYERS:
+            continue
+        for m in module_imports(name) | module_imports(name, top_level=False):
+            other = layer_of(m)
+            if other is not None:
+                assert LAYERS.index(other) <= LAYERS.index(own), \
+                    f"hrinet.{name} ({own}) imports {m}, a layer above it"
+
+
+def test_no_function_level_import_but_lazy_learned_code_and_optional_dependencies():
+    for name in modules():
+        lazy = module_imports(name, top_level=False) - LAZY_ALLOWED
+        assert not lazy, f"hrinet.{name} imports {sorted(lazy)} inside a function"
+
+
+def test_the_torch_free_layers_import_no_torch_even_indirectly():
+    graph = local_graph()
+    for name in modules():
+        if name.split(".")[0] not in TORCH_FREE and name not in TORCH_FREE_MODULES:
+            continue
+        seen, todo = set(), [name]
+        while todo:
+            n = todo.pop()
+            direct = module_imports(n)
+            assert not {"torch", "safetensors"} & {m.split(".")[0] for m in direct}, \
+                f"hrinet.{name} reaches torch through hrinet.{n}"
+            for m in graph[n]:
+                if m not in seen:
+                    seen.add(m)
+                    todo.append(m)
 
 
 def test_the_classical_path_runs_where_torch_cannot_be_imported(tmp_path):
@@ -45,7 +124,7 @@ import sys
 sys.modules["torch"] = None  # any import of torch now fails
 import hrinet
 from hrinet.cli import main
-from hrinet.phantom import make_phantom
+from hrinet.core.phantom import make_phantom
 vol = make_phantom(size=(32, 32, 5), spacing=(1.0, 1.0, 3.0))
 for m in ("linear", "cubic", "flow"):
     hrinet.upsample_z(vol, factor=3, method=m)
@@ -80,16 +159,3 @@ def test_no_module_level_import_cycle_in_the_library():
     for n in graph:
         if n not in state:
             visit(n, [n])
-
-
-def test_the_core_imports_no_model_code_even_indirectly():
-    graph = local_graph()
-    for name in CORE:
-        seen, todo = set(), [name]
-        while todo:
-            n = todo.pop()
-            for m in module_imports(n):
-                assert m not in LEARNED, f"hrinet.{name} reaches {m} through hrinet.{n}"
-                if m in graph and m not in seen:
-                    seen.add(m)
-                    todo.append(m)

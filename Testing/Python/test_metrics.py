@@ -6,11 +6,25 @@ import csv
 
 import numpy as np
 import pytest
-
-from hrinet.evaluate import CSV_COLUMNS, decimate, evaluate_volume, synthesised_mask, write_csv
-from hrinet.metrics import blur, blur_effect, bone_dice, gradient_energy, psnr, rmse, score, ssim
-from hrinet.phantom import make_phantom
 from conftest import shared
+from hrinet.core.phantom import make_phantom
+from hrinet.evaluation.evaluate import (
+    CSV_COLUMNS,
+    decimate,
+    evaluate_volume,
+    synthesised_mask,
+    write_csv,
+)
+from hrinet.evaluation.metrics import (
+    blur,
+    blur_effect,
+    bone_dice,
+    gradient_energy,
+    psnr,
+    rmse,
+    score,
+    ssim,
+)
 
 
 def test_psnr_uses_the_clipped_hu_range():
@@ -63,7 +77,7 @@ def test_blur_effect_is_scored_for_prediction_and_truth_alike():
 
 
 def test_truth_statistics_computed_once_give_the_same_scores():
-    from hrinet.metrics import truth_stats
+    from hrinet.evaluation.metrics import truth_stats
 
     truth = make_phantom(size=(48, 48, 3), spacing=(4, 4, 4), noise=5).array.astype(float)
     pred = truth + np.random.default_rng(0).normal(0, 20, truth.shape)
@@ -111,7 +125,7 @@ def test_metrics_csv_has_exactly_the_agreed_columns(tmp_path):
 @pytest.mark.slow
 def test_linear_on_real_thorax_matches_the_independent_reference():
     """Reference from ../shared/data/ct/README.md: x2 40.32, x4 37.04, x6 35.22 dB."""
-    from hrinet.io import read_volume
+    from hrinet.core.io import read_volume
 
     vol = read_volume(shared("thorax-2mm.nrrd"))
     rows = evaluate_volume(vol, "thorax", [2, 4, 6], ["linear", "cubic"], device="cpu")

@@ -8,11 +8,17 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
-from hrinet.errors import HRINetError
-from hrinet.models import ACAICritic, Generator, ModelConfig, PatchGAN, VARIANTS, table1_mix_channels
-from hrinet.train import acai_critic_loss, generator_adversarial
-from hrinet.weights import load_weights, save_weights, sidecar_of
+from hrinet.core.errors import HRINetError
+from hrinet.learned.models import (
+    VARIANTS,
+    ACAICritic,
+    Generator,
+    ModelConfig,
+    PatchGAN,
+    table1_mix_channels,
+)
+from hrinet.learned.weights import load_weights, save_weights, sidecar_of
+from hrinet.training.trainer import acai_critic_loss, generator_adversarial
 
 
 @pytest.mark.parametrize("size, shapes", [

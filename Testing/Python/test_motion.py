@@ -6,18 +6,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from hrinet.engine import upsample_z
-from hrinet.flow import ROUGHNESS_UNKNOWN
-from hrinet.evaluate import evaluate_volume
-from hrinet.inference import make_interpolator
-from hrinet.io import read_volume
-from hrinet.models import ModelConfig, build_generator
-from hrinet.motion import BLEND_CANDIDATES, MotionNet, gate, grown, with_blend_head
-from hrinet.phantom import make_phantom
-from hrinet.weights import load_weights, save_weights
-
 from conftest import shared
+from hrinet.core.io import read_volume
+from hrinet.core.phantom import make_phantom
+from hrinet.evaluation.evaluate import evaluate_volume
+from hrinet.learned.inference import make_interpolator
+from hrinet.learned.models import ModelConfig
+from hrinet.learned.motion import (
+    BLEND_CANDIDATES,
+    MotionNet,
+    gate,
+    grown,
+    with_blend_head,
+)
+from hrinet.learned.variants import build_generator
+from hrinet.learned.weights import load_weights, save_weights
+from hrinet.methods.engine import upsample_z
+from hrinet.methods.flow import ROUGHNESS_UNKNOWN
 
 
 def untrained() -> MotionNet:
@@ -158,9 +163,9 @@ def test_weights_round_trip_as_the_flow_variant(tmp_path):
 
 
 def test_the_shipped_default_loads_through_the_cli_path_and_beats_linear_on_real_ct():
-    from hrinet.inference import load_interpolator
+    from hrinet.learned.inference import load_interpolator
     from hrinet.methods import default_method
-    from hrinet.train import val_subvolume
+    from hrinet.training.trainer import val_subvolume
 
     assert default_method() == "hrinet"
     interp = load_interpolator(device="cpu")
@@ -174,8 +179,8 @@ def test_the_shipped_default_loads_through_the_cli_path_and_beats_linear_on_real
 def test_a_box_blurred_volume_is_restored_better_than_by_cubic():
     """A thin volume made thick with a known box profile: the default model, told the thickness,
     gets closer to the thin truth than cubic B-splines (which can only copy the slabs)."""
-    from hrinet.slab import simulate_thick
-    from hrinet.train import val_subvolume
+    from hrinet.core.slab import simulate_thick
+    from hrinet.training.trainer import val_subvolume
 
     thin = val_subvolume(read_volume(shared("chest-1p5mm.nrrd")), 41, 96)
     rows = {r.method: r.psnr_hu for r in evaluate_volume(thin, "c", [4], ["cubic", "hrinet"],
@@ -196,10 +201,15 @@ def test_learned_slices_stay_within_the_input_range(phantom):
 def _slow_reference(model: MotionNet, window: np.ndarray, pairs, fractions) -> np.ndarray:
     """The model run the plain way: one slice at a time, default memory layout, features built
     straight from the flow functions (two context slices each side: a spline model)."""
-    from hrinet.flow import (PairFlows, estimate_flow, plain_estimates, trajectory_samples,
-                             z_roughness)
-    from hrinet.models import pad_to_stride
-    from hrinet.motion import MOTION_STRIDE
+    from hrinet.learned.models import pad_to_stride
+    from hrinet.learned.motion import MOTION_STRIDE
+    from hrinet.methods.flow import (
+        PairFlows,
+        estimate_flow,
+        plain_estimates,
+        trajectory_samples,
+        z_roughness,
+    )
 
     out = np.empty((len(pairs), len(fractions)) + window.shape[1:], np.float32)
     n = len(window)
@@ -235,9 +245,9 @@ def test_the_fast_path_matches_the_plain_slice_by_slice_computation(phantom):
 
 
 def test_overlap_remakes_groups_as_overlapping_reconstructions_and_only_when_asked():
-    from hrinet.data import step_rng
-    from hrinet.motion_data import MotionSampler
-    from hrinet.volume import Volume
+    from hrinet.core.volume import Volume
+    from hrinet.training.data import step_rng
+    from hrinet.training.motion_data import MotionSampler
 
     # slices alternate -1000 / +1000 HU: any thin slice is one or the other, any slab a mix
     z = np.where(np.arange(40) % 2 == 0, -1000, 1000).astype(np.int16)
@@ -253,9 +263,9 @@ def test_overlap_remakes_groups_as_overlapping_reconstructions_and_only_when_ask
 def test_training_targets_lie_between_the_pair_the_features_are_built_from(spline):
     """On a volume that is a ramp along z the linear estimate between the bracketing known
     slices is the truth, wherever the group and its target were drawn (thin or slab input)."""
-    from hrinet.data import step_rng
-    from hrinet.motion_data import MotionSampler
-    from hrinet.volume import Volume
+    from hrinet.core.volume import Volume
+    from hrinet.training.data import step_rng
+    from hrinet.training.motion_data import MotionSampler
 
     z = (np.arange(80) * 10 - 400).astype(np.int16)
     vol = Volume(np.broadcast_to(z[:, None, None], (80, 32, 32)).copy(), spacing=(1, 1, 1))
@@ -269,9 +279,9 @@ def test_training_targets_lie_between_the_pair_the_features_are_built_from(splin
 def test_training_measures_roughness_on_whole_slices_and_overlap_makes_them_smoother():
     """Slices that share nothing read about 3; re-made as overlapping reconstructions they share
     their neighbours' anatomy and read smoother, as at inference."""
-    from hrinet.data import step_rng
-    from hrinet.motion_data import MotionSampler
-    from hrinet.volume import Volume
+    from hrinet.core.volume import Volume
+    from hrinet.training.data import step_rng
+    from hrinet.training.motion_data import MotionSampler
 
     rng = np.random.default_rng(0)
     vol = Volume((rng.normal(0, 300, (60, 96, 96))).astype(np.int16), spacing=(1, 1, 1))
@@ -299,9 +309,9 @@ def test_inputs_come_in_the_order_they_were_added_so_that_older_weights_grow_exa
 def test_drop_context_sets_how_often_training_groups_look_like_a_volume_end(p):
     """With every context slice dropped the outer samples repeat the bracketing pair's and the
     roughness is unmeasured (two slices); with none dropped every group has its context."""
-    from hrinet.data import step_rng
-    from hrinet.motion_data import MotionSampler
-    from hrinet.volume import Volume
+    from hrinet.core.volume import Volume
+    from hrinet.training.data import step_rng
+    from hrinet.training.motion_data import MotionSampler
 
     rng = np.random.default_rng(1)
     vol = Volume(rng.normal(0, 300, (60, 48, 48)).astype(np.int16), spacing=(1, 1, 1))

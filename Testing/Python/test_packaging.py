@@ -11,10 +11,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from hrinet.errors import HRINetError
-from hrinet.shipped import default_weights_dirs, find_weights, sidecar_of
-from hrinet.weights import ARCHITECTURE_KEY, load_weights, sha256_of, tensor_header
+from hrinet.core.errors import HRINetError
+from hrinet.core.shipped import default_weights_dirs, find_weights, sidecar_of
+from hrinet.learned.weights import (
+    ARCHITECTURE_KEY,
+    load_weights,
+    sha256_of,
+    tensor_header,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "Resources" / "weights").glob("*.safetensors"))
@@ -53,7 +57,7 @@ def test_a_flipped_byte_in_a_shipped_file_is_refused(tmp_path):
 @pytest.mark.slow
 def test_a_wheel_carries_the_weights_and_its_default_method_runs(tmp_path, phantom):
     """`pip install .` (not editable): the default model is found inside the installed package."""
-    from hrinet.io import write_volume
+    from hrinet.core.io import write_volume
 
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                         "--no-build-isolation", "-w", str(tmp_path / "wheel"), str(REPO)],
@@ -66,7 +70,7 @@ def test_a_wheel_carries_the_weights_and_its_default_method_runs(tmp_path, phant
     src = write_volume(phantom, tmp_path / "in.nrrd")
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
     env.pop("HRINET_WEIGHTS_DIR", None)
-    probe = ("import hrinet, hrinet.shipped as s; print(hrinet.__file__); print(s.find_weights())")
+    probe = ("import hrinet, hrinet.core.shipped as s; print(hrinet.__file__); print(s.find_weights())")
     r = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
                        cwd=tmp_path)
     module, weights = r.stdout.split()
@@ -83,7 +87,12 @@ def test_shipped_models_come_default_first_then_ours_then_the_paper_variants_wit
     import subprocess
     import sys
 
-    from hrinet.shipped import GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER, shipped_models
+    from hrinet.core.shipped import (
+        GROUP_DEFAULT,
+        GROUP_OURS,
+        GROUP_PAPER,
+        shipped_models,
+    )
 
     models = shipped_models()
     groups = [m.group for m in models]
@@ -95,13 +104,13 @@ def test_shipped_models_come_default_first_then_ours_then_the_paper_variants_wit
         assert m.quality.startswith("x4 PSNR_HU ") and "chest-lungfcp-1mm" in m.quality, m
     # torch-free: the panel and `hrinet models` list them before PyTorch is installed
     r = subprocess.run([sys.executable, "-c", "import sys; sys.modules['torch'] = None; "
-                        "from hrinet.shipped import shipped_models; print(len(shipped_models()))"],
+                        "from hrinet.core.shipped import shipped_models; print(len(shipped_models()))"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and int(r.stdout) == len(models), r.stderr
 
 
 def test_quality_line_says_when_a_model_was_not_evaluated():
-    from hrinet.shipped import quality_line
+    from hrinet.core.shipped import quality_line
 
     assert quality_line({}) == "not evaluated"
     rows = [{"factor": "4", "volume": "v", "psnr_hu": "40.123", "ssim_win": "0.9"},

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from hrinet.engine import upsample_z
-from hrinet.padding import find_padding, padding_mask, padding_value
-from hrinet.phantom import make_phantom
+from hrinet.core.padding import find_padding, padding_mask, padding_value
+from hrinet.core.phantom import make_phantom
+from hrinet.methods.engine import upsample_z
 
 
 def circle_padded(value: float, radius: float = 0.36):

@@ -16,16 +16,15 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from conftest import write_dicom_series
+from hrinet.core.errors import HRINetError
+from hrinet.core.io import read_volume, write_volume
+from hrinet.core.phantom import make_phantom
+from hrinet.core.volume import Volume
+from hrinet.methods import engine
+from hrinet.methods.engine import intensity_warnings, upsample_z
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from hrinet import engine
-from hrinet.engine import intensity_warnings, upsample_z
-from hrinet.errors import HRINetError
-from hrinet.io import read_volume, write_volume
-from hrinet.phantom import make_phantom
-from hrinet.volume import Volume
-from conftest import write_dicom_series
 
 
 def cli(*args, timeout=300):
@@ -104,8 +103,8 @@ def test_non_ct_intensities_warn_but_still_work(tmp_path, phantom):
     mri = phantom.with_array((phantom.array.astype(np.int32) + 1024).astype(np.uint16))
     assert "MRI" in intensity_warnings(mri.array)[0]
     assert intensity_warnings(phantom.array) == []
-    from hrinet.inference import LearnedInterpolator
-    from hrinet.models import Generator, ModelConfig
+    from hrinet.learned.inference import LearnedInterpolator
+    from hrinet.learned.models import Generator, ModelConfig
 
     interp = LearnedInterpolator(Generator(ModelConfig.for_variant("hrinet-plus")),
                                  torch.device("cpu"))
@@ -237,8 +236,8 @@ def test_sigterm_to_the_whole_process_group_stops_a_run_with_workers_cleanly(tmp
 # ---- GPU -----------------------------------------------------------------------------------
 
 def test_gpu_out_of_memory_lowers_the_batch_then_falls_back_to_cpu(phantom):
-    from hrinet.inference import LearnedInterpolator
-    from hrinet.models import Generator, ModelConfig
+    from hrinet.learned.inference import LearnedInterpolator
+    from hrinet.learned.models import Generator, ModelConfig
 
     interp = LearnedInterpolator(Generator(ModelConfig.for_variant("hrinet-plus")),
                                  torch.device("cpu"), batch_size=4)
@@ -315,7 +314,7 @@ def test_unreadable_file_says_so(tmp_path, phantom, monkeypatch):
 
 
 def test_cuda_asked_for_without_a_gpu_says_what_to_use(monkeypatch):
-    from hrinet.inference import resolve_device
+    from hrinet.learned.inference import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(HRINetError, match="no CUDA GPU is available; use the CPU"):
@@ -326,9 +325,9 @@ def test_cuda_asked_for_without_a_gpu_says_what_to_use(monkeypatch):
 
 
 def test_init_weights_of_another_variant_are_refused(tmp_path):
-    from hrinet.models import Generator, ModelConfig
-    from hrinet.train import TrainConfig, Trainer
-    from hrinet.weights import save_weights
+    from hrinet.learned.models import Generator, ModelConfig
+    from hrinet.learned.weights import save_weights
+    from hrinet.training.trainer import TrainConfig, Trainer
 
     w = save_weights(Generator(ModelConfig.for_variant("acai")), tmp_path / "acai.safetensors", {})
     cfg = TrainConfig(variant="hrinet-plus", init_weights=str(w), crop=64, device="cpu")
@@ -339,8 +338,9 @@ def test_init_weights_of_another_variant_are_refused(tmp_path):
 # ---- round two (issue: nothing written is ever silently wrong) -------------------------------
 
 def _flow_weights(tmp_path):
-    from hrinet.models import ModelConfig, build_generator
-    from hrinet.weights import save_weights
+    from hrinet.learned.models import ModelConfig
+    from hrinet.learned.variants import build_generator
+    from hrinet.learned.weights import save_weights
 
     return save_weights(build_generator(ModelConfig.for_variant("hrinet-flow")),
                         tmp_path / "w.safetensors", {})
@@ -349,7 +349,7 @@ def _flow_weights(tmp_path):
 def _edit_sidecar(path, channels):
     import json
 
-    from hrinet.weights import sidecar_of
+    from hrinet.learned.weights import sidecar_of
 
     side = sidecar_of(path)
     meta = json.loads(side.read_text())
@@ -358,7 +358,7 @@ def _edit_sidecar(path, channels):
 
 
 def test_an_edited_sidecar_is_refused_by_the_checksum_it_is_covered_by(tmp_path):
-    from hrinet.weights import load_weights
+    from hrinet.learned.weights import load_weights
 
     w = _flow_weights(tmp_path)
     _edit_sidecar(w, [16, 32, 48, 96])
@@ -368,12 +368,11 @@ def test_an_edited_sidecar_is_refused_by_the_checksum_it_is_covered_by(tmp_path)
 
 def test_absurd_channel_counts_are_refused_before_any_model_is_built(tmp_path):
     """Even for weights saved before the sidecar checksum existed: shapes are checked first."""
+    import json
     import resource
 
+    from hrinet.learned.weights import load_weights, sha256_of, sidecar_of
     from safetensors.torch import load_file, save_file
-
-    from hrinet.weights import load_weights, sha256_of, sidecar_of
-    import json
 
     w = _flow_weights(tmp_path)
     save_file(load_file(str(w)), str(w), metadata={"format": "hrinet-weights/1"})  # old style
@@ -446,7 +445,7 @@ def test_options_a_classical_method_does_not_use_are_named(tmp_path, phantom):
 
 
 def test_a_crop_larger_than_the_slices_is_named_and_refused_if_it_fits_no_volume(phantom):
-    from hrinet.data import SliceSampler
+    from hrinet.training.data import SliceSampler
 
     with pytest.raises(HRINetError, match="crop 128 is larger than the slices of small .*"
                                           "training would see padding"):
@@ -477,15 +476,15 @@ def test_a_finer_spacing_that_is_no_whole_factor_lists_the_reachable_ones():
 
 
 def test_too_few_slices_for_a_training_group_names_an_option_that_exists(phantom):
-    from hrinet.data import SliceSampler
+    from hrinet.training.data import SliceSampler
 
     with pytest.raises(HRINetError, match="--gaps"):
         SliceSampler([phantom], crop=64)._eligible(40)
 
 
 def test_a_training_checkpoint_given_as_weights_says_to_use_the_exported_weights(tmp_path):
-    from hrinet.checkpoint import write_checkpoint
-    from hrinet.weights import load_weights
+    from hrinet.learned.weights import load_weights
+    from hrinet.training.checkpoint import write_checkpoint
 
     path = write_checkpoint(tmp_path / "run", {"generator.x": torch.zeros(2)}, {"step": 1})
     with pytest.raises(HRINetError, match="is a training checkpoint, not weights; .*hrinet "
@@ -542,7 +541,7 @@ def _spacing(tmp_path, phantom):
 
 
 def _checkpoint_as_weights(tmp_path, phantom):
-    from hrinet.checkpoint import write_checkpoint
+    from hrinet.training.checkpoint import write_checkpoint
 
     ckpt = write_checkpoint(tmp_path / "run", {"generator.x": torch.zeros(2)}, {"step": 1})
     src = write_volume(phantom, tmp_path / "v.nrrd")
@@ -559,9 +558,8 @@ def _edited_sidecar(tmp_path, phantom):
 def _absurd_channels(tmp_path, phantom):
     import json
 
+    from hrinet.learned.weights import sha256_of, sidecar_of
     from safetensors.torch import load_file, save_file
-
-    from hrinet.weights import sha256_of, sidecar_of
 
     w = _flow_weights(tmp_path)
     save_file(load_file(str(w)), str(w), metadata={"format": "hrinet-weights/1"})  # old style

@@ -1,4 +1,4 @@
-"""The process-level allocator setting (hrinet.runtime)."""
+"""The process-level allocator setting (hrinet.core.runtime)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-PROBE = ("import hrinet.runtime as r; a = r.tune_allocator(); b = r.tune_allocator(); "
+PROBE = ("import hrinet.core.runtime as r; a = r.tune_allocator(); b = r.tune_allocator(); "
          "print(a, b)")
 
 
@@ -33,8 +33,8 @@ def test_the_allocator_setting_can_be_turned_off_for_comparisons():
 def test_the_hrinet_command_applies_it_where_a_network_runs(monkeypatch, phantom, tmp_path,
                                                            method, applied):
     """Measured (make bench): it removes the learned path's system time but slows cubic."""
-    import hrinet.cli as cli
-    from hrinet.io import write_volume
+    import hrinet.cli.app as cli
+    from hrinet.core.io import write_volume
 
     path = write_volume(phantom, tmp_path / "p.nrrd")
     calls = []

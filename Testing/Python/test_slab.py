@@ -7,15 +7,13 @@ import sys
 
 import numpy as np
 import pytest
-
-from hrinet.engine import plan_upsampling, upsample_z
-from hrinet.errors import HRINetError
-from hrinet.evaluate import evaluate_volume
-from hrinet.io import read_volume
-from hrinet.phantom import make_phantom
-from hrinet.slab import simulate_thick, slab_weights
-
 from conftest import write_dicom_series
+from hrinet.core.errors import HRINetError
+from hrinet.core.io import read_volume
+from hrinet.core.phantom import make_phantom
+from hrinet.core.slab import simulate_thick, slab_weights
+from hrinet.evaluation.evaluate import evaluate_volume
+from hrinet.methods.engine import plan_upsampling, upsample_z
 
 
 @pytest.mark.parametrize("thickness", [1.0, 2.0, 3.0, 4.0, 6.5])
@@ -55,7 +53,7 @@ def test_negative_or_absurd_thickness_is_refused_with_one_line(phantom, thicknes
 
 
 def test_cli_refuses_a_negative_thickness_with_one_line(tmp_path, phantom):
-    from hrinet.io import write_volume
+    from hrinet.core.io import write_volume
 
     src = write_volume(phantom, tmp_path / "in.nrrd")
     r = subprocess.run([sys.executable, "-m", "hrinet.cli", "interpolate", str(src),

@@ -8,17 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import slicer  # the real MRML library from the PyPI package slicer-core (test extra)
 import vtk
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "HRINetSlicer"))
 
-from HRINetSlicerLib.logic import (TrainingJob, export_nrrd, interpolate_node,  # noqa: E402
-                                   node_from_volume, plan_for_node, volume_from_node)
-from hrinet.errors import Cancelled, HRINetError  # noqa: E402
-from hrinet.io import read_volume  # noqa: E402
+from hrinet.core.errors import Cancelled, HRINetError  # noqa: E402
+from hrinet.core.io import read_volume  # noqa: E402
+from HRINetSlicerLib.logic import (  # noqa: E402
+    TrainingJob,
+    export_nrrd,
+    interpolate_node,
+    node_from_volume,
+    plan_for_node,
+    volume_from_node,
+)
 
 
 @pytest.fixture
@@ -118,7 +123,7 @@ def run_to_end(job: TrainingJob, timeout: float = 240) -> dict:
 
 @pytest.mark.slow
 def test_training_job_runs_in_a_background_process_and_saves_weights(tmp_path, scene):
-    from hrinet.phantom import make_phantom
+    from hrinet.core.phantom import make_phantom
 
     thin = node_from_volume(make_phantom(size=(64, 64, 16), spacing=(3, 3, 2)), "thin", scene)
     job = TrainingJob(tmp_path / "run", [thin], variant="hrinet-plus", iterations=3, crop=64,
@@ -132,10 +137,11 @@ def test_training_job_runs_in_a_background_process_and_saves_weights(tmp_path, s
 
 @pytest.mark.slow
 def test_adapt_to_this_case_runs_the_guarded_adaptation_on_the_input_volume(tmp_path, scene):
+    from hrinet.core.phantom import make_phantom
+    from hrinet.learned.models import ModelConfig
+    from hrinet.learned.variants import build_generator
+    from hrinet.learned.weights import save_weights
     from HRINetSlicerLib.logic import adapt_job
-    from hrinet.models import ModelConfig, build_generator
-    from hrinet.phantom import make_phantom
-    from hrinet.weights import save_weights
 
     start = save_weights(build_generator(ModelConfig.for_variant("hrinet-flow")),
                          tmp_path / "start.safetensors", {"training": {}})
@@ -158,7 +164,7 @@ def test_a_node_under_a_transform_is_refused_until_hardened(scene, thick_node):
 
 
 def test_the_panel_plan_from_the_header_matches_the_engine(thick_node):
-    from hrinet.engine import plan_upsampling
+    from hrinet.methods.engine import plan_upsampling
 
     vol = volume_from_node(thick_node)
     for kw in ({}, {"factor": 3}, {"target_spacing": 1.25}):
@@ -184,8 +190,8 @@ def test_interpolation_runs_in_the_background_cancels_cleanly_then_matches_the_c
     import os
     import subprocess
 
+    from hrinet.core.phantom import make_phantom
     from HRINetSlicerLib.jobs import InterpolationJob
-    from hrinet.phantom import make_phantom
 
     big = make_phantom(size=(320, 320, 40), spacing=(1.0, 1.0, 5.0), seed=3)
     node = node_from_volume(big, "thick", scene)
@@ -222,8 +228,8 @@ def test_interpolation_runs_in_the_background_cancels_cleanly_then_matches_the_c
 
 
 def test_a_failed_background_interpolation_reports_the_one_line_and_adds_nothing(scene):
+    from hrinet.core.phantom import make_phantom
     from HRINetSlicerLib.jobs import InterpolationJob
-    from hrinet.phantom import make_phantom
 
     node = node_from_volume(make_phantom(size=(32, 32, 4), spacing=(1, 1, 3)), "t", scene)
     before = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
@@ -238,10 +244,10 @@ def test_a_failed_background_interpolation_reports_the_one_line_and_adds_nothing
 
 def test_stopping_a_training_job_saves_a_checkpoint_through_the_stop_file(tmp_path, scene):
     """The stop file works where SIGTERM cannot be caught (Windows); the job's log is closed."""
+    from hrinet.core.phantom import make_phantom
+    from hrinet.training.options import STOP_FILE
     from HRINetSlicerLib.logic import TrainingJob
     from HRINetSlicerLib.process import library_env
-    from hrinet.phantom import make_phantom
-    from hrinet.train_args import STOP_FILE
 
     node = node_from_volume(make_phantom(size=(64, 64, 24), spacing=(1, 1, 1), seed=2), "t",
                             scene)

@@ -78,15 +78,15 @@ def test_panel_screenshot(panel, tmp_path):
 
 
 def test_the_panel_lists_every_library_variant_from_the_one_list_without_torch():
-    """The panel reads hrinet.constants (which imports nothing heavy), so it builds before
+    """The panel reads hrinet.core.constants (which imports nothing heavy), so it builds before
     PyTorch is installed and never drifts from the library's list."""
     import subprocess
     import sys
 
     body = re.search(r"def variants\(\):(.*?)\n    @", MODULE.read_text(encoding="utf-8"), re.S)
-    assert "from hrinet.constants import VARIANTS" in body.group(1)
+    assert "from hrinet.core.constants import VARIANTS" in body.group(1)
     r = subprocess.run([sys.executable, "-c", "import sys; sys.modules['torch'] = None; "
-                        "from hrinet.constants import VARIANTS; print(len(VARIANTS))"],
+                        "from hrinet.core.constants import VARIANTS; print(len(VARIANTS))"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "7", r.stderr
 

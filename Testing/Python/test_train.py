@@ -10,14 +10,18 @@ import sys
 import numpy as np
 import pytest
 import torch
-
-from hrinet.data import SliceSampler, step_rng
-from hrinet.errors import Cancelled, HRINetError
-from hrinet.models import VARIANTS
-from hrinet.phantom import make_phantom
-from hrinet.train import CHECKPOINT, TrainConfig, Trainer, shutdown_distributed
-from hrinet.weights import load_weights
 from conftest import shared
+from hrinet.core.errors import Cancelled, HRINetError
+from hrinet.core.phantom import make_phantom
+from hrinet.learned.models import VARIANTS
+from hrinet.learned.weights import load_weights
+from hrinet.training.data import SliceSampler, step_rng
+from hrinet.training.trainer import (
+    CHECKPOINT,
+    TrainConfig,
+    Trainer,
+    shutdown_distributed,
+)
 
 
 def volumes():
@@ -173,8 +177,8 @@ def test_two_gloo_processes_train_in_sync_with_ddp(tmp_path):
 def test_cli_train_20_iterations_of_each_variant_drive_interpolate(tmp_path):
     heart = shared("heart-1p5mm.nrrd")
     thick = tmp_path / "thick.nrrd"
-    from hrinet.evaluate import decimate
-    from hrinet.io import read_volume, write_volume
+    from hrinet.core.io import read_volume, write_volume
+    from hrinet.evaluation.evaluate import decimate
 
     write_volume(decimate(read_volume(heart), 4), thick)
     for variant in VARIANTS:
@@ -242,8 +246,8 @@ def test_window_weight_adds_the_soft_tissue_error(tmp_path):
 
 
 def test_ssim_term_matches_the_metric_and_rewards_keeping_texture():
-    from hrinet.metrics import ssim_slice
-    from hrinet.train import ssim_torch
+    from hrinet.evaluation.metrics import ssim_slice
+    from hrinet.training.trainer import ssim_torch
 
     rng = np.random.default_rng(0)
     truth = rng.random((1, 1, 48, 48))
@@ -255,7 +259,7 @@ def test_ssim_term_matches_the_metric_and_rewards_keeping_texture():
 
 
 def test_per_sample_ssim_is_each_images_own_ssim():
-    from hrinet.train import ssim_torch
+    from hrinet.training.trainer import ssim_torch
 
     rng = np.random.default_rng(1)
     truth = torch.tensor(rng.random((3, 1, 40, 40)))
@@ -269,7 +273,12 @@ def test_per_sample_ssim_is_each_images_own_ssim():
 
 
 def test_with_log_mse_the_ssim_term_is_the_log_of_each_samples_dissimilarity():
-    from hrinet.losses import LOG_SSIM_FLOOR, log_dissimilarity, ssim_torch, windowed
+    from hrinet.training.losses import (
+        LOG_SSIM_FLOOR,
+        log_dissimilarity,
+        ssim_torch,
+        windowed,
+    )
 
     rng = np.random.default_rng(2)
     tissue = torch.tensor((rng.normal(40, 30, (2, 1, 32, 32)) + 1024) / 4095, dtype=torch.float32)
@@ -298,7 +307,7 @@ def test_the_ssim_weight_changes_the_log_mse_training_step(tmp_path):
 
 
 def test_validation_scores_the_model_against_linear_with_the_evaluate_protocol(tmp_path):
-    from hrinet.io import write_volume
+    from hrinet.core.io import write_volume
 
     val = write_volume(make_phantom(size=(64, 64, 25), spacing=(3, 3, 1.5), seed=9),
                        tmp_path / "val.nrrd")
@@ -316,7 +325,7 @@ def test_validation_scores_the_model_against_linear_with_the_evaluate_protocol(t
 
 
 def test_a_continuation_is_validated_before_its_first_step(tmp_path):
-    from hrinet.io import write_volume
+    from hrinet.core.io import write_volume
 
     val = write_volume(make_phantom(size=(64, 64, 25), spacing=(3, 3, 1.5), seed=9),
                        tmp_path / "val.nrrd")
@@ -346,9 +355,9 @@ def test_weights_from_before_the_blend_head_are_continued_with_it(tmp_path):
     spline candidate, which start at zero, so step 0 is the older model exactly."""
     import dataclasses
 
-    from hrinet.models import ModelConfig
-    from hrinet.motion import MotionNet
-    from hrinet.weights import save_weights
+    from hrinet.learned.models import ModelConfig
+    from hrinet.learned.motion import MotionNet
+    from hrinet.learned.weights import save_weights
 
     old = MotionNet(dataclasses.replace(ModelConfig.for_variant("hrinet-flow"), blend=False,
                                         spline=False, roughness=False))
@@ -365,7 +374,7 @@ def test_a_run_checkpointed_before_the_blend_head_resumes_with_its_own_architect
     """A resume rebuilds the model the checkpoint holds, not today's default layout."""
     import dataclasses
 
-    from hrinet.models import ModelConfig
+    from hrinet.learned.models import ModelConfig
 
     today = ModelConfig.for_variant.__func__
     monkeypatch.setattr(ModelConfig, "for_variant", classmethod(
@@ -397,7 +406,7 @@ def _flip_a_tensor_byte(path):
 
 
 def test_a_damaged_checkpoint_resumes_from_the_one_before_it_and_says_so(tmp_path):
-    from hrinet.checkpoint import PREVIOUS
+    from hrinet.training.checkpoint import PREVIOUS
 
     tr = Trainer(tiny("hrinet-flow", 6), tmp_path, volumes=volumes(), log=None)
     tr.run(stop_at=2)
@@ -433,9 +442,9 @@ def test_export_of_a_finished_run_keeps_what_the_run_exported(tmp_path):
     sidecar."""
     import json
 
-    from hrinet.io import write_volume
-    from hrinet.train import export_checkpoint
-    from hrinet.weights import sidecar_of
+    from hrinet.core.io import write_volume
+    from hrinet.learned.weights import sidecar_of
+    from hrinet.training.trainer import export_checkpoint
 
     data = [write_volume(v, tmp_path / f"v{i}.nrrd") for i, v in enumerate(volumes())]
     cfg = tiny("hrinet-flow", 3, data=[str(p) for p in data], val=[str(data[0])],
@@ -450,7 +459,7 @@ def test_export_of_a_finished_run_keeps_what_the_run_exported(tmp_path):
 
 def _cli_run(tmp_path, *extra):
     from hrinet.cli import main
-    from hrinet.io import write_volume
+    from hrinet.core.io import write_volume
 
     data = tmp_path / "v0.nrrd"
     if not data.exists():
@@ -463,8 +472,8 @@ def _cli_run(tmp_path, *extra):
 def test_resume_honours_the_options_given_and_records_the_change(tmp_path):
     import json
 
-    from hrinet.checkpoint import read_checkpoint
-    from hrinet.weights import sidecar_of
+    from hrinet.learned.weights import sidecar_of
+    from hrinet.training.checkpoint import read_checkpoint
 
     assert _cli_run(tmp_path, "--stop-at", "2", "--lr", "1e-3") == 0
     from hrinet.cli import main
@@ -479,8 +488,8 @@ def test_resume_honours_the_options_given_and_records_the_change(tmp_path):
 
 
 def test_a_run_saved_for_cuda_resumes_on_the_cpu_when_asked(tmp_path):
-    from hrinet.checkpoint import read_checkpoint, write_checkpoint
     from hrinet.cli import main
+    from hrinet.training.checkpoint import read_checkpoint, write_checkpoint
 
     assert _cli_run(tmp_path, "--stop-at", "2") == 0
     tensors, state = read_checkpoint(tmp_path / "run" / CHECKPOINT)
@@ -504,7 +513,7 @@ def test_a_resumed_run_cannot_change_its_architecture(tmp_path):
 def test_under_torchrun_each_rank_resumes_on_its_own_gpu(monkeypatch):
     """NCCL ranks take the GPU of their LOCAL_RANK whatever the checkpoint saved (no GPU here:
     the distributed calls are stood in for)."""
-    import hrinet.train_cli as train
+    import hrinet.cli.train as train
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
@@ -589,7 +598,7 @@ def test_cpu_training_lays_the_models_out_channels_last_and_exports_plain_weight
 
 
 def test_drop_context_reaches_the_sampler_and_is_recorded_in_the_stage_settings(tmp_path):
-    from hrinet.train_args import CONFIG_OPTIONS
+    from hrinet.training.options import CONFIG_OPTIONS
 
     assert CONFIG_OPTIONS["drop_context"] == "drop_context"  # --drop-context on the CLI
     tr = Trainer(tiny("hrinet-flow", 1, drop_context=0.3), tmp_path, volumes=volumes(), log=None)

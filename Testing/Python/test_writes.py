@@ -16,13 +16,17 @@ import sys
 import time
 from pathlib import Path
 
+import hrinet.core.io as hio
 import pytest
-
-import hrinet.io as hio
-from hrinet.atomic import atomic_write, complete_png, complete_safetensors, write_text
-from hrinet.errors import HRINetError
-from hrinet.io import read_volume, write_volume
-from hrinet.phantom import make_phantom
+from hrinet.core.atomic import (
+    atomic_write,
+    complete_png,
+    complete_safetensors,
+    write_text,
+)
+from hrinet.core.errors import HRINetError
+from hrinet.core.io import read_volume, write_volume
+from hrinet.core.phantom import make_phantom
 
 FORMATS = ("nrrd", "nii", "nii.gz", "mha")
 
@@ -73,9 +77,10 @@ def test_a_volume_on_a_full_disk_fails_with_one_line_and_leaves_nothing(full_dis
 
 
 def test_every_other_writer_on_a_full_disk_fails_and_leaves_nothing(full_disk, tmp_path):
-    from hrinet.evaluate import figure_strip
-    from hrinet.models import ModelConfig, build_generator
-    from hrinet.weights import save_weights
+    from hrinet.evaluation.evaluate import figure_strip
+    from hrinet.learned.models import ModelConfig
+    from hrinet.learned.variants import build_generator
+    from hrinet.learned.weights import save_weights
 
     vol = noisy(64, 8)
     model = build_generator(ModelConfig.for_variant("hrinet-flow"))
@@ -101,7 +106,7 @@ def test_an_overwrite_on_a_full_disk_keeps_the_previous_file(full_disk):
 
 
 def test_a_training_checkpoint_on_a_full_disk_fails_and_leaves_nothing(full_disk, tmp_path):
-    from hrinet.train import TrainConfig, Trainer
+    from hrinet.training.trainer import TrainConfig, Trainer
 
     src = write_volume(make_phantom(size=(64, 64, 24), spacing=(1, 1, 1), seed=0),
                        tmp_path / "train.nrrd")
@@ -135,8 +140,9 @@ def test_a_silently_cut_off_volume_is_never_renamed_into_place(tmp_path, monkeyp
 
 
 def test_cut_off_tensors_and_figures_are_recognised(tmp_path):
-    from hrinet.models import ModelConfig, build_generator
-    from hrinet.weights import save_weights
+    from hrinet.learned.models import ModelConfig
+    from hrinet.learned.variants import build_generator
+    from hrinet.learned.weights import save_weights
 
     w = save_weights(build_generator(ModelConfig.for_variant("hrinet-flow")),
                      tmp_path / "w.safetensors", {})
@@ -163,8 +169,9 @@ def test_cut_off_tensors_and_figures_are_recognised(tmp_path):
 # ---- permissions, races, signals ------------------------------------------------------------
 
 def test_outputs_get_the_permissions_the_umask_allows(tmp_path):
-    from hrinet.models import ModelConfig, build_generator
-    from hrinet.weights import save_weights
+    from hrinet.learned.models import ModelConfig
+    from hrinet.learned.variants import build_generator
+    from hrinet.learned.weights import save_weights
 
     old = os.umask(0o022)
     try:
@@ -224,7 +231,8 @@ def test_sigterm_during_interpolate_leaves_no_partial_file(tmp_path):
 
 def test_the_cli_refuses_an_output_that_fits_once_but_not_twice(tmp_path, phantom, monkeypatch):
     """The result and the writer's copy of it are both in memory at write time."""
-    from hrinet import cli, engine
+    from hrinet.cli import app as cli
+    from hrinet.methods import engine
 
     src = write_volume(phantom, tmp_path / "in.nrrd")
     n, y, x = phantom.array.shape

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "HRINetLib"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from hrinet.constants import HU_MAX, HU_MIN  # noqa: E402
+from hrinet.core.constants import HU_MAX, HU_MIN  # noqa: E402
 from shared_ct import SHARED_CT  # noqa: E402  (benchmarks/shared_ct.py)
 
 DATA = SHARED_CT
@@ -33,7 +33,7 @@ TRAIN = ["chest-lidc-1mm.nrrd", "thorax-2mm.nrrd", "chest-cmbcrc-2p5mm.nrrd", "h
 
 
 def pack_one(name: str, out: Path, region: int, step: int) -> str:
-    from hrinet.io import read_volume
+    from hrinet.core.io import read_volume
 
     v = read_volume(DATA / name)
     a = np.clip(v.array.astype(np.int32), int(HU_MIN), int(HU_MAX))
@@ -54,7 +54,7 @@ def pack_one(name: str, out: Path, region: int, step: int) -> str:
 
 def unpack(folder: Path):
     """The packed volumes as ``(names, [Volume])`` (HU, int16)."""
-    from hrinet.volume import Volume
+    from hrinet.core.volume import Volume
 
     names, vols = [], []
     for head_path in sorted(Path(folder).glob("*.json")):

@@ -2,7 +2,7 @@
 
 The GPU machine has PyTorch and OpenCV but no SimpleITK and none of ``../shared``: the training
 volumes come packed (``pack_training_data.py``) and the ``--init`` weights copied beside them.
-Each job is the library's own :class:`hrinet.train.Trainer`; its iteration count (and so its
+Each job is the library's own :class:`hrinet.training.trainer.Trainer`; its iteration count (and so its
 learning-rate schedule) is set from the throughput measured over its first steps so that it ends
 within ``--seconds``. Exported weights, sidecars and logs are copied to ``--out``.
 
@@ -46,10 +46,9 @@ WARMUP = (40, 160)
 
 def run_job(name: str, data: Path, out: Path, seconds: float, device: str,
             warmup=WARMUP) -> None:
+    from hrinet.core.errors import Cancelled
+    from hrinet.training.trainer import TrainConfig, Trainer
     from pack_training_data import unpack
-
-    from hrinet.errors import Cancelled
-    from hrinet.train import TrainConfig, Trainer
 
     t0 = time.monotonic()
     names, vols = unpack(data)

@@ -1,0 +1,398 @@
+"""The ``hrinet`` command line: interpolate, evaluate, info, train, export.
+
+Every user mistake ends with a non-zero exit and one line ``hrinet: error: ...`` saying what is
+wrong and what to do; no traceback (``--debug`` shows one for bug reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from tqdm import tqdm
+
+from hrinet.core.atomic import write_text
+from hrinet.core.constants import CLASSICAL_METHODS
+from hrinet.core.errors import Cancelled, HRINetError
+from hrinet.core.runtime import tune_allocator
+from hrinet.core.shipped import shipped_models
+from hrinet.evaluation.evaluate import (
+    evaluate_volume,
+    figure_strip,
+    markdown_table,
+    write_csv,
+)
+from hrinet.methods import create_interpolator, default_method
+from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
+from hrinet.training.options import add_train_arguments
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage dump
+        self.exit(2, f"hrinet: error: {message}; see '{self.prog} --help'\n")
+
+
+def _int_list(text: str) -> List[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, "
+                                         "e.g. 2,4,6")
+    return values
+
+
+def _weights_options(items) -> dict:
+    """``--weights METHOD=FILE`` (repeatable) as a dict; one-line errors for other forms."""
+    weights = {}
+    for item in items or []:
+        method, sep, path = item.partition("=")
+        if not sep or not method.strip() or not path.strip():
+            raise HRINetError(f"--weights {item!r} needs the form METHOD=FILE, e.g. "
+                              "--weights hrinet=model.safetensors")
+        weights[method.strip()] = path.strip()
+    return weights
+
+
+def _name(path: str) -> str:
+    p = Path(path.rstrip("/"))
+    name = p.name
+    for ext in (".nii.gz", ".nrrd", ".nhdr", ".nii", ".mha", ".mhd"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+class _PlainProgress:
+    """Progress as plain lines for logs (stderr not a terminal): every 10% or minute."""
+    def __init__(self, total: int, desc: str, unit: str):
+        self.total, self.desc, self.unit = max(total, 1), desc, unit
+        self.start = self.last_time = time.monotonic()
+        self.last_tenth = 0
+
+    def update(self, done: int, _total: int = 0) -> None:
+        now = time.monotonic()
+        tenth = int(10 * done / self.total)
+        if tenth > self.last_tenth or now - self.last_time >= 60:
+            self.last_tenth, self.last_time = tenth, now
+            print(f"{self.desc}: {done}/{self.total} {self.unit}s ({100 * done // self.total}%, "
+                  f"{now - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _tqdm(total: int, desc: str, unit: str = "pair"):
+    """A progress bar on a terminal, plain progress lines otherwise; ``(bar, update)``."""
+    if not sys.stderr.isatty():
+        plain = _PlainProgress(total, desc, unit)
+        return plain, plain.update
+
+    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
+
+    def update(done: int, _total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def _model_words(interp) -> str:
+    """``; model hrinet-flow (hrinet-default.safetensors) on cpu`` for learned methods."""
+    path = getattr(interp, "weights_path", None)
+    if path is None:
+        return ""
+    variant = getattr(interp, "metadata", {}).get("variant", "?")
+    return f"; model {variant} ({path.name}) on {getattr(interp, 'device', 'cpu')}"
+
+
+def cmd_interpolate(args) -> int:
+    from hrinet.core.io import check_output_path, read_volume, write_volume
+
+    check_output_path(args.out, [args.input], overwrite=args.overwrite)
+    method = args.method or ("hrinet" if args.weights else default_method())
+    classical = method in CLASSICAL_METHODS
+    if classical and args.weights:
+        print(f"hrinet: warning: --weights is not used by the {method} method (classical, no "
+              "weights); drop it, or use --method hrinet", file=sys.stderr)
+    if classical and args.device != "auto":
+        print(f"hrinet: warning: --device is not used by the {method} method (it runs on the "
+              "CPU)", file=sys.stderr)
+    volume = read_volume(args.input, series_uid=args.series)
+    for w in volume.metadata.get("warnings", []):
+        print(f"hrinet: warning: {w}", file=sys.stderr)
+    plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
+    check_memory(volume, plan, output_copies=2)  # writing makes one copy of the output
+    start = time.perf_counter()
+    interp = create_interpolator(method, device=args.device, weights=args.weights)
+    print(f"{_name(args.input)}: {plan.describe()}{_model_words(interp)}", file=sys.stderr)
+    bar, update = _tqdm(plan.input_slices - 1, "interpolating")
+    try:
+        result = upsample_z(volume, plan=plan, interpolator=interp, progress=update)
+    finally:
+        bar.close()
+    for w in result.metadata.get("runtime_warnings", []):
+        print(f"hrinet: warning: {w}", file=sys.stderr)
+    out = write_volume(result, args.out, overwrite=args.overwrite)
+    x, y, z = result.shape_xyz
+    print(f"wrote {out} ({x} x {y} x {z}, {time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from hrinet.core.io import read_volume
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise HRINetError(f"--out {out} is a file; give a folder for the tables and figures")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    weights = _weights_options(args.weights)
+    for m in weights:
+        if m not in methods:
+            raise HRINetError(f"--weights names method {m!r}, which is not in --methods "
+                              f"({', '.join(methods)}); add it or fix the name")
+    for k in args.factors:
+        if k < 2:
+            raise HRINetError(f"factor {k} in --factors is not >= 2")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in args.volumes:
+        volume = read_volume(path)
+        name = _name(path)
+        outputs: dict = {}
+
+        def keep(k, m, a, outputs=outputs):
+            outputs.setdefault(k, {})[m] = a
+
+        bar, update = _tqdm(len(args.factors) * len(methods), name, "run")
+        done = [0]
+
+        def step(_what: str) -> None:
+            done[0] += 1
+            update(done[0], 0)
+
+        rows += evaluate_volume(volume, name, args.factors, methods, device=args.device,
+                                weights=weights, keep=keep, protocol=args.protocol,
+                                progress=step)
+        bar.close()
+        for k, outs in outputs.items():
+            figure_strip(volume, k, outs, out / f"figure-{name}-x{k}.png",
+                         title=f"{name}, x{k} ({args.protocol} protocol)")
+    write_csv(rows, out / "metrics.csv")
+    write_text(out / "metrics.md", markdown_table(rows))
+    write_text(out / "sharpness.csv", "volume,factor,method,grad_ratio,blur,blur_truth\n" +
+               "".join(f"{r.volume},{r.factor},{r.method},{r.grad_ratio:.4f},{r.blur:.4f},"
+                       f"{r.blur_truth:.4f}\n" for r in rows))
+    print(markdown_table(rows))
+    print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.md'} and figures in {out}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from hrinet.core.io import describe, read_volume
+
+    volume = read_volume(args.input, series_uid=args.series)
+    print(describe(volume))
+    series = volume.metadata.get("dicom_series", [])
+    if len(series) > 1:
+        print(f"series in this folder ({len(series)}; choose with --series N or UID):")
+        for i, s in enumerate(series, 1):
+            mark = "*" if s["uid"] == volume.metadata.get("series_uid") else " "
+            print(f" {mark}{i:>2}. {s['description']} ({s['modality']}): {s['slices']} "
+                  f"slices, pixels {s['pixel_spacing']} mm, thickness {s['thickness']} mm, "
+                  f"UID {s['uid']}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from hrinet.cli.train import train_from_cli
+
+    return train_from_cli(args)
+
+
+def cmd_adapt(args) -> int:
+    from hrinet.cli.train import stop_requested
+    from hrinet.core.io import read_volume
+    from hrinet.training.adapt import adapt
+
+    volume = read_volume(args.input)
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
+    bar, update = _tqdm(args.iterations, "adapting", "step")
+    try:
+        result = adapt(volume, args.out, weights=args.weights, iterations=args.iterations,
+                       lr=args.lr, device=args.device, case=_name(args.input),
+                       progress=lambda step, total, _logs: update(step, total),
+                       cancel=lambda: stop["flag"] or stop_requested(args.out), log=None)
+    finally:
+        bar.close()
+    print(result.describe())
+    print(f"use: hrinet interpolate {args.input} OUT --weights {result.weights}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from hrinet.training.trainer import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def cmd_models(args) -> int:
+
+    group = None
+    for m in shipped_models():
+        if m.group != group:
+            group = m.group
+            print(f"{group}:")
+        print(f"  {m.variant:18s} {m.quality}\n  {'':18s} --weights {m.path}")
+    return 0
+
+
+SERIES_HELP = ("a DICOM folder's series to read: its number or UID as listed by hrinet info "
+               "(default: the largest)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="hrinet", description="Learned slice interpolation for thick-slice CT.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, required=True)
+
+    s = sub.add_parser("interpolate", help="upsample a volume along z")
+    s.add_argument("input", help="volume file (NRRD, NIfTI, MHA) or DICOM series folder")
+    s.add_argument("out", help="output file (.nrrd recommended)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--factor", type=float, help="integer upsampling factor >= 2")
+    g.add_argument("--spacing", type=float, help="target slice spacing in mm "
+                   "(default: isotropic, the in-plane spacing)")
+    s.add_argument("--method", help="linear, cubic, flow, hrinet (default: hrinet with the "
+                   "shipped weights; other shipped models: hrinet models)")
+    s.add_argument("--weights", help="a .safetensors weights file (implies --method hrinet)")
+    s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    s.add_argument("--thickness", type=float, metavar="MM", help="slice thickness of the input "
+                   "in mm (default: DICOM Slice Thickness, else 0); with a slab thickness the "
+                   "learned model also restores the known positions; 0 keeps them bit-exact")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
+    s.set_defaults(func=cmd_interpolate)
+
+    s = sub.add_parser("evaluate", help="decimate thin volumes, upsample back, score")
+    s.add_argument("volumes", nargs="+", help="thin volumes (files or DICOM folders)")
+    s.add_argument("--factors", type=_int_list, default=[2, 4, 6])
+    s.add_argument("--methods", default="linear,cubic")
+    s.add_argument("--weights", action="append", metavar="METHOD=FILE",
+                   help="weights for a learned method, e.g. hrinet=model.safetensors")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--protocol", default="decimate", choices=("decimate", "slab"),
+                   help="decimate: keep every k-th thin slice, score the new ones; slab: "
+                   "simulate k-slice-thick slabs, score every output slice (README 'Results')")
+    s.add_argument("--out", required=True, help="output folder")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("info", help="print a volume's geometry")
+    s.add_argument("input")
+    s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
+    s.set_defaults(func=cmd_info)
+
+
+    s = sub.add_parser("train", help="train or fine-tune a model")
+    add_train_arguments(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("adapt", help="fine-tune the model on one thick case, kept only if it "
+                       "wins on held-out slices of that case")
+    s.add_argument("input", help="the thick volume (file or DICOM folder)")
+    s.add_argument("--out", required=True, help="folder for adapt.json and the adapted weights")
+    s.add_argument("--weights", help="weights to start from (default: the shipped model)")
+    s.add_argument("--iterations", type=int, default=200)
+    s.add_argument("--lr", type=float, default=3e-5)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_adapt)
+
+    s = sub.add_parser("models", help="list the shipped models (the default, ours, the paper "
+                       "variants for research) with their measured quality")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("export", help="export a training checkpoint to safetensors + JSON")
+    s.add_argument("checkpoint")
+    s.add_argument("out", help="output .safetensors file")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``hrinet`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if _runs_a_network(args):
+        tune_allocator()
+    previous = _stop_on_sigterm()
+    try:
+        return args.func(args)
+    except Terminated:
+        print("hrinet: stopped (SIGTERM); nothing was written", file=sys.stderr)
+        return 143
+    except Cancelled as exc:
+        print(f"hrinet: {exc}", file=sys.stderr)
+        return 130
+    except HRINetError as exc:
+        if args.debug:
+            raise
+        print(f"hrinet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hrinet: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("hrinet: error: out of memory; use a smaller --factor, a machine with more memory, "
+              "or crop the volume", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line for the user, details with --debug
+        if args.debug:
+            raise
+        print(f"hrinet: internal error: {type(exc).__name__}: {exc} (rerun with --debug and "
+              "report it)", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _runs_a_network(args) -> bool:
+    """Whether the command runs a learned model: the allocator setting pays there (system time
+    25% -> 1% at 512^2) but costs the classical cubic path about 20% (``make bench``)."""
+    if args.command in ("train", "adapt"):
+        return True
+    if args.command == "interpolate":
+        return (args.method or "hrinet") not in CLASSICAL_METHODS  # --weights alone: hrinet
+    if args.command == "evaluate":
+        return any(m.strip() not in CLASSICAL_METHODS for m in args.methods.split(","))
+    return False
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so half-written files are removed on the way."""
+
+
+def _raise_terminated(*_):
+    raise Terminated()
+
+
+def _stop_on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` (``train`` and ``adapt`` install their own
+    handler, which stops at the next step and saves); returns the handler it replaced."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (cli.main called from a worker thread)
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

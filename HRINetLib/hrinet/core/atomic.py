@@ -1,0 +1,172 @@
+"""One way to write a file: beside it, verified, then moved into place in one step.
+
+Every writer in the project (volumes, weights and sidecars, checkpoints, metrics, figures) goes
+through :func:`atomic_write`, so a failed, partial or interrupted write can never be renamed
+into place, and a file that is there was written completely.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import struct
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Union
+
+from hrinet.core.errors import HRINetError, first_line
+
+PathLike = Union[str, os.PathLike]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_write(path: PathLike, overwrite: bool = True,
+                 verify: Optional[Callable[[Path], None]] = None,
+                 what: str = "", suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write to; on success move it to ``path``.
+
+    - The temporary file is hidden (``.NAME.XXXX.partial``), removed on any failure, exception,
+      Ctrl-C or (in the ``hrinet`` command) SIGTERM.
+    - ``verify(tmp)`` runs before the move and raises if what was written is not complete (some
+      writers report a full disk only on stderr and return normally).
+    - Permissions follow the umask like any other new file (``mkstemp`` alone makes 0600).
+    - With ``overwrite=False`` the move never replaces a file: if another process created
+      ``path`` meanwhile, this write fails with a one-line error instead of replacing it.
+
+    Args:
+        path: the final file.
+        overwrite: replace an existing file.
+        verify: called with the temporary path after writing; raises to refuse it.
+        what: a few words naming the file for error messages (default: its path).
+        suffix: ending of the temporary file after ``.partial`` (writers that choose the format
+            from the extension need the real one, e.g. ``.nii.gz``).
+
+    Raises:
+        HRINetError: the write, the check or the move failed; nothing was left at ``path``
+            (and an existing file there is unchanged).
+
+    Example:
+        >>> with atomic_write("out.csv") as tmp:  # doctest: +SKIP
+        ...     tmp.write_text("a,b\\n")
+    """
+    path = Path(path)
+    label = what or str(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.",
+                                    suffix=".partial" + suffix, dir=folder)
+    except OSError as exc:
+        raise HRINetError(f"cannot write {label} ({first_line(exc)}); check that the folder "
+                          "exists and is writable") from None
+    os.close(fd)
+    tmp = Path(name)
+    mode = 0o666 & ~_umask()
+    try:
+        os.chmod(tmp, mode)
+        yield tmp
+        os.chmod(tmp, mode)  # some writers (safetensors) replace the file with a 0600 one
+        if verify is not None:
+            try:
+                verify(tmp)
+            except HRINetError as exc:
+                raise HRINetError(f"cannot write {label}: {exc}") from None
+        _move_into_place(tmp, path, overwrite, label)
+    except HRINetError:
+        raise
+    except Exception as exc:
+        if not _is_write_error(exc):
+            raise
+        # SimpleITK's RuntimeError names a C++ source line, not the cause: say what is known
+        reason = "" if isinstance(exc, RuntimeError) else f" ({first_line(exc)})"
+        raise HRINetError(f"cannot write {label}{reason}; {_free_space(folder)} check free disk "
+                          "space and write permission; nothing was written") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _is_write_error(exc: Exception) -> bool:
+    """Errors that writers raise for I/O trouble (safetensors has its own exception class)."""
+    return isinstance(exc, (OSError, RuntimeError, ValueError)) or \
+        type(exc).__name__ == "SafetensorError"
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    return f"{free / 2**20:.0f} MB free there;" if free < 2**30 else ""
+
+
+def _move_into_place(tmp: Path, path: Path, overwrite: bool, label: str) -> None:
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:  # a hard link fails if path exists: no window between a check and the rename
+        os.link(tmp, path)
+    except FileExistsError:
+        raise HRINetError(f"{label} appeared while this was being written (another run?); "
+                          "it was left as it is and nothing was written; choose another "
+                          "name or pass --overwrite") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if path.exists():  # file systems without hard links: the best check they allow
+            raise HRINetError(f"{label} appeared while this was being written (another run?); "
+                              "nothing was written; choose another name or pass "
+                              "--overwrite") from None
+        os.replace(tmp, path)
+    else:
+        tmp.unlink()
+
+
+def write_text(path: PathLike, text: str, overwrite: bool = True, what: str = "") -> Path:
+    """Write ``text`` (UTF-8) atomically; read back and compared before the move."""
+    data = text.encode("utf-8")
+
+    def verify(tmp: Path) -> None:
+        if tmp.read_bytes() != data:
+            raise HRINetError("the text read back differs from what was written (disk full?); "
+                              "free disk space and retry")
+
+    with atomic_write(path, overwrite=overwrite, verify=verify, what=what) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(path)
+
+
+def complete_png(tmp: Path) -> None:
+    """A ``verify`` for PNG figures: the file ends with the PNG end chunk."""
+    with open(tmp, "rb") as f:
+        head = f.read(8)
+        f.seek(max(0, tmp.stat().st_size - 12))
+        tail = f.read()
+    if head != b"\x89PNG\r\n\x1a\n" or not tail.endswith(b"IEND\xaeB`\x82"):
+        raise HRINetError("the figure was cut off (disk full?); free disk space and retry")
+
+
+def complete_safetensors(tmp: Path) -> None:
+    """A ``verify`` for safetensors files: the header parses and the data it names is all there."""
+    size = tmp.stat().st_size
+    with open(tmp, "rb") as f:
+        raw = f.read(8)
+        n = struct.unpack("<Q", raw)[0] if len(raw) == 8 else -1
+        try:
+            header = json.loads(f.read(n)) if 0 < n <= size - 8 else None
+        except ValueError:
+            header = None
+    ends = [int(v["data_offsets"][1]) for k, v in (header or {}).items() if k != "__metadata__"]
+    if header is None or size != 8 + n + max(ends, default=0):
+        raise HRINetError("the tensors were cut off (disk full?); free disk space and retry")

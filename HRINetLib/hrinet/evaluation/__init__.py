@@ -1,0 +1,1 @@
+"""Scoring synthesised slices against the truth: metrics and the evaluation protocols (no torch)."""

@@ -1,0 +1,1 @@
+"""The learned methods: networks, the default model, weights files and inference (torch)."""

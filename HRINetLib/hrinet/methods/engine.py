@@ -1,0 +1,327 @@
+"""The volume interpolation engine: upsample a CT volume along z with exact geometry.
+
+Geometry contract of :func:`upsample_z` for a factor ``k``:
+
+- known slice ``i`` lands bit-exact at output index ``i * k``;
+- z spacing is divided by ``k``; origin and direction (oblique included) are unchanged, so every
+  known slice keeps its physical position;
+- output size along z is ``(n - 1) * k + 1``;
+- synthesised intensities come back in the input's pixel type, rounded and clipped to its range.
+
+Memory: the volume is streamed a few slice pairs at a time (plus the method's halo), so working
+memory is bounded by a few slices' worth; only the output itself is whole. Pass ``out=`` (for
+example a ``numpy.memmap``) to keep even that on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from hrinet.core.errors import Cancelled, HRINetError
+from hrinet.core.padding import find_padding
+from hrinet.core.volume import Volume, cast_like
+from hrinet.methods.registry import Interpolator, create_interpolator
+
+ProgressFn = Callable[[int, int], None]
+CancelFn = Callable[[], bool]
+
+#: Working-memory budget of one streamed chunk, in bytes.
+CHUNK_BYTES = int(os.environ.get("HRINET_CHUNK_MB", "128")) * 2 ** 20
+
+
+#: Slab ratios (thickness / spacing) below this are treated as thin slices sampled apart.
+MIN_SLAB_RATIO = 0.5
+#: Thicker slabs than this many slice spacings (or than MAX_THICKNESS_MM) are refused.
+MAX_SLAB_RATIO = 10.0
+MAX_THICKNESS_MM = 50.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`upsample_z` will do, resolved and validated before any work starts."""
+
+    factor: int
+    input_slices: int
+    output_slices: int
+    output_spacing: tuple
+    method: str
+    #: Slice thickness of the input in mm (0: thin slices sampled far apart).
+    thickness: float = 0.0
+    #: Where the thickness came from: "given", "DICOM" or "assumed".
+    thickness_source: str = "assumed"
+    #: thickness / input slice spacing; 0 when the input is treated as thin slices.
+    slab_ratio: float = 0.0
+
+    def describe(self) -> str:
+        sx, sy, sz = self.output_spacing
+        text = (f"x{self.factor} with {self.method}: {self.input_slices} -> {self.output_slices} "
+                f"slices, spacing {sx:.4g} x {sy:.4g} x {sz:.4g} mm")
+        if self.thickness_source == "assumed":
+            return text + ("; slice thickness unknown, assumed thin (known slices kept as they "
+                           "are; give the thickness to restore slab-averaged slices)")
+        if self.slab_ratio == 0:
+            return text + f"; slices {self.thickness:.4g} mm thick ({self.thickness_source}), " \
+                "treated as thin: known slices kept as they are"
+        return text + (f"; slices {self.thickness:.4g} mm thick ({self.thickness_source}, "
+                       f"{self.slab_ratio:.2f} x the spacing): learned models restore the known "
+                       "positions too (their slices are slab averages), other methods keep them")
+
+
+def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = None,
+                   target_spacing: Optional[float] = None) -> int:
+    """The integer upsampling factor from an explicit factor or a target slice spacing.
+
+    With neither given the target is isotropic: the finer in-plane spacing.
+    """
+    if factor is not None and target_spacing is not None:
+        raise HRINetError("give either a factor or a target spacing, not both")
+    if factor is not None:
+        if isinstance(factor, bool) or not float(factor).is_integer():
+            raise HRINetError(f"factor {factor} is not a whole number; give an integer >= 2")
+        k = int(factor)
+        if k < 2:
+            raise HRINetError(f"factor {k} leaves nothing to interpolate"
+                              if k == 1 else f"factor {k} is not positive; give an integer >= 2")
+        return k
+    target = in_plane if target_spacing is None else float(target_spacing)
+    if not math.isfinite(target) or target <= 0:
+        raise HRINetError(f"target spacing {target_spacing} mm is not positive; give a slice "
+                          "spacing in mm such as 1.0")
+    ratio = spacing_z / target
+    if ratio < 1.5 and target_spacing is None:
+        raise HRINetError(f"the volume is already close to isotropic (slice spacing "
+                          f"{spacing_z:.4g} mm, in-plane {in_plane:.4g} mm); give a factor or "
+                          "a finer target spacing to interpolate anyway")
+    if ratio < 1.5:
+        reachable = ", ".join(f"{spacing_z / k:.4g} mm (x{k})" for k in (2, 3, 4))
+        finer = "not finer than" if ratio <= 1 else "finer than"
+        raise HRINetError(f"target spacing {target:.4g} mm is {finer} the slice spacing "
+                          f"{spacing_z:.4g} mm by a factor of {ratio:.2f}; only whole factors are "
+                          f"possible: the nearest reachable spacings are {reachable}")
+    return int(round(ratio))
+
+
+def resolve_thickness(sz: float, thickness: Optional[float] = None,
+                      recorded: Optional[float] = None):
+    """``(thickness_mm, source, slab_ratio)`` for slices ``sz`` mm apart: the given thickness,
+    else the one ``recorded`` with the volume (DICOM Slice Thickness), else 0 (assumed)."""
+    if thickness is None:
+        if recorded is None:
+            return 0.0, "assumed", 0.0
+        thickness, source = float(recorded), "DICOM"
+    else:
+        source = "given"
+    thickness = float(thickness)
+    if not math.isfinite(thickness) or thickness < 0:
+        raise HRINetError(f"slice thickness {thickness:g} mm is not valid; give 0 (thin slices "
+                          "sampled apart) or the series' slice thickness in mm, e.g. 5")
+    if thickness > MAX_THICKNESS_MM or thickness > MAX_SLAB_RATIO * sz:
+        raise HRINetError(f"slice thickness {thickness:g} mm is implausible for slices "
+                          f"{sz:.4g} mm apart (at most {min(MAX_THICKNESS_MM, MAX_SLAB_RATIO * sz):.4g}"
+                          " mm); check the value (it is the slab width, not the volume's extent)")
+    ratio = thickness / sz
+    return thickness, source, (ratio if ratio >= MIN_SLAB_RATIO else 0.0)
+
+
+def plan_upsampling(volume: Volume, factor: Optional[float] = None,
+                    target_spacing: Optional[float] = None, method: str = "linear",
+                    thickness: Optional[float] = None) -> Plan:
+    """Validate the input and parameters and return the :class:`Plan` (no work done).
+
+    ``thickness`` is the input's slice thickness in mm (None: DICOM Slice Thickness when the
+    volume came from DICOM, else assumed 0, thin slices sampled far apart).
+    """
+    if volume.array.ndim != 3:
+        raise HRINetError(f"expected a 3D volume, got an array of {volume.array.ndim} dimensions")
+    return make_plan(volume.array.shape[0], volume.spacing, factor, target_spacing, method,
+                     thickness, volume.metadata.get("slice_thickness_mm"))
+
+
+def make_plan(slices: int, spacing, factor: Optional[float] = None,
+              target_spacing: Optional[float] = None, method: str = "linear",
+              thickness: Optional[float] = None, recorded_thickness: Optional[float] = None) -> Plan:
+    """The :class:`Plan` from header values alone (slice count and spacing), so that a caller
+    holding no voxels (the Slicer panel, on every change of its controls) makes the same plan
+    the engine runs."""
+    if slices < 2:
+        raise HRINetError(f"the volume has {slices} slice; interpolation needs at least 2 slices")
+    sx, sy, sz = spacing
+    k = resolve_factor(sz, min(sx, sy), factor, target_spacing)
+    t, source, ratio = resolve_thickness(sz, thickness, recorded_thickness)
+    return Plan(factor=k, input_slices=slices, output_slices=(slices - 1) * k + 1,
+                output_spacing=(sx, sy, sz / k), method=method, thickness=t,
+                thickness_source=source, slab_ratio=ratio)
+
+
+def _check_finite(array: np.ndarray, step: int = 16) -> None:
+    if not np.issubdtype(array.dtype, np.floating):
+        return
+    bad = 0
+    for s in range(0, array.shape[0], step):
+        bad += int(np.count_nonzero(~np.isfinite(array[s:s + step])))
+    if bad:
+        raise HRINetError(f"the volume holds {bad} NaN or infinite voxels; replace them "
+                          "(for example with the background value) before interpolating")
+
+
+def available_memory() -> int:
+    """Bytes of physical memory available now (Linux/macOS; a large number elsewhere)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 50
+
+
+def check_memory(volume: Volume, plan: Plan, streamed_out: bool = False,
+                 output_copies: int = 1) -> int:
+    """Refuse before any work when the output cannot fit in memory; returns the bytes needed.
+
+    Working memory is a few slices; the output array is the only whole-volume allocation,
+    unless the caller streams it into ``out=`` (e.g. a memmap). ``output_copies``: how many
+    output-sized arrays the caller will hold at once (2 when it then writes the result: the
+    writer, and the read-back that verifies the file, each hold one copy beside it).
+    """
+    n, ny, nx = volume.array.shape
+    slice_bytes = ny * nx * volume.array.dtype.itemsize
+    outputs = (output_copies - 1) + (0 if streamed_out else 1)
+    need = CHUNK_BYTES + outputs * plan.output_slices * slice_bytes
+    have = available_memory()
+    if need > 0.9 * have:
+        raise HRINetError(
+            f"the x{plan.factor} output needs {need / 2**30:.1f} GiB but only "
+            f"{have / 2**30:.1f} GiB of memory is free; use a smaller factor (or coarser "
+            "spacing), crop the volume, or free memory")
+    return need
+
+
+def intensity_warnings(array: np.ndarray) -> list:
+    """Warnings when the intensities do not look like CT in Hounsfield units."""
+    sample = array[:: max(1, array.shape[0] // 8)]
+    lo, hi = float(sample.min()), float(sample.max())
+    if lo >= 0 and hi <= 255:
+        return [f"intensities span {lo:g}..{hi:g}, like an 8-bit image rather than CT in HU; "
+                "learned models expect HU, so check the result or use the cubic method (--method cubic)"]
+    if lo >= 0 and hi > 0:
+        return [f"intensities span {lo:g}..{hi:g} with no negative values (air in CT is "
+                "about -1000 HU): this may be MRI or rescaled CT; learned models expect HU, so "
+                "check the result or use the cubic method (--method cubic)"]
+    return []
+
+
+def work_dtype(dtype: np.dtype, interp) -> type:
+    """float64 where float32 would change values a method can reproduce exactly (float64
+    volumes; integers beyond 2^24), for methods that compute in their input's precision."""
+    dtype = np.dtype(dtype)
+    wide = dtype == np.float64 or (np.issubdtype(dtype, np.integer) and dtype.itemsize >= 4)
+    return np.float64 if wide and getattr(interp, "precise", False) else np.float32
+
+
+def _pairs_per_chunk(slice_bytes: int, factor: int, halo: int) -> int:
+    # window (pairs + 1 + 2 halo) slices in float32/64 plus (factor-1) results per pair
+    per_pair = slice_bytes * (factor + 2)
+    return max(1, min(64, (CHUNK_BYTES - 2 * halo * slice_bytes) // per_pair))
+
+
+def upsample_z(volume: Volume, factor: Optional[float] = None,
+               target_spacing: Optional[float] = None, method: str = "linear",
+               device: str = "auto", weights: Optional[str] = None,
+               progress: Optional[ProgressFn] = None, cancel: Optional[CancelFn] = None,
+               interpolator: Optional[Interpolator] = None,
+               out: Optional[np.ndarray] = None, thickness: Optional[float] = None,
+               plan: Optional[Plan] = None, pad_aware: bool = True) -> Volume:
+    """Upsample ``volume`` along z by an integer factor.
+
+    Args:
+        volume: the input; never modified.
+        factor: integer factor >= 2. Mutually exclusive with ``target_spacing``.
+        target_spacing: wanted slice spacing in mm; the factor is ``round(spacing_z / target)``.
+            With neither given, the target is isotropic (the finer in-plane spacing).
+        method: a registered method name (:func:`hrinet.methods.available_methods`).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"`` for learned methods.
+        weights: a weights file for learned methods (default: the shipped model).
+        progress: called as ``progress(done_pairs, total_pairs)``.
+        cancel: polled between chunks; returning True raises :class:`hrinet.core.errors.Cancelled`.
+        interpolator: an already created method instance (reuse across volumes).
+        out: optional preallocated output array ``((n-1)*k+1, y, x)`` of the input dtype.
+        thickness: slice thickness of the input in mm; see :func:`plan_upsampling`. With a
+            slab (thickness at least half the spacing) a method that can (``restores_known``)
+            also restores the known positions, which are then no longer copied unchanged.
+        plan: the :class:`Plan` the caller made and showed (:func:`plan_upsampling`), run as it
+            is; then ``factor``, ``target_spacing``, ``method`` and ``thickness`` are not used.
+        pad_aware: find the padding outside the scan circle (:mod:`hrinet.core.padding`), show the
+            method air there and write the padding back into the synthesised slices.
+
+    Returns:
+        A new :class:`Volume` with the upsampled voxels and geometry.
+    """
+    if plan is None:
+        plan = plan_upsampling(volume, factor, target_spacing, method, thickness)
+    elif plan.input_slices != volume.array.shape[0]:
+        raise HRINetError(f"the plan is for {plan.input_slices} slices but the volume has "
+                          f"{volume.array.shape[0]}; make the plan from this volume")
+    method = plan.method
+    check_memory(volume, plan, streamed_out=out is not None)
+    _check_finite(volume.array)
+    interp = interpolator or create_interpolator(method, device=device, weights=weights)
+    src = volume.array
+    n, ny, nx = src.shape
+    k = plan.factor
+    if out is None:
+        out = np.empty((plan.output_slices, ny, nx), dtype=src.dtype)
+    elif out.shape != (plan.output_slices, ny, nx) or out.dtype != src.dtype:
+        raise HRINetError(f"out= must be {(plan.output_slices, ny, nx)} {src.dtype}")
+    restore = plan.slab_ratio > 0 and getattr(interp, "restores_known", False)
+    if hasattr(interp, "slab_ratio"):
+        interp.slab_ratio = plan.slab_ratio
+    first = 0 if restore else 1
+    fractions = [j / k for j in range(first, k)]
+    work = work_dtype(src.dtype, interp)
+    chunk = _pairs_per_chunk(ny * nx * 8, k, interp.halo)
+    total = n - 1
+    padding = find_padding(src) if pad_aware else None
+    for p0 in range(0, total, chunk):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        p1 = min(total, p0 + chunk)
+        lo, hi = max(0, p0 - interp.halo), min(n, p1 + 1 + interp.halo)
+        window = src[lo:hi].astype(work)
+        pairs = range(p0 - lo, p1 - lo)
+        if padding is not None:  # the methods see air there; the padding is written back
+            masks = padding.masks(window)
+            synth = padding.restore(interp.interpolate(padding.hide(window, masks), pairs,
+                                                       fractions), masks, pairs, fractions)
+        else:
+            synth = interp.interpolate(window, pairs, fractions)
+        for i, p in enumerate(range(p0, p1)):
+            out[p * k + first:(p + 1) * k] = cast_like(synth[i], src.dtype)
+            if not restore:
+                out[p * k] = src[p]
+        if progress is not None:
+            progress(p1, total)
+    if restore:  # the last known position: fraction 1 of the last pair
+        lo = max(0, n - 2 - interp.halo)
+        window = src[lo:].astype(work)
+        if padding is not None:
+            masks = padding.masks(window)
+            last = padding.restore(interp.interpolate(padding.hide(window, masks),
+                                                      [n - 2 - lo], [1.0]),
+                                   masks, [n - 2 - lo], [1.0])
+        else:
+            last = interp.interpolate(window, [n - 2 - lo], [1.0])
+        out[(n - 1) * k] = cast_like(last[0, 0], src.dtype)
+    else:
+        out[(n - 1) * k] = src[n - 1]
+    result = Volume(array=out, spacing=plan.output_spacing, origin=volume.origin,
+                    direction=volume.direction.copy(), metadata=dict(volume.metadata))
+    result.metadata.pop("slice_thickness_mm", None)  # the output is a thin-slice volume
+    result.metadata.update(method=interp.name, factor=k, restored_known=restore,
+                           padding=None if padding is None else padding.value,
+                           runtime_warnings=(
+        (intensity_warnings(src) if getattr(interp, "expects_hu", False) else []) +
+        list(getattr(interp, "runtime_warnings", []))))
+    return result

@@ -1,0 +1,87 @@
+"""The method registry the engine draws from.
+
+A method is an :class:`Interpolator`: given a window of known slices (float32 or float64,
+``(w, y, x)``) it synthesises the slices at fractions ``t`` in (0, 1) between chosen
+neighbouring pairs. The classical methods register themselves when :mod:`hrinet.methods` is
+imported; learned ones are listed by name and imported only when created (they need torch), so
+callers never change when one is added.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Dict, List, Protocol, Sequence
+
+import numpy as np
+
+from hrinet.core.constants import CLASSICAL_METHODS, VARIANTS
+from hrinet.core.errors import HRINetError
+from hrinet.core.shipped import find_weights
+
+
+class Interpolator(Protocol):
+    """What the engine needs from a method."""
+
+    name: str
+    #: Known slices needed on each side of a pair beyond the pair itself.
+    halo: int
+
+    def interpolate(self, window: np.ndarray, pairs: Sequence[int],
+                    fractions: Sequence[float]) -> np.ndarray:
+        """Slices between ``window[p]`` and ``window[p + 1]`` for each ``p`` in ``pairs``.
+
+        ``fractions[j]`` = 0 would be ``window[p]`` and 1 would be ``window[p + 1]``. Returns a
+        float32 array ``(len(pairs), len(fractions), y, x)``.
+        """
+        ...
+
+
+_REGISTRY: Dict[str, Callable[..., Interpolator]] = {}
+
+
+def register_method(name: str) -> Callable:
+    """Decorator registering a factory ``f(**options) -> Interpolator`` under ``name``."""
+
+    def wrap(factory: Callable[..., Interpolator]) -> Callable[..., Interpolator]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+#: Learned methods, registered by name -> "module:factory" and imported only when created, so
+#: that the classical methods (and everything that lists methods) work without torch.
+_LAZY: Dict[str, str] = {name: "hrinet.learned.inference:learned_method"
+                         for name in ("hrinet",) + VARIANTS}
+
+
+def available_methods() -> List[str]:
+    """Names accepted by ``method=`` (no learned code is imported)."""
+    return sorted(set(_REGISTRY) | set(_LAZY))
+
+
+def create_interpolator(name: str, **options) -> Interpolator:
+    """Instantiate a registered method; ``options`` (device, weights...) go to its factory.
+
+    Example:
+        >>> create_interpolator("cubic").name
+        'cubic'
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name](**options)
+    if name in _LAZY:
+        module, factory = _LAZY[name].split(":")
+        try:
+            imported = importlib.import_module(module)
+        except ImportError as exc:
+            raise HRINetError(f"method {name} needs PyTorch, which is not installed "
+                              f"({exc.name or exc}); install torch, or use "
+                              f"{', '.join(CLASSICAL_METHODS)}") from None
+        return getattr(imported, factory)(name, **options)
+    raise HRINetError(f"unknown method {name!r}; choose one of "
+                      f"{', '.join(available_methods())}")
+
+
+def default_method() -> str:
+    """``hrinet`` when the shipped default weights exist, else ``cubic``."""
+    return "hrinet" if find_weights() is not None else "cubic"

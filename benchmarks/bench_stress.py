@@ -1,0 +1,164 @@
+"""Trust on any scanner: each volume under what real scanners do, every factor, per cell.
+
+    python benchmarks/bench_stress.py [VOLUME ...] [--weights NAME=FILE ...] [--out DIR]
+
+Each volume (default: the validation volumes of ../shared/data/ct) is taken as scanned and
+re-made as another scanner would have given it: a small display field of view (everything
+outside a circle that cuts through the body set to -2000 or -3024 HU), added noise at two doses
+(20 and 40 HU), a bone kernel (in-plane sharpening). Each version is decimated at x2, x4, x6, x8
+and x12 and upsampled back by linear, cubic, flow and the default model (and any ``--weights``);
+PSNR_HU and SSIM_win of the synthesised slices are printed per cell, with every cell where a
+learned model falls below the best classical method (PSNR: linear, cubic, flow; SSIM_win: linear,
+cubic) marked and listed. The central ``--slices`` slices of each volume are used (speed).
+Results go to ``DIR/stress.csv`` and ``DIR/stress.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+from hrinet.core.io import read_volume
+from hrinet.core.volume import Volume, cast_like
+from hrinet.evaluation.evaluate import evaluate_volume
+from hrinet.learned.inference import load_interpolator
+from hrinet.training.augment import apply_kernel, apply_noise, circle_mask
+from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
+
+VOLUMES = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom"]
+CLASSICAL = ["linear", "cubic", "flow"]
+FACTORS = (2, 4, 6, 8, 12)
+#: Field-of-view circle radius as a fraction of the slice (cuts through a chest or abdomen).
+FOV_RADIUS = 0.36
+CONDITIONS = ("scanned", "fov-2000", "fov-3024", "noise-20", "noise-40", "bone-kernel")
+
+
+def stressed(volume: Volume, condition: str, seed: int = 0) -> Volume:
+    """``volume`` as a scanner under ``condition`` would have given it (the truth included)."""
+    a = volume.array.astype(np.float32)
+    if condition == "scanned":
+        return volume
+    if condition.startswith("fov"):
+        out = volume.array.copy()
+        out[:, circle_mask(a.shape[1:], (0.5, 0.5, FOV_RADIUS))] = -float(condition.split("-")[1])
+        return volume.with_array(out)
+    if condition.startswith("noise"):
+        a = apply_noise(a, float(condition.split("-")[1]), np.random.default_rng(seed))
+    elif condition == "bone-kernel":
+        a = apply_kernel(a, 1.0)
+    else:
+        raise SystemExit(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
+    return volume.with_array(cast_like(a, volume.array.dtype))
+
+
+def central(volume: Volume, slices: int) -> Volume:
+    n = volume.array.shape[0]
+    if n <= slices:
+        return volume
+    lo = (n - slices) // 2
+    return volume.with_array(volume.array[lo:lo + slices].copy())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("volumes", nargs="*", help="thin volumes (default: the validation volumes)")
+    p.add_argument("--weights", nargs="*", default=[], metavar="NAME=FILE",
+                   help="more models to score beside the shipped default, e.g. new=w.safetensors")
+    p.add_argument("--no-default", action="store_true", help="leave the shipped default out")
+    p.add_argument("--factors", default=",".join(map(str, FACTORS)))
+    p.add_argument("--conditions", default=",".join(CONDITIONS))
+    p.add_argument("--slices", type=int, default=49, help="central slices used (default 49)")
+    p.add_argument("--out", default="out/stress")
+    p.add_argument("--figure", help="also draw a coronal reformat of the first volume as "
+                   "scanned at the largest factor (truth, linear, each model) into this PNG")
+    args = p.parse_args()
+    paths = [Path(v) for v in args.volumes] or [SHARED_CT / v for v in VOLUMES]
+    models = {} if args.no_default else {"hrinet": load_interpolator(None, device="cpu")}
+    for item in args.weights:
+        name, _, path = item.partition("=")
+        models[name] = load_interpolator(path, device="cpu")
+    methods = CLASSICAL + list(models)
+    factors = [int(f) for f in args.factors.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in paths:
+        base = central(read_volume(path), args.slices)
+        for cond in args.conditions.split(","):
+            vol = stressed(base, cond)
+            usable = [k for k in factors if (vol.array.shape[0] - 1) // k >= 1]
+            t0 = time.time()
+            kept = {}
+            keep = None
+            if args.figure and cond == "scanned" and path == paths[0]:
+                keep = lambda k, m, a: kept.__setitem__(m, a) if k == max(usable) else None  # noqa: E731
+            for r in evaluate_volume(vol, path.name, usable, methods, device="cpu",
+                                     interpolators=dict(models), keep=keep):
+                rows.append(dict(volume=path.name, condition=cond, factor=r.factor,
+                                 method=r.method, psnr_hu=r.psnr_hu, ssim_win=r.ssim_win))
+            print(f"{path.name} {cond}: {time.time() - t0:.0f} s", flush=True)
+            if kept:
+                coronal_figure(vol, max(usable), kept, ["linear"] + list(models), args.figure)
+    with open(out / "stress.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    table, losses = report(rows, list(models))
+    (out / "stress.md").write_text(table + "\n\n" + "\n".join(losses) + "\n")
+    print(table)
+    print("\n".join(losses) or "no cell below the best classical method")
+
+
+def coronal_figure(volume: Volume, k: int, outputs: dict, methods, path) -> None:
+    """Coronal reformats through the volume's centre: the truth and each method at factor k,
+    in the lung window (-1350 to 150 HU) and at the true aspect ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = outputs["linear"].shape[0]
+    y = volume.array.shape[1] // 2
+    panels = [("truth", volume.array[:n, y, :])] + [(m, outputs[m][:, y, :]) for m in methods]
+    sx, _, sz = volume.spacing
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2 * n * sz / (
+        volume.array.shape[2] * sx) + 0.6))
+    for ax, (name, img) in zip(axes, panels):
+        ax.imshow(img, cmap="gray", vmin=-1350, vmax=150, aspect=sz / sx, origin="upper")
+        ax.set_title(name if name == "truth" else f"{name}, x{k}", fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(rows, learned):
+    """The markdown table (PSNR_HU / SSIM_win per method) and the list of losing cells."""
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["volume"], r["condition"], r["factor"]), {})[r["method"]] = r
+    head = "| volume | condition | x | " + " | ".join(
+        CLASSICAL + learned + [f"{m} - best" for m in learned]) + " |"
+    lines = [head, "|" + "---|" * (3 + len(CLASSICAL) + 2 * len(learned))]
+    losses = []
+    for (vol, cond, k), m in cells.items():
+        best_p = max(m[c]["psnr_hu"] for c in CLASSICAL)
+        best_s = max(m[c]["ssim_win"] for c in ("linear", "cubic"))
+        row = [vol, cond, str(k)] + [f"{m[c]['psnr_hu']:.2f} / {m[c]['ssim_win']:.3f}"
+                                     for c in CLASSICAL + learned]
+        for name in learned:
+            dp, ds = m[name]["psnr_hu"] - best_p, m[name]["ssim_win"] - best_s
+            lost = dp < 0 or ds < 0
+            row.append(("**" if lost else "") + f"{dp:+.2f} / {ds:+.4f}" + ("**" if lost else ""))
+            if lost:
+                losses.append(f"- {name} loses at {vol} {cond} x{k}: PSNR_HU {dp:+.2f} dB vs "
+                              f"the best classical, SSIM_win {ds:+.4f} vs the best of linear/cubic")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines), losses
+
+
+if __name__ == "__main__":
+    main()
