@@ -607,8 +607,23 @@ def test_drop_context_reaches_the_sampler_and_is_recorded_in_the_stage_settings(
     assert meta["lineage"][-1]["settings"]["drop_context"] == 0.3
 
 
+def test_augment_reaches_the_sampler_and_the_sidecar_names_data_without_paths(tmp_path):
+    from hrinet.training.options import CONFIG_OPTIONS
+
+    assert CONFIG_OPTIONS["augment"] == "augment"  # --augment on the CLI
+    cfg = dataclasses.replace(tiny("hrinet-flow", 1, augment=0.5),
+                              data=[str(tmp_path / "far" / "away" / "a.nrrd")])
+    tr = Trainer(cfg, tmp_path / "run", volumes=volumes()[:1], log=None)
+    assert tr.sampler.augment == 0.5
+    _, meta = load_weights(tr.run())
+    assert meta["lineage"][-1]["settings"]["augment"] == 0.5
+    assert meta["training"]["config"]["data"] == ["a.nrrd"]  # the name, not the machine's path
+    assert len(meta["training"]["volumes"][0]["voxel_sha256"]) == 64
+
+
 @pytest.mark.parametrize("setting, value", [("lr", -1.0), ("lr", 0.0), ("ema", 1.0),
                                             ("overlap", 3.0), ("drop_context", -0.1),
+                                            ("augment", 1.5),
                                             ("lr_final", 1.5), ("decay_start", 1.5),
                                             ("checkpoint_minutes", -1.0),
                                             ("batch", 0), ("samples_per_group", 0),
