@@ -36,6 +36,30 @@ def test_too_few_slices_to_adapt_is_one_clear_line():
         split_for_adaptation(vol)
 
 
+def _thick():
+    return make_phantom(size=(64, 64, 24), spacing=(1, 1, 4), seed=1)
+
+
+def test_a_folder_holding_a_training_run_is_refused_and_left_as_it_was(tmp_path, start_weights):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("checkpoint.safetensors", "config.json", "hrinet-flow.safetensors"):
+        (run / name).write_text(name)
+    before = {p.name: p.read_text() for p in run.iterdir()}
+    with pytest.raises(HRINetError, match="holds a training run or weights"):
+        adapt(_thick(), run, weights=str(start_weights), iterations=1, device="cpu", log=None)
+    assert {p.name: p.read_text() for p in run.iterdir()} == before
+
+
+def test_starting_weights_inside_the_output_folder_are_refused_and_kept(tmp_path,
+                                                                       start_weights):
+    data = start_weights.read_bytes()
+    with pytest.raises(HRINetError, match="lie in --out"):
+        adapt(_thick(), tmp_path, weights=str(start_weights), iterations=1, device="cpu",
+              log=None)
+    assert start_weights.read_bytes() == data
+
+
 @pytest.mark.slow
 def test_a_failed_adaptation_keeps_the_starting_model(tmp_path, start_weights):
     # Pure noise and a learning rate far too large: the adapted model can only get worse.

@@ -45,7 +45,7 @@ def test_truncated_nifti_is_refused(tmp_path, phantom):
     bad = tmp_path / "bad.nii.gz"
     bad.write_bytes(good.read_bytes()[:200])
     r = cli("interpolate", bad, tmp_path / "o.nrrd", "--method", "linear")
-    one_line_error(r, "cannot read")
+    one_line_error(r, "cut off")
     assert not (tmp_path / "o.nrrd").exists()
 
 

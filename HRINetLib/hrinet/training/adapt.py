@@ -45,6 +45,10 @@ from hrinet.training.trainer import (
 )
 
 ADAPTED_NAME = "hrinet-adapted.safetensors"
+#: Marks a folder as adaptation's own: only such a folder (or a new or empty one) is written to.
+FOLDER_MARK = ".hrinet-adapt"
+#: What a folder that holds a training run or weights of the user's shows.
+_OTHERS = ("config.json", "log.csv", "val.jsonl", "progress.json", CHECKPOINT, PREVIOUS)
 #: The held-out block must allow a few x2 predictions.
 MIN_HOLDOUT = 9
 
@@ -89,6 +93,24 @@ def heldout_psnr(model, block: Volume, device) -> float:
     return evaluate_volume(block, "held-out", [2], ["m"], interpolators={"m": interp})[0].psnr_hu
 
 
+def check_folder(out: Path, start: str) -> None:
+    """Refuse, before anything is written, an ``out`` whose contents adaptation would replace:
+    a training run or weights that are not adaptation's own, or the starting weights."""
+    if out.exists() and not out.is_dir():
+        raise HRINetError(f"--out {out} is a file; give a folder for the adaptation")
+    where = Path(start).resolve()
+    if out.resolve() == where.parent or out.resolve() in where.parents:
+        raise HRINetError(f"the starting weights {start} lie in --out {out}, where adaptation "
+                          "writes; choose another --out folder")
+    if out.is_dir() and not (out / FOLDER_MARK).exists():
+        theirs = sorted(p.name for p in out.iterdir()
+                        if p.suffix == ".safetensors" or p.name in _OTHERS)
+        if theirs:
+            raise HRINetError(f"--out {out} holds a training run or weights "
+                              f"({', '.join(theirs[:3])}) that adaptation would replace; choose "
+                              "a new or empty folder")
+
+
 def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 200,
           lr: float = 3e-5, crop: int = 128, device: str = "auto", margin_db: float = 0.05,
           case: str = "case", progress: Optional[Callable[[int, int, dict], None]] = None,
@@ -100,6 +122,10 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
         raise HRINetError("no default weights to adapt; give a weights file")
     variant = read_metadata(start)["variant"]
     parts, block = split_for_adaptation(thick)
+    check_folder(out, start)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / FOLDER_MARK).write_text("written by hrinet adapt: this folder is adaptation's own\n")
+    (out / "adapt.json").unlink(missing_ok=True)  # an earlier verdict is not this run's
     dev = resolve_device(device)
     crop = min(crop, 64 * max(1, min(thick.array.shape[1:]) // 64))
     cfg = TrainConfig(variant=variant, iterations=iterations, crop=crop, batch=4, lr=lr,

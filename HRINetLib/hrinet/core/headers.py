@@ -1,0 +1,181 @@
+"""What a volume file's header promises, checked before the image reader is trusted with it.
+
+ITK reads a cut-off NIfTI file with zero-filled slices and no error, turns a spacing of 0 or NaN
+into 1 mm, and follows a detached header's data file wherever it points (``../../etc/passwd``).
+Each of these would give the user a silently wrong volume, or read a file they never named. So
+every file is checked here first: the data the header describes is all there, the spacing is a
+positive number, and a detached data file lies in the header's own folder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+import struct
+import zlib
+from pathlib import Path
+from typing import List
+
+from hrinet.core.errors import HRINetError
+
+#: NIfTI datatype codes whose bytes per voxel ITK reads (bitpix is read from the header too).
+_NIFTI1, _NIFTI2 = 348, 540
+
+
+def _gzip_length(path: Path) -> int:
+    """Bytes a gzip file decompresses to; a cut-off stream raises HRINetError."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    n = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            n += len(d.decompress(chunk))
+            while d.unused_data:  # a multi-member gzip file: the next member
+                rest = d.unused_data
+                d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                n += len(d.decompress(rest))
+    if not d.eof:
+        raise HRINetError(f"{path} is cut off (its compressed data ends early); the file is "
+                          "incomplete, copy or export it again")
+    return n
+
+
+def check_nifti(path: Path) -> None:
+    """A NIfTI file holds all the voxels its header describes, with a usable spacing."""
+    gz = path.name.lower().endswith(".gz")
+    opener = gzip.open if gz else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(_NIFTI2)
+    except gzip.BadGzipFile:
+        raise HRINetError(f"cannot read {path}: not gzip-compressed data although it is named "
+                          ".gz; check the file is a complete NIfTI file") from None
+    except (OSError, EOFError):
+        raise HRINetError(f"{path} is cut off or damaged (its data cannot be read to the end "
+                          "of its header); the file is incomplete, copy or export it again") \
+            from None
+    if len(head) < _NIFTI1:
+        raise HRINetError(f"{path} is cut off inside its header; the file is incomplete")
+    for endian in "<>":
+        size = struct.unpack(endian + "i", head[:4])[0]
+        if size in (_NIFTI1, _NIFTI2):
+            break
+    else:
+        return  # not NIfTI-1/2 (ITK will say what it is)
+    if size == _NIFTI1:
+        dims = struct.unpack(endian + "8h", head[40:56])
+        bitpix = struct.unpack(endian + "h", head[72:74])[0]
+        pixdim = struct.unpack(endian + "8f", head[76:108])
+        offset = int(struct.unpack(endian + "f", head[108:112])[0])
+    else:
+        if len(head) < _NIFTI2:
+            raise HRINetError(f"{path} is cut off inside its header; the file is incomplete")
+        bitpix = struct.unpack(endian + "h", head[14:16])[0]
+        dims = struct.unpack(endian + "8q", head[16:80])
+        pixdim = struct.unpack(endian + "8d", head[104:168])
+        offset = struct.unpack(endian + "q", head[168:176])[0]
+    ndim = max(1, min(7, dims[0]))
+    for i in range(1, min(ndim, 3) + 1):
+        if pixdim[i] == 0:
+            raise HRINetError(f"{path} has a zero voxel spacing in its header (pixdim along "
+                              f"axis {i}); fix the header so every spacing is a positive number "
+                              "of mm")
+        if not math.isfinite(pixdim[i]):
+            raise HRINetError(f"{path} has voxel spacing {pixdim[i]} along axis {i} in its header "
+                              "(pixdim); fix the header so every spacing is a positive number "
+                              "of mm")
+    voxels = 1
+    for d in dims[1:ndim + 1]:
+        voxels *= max(1, int(d))
+    need = max(offset, size) + voxels * max(1, bitpix) // 8
+    have = _gzip_length(path) if gz else path.stat().st_size
+    if have < need:
+        raise HRINetError(f"{path} is cut off: its header describes {need} bytes, the file holds "
+                          f"{have}; the file is incomplete, copy or export it again")
+
+
+def _header_lines(path: Path, limit: int = 1 << 16) -> List[str]:
+    """The text header of an NRRD or MetaImage file (up to the blank line or the data)."""
+    with open(path, "rb") as f:
+        raw = f.read(limit)
+    end = raw.find(b"\n\n")
+    text = raw[: end if end >= 0 else len(raw)].decode("latin-1")
+    return text.splitlines()
+
+
+def _inside(header: Path, data: str) -> None:
+    target = (header.parent / data).resolve()
+    if header.parent.resolve() not in target.parents:
+        raise HRINetError(f"{header} points at data outside its own folder ({data}); move the "
+                          "data file beside the header and name it without a folder")
+
+
+def check_nrrd(path: Path) -> None:
+    """An NRRD header: finite positive spacings; a detached data file in the header's folder."""
+    lines = _header_lines(path)
+    if not lines or not lines[0].startswith("NRRD"):
+        return
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("spacings", "space directions"):
+            numbers = re.findall(r"[-+]?(?:nan|inf|\d*\.?\d+(?:e[-+]?\d+)?)", value.lower())
+            if any(not math.isfinite(float(n)) for n in numbers):
+                raise HRINetError(f"{path} has a spacing that is not a number ({value.strip()}); "
+                                  "fix the header so every spacing is a positive number of mm")
+            if key == "spacings" and any(float(n) == 0 for n in numbers):
+                raise HRINetError(f"{path} has a zero voxel spacing in its header; fix the "
+                                  "header so every spacing is a positive number of mm")
+        elif key in ("data file", "datafile"):
+            value = value.strip()
+            if value.upper().startswith("LIST"):
+                names = [ln.strip() for ln in lines[lines.index(line) + 1:] if ln.strip()]
+            else:
+                names = [value.split()[0]] if value else []
+            for name in names:
+                if "%" not in name:
+                    _inside(path, name)
+
+
+def check_metaimage(path: Path) -> None:
+    """A MetaImage header: a detached data file in the header's folder."""
+    for line in _header_lines(path):
+        key, _, value = line.partition("=")
+        if key.strip() == "ElementDataFile":
+            value = value.strip()
+            if value.upper() not in ("LOCAL", "") and not value.upper().startswith("LIST"):
+                if "%" not in value:
+                    _inside(path, value.split()[0])
+
+
+def data_files(path: Path) -> List[Path]:
+    """The detached data files a header names (empty for a file that holds its own data)."""
+    name = path.name.lower()
+    found = []
+    if name.endswith(".nhdr"):
+        for line in _header_lines(path):
+            key, _, value = line.partition(":")
+            if key.strip().lower() in ("data file", "datafile") and value.strip() and \
+                    not value.strip().upper().startswith("LIST") and "%" not in value:
+                found.append(path.parent / value.strip().split()[0])
+    elif name.endswith(".mhd"):
+        for line in _header_lines(path):
+            key, _, value = line.partition("=")
+            if key.strip() == "ElementDataFile" and value.strip().upper() != "LOCAL" and \
+                    "%" not in value and not value.strip().upper().startswith("LIST"):
+                found.append(path.parent / value.strip().split()[0])
+    return found
+
+
+def check_file(path: Path) -> None:
+    """Every check that applies to ``path``'s format (by its suffix)."""
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        check_nifti(path)
+    elif name.endswith((".nrrd", ".nhdr")):
+        check_nrrd(path)
+    elif name.endswith((".mha", ".mhd")):
+        check_metaimage(path)
