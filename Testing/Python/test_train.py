@@ -421,6 +421,35 @@ def test_a_damaged_checkpoint_resumes_from_the_one_before_it_and_says_so(tmp_pat
     assert "checksum" in said[0] and "step 2" in said[0]
 
 
+def test_after_a_fallback_resume_the_next_save_never_replaces_the_good_checkpoint(tmp_path):
+    from hrinet.training.checkpoint import PREVIOUS, read_checkpoint, write_checkpoint
+
+    tr = Trainer(tiny("hrinet-flow", 6), tmp_path, volumes=volumes(), log=None)
+    tr.run(stop_at=2)
+    Trainer(tiny("hrinet-flow", 6), tmp_path, resume=True, volumes=volumes(),
+            log=None).run(stop_at=4)
+    _flip_a_tensor_byte(tmp_path / CHECKPOINT)
+    good = (tmp_path / PREVIOUS).read_bytes()
+    tensors, state = read_checkpoint(tmp_path / PREVIOUS)
+    write_checkpoint(tmp_path, tensors, dict(state, step=3))  # the resumed run's next save
+    assert (tmp_path / PREVIOUS).read_bytes() == good  # the damaged one did not move over it
+    assert read_checkpoint(tmp_path / CHECKPOINT)[1]["step"] == 3
+
+
+def test_an_edited_training_state_is_recognised(tmp_path):
+    import json
+
+    from hrinet.training.checkpoint import read_checkpoint
+    from safetensors.torch import load_file, save_file
+
+    Trainer(tiny("hrinet-flow", 4), tmp_path, volumes=volumes(), log=None).run(stop_at=2)
+    ckpt = tmp_path / CHECKPOINT
+    _, state = read_checkpoint(ckpt)
+    save_file(load_file(str(ckpt)), str(ckpt), metadata={"state": json.dumps(dict(state, step=1))})
+    with pytest.raises(HRINetError, match="training state"):
+        read_checkpoint(ckpt)
+
+
 @pytest.mark.parametrize("damage", ["flipped byte", "truncated"])
 def test_a_damaged_checkpoint_without_an_earlier_one_is_one_line_not_an_internal_error(
         tmp_path, damage):

@@ -1,8 +1,10 @@
 """Training checkpoints: one safetensors file of every tensor plus the run's state as JSON.
 
-A checkpoint carries the sha256 of its tensors, so a damaged file is recognised on resume instead
-of resuming from corrupt weights; the checkpoint before it is kept (``checkpoint.prev``) so that a
-damaged latest one costs a few minutes of training, not the run.
+A checkpoint carries the sha256 of its tensors and of its training state (step, settings,
+schedule), so a damaged or edited file is recognised on resume instead of resuming from corrupt
+weights or at the wrong step; the checkpoint before it is kept (``checkpoint.prev``), and only
+an intact latest one ever replaces it, so that a damaged latest one costs a few minutes of
+training, not the run.
 """
 
 from __future__ import annotations
@@ -34,14 +36,26 @@ def tensors_digest(tensors: Dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def state_digest(state: dict) -> str:
+    """sha256 of the training state as canonical JSON (its own digest left out)."""
+    body = {k: v for k, v in state.items() if k != "state_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def write_checkpoint(folder: Path, tensors: Dict[str, torch.Tensor], state: dict) -> Path:
     """Write ``folder/checkpoint.safetensors`` (verified, atomic); the last one becomes
-    ``checkpoint.prev.safetensors``."""
+    ``checkpoint.prev.safetensors`` if it is intact (a damaged one never replaces a good one)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / CHECKPOINT
     state = dict(state, tensors_sha256=tensors_digest(tensors))
+    state["state_sha256"] = state_digest(state)
     if path.exists():
-        os.replace(path, folder / PREVIOUS)
+        try:
+            read_checkpoint(path)
+        except HRINetError:
+            pass  # the latest is damaged: keep the previous one, overwrite the latest
+        else:
+            os.replace(path, folder / PREVIOUS)
     with atomic_write(path, verify=complete_safetensors, what=f"checkpoint {path}") as tmp:
         save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
     return path
@@ -61,6 +75,9 @@ def read_checkpoint(path: Path) -> Tuple[Dict[str, torch.Tensor], dict]:
     digest = state.get("tensors_sha256")
     if digest is not None and digest != tensors_digest(tensors):
         raise HRINetError(f"{path} is damaged: its tensors do not match their checksum")
+    if "state_sha256" in state and state["state_sha256"] != state_digest(state):
+        raise HRINetError(f"{path} is damaged or edited: its training state (step, settings) "
+                          "does not match its checksum")
     return tensors, state
 
 
