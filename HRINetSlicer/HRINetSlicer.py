@@ -527,7 +527,9 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.stopTrainingButton.enabled = False
             self.ui.startTrainingButton.enabled = True
             self.ui.adaptButton.enabled = True
-            if info.get("weights"):
+            if info.get("error"):  # a failed job selects nothing, whatever the folder holds
+                self.ui.trainStatusLabel.text = info["error"]
+            elif info.get("weights"):
                 # The new weights become the selected model for the next interpolation.
                 self._parameterNode.weightsPath = Path(info["weights"])
                 self._parameterNode.model = "file"
@@ -540,8 +542,6 @@ class HRINetSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                         "the {kept} weights").format(a=adaptation["default_psnr_hu"],
                                                      b=adaptation["adapted_psnr_hu"],
                                                      kept=adaptation["kept"])
-            elif info.get("error"):
-                self.ui.trainStatusLabel.text = info["error"]
 
 
 class HRINetSlicerLogic(ScriptedLoadableModuleLogic):

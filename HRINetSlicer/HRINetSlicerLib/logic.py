@@ -184,6 +184,7 @@ class TrainingJob:
         self.paths: List[str] = list(volume_paths)
         self._nodes = list(volume_nodes)
         self.proc = BackgroundProcess()
+        self.started_at = 0.0
 
     def _export_inputs(self) -> List[str]:
         data = self.out / "inputs"
@@ -216,7 +217,12 @@ class TrainingJob:
             raise HRINetError("a training job is already running; stop it first")
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / STOP_FILE).unlink(missing_ok=True)  # an old request must not stop this run
+        self.clear_previous_result()
+        self.started_at = time.time()
         self.proc.start(self.command(resume), self.out / "job.log", append=True)
+
+    def clear_previous_result(self) -> None:
+        """Nothing here before: a training run's weights are judged by their time instead."""
 
     def running(self) -> bool:
         return self.proc.running()
@@ -237,7 +243,12 @@ class TrainingJob:
                 rows = list(csv.DictReader(f))
             info["history"] = [(int(r["step"]), float(r["content"])) for r in rows
                                if r.get("content")]
-        info["weights"] = str(self.weights_path()) if self.weights_path().is_file() else None
+        # Only a run that ended well names weights, and only those it wrote itself: an earlier
+        # run's file in the same folder is not this run's result.
+        path = self.weights_path()
+        done = info["returncode"] == 0 and path.is_file() and \
+            path.stat().st_mtime >= self.started_at - 1
+        info["weights"] = str(path) if done else None
         if info["returncode"] not in (None, 0):
             tail = (self.out / "job.log").read_text().strip().splitlines()[-1:] or [""]
             info["error"] = tail[0]
@@ -276,10 +287,14 @@ class AdaptJob(TrainingJob):
         except (OSError, ValueError):
             return None
 
+    def clear_previous_result(self) -> None:
+        """An earlier verdict must not pass for this job's (a failed job would show it)."""
+        (self.out / "adapt.json").unlink(missing_ok=True)
+
     def poll(self) -> dict:
         info = super().poll()
         result = self.result()
-        if result is not None and not info["running"]:
+        if result is not None and info["returncode"] == 0:
             info["adaptation"] = result
             info["weights"] = result["weights"]
         return info

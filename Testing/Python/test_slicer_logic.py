@@ -156,6 +156,30 @@ def test_adapt_to_this_case_runs_the_guarded_adaptation_on_the_input_volume(tmp_
     assert info["weights"] == result["weights"] and Path(info["weights"]).is_file()
 
 
+@pytest.mark.parametrize("kind", ["training", "adaptation"])
+def test_a_failed_job_selects_nothing_not_an_earlier_runs_weights_or_verdict(tmp_path, kind):
+    import json
+
+    from HRINetSlicerLib.logic import AdaptJob
+
+    out = tmp_path / "run"
+    out.mkdir()
+    old = out / "hrinet-flow.safetensors"
+    old.write_text("an earlier run's weights")
+    (out / "adapt.json").write_text(json.dumps({"weights": str(old), "kept": "adapted"}))
+    missing = str(tmp_path / "no-such-volume.nrrd")  # the job fails at once: one line, exit 2
+    job = (TrainingJob if kind == "training" else AdaptJob)(
+        out, variant="hrinet-flow", iterations=2, device="cpu", volume_paths=[missing])
+    job.start()
+    deadline = time.time() + 120
+    while job.running() and time.time() < deadline:
+        time.sleep(0.2)
+    info = job.poll()
+    assert info["returncode"] not in (None, 0) and "does not exist" in info["error"]
+    assert info["weights"] is None and "adaptation" not in info
+    assert old.read_text() == "an earlier run's weights"
+
+
 def test_a_node_under_a_transform_is_refused_until_hardened(scene, thick_node):
     transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "t")
     thick_node.SetAndObserveTransformNodeID(transform.GetID())
