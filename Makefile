@@ -8,14 +8,23 @@ TORCH ?= torch==2.13.0
 
 .PHONY: demo test test-fast lint evaluate bench clean
 
+# The demo needs the library and the learned extra; the tests add the test tools (PySide6, VTK,
+# slicer-core, ruff), which are large.
+$(BIN)/.demo-installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[learned]"
+	touch $@
+
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
-demo: $(BIN)/.installed
+demo: $(BIN)/.demo-installed
 	$(BIN)/python -m hrinet.cli.demo --out out
+	@echo "the hrinet command: $(BIN)/hrinet --help (or: source $(BIN)/activate)"
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q

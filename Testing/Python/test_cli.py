@@ -126,3 +126,37 @@ def test_models_lists_the_paper_variants_under_their_own_heading_with_quality(ca
     listed = [ln.split()[0] for ln in lines[paper + 1:] if not ln.strip().startswith("--")]
     assert listed == ["ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual"]
     assert out.count("--weights ") == len(listed) + 2  # each one usable as shown
+
+
+def test_version_names_the_package_version():
+    import hrinet
+
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"hrinet {hrinet.__version__}"
+
+
+def test_the_default_model_answers_to_its_variant_name_too(tmp_path, thick):
+    a, b = tmp_path / "a.nrrd", tmp_path / "b.nrrd"
+    assert main(["interpolate", str(thick), str(a), "--factor", "2", "--device", "cpu"]) == 0
+    assert main(["interpolate", str(thick), str(b), "--factor", "2", "--device", "cpu",
+                 "--method", "hrinet-flow"]) == 0
+    assert (read_volume(a).array == read_volume(b).array).all()
+
+
+def test_help_lists_every_method_and_evaluate_scores_the_shipped_model_by_default(capsys):
+    from hrinet.cli.app import build_parser, default_evaluation_methods
+    from hrinet.methods import available_methods
+
+    interpolate = build_parser()._subparsers._group_actions[0].choices["interpolate"]
+    method = next(a for a in interpolate._actions if a.dest == "method")
+    assert all(m in method.help for m in available_methods())
+    assert default_evaluation_methods() == ["linear", "cubic", "flow", "hrinet"]
+
+
+def test_validation_is_reported_in_words_not_as_a_dict():
+    from hrinet.training.trainer import describe_validation
+
+    text = describe_validation({"chest.nrrd/x2/model_psnr_hu": 48.486,
+                                "chest.nrrd/x2/model_ssim_win": 0.95,
+                                "chest.nrrd/x2/linear_psnr_hu": 43.8})
+    assert text == "chest.nrrd x2 48.49 dB (linear 43.80)"

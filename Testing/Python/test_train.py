@@ -188,6 +188,8 @@ def test_cli_train_20_iterations_of_each_variant_drive_interpolate(tmp_path):
                             "--batch", "2", "--out", str(run), "--device", "cpu"],
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
+        # stderr is a pipe here, as in a log: progress comes as plain lines, not a bar
+        assert f"train {variant}: 20/20 steps (100%" in r.stderr
         weights = run / f"{variant}.safetensors"
         _, meta = load_weights(weights)
         assert meta["training"]["iterations"] == 20

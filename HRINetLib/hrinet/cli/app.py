@@ -7,14 +7,15 @@ wrong and what to do; no traceback (``--debug`` shows one for bug reports).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import List, Optional
 
-from tqdm import tqdm
-
+from hrinet import __version__
+from hrinet.cli.progress import progress_bar as _tqdm
 from hrinet.core.atomic import write_text
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import Cancelled, HRINetError
@@ -26,7 +27,7 @@ from hrinet.evaluation.evaluate import (
     markdown_table,
     write_csv,
 )
-from hrinet.methods import create_interpolator, default_method
+from hrinet.methods import available_methods, create_interpolator, default_method
 from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
 from hrinet.training.options import add_train_arguments
 
@@ -66,40 +67,6 @@ def _name(path: str) -> str:
         if name.lower().endswith(ext):
             return name[: -len(ext)]
     return name
-
-
-class _PlainProgress:
-    """Progress as plain lines for logs (stderr not a terminal): every 10% or minute."""
-    def __init__(self, total: int, desc: str, unit: str):
-        self.total, self.desc, self.unit = max(total, 1), desc, unit
-        self.start = self.last_time = time.monotonic()
-        self.last_tenth = 0
-
-    def update(self, done: int, _total: int = 0) -> None:
-        now = time.monotonic()
-        tenth = int(10 * done / self.total)
-        if tenth > self.last_tenth or now - self.last_time >= 60:
-            self.last_tenth, self.last_time = tenth, now
-            print(f"{self.desc}: {done}/{self.total} {self.unit}s ({100 * done // self.total}%, "
-                  f"{now - self.start:.0f} s)", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        pass
-
-
-def _tqdm(total: int, desc: str, unit: str = "pair"):
-    """A progress bar on a terminal, plain progress lines otherwise; ``(bar, update)``."""
-    if not sys.stderr.isatty():
-        plain = _PlainProgress(total, desc, unit)
-        return plain, plain.update
-
-    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
-
-    def update(done: int, _total: int) -> None:
-        bar.n = done
-        bar.refresh()
-
-    return bar, update
 
 
 def _model_words(interp) -> str:
@@ -255,6 +222,12 @@ def cmd_models(args) -> int:
     return 0
 
 
+def default_evaluation_methods() -> List[str]:
+    """The classical methods, and the shipped model where it can run (torch installed)."""
+    learned = default_method() == "hrinet" and importlib.util.find_spec("torch") is not None
+    return list(CLASSICAL_METHODS) + (["hrinet"] if learned else [])
+
+
 SERIES_HELP = ("a DICOM folder's series to read: its number or UID as listed by hrinet info "
                "(default: the largest)")
 
@@ -262,6 +235,7 @@ SERIES_HELP = ("a DICOM folder's series to read: its number or UID as listed by 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hrinet", description="Learned slice interpolation for thick-slice CT.")
     p.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
+    p.add_argument("--version", action="version", version=f"hrinet {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser, required=True)
 
     s = sub.add_parser("interpolate", help="upsample a volume along z")
@@ -271,8 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--factor", type=float, help="integer upsampling factor >= 2")
     g.add_argument("--spacing", type=float, help="target slice spacing in mm "
                    "(default: isotropic, the in-plane spacing)")
-    s.add_argument("--method", help="linear, cubic, flow, hrinet (default: hrinet with the "
-                   "shipped weights; other shipped models: hrinet models)")
+    s.add_argument("--method", help=f"one of {', '.join(available_methods())} (default: hrinet, "
+                   "the shipped default model; hrinet models lists the shipped ones)")
     s.add_argument("--weights", help="a .safetensors weights file (implies --method hrinet)")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
     s.add_argument("--thickness", type=float, metavar="MM", help="slice thickness of the input "
@@ -284,11 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="decimate thin volumes, upsample back, score")
     s.add_argument("volumes", nargs="+", help="thin volumes (files or DICOM folders)")
-    s.add_argument("--factors", type=_int_list, default=[2, 4, 6])
-    s.add_argument("--methods", default="linear,cubic")
+    s.add_argument("--factors", type=_int_list, default=[2, 4, 6],
+                   help="factors to decimate by and upsample back (default 2,4,6)")
+    s.add_argument("--methods", default=",".join(default_evaluation_methods()),
+                   help="comma-separated methods to score (default: "
+                   f"{','.join(default_evaluation_methods())})")
     s.add_argument("--weights", action="append", metavar="METHOD=FILE",
                    help="weights for a learned method, e.g. hrinet=model.safetensors")
-    s.add_argument("--device", default="auto")
+    s.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     s.add_argument("--protocol", default="decimate", choices=("decimate", "slab"),
                    help="decimate: keep every k-th thin slice, score the new ones; slab: "
                    "simulate k-slice-thick slabs, score every output slice (README 'Results')")
@@ -310,9 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", help="the thick volume (file or DICOM folder)")
     s.add_argument("--out", required=True, help="folder for adapt.json and the adapted weights")
     s.add_argument("--weights", help="weights to start from (default: the shipped model)")
-    s.add_argument("--iterations", type=int, default=200)
-    s.add_argument("--lr", type=float, default=3e-5)
-    s.add_argument("--device", default="auto")
+    s.add_argument("--iterations", type=int, default=200, help="fine-tuning steps (default 200)")
+    s.add_argument("--lr", type=float, default=3e-5, help="learning rate (default 3e-5)")
+    s.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     s.set_defaults(func=cmd_adapt)
 
     s = sub.add_parser("models", help="list the shipped models (the default, ours, the paper "

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from hrinet.cli.progress import PlainProgress
 from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.training.config import TrainConfig
@@ -56,18 +57,25 @@ def train_from_cli(args) -> int:
     overrides = given if args.resume else {}
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
-    bar = tqdm(total=cfg.iterations, desc=f"train {cfg.variant}", file=sys.stderr,
-               disable=None if rank == 0 else True)
+    if rank == 0 and not sys.stderr.isatty():  # a log: plain lines every 10% or minute
+        bar = PlainProgress(cfg.iterations, f"train {cfg.variant}", "step")
 
-    def progress(step, total, logs):
-        bar.n = step
-        bar.set_postfix(loss=f"{logs['loss_g']:.4g}", phase=logs["phase"], refresh=False)
-        bar.refresh()
+        def progress(step, total, logs):
+            bar.update(step)
+    else:
+        bar = tqdm(total=cfg.iterations, desc=f"train {cfg.variant}", file=sys.stderr,
+                   disable=rank != 0)
+
+        def progress(step, total, logs):
+            bar.n = step
+            bar.set_postfix(loss=f"{logs['loss_g']:.4g}", phase=logs["phase"], refresh=False)
+            bar.refresh()
 
     trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
                       progress=progress, cancel=lambda: stop["flag"] or stop_requested(args.out),
                       overrides=overrides)
-    bar.n = trainer.step
+    if isinstance(bar, tqdm):
+        bar.n = trainer.step
     try:
         path = trainer.run(stop_at=args.stop_at)
     finally:

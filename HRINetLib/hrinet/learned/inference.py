@@ -15,6 +15,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
+from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
 from hrinet.learned.models import HU_MIN, HU_SCALE, Generator, normalise, pad_to_stride
@@ -143,8 +144,8 @@ def learned_method(name: str, device: str = "auto", weights: Optional[str] = Non
                    **_options) -> LearnedInterpolator:
     """The engine method ``name``: ``hrinet`` (the shipped default unless ``weights``) or a
     variant's shipped weights (registered lazily by :mod:`hrinet.methods`)."""
-    if name == "hrinet":
-        return load_interpolator(weights, device)
+    if name == "hrinet" or (name == DEFAULT_VARIANT and weights is None):
+        return load_interpolator(weights, device)  # the default by either of its names
     path = weights or find_weights(variant_weights_name(name))
     if path is None:
         raise HRINetError(f"no shipped weights for variant {name} (Resources/weights/"

@@ -91,6 +91,19 @@ def shutdown_distributed(trainer: Optional["Trainer"] = None) -> None:
     torch.distributed.destroy_process_group()
 
 
+def describe_validation(results: dict) -> str:
+    """``chest.nrrd x2 48.49 dB (linear 43.80), ...``: the model's PSNR_HU per volume and factor
+    beside linear's, for people (``val.jsonl`` keeps every number)."""
+    parts = []
+    for key, value in results.items():
+        name, factor, metric = key.rsplit("/", 2)
+        if metric == "model_psnr_hu":
+            linear = results.get(f"{name}/{factor}/linear_psnr_hu")
+            parts.append(f"{name} {factor} {value:.2f} dB" +
+                         (f" (linear {linear:.2f})" if linear is not None else ""))
+    return ", ".join(parts) or "no validation volumes"
+
+
 def _unwrap(m):
     return m.module if hasattr(m, "module") else m
 
@@ -362,7 +375,7 @@ class Trainer(StepsMixin):
         with open(self.out / "val.jsonl", "a") as f:
             f.write(json.dumps(self.last_val) + "\n")
         if self.log:
-            self.log(f"validation at step {self.step}: {results}")
+            self.log(f"validation at step {self.step}: {describe_validation(results)}")
         return self.last_val
 
     # ---- the loop ------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""Progress for people: a bar on a terminal, plain lines when stderr goes to a log."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tqdm import tqdm
+
+
+class PlainProgress:
+    """Progress as plain lines for logs (stderr not a terminal): every 10% or minute."""
+    def __init__(self, total: int, desc: str, unit: str):
+        self.total, self.desc, self.unit = max(total, 1), desc, unit
+        self.start = self.last_time = time.monotonic()
+        self.last_tenth = 0
+
+    def update(self, done: int, _total: int = 0) -> None:
+        now = time.monotonic()
+        tenth = int(10 * done / self.total)
+        if tenth > self.last_tenth or now - self.last_time >= 60:
+            self.last_tenth, self.last_time = tenth, now
+            print(f"{self.desc}: {done}/{self.total} {self.unit}s ({100 * done // self.total}%, "
+                  f"{now - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str, unit: str = "pair"):
+    """A progress bar on a terminal, plain progress lines otherwise; ``(bar, update)``."""
+    if not sys.stderr.isatty():
+        plain = PlainProgress(total, desc, unit)
+        return plain, plain.update
+
+    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
+
+    def update(done: int, _total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
