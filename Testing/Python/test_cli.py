@@ -154,7 +154,7 @@ def test_help_lists_every_method_and_evaluate_scores_the_shipped_model_by_defaul
 
 
 def test_validation_is_reported_in_words_not_as_a_dict():
-    from hrinet.training.trainer import describe_validation
+    from hrinet.training.validation import describe_validation
 
     text = describe_validation({"chest.nrrd/x2/model_psnr_hu": 48.486,
                                 "chest.nrrd/x2/model_ssim_win": 0.95,

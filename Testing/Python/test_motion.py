@@ -165,7 +165,7 @@ def test_weights_round_trip_as_the_flow_variant(tmp_path):
 def test_the_shipped_default_loads_through_the_cli_path_and_beats_linear_on_real_ct():
     from hrinet.learned.inference import load_interpolator
     from hrinet.methods import default_method
-    from hrinet.training.trainer import val_subvolume
+    from hrinet.training.validation import val_subvolume
 
     assert default_method() == "hrinet"
     interp = load_interpolator(device="cpu")
@@ -180,7 +180,7 @@ def test_a_box_blurred_volume_is_restored_better_than_by_cubic():
     """A thin volume made thick with a known box profile: the default model, told the thickness,
     gets closer to the thin truth than cubic B-splines (which can only copy the slabs)."""
     from hrinet.core.slab import simulate_thick
-    from hrinet.training.trainer import val_subvolume
+    from hrinet.training.validation import val_subvolume
 
     thin = val_subvolume(read_volume(shared("chest-1p5mm.nrrd")), 41, 96)
     rows = {r.method: r.psnr_hu for r in evaluate_volume(thin, "c", [4], ["cubic", "hrinet"],

@@ -16,12 +16,8 @@ from hrinet.core.phantom import make_phantom
 from hrinet.learned.models import VARIANTS
 from hrinet.learned.weights import load_weights
 from hrinet.training.data import SliceSampler, step_rng
-from hrinet.training.trainer import (
-    CHECKPOINT,
-    TrainConfig,
-    Trainer,
-    shutdown_distributed,
-)
+from hrinet.training.distributed import shutdown_distributed
+from hrinet.training.trainer import CHECKPOINT, TrainConfig, Trainer
 
 
 def volumes():

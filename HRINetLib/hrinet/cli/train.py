@@ -14,8 +14,9 @@ from hrinet.cli.progress import PlainProgress
 from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.training.config import TrainConfig
+from hrinet.training.distributed import shutdown_distributed
 from hrinet.training.options import STOP_FILE, given_options
-from hrinet.training.trainer import Trainer, shutdown_distributed
+from hrinet.training.trainer import Trainer
 
 
 def stop_requested(out) -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import gc
 import json
 import math
 import time
@@ -36,13 +35,11 @@ from hrinet.core.atomic import write_text
 from hrinet.core.constants import VARIANTS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import read_volume
-from hrinet.evaluation.evaluate import evaluate_volume
-from hrinet.learned.inference import make_interpolator, resolve_device
+from hrinet.learned.inference import resolve_device
 from hrinet.learned.models import Generator, ModelConfig, memory_format_for
 from hrinet.learned.motion import grown
 from hrinet.learned.variants import build_generator, build_models
 from hrinet.learned.weights import load_weights, save_weights
-from hrinet.methods.classical import LinearInterpolator
 from hrinet.training.checkpoint import (
     CHECKPOINT,
     PREVIOUS,
@@ -59,6 +56,7 @@ from hrinet.training.config import (  # noqa: F401
     VariantSpec,
 )
 from hrinet.training.data import SliceSampler, step_rng
+from hrinet.training.distributed import unwrap as _unwrap
 from hrinet.training.lineage import (  # noqa: F401
     export_checkpoint,
     init_lineage,
@@ -70,42 +68,7 @@ from hrinet.training.motion_data import MotionSampler
 from hrinet.training.options import FIXED_ON_RESUME
 from hrinet.training.run_log import RunLog
 from hrinet.training.steps import StepsMixin
-
-
-def _is_dist() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def shutdown_distributed(trainer: Optional["Trainer"] = None) -> None:
-    """Leave a distributed run cleanly: wait for every rank, release the DDP wrappers (their
-    reducers hold gloo/NCCL work), then destroy the process group. Tearing down in another
-    order can abort a rank at exit."""
-    if not _is_dist():
-        return
-    torch.distributed.barrier()
-    if trainer is not None:
-        trainer.G, trainer.D1, trainer.D2 = (_unwrap(m) for m in (trainer.G, trainer.D1,
-                                                                   trainer.D2))
-
-    gc.collect()
-    torch.distributed.destroy_process_group()
-
-
-def describe_validation(results: dict) -> str:
-    """``chest.nrrd x2 48.49 dB (linear 43.80), ...``: the model's PSNR_HU per volume and factor
-    beside linear's, for people (``val.jsonl`` keeps every number)."""
-    parts = []
-    for key, value in results.items():
-        name, factor, metric = key.rsplit("/", 2)
-        if metric == "model_psnr_hu":
-            linear = results.get(f"{name}/{factor}/linear_psnr_hu")
-            parts.append(f"{name} {factor} {value:.2f} dB" +
-                         (f" (linear {linear:.2f})" if linear is not None else ""))
-    return ", ".join(parts) or "no validation volumes"
-
-
-def _unwrap(m):
-    return m.module if hasattr(m, "module") else m
+from hrinet.training.validation import ValidationMixin
 
 
 def _same(a, b) -> bool:
@@ -113,7 +76,7 @@ def _same(a, b) -> bool:
     return norm(a) == norm(b)
 
 
-class Trainer(StepsMixin):
+class Trainer(StepsMixin, ValidationMixin):
     """One training run in folder ``out`` (fresh or resumed)."""
 
     def __init__(self, cfg: TrainConfig, out, resume: bool = False,
@@ -355,29 +318,6 @@ class Trainer(StepsMixin):
         self.train_seconds = float(meta.get("train_seconds", 0.0))
         self.last_val = meta.get("last_val", {})
 
-    # ---- validation ----------------------------------------------------------------------
-    def validate(self) -> dict:
-        """Evaluate protocol on the central part of each validation volume, model vs linear."""
-        if not self.cfg.val or self.rank != 0:
-            return {}
-        G = self.final_generator().eval()
-        interps = {"model": make_interpolator(G, self.device), "linear": LinearInterpolator()}
-        results = {}
-        for path in self.cfg.val:
-            v = val_subvolume(read_volume(path), self.cfg.val_slices, self.cfg.val_crop)
-            name = Path(path).name
-            for r in evaluate_volume(v, name, self.cfg.val_factors, list(interps),
-                                     interpolators=interps):
-                results[f"{name}/x{r.factor}/{r.method}_psnr_hu"] = round(r.psnr_hu, 3)
-                results[f"{name}/x{r.factor}/{r.method}_ssim_win"] = round(r.ssim_win, 4)
-        _unwrap(self.G).train()
-        self.last_val = {"step": self.step, **results}
-        with open(self.out / "val.jsonl", "a") as f:
-            f.write(json.dumps(self.last_val) + "\n")
-        if self.log:
-            self.log(f"validation at step {self.step}: {describe_validation(results)}")
-        return self.last_val
-
     # ---- the loop ------------------------------------------------------------------------
     def run(self, stop_at: Optional[int] = None) -> Path:
         """Train to ``cfg.iterations`` (or stop early at ``stop_at``, saving a checkpoint).
@@ -442,11 +382,3 @@ class Trainer(StepsMixin):
         meta = training_metadata(self.cfg, volume_summaries(self.sampler), self.step,
                                  self.last_val, self.resume_changes, self.train_seconds)
         return save_weights(self.final_generator(), path, meta)
-
-
-def val_subvolume(v, slices: int, crop: int):
-    """The central ``slices`` x ``crop`` x ``crop`` block (bounded validation cost)."""
-    n, ny, nx = v.array.shape
-    z0 = max(0, (n - slices) // 2)
-    y0, x0 = max(0, (ny - crop) // 2), max(0, (nx - crop) // 2)
-    return v.with_array(v.array[z0:z0 + slices, y0:y0 + crop, x0:x0 + crop].copy())
