@@ -4,27 +4,24 @@ As SlicerMONAIAuto3DSeg does for inference: the input node's voxels and geometry
 temporary NRRD, a ``PythonSlicer`` process runs ``hrinet interpolate`` on it, the panel polls the
 job on a timer (progress from the first second: reading and loading the model are visible
 phases), cancel ends the whole process tree, and the result node is created only on success, so
-a cancelled or failed job leaves the scene as it was.
+a cancelled or failed job leaves the scene as it was. The job reads the command's
+machine-readable events (``--progress jsonl``, :mod:`hrinet.cli.events`), never its human lines.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Optional
 
+from hrinet.cli.events import parse as parse_event
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume
 
 from .logic import export_nrrd, node_from_volume, plan_for_node
 from .process import BackgroundProcess, python_executable
-
-_PROGRESS = re.compile(r"^interpolating: (\d+)/(\d+) ")
-#: The command's plan line (the input is in.nrrd): printed once the model is loaded.
-_PLAN_LINE = "in: "
 
 
 class InterpolationJob:
@@ -51,7 +48,8 @@ class InterpolationJob:
 
     def command(self) -> list:
         folder = self.folder
-        cmd = [python_executable(), "-m", "hrinet.cli", "interpolate", str(folder / "in.nrrd"),
+        cmd = [python_executable(), "-m", "hrinet.cli", "--progress", "jsonl", "interpolate",
+               str(folder / "in.nrrd"),
                str(folder / "out.nrrd"), "--factor", str(self.plan.factor),
                "--method", self.plan.method]
         if self.plan.method not in CLASSICAL_METHODS:
@@ -80,23 +78,24 @@ class InterpolationJob:
 
     def poll(self) -> dict:
         """``{"running", "returncode", "phase", "done", "total", "error"}`` for the panel."""
-        lines = self._lines()
+        events = [e for e in map(parse_event, self._lines()) if e is not None]
         info = {"running": self.running(), "returncode": self.proc.returncode, "done": 0,
                 "total": self.plan.input_slices - 1,
                 "phase": "reading the volume and loading the model", "error": None}
-        if any(line.startswith(_PLAN_LINE) for line in lines):
-            info["phase"] = "interpolating"
-        for line in lines:
-            m = _PROGRESS.match(line)
-            if m:
-                info["done"], info["total"] = int(m.group(1)), int(m.group(2))
-        if any(line.startswith("wrote ") for line in lines):
-            info["phase"] = "done"
-        errors = [line for line in lines if line.startswith("hrinet: error:")
-                  or line.startswith("hrinet: internal error:")]
+        errors = []
+        for e in events:
+            if e["event"] == "plan":
+                info["phase"] = "interpolating"
+            elif e["event"] == "progress":
+                info["done"], info["total"] = int(e["done"]), int(e["total"])
+            elif e["event"] == "wrote":
+                info["phase"] = "done"
+            elif e["event"] == "error":
+                errors.append(e["message"])
         if info["returncode"] not in (None, 0):
             info["phase"] = "failed"
-            info["error"] = (errors or lines[-1:] or ["the interpolation process failed"])[-1]
+            info["error"] = (errors or ["the interpolation process failed (see its log: "
+                                        f"{self.folder / 'job.log' if self.folder else '?'})"])[-1]
         return info
 
     def cancel(self, timeout: float = 10) -> None:
@@ -111,7 +110,7 @@ class InterpolationJob:
             raise HRINetError("the interpolation is still running")
         if info["returncode"] != 0:
             self.cleanup()
-            raise HRINetError(info["error"].replace("hrinet: error: ", ""))
+            raise HRINetError(info["error"])
         try:
             result = read_volume(self.folder / "out.nrrd")
         finally:

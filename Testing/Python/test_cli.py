@@ -160,3 +160,19 @@ def test_validation_is_reported_in_words_not_as_a_dict():
                                 "chest.nrrd/x2/model_ssim_win": 0.95,
                                 "chest.nrrd/x2/linear_psnr_hu": 43.8})
     assert text == "chest.nrrd x2 48.49 dB (linear 43.80)"
+
+
+def test_progress_jsonl_prints_machine_readable_events_beside_the_human_lines(tmp_path, thick):
+    import json
+
+    r = run("--progress", "jsonl", "interpolate", thick, tmp_path / "o.nrrd", "--factor", 2,
+            "--method", "linear")
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "plan" and kinds[-1] == "wrote" and "progress" in kinds
+    last = [e for e in events if e["event"] == "progress"][-1]
+    assert last["done"] == last["total"] == events[0]["input_slices"] - 1
+    r = run("--progress", "jsonl", "interpolate", tmp_path / "missing.nrrd", tmp_path / "p.nrrd")
+    error = json.loads(r.stdout.strip().splitlines()[-1])
+    assert r.returncode == 2 and error["event"] == "error" and "does not exist" in error["message"]

@@ -260,10 +260,22 @@ def test_a_failed_background_interpolation_reports_the_one_line_and_adds_nothing
     job = InterpolationJob(node, factor=2, method="hrinet", weights="/nonexistent.safetensors")
     job.start()
     info = _wait(job, lambda i: not i["running"])
-    assert info["phase"] == "failed" and info["error"].startswith("hrinet: error:")
+    assert info["phase"] == "failed" and "does not exist" in info["error"]
     with pytest.raises(HRINetError, match="does not exist"):
         job.finish()
     assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == before
+
+
+def test_the_interpolation_job_reads_events_not_the_human_lines():
+    """The command's wording may change for people; the panel reads --progress jsonl events."""
+    import inspect
+
+    from HRINetSlicerLib import jobs
+
+    source = inspect.getsource(jobs)
+    assert "--progress" in source and "parse_event" in source
+    for human in ("hrinet: error", "interpolating:", "wrote ", "re.compile"):
+        assert human not in source, human
 
 
 def test_stopping_a_training_job_saves_a_checkpoint_through_the_stop_file(tmp_path, scene):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from hrinet import __version__
+from hrinet.cli.events import Events
 from hrinet.cli.progress import progress_bar as _tqdm
 from hrinet.core.atomic import write_text
 from hrinet.core.constants import CLASSICAL_METHODS
@@ -81,6 +82,7 @@ def _model_words(interp) -> str:
 def cmd_interpolate(args) -> int:
     from hrinet.core.io import check_output_path, read_volume, write_volume
 
+    events = args.events
     check_output_path(args.out, [args.input], overwrite=args.overwrite)
     method = args.method or ("hrinet" if args.weights else default_method())
     classical = method in CLASSICAL_METHODS
@@ -93,21 +95,32 @@ def cmd_interpolate(args) -> int:
     volume = read_volume(args.input, series_uid=args.series)
     for w in volume.metadata.get("warnings", []):
         print(f"hrinet: warning: {w}", file=sys.stderr)
+        events.emit("warning", message=w)
     plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
     check_memory(volume, plan, output_copies=2)  # writing makes one copy of the output
     start = time.perf_counter()
     interp = create_interpolator(method, device=args.device, weights=args.weights)
-    print(f"{_name(args.input)}: {plan.describe()}{_model_words(interp)}", file=sys.stderr)
+    description = f"{_name(args.input)}: {plan.describe()}{_model_words(interp)}"
+    print(description, file=sys.stderr)
+    events.emit("plan", factor=plan.factor, input_slices=plan.input_slices,
+                output_slices=plan.output_slices, method=plan.method, description=description)
     bar, update = _tqdm(plan.input_slices - 1, "interpolating")
+
+    def progress(done: int, total: int) -> None:
+        update(done, total)
+        events.emit("progress", done=done, total=total, unit="pair")
+
     try:
-        result = upsample_z(volume, plan=plan, interpolator=interp, progress=update)
+        result = upsample_z(volume, plan=plan, interpolator=interp, progress=progress)
     finally:
         bar.close()
     for w in result.metadata.get("runtime_warnings", []):
         print(f"hrinet: warning: {w}", file=sys.stderr)
+        events.emit("warning", message=w)
     out = write_volume(result, args.out, overwrite=args.overwrite)
     x, y, z = result.shape_xyz
     print(f"wrote {out} ({x} x {y} x {z}, {time.perf_counter() - start:.1f} s)")
+    events.emit("wrote", path=str(out))
     return 0
 
 
@@ -236,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hrinet", description="Learned slice interpolation for thick-slice CT.")
     p.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
     p.add_argument("--version", action="version", version=f"hrinet {__version__}")
+    p.add_argument("--progress", choices=("human", "jsonl"), default="human",
+                   help="jsonl: also print machine-readable events on stdout, one JSON object "
+                   "a line (plan, progress, warning, wrote, error); for programs")
     sub = p.add_subparsers(dest="command", parser_class=_Parser, required=True)
 
     s = sub.add_parser("interpolate", help="upsample a volume along z")
@@ -308,6 +324,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``hrinet`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.events = Events(args.progress == "jsonl")
     if _runs_a_network(args):
         tune_allocator()
     previous = _stop_on_sigterm()
@@ -323,6 +340,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.debug:
             raise
         print(f"hrinet: error: {exc}", file=sys.stderr)
+        args.events.emit("error", message=str(exc))
         return 2
     except KeyboardInterrupt:
         print("hrinet: interrupted; nothing was written", file=sys.stderr)
@@ -334,8 +352,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as exc:  # a bug: still one line for the user, details with --debug
         if args.debug:
             raise
-        print(f"hrinet: internal error: {type(exc).__name__}: {exc} (rerun with --debug and "
-              "report it)", file=sys.stderr)
+        line = (f"hrinet: internal error: {type(exc).__name__}: {exc} (rerun with --debug and "
+                "report it)")
+        print(line, file=sys.stderr)
+        args.events.emit("error", message=line.replace("hrinet: ", "", 1))
         return 1
     finally:
         if previous is not None:

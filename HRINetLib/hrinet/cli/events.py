@@ -1,0 +1,43 @@
+"""Machine-readable progress: ``hrinet --progress jsonl ...`` prints one JSON object a line on
+stdout for each event, for programs (the Slicer panel) that must not parse the human lines.
+
+Events (each has ``"event"``): ``plan`` (``factor``, ``input_slices``, ``output_slices``,
+``method``, ``description``), ``progress`` (``done``, ``total``, ``unit``), ``warning``
+(``message``), ``wrote`` (``path``), ``error`` (``message``: what the person's one line says after
+``hrinet: error:``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional, TextIO
+
+#: The event names, in the order a run emits them.
+EVENTS = ("plan", "progress", "warning", "wrote", "error")
+
+
+class Events:
+    """Emits events as JSON lines when enabled; does nothing otherwise."""
+
+    def __init__(self, enabled: bool = False, stream: Optional[TextIO] = None):
+        self.enabled = enabled
+        self.stream = stream or sys.stdout
+
+    def emit(self, event: str, **fields) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r}")
+        if self.enabled:
+            print(json.dumps({"event": event, **fields}), file=self.stream, flush=True)
+
+
+def parse(line: str) -> Optional[dict]:
+    """The event a line holds, or None for any other line (a human one)."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and event.get("event") in EVENTS else None

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Everything a ship decision for new default weights reads, in one command:
+#   benchmarks/evaluate_candidate.sh CANDIDATE.safetensors [OUT]
+# 1. bench_stress.py: the shipped default and the candidate beside linear, cubic and flow on
+#    the validation volumes as scanned and under every scanner condition, x2 to x12;
+# 2. hrinet evaluate of the candidate on the README's 14 validation cells (decimate x2-x8, slab
+#    x2-x6), to set beside the shipped default's (docs/results.md, make evaluate).
+# The rule the decision follows is stated before running it (see the session notes / README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+W=${1:?give the candidate weights file}
+OUT=${2:-out/candidate}
+D=${HRINET_SHARED_CT:-../shared/data/ct}
+VOLS="$D/chest-lungfcp-1mm.nrrd $D/abdomen-2mm-dicom"
+mkdir -p "$OUT"
+(cd benchmarks && ../.venv/bin/python bench_stress.py --weights "new=$(realpath "../$W" 2>/dev/null || realpath "$W")" \
+  --out "../$OUT/stress")
+.venv/bin/hrinet evaluate $VOLS --factors 2,4,6,8 --methods hrinet --weights "hrinet=$W" \
+  --device cpu --out "$OUT/evaluate"
+.venv/bin/hrinet evaluate $VOLS --protocol slab --factors 2,4,6 --methods hrinet \
+  --weights "hrinet=$W" --device cpu --out "$OUT/evaluate-slab"
