@@ -650,7 +650,10 @@ def test_augment_reaches_the_sampler_and_the_sidecar_names_data_without_paths(tm
 
 @pytest.mark.parametrize("setting, value", [("lr", -1.0), ("lr", 0.0), ("ema", 1.0),
                                             ("overlap", 3.0), ("drop_context", -0.1),
-                                            ("augment", 1.5),
+                                            ("augment", 1.5), ("lr", float("nan")),
+                                            ("checkpoint_minutes", float("nan")),
+                                            ("ema", float("inf")), ("seed", -1),
+                                            ("val_factors", (0,)), ("val_factors", (2, 99)),
                                             ("lr_final", 1.5), ("decay_start", 1.5),
                                             ("checkpoint_minutes", -1.0),
                                             ("batch", 0), ("samples_per_group", 0),

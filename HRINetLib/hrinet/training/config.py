@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -25,6 +26,7 @@ SETTING_RANGES = {
     "workers": (0, None, False, False, "processes"),
     "val_every": (0, None, False, False, "steps (0: no validation)"),
     "checkpoint_minutes": (0.0, None, False, False, "minutes (0: every step)"),
+    "seed": (0, 2 ** 32 - 1, False, False, "a random seed"),
 }
 
 
@@ -144,13 +146,17 @@ class TrainConfig:
         would train nothing, or diverge, for hours before anyone noticed."""
         for name, (low, high, low_open, high_open, what) in SETTING_RANGES.items():
             v = getattr(self, name)
-            bad = (v <= low if low_open else v < low) or \
+            bad = not math.isfinite(v) or (v <= low if low_open else v < low) or \
                 (high is not None and (v >= high if high_open else v > high))
             if bad:
                 span = ("(" if low_open else "[") + f"{low}, " + \
                     ("inf)" if high is None else f"{high}" + (")" if high_open else "]"))
                 option = "--" + name.replace("_", "-")
                 raise HRINetError(f"{option} {v} is out of range: it is {what}, in {span}")
+        bad_factors = [k for k in self.val_factors if k < 2 or k > 64]
+        if bad_factors:
+            raise HRINetError(f"--val-factors {','.join(map(str, self.val_factors))} is out of "
+                              f"range: {bad_factors[0]} is no factor from 2 to 64; give e.g. 2,4")
 
     def resolved(self) -> dict:
         s = self.spec
