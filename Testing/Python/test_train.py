@@ -672,3 +672,32 @@ def test_a_resumed_run_is_checked_with_the_settings_given_on_resume(tmp_path):
     with pytest.raises(HRINetError, match="^--ema 1.5 is out of range"):
         Trainer(tiny("hrinet-flow", 2), tmp_path, resume=True, volumes=volumes(), log=None,
                 overrides={"ema": 1.5, "iterations": 2})
+
+
+def test_export_never_destroys_the_checkpoint_or_replaces_a_sidecar_unasked(tmp_path):
+    from hrinet.training.lineage import export_checkpoint
+
+    Trainer(tiny("hrinet-flow", 2), tmp_path / "run", volumes=volumes(), log=None).run(stop_at=1)
+    ckpt = tmp_path / "run" / CHECKPOINT
+    data = ckpt.read_bytes()
+    with pytest.raises(HRINetError, match="is the checkpoint itself"):
+        export_checkpoint(ckpt, ckpt, overwrite=True)
+    assert ckpt.read_bytes() == data
+    (tmp_path / "w.json").write_text("a sidecar of the user's")
+    with pytest.raises(HRINetError, match="w.json exists"):
+        export_checkpoint(ckpt, tmp_path / "w.safetensors")
+    assert (tmp_path / "w.json").read_text() == "a sidecar of the user's"
+
+
+def test_a_run_folder_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "f").write_text("not a folder")
+    with pytest.raises(HRINetError, match="is a file"):
+        Trainer(tiny("hrinet-flow", 1), tmp_path / "f", volumes=volumes(), log=None)
+
+
+def test_a_variant_method_refuses_weights_of_another_variant():
+    from hrinet.core.shipped import find_weights
+    from hrinet.methods import create_interpolator
+
+    with pytest.raises(HRINetError, match="variant hrinet-flow, not ae"):
+        create_interpolator("ae", weights=str(find_weights()), device="cpu")

@@ -151,6 +151,10 @@ def learned_method(name: str, device: str = "auto", weights: Optional[str] = Non
         raise HRINetError(f"no shipped weights for variant {name} (Resources/weights/"
                           f"{variant_weights_name(name)}); give a weights file")
     interp = load_interpolator(str(path), device)
+    variant = interp.metadata.get("variant") if hasattr(interp, "metadata") else None
+    if weights and variant not in (None, name):
+        raise HRINetError(f"the weights {Path(weights).name} are variant {variant}, not {name}; "
+                          f"use --method {variant} (or hrinet) with them")
     interp.name = name
     return interp
 

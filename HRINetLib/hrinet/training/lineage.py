@@ -98,8 +98,12 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
         checkpoint = checkpoint / CHECKPOINT
     if not checkpoint.is_file():
         raise HRINetError(f"checkpoint {checkpoint} does not exist")
-    if out.exists() and not overwrite:
-        raise HRINetError(f"output {out} exists; pass --overwrite to replace it")
+    if out.resolve() == checkpoint.resolve():
+        raise HRINetError(f"output {out} is the checkpoint itself; choose another file name")
+    sidecar = out.with_suffix(".json")
+    for existing in (out, sidecar):
+        if existing.exists() and not overwrite:
+            raise HRINetError(f"output {existing} exists; pass --overwrite to replace it")
     if not out.parent.is_dir():  # the same rule as interpolate: outputs go into existing folders
         raise HRINetError(f"cannot write {out}: folder {out.parent} does not exist; create it "
                           "first")

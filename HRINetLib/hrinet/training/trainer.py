@@ -85,6 +85,8 @@ class Trainer(StepsMixin, ValidationMixin):
                  cancel: Optional[Callable[[], bool]] = None, log=print,
                  overrides: Optional[dict] = None):
         self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise HRINetError(f"--out {self.out} is a file; give a folder for the run")
         self.rank, self.world = rank, world
         #: Settings changed when the run was resumed: ``[{"step", "changed": {key: [old, new]}}]``.
         self.resume_changes: List[dict] = []
