@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from hrinet.core.errors import Cancelled, HRINetError
+from hrinet.core.memory import available_memory
 from hrinet.core.padding import find_padding
 from hrinet.core.volume import Volume, cast_like
 from hrinet.methods.registry import Interpolator, create_interpolator
@@ -167,14 +168,6 @@ def _check_finite(array: np.ndarray, step: int = 16) -> None:
     if bad:
         raise HRINetError(f"the volume holds {bad} NaN or infinite voxels; replace them "
                           "(for example with the background value) before interpolating")
-
-
-def available_memory() -> int:
-    """Bytes of physical memory available now (Linux/macOS; a large number elsewhere)."""
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 50
 
 
 def check_memory(volume: Volume, plan: Plan, streamed_out: bool = False,
