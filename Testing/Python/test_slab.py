@@ -86,7 +86,10 @@ def test_dicom_slice_thickness_is_read_and_shown_by_info(tmp_path):
     vol = read_volume(folder)
     assert vol.metadata["slice_thickness_mm"] == pytest.approx(5.0)
     plan = plan_upsampling(vol, factor=5)
-    assert plan.thickness_source == "DICOM" and plan.slab_ratio == pytest.approx(1.0)
+    # reported, not applied: restoring slabs rewrites the acquired slices, asked for explicitly
+    assert plan.thickness_source == "DICOM" and plan.slab_ratio == 0
+    assert "give --thickness 5" in plan.describe()
+    assert plan_upsampling(vol, factor=5, thickness=5).slab_ratio == pytest.approx(1.0)
     r = subprocess.run([sys.executable, "-m", "hrinet.cli", "info", str(folder)],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "thickness:  5 mm" in r.stdout

@@ -266,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", help="a .safetensors weights file (implies --method hrinet)")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
     s.add_argument("--thickness", type=float, metavar="MM", help="slice thickness of the input "
-                   "in mm (default: DICOM Slice Thickness, else 0); with a slab thickness the "
-                   "learned model also restores the known positions; 0 keeps them bit-exact")
+                   "in mm (default 0: known slices kept bit-exact; a DICOM series' Slice "
+                   "Thickness is reported, not applied); with a slab thickness the learned model "
+                   "also restores the known positions, rewriting the acquired slices")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
     s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
     s.set_defaults(func=cmd_interpolate)

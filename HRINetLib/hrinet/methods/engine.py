@@ -66,8 +66,13 @@ class Plan:
             return text + ("; slice thickness unknown, assumed thin (known slices kept as they "
                            "are; give the thickness to restore slab-averaged slices)")
         if self.slab_ratio == 0:
-            return text + f"; slices {self.thickness:.4g} mm thick ({self.thickness_source}), " \
+            text += f"; slices {self.thickness:.4g} mm thick ({self.thickness_source}), " \
                 "treated as thin: known slices kept as they are"
+            if self.thickness_source == "DICOM" and \
+                    self.thickness >= MIN_SLAB_RATIO * sz * self.factor:
+                text += (f" (to restore them as {self.thickness:.4g} mm slab averages, which "
+                         f"rewrites the acquired slices, give --thickness {self.thickness:.4g})")
+            return text
         return text + (f"; slices {self.thickness:.4g} mm thick ({self.thickness_source}, "
                        f"{self.slab_ratio:.2f} x the spacing): learned models restore the known "
                        "positions too (their slices are slab averages), other methods keep them")
@@ -110,13 +115,18 @@ def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = 
 def resolve_thickness(sz: float, thickness: Optional[float] = None,
                       recorded: Optional[float] = None):
     """``(thickness_mm, source, slab_ratio)`` for slices ``sz`` mm apart: the given thickness,
-    else the one ``recorded`` with the volume (DICOM Slice Thickness), else 0 (assumed)."""
+    else the one ``recorded`` with the volume (DICOM Slice Thickness), else 0 (assumed).
+
+    A recorded thickness is reported, never applied: restoring slab-averaged slices rewrites
+    the acquired ones, which the user must ask for (``thickness``)."""
     if thickness is None:
         if recorded is None:
             return 0.0, "assumed", 0.0
-        thickness, source = float(recorded), "DICOM"
-    else:
-        source = "given"
+        recorded = float(recorded)
+        if not math.isfinite(recorded) or recorded < 0:
+            return 0.0, "assumed", 0.0
+        return recorded, "DICOM", 0.0
+    source = "given"
     thickness = float(thickness)
     if not math.isfinite(thickness) or thickness < 0:
         raise HRINetError(f"slice thickness {thickness:g} mm is not valid; give 0 (thin slices "
