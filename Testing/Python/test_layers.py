@@ -17,7 +17,8 @@ LAYERS = ("core", "methods", "evaluation", "learned", "training", "cli")
 #: the torch-free modules above them: the command line and the training options it parses.
 TORCH_FREE = ("core", "methods", "evaluation")
 TORCH_FREE_MODULES = ("training.__init__", "training.options", "learned.__init__", "cli.__init__",
-                      "cli.__main__", "cli.app", "cli.demo")
+                      "cli.__main__", "cli.app", "cli.demo", "cli.batch", "cli.events", "cli.evaluate",
+                      "cli.progress")
 #: Function-level imports allowed, as (module, imported): learned code the CLI loads only when
 #: a command needs torch, and optional dependencies that load only when used.
 LAZY_ALLOWED = {"cv2", "matplotlib", "matplotlib.pyplot", "torch", "hrinet.cli.train",

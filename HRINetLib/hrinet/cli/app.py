@@ -11,23 +11,17 @@ import importlib.util
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import List, Optional
 
 from hrinet import __version__
+from hrinet.cli.batch import add_batch_arguments, run_batch
+from hrinet.cli.evaluate import cmd_evaluate, volume_name
 from hrinet.cli.events import Events
 from hrinet.cli.progress import progress_bar as _tqdm
-from hrinet.core.atomic import write_text
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.runtime import tune_allocator
 from hrinet.core.shipped import shipped_models
-from hrinet.evaluation.evaluate import (
-    evaluate_volume,
-    figure_strip,
-    markdown_table,
-    write_csv,
-)
 from hrinet.methods import available_methods, create_interpolator, default_method
 from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
 from hrinet.training.options import add_train_arguments
@@ -47,27 +41,6 @@ def _int_list(text: str) -> List[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, "
                                          "e.g. 2,4,6")
     return values
-
-
-def _weights_options(items) -> dict:
-    """``--weights METHOD=FILE`` (repeatable) as a dict; one-line errors for other forms."""
-    weights = {}
-    for item in items or []:
-        method, sep, path = item.partition("=")
-        if not sep or not method.strip() or not path.strip():
-            raise HRINetError(f"--weights {item!r} needs the form METHOD=FILE, e.g. "
-                              "--weights hrinet=model.safetensors")
-        weights[method.strip()] = path.strip()
-    return weights
-
-
-def _name(path: str) -> str:
-    p = Path(path.rstrip("/"))
-    name = p.name
-    for ext in (".nii.gz", ".nrrd", ".nhdr", ".nii", ".mha", ".mhd"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return name
 
 
 def _model_words(interp) -> str:
@@ -100,7 +73,7 @@ def cmd_interpolate(args) -> int:
     check_memory(volume, plan, output_copies=2)  # writing makes one copy of the output
     start = time.perf_counter()
     interp = create_interpolator(method, device=args.device, weights=args.weights)
-    description = f"{_name(args.input)}: {plan.describe()}{_model_words(interp)}"
+    description = f"{volume_name(args.input)}: {plan.describe()}{_model_words(interp)}"
     print(description, file=sys.stderr)
     events.emit("plan", factor=plan.factor, input_slices=plan.input_slices,
                 output_slices=plan.output_slices, method=plan.method, description=description)
@@ -121,55 +94,6 @@ def cmd_interpolate(args) -> int:
     x, y, z = result.shape_xyz
     print(f"wrote {out} ({x} x {y} x {z}, {time.perf_counter() - start:.1f} s)")
     events.emit("wrote", path=str(out))
-    return 0
-
-
-def cmd_evaluate(args) -> int:
-    from hrinet.core.io import read_volume
-
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise HRINetError(f"--out {out} is a file; give a folder for the tables and figures")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    weights = _weights_options(args.weights)
-    for m in weights:
-        if m not in methods:
-            raise HRINetError(f"--weights names method {m!r}, which is not in --methods "
-                              f"({', '.join(methods)}); add it or fix the name")
-    for k in args.factors:
-        if k < 2:
-            raise HRINetError(f"factor {k} in --factors is not >= 2")
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for path in args.volumes:
-        volume = read_volume(path)
-        name = _name(path)
-        outputs: dict = {}
-
-        def keep(k, m, a, outputs=outputs):
-            outputs.setdefault(k, {})[m] = a
-
-        bar, update = _tqdm(len(args.factors) * len(methods), name, "run")
-        done = [0]
-
-        def step(_what: str) -> None:
-            done[0] += 1
-            update(done[0], 0)
-
-        rows += evaluate_volume(volume, name, args.factors, methods, device=args.device,
-                                weights=weights, keep=keep, protocol=args.protocol,
-                                progress=step)
-        bar.close()
-        for k, outs in outputs.items():
-            figure_strip(volume, k, outs, out / f"figure-{name}-x{k}.png",
-                         title=f"{name}, x{k} ({args.protocol} protocol)")
-    write_csv(rows, out / "metrics.csv")
-    write_text(out / "metrics.md", markdown_table(rows))
-    write_text(out / "sharpness.csv", "volume,factor,method,grad_ratio,blur,blur_truth\n" +
-               "".join(f"{r.volume},{r.factor},{r.method},{r.grad_ratio:.4f},{r.blur:.4f},"
-                       f"{r.blur_truth:.4f}\n" for r in rows))
-    print(markdown_table(rows))
-    print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.md'} and figures in {out}")
     return 0
 
 
@@ -206,7 +130,7 @@ def cmd_adapt(args) -> int:
     bar, update = _tqdm(args.iterations, "adapting", "step")
     try:
         result = adapt(volume, args.out, weights=args.weights, iterations=args.iterations,
-                       lr=args.lr, device=args.device, case=_name(args.input),
+                       lr=args.lr, device=args.device, case=volume_name(args.input),
                        progress=lambda step, total, _logs: update(step, total),
                        cancel=lambda: stop["flag"] or stop_requested(args.out), log=None)
     finally:
@@ -309,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     s.set_defaults(func=cmd_adapt)
 
+    s = sub.add_parser("batch", help="make a cohort isotropic: every series and volume of a "
+                       "folder tree or a manifest, resumable, sharded on SLURM or torchrun")
+    add_batch_arguments(s)
+    s.set_defaults(func=run_batch)
+
     s = sub.add_parser("models", help="list the shipped models (the default, ours, the paper "
                        "variants for research) with their measured quality")
     s.set_defaults(func=cmd_models)
@@ -368,7 +297,7 @@ def _runs_a_network(args) -> bool:
     25% -> 1% at 512^2) but costs the classical cubic path about 20% (``make bench``)."""
     if args.command in ("train", "adapt"):
         return True
-    if args.command == "interpolate":
+    if args.command in ("interpolate", "batch"):
         return (args.method or "hrinet") not in CLASSICAL_METHODS  # --weights alone: hrinet
     if args.command == "evaluate":
         return any(m.strip() not in CLASSICAL_METHODS for m in args.methods.split(","))

@@ -1,0 +1,129 @@
+"""``hrinet batch``: a whole cohort made isotropic, resumable, one bad case never stopping it,
+shared out among the shards of a SLURM job array or a torchrun launch (docs/cluster.md)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from hrinet.cli.events import Events
+from hrinet.core import cohort
+from hrinet.core.errors import Cancelled, HRINetError
+from hrinet.core.io import read_volume, same_file, write_volume
+from hrinet.methods import create_interpolator, default_method
+from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
+
+
+def add_batch_arguments(s) -> None:
+    s.add_argument("input", help="a folder tree (every DICOM series and NRRD/NIfTI/MHA file in "
+                   "it) or a CSV manifest with columns input,output[,series_uid]")
+    s.add_argument("--out", help="folder for the results (mirrors the input tree) and "
+                   "results.csv; required unless --merge")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--factor", type=int, help="integer upsampling factor >= 2")
+    g.add_argument("--spacing", type=float, help="target slice spacing in mm (default: "
+                   "isotropic, each case's in-plane spacing)")
+    s.add_argument("--method", help="any interpolate method (default: hrinet)")
+    s.add_argument("--weights", help="a .safetensors weights file for the learned method")
+    s.add_argument("--thickness", type=float, metavar="MM", help="slice thickness of every "
+                   "input in mm (default 0: known slices kept bit-exact)")
+    s.add_argument("--device", default="auto", help="auto (default), cpu or cuda; under "
+                   "torchrun, LOCAL_RANK picks the GPU")
+    s.add_argument("--series-filter", default="", metavar="TEXT", help="only DICOM series whose "
+                   "description holds TEXT (any case)")
+    s.add_argument("--shard", metavar="I/N", help="process shard I of N (default: from "
+                   "SLURM_ARRAY_TASK_ID/COUNT or torchrun's RANK/WORLD_SIZE, else 1/1)")
+    s.add_argument("--merge", action="store_true", help="merge the shards' results tables in "
+                   "INPUT (the --out folder of the shards) into results.csv and stop")
+
+
+def _cases(args):
+    source = Path(args.input)
+    if not source.exists():
+        raise HRINetError(f"{source} does not exist; check the path")
+    if source.is_file():
+        if source.suffix.lower() != ".csv":
+            raise HRINetError(f"{source} is a file; give a folder tree or a CSV manifest "
+                              "(columns input,output), or use hrinet interpolate for one volume")
+        return cohort.read_manifest(source)
+    return cohort.find_cases(source, Path(args.out), args.series_filter)
+
+
+def _device(args, local_rank: int) -> str:
+    if args.device == "auto" and local_rank >= 0:
+        try:
+            import torch
+        except ImportError:
+            return "auto"
+        if torch.cuda.is_available():
+            return f"cuda:{local_rank % torch.cuda.device_count()}"
+    return args.device
+
+
+def run_batch(args) -> int:
+    """Process every case of this shard; returns the exit status (1 if any case failed)."""
+    if args.merge:
+        path = cohort.merge_results(Path(args.input))
+        print(f"wrote {path}")
+        return 0
+    if not args.out:
+        raise HRINetError("give --out, the folder for the results")
+    if args.shard:
+        index, count = cohort.parse_shard(args.shard)
+        local_rank = -1
+    else:
+        index, count, local_rank = cohort.shard_from_environment()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cases = [c for c in _cases(args) if cohort.shard_of(c, count) == index]
+    table = out / cohort.results_name(index, count)
+    rows = cohort.read_results(table)
+    method = args.method or ("hrinet" if args.weights else default_method())
+    interp = None
+    events: Events = args.events
+    failed = done = skipped = 0
+    print(f"shard {index + 1}/{count}: {len(cases)} cases; results in {table}", file=sys.stderr)
+    for n, case in enumerate(cases, 1):
+        previous = rows.get(case.identity)
+        if cohort.is_done(case, previous):
+            skipped += 1
+            continue
+        start = time.perf_counter()
+        row = cohort.Result(case.input, case.series_uid, case.output, method)
+        try:
+            target = Path(case.output)
+            if target.exists() and (previous is None or same_file(target, case.path)):
+                raise HRINetError(f"{target} exists and is not an output of this batch; move it "
+                                  "or choose another --out (nothing of yours is replaced)")
+            volume = read_volume(case.path, series_uid=case.series_uid or None)
+            plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
+            check_memory(volume, plan, output_copies=2)
+            if interp is None:  # loaded once, for the first case that gets this far
+                interp = create_interpolator(method, device=_device(args, local_rank),
+                                             weights=args.weights)
+            result = upsample_z(volume, plan=plan, interpolator=interp)
+            Path(case.output).parent.mkdir(parents=True, exist_ok=True)
+            written = write_volume(result, case.output, overwrite=True)
+            row.factor, row.thickness = plan.factor, f"{plan.thickness:g}"
+            row.output_sha256, row.status = cohort.file_sha256(written), "ok"
+            done += 1
+        except (HRINetError, Cancelled) as exc:
+            if isinstance(exc, Cancelled):
+                raise
+            row.status, row.message = "failed", str(exc)
+            failed += 1
+        except MemoryError:
+            row.status, row.message = "failed", "out of memory; use a smaller factor"
+            failed += 1
+        row.seconds = round(time.perf_counter() - start, 2)
+        rows[case.identity] = row
+        cohort.write_results(table, sorted(rows.values(), key=lambda r: (r.input,
+                                                                           r.series_uid)))
+        events.emit("progress", done=n, total=len(cases), unit="case")
+        print(f"{n}/{len(cases)} {case.input}{' ' + case.series_uid if case.series_uid else ''}"
+              f": {row.status}{' (' + row.message + ')' if row.message else ''}",
+              file=sys.stderr, flush=True)
+    print(f"shard {index + 1}/{count}: {done} done, {skipped} already done, {failed} failed; "
+          f"wrote {table}")
+    return 1 if failed else 0

@@ -1,0 +1,87 @@
+"""``hrinet evaluate``: thin volumes decimated (or made slab-thick), upsampled back by each
+method and scored; tables and figures into a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hrinet.cli.progress import progress_bar as _tqdm
+from hrinet.core.atomic import write_text
+from hrinet.core.errors import HRINetError
+from hrinet.evaluation.evaluate import (
+    evaluate_volume,
+    figure_strip,
+    markdown_table,
+    write_csv,
+)
+
+
+def _weights_options(items) -> dict:
+    """``--weights METHOD=FILE`` (repeatable) as a dict; one-line errors for other forms."""
+    weights = {}
+    for item in items or []:
+        method, sep, path = item.partition("=")
+        if not sep or not method.strip() or not path.strip():
+            raise HRINetError(f"--weights {item!r} needs the form METHOD=FILE, e.g. "
+                              "--weights hrinet=model.safetensors")
+        weights[method.strip()] = path.strip()
+    return weights
+
+
+def volume_name(path: str) -> str:
+    """A volume's name for tables and messages: its file or folder name without extension."""
+    p = Path(path.rstrip("/"))
+    name = p.name
+    for ext in (".nii.gz", ".nrrd", ".nhdr", ".nii", ".mha", ".mhd"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def cmd_evaluate(args) -> int:
+    from hrinet.core.io import read_volume
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise HRINetError(f"--out {out} is a file; give a folder for the tables and figures")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    weights = _weights_options(args.weights)
+    for m in weights:
+        if m not in methods:
+            raise HRINetError(f"--weights names method {m!r}, which is not in --methods "
+                              f"({', '.join(methods)}); add it or fix the name")
+    for k in args.factors:
+        if k < 2:
+            raise HRINetError(f"factor {k} in --factors is not >= 2")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in args.volumes:
+        volume = read_volume(path)
+        name = volume_name(path)
+        outputs: dict = {}
+
+        def keep(k, m, a, outputs=outputs):
+            outputs.setdefault(k, {})[m] = a
+
+        bar, update = _tqdm(len(args.factors) * len(methods), name, "run")
+        done = [0]
+
+        def step(_what: str) -> None:
+            done[0] += 1
+            update(done[0], 0)
+
+        rows += evaluate_volume(volume, name, args.factors, methods, device=args.device,
+                                weights=weights, keep=keep, protocol=args.protocol,
+                                progress=step)
+        bar.close()
+        for k, outs in outputs.items():
+            figure_strip(volume, k, outs, out / f"figure-{name}-x{k}.png",
+                         title=f"{name}, x{k} ({args.protocol} protocol)")
+    write_csv(rows, out / "metrics.csv")
+    write_text(out / "metrics.md", markdown_table(rows))
+    write_text(out / "sharpness.csv", "volume,factor,method,grad_ratio,blur,blur_truth\n" +
+               "".join(f"{r.volume},{r.factor},{r.method},{r.grad_ratio:.4f},{r.blur:.4f},"
+                       f"{r.blur_truth:.4f}\n" for r in rows))
+    print(markdown_table(rows))
+    print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.md'} and figures in {out}")
+    return 0

@@ -1,0 +1,114 @@
+"""Cohorts: found in a tree or a manifest, sharded by identity, resumable, one bad case never
+stopping the rest (hrinet.core.cohort, hrinet batch)."""
+
+from __future__ import annotations
+
+import csv
+import random
+
+import pytest
+from conftest import write_dicom_series
+from hrinet.cli import main
+from hrinet.core import cohort
+from hrinet.core.io import read_volume, write_volume
+from hrinet.core.phantom import make_phantom
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """Two patients: one with two NRRD volumes, one with a DICOM series."""
+    root = tmp_path / "study"
+    (root / "p1").mkdir(parents=True)
+    for i in (1, 2):
+        write_volume(make_phantom(size=(32, 32, 4 + i), spacing=(1, 1, 3), seed=i),
+                     root / "p1" / f"v{i}.nrrd")
+    (root / "p2").mkdir()
+    write_dicom_series(root / "p2" / "ct", [0.0, 3.0, 6.0, 9.0], uid="1.2.3.77")
+    return root
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_volume_and_series_of_a_tree_is_a_case_with_a_mirrored_output(tree, tmp_path):
+    cases = cohort.find_cases(tree, tmp_path / "out")
+    assert [(c.input, c.series_uid) for c in cases] == [
+        ("p1/v1.nrrd", ""), ("p1/v2.nrrd", ""), ("p2/ct", "1.2.3.77")]
+    assert cases[0].output == str(tmp_path / "out" / "p1" / "v1.nrrd")
+    assert cases[2].output.startswith(str(tmp_path / "out" / "p2" / "ct"))
+
+
+def test_shards_are_disjoint_cover_everything_and_ignore_discovery_order():
+    cases = [cohort.Case(f"p{i}/ct", f"o{i}.nrrd", f"1.2.{i}") for i in range(50)]
+    shuffled = random.Random(1).sample(cases, len(cases))
+    for n in (1, 3, 8):
+        parts = [{c.identity for c in cases if cohort.shard_of(c, n) == i} for i in range(n)]
+        assert sum(map(len, parts)) == 50 and set().union(*parts) == {c.identity for c in cases}
+        assert all(cohort.shard_of(c, n) == cohort.shard_of(c, n) for c in shuffled)
+
+
+def test_the_shard_comes_from_slurm_or_torchrun():
+    assert cohort.shard_from_environment({"SLURM_ARRAY_TASK_ID": "5",
+                                          "SLURM_ARRAY_TASK_MIN": "1",
+                                          "SLURM_ARRAY_TASK_MAX": "8"}) == (4, 8, -1)
+    assert cohort.shard_from_environment({"SLURM_ARRAY_TASK_ID": "0",
+                                          "SLURM_ARRAY_TASK_COUNT": "4"}) == (0, 4, -1)
+    assert cohort.shard_from_environment({"RANK": "3", "WORLD_SIZE": "4",
+                                          "LOCAL_RANK": "1"}) == (3, 4, 1)
+    assert cohort.shard_from_environment({}) == (0, 1, -1)
+
+
+def test_a_cohort_runs_then_a_rerun_skips_what_is_done_and_redoes_what_is_damaged(tree, tmp_path):
+    out = tmp_path / "out"
+    args = ["batch", str(tree), "--out", str(out), "--factor", "2", "--method", "linear"]
+    assert main(args) == 0
+    table = rows(out / "results.csv")
+    assert [r["status"] for r in table] == ["ok"] * 3 and all(r["output_sha256"] for r in table)
+    first = read_volume(out / "p1" / "v1.nrrd")
+    assert first.array.shape[0] == 2 * 5 - 1
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.nrrd")}
+    assert main(args) == 0  # nothing to do
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.nrrd")} == stamps
+    damaged = out / "p1" / "v2.nrrd"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    assert main(args) == 0
+    assert read_volume(damaged).array.shape[0] == 2 * 6 - 1
+
+
+def test_one_bad_case_is_recorded_and_the_cohort_goes_on(tree, tmp_path, capsys):
+    bad = tree / "p1" / "v3.nrrd"
+    bad.write_bytes((tree / "p1" / "v1.nrrd").read_bytes()[:300])
+    out = tmp_path / "out"
+    assert main(["batch", str(tree), "--out", str(out), "--factor", "2",
+                 "--method", "linear"]) == 1
+    table = {r["input"]: r for r in rows(out / "results.csv")}
+    assert table["p1/v3.nrrd"]["status"] == "failed" and table["p1/v3.nrrd"]["message"]
+    assert sum(r["status"] == "ok" for r in table.values()) == 3
+    assert "1 failed" in capsys.readouterr().out
+
+
+def test_shards_write_their_own_tables_and_merge_into_one(tree, tmp_path):
+    out = tmp_path / "out"
+    for shard in ("1/2", "2/2"):
+        assert main(["batch", str(tree), "--out", str(out), "--factor", "2", "--method",
+                     "linear", "--shard", shard]) == 0
+    assert main(["batch", str(out), "--merge"]) == 0
+    assert sorted(r["input"] for r in rows(out / "results.csv")) == [
+        "p1/v1.nrrd", "p1/v2.nrrd", "p2/ct"]
+
+
+def test_a_manifest_names_inputs_and_outputs_and_a_users_file_is_never_replaced(tree, tmp_path):
+    manifest = tmp_path / "cases.csv"
+    manifest.write_text("input,output\nstudy/p1/v1.nrrd,res/one.nrrd\nstudy/p1/v2.nrrd,"
+                        "res/two.nrrd\n")
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "two.nrrd").write_text("the user's own file")
+    code = main(["batch", str(manifest), "--out", str(tmp_path / "log"), "--factor", "2",
+                 "--method", "linear"])
+    assert code == 1
+    assert read_volume(tmp_path / "res" / "one.nrrd").array.shape[0] == 9
+    assert (tmp_path / "res" / "two.nrrd").read_text() == "the user's own file"
+    table = {r["output"]: r for r in rows(tmp_path / "log" / "results.csv")}
+    assert "not an output of this batch" in table[str(tmp_path / "res" / "two.nrrd")]["message"]
