@@ -160,3 +160,20 @@ def test_no_module_level_import_cycle_in_the_library():
     for n in graph:
         if n not in state:
             visit(n, [n])
+
+
+def test_no_code_compares_a_variant_name_outside_the_variant_registry():
+    """Code asks ``hrinet.core.variants.variant(name)`` what a variant is; a name compared in
+    some module is a second definition that drifts (the defaults once disagreed)."""
+    import re
+
+    from hrinet.core.constants import VARIANTS
+
+    names = "|".join(re.escape(v) for v in VARIANTS)
+    pattern = re.compile(rf"""(==|!=)\s*["']({names})["']|["']({names})["']\s*(==|!=)""")
+    for name in modules():
+        if name in ("core.variants", "core.constants"):
+            continue
+        text = PACKAGE.joinpath(*name.split(".")).with_suffix(".py").read_text(encoding="utf-8")
+        found = pattern.search(text)
+        assert not found, f"hrinet.{name} compares a variant name: {found.group(0)}"

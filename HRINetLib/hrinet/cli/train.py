@@ -13,6 +13,7 @@ from tqdm import tqdm
 from hrinet.cli.progress import PlainProgress
 from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
+from hrinet.core.variants import variant
 from hrinet.training.config import TrainConfig
 from hrinet.training.distributed import shutdown_distributed
 from hrinet.training.options import STOP_FILE, given_options
@@ -50,7 +51,7 @@ def train_from_cli(args) -> int:
     if not given.get("data") and not args.resume:
         raise HRINetError("give training volumes with --data (or --resume a run)")
     cfg = TrainConfig(**dict({"variant": DEFAULT_VARIANT}, **given))
-    if "group_sizes" in given and cfg.variant != "hrinet-flow":
+    if "group_sizes" in given and not variant(cfg.variant).motion:
         raise HRINetError("--gaps applies to --variant hrinet-flow only")
     rank, world, device = distributed_setup(given.get("device", "auto"))
     if device is not None:  # each rank on its own GPU, resumed or not

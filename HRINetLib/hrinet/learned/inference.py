@@ -18,6 +18,7 @@ import torch
 from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
+from hrinet.core.variants import variant
 from hrinet.learned.models import HU_MIN, HU_SCALE, Generator, normalise, pad_to_stride
 from hrinet.learned.motion import MotionInterpolator
 from hrinet.learned.weights import load_weights
@@ -120,7 +121,7 @@ def make_interpolator(model, device: torch.device, batch_size: Optional[int] = N
     """The engine method driving ``model`` (a :class:`Generator` or a ``MotionNet``)."""
     if batch_size is None:  # big batches feed a GPU; on a CPU they only cost memory
         batch_size = 8 if device.type == "cuda" else 2
-    if model.cfg.variant == "hrinet-flow":
+    if variant(model.cfg.variant).motion:
         return MotionInterpolator(model, device, batch_size=batch_size, name=name,
                                   metadata=metadata)
     return LearnedInterpolator(model, device, batch_size=batch_size, name=name, metadata=metadata)
@@ -151,10 +152,10 @@ def learned_method(name: str, device: str = "auto", weights: Optional[str] = Non
         raise HRINetError(f"no shipped weights for variant {name} (Resources/weights/"
                           f"{variant_weights_name(name)}); give a weights file")
     interp = load_interpolator(str(path), device)
-    variant = interp.metadata.get("variant") if hasattr(interp, "metadata") else None
-    if weights and variant not in (None, name):
-        raise HRINetError(f"the weights {Path(weights).name} are variant {variant}, not {name}; "
-                          f"use --method {variant} (or hrinet) with them")
+    theirs = interp.metadata.get("variant") if hasattr(interp, "metadata") else None
+    if weights and theirs not in (None, name):
+        raise HRINetError(f"the weights {Path(weights).name} are variant {theirs}, not {name}; "
+                          f"use --method {theirs} (or hrinet) with them")
     interp.name = name
     return interp
 

@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from hrinet.core.constants import HU_MAX, HU_MIN, HU_SCALE, VARIANTS  # noqa: F401 (re-exported)
+from hrinet.core.variants import variant
 
 #: Total downsampling of the encoder; inputs are padded to a multiple of it.
 STRIDE = 64
@@ -66,7 +67,7 @@ class ModelConfig:
 
     @property
     def residual(self) -> bool:
-        return self.variant == "hrinet-plus"
+        return variant(self.variant).residual
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -82,18 +83,14 @@ class ModelConfig:
         return cls(**d)
 
     @classmethod
-    def for_variant(cls, variant: str, design_size: int = 256, **overrides) -> "ModelConfig":
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        cfg = cls(variant=variant, design_size=design_size,
+    def for_variant(cls, name: str, design_size: int = 256, **overrides) -> "ModelConfig":
+        spec = variant(name)
+        cfg = cls(variant=name, design_size=design_size,
                   mix_channels=table1_mix_channels(design_size))
-        if variant == "hrinet-plus":
-            cfg.channels = (16, 24, 32, 48, 64, 64, 64)
-        if variant == "hrinet-flow":
-            cfg.channels = (16, 32, 48, 64)
-            cfg.blend = True
-            cfg.spline = True
-            cfg.roughness = True
+        if spec.channels:
+            cfg.channels = spec.channels
+        if spec.motion:  # today's inputs: the blend head, the spline candidate, the roughness
+            cfg.blend = cfg.spline = cfg.roughness = True
         for k, v in overrides.items():
             setattr(cfg, k, v)
         return cfg

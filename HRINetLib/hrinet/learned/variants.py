@@ -6,6 +6,7 @@ from typing import Dict
 
 import torch.nn as nn
 
+from hrinet.core.variants import variant
 from hrinet.learned.models import ACAICritic, Generator, ModelConfig, PatchGAN
 from hrinet.learned.motion import MotionNet
 
@@ -13,7 +14,7 @@ from hrinet.learned.motion import MotionNet
 def build_generator(cfg: ModelConfig) -> nn.Module:
     """The generator of ``cfg.variant``: :class:`Generator`, or the motion-aware
     :class:`hrinet.learned.motion.MotionNet` for ``hrinet-flow``."""
-    if cfg.variant == "hrinet-flow":
+    if variant(cfg.variant).motion:
         return MotionNet(cfg)
     return Generator(cfg)
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from hrinet.core.constants import HU_MIN, HU_SCALE
+from hrinet.core.variants import variant
 from hrinet.training.config import LOG_MSE_FLOOR
 from hrinet.training.losses import (
     acai_critic_loss,
@@ -110,7 +111,7 @@ class StepsMixin:
         return {"loss_g": loss.item(), "content": loss.item()}
 
     def supervised_step(self, rng: np.random.Generator) -> dict:
-        if self.cfg.variant == "hrinet-flow":
+        if variant(self.cfg.variant).motion:
             return self.motion_step(rng)
         sizes = self.r["group_sizes"]
         n = sizes[int(rng.integers(len(sizes)))]

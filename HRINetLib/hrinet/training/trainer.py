@@ -35,6 +35,7 @@ from hrinet.core.atomic import write_text
 from hrinet.core.constants import VARIANTS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import read_volume
+from hrinet.core.variants import variant
 from hrinet.learned.inference import resolve_device
 from hrinet.learned.models import Generator, ModelConfig, memory_format_for
 from hrinet.learned.motion import grown
@@ -158,7 +159,7 @@ class Trainer(StepsMixin, ValidationMixin):
                         "stage-I result)" if meta["variant"] == STAGE1_RESULT else "")
                 raise HRINetError(f"--init weights are variant {meta['variant']}, not "
                                   f"{cfg.variant}; pass --variant {meta['variant']}{also}")
-            if cfg.variant == "hrinet-flow":
+            if variant(cfg.variant).motion:
                 # older weights, today's candidates (each new one starts unused)
                 old = pretrained.cfg
                 pretrained = grown(pretrained, dataclasses.replace(
@@ -182,7 +183,7 @@ class Trainer(StepsMixin, ValidationMixin):
         self._batches = None  # the workers' batches (cfg.workers > 0)
         if volumes is None:
             volumes = [read_volume(p) for p in cfg.data]
-        sampler_cls = MotionSampler if cfg.variant == "hrinet-flow" else SliceSampler
+        sampler_cls = MotionSampler if variant(cfg.variant).motion else SliceSampler
         self.sampler = sampler_cls(volumes, cfg.crop, names=[Path(p).name for p in cfg.data])
         self.sampler.spline = self.mcfg.spline
         self.sampler.roughness = self.mcfg.roughness
