@@ -25,6 +25,7 @@ from hrinet.core.io import read_volume
 from hrinet.core.volume import Volume, cast_like
 from hrinet.evaluation.evaluate import evaluate_volume
 from hrinet.learned.inference import load_interpolator
+from hrinet.methods import engine
 from hrinet.training.augment import apply_kernel, apply_noise, circle_mask
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
@@ -72,9 +73,14 @@ def main() -> None:
     p.add_argument("--conditions", default=",".join(CONDITIONS))
     p.add_argument("--slices", type=int, default=49, help="central slices used (default 49)")
     p.add_argument("--out", default="out/stress")
+    p.add_argument("--no-padding-guard", action="store_true", help="measure without the "
+                   "engine's padding guard (padding shown to the methods as it is), to see what "
+                   "the guard is worth")
     p.add_argument("--figure", help="also draw a coronal reformat of the first volume as "
                    "scanned at the largest factor (truth, linear, each model) into this PNG")
     args = p.parse_args()
+    if args.no_padding_guard:
+        engine.find_padding = lambda array: None
     paths = [Path(v) for v in args.volumes] or [SHARED_CT / v for v in VOLUMES]
     models = {} if args.no_default else {"hrinet": load_interpolator(None, device="cpu")}
     for item in args.weights:
