@@ -112,3 +112,46 @@ def test_a_manifest_names_inputs_and_outputs_and_a_users_file_is_never_replaced(
     assert (tmp_path / "res" / "two.nrrd").read_text() == "the user's own file"
     table = {r["output"]: r for r in rows(tmp_path / "log" / "results.csv")}
     assert "not an output of this batch" in table[str(tmp_path / "res" / "two.nrrd")]["message"]
+
+
+def test_three_slurm_array_tasks_run_side_by_side_each_case_once(tmp_path):
+    """Six cases (a DICOM series, NRRD, NIfTI, a corrupt file, a 2D image, one more NRRD)
+    processed by three concurrent processes that know only their SLURM array variables."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    root = tmp_path / "study"
+    (root / "a").mkdir(parents=True)
+    write_dicom_series(root / "a" / "series", [0.0, 3.0, 6.0, 9.0], uid="1.2.3.55")
+    vol = make_phantom(size=(32, 32, 5), spacing=(1, 1, 3))
+    write_volume(vol, root / "a" / "one.nrrd")
+    write_volume(vol, root / "b.nii.gz")
+    write_volume(vol, root / "c.nrrd")
+    (root / "bad.nrrd").write_bytes((root / "c.nrrd").read_bytes()[:200])
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((16, 16), np.int16)), str(root / "flat.nrrd"))
+    out = tmp_path / "out"
+    procs = [subprocess.Popen([sys.executable, "-m", "hrinet.cli", "batch", str(root), "--out",
+                               str(out), "--factor", "2", "--method", "linear"],
+                              env=dict(os.environ, SLURM_ARRAY_TASK_ID=str(i),
+                                       SLURM_ARRAY_TASK_COUNT="3"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(3)]
+    codes = [p.wait(timeout=300) for p in procs]
+    assert sorted(codes)[-1] == 1 and set(codes) <= {0, 1}  # the bad cases' shards say so
+    tables = [rows(out / f"results-shard-{i}-of-3.csv") for i in (1, 2, 3)
+              if (out / f"results-shard-{i}-of-3.csv").exists()]
+    seen = [r["input"] for t in tables for r in t]
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == 6  # each case by one shard
+    assert main(["batch", str(out), "--merge"]) == 0
+    merged = {r["input"]: r for r in rows(out / "results.csv")}
+    assert {k for k, r in merged.items() if r["status"] == "failed"} == {"bad.nrrd", "flat.nrrd"}
+    assert "2D" in merged["flat.nrrd"]["message"]
+    for r in merged.values():
+        if r["status"] == "ok":
+            assert cohort.file_sha256(out / r["output"].split(str(out) + "/", 1)[1]) == \
+                r["output_sha256"]
+    assert not list(out.rglob(".*partial*"))
