@@ -176,3 +176,15 @@ def test_progress_jsonl_prints_machine_readable_events_beside_the_human_lines(tm
     r = run("--progress", "jsonl", "interpolate", tmp_path / "missing.nrrd", tmp_path / "p.nrrd")
     error = json.loads(r.stdout.strip().splitlines()[-1])
     assert r.returncode == 2 and error["event"] == "error" and "does not exist" in error["message"]
+
+
+def test_every_option_of_every_command_says_its_default():
+    from hrinet.cli.app import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name, parser in commands.items():
+        for action in parser._actions:
+            if not action.option_strings or action.dest == "help" or action.nargs == 0 or \
+                    action.required:
+                continue  # positionals, --help, on/off flags and required options
+            assert "default" in (action.help or ""), f"hrinet {name} {action.option_strings[0]}"

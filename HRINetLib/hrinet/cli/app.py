@@ -182,13 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", help="volume file (NRRD, NIfTI, MHA) or DICOM series folder")
     s.add_argument("out", help="output file (.nrrd recommended)")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--factor", type=float, help="integer upsampling factor >= 2")
+    g.add_argument("--factor", type=float, help="integer upsampling factor >= 2 (default: from "
+                   "--spacing, else isotropic)")
     g.add_argument("--spacing", type=float, help="target slice spacing in mm "
                    "(default: isotropic, the in-plane spacing)")
     s.add_argument("--method", help=f"one of {', '.join(available_methods())} (default: hrinet, "
                    "the shipped default model; hrinet models lists the shipped ones)")
-    s.add_argument("--weights", help="a .safetensors weights file (implies --method hrinet)")
-    s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    s.add_argument("--weights", help="a .safetensors weights file (implies --method hrinet; "
+                   "default: the shipped weights)")
+    s.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     s.add_argument("--thickness", type=float, metavar="MM", help="slice thickness of the input "
                    "in mm (default 0: known slices kept bit-exact; a DICOM series' Slice "
                    "Thickness is reported, not applied); with a slab thickness the learned model "
@@ -205,11 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated methods to score (default: "
                    f"{','.join(default_evaluation_methods())})")
     s.add_argument("--weights", action="append", metavar="METHOD=FILE",
-                   help="weights for a learned method, e.g. hrinet=model.safetensors")
+                   help="weights for a learned method, e.g. hrinet=model.safetensors (default: "
+                   "each method's shipped weights)")
     s.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     s.add_argument("--protocol", default="decimate", choices=("decimate", "slab"),
                    help="decimate: keep every k-th thin slice, score the new ones; slab: "
-                   "simulate k-slice-thick slabs, score every output slice (README 'Results')")
+                   "simulate k-slice-thick slabs, score every output slice (README 'Results'; "
+                   "default decimate)")
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(func=cmd_evaluate)
 

@@ -19,19 +19,21 @@ def add_batch_arguments(s) -> None:
     s.add_argument("input", help="a folder tree (every DICOM series and NRRD/NIfTI/MHA file in "
                    "it) or a CSV manifest with columns input,output[,series_uid]")
     s.add_argument("--out", help="folder for the results (mirrors the input tree) and "
-                   "results.csv; required unless --merge")
+                   "results.csv; no default: required unless --merge")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--factor", type=int, help="integer upsampling factor >= 2")
+    g.add_argument("--factor", type=int, help="integer upsampling factor >= 2 (default: from "
+                   "--spacing, else isotropic)")
     g.add_argument("--spacing", type=float, help="target slice spacing in mm (default: "
                    "isotropic, each case's in-plane spacing)")
     s.add_argument("--method", help="any interpolate method (default: hrinet)")
-    s.add_argument("--weights", help="a .safetensors weights file for the learned method")
+    s.add_argument("--weights", help="a .safetensors weights file for the learned method "
+                   "(default: the shipped weights)")
     s.add_argument("--thickness", type=float, metavar="MM", help="slice thickness of every "
                    "input in mm (default 0: known slices kept bit-exact)")
     s.add_argument("--device", default="auto", help="auto (default), cpu or cuda; under "
                    "torchrun, LOCAL_RANK picks the GPU")
     s.add_argument("--series-filter", default="", metavar="TEXT", help="only DICOM series whose "
-                   "description holds TEXT (any case)")
+                   "description holds TEXT, any case (default: every series)")
     s.add_argument("--shard", metavar="I/N", help="process shard I of N (default: from "
                    "SLURM_ARRAY_TASK_ID/COUNT or torchrun's RANK/WORLD_SIZE, else 1/1)")
     s.add_argument("--merge", action="store_true", help="merge the shards' results tables in "

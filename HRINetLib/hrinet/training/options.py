@@ -25,8 +25,10 @@ def _gap_list(text: str) -> Tuple[int, ...]:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", nargs="+", help="training volumes (any readable "
-                   "format or DICOM folders); with --resume the checkpoint's unless given")
-    p.add_argument("--val", nargs="*", help="held-out validation volumes")
+                   "format or DICOM folders); no default: required, except with --resume (the "
+                   "checkpoint's unless given)")
+    p.add_argument("--val", nargs="*", help="held-out validation volumes (default: none, no "
+                   "validation)")
     p.add_argument("--variant", choices=VARIANTS,
                    help="model variant (README 'The model family'; default: hrinet-flow, the "
                    "shipped default model)")
@@ -47,9 +49,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--init", help="start from these .safetensors weights (fine-tuning; acai "
                    "weights, the paper's stage-I result, also start hrinet-patchgan, hrinet-mse "
-                   "and hrinet-perceptual, which then train stage II only)")
+                   "and hrinet-perceptual, which then train stage II only; default: none, from "
+                   "scratch)")
     p.add_argument("--stop-at", type=int, help="save a checkpoint and stop at this step "
-                   "(to change settings, then --resume)")
+                   "(to change settings, then --resume; default: none, run to --iterations)")
     p.add_argument("--gaps", type=_gap_list, help="hrinet-flow: gaps between known slices to "
                    "train on, in thin slices, e.g. 2,2,3,4,5,6,7,8 (drawn uniformly from the "
                    "list, so a repeated gap is drawn more often; default 2-8 once each)")
