@@ -116,6 +116,30 @@ def test_evaluate_writes_csv_table_and_figure(tmp_path, phantom):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_evaluate_records_what_it_scored_and_never_mixes_with_an_earlier_run(tmp_path):
+    import json
+
+    from hrinet.core.phantom import make_phantom
+    from hrinet.core.volume import voxel_sha256
+
+    vol = make_phantom(size=(48, 48, 25), spacing=(3, 3, 1.5))
+    thin = write_volume(vol, tmp_path / "thin.nrrd")
+    out = tmp_path / "ev"
+    assert main(["evaluate", str(thin), "--factors", "2,4", "--methods", "linear,hrinet",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    record = json.loads((out / "provenance.json").read_text())
+    assert record["factors"] == [2, 4] and record["protocol"] == "decimate"
+    assert record["weights"]["hrinet"]["file"] == "hrinet-default.safetensors"
+    assert len(record["weights"]["hrinet"]["sha256"]) == 64
+    assert record["volumes"] == [{"name": "thin", "voxel_sha256": voxel_sha256(vol.array)}]
+    r = run("evaluate", thin, "--factors", "2", "--methods", "linear", "--out", out)
+    assert r.returncode == 2 and "--overwrite" in r.stderr  # refused; nothing replaced
+    assert (out / "figure-thin-x4.png").exists()
+    r = run("evaluate", thin, "--factors", "2", "--methods", "linear", "--out", out,
+            "--overwrite")
+    assert r.returncode == 0 and not (out / "figure-thin-x4.png").exists()  # no stale figure
+
+
 def test_models_lists_the_paper_variants_under_their_own_heading_with_quality(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out

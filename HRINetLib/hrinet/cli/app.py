@@ -215,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "simulate k-slice-thick slabs, score every output slice (README 'Results'; "
                    "default decimate)")
     s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in "
+                   "--out (its tables and figures are removed first)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("info", help="print a volume's geometry")

@@ -3,11 +3,17 @@ method and scored; tables and figures into a folder."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from hrinet import __version__
 from hrinet.cli.progress import progress_bar as _tqdm
 from hrinet.core.atomic import write_text
+from hrinet.core.cohort import file_sha256
+from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import HRINetError
+from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
+from hrinet.core.volume import voxel_sha256
 from hrinet.evaluation.evaluate import (
     evaluate_volume,
     figure_strip,
@@ -38,6 +44,10 @@ def volume_name(path: str) -> str:
     return name
 
 
+#: The files an evaluation writes besides its figures (replaced together with --overwrite).
+OUR_TABLES = ("metrics.csv", "metrics.md", "sharpness.csv", "provenance.json")
+
+
 def cmd_evaluate(args) -> int:
     from hrinet.core.io import read_volume
 
@@ -53,11 +63,20 @@ def cmd_evaluate(args) -> int:
     for k in args.factors:
         if k < 2:
             raise HRINetError(f"factor {k} in --factors is not >= 2")
+    earlier = sorted(p.name for p in out.glob("*") if p.name in OUR_TABLES or
+                     (p.name.startswith("figure-") and p.suffix == ".png")) if out.is_dir() else []
+    if earlier and not args.overwrite:
+        raise HRINetError(f"--out {out} holds an earlier evaluation ({earlier[0]}...); replace it "
+                          "with --overwrite (its tables and figures go first) or choose another "
+                          "folder")
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    for name in earlier:  # ours only: no stale figure of another factor survives
+        (out / name).unlink()
+    rows, volumes = [], []
     for path in args.volumes:
         volume = read_volume(path)
         name = volume_name(path)
+        volumes.append({"name": name, "voxel_sha256": voxel_sha256(volume.array)})
         outputs: dict = {}
 
         def keep(k, m, a, outputs=outputs):
@@ -82,6 +101,23 @@ def cmd_evaluate(args) -> int:
     write_text(out / "sharpness.csv", "volume,factor,method,grad_ratio,blur,blur_truth\n" +
                "".join(f"{r.volume},{r.factor},{r.method},{r.grad_ratio:.4f},{r.blur:.4f},"
                        f"{r.blur_truth:.4f}\n" for r in rows))
+    write_text(out / "provenance.json", json.dumps(provenance(args, methods, weights, volumes),
+                                                    indent=2))
     print(markdown_table(rows))
-    print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.md'} and figures in {out}")
+    print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.md'}, provenance.json and figures in "
+          f"{out}")
     return 0
+
+
+def provenance(args, methods, weights: dict, volumes: list) -> dict:
+    """What the tables were made from: code version, protocol, factors, device, each learned
+    method's weights (file name and sha256) and each volume (name and voxel sha256)."""
+    used = {}
+    for m in methods:
+        if m in CLASSICAL_METHODS:
+            continue
+        path = weights.get(m) or find_weights(DEFAULT_NAME if m == "hrinet" else
+                                              variant_weights_name(m))
+        used[m] = {"file": Path(path).name, "sha256": file_sha256(Path(path))} if path else None
+    return {"code_version": __version__, "protocol": args.protocol, "factors": args.factors,
+            "methods": methods, "device": args.device, "weights": used, "volumes": volumes}
