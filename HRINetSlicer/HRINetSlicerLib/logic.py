@@ -22,7 +22,7 @@ from hrinet import Volume, upsample_z
 from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import write_volume
-from hrinet.training.options import STOP_FILE
+from hrinet.training.options import STOP_FILE, train_argv
 
 from .process import BackgroundProcess, python_executable
 
@@ -202,15 +202,14 @@ class TrainingJob:
             self.paths = self._export_inputs()
         if not self.paths:
             raise HRINetError("check at least one volume to train on")
-        cmd = [python_executable(), "-m", "hrinet.cli", "train", "--data", *self.paths,
-               "--variant", self.variant, "--iterations", str(self.iterations),
-               "--crop", str(self.crop), "--batch", str(self.batch), "--out", str(self.out),
-               "--device", self.device, "--val-every", "0", "--checkpoint-minutes", "2"]
-        if resume:
-            cmd.append("--resume")
-        elif self.init_weights:
-            cmd += ["--init", str(self.init_weights)]
-        return cmd
+        settings = dict(data=self.paths, variant=self.variant, iterations=self.iterations,
+                        crop=self.crop, batch=self.batch, device=self.device, val_every=0,
+                        checkpoint_minutes=2)
+        if not resume and self.init_weights:
+            settings["init_weights"] = str(self.init_weights)
+        cmd = [python_executable(), "-m", "hrinet.cli", "train", *train_argv(**settings),
+               "--out", str(self.out)]
+        return cmd + (["--resume"] if resume else [])
 
     def start(self, resume: bool = False) -> None:
         if self.running():

@@ -16,7 +16,8 @@ LAYERS = ("core", "methods", "evaluation", "learned", "training", "cli")
 #: Layers whose modules import no torch at module level (the classical path needs none), and
 #: the torch-free modules above them: the command line and the training options it parses.
 TORCH_FREE = ("core", "methods", "evaluation")
-TORCH_FREE_MODULES = ("training.__init__", "training.options", "learned.__init__", "cli.__init__",
+TORCH_FREE_MODULES = ("training.__init__", "training.options", "training.config",
+                      "learned.__init__", "cli.__init__",
                       "cli.__main__", "cli.app", "cli.demo", "cli.batch", "cli.events", "cli.evaluate",
                       "cli.progress")
 #: Function-level imports allowed, as (module, imported): learned code the CLI loads only when

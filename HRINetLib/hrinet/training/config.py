@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Optional, Tuple
 
+from hrinet.core.constants import DEFAULT_VARIANT, VARIANTS
 from hrinet.core.errors import HRINetError
-from hrinet.training.motion_data import DROP_CONTEXT, GAPS
 
-#: Settings that must lie in a range: ``name: (low, high, low_open, high_open, what)``.
-SETTING_RANGES = {
-    "iterations": (1, None, False, False, "training steps"),
-    "batch": (1, None, False, False, "samples a step"),
-    "lr": (0.0, None, True, False, "the learning rate"),
-    "ema": (0.0, 1.0, False, True, "a decay (0 off, e.g. 0.999)"),
-    "lr_final": (0.0, 1.0, False, False, "a fraction of --lr"),
-    "decay_start": (0.0, 1.0, False, False, "a fraction of the iterations"),
-    "window_weight": (0.0, None, False, False, "a loss weight"),
-    "ssim_weight": (0.0, None, False, False, "a loss weight"),
-    "samples_per_group": (1, None, False, False, "targets a group"),
-    "overlap": (0.0, 1.0, False, False, "a share of the groups"),
-    "drop_context": (0.0, 1.0, False, False, "a chance"),
-    "augment": (0.0, 1.0, False, False, "a chance"),
-    "workers": (0, None, False, False, "processes"),
-    "val_every": (0, None, False, False, "steps (0: no validation)"),
-    "checkpoint_minutes": (0.0, None, False, False, "minutes (0: every step)"),
-    "seed": (0, 2 ** 32 - 1, False, False, "a random seed"),
-}
-
+#: Gaps (in thin slices) between known slices seen in training (``hrinet-flow``).
+GAPS = tuple(range(2, 9))
+#: Chance that a context slice is missing (as at either end of a volume); the default of the
+#: ``drop_context`` option (stages up to 2026-11-26 trained with it).
+DROP_CONTEXT = 0.1
 
 @dataclass(frozen=True)
 class VariantSpec:
@@ -69,72 +54,132 @@ STAGE2_VARIANTS = ("hrinet-patchgan", "hrinet-mse", "hrinet-perceptual")
 LOG_MSE_FLOOR = 1e-8
 
 
+def option(help: str, low=None, high=None, low_open: bool = False, high_open: bool = False,
+           what: str = "", cli: str = "", parse=None, choices=None, nargs=None) -> dict:
+    """A training setting's command-line option, declared once on its :class:`TrainConfig`
+    field: its help, the range it must lie in (``low``/``high``, open or closed, ``what`` it
+    is), another option name (``cli``), a parser for its text, its choices or ``nargs``. The
+    parser (:mod:`hrinet.training.options`), the range check, the resume overrides and the
+    Slicer job's arguments are all made from these."""
+    return {"help": help, "range": None if low is None else (low, high, low_open, high_open,
+                                                             what),
+            "cli": cli, "parse": parse, "choices": choices, "nargs": nargs}
+
+
+def _ints(text: str) -> Tuple[int, ...]:
+    return tuple(int(x) for x in str(text).split(","))
+
+
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (saved in checkpoints and weights metadata)."""
+    """Everything a training run depends on (saved in checkpoints and weights metadata).
 
-    variant: str = "hrinet-mse"
-    data: List[str] = field(default_factory=list)
-    val: List[str] = field(default_factory=list)
-    iterations: int = 1000
-    crop: int = 128
-    batch: int = 8
-    lr: float = 1e-4
+    Fields with ``option`` metadata are ``hrinet train`` options of the same name (dashes for
+    underscores); the others are set by recipes and tests."""
+
+    variant: str = field(default=DEFAULT_VARIANT, metadata=option(
+        "model variant (README 'The model family'); hrinet-flow is the shipped default model",
+        choices=VARIANTS))
+    data: List[str] = field(default_factory=list, metadata=option(
+        "training volumes (any readable format or DICOM folders); no default: required, except "
+        "with --resume (the checkpoint's unless given)", nargs="+"))
+    val: List[str] = field(default_factory=list, metadata=option(
+        "held-out validation volumes (default: none, no validation)", nargs="*"))
+    iterations: int = field(default=1000, metadata=option(
+        "total iterations (with --resume: the checkpoint's, or this many in all)",
+        low=1, what="training steps"))
+    crop: int = field(default=128, metadata=option("training crop size (multiple of 64)"))
+    batch: int = field(default=8, metadata=option("groups per step", low=1, what="samples a step"))
+    lr: float = field(default=1e-4, metadata=option(
+        "learning rate", low=0.0, low_open=True, what="the learning rate"))
     adam_betas: Tuple[float, float] = (0.5, 0.999)
     lam: Optional[float] = None  # None: the variant's (paper 0.5)
     gamma: float = 0.2
     beta: Optional[float] = None  # None: 5e-4 for design size < 512, else 5e-3 (paper)
-    group_sizes: Optional[Tuple[int, ...]] = None  # None: the variant's
+    group_sizes: Optional[Tuple[int, ...]] = None  # None: the variant's (--gaps sets it)
     supervised_ratio: int = 1  # step II per step I in stage II
-    design_size: int = 256
+    design_size: int = field(default=256, metadata=option(
+        "Table 1 layout the mixed maps follow", choices=(256, 512)))
     channels: Optional[Tuple[int, ...]] = None
-    seed: int = 0
-    val_every: int = 500
-    val_factors: Tuple[int, ...] = (4,)
+    seed: int = field(default=0, metadata=option(
+        "random seed", low=0, high=2 ** 32 - 1, what="a random seed"))
+    val_every: int = field(default=500, metadata=option(
+        "validate every N steps", low=0, what="steps (0: no validation)"))
+    val_factors: Tuple[int, ...] = field(default=(4,), metadata=option(
+        "factors scored at each validation, e.g. 2,4,6", parse=_ints))
     val_slices: int = 25
     val_crop: int = 256
-    checkpoint_minutes: float = 5.0
-    device: str = "auto"
+    checkpoint_minutes: float = field(default=5.0, metadata=option(
+        "minutes between checkpoints", low=0.0, what="minutes (0: every step)"))
+    device: str = field(default="auto", metadata=option("auto, cpu, cuda or cuda:N"))
     #: Start the generator from these weights (fine-tuning); their variant must match.
-    init_weights: Optional[str] = None
+    init_weights: Optional[str] = field(default=None, metadata=option(
+        "start from these .safetensors weights (fine-tuning; acai weights, the paper's stage-I "
+        "result, also start hrinet-patchgan, hrinet-mse and hrinet-perceptual, which then train "
+        "stage II only; default: none, from scratch)", cli="--init"))
     #: Exponential moving average of the generator's weights (0: off). Validation and the
     #: exported weights use the average, which smooths out the last steps' noise.
-    ema: float = 0.0
+    ema: float = field(default=0.0, metadata=option(
+        "weight averaging decay, e.g. 0.999 (0: off)", low=0.0, high=1.0, high_open=True,
+        what="a decay (0 off, e.g. 0.999)"))
     #: Learning-rate schedule: constant until ``decay_start`` of the iterations, then cosine
     #: down to ``lr * lr_final`` at the end (1.0: constant, the paper's setting).
-    lr_final: float = 1.0
-    decay_start: float = 0.6
+    lr_final: float = field(default=1.0, metadata=option(
+        "cosine-decay the learning rate to this fraction of --lr after --decay-start of the "
+        "iterations (1: constant)", low=0.0, high=1.0, what="a fraction of --lr"))
+    decay_start: float = field(default=0.6, metadata=option(
+        "fraction of the iterations where the decay starts", low=0.0, high=1.0,
+        what="a fraction of the iterations"))
     #: Weight of an extra MSE in the soft-tissue window [-160, 240] HU (in units of that
     #: window's range). The HU-range MSE barely sees soft-tissue errors of tens of HU, which
     #: the radiologist's window (and SSIM_win) shows plainly. 0: off (the paper's losses).
-    window_weight: float = 0.0
+    window_weight: float = field(default=0.0, metadata=option(
+        "weight of the soft-tissue-window MSE added to the content loss (0: the paper's "
+        "losses)", low=0.0, what="a loss weight"))
     #: Weight of ``1 - SSIM`` in the soft-tissue window (Gaussian 11x11, sigma 1.5, as the
     #: metric). MSE alone favours a smooth conditional mean that drops soft-tissue texture.
-    #: With ``log_mse``, the weight of each sample's :func:`hrinet.training.losses.log_dissimilarity` (the
-    #: same relative scale as the log-MSE, so it does not vanish beside it).
-    ssim_weight: float = 0.0
+    #: With ``log_mse``, the weight of each sample's :func:`hrinet.training.losses.log_dissimilarity`
+    #: (the same relative scale as the log-MSE, so it does not vanish beside it).
+    ssim_weight: float = field(default=0.0, metadata=option(
+        "weight of 1 - SSIM in the soft-tissue window added to the content loss; with "
+        "--log-mse, the weight of log(1 - SSIM) beside the log-MSE", low=0.0,
+        what="a loss weight"))
     #: hrinet-flow: minimise the mean of each sample's log pixel MSE (the mean PSNR over
     #: samples) instead of the mean MSE, which lets the large errors of wide gaps drown the
     #: small ones of narrow gaps (x2) that users also ask for.
-    log_mse: bool = False
+    log_mse: bool = field(default=False, metadata=option(
+        "hrinet-flow: minimise the mean log-MSE over samples (mean PSNR) instead of the mean "
+        "MSE"))
     #: Set when ``init_weights`` are a stage-I result (:data:`STAGE1_RESULT`) and the variant a
     #: stage-II one: stage I is done, training is stage II only.
     from_stage1: bool = False
     #: hrinet-flow: target slices drawn from each group (the group's flows are estimated once,
     #: so more targets per group cost little more CPU).
-    samples_per_group: int = 2
+    samples_per_group: int = field(default=2, metadata=option(
+        "hrinet-flow: target slices drawn from each group of known slices", low=1,
+        what="targets a group"))
     #: hrinet-flow: share of groups whose thin slices are first re-made as an overlapping
     #: reconstruction (:data:`hrinet.training.motion_data.OVERLAP_THICKNESS`).
-    overlap: float = 0.0
+    overlap: float = field(default=0.0, metadata=option(
+        "hrinet-flow: share of training groups first re-made as overlapping thin slices "
+        "(1.3-2 spacings thick)", low=0.0, high=1.0, what="a share of the groups"))
     #: hrinet-flow: chance that each context slice of a training group is missing, as at a
     #: volume's ends (:attr:`hrinet.training.motion_data.MotionSampler.drop_context`).
-    drop_context: float = DROP_CONTEXT
+    drop_context: float = field(default=DROP_CONTEXT, metadata=option(
+        "hrinet-flow: chance that each context slice of a training group is missing, as at a "
+        "volume's ends", low=0.0, high=1.0, what="a chance"))
     #: hrinet-flow: chance that a training group is re-made as another scanner would have
     #: acquired it (pixel size, kernel, dose, field-of-view circle; :mod:`hrinet.training.augment`).
-    augment: float = 0.0
+    augment: float = field(default=0.0, metadata=option(
+        "hrinet-flow: chance that a training group is re-made as another scanner would have "
+        "acquired it: pixel size, kernel, dose, field-of-view circle", low=0.0, high=1.0,
+        what="a chance"))
     #: hrinet-flow: processes making batches ahead (0: in the training process). The samples
     #: are the same either way (:mod:`hrinet.training.prefetch`); only the speed changes.
-    workers: int = 0
+    workers: int = field(default=0, metadata=option(
+        "hrinet-flow: processes that make training batches ahead (0: in the training process; "
+        "on a GPU machine, about the number of CPU cores); the samples are the same either way",
+        low=0, what="processes"))
 
     @property
     def spec(self) -> VariantSpec:
@@ -142,9 +187,9 @@ class TrainConfig:
 
     def check(self) -> None:
         """Refuse, in one line naming the setting, a value outside its range
-        (:data:`SETTING_RANGES`): a negative learning rate or an averaging decay of 1 or more
+        (:func:`setting_ranges`): a negative learning rate or an averaging decay of 1 or more
         would train nothing, or diverge, for hours before anyone noticed."""
-        for name, (low, high, low_open, high_open, what) in SETTING_RANGES.items():
+        for name, (low, high, low_open, high_open, what) in setting_ranges().items():
             v = getattr(self, name)
             bad = not math.isfinite(v) or (v <= low if low_open else v < low) or \
                 (high is not None and (v >= high if high_open else v > high))
@@ -173,10 +218,17 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> "TrainConfig":  # noqa: D102
         names = {f for f in cls.__dataclass_fields__}
         d = {k: v for k, v in d.items() if k in names}
         for k in ("adam_betas", "group_sizes", "channels", "val_factors"):
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
         return cls(**d)
+
+
+def setting_ranges() -> dict:
+    """``name: (low, high, low_open, high_open, what)`` of every range-checked setting, from the
+    fields' option metadata (in field order)."""
+    return {f.name: f.metadata["range"] for f in fields(TrainConfig)
+            if f.metadata.get("range") is not None}

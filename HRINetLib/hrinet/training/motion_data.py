@@ -27,16 +27,12 @@ from hrinet.methods.flow import (
     z_roughness,
 )
 from hrinet.training import augment
+from hrinet.training.config import DROP_CONTEXT, GAPS  # noqa: F401 (GAPS re-exported)
 from hrinet.training.data import SliceSampler
 
-#: Gaps (in thin slices) between known slices seen in training.
-GAPS = tuple(range(2, 9))
 #: Slab ratios (thickness / spacing) and how often each is drawn.
 SLAB_RATIOS = (0.0, 1.0, 1.5, 2.0)
 SLAB_PROBS = (0.5, 0.3, 0.1, 0.1)
-#: Chance that a context slice is missing (as at either end of a volume); the default of the
-#: ``drop_context`` option (stages up to 2026-11-26 trained with it).
-DROP_CONTEXT = 0.1
 #: Thickness of re-made thin slices, in thin-slice spacings (``overlap`` option): thin CT is
 #: often reconstructed with overlap (2 mm slices every 1 mm), which makes neighbouring slices
 #: alike and the motion between them small; a model that never saw it trusts noisy flow there.

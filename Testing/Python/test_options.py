@@ -1,0 +1,42 @@
+"""Training options are declared once, on the TrainConfig fields (hrinet.training.options)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from hrinet.training.config import TrainConfig, setting_ranges
+from hrinet.training.options import (
+    CONFIG_OPTIONS,
+    add_train_arguments,
+    given_options,
+    option_fields,
+    train_argv,
+)
+
+
+def parser():
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    return p
+
+
+def test_every_declared_field_is_an_option_with_its_default_in_the_help():
+    actions = {a.dest: a for a in parser()._actions}
+    for f in option_fields():
+        assert f.name in actions and f.name in CONFIG_OPTIONS
+        assert "default" in actions[f.name].help
+        assert actions[f.name].default is None  # a resumed run tells given from stored
+
+
+def test_ranges_come_from_the_same_declarations():
+    declared = {f.name for f in fields(TrainConfig) if (f.metadata.get("range"))}
+    assert set(setting_ranges()) == declared and {"lr", "ema", "augment"} <= declared
+
+
+def test_the_arguments_a_program_builds_parse_back_to_the_same_settings():
+    settings = dict(data=["a.nrrd", "b.nrrd"], variant="hrinet-flow", iterations=7, crop=64,
+                    batch=2, lr=3e-5, val_factors=(2, 4), log_mse=True, init_weights="w.st",
+                    checkpoint_minutes=2.0, augment=0.5)
+    args = parser().parse_args(train_argv(**settings) + ["--out", "run"])
+    assert given_options(args) == settings
