@@ -1,4 +1,4 @@
-"""The ``hrinet`` command line: interpolate, evaluate, info, train, export.
+"""The ``hrinet`` command line: interpolate, evaluate, info, train, adapt, batch, models, export.
 
 Every user mistake ends with a non-zero exit and one line ``hrinet: error: ...`` saying what is
 wrong and what to do; no traceback (``--debug`` shows one for bug reports).

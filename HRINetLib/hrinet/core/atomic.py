@@ -1,8 +1,9 @@
 """One way to write a file: beside it, verified, then moved into place in one step.
 
-Every writer in the project (volumes, weights and sidecars, checkpoints, metrics, figures) goes
-through :func:`atomic_write`, so a failed, partial or interrupted write can never be renamed
-into place, and a file that is there was written completely.
+Every writer of a result (volumes, weights and sidecars, checkpoints, metrics and results
+tables, figures) goes through :func:`atomic_write`, so a failed, partial or interrupted write can
+never be renamed into place, and a file that is there was written completely. The training
+logs that grow line by line (``log.csv``, ``val.jsonl``) are appended to instead.
 """
 
 from __future__ import annotations

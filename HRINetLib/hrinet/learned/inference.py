@@ -1,4 +1,5 @@
-"""Learned interpolation methods, registered into :mod:`hrinet.methods`.
+"""Learned interpolation methods, created by name through :mod:`hrinet.methods` (which lists
+their names and imports this module only when one is created: it needs torch).
 
 ``method="hrinet"`` uses the shipped default weights (``Resources/weights/hrinet-default``) or any
 ``weights=`` file. Each known slice is encoded once; the mixes for every fraction of its pair are

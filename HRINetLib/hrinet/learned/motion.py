@@ -2,39 +2,12 @@
 
 The paper's generator blends encoder features in place, so it cannot follow anatomy that moves
 between slices; the classical ``flow`` method follows the motion but errs where the flow is wrong
-(occlusions, noise, structures that appear) and, seeing only two slices, cannot use the curvature
-that cubic B-splines use. This model starts from the flow estimate and learns what is left:
-
-- inputs, per synthesised slice at fraction ``t``: the four nearest known slices sampled along
-  the motion trajectories through the target (``w0..w3``, :func:`hrinet.methods.flow.trajectory_samples`;
-  one more known slice on each side), the flow blend ``fb = (1 - t) w1 + t w2``, the motion-free
-  linear blend and 4-slice cubic (where motion is small, as between overlapping reconstructions,
-  these beat warping), ``t`` and the slab ratio ``s`` (slice thickness / slice spacing of the
-  input; 0 for thin slices sampled far apart); with ``spline`` (weights from 2026-11-26 on) also
-  the 6-slice cubic spline of :func:`hrinet.methods.flow.spline_weights`, which is what the ``cubic``
-  method computes: overlapping reconstructions are band-limited along z, and there Keys' 4-slice
-  cubic lost 0.76 dB to it at x2 (validation chest) -- a candidate the model did not have;
-  with ``roughness``, the six known slices' roughness along z ``rho``
-  (:func:`hrinet.methods.flow.z_roughness`, measured on whole slices): whether the input is band-limited
-  (an overlapping reconstruction decimated x2, where the spline is near-optimal and flow adds
-  noise) or thin slices sampled far apart (where flow wins), which a 128^2 patch of four slices
-  cannot tell;
-- a small U-Net (strides 1 to 8) predicts a correction ``r``;
-- with ``blend`` (weights from 2026-11-26 on), the same head also predicts one weight map ``m_e``
-  per candidate ``e`` in ``w1, w2, lin, cubic, w0, w3``, and the correction becomes
-  ``r + sum_e m_e (e - fb)`` (and the spline, with ``spline``). Choosing, per pixel, how much
-  of the curvature of cubic or of the context slices to use is then a smooth map, where an
-  additive ``r`` had to redraw that detail
-  through the U-Net (a global least-squares blend of the older model's output with cubic was
-  +1.3 dB over it at x2 on the validation chest: the detail was there, unused);
-- ``out = fb + g(t, s) r`` (``r`` with the blend term, where there is one) with
-  ``g = 4t(1 - t) + min(s, 1)(1 - 4t(1 - t))``: for thin input
-  (``s = 0``) the gate vanishes at the known slices, which are reproduced exactly; for slab input
-  (``s >= 1``) the known positions are restored too (their slices are blurred slabs). The head is
-  zero-initialised, so the untrained model *is* the classical ``flow`` method.
-
-Corrections are added in HU to ``fb`` computed from the raw input, so values outside the
-normalised range (e.g. -3024 outside the scan circle) pass through as the flow method gives them.
+and cannot use the curvature cubic B-splines use. This model starts from the flow estimate and
+learns what is left: from the known slices sampled along the motion trajectories, the motion-free
+linear, cubic and spline candidates, ``t``, the slab ratio and the slices' roughness along z, a
+small U-Net predicts a correction and per-candidate blend maps; a gate in ``t`` keeps thin known
+slices exact and restores slab-averaged ones. The zero-initialised head makes the untrained model
+the classical ``flow`` method. Inputs, gate and history: docs/hrinet-flow.md.
 """
 
 from __future__ import annotations
