@@ -8,8 +8,7 @@ from pathlib import Path
 
 from hrinet import __version__
 from hrinet.cli.progress import progress_bar as _tqdm
-from hrinet.core.atomic import write_text
-from hrinet.core.cohort import file_sha256
+from hrinet.core.atomic import file_sha256, write_text
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import HRINetError
 from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name

@@ -9,6 +9,7 @@ logs that grow line by line (``log.csv``, ``val.jsonl``) are appended to instead
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -171,3 +172,12 @@ def complete_safetensors(tmp: Path) -> None:
     ends = [int(v["data_offsets"][1]) for k, v in (header or {}).items() if k != "__metadata__"]
     if header is None or size != 8 + n + max(ends, default=0):
         raise HRINetError("the tensors were cut off (disk full?); free disk space and retry")
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

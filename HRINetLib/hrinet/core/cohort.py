@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from hrinet.core.atomic import write_text
+from hrinet.core.atomic import file_sha256, write_text
 from hrinet.core.dicom import list_dicom_series
 from hrinet.core.errors import HRINetError
 
@@ -191,14 +191,6 @@ def merge_results(folder: Path) -> Path:
     out = Path(folder) / "results.csv"
     write_results(out, sorted(merged.values(), key=lambda r: (r.input, r.series_uid)))
     return out
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def is_done(case: Case, previous: Optional[Result]) -> bool:

@@ -20,7 +20,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from hrinet.core.atomic import atomic_write, complete_safetensors, write_text
+from hrinet.core.atomic import (
+    atomic_write,
+    complete_safetensors,
+    file_sha256,
+    write_text,
+)
 from hrinet.core.constants import HU_MAX, HU_MIN
 from hrinet.core.errors import HRINetError
 from hrinet.core.shipped import (  # noqa: F401
@@ -33,14 +38,8 @@ from hrinet.learned.models import Generator, ModelConfig
 from hrinet.learned.variants import build_generator
 
 FORMAT = "hrinet-weights/1"
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+#: The sha256 a sidecar records of its tensor file.
+sha256_of = file_sha256
 
 
 #: Key in the tensor file's own header holding :func:`architecture_digest` of its sidecar: the
