@@ -136,6 +136,8 @@ assert main(["interpolate", str(path), r"{tmp_path / 'o.nrrd'}", "--method", "cu
              "--factor", "2"]) == 0
 assert main(["evaluate", str(path), "--methods", "linear,cubic", "--factors", "2",
              "--out", r"{tmp_path / 'e'}"]) == 0
+assert main(["interpolate", str(path), r"{tmp_path / 'd.nrrd'}", "--factor", "2"]) == 0  # cubic
+assert main(["evaluate", str(path), "--factors", "2", "--out", r"{tmp_path / 'e2'}"]) == 0
 try:
     hrinet.upsample_z(vol, factor=2, method="hrinet")
 except hrinet.HRINetError as exc:
@@ -144,6 +146,7 @@ except hrinet.HRINetError as exc:
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "LEARNED: method hrinet needs PyTorch, which is not installed" in r.stdout
+    assert "PyTorch is not installed, so the method is cubic" in r.stderr
 
 
 def test_no_module_level_import_cycle_in_the_library():

@@ -7,7 +7,6 @@ wrong and what to do; no traceback (``--debug`` shows one for bug reports).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import signal
 import sys
 import time
@@ -24,6 +23,7 @@ from hrinet.core.runtime import tune_allocator
 from hrinet.core.shipped import shipped_models
 from hrinet.methods import available_methods, create_interpolator, default_method
 from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
+from hrinet.methods.registry import learned_available
 from hrinet.training.options import add_train_arguments
 
 
@@ -58,6 +58,10 @@ def cmd_interpolate(args) -> int:
     events = args.events
     check_output_path(args.out, [args.input], overwrite=args.overwrite)
     method = args.method or ("hrinet" if args.weights else default_method())
+    if not args.method and not args.weights and method != "hrinet" and not learned_available():
+        print("hrinet: note: PyTorch is not installed, so the method is cubic; install the "
+              "learned extra (pip install 'hrinet[learned]') for the shipped model",
+              file=sys.stderr)
     classical = method in CLASSICAL_METHODS
     if classical and args.weights:
         print(f"hrinet: warning: --weights is not used by the {method} method (classical, no "
@@ -161,7 +165,7 @@ def cmd_models(args) -> int:
 
 def default_evaluation_methods() -> List[str]:
     """The classical methods, and the shipped model where it can run (torch installed)."""
-    learned = default_method() == "hrinet" and importlib.util.find_spec("torch") is not None
+    learned = default_method() == "hrinet"
     return list(CLASSICAL_METHODS) + (["hrinet"] if learned else [])
 
 

@@ -10,6 +10,8 @@ callers never change when one is added.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from typing import Callable, Dict, List, Protocol, Sequence
 
 import numpy as np
@@ -82,6 +84,17 @@ def create_interpolator(name: str, **options) -> Interpolator:
                       f"{', '.join(available_methods())}")
 
 
+def learned_available() -> bool:
+    """Whether learned methods can run here: PyTorch installed (checked without importing it)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def default_method() -> str:
-    """``hrinet`` when the shipped default weights exist, else ``cubic``."""
-    return "hrinet" if find_weights() is not None else "cubic"
+    """``hrinet`` where it can run (the shipped default weights and PyTorch are there), else
+    ``cubic``: an install without the learned extra still has a working default."""
+    return "hrinet" if find_weights() is not None and learned_available() else "cubic"
