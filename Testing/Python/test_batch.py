@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import random
+from pathlib import Path
 
 import pytest
 from conftest import write_dicom_series
@@ -155,3 +156,39 @@ def test_three_slurm_array_tasks_run_side_by_side_each_case_once(tmp_path):
             assert cohort.file_sha256(out / r["output"].split(str(out) + "/", 1)[1]) == \
                 r["output_sha256"]
     assert not list(out.rglob(".*partial*"))
+
+
+
+def test_a_shard_killed_mid_case_then_rerun_completes_without_partial_files(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "study"
+    root.mkdir()
+    for i in range(3):
+        write_volume(make_phantom(size=(192, 192, 24), spacing=(1, 1, 4), seed=i),
+                     root / f"v{i}.nrrd")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "hrinet.cli", "batch", str(root), "--out", str(out),
+            "--factor", "6", "--method", "flow"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "results.csv").exists() and len(rows(out / "results.csv")) >= 1:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # mid-way through the second case, most likely
+    proc.wait()
+    first = rows(out / "results.csv")
+    assert 1 <= len(first) < 3  # killed with work left
+    done = {r["input"]: (out / Path(r["output"]).name).stat().st_mtime_ns for r in first}
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    table = rows(out / "results.csv")
+    assert [t["status"] for t in table] == ["ok"] * 3
+    assert not [p for p in out.rglob("*") if ".partial" in p.name]
+    for name, stamp in done.items():  # nothing done before the kill was computed again
+        assert (out / Path(name).name).stat().st_mtime_ns == stamp

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hrinet.cli.events import Events
 from hrinet.core import cohort
+from hrinet.core.atomic import remove_stale_partials
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import read_volume, same_file, write_volume
 from hrinet.methods import create_interpolator, default_method
@@ -106,6 +107,7 @@ def run_batch(args) -> int:
                                              weights=args.weights)
             result = upsample_z(volume, plan=plan, interpolator=interp)
             Path(case.output).parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(case.output)  # a killed earlier run's half-written file
             written = write_volume(result, case.output, overwrite=True)
             row.factor, row.thickness = plan.factor, f"{plan.thickness:g}"
             row.output_sha256, row.status = cohort.file_sha256(written), "ok"

@@ -181,3 +181,18 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def remove_stale_partials(path: PathLike) -> int:
+    """Remove the hidden temporary files an interrupted :func:`atomic_write` of ``path`` left
+    (SIGKILL or power loss give it no chance to clean up); returns how many. Only for a path
+    that no other process is writing now (a cohort's case is written by one shard)."""
+    path = Path(path)
+    gone = 0
+    for stale in path.parent.glob(f".{path.name}.*.partial*"):
+        try:
+            stale.unlink()
+            gone += 1
+        except OSError:
+            pass
+    return gone
