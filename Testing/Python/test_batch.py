@@ -192,3 +192,37 @@ def test_a_shard_killed_mid_case_then_rerun_completes_without_partial_files(tmp_
     assert not [p for p in out.rglob("*") if ".partial" in p.name]
     for name, stamp in done.items():  # nothing done before the kill was computed again
         assert (out / Path(name).name).stat().st_mtime_ns == stamp
+
+
+
+def _doc_block(heading: str) -> str:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cluster.md").read_text()
+    block = text.split(heading, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    # the same script, on a small cohort: the fast method instead of the model
+    return block.replace("--spacing 1.0 --device cpu", "--factor 2 --method linear")
+
+
+def test_the_documented_slurm_script_and_torchrun_line_run_as_written(tree, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    venv = Path(sys.executable).parent.parent
+    env = dict(os.environ, VENV=str(venv), STUDY=str(tree), OUT=str(tmp_path / "slurm"))
+    script = tmp_path / "job.sh"
+    script.write_text(_doc_block("## SLURM job array"))
+    for task in ("1", "2"):  # what sbatch --array=1-2 sets for each task
+        r = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=300,
+                           env=dict(env, SLURM_ARRAY_TASK_ID=task, SLURM_ARRAY_TASK_MIN="1",
+                                    SLURM_ARRAY_TASK_MAX="2"))
+        assert r.returncode == 0, r.stderr
+    assert main(["batch", str(tmp_path / "slurm"), "--merge"]) == 0
+    assert len(rows(tmp_path / "slurm" / "results.csv")) == 3
+    lines = _doc_block("## torchrun").replace("--out \"$OUT\"", "--out \"$OUT\" --factor 2 "
+                                                 "--method linear").replace("4", "2")
+    env["OUT"] = str(tmp_path / "torchrun")
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+    r = subprocess.run(["bash", "-c", lines], capture_output=True, text=True, timeout=300,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    assert [t["status"] for t in rows(tmp_path / "torchrun" / "results.csv")] == ["ok"] * 3
