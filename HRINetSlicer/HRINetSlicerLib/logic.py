@@ -19,6 +19,7 @@ import slicer
 import slicer.util
 import vtk
 from hrinet import Volume, upsample_z
+from hrinet.cli.events import parse as parse_event
 from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import write_volume
@@ -207,7 +208,8 @@ class TrainingJob:
                         checkpoint_minutes=2)
         if not resume and self.init_weights:
             settings["init_weights"] = str(self.init_weights)
-        cmd = [python_executable(), "-m", "hrinet.cli", "train", *train_argv(**settings),
+        cmd = [python_executable(), "-m", "hrinet.cli", "--progress", "jsonl", "train",
+               *train_argv(**settings),
                "--out", str(self.out)]
         return cmd + (["--resume"] if resume else [])
 
@@ -242,15 +244,20 @@ class TrainingJob:
                 rows = list(csv.DictReader(f))
             info["history"] = [(int(r["step"]), float(r["content"])) for r in rows
                                if r.get("content")]
-        # Only a run that ended well names weights, and only those it wrote itself: an earlier
+        # Only a run that ended well names weights, and only those it made itself: an earlier
         # run's file in the same folder is not this run's result.
         path = self.weights_path()
         done = info["returncode"] == 0 and path.is_file() and \
             path.stat().st_mtime >= self.started_at - 1
         info["weights"] = str(path) if done else None
-        if info["returncode"] not in (None, 0):
-            tail = (self.out / "job.log").read_text().strip().splitlines()[-1:] or [""]
-            info["error"] = tail[0]
+        if info["returncode"] not in (None, 0):  # the command's error event, not its wording
+            try:
+                lines = (self.out / "job.log").read_text(errors="replace").splitlines()
+            except OSError:
+                lines = []
+            errors = [e["message"] for e in map(parse_event, lines)
+                      if e is not None and e["event"] == "error"]
+            info["error"] = (errors or [f"the job failed (see {self.out / 'job.log'})"])[-1]
         return info
 
     def weights_path(self) -> Path:
@@ -273,7 +280,8 @@ class AdaptJob(TrainingJob):
     def command(self, resume: bool = False) -> List[str]:
         if not self.paths:
             self.paths = self._export_inputs()
-        cmd = [python_executable(), "-m", "hrinet.cli", "adapt", self.paths[0], "--out",
+        cmd = [python_executable(), "-m", "hrinet.cli", "--progress", "jsonl", "adapt",
+               self.paths[0], "--out",
                str(self.out), "--iterations", str(self.iterations), "--device", self.device]
         if self.init_weights:
             cmd += ["--weights", str(self.init_weights)]

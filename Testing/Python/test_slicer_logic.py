@@ -176,6 +176,7 @@ def test_a_failed_job_selects_nothing_not_an_earlier_runs_weights_or_verdict(tmp
         time.sleep(0.2)
     info = job.poll()
     assert info["returncode"] not in (None, 0) and "does not exist" in info["error"]
+    assert not info["error"].startswith("hrinet:")  # the error event, not the human line
     assert info["weights"] is None and "adaptation" not in info
     assert old.read_text() == "an earlier run's weights"
 
@@ -270,12 +271,13 @@ def test_the_interpolation_job_reads_events_not_the_human_lines():
     """The command's wording may change for people; the panel reads --progress jsonl events."""
     import inspect
 
-    from HRINetSlicerLib import jobs
+    from HRINetSlicerLib import jobs, logic
 
-    source = inspect.getsource(jobs)
-    assert "--progress" in source and "parse_event" in source
-    for human in ("hrinet: error", "interpolating:", "wrote ", "re.compile"):
-        assert human not in source, human
+    for module in (jobs, logic):
+        source = inspect.getsource(module)
+        assert "--progress" in source and "parse_event" in source
+        for human in ("hrinet: error", "interpolating:", "wrote ", "re.compile", "[-1:]"):
+            assert human not in source, (module.__name__, human)
 
 
 def test_stopping_a_training_job_saves_a_checkpoint_through_the_stop_file(tmp_path, scene):
