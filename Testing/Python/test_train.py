@@ -701,3 +701,16 @@ def test_a_variant_method_refuses_weights_of_another_variant():
 
     with pytest.raises(HRINetError, match="variant hrinet-flow, not ae"):
         create_interpolator("ae", weights=str(find_weights()), device="cpu")
+
+
+
+def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(tmp_path):
+    from hrinet.training.run_lock import run_lock
+
+    run = tmp_path / "run"
+    with run_lock(run):  # the first run, in this process
+        r = subprocess.run([sys.executable, "-m", "hrinet.cli", "train", "--out", str(run),
+                            "--resume"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "is in use by another run (process" in r.stderr
+    with run_lock(run):  # released when the first ends: the folder is free again
+        pass

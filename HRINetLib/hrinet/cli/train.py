@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from hrinet.core.variants import variant
 from hrinet.training.config import TrainConfig
 from hrinet.training.distributed import shutdown_distributed
 from hrinet.training.options import STOP_FILE, given_options
+from hrinet.training.run_lock import run_lock
 from hrinet.training.trainer import Trainer
 
 
@@ -73,15 +75,17 @@ def train_from_cli(args) -> int:
             bar.set_postfix(loss=f"{logs['loss_g']:.4g}", phase=logs["phase"], refresh=False)
             bar.refresh()
 
-    trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
-                      progress=progress, cancel=lambda: stop["flag"] or stop_requested(args.out),
-                      overrides=overrides)
-    if isinstance(bar, tqdm):
-        bar.n = trainer.step
-    try:
-        path = trainer.run(stop_at=args.stop_at)
-    finally:
-        bar.close()
+    with run_lock(args.out) if rank == 0 else nullcontext():  # one run a folder
+        trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
+                          progress=progress,
+                          cancel=lambda: stop["flag"] or stop_requested(args.out),
+                          overrides=overrides)
+        if isinstance(bar, tqdm):
+            bar.n = trainer.step
+        try:
+            path = trainer.run(stop_at=args.stop_at)
+        finally:
+            bar.close()
     shutdown_distributed(trainer)
     if rank == 0:
         print(f"wrote {path} and {path.with_suffix('.json')}")
