@@ -113,6 +113,27 @@ def _inside(header: Path, data: str) -> None:
                           "data file beside the header and name it without a folder")
 
 
+def _data_file_names(path: Path, lines: List[str]) -> List[str]:
+    """The detached data files a header's lines name, as written (NRRD ``data file:``, also a
+    ``LIST`` of them; MetaImage ``ElementDataFile =`` other than ``LOCAL``); file-name patterns
+    (``%``) left out."""
+    meta = path.name.lower().endswith((".mha", ".mhd"))
+    names = []
+    for i, line in enumerate(lines):
+        key, _, value = line.partition("=" if meta else ":")
+        key, value = key.strip(), value.strip()
+        if meta:
+            if key == "ElementDataFile" and value.upper() != "LOCAL" and value and \
+                    not value.upper().startswith("LIST"):
+                names.append(value.split()[0])
+        elif key.lower() in ("data file", "datafile") and value:
+            if value.upper().startswith("LIST"):
+                names += [ln.strip() for ln in lines[i + 1:] if ln.strip()]
+            else:
+                names.append(value.split()[0])
+    return [n for n in names if "%" not in n]
+
+
 def check_nrrd(path: Path) -> None:
     """An NRRD header: finite positive spacings; a detached data file in the header's folder."""
     lines = _header_lines(path)
@@ -129,45 +150,21 @@ def check_nrrd(path: Path) -> None:
             if key == "spacings" and any(float(n) == 0 for n in numbers):
                 raise HRINetError(f"{path} has a zero voxel spacing in its header; fix the "
                                   "header so every spacing is a positive number of mm")
-        elif key in ("data file", "datafile"):
-            value = value.strip()
-            if value.upper().startswith("LIST"):
-                names = [ln.strip() for ln in lines[lines.index(line) + 1:] if ln.strip()]
-            else:
-                names = [value.split()[0]] if value else []
-            for name in names:
-                if "%" not in name:
-                    _inside(path, name)
+    for name in _data_file_names(path, lines):
+        _inside(path, name)
 
 
 def check_metaimage(path: Path) -> None:
     """A MetaImage header: a detached data file in the header's folder."""
-    for line in _header_lines(path):
-        key, _, value = line.partition("=")
-        if key.strip() == "ElementDataFile":
-            value = value.strip()
-            if value.upper() not in ("LOCAL", "") and not value.upper().startswith("LIST"):
-                if "%" not in value:
-                    _inside(path, value.split()[0])
+    for name in _data_file_names(path, _header_lines(path)):
+        _inside(path, name)
 
 
 def data_files(path: Path) -> List[Path]:
     """The detached data files a header names (empty for a file that holds its own data)."""
-    name = path.name.lower()
-    found = []
-    if name.endswith(".nhdr"):
-        for line in _header_lines(path):
-            key, _, value = line.partition(":")
-            if key.strip().lower() in ("data file", "datafile") and value.strip() and \
-                    not value.strip().upper().startswith("LIST") and "%" not in value:
-                found.append(path.parent / value.strip().split()[0])
-    elif name.endswith(".mhd"):
-        for line in _header_lines(path):
-            key, _, value = line.partition("=")
-            if key.strip() == "ElementDataFile" and value.strip().upper() != "LOCAL" and \
-                    "%" not in value and not value.strip().upper().startswith("LIST"):
-                found.append(path.parent / value.strip().split()[0])
-    return found
+    if not path.name.lower().endswith((".nrrd", ".nhdr", ".mha", ".mhd")):
+        return []
+    return [path.parent / name for name in _data_file_names(path, _header_lines(path))]
 
 
 def check_file(path: Path) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.memory import available_memory
-from hrinet.core.padding import find_padding
+from hrinet.core.padding import Padding, find_padding
 from hrinet.core.volume import Volume, cast_like
 from hrinet.methods.registry import Interpolator, create_interpolator
 
@@ -230,6 +230,17 @@ def _pairs_per_chunk(slice_bytes: int, factor: int, halo: int) -> int:
     return max(1, min(64, (CHUNK_BYTES - 2 * halo * slice_bytes) // per_pair))
 
 
+def _interpolate(interp: Interpolator, window: np.ndarray, pairs, fractions,
+                 padding: Optional[Padding]) -> np.ndarray:
+    """``interp`` on ``window``; with ``padding``, the method sees air there and the padding is
+    written back into the synthesised slices."""
+    if padding is None:
+        return interp.interpolate(window, pairs, fractions)
+    masks = padding.masks(window)
+    return padding.restore(interp.interpolate(padding.hide(window, masks), pairs, fractions),
+                           masks, pairs, fractions)
+
+
 def upsample_z(volume: Volume, factor: Optional[float] = None,
                target_spacing: Optional[float] = None, method: str = "linear",
                device: str = "auto", weights: Optional[str] = None,
@@ -293,13 +304,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         p1 = min(total, p0 + chunk)
         lo, hi = max(0, p0 - interp.halo), min(n, p1 + 1 + interp.halo)
         window = src[lo:hi].astype(work)
-        pairs = range(p0 - lo, p1 - lo)
-        if padding is not None:  # the methods see air there; the padding is written back
-            masks = padding.masks(window)
-            synth = padding.restore(interp.interpolate(padding.hide(window, masks), pairs,
-                                                       fractions), masks, pairs, fractions)
-        else:
-            synth = interp.interpolate(window, pairs, fractions)
+        synth = _interpolate(interp, window, range(p0 - lo, p1 - lo), fractions, padding)
         for i, p in enumerate(range(p0, p1)):
             out[p * k + first:(p + 1) * k] = cast_like(synth[i], src.dtype)
             if not restore:
@@ -308,14 +313,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
             progress(p1, total)
     if restore:  # the last known position: fraction 1 of the last pair
         lo = max(0, n - 2 - interp.halo)
-        window = src[lo:].astype(work)
-        if padding is not None:
-            masks = padding.masks(window)
-            last = padding.restore(interp.interpolate(padding.hide(window, masks),
-                                                      [n - 2 - lo], [1.0]),
-                                   masks, [n - 2 - lo], [1.0])
-        else:
-            last = interp.interpolate(window, [n - 2 - lo], [1.0])
+        last = _interpolate(interp, src[lo:].astype(work), [n - 2 - lo], [1.0], padding)
         out[(n - 1) * k] = cast_like(last[0, 0], src.dtype)
     else:
         out[(n - 1) * k] = src[n - 1]
