@@ -14,11 +14,12 @@ from typing import List, Optional
 
 from hrinet import __version__
 from hrinet.cli.batch import add_batch_arguments, run_batch
-from hrinet.cli.evaluate import cmd_evaluate, volume_name
+from hrinet.cli.evaluate import cmd_evaluate
 from hrinet.cli.events import Events
 from hrinet.cli.progress import progress_bar as _tqdm
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import Cancelled, HRINetError
+from hrinet.core.io import volume_name
 from hrinet.core.runtime import tune_allocator
 from hrinet.core.shipped import shipped_models
 from hrinet.methods import available_methods, create_interpolator, default_method

@@ -11,6 +11,7 @@ from hrinet.cli.progress import progress_bar as _tqdm
 from hrinet.core.atomic import file_sha256, write_text
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import HRINetError
+from hrinet.core.io import volume_name
 from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
 from hrinet.core.volume import voxel_sha256
 from hrinet.evaluation.evaluate import (
@@ -31,16 +32,6 @@ def _weights_options(items) -> dict:
                               "--weights hrinet=model.safetensors")
         weights[method.strip()] = path.strip()
     return weights
-
-
-def volume_name(path: str) -> str:
-    """A volume's name for tables and messages: its file or folder name without extension."""
-    p = Path(path.rstrip("/"))
-    name = p.name
-    for ext in (".nii.gz", ".nrrd", ".nhdr", ".nii", ".mha", ".mhd"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return name
 
 
 #: The files an evaluation writes besides its figures (replaced together with --overwrite).

@@ -20,8 +20,12 @@ from typing import Dict, Iterable, List, Optional, Tuple
 from hrinet.core.atomic import file_sha256, write_text
 from hrinet.core.dicom import list_dicom_series
 from hrinet.core.errors import HRINetError
+from hrinet.core.io import READ_EXTENSIONS, volume_name
 
-VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+
+def identity(input: str, series_uid: str) -> str:
+    """What a case is, for sharding and the results table: its name in the cohort and series."""
+    return f"{input}|{series_uid}"
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Case:
 
     @property
     def identity(self) -> str:
-        return f"{self.input}|{self.series_uid}"
+        return identity(self.input, self.series_uid)
 
 
 @dataclass
@@ -61,16 +65,7 @@ class Result:
 
 def _is_volume_file(path: Path) -> bool:
     name = path.name.lower()
-    return not name.startswith(".") and name.endswith(VOLUME_SUFFIXES) and \
-        not name.endswith(".raw")
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for ext in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return name
+    return not name.startswith(".") and name.endswith(READ_EXTENSIONS)
 
 
 def _safe(text: str) -> str:
@@ -82,16 +77,17 @@ def find_cases(root: Path, out: Path, series_filter: str = "") -> List[Case]:
     ``out`` mirroring the tree (``<folder>/<series description>-<uid tail>.nrrd`` for series).
     ``series_filter`` keeps only series whose description holds that text (any case)."""
     root, out = Path(root), Path(out)
+    outputs = out.resolve()
     cases = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         here = Path(folder)
         rel = here.relative_to(root)
-        if Path(out).resolve() == here.resolve() or Path(out).resolve() in here.resolve().parents:
+        if outputs == here.resolve() or outputs in here.resolve().parents:
             continue  # never the outputs of an earlier run inside the input tree
         volumes = sorted(f for f in files if _is_volume_file(here / f))
         for f in volumes:
-            cases.append(Case(str(rel / f), str(out / rel / f"{_stem(Path(f))}.nrrd"),
+            cases.append(Case(str(rel / f), str(out / rel / f"{volume_name(f)}.nrrd"),
                               source=str(here / f)))
         if len(volumes) < len(files):  # other files: maybe DICOM slices
             for s in list_dicom_series(here):
@@ -129,7 +125,7 @@ def shard_of(case: Case, shards: int) -> int:
 
 def shard_from_environment(env: Optional[Dict[str, str]] = None) -> Tuple[int, int, int]:
     """``(index, count, local_rank)`` from a SLURM job array or a torchrun launch; ``(0, 1,
-    0)`` outside both. ``local_rank`` picks the GPU of a torchrun process (-1: none given)."""
+    -1)`` outside both. ``local_rank`` picks the GPU of a torchrun process (-1: none given)."""
     env = dict(os.environ if env is None else env)
     if "SLURM_ARRAY_TASK_ID" in env:
         task = int(env["SLURM_ARRAY_TASK_ID"])
@@ -167,7 +163,7 @@ def read_results(path: Path) -> Dict[str, Result]:
     names = {f.name for f in fields(Result)}
     with open(path, newline="") as f:
         rows = [Result(**{k: v for k, v in r.items() if k in names}) for r in csv.DictReader(f)]
-    return {f"{r.input}|{r.series_uid}": r for r in rows}
+    return {identity(r.input, r.series_uid): r for r in rows}
 
 
 def write_results(path: Path, rows: Iterable[Result]) -> None:

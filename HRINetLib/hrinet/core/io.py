@@ -52,6 +52,16 @@ def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
     return volume_from_image(read_image_file(p), str(p))
 
 
+def volume_name(path) -> str:
+    """A volume's name for tables, messages and outputs: its file or folder name without the
+    volume extension (``chest.nii.gz`` -> ``chest``)."""
+    name = Path(str(path).rstrip("/")).name
+    for ext in sorted(READ_EXTENSIONS, key=len, reverse=True):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
 def _suffix(path: Path) -> str:
     name = path.name.lower()
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
