@@ -15,7 +15,7 @@ class PlainProgress:
         self.start = self.last_time = time.monotonic()
         self.last_tenth = 0
 
-    def update(self, done: int, _total: int = 0) -> None:
+    def update(self, done: int, _total: int = 0, **_postfix) -> None:
         now = time.monotonic()
         tenth = int(10 * done / self.total)
         if tenth > self.last_tenth or now - self.last_time >= 60:
@@ -27,16 +27,21 @@ class PlainProgress:
         pass
 
 
-def progress_bar(total: int, desc: str, unit: str = "pair"):
-    """A progress bar on a terminal, plain progress lines otherwise; ``(bar, update)``."""
-    if not sys.stderr.isatty():
+def progress_bar(total: int, desc: str, unit: str = "pair", leave: bool = False,
+                 enabled: bool = True):
+    """A progress bar on a terminal, plain progress lines otherwise (nothing when not
+    ``enabled``); ``(bar, update)`` with ``update(done, total, **postfix)``."""
+    if enabled and not sys.stderr.isatty():
         plain = PlainProgress(total, desc, unit)
         return plain, plain.update
 
-    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
+    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=leave,
+               disable=not enabled)
 
-    def update(done: int, _total: int) -> None:
+    def update(done: int, _total: int, **postfix) -> None:
         bar.n = done
+        if postfix:
+            bar.set_postfix(refresh=False, **postfix)
         bar.refresh()
 
     return bar, update

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from hrinet.cli.progress import PlainProgress
+from hrinet.cli.progress import progress_bar
 from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.variants import variant
@@ -61,19 +60,11 @@ def train_from_cli(args) -> int:
     overrides = given if args.resume else {}
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
-    if rank == 0 and not sys.stderr.isatty():  # a log: plain lines every 10% or minute
-        bar = PlainProgress(cfg.iterations, f"train {cfg.variant}", "step")
+    bar, update = progress_bar(cfg.iterations, f"train {cfg.variant}", "step", leave=True,
+                               enabled=rank == 0)
 
-        def progress(step, total, logs):
-            bar.update(step)
-    else:
-        bar = tqdm(total=cfg.iterations, desc=f"train {cfg.variant}", file=sys.stderr,
-                   disable=rank != 0)
-
-        def progress(step, total, logs):
-            bar.n = step
-            bar.set_postfix(loss=f"{logs['loss_g']:.4g}", phase=logs["phase"], refresh=False)
-            bar.refresh()
+    def progress(step, total, logs):
+        update(step, total, loss=f"{logs['loss_g']:.4g}", phase=logs["phase"])
 
     with run_lock(args.out) if rank == 0 else nullcontext():  # one run a folder
         trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
