@@ -116,3 +116,20 @@ def test_quality_line_says_when_a_model_was_not_evaluated():
     rows = [{"factor": "4", "volume": "v", "psnr_hu": "40.123", "ssim_win": "0.9"},
             {"factor": "2", "volume": "v", "psnr_hu": "50", "ssim_win": "0.95"}]
     assert quality_line({"evaluation": {"rows": rows}}) == "x4 PSNR_HU 40.12 dB v; SSIM_win 0.900"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_no_shipped_sidecar_names_a_folder_of_the_training_machine(path):
+    """Training data is named by file name (and voxel sha256), never by where it lay."""
+    def strings(o):
+        if isinstance(o, dict):
+            for v in o.values():
+                yield from strings(v)
+        elif isinstance(o, list):
+            for v in o:
+                yield from strings(v)
+        elif isinstance(o, str):
+            yield o
+
+    meta = json.loads(sidecar_of(path).read_text(encoding="utf-8"))
+    assert not [s for s in strings(meta) if s.startswith(("/", "~")) or s[1:3] == ":\\\\"]
