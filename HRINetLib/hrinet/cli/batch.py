@@ -112,9 +112,9 @@ def run_batch(args) -> int:
             row.factor, row.thickness = plan.factor, f"{plan.thickness:g}"
             row.output_sha256, row.status = cohort.file_sha256(written), "ok"
             done += 1
-        except (HRINetError, Cancelled) as exc:
-            if isinstance(exc, Cancelled):
-                raise
+        except Cancelled:
+            raise  # the user's stop, not a bad case
+        except HRINetError as exc:
             row.status, row.message = "failed", str(exc)
             failed += 1
         except MemoryError:

@@ -41,7 +41,6 @@ from hrinet.training.trainer import (
     TrainConfig,
     Trainer,
     training_metadata,
-    volume_summaries,
 )
 
 ADAPTED_NAME = "hrinet-adapted.safetensors"
@@ -145,7 +144,7 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
     kept = "adapted" if after >= before + margin_db else "default"
     path = out / ADAPTED_NAME
     if kept == "adapted":
-        meta = training_metadata(cfg, volume_summaries(trainer.sampler), trainer.step, {})
+        meta = training_metadata(cfg, trainer.volumes, trainer.step, {})
         meta["adaptation"] = {"case": case, "held_out_slices": block.array.shape[0],
                               "held_out_psnr_hu": {"start": before, "adapted": after}}
         save_weights(adapted, path, meta)

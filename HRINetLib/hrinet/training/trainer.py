@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -288,9 +289,15 @@ class Trainer(StepsMixin, ValidationMixin):
         opt_meta = {n: flatten_optimizer(n, o, tensors) for n, o in self.opt.items()}
         meta = {"step": self.step, "config": self.cfg.to_dict(), "model": self.mcfg.to_dict(),
                 "resume_changes": self.resume_changes, "train_seconds": self.train_seconds,
-                "volumes": volume_summaries(self.sampler),
+                "volumes": self.volumes,
                 "optimizers": opt_meta, "last_val": self.last_val, "version": __version__}
         return tensors, meta
+
+    @cached_property
+    def volumes(self) -> List[dict]:
+        """Name, voxel sha256, size and spacing of each training volume, for checkpoints and
+        the sidecar (hashed once, not at every checkpoint)."""
+        return volume_summaries(self.sampler)
 
     def save_checkpoint(self) -> Optional[Path]:
         """Write ``checkpoint.safetensors`` atomically (rank 0 only)."""
@@ -382,6 +389,6 @@ class Trainer(StepsMixin, ValidationMixin):
         path = path or self.out / f"{self.cfg.variant}.safetensors"
         if self.rank != 0:
             return path
-        meta = training_metadata(self.cfg, volume_summaries(self.sampler), self.step,
+        meta = training_metadata(self.cfg, self.volumes, self.step,
                                  self.last_val, self.resume_changes, self.train_seconds)
         return save_weights(self.final_generator(), path, meta)
