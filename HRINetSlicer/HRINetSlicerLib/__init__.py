@@ -1,8 +1,16 @@
-"""Qt-free logic of the HRINetSlicer module (testable with the PyPI ``slicer-core`` MRML)."""
+"""The HRINetSlicer module's library: MRML conversion (:mod:`.mrml`) and background jobs
+(:mod:`.jobs`, :mod:`.process`) without Qt, testable with the PyPI ``slicer-core`` MRML; the
+panel (:mod:`.widget`, :mod:`.parameters`, :mod:`.install`) and the self-test (:mod:`.selftest`)
+need the Slicer application and are imported by the module file only."""
 
-from .logic import (  # noqa: F401
+from .jobs import (
+    AdaptJob,
+    InterpolationJob,
     TrainingJob,
     adapt_job,
+    default_runs_folder,
+)
+from .mrml import (
     export_nrrd,
     interpolate_node,
     lps_from_ras,
@@ -10,3 +18,8 @@ from .logic import (  # noqa: F401
     plan_for_node,
     volume_from_node,
 )
+from .requirements import missing_requirements, requirements_for
+
+__all__ = ["AdaptJob", "InterpolationJob", "TrainingJob", "adapt_job", "default_runs_folder",
+           "export_nrrd", "interpolate_node", "lps_from_ras", "node_from_volume",
+           "plan_for_node", "volume_from_node", "missing_requirements", "requirements_for"]

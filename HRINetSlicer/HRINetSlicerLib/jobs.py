@@ -1,31 +1,69 @@
-"""Interpolation as a background job: the panel never runs the library on Slicer's GUI thread.
+"""The module's long work as background jobs: the panel never runs the library on Slicer's GUI
+thread.
 
-As SlicerMONAIAuto3DSeg does for inference: the input node's voxels and geometry go to a
-temporary NRRD, a ``PythonSlicer`` process runs ``hrinet interpolate`` on it, the panel polls the
-job on a timer (progress from the first second: reading and loading the model are visible
-phases), cancel ends the whole process tree, and the result node is created only on success, so
-a cancelled or failed job leaves the scene as it was. The job reads the command's
-machine-readable events (``--progress jsonl``, :mod:`hrinet.cli.events`), never its human lines.
+As SlicerMONAIAuto3DSeg does for inference: a ``PythonSlicer`` process runs one ``hrinet``
+command, the panel polls the job on a timer, and cancel ends the whole process tree. Every job
+reads the command's machine-readable events (``--progress jsonl``, :mod:`hrinet.cli.events`),
+never its human lines. An interpolation creates its result node only on success, so a
+cancelled or failed job leaves the scene as it was; a training or adaptation job names weights
+only when it ended well and made them itself.
 """
 
 from __future__ import annotations
 
+import csv
+import json
+import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Sequence
 
+import slicer
 from hrinet.cli.events import parse as parse_event
-from hrinet.core.constants import CLASSICAL_METHODS
+from hrinet.core.constants import CLASSICAL_METHODS, DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume
+from hrinet.core.shipped import DEFAULT_NAME, find_weights
+from hrinet.training.options import STOP_FILE, train_argv
 
-from .logic import export_nrrd, node_from_volume, plan_for_node
+from .mrml import copy_window_level, export_nrrd, node_from_volume, plan_for_node
 from .process import BackgroundProcess, python_executable
 
 
-class InterpolationJob:
-    """``hrinet interpolate`` on one volume node in a background process.
+class Job:
+    """One ``hrinet`` command in a background process, its events in ``log_path``."""
+
+    def __init__(self) -> None:
+        self.proc = BackgroundProcess()
+
+    @property
+    def log_path(self) -> Optional[Path]:
+        raise NotImplementedError
+
+    def running(self) -> bool:
+        return self.proc.running()
+
+    def events(self) -> List[dict]:
+        """The command's JSON events so far (human lines and partial lines are skipped)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except (OSError, AttributeError):
+            return []
+        return [e for e in map(parse_event, lines) if e is not None]
+
+    def failure(self, what: str = "the job") -> Optional[str]:
+        """None while running or after success; else the command's last error event, or a line
+        naming the log when the command died without one (killed, crashed)."""
+        if self.proc.returncode in (None, 0):
+            return None
+        errors = [e["message"] for e in self.events() if e["event"] == "error"]
+        return (errors or [f"{what} failed (see its log: {self.log_path})"])[-1]
+
+
+class InterpolationJob(Job):
+    """``hrinet interpolate`` on one volume node.
 
     Args:
         input_node: the scalar volume node; never modified.
@@ -39,12 +77,16 @@ class InterpolationJob:
                  target_spacing: Optional[float] = None, method: str = "hrinet",
                  weights: Optional[str] = None, device: str = "auto",
                  thickness: Optional[float] = None, name: Optional[str] = None):
+        super().__init__()
         self.input_node = input_node
         self.plan = plan_for_node(input_node, factor, target_spacing, method, thickness)
         self.weights, self.device, self.thickness = weights, device, thickness
         self.name = name or f"{input_node.GetName()} isotropic"
-        self.proc = BackgroundProcess()
         self.folder: Optional[Path] = None
+
+    @property
+    def log_path(self) -> Optional[Path]:
+        return None if self.folder is None else self.folder / "job.log"
 
     def command(self) -> list:
         folder = self.folder
@@ -64,38 +106,28 @@ class InterpolationJob:
         if self.running():
             raise HRINetError("an interpolation is already running; cancel it first")
         self.folder = Path(tempfile.mkdtemp(prefix="hrinet-interpolate-"))
-        export_nrrd(self.input_node, self.folder / "in.nrrd")
-        self.proc.start(self.command(), self.folder / "job.log")
-
-    def running(self) -> bool:
-        return self.proc.running()
-
-    def _lines(self):
         try:
-            return (self.folder / "job.log").read_text(errors="replace").splitlines()
-        except (OSError, TypeError):
-            return []
+            export_nrrd(self.input_node, self.folder / "in.nrrd")
+            self.proc.start(self.command(), self.log_path)
+        except BaseException:
+            self.cleanup()  # a failed start leaves no temporary folder behind
+            raise
 
     def poll(self) -> dict:
         """``{"running", "returncode", "phase", "done", "total", "error"}`` for the panel."""
-        events = [e for e in map(parse_event, self._lines()) if e is not None]
         info = {"running": self.running(), "returncode": self.proc.returncode, "done": 0,
                 "total": self.plan.input_slices - 1,
                 "phase": "reading the volume and loading the model", "error": None}
-        errors = []
-        for e in events:
+        for e in self.events():
             if e["event"] == "plan":
                 info["phase"] = "interpolating"
             elif e["event"] == "progress":
                 info["done"], info["total"] = int(e["done"]), int(e["total"])
             elif e["event"] == "wrote":
                 info["phase"] = "done"
-            elif e["event"] == "error":
-                errors.append(e["message"])
-        if info["returncode"] not in (None, 0):
+        info["error"] = self.failure("the interpolation process")
+        if info["error"] is not None:
             info["phase"] = "failed"
-            info["error"] = (errors or ["the interpolation process failed (see its log: "
-                                        f"{self.folder / 'job.log' if self.folder else '?'})"])[-1]
         return info
 
     def cancel(self, timeout: float = 10) -> None:
@@ -116,10 +148,7 @@ class InterpolationJob:
         finally:
             self.cleanup()
         node = node_from_volume(result, self.name, scene or self.input_node.GetScene())
-        src, dst = self.input_node.GetDisplayNode(), node.GetDisplayNode()
-        if src is not None and dst is not None:  # the input's window/level
-            dst.SetAutoWindowLevel(False)
-            dst.SetWindowLevel(src.GetWindow(), src.GetLevel())
+        copy_window_level(self.input_node, node)
         return node
 
     def cleanup(self) -> None:
@@ -127,3 +156,166 @@ class InterpolationJob:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+
+
+def default_runs_folder() -> Path:
+    """Where fine-tuning runs go unless the user picks a folder: under Slicer's settings
+    directory (kept across sessions), not the temporary directory."""
+    app = getattr(slicer, "app", None)
+    base = Path(app.slicerUserSettingsFilePath).parent if app is not None else \
+        Path.home() / ".hrinet"
+    return base / "HRINetSlicer" / "runs"
+
+
+class TrainingJob(Job):
+    """``hrinet train`` in a background process, as SlicerTotalSegmentator runs its jobs.
+
+    The panel polls :meth:`poll` on a timer for progress and losses. :meth:`stop` asks the
+    trainer to save a checkpoint and exit; :meth:`start` with ``resume=True`` continues it.
+    """
+
+    def __init__(self, out_dir, volume_nodes: Sequence = (), variant: str = DEFAULT_VARIANT,
+                 iterations: int = 500, crop: int = 128, batch: int = 4,
+                 init_weights: Optional[str] = None, device: str = "auto",
+                 volume_paths: Sequence[str] = ()):
+        super().__init__()
+        self.out = Path(out_dir)
+        self.variant, self.iterations, self.crop, self.batch = variant, iterations, crop, batch
+        self.init_weights, self.device = init_weights, device
+        self.paths: List[str] = list(volume_paths)
+        self._nodes = list(volume_nodes)
+        self.started_at = 0.0
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / "job.log"
+
+    def _export_inputs(self) -> List[str]:
+        data = self.out / "inputs"
+        data.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, node in enumerate(self._nodes):
+            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in node.GetName())
+            p = data / f"{i:02d}-{safe}.nrrd"
+            export_nrrd(node, p, overwrite=True)
+            paths.append(str(p))
+        return paths
+
+    def command(self, resume: bool = False) -> List[str]:
+        if not self.paths:
+            self.paths = self._export_inputs()
+        if not self.paths:
+            raise HRINetError("check at least one volume to train on")
+        settings = dict(data=self.paths, variant=self.variant, iterations=self.iterations,
+                        crop=self.crop, batch=self.batch, device=self.device, val_every=0,
+                        checkpoint_minutes=2)
+        if not resume and self.init_weights:
+            settings["init_weights"] = str(self.init_weights)
+        cmd = [python_executable(), "-m", "hrinet.cli", "--progress", "jsonl", "train",
+               *train_argv(**settings),
+               "--out", str(self.out)]
+        return cmd + (["--resume"] if resume else [])
+
+    def start(self, resume: bool = False) -> None:
+        if self.running():
+            raise HRINetError("a training job is already running; stop it first")
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / STOP_FILE).unlink(missing_ok=True)  # an old request must not stop this run
+        self.clear_previous_result()
+        self.started_at = time.time()
+        self.proc.start(self.command(resume), self.log_path, append=True)
+
+    def clear_previous_result(self) -> None:
+        """Nothing here before: a training run's weights are judged by their time instead."""
+
+    def poll(self) -> dict:
+        """Latest progress (step, iterations, loss) and the loss history for the plot."""
+        info = {"running": self.running(), "returncode": self.proc.returncode, "step": 0,
+                "iterations": self.iterations}
+        try:
+            info.update(json.loads((self.out / "progress.json").read_text()))
+        except (OSError, ValueError):
+            pass
+        log = self.out / "log.csv"
+        if log.is_file():
+            with open(log) as f:
+                rows = list(csv.DictReader(f))
+            info["history"] = [(int(r["step"]), float(r["content"])) for r in rows
+                               if r.get("content")]
+        # Only a run that ended well names weights, and only those it made itself: an earlier
+        # run's file in the same folder is not this run's result.
+        path = self.weights_path()
+        done = info["returncode"] == 0 and path.is_file() and \
+            path.stat().st_mtime >= self.started_at - 1
+        info["weights"] = str(path) if done else None
+        error = self.failure()
+        if error is not None:
+            info["error"] = error
+        return info
+
+    def weights_path(self) -> Path:
+        return self.out / f"{self.variant}.safetensors"
+
+    def stop(self, timeout: float = 60) -> None:
+        """Ask the trainer to checkpoint and exit, then wait for it: a STOP file that it polls
+        every step (works on Windows, where SIGTERM would end it without a checkpoint), and
+        SIGTERM as well where it can be caught."""
+        if not self.running():
+            return
+        (self.out / STOP_FILE).write_text("stop\n")
+        self.proc.end(timeout, terminate=os.name != "nt")
+
+
+class AdaptJob(TrainingJob):
+    """``hrinet adapt`` in a background process: fine-tuning on the input case, kept only if
+    it wins on held-out slices of that case (:mod:`hrinet.training.adapt`)."""
+
+    def command(self, resume: bool = False) -> List[str]:
+        if not self.paths:
+            self.paths = self._export_inputs()
+        cmd = [python_executable(), "-m", "hrinet.cli", "--progress", "jsonl", "adapt",
+               self.paths[0], "--out",
+               str(self.out), "--iterations", str(self.iterations), "--device", self.device]
+        if self.init_weights:
+            cmd += ["--weights", str(self.init_weights)]
+        return cmd
+
+    def result(self) -> Optional[dict]:
+        """``adapt.json`` once the job is done: the held-out comparison and what was kept."""
+        try:
+            return json.loads((self.out / "adapt.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def clear_previous_result(self) -> None:
+        """An earlier verdict must not pass for this job's (a failed job would show it)."""
+        (self.out / "adapt.json").unlink(missing_ok=True)
+
+    def poll(self) -> dict:
+        info = super().poll()
+        result = self.result()
+        if result is not None and info["returncode"] == 0:
+            info["adaptation"] = result
+            info["weights"] = result["weights"]
+        return info
+
+    def weights_path(self) -> Path:
+        result = self.result()
+        return Path(result["weights"]) if result else self.out / "hrinet-adapted.safetensors"
+
+
+def adapt_job(out_dir, node, iterations: int = 200, crop: int = 128,
+              weights: Optional[str] = None, device: str = "auto") -> AdaptJob:
+    """"Adapt to this case": conservative fine-tuning on the input volume's own slices,
+    guarded by held-out slices of the same case (:mod:`hrinet.training.adapt`); the panel then
+    selects the adapted weights, or the starting model when adaptation did not help."""
+    from hrinet.learned.weights import (
+        read_metadata,  # PyTorch: installed by now, not at import
+    )
+
+    init = weights or find_weights(DEFAULT_NAME)
+    if init is None:
+        raise HRINetError("no default weights to adapt; choose a weights file")
+    variant = read_metadata(init)["variant"]
+    return AdaptJob(out_dir, [node], variant=variant, iterations=iterations, crop=crop,
+                    init_weights=str(init), device=device)

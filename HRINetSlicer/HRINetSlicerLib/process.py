@@ -34,8 +34,23 @@ def library_env() -> dict:
 
 
 def python_executable() -> str:
-    """The Python that can run ``hrinet`` in a background process (PythonSlicer in Slicer)."""
-    return shutil.which("PythonSlicer") or sys.executable
+    """The Python that can run ``hrinet`` in a background process: PythonSlicer (on the path,
+    or beside the Slicer executable) in Slicer, this interpreter elsewhere.
+
+    Raises a one-line :class:`HRINetError` inside Slicer when PythonSlicer cannot be found
+    (Slicer's own executable is not a Python interpreter).
+    """
+    found = shutil.which("PythonSlicer")
+    if found:
+        return found
+    here = Path(sys.executable)
+    for name in ("PythonSlicer", "PythonSlicer.exe"):
+        if (here.parent / name).is_file():
+            return str(here.parent / name)
+    if here.name.lower().startswith("slicer"):
+        raise HRINetError(f"PythonSlicer was not found beside {here}; the Slicer installation "
+                          "is incomplete: reinstall Slicer")
+    return sys.executable
 
 
 class BackgroundProcess:

@@ -16,8 +16,8 @@ sys.path.insert(0, str(REPO / "HRINetSlicer"))
 
 from hrinet.core.errors import Cancelled, HRINetError  # noqa: E402
 from hrinet.core.io import read_volume  # noqa: E402
-from HRINetSlicerLib.logic import (  # noqa: E402
-    TrainingJob,
+from HRINetSlicerLib.jobs import TrainingJob  # noqa: E402
+from HRINetSlicerLib.mrml import (  # noqa: E402
     export_nrrd,
     interpolate_node,
     node_from_volume,
@@ -141,7 +141,7 @@ def test_adapt_to_this_case_runs_the_guarded_adaptation_on_the_input_volume(tmp_
     from hrinet.learned.models import ModelConfig
     from hrinet.learned.variants import build_generator
     from hrinet.learned.weights import save_weights
-    from HRINetSlicerLib.logic import adapt_job
+    from HRINetSlicerLib.jobs import adapt_job
 
     start = save_weights(build_generator(ModelConfig.for_variant("hrinet-flow")),
                          tmp_path / "start.safetensors", {"training": {}})
@@ -160,7 +160,7 @@ def test_adapt_to_this_case_runs_the_guarded_adaptation_on_the_input_volume(tmp_
 def test_a_failed_job_selects_nothing_not_an_earlier_runs_weights_or_verdict(tmp_path, kind):
     import json
 
-    from HRINetSlicerLib.logic import AdaptJob
+    from HRINetSlicerLib.jobs import AdaptJob
 
     out = tmp_path / "run"
     out.mkdir()
@@ -271,20 +271,18 @@ def test_the_interpolation_job_reads_events_not_the_human_lines():
     """The command's wording may change for people; the panel reads --progress jsonl events."""
     import inspect
 
-    from HRINetSlicerLib import jobs, logic
+    from HRINetSlicerLib import jobs
 
-    for module in (jobs, logic):
-        source = inspect.getsource(module)
-        assert "--progress" in source and "parse_event" in source
-        for human in ("hrinet: error", "interpolating:", "wrote ", "re.compile", "[-1:]"):
-            assert human not in source, (module.__name__, human)
+    source = inspect.getsource(jobs)  # every job of the panel: interpolation, training, adapt
+    assert "--progress" in source and "parse_event" in source
+    for human in ("hrinet: error", "interpolating:", "wrote ", "re.compile", "[-1:]"):
+        assert human not in source, human
 
 
 def test_stopping_a_training_job_saves_a_checkpoint_through_the_stop_file(tmp_path, scene):
     """The stop file works where SIGTERM cannot be caught (Windows); the job's log is closed."""
     from hrinet.core.phantom import make_phantom
     from hrinet.training.options import STOP_FILE
-    from HRINetSlicerLib.logic import TrainingJob
     from HRINetSlicerLib.process import library_env
 
     node = node_from_volume(make_phantom(size=(64, 64, 24), spacing=(1, 1, 1), seed=2), "t",
@@ -302,7 +300,7 @@ def test_stopping_a_training_job_saves_a_checkpoint_through_the_stop_file(tmp_pa
 
 
 def test_fine_tune_runs_default_to_a_folder_that_outlives_the_session():
-    from HRINetSlicerLib.logic import default_runs_folder
+    from HRINetSlicerLib.jobs import default_runs_folder
 
     folder = default_runs_folder()
     assert folder.parts[-2:] == ("HRINetSlicer", "runs")
@@ -310,7 +308,7 @@ def test_fine_tune_runs_default_to_a_folder_that_outlives_the_session():
 
 
 def test_dependencies_are_asked_for_per_need_from_the_requirements_file():
-    from HRINetSlicerLib.logic import missing_requirements, requirements_for
+    from HRINetSlicerLib.requirements import missing_requirements, requirements_for
 
     assert requirements_for("classical") == []  # linear and cubic: nothing beyond Slicer
     assert requirements_for("flow") == ["opencv-python-headless>=4.8"]
@@ -326,7 +324,7 @@ def test_dependencies_are_asked_for_per_need_from_the_requirements_file():
 def _panel_fields() -> dict:
     import ast
 
-    tree = ast.parse((REPO / "HRINetSlicer" / "HRINetSlicer.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "HRINetSlicer" / "HRINetSlicerLib" / "parameters.py").read_text(encoding="utf-8"))
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef)
                and n.name == "HRINetSlicerParameterNode")
     return {a.target.id: ast.unparse(a.annotation) for a in cls.body if isinstance(a, ast.AnnAssign)}

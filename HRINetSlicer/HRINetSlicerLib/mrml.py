@@ -1,0 +1,124 @@
+"""MRML volume nodes to and from :class:`hrinet.Volume`: the module's only conversion.
+
+No Qt here: the widget and the jobs call these functions, and the tests call them against the
+real MRML library. Slicer works in RAS, ITK/NRRD files and ``hrinet`` in LPS; the conversion
+flips the first two axes of the origin and of the direction matrix (``diag(-1, -1, 1)``), which
+is its own inverse.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import slicer
+import slicer.util
+import vtk
+from hrinet import Volume, upsample_z
+from hrinet.core.errors import HRINetError
+from hrinet.core.io import write_volume
+from hrinet.methods.engine import make_plan
+
+LPS_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+def lps_from_ras(m: np.ndarray) -> np.ndarray:
+    """Convert a 3-vector or 3x3 matrix between RAS and LPS (the same flip both ways)."""
+    return LPS_RAS @ np.asarray(m, dtype=np.float64)
+
+
+def _scene(scene=None):
+    scene = scene if scene is not None else getattr(slicer, "mrmlScene", None)
+    if scene is None:
+        raise HRINetError("no MRML scene: pass scene= outside the Slicer application")
+    return scene
+
+
+def volume_from_node(node) -> Volume:
+    """The node's voxels (a copy: the input is never touched) and geometry, in LPS."""
+    if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
+        raise HRINetError("select a scalar volume (not a label map, vector or segmentation)")
+    if node.IsA("vtkMRMLLabelMapVolumeNode"):
+        raise HRINetError(f"{node.GetName()} is a label map; interpolation needs an intensity "
+                          "volume (resample label maps with nearest neighbour instead)")
+    image = node.GetImageData()
+    if image is None:
+        raise HRINetError(f"{node.GetName()} has no image data")
+    if image.GetNumberOfScalarComponents() != 1:
+        raise HRINetError(f"{node.GetName()} has {image.GetNumberOfScalarComponents()} "
+                          "components; convert it to a single-channel volume first")
+    if node.GetParentTransformNode() is not None:
+        raise HRINetError(f"{node.GetName()} is under a transform; harden the transform first "
+                          "(Data module: right-click > Harden transform)")
+    array = np.array(slicer.util.arrayFromVolume(node), copy=True)
+    m = vtk.vtkMatrix4x4()
+    node.GetIJKToRASDirectionMatrix(m)
+    direction_ras = np.array([[m.GetElement(r, c) for c in range(3)] for r in range(3)])
+    return Volume(array=array, spacing=tuple(node.GetSpacing()),
+                  origin=tuple(lps_from_ras(node.GetOrigin())),
+                  direction=lps_from_ras(direction_ras),
+                  metadata={"source": node.GetName(), "warnings": []})
+
+
+def node_from_volume(volume: Volume, name: str, scene=None):
+    """A new scalar volume node holding ``volume`` (converted back to RAS) in ``scene``."""
+    scene = _scene(scene)
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+    node.SetSpacing(*volume.spacing)
+    node.SetOrigin(*lps_from_ras(volume.origin))
+    d = lps_from_ras(volume.direction)
+    m = vtk.vtkMatrix4x4()
+    for r in range(3):
+        for c in range(3):
+            m.SetElement(r, c, d[r, c])
+    node.SetIJKToRASDirectionMatrix(m)
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(volume.array))
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[float] = None,
+                  method: str = "hrinet", thickness: Optional[float] = None):
+    """The engine's :class:`hrinet.Plan` from the node's header alone (no voxel copy), so the
+    panel can show it on every change of the controls."""
+    if node is None or node.GetImageData() is None:
+        raise HRINetError("select a scalar volume")
+    nz = node.GetImageData().GetDimensions()[2]
+    return make_plan(nz, node.GetSpacing(), factor, target_spacing, method, thickness)
+
+
+def interpolate_node(input_node, factor: Optional[int] = None,
+                     target_spacing: Optional[float] = None, method: str = "hrinet",
+                     weights: Optional[str] = None, device: str = "auto",
+                     progress: Optional[Callable[[int, int], None]] = None,
+                     cancel: Optional[Callable[[], bool]] = None, scene=None,
+                     name: Optional[str] = None, thickness: Optional[float] = None):
+    """Upsample ``input_node`` along z into a NEW node ``"<input> isotropic"``.
+
+    The input node is never modified. Returns ``(output_node, seconds)``.
+    """
+    plan = plan_for_node(input_node, factor, target_spacing, method, thickness)  # as shown
+    volume = volume_from_node(input_node)
+    start = time.perf_counter()
+    result = upsample_z(volume, plan=plan, device=device, weights=weights or None,
+                        progress=progress, cancel=cancel)
+    seconds = time.perf_counter() - start
+    node = node_from_volume(result, name or f"{input_node.GetName()} isotropic", scene or
+                            input_node.GetScene())
+    copy_window_level(input_node, node)
+    return node, seconds
+
+
+def copy_window_level(source, target) -> None:
+    """Show ``target`` with ``source``'s window/level, so that a result looks like its input."""
+    src, dst = source.GetDisplayNode(), target.GetDisplayNode()
+    if src is not None and dst is not None:
+        dst.SetAutoWindowLevel(False)
+        dst.SetWindowLevel(src.GetWindow(), src.GetLevel())
+
+
+def export_nrrd(node, path, overwrite: bool = False) -> Path:
+    """Save ``node`` as compressed NRRD, atomically (what ``hrinet.core.io`` reads back exactly)."""
+    return write_volume(volume_from_node(node), path, overwrite=overwrite, compress=True)

@@ -1,0 +1,61 @@
+"""The module's Logic class as Slicer expects it: the panel's way into the library.
+
+Thin on purpose: each method hands over to :mod:`.mrml` or :mod:`.jobs`, where the real code
+is tested without the Slicer application. Nothing here imports PyTorch: the panel builds before
+it is installed.
+"""
+
+from hrinet.core.constants import DEFAULT_VARIANT, PAPER_VARIANTS, VARIANTS
+from hrinet.core.shipped import find_weights, variant_weights_name
+from slicer.i18n import tr as _
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
+
+from .jobs import TrainingJob, adapt_job
+from .mrml import export_nrrd, interpolate_node, plan_for_node
+from .parameters import HRINetSlicerParameterNode
+
+
+class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
+    """Slicer-facing wrapper of :mod:`HRINetSlicerLib.mrml` and :mod:`HRINetSlicerLib.jobs`."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return HRINetSlicerParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def variants():
+        """The trainable variants: the default, our others, then the paper's (newest first)."""
+        return sorted(VARIANTS, key=lambda v: (v != DEFAULT_VARIANT, v in PAPER_VARIANTS,
+                                               -VARIANTS.index(v)))
+
+    @staticmethod
+    def shippedWeights(variant):
+        return str(find_weights(variant_weights_name(variant)))
+
+    @staticmethod
+    def detectedDevice() -> str:
+        try:
+            import torch  # optional until the user installs it
+        except ImportError:
+            return _("PyTorch not installed yet")
+        if torch.cuda.is_available():
+            return _("detected: GPU ({name})").format(name=torch.cuda.get_device_name(0))
+        return _("detected: CPU only")
+
+    @staticmethod
+    def plan(node, factor=None, target_spacing=None, method="hrinet", thickness=None):
+        return plan_for_node(node, factor, target_spacing, method, thickness)
+
+    def interpolate(self, node, **kwargs):
+        return interpolate_node(node, **kwargs)
+
+    def exportNrrd(self, node, path, overwrite=False):
+        return export_nrrd(node, path, overwrite=overwrite)
+
+    def trainingJob(self, out, nodes, variant, iterations, crop):
+        return TrainingJob(out, nodes, variant=variant, iterations=iterations, crop=crop)
+
+    def adaptJob(self, out, node, iterations, crop):
+        return adapt_job(out, node, iterations=iterations, crop=crop)

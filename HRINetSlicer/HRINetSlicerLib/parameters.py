@@ -1,0 +1,43 @@
+"""The panel's settings: one parameter node (saved with the scene) and the keys of its combos."""
+
+from pathlib import Path
+
+from slicer import vtkMRMLScalarVolumeNode
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+
+
+@parameterNodeWrapper
+class HRINetSlicerParameterNode:
+    """Every setting of the panel, saved with the scene and restored with it.
+
+    Widgets with a ``SlicerParameterName`` in the .ui are bound by ``connectGui``; the combo
+    boxes in :data:`KEYED_COMBOS` hold a key (their items' data), never their translated text.
+    """
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    outputVolume: vtkMRMLScalarVolumeNode
+    targetMode: str = "isotropic"
+    targetSpacing: float = 1.0
+    factor: int = 4
+    thickness: float = 0.0
+    model: str = "hrinet"
+    weightsPath: Path = Path()
+    device: str = "auto"
+    exportPath: Path = Path()
+    trainVariant: str = "hrinet-flow"
+    trainIterations: int = 500
+    trainCrop: int = 128
+    trainOutputPath: Path = Path()
+
+
+#: Combo boxes bound to a parameter through their items' data (key), not their text.
+KEYED_COMBOS = {"targetModeComboBox": "targetMode", "modelComboBox": "model",
+                "deviceComboBox": "device", "variantComboBox": "trainVariant"}
+#: Keys of the items the .ui defines, in its order.
+TARGET_MODES = ("isotropic", "spacing", "factor")
+DEVICES = ("auto", "cuda", "cpu")
+
+
+def is_unset(path) -> bool:
+    """True for an empty path setting (the wrapper stores an unset Path as ".")."""
+    return path is None or str(path) in ("", ".")

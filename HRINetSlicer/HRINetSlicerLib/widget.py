@@ -1,0 +1,298 @@
+"""The panel: Interpolate (in a background job), Export isotropic NRRD; the fine-tuning section
+is :class:`.training_section.TrainingSection`. It collects choices and shows progress; the work
+is in :mod:`.jobs` and the ``hrinet`` library."""
+
+import logging
+import os
+import time
+from typing import Optional
+
+import qt
+import slicer
+import vtk
+from hrinet.core.shipped import GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER, shipped_models
+from slicer.i18n import tr as _
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
+from slicer.util import VTKObservationMixin
+
+from .dialogs import ensure_dependencies, userErrors
+from .jobs import InterpolationJob, default_runs_folder
+from .panel_logic import HRINetSlicerLogic
+from .parameters import (
+    DEVICES,
+    KEYED_COMBOS,
+    TARGET_MODES,
+    HRINetSlicerParameterNode,
+    is_unset,
+)
+from .training_section import TrainingSection
+
+
+class HRINetSlicerWidget(TrainingSection, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """The panel: Interpolate, Export isotropic NRRD, Fine-tune on loaded cases."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._interpolation = None  # the running InterpolationJob
+        self._interpolationTimer = None
+        self._interpolationStart = 0.0
+        self._timer = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/HRINetSlicer.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = HRINetSlicerLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.refreshTrainList)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self.refreshTrainList)
+
+        self._addModelItems()
+        self.ui.modelComboBox.addItem(_("Optical-flow morphing (classical)"), "flow")
+        self.ui.modelComboBox.addItem(_("Cubic B-spline (classical)"), "cubic")
+        self.ui.modelComboBox.addItem(_("Linear (classical)"), "linear")
+        self.ui.modelComboBox.addItem(_("Weights file..."), "file")
+        for name in HRINetSlicerLogic.variants():
+            self.ui.variantComboBox.addItem(name, name)
+        for combo, keys in ((self.ui.targetModeComboBox, TARGET_MODES),
+                            (self.ui.deviceComboBox, DEVICES)):
+            for i, key in enumerate(keys):
+                combo.setItemData(i, key)
+        for widgetName, parameter in KEYED_COMBOS.items():
+            getattr(self.ui, widgetName).currentIndexChanged.connect(
+                lambda _i, w=widgetName, p=parameter: self._comboToParameter(w, p))
+        self.ui.detectedDeviceLabel.text = HRINetSlicerLogic.detectedDevice()
+
+        self.ui.interpolateButton.clicked.connect(self.onInterpolate)
+        self.ui.cancelButton.clicked.connect(self.onCancel)
+        self.ui.exportButton.clicked.connect(self.onExport)
+        self.ui.startTrainingButton.clicked.connect(lambda: self.onStartTraining(resume=False))
+        self.ui.resumeTrainingButton.clicked.connect(lambda: self.onStartTraining(resume=True))
+        self.ui.stopTrainingButton.clicked.connect(self.onStopTraining)
+        self.ui.adaptButton.clicked.connect(self.onAdapt)
+
+        self.initializeParameterNode()
+        self.refreshTrainList()
+        self.updatePlan()
+
+    def _addModelItems(self) -> None:
+        """The shipped default, then ours and the paper's variants under headings, each with its
+        measured quality (the sidecar's x4 evaluation) as the tooltip."""
+        combo = self.ui.modelComboBox
+        headings = {GROUP_OURS: _("Ours"), GROUP_PAPER: _("Paper variants (research)")}
+        group = None
+        for m in shipped_models():
+            if m.group == GROUP_DEFAULT:
+                combo.addItem(_("HRINet (shipped default)"), "hrinet")
+            else:
+                if m.group != group:
+                    combo.insertSeparator(combo.count)
+                    combo.addItem(headings[m.group])
+                    combo.model().item(combo.count - 1).setEnabled(False)  # a heading
+                combo.addItem(f"    {m.variant}", f"variant:{m.variant}")
+            combo.setItemData(combo.count - 1, m.quality, qt.Qt.ToolTipRole)
+            group = m.group
+        if combo.findData("hrinet") < 0:  # no shipped weights: the default still names it
+            combo.insertItem(0, _("HRINet (shipped default)"), "hrinet")
+        combo.insertSeparator(combo.count)
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+        if self._interpolation is not None:  # reloading or closing the module
+            self._interpolation.cancel()
+            self._interpolation = None
+        if self._job is not None:
+            self._job.stop()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event) -> None:
+        if self._interpolation is not None:  # its input is about to go
+            self.onCancel()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if first:
+                self._parameterNode.inputVolume = first
+        if is_unset(self._parameterNode.trainOutputPath):
+            # kept across sessions (not the temporary directory, which Slicer empties)
+            self._parameterNode.trainOutputPath = default_runs_folder() / "finetune"
+
+    def setParameterNode(self, inputParameterNode: Optional[HRINetSlicerParameterNode]) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                                self._parameterToCombos)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                             self._parameterToCombos)
+            self._parameterToCombos()
+
+    def _comboToParameter(self, widgetName: str, parameter: str) -> None:
+        key = getattr(self.ui, widgetName).currentData
+        if self._parameterNode and key is not None and getattr(self._parameterNode, parameter) != key:
+            setattr(self._parameterNode, parameter, key)
+
+    def _parameterToCombos(self, *_args) -> None:
+        """Any setting changed (in the panel, from Python, by loading a scene): the keyed combos
+        show their key's item, and the plan and the export button follow the parameters."""
+        if self._parameterNode is None:
+            return
+        for widgetName, parameter in KEYED_COMBOS.items():
+            combo = getattr(self.ui, widgetName)
+            index = combo.findData(getattr(self._parameterNode, parameter))
+            if index >= 0 and index != combo.currentIndex:
+                combo.setCurrentIndex(index)
+        self.updatePlan()
+        self.updateExport()
+
+    # ---- interpolate ------------------------------------------------------------------------
+    def _target(self):
+        p = self._parameterNode
+        target = {"thickness": float(p.thickness)}
+        if p.targetMode == "factor":
+            target["factor"] = int(p.factor)
+        if p.targetMode == "spacing":
+            target["target_spacing"] = float(p.targetSpacing)
+        return target
+
+    def _method(self):
+        key = self._parameterNode.model
+        if key == "file":
+            path = self._parameterNode.weightsPath
+            return "hrinet", None if is_unset(path) else str(path)
+        if key and key.startswith("variant:"):
+            return "hrinet", HRINetSlicerLogic.shippedWeights(key.split(":", 1)[1])
+        return key or "hrinet", None
+
+    def updatePlan(self, *_args) -> None:
+        if self._parameterNode is None:
+            return
+        mode = self._parameterNode.targetMode
+        self.ui.targetSpacingSpinBox.enabled = mode == "spacing"
+        self.ui.factorSpinBox.enabled = mode == "factor"
+        self.ui.weightsPathLineEdit.enabled = self._parameterNode.model == "file"
+        node = self._parameterNode.inputVolume
+        if node is None or node.GetImageData() is None:
+            self.ui.inputInfoLabel.text = _("no volume selected")
+            self.ui.planLabel.text = ""
+            self.ui.interpolateButton.enabled = False
+            return
+        dims = node.GetImageData().GetDimensions()
+        sp = node.GetSpacing()
+        self.ui.inputInfoLabel.text = (f"{dims[0]} x {dims[1]} x {dims[2]}, "
+                                       f"{sp[0]:.3g} x {sp[1]:.3g} x {sp[2]:.3g} mm")
+        try:
+            plan = HRINetSlicerLogic.plan(node, method=self._method()[0], **self._target())
+            self.ui.planLabel.text = plan.describe()
+            self.ui.interpolateButton.enabled = True
+        except Exception as exc:  # the library's one-line message
+            self.ui.planLabel.text = str(exc)
+            self.ui.interpolateButton.enabled = False
+
+    def onCancel(self) -> None:
+        if self._interpolation is not None:
+            self._interpolation.cancel()
+            self._interpolation = None
+            self._interpolationTimer.stop()
+            self._endInterpolation(_("Cancelled; nothing was created."))
+
+    def onInterpolate(self) -> None:
+        """Starts ``hrinet interpolate`` in a background process (HRINetSlicerLib.jobs) and
+        polls it on a timer: Slicer stays responsive, Cancel ends the process tree at once."""
+        method, weights = self._method()
+        need = {"linear": "classical", "cubic": "classical", "flow": "flow"}.get(method, "learned")
+        if not ensure_dependencies(need):
+            return
+        with userErrors(_("Interpolation failed.")):
+            job = InterpolationJob(self._parameterNode.inputVolume, method=method,
+                                   weights=weights, device=self._device(), **self._target())
+            job.start()
+            self._interpolation = job
+            self._interpolationStart = time.time()
+            self.ui.cancelButton.enabled = True
+            self.ui.interpolateButton.enabled = False
+            self.ui.trainCollapsibleButton.enabled = False  # one job at a time
+            self.ui.statusLabel.text = _("Reading the volume and loading the model...")
+            if self._interpolationTimer is None:
+                self._interpolationTimer = qt.QTimer()
+                self._interpolationTimer.setInterval(250)
+                self._interpolationTimer.timeout.connect(self.onInterpolationTimer)
+            self._interpolationTimer.start()
+
+    def onInterpolationTimer(self) -> None:
+        job = self._interpolation
+        if job is None:
+            return
+        info = job.poll()
+        if info["running"]:
+            self.ui.progressBar.maximum = max(info["total"], 1)
+            self.ui.progressBar.value = info["done"]
+            if info["phase"] == "interpolating":
+                self.ui.statusLabel.text = _("Interpolating: {done}/{total} slice pairs").format(
+                    done=info["done"], total=info["total"])
+            return
+        self._interpolationTimer.stop()
+        self._interpolation = None
+        try:
+            node = job.finish()
+        except Exception as exc:  # the command's one-line message
+            logging.error(str(exc))
+            self._endInterpolation(_("Interpolation failed: {error}").format(error=exc))
+            return
+        dims = node.GetImageData().GetDimensions()
+        self._parameterNode.outputVolume = node
+        slicer.util.setSliceViewerLayers(background=node, fit=True)
+        self._endInterpolation(_("Created '{name}' ({x} x {y} x {z}) in {s:.1f} s").format(
+            name=node.GetName(), x=dims[0], y=dims[1], z=dims[2],
+            s=time.time() - self._interpolationStart))
+
+    def _endInterpolation(self, status: str) -> None:
+        self.ui.statusLabel.text = status
+        self.ui.cancelButton.enabled = False
+        self.ui.trainCollapsibleButton.enabled = True
+        self.ui.progressBar.value = 0
+        self.updatePlan()
+
+    def _device(self) -> str:
+        return self._parameterNode.device if self._parameterNode.device in DEVICES else "auto"
+
+    # ---- export -----------------------------------------------------------------------------
+    def updateExport(self, *_args) -> None:
+        p = self._parameterNode
+        self.ui.exportButton.enabled = bool(p and p.outputVolume and not is_unset(p.exportPath))
+
+    def onExport(self) -> None:
+        path = str(self._parameterNode.exportPath)
+        overwrite = False
+        if os.path.exists(path):
+            if not slicer.util.confirmYesNoDisplay(_("{path} exists. Replace it?").format(path=path)):
+                return
+            overwrite = True
+        with userErrors(_("Export failed.")):
+            out = self.logic.exportNrrd(self._parameterNode.outputVolume, path, overwrite)
+            self.ui.statusLabel.text = _("Saved {path}").format(path=out)
