@@ -354,3 +354,22 @@ def test_every_panel_setting_comes_back_from_a_saved_scene(tmp_path, scene, thic
             assert back.GetNodeReference(name).GetName() == "thick", name
         else:
             assert back.GetParameter(name) == values[kind] + name, name
+
+
+def test_background_jobs_run_pythonslicer_beside_slicer_or_say_it_is_missing(tmp_path,
+                                                                              monkeypatch):
+    """Inside Slicer, sys.executable is the application, not a Python: the jobs run the
+    PythonSlicer beside it, and say in one line when the installation lacks it."""
+    from HRINetSlicerLib.process import python_executable
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    app = tmp_path / "bin" / "SlicerApp-real"
+    app.parent.mkdir()
+    app.write_text("")
+    monkeypatch.setattr(sys, "executable", str(app))
+    with pytest.raises(HRINetError, match="PythonSlicer was not found.*reinstall Slicer"):
+        python_executable()
+    (app.parent / "PythonSlicer").write_text("")
+    assert python_executable() == str(app.parent / "PythonSlicer")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python3"))  # outside Slicer
+    assert python_executable() == str(tmp_path / "python3")
