@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +63,14 @@ def write_dicom_series(folder: Path, positions, uid: str = "1.2.3.4", prefix: st
         w.KeepOriginalImageUIDOn()
         w.SetFileName(str(folder / f"{prefix}{i:03d}.dcm"))
         w.Execute(img)
+
+
+def cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "hrinet.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(r, fragment):
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    errors = [l for l in r.stderr.splitlines() if l.startswith("hrinet: error:")]
+    assert len(errors) == 1 and fragment in errors[0], r.stderr

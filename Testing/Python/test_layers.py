@@ -181,3 +181,14 @@ def test_no_code_compares_a_variant_name_outside_the_variant_registry():
         text = PACKAGE.joinpath(*name.split(".")).with_suffix(".py").read_text(encoding="utf-8")
         found = pattern.search(text)
         assert not found, f"hrinet.{name} compares a variant name: {found.group(0)}"
+
+
+def test_no_python_file_of_the_project_grows_past_400_lines():
+    """Files are split along their seams before they grow past ~300 lines; 400 is the limit."""
+    repo = PACKAGE.parents[1]
+    files = [p for top in ("HRINetLib", "HRINetSlicer", "Testing", "benchmarks")
+             for p in (repo / top).rglob("*.py")]
+    assert len(files) > 80
+    long = {str(p.relative_to(repo)): n for p in files
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert long == {}

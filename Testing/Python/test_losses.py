@@ -1,0 +1,82 @@
+"""The training losses: window weight and the SSIM term, as the metric defines them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hrinet.training.data import step_rng
+from hrinet.training.trainer import Trainer
+from training_cases import tiny, volumes
+
+
+def test_window_weight_adds_the_soft_tissue_error(tmp_path):
+    plain = Trainer(tiny("hrinet-plus", 1), tmp_path / "a", volumes=volumes(), log=None)
+    windowed = Trainer(tiny("hrinet-plus", 1, window_weight=0.5), tmp_path / "b",
+                       volumes=volumes(), log=None)
+    target = torch.full((1, 1, 8, 8), (40 + 1024) / 4095)  # soft tissue, 40 HU
+    pred = target + 20 / 4095  # 20 HU off: tiny in the HU range, 5% of the window
+    base = plain.content(pred, target).item()
+    assert base == pytest.approx((20 / 4095) ** 2)
+    assert windowed.content(pred, target).item() == pytest.approx(base + 0.5 * (20 / 400) ** 2)
+
+
+def test_ssim_term_matches_the_metric_and_rewards_keeping_texture():
+    from hrinet.evaluation.metrics import ssim_slice
+    from hrinet.training.trainer import ssim_torch
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((1, 1, 48, 48))
+    noisy = np.clip(truth + rng.normal(0, 0.1, truth.shape), 0, 1)
+    got = ssim_torch(torch.tensor(noisy), torch.tensor(truth)).item()
+    assert got == pytest.approx(ssim_slice(noisy[0, 0], truth[0, 0], 1.0), abs=0.01)
+    flat = np.full_like(truth, truth.mean())  # the smooth mean has no texture left
+    assert ssim_torch(torch.tensor(flat), torch.tensor(truth)).item() < 0.1
+
+
+def test_per_sample_ssim_is_each_images_own_ssim():
+    from hrinet.training.trainer import ssim_torch
+
+    rng = np.random.default_rng(1)
+    truth = torch.tensor(rng.random((3, 1, 40, 40)))
+    pred = (truth + torch.tensor(rng.normal(0, 0.05, truth.shape)) * torch.arange(3).view(3, 1, 1, 1)
+            ).clamp(0, 1)
+    each = ssim_torch(pred, truth, per_sample=True)
+    assert each.shape == (3,)
+    for i in range(3):
+        assert each[i].item() == pytest.approx(ssim_torch(pred[i:i + 1], truth[i:i + 1]).item())
+    assert each[0] == pytest.approx(1.0) and each[0] > each[1] > each[2]  # more noise, less alike
+
+
+def test_with_log_mse_the_ssim_term_is_the_log_of_each_samples_dissimilarity():
+    from hrinet.training.losses import (
+        LOG_SSIM_FLOOR,
+        log_dissimilarity,
+        ssim_torch,
+        windowed,
+    )
+
+    rng = np.random.default_rng(2)
+    tissue = torch.tensor((rng.normal(40, 30, (2, 1, 32, 32)) + 1024) / 4095, dtype=torch.float32)
+    pred = tissue + torch.tensor(rng.normal(0, 10 / 4095, tissue.shape), dtype=torch.float32)
+    got = log_dissimilarity(pred, tissue)
+    want = torch.log(1 - ssim_torch(windowed(pred), windowed(tissue), per_sample=True)
+                     + LOG_SSIM_FLOOR)
+    torch.testing.assert_close(got, want)
+    assert got.shape == (2,) and (got > np.log(LOG_SSIM_FLOOR)).all()
+    # lung against lung: below the window both are flat, identical, and give no gradient
+    lung = torch.full((1, 1, 32, 32), (-800 + 1024) / 4095, requires_grad=True)
+    flat = log_dissimilarity(lung + 5 / 4095, lung.detach())
+    assert flat.item() == pytest.approx(np.log(LOG_SSIM_FLOOR))
+    flat.sum().backward()
+    assert lung.grad.abs().max().item() == 0
+
+
+def test_the_ssim_weight_changes_the_log_mse_training_step(tmp_path):
+    runs = {}
+    for w in (0.0, 0.3):
+        tr = Trainer(tiny("hrinet-flow", 1, log_mse=True, ssim_weight=w), tmp_path / str(w),
+                     volumes=volumes(), log=None)
+        runs[w] = tr.motion_step(step_rng(3, 0, 0))["loss_g"]
+    # the same batch (same seed): the term adds 0.3 * mean log(1 - SSIM + floor), below zero
+    assert runs[0.3] < runs[0.0]
