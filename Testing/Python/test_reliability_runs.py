@@ -63,7 +63,7 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err
+    assert proc.returncode == 143 and "--resume" in err and "Traceback" not in err
     assert (tmp_path / "run" / "checkpoint.safetensors").exists()
 
 
@@ -83,7 +83,7 @@ def test_sigterm_to_the_whole_process_group_stops_a_run_with_workers_cleanly(tmp
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "--resume" in err, err[-1500:]
+    assert proc.returncode == 143 and "--resume" in err, err[-1500:]
     assert "internal error" not in err and "Traceback" not in err
     assert (tmp_path / "run" / "checkpoint.safetensors").exists()
 

@@ -17,6 +17,14 @@ from hrinet.cli.batch import add_batch_arguments, run_batch
 from hrinet.cli.evaluate import cmd_evaluate
 from hrinet.cli.events import Events
 from hrinet.cli.progress import progress_bar as _tqdm
+from hrinet.cli.signals import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    SigtermFlag,
+    Terminated,
+    cancelled_status,
+    stop_on_sigterm,
+)
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import volume_name
@@ -130,14 +138,13 @@ def cmd_adapt(args) -> int:
     from hrinet.training.adapt import adapt
 
     volume = read_volume(args.input)
-    stop = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
+    sigterm = SigtermFlag()
     bar, update = _tqdm(args.iterations, "adapting", "step")
     try:
         result = adapt(volume, args.out, weights=args.weights, iterations=args.iterations,
                        lr=args.lr, device=args.device, case=volume_name(args.input),
                        progress=lambda step, total, _logs: update(step, total),
-                       cancel=lambda: stop["flag"] or stop_requested(args.out), log=None)
+                       cancel=lambda: sigterm() or stop_requested(args.out), log=None)
     finally:
         bar.close()
     print(result.describe())
@@ -268,15 +275,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.events = Events(args.progress == "jsonl")
     if _runs_a_network(args):
         tune_allocator()
-    previous = _stop_on_sigterm()
+    previous = stop_on_sigterm()
     try:
         return args.func(args)
     except Terminated:
         print("hrinet: stopped (SIGTERM); nothing was written", file=sys.stderr)
-        return 143
+        return EXIT_TERMINATED
     except Cancelled as exc:
         print(f"hrinet: {exc}", file=sys.stderr)
-        return 130
+        return cancelled_status()
     except HRINetError as exc:
         if args.debug:
             raise
@@ -285,7 +292,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("hrinet: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except MemoryError:
         print("hrinet: error: out of memory; use a smaller --factor, a machine with more memory, "
               "or crop the volume", file=sys.stderr)
@@ -313,23 +320,6 @@ def _runs_a_network(args) -> bool:
     if args.command == "evaluate":
         return any(m.strip() not in CLASSICAL_METHODS for m in args.methods.split(","))
     return False
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: unwinds like Ctrl-C, so half-written files are removed on the way."""
-
-
-def _raise_terminated(*_):
-    raise Terminated()
-
-
-def _stop_on_sigterm():
-    """Turn SIGTERM into :class:`Terminated` (``train`` and ``adapt`` install their own
-    handler, which stops at the next step and saves); returns the handler it replaced."""
-    try:
-        return signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread (cli.main called from a worker thread)
-        return None
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from hrinet.cli.progress import progress_bar
+from hrinet.cli.signals import SigtermFlag
 from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.variants import variant
@@ -58,8 +58,7 @@ def train_from_cli(args) -> int:
     if device is not None:  # each rank on its own GPU, resumed or not
         cfg.device = given["device"] = device
     overrides = given if args.resume else {}
-    stop = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
+    sigterm = SigtermFlag()
     bar, update = progress_bar(cfg.iterations, f"train {cfg.variant}", "step", leave=True,
                                enabled=rank == 0)
 
@@ -69,7 +68,7 @@ def train_from_cli(args) -> int:
     with run_lock(args.out) if rank == 0 else nullcontext():  # one run a folder
         trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
                           progress=progress,
-                          cancel=lambda: stop["flag"] or stop_requested(args.out),
+                          cancel=lambda: sigterm() or stop_requested(args.out),
                           overrides=overrides)
         if isinstance(bar, tqdm):
             bar.n = trainer.step
