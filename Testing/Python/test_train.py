@@ -293,3 +293,31 @@ def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(tmp
         assert r.returncode == 2 and "is in use by another run (process" in r.stderr
     with run_lock(run):  # released when the first ends: the folder is free again
         pass
+
+
+def test_a_new_run_fine_tunes_the_shipped_weights_of_its_variant_unless_from_scratch(tmp_path,
+                                                                                     capsys):
+    import json
+
+    from hrinet.cli import main
+    from hrinet.cli.train import starting_weights
+    from hrinet.core.io import write_volume
+
+    data = write_volume(volumes()[0], tmp_path / "v.nrrd")
+    base = ["train", "--data", str(data), "--iterations", "1", "--crop", "64", "--batch", "2",
+            "--device", "cpu", "--val-every", "0"]
+    assert main(base + ["--out", str(tmp_path / "default")]) == 0
+    assert "starting from the shipped weights hrinet-default.safetensors" in capsys.readouterr().out
+    sidecar = json.loads((tmp_path / "default" / "hrinet-flow.json").read_text())
+    assert sidecar["lineage"][-1]["started_from"] == "hrinet-default.safetensors"
+    assert len(sidecar["lineage"]) > 1  # the shipped model's own stages come along
+    assert main(base + ["--from-scratch", "--out", str(tmp_path / "scratch")]) == 0
+    assert "starting from random weights" in capsys.readouterr().out
+    sidecar = json.loads((tmp_path / "scratch" / "hrinet-flow.json").read_text())
+    assert sidecar["lineage"][-1]["started_from"] is None and len(sidecar["lineage"]) == 1
+    assert main(base + ["--from-scratch", "--init", str(starting_weights(tiny("hrinet-flow", 1))),
+                        "--out", str(tmp_path / "both")]) == 2
+    assert "contradict" in capsys.readouterr().err
+    # the perceptual variant's frozen encoder is not in its weights: it starts at stage I's result
+    assert starting_weights(tiny("hrinet-perceptual", 1)).name == "hrinet-variant-acai.safetensors"
+    assert starting_weights(tiny("hrinet-mse", 1)).name == "hrinet-variant-hrinet-mse.safetensors"

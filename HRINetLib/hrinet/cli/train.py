@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Optional
 
 import torch
 from tqdm import tqdm
@@ -13,8 +14,9 @@ from hrinet.cli.progress import progress_bar
 from hrinet.cli.signals import SigtermFlag
 from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
+from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
 from hrinet.core.variants import variant
-from hrinet.training.config import TrainConfig
+from hrinet.training.config import STAGE1_RESULT, TrainConfig
 from hrinet.training.distributed import shutdown_distributed
 from hrinet.training.options import STOP_FILE, given_options
 from hrinet.training.run_lock import run_lock
@@ -46,6 +48,35 @@ def distributed_setup(device: str):
     return rank, world, f"cuda:{local}"
 
 
+def starting_weights(cfg: TrainConfig) -> Optional[Path]:
+    """The shipped weights a new run of ``cfg.variant`` starts from: the variant's own, or for a
+    variant whose weights cannot be continued (the perceptual loss's frozen encoder is in a run,
+    not in its weights) the paper's stage-I result, from which it trains stage II. None when
+    they are not installed."""
+    if cfg.variant == DEFAULT_VARIANT:
+        return find_weights(DEFAULT_NAME)
+    if cfg.spec.content == "perceptual":
+        return find_weights(variant_weights_name(STAGE1_RESULT))
+    return find_weights(variant_weights_name(cfg.variant))
+
+
+def _choose_start(cfg: TrainConfig, given: dict) -> Optional[str]:
+    """Sets ``cfg.init_weights`` for a new run; returns the line that says where it starts."""
+    if cfg.from_scratch and cfg.init_weights:
+        raise HRINetError("--init and --from-scratch contradict each other; give one of them")
+    if cfg.init_weights:
+        return None
+    if cfg.from_scratch or "channels" in given or "design_size" in given:
+        return "starting from random weights"
+    start = starting_weights(cfg)
+    if start is None:
+        return (f"starting from random weights: no shipped {cfg.variant} weights are installed "
+                "(give --init to fine-tune others)")
+    cfg.init_weights = str(start)
+    return (f"starting from the shipped weights {start.name} (fine-tuning; --from-scratch "
+            "starts from random weights)")
+
+
 def train_from_cli(args) -> int:
     """``hrinet train``: runs (under torchrun too), Ctrl-C/SIGTERM save a checkpoint."""
     given = given_options(args)
@@ -54,7 +85,10 @@ def train_from_cli(args) -> int:
     cfg = TrainConfig(**dict({"variant": DEFAULT_VARIANT}, **given))
     if "group_sizes" in given and not variant(cfg.variant).motion:
         raise HRINetError("--gaps applies to --variant hrinet-flow only")
+    start_line = None if args.resume else _choose_start(cfg, given)
     rank, world, device = distributed_setup(given.get("device", "auto"))
+    if start_line and rank == 0:
+        print(start_line)
     if device is not None:  # each rank on its own GPU, resumed or not
         cfg.device = given["device"] = device
     overrides = given if args.resume else {}

@@ -116,7 +116,13 @@ class TrainConfig:
     init_weights: Optional[str] = field(default=None, metadata=option(
         "start from these .safetensors weights (fine-tuning; acai weights, the paper's stage-I "
         "result, also start hrinet-patchgan, hrinet-mse and hrinet-perceptual, which then train "
-        "stage II only; default: none, from scratch)", cli="--init"))
+        "stage II only; default: the shipped weights of the variant, see --from-scratch)",
+        cli="--init"))
+    #: Start from random weights; otherwise ``hrinet train`` starts a new run from the shipped
+    #: weights of its variant (:func:`hrinet.cli.train.starting_weights`) unless --init is given.
+    from_scratch: bool = field(default=False, metadata=option(
+        "start from random weights (default: from the shipped weights of the variant, or --init; "
+        "also when --channels or --design-size asks for another network)"))
     #: Exponential moving average of the generator's weights (0: off). Validation and the
     #: exported weights use the average, which smooths out the last steps' noise.
     ema: float = field(default=0.0, metadata=option(
