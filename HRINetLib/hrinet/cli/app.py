@@ -28,6 +28,7 @@ from hrinet.cli.signals import (
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import volume_name
+from hrinet.core.preview import check_preview_path, write_preview
 from hrinet.core.runtime import tune_allocator
 from hrinet.core.shipped import shipped_models
 from hrinet.methods import available_methods, create_interpolator, default_method
@@ -66,6 +67,8 @@ def cmd_interpolate(args) -> int:
 
     events = args.events
     check_output_path(args.out, [args.input], overwrite=args.overwrite)
+    if args.preview:
+        check_preview_path(args.preview, overwrite=args.overwrite)
     method = args.method or ("hrinet" if args.weights else default_method())
     if not args.method and not args.weights and method != "hrinet" and not learned_available():
         print("hrinet: note: PyTorch is not installed, so the method is cubic; install the "
@@ -107,6 +110,10 @@ def cmd_interpolate(args) -> int:
     x, y, z = result.shape_xyz
     print(f"wrote {out} ({x} x {y} x {z}, {time.perf_counter() - start:.1f} s)")
     events.emit("wrote", path=str(out))
+    if args.preview:
+        png = write_preview(result, args.preview, overwrite=args.overwrite)
+        print(f"wrote {png} (axial, coronal and sagittal through the middle)")
+        events.emit("wrote", path=str(png))
     return 0
 
 
@@ -207,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "in mm (default 0: known slices kept bit-exact; a DICOM series' Slice "
                    "Thickness is reported, not applied); with a slab thickness the learned model "
                    "also restores the known positions, rewriting the acquired slices")
+    s.add_argument("--preview", metavar="PNG", help="also write a PNG of the result's middle "
+                   "axial, coronal and sagittal reformats, to look at it without a viewer "
+                   "(default: none)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
     s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
     s.set_defaults(func=cmd_interpolate)
