@@ -8,7 +8,13 @@ import SimpleITK as sitk
 from conftest import cli, one_line_error
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import write_volume
-from hrinet.core.preview import CT_WINDOW, GAP, display_window, preview_image, write_preview
+from hrinet.core.preview import (
+    CT_WINDOW,
+    GAP,
+    display_window,
+    preview_image,
+    write_preview,
+)
 from hrinet.core.volume import Volume
 
 
