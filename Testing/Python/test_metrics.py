@@ -134,3 +134,13 @@ def test_linear_on_real_thorax_matches_the_independent_reference():
     for k, ref in {2: 40.32, 4: 37.04, 6: 35.22}.items():
         assert lin[k] == pytest.approx(ref, abs=0.05)
         assert abs(cub[k] - lin[k]) < 0.5
+
+
+def test_evaluation_figures_carry_a_colour_scale_for_the_slices_and_one_for_the_errors(phantom):
+    from hrinet.evaluation.evaluate import ERROR_RANGE, FIGURE_WINDOW, strip_figure
+
+    fig = strip_figure(phantom, 2, {"linear": phantom.array, "cubic": phantom.array})
+    bars = {ax.get_ylabel(): ax for ax in fig.axes if ax.get_ylabel()}
+    assert set(bars) == {"HU (window W400 L40)", "|error| HU"}
+    assert bars["|error| HU"].get_ylim() == ERROR_RANGE
+    assert bars["HU (window W400 L40)"].get_ylim() == FIGURE_WINDOW

@@ -55,13 +55,13 @@ def main(argv=None) -> int:
               ("linear", _coronal(lin.array, 1.0, 1.0)),
               (f"{method} (x{k})", _coronal(iso.array, 1.0, 1.0)),
               ("phantom truth, 1 mm (noise-free)", _coronal(truth.array, 1.0, 1.0))]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(15, 4.2), layout="constrained")
     for ax, (title, img) in zip(axes, panels):
-        ax.imshow(img, cmap="gray", vmin=-1000, vmax=600, aspect="auto")
+        shown = ax.imshow(img, cmap="gray", vmin=-1000, vmax=600, aspect="auto")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
+    fig.colorbar(shown, ax=list(axes), shrink=0.8, label="HU")
     fig.suptitle("Coronal reformat of the phantom (W1600 L-200)", fontsize=10)
-    fig.tight_layout()
     png = out / "demo-comparison.png"
     with atomic_write(png, verify=complete_png, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)

@@ -141,10 +141,15 @@ def markdown_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure_strip(volume: Volume, k: int, outputs: Dict[str, np.ndarray], path: Path,
-                 title: str = "") -> None:
+#: The figures' display window (soft tissue, HU) and the error maps' range (HU).
+FIGURE_WINDOW = (-160, 240)
+ERROR_RANGE = (0, 200)
+
+
+def strip_figure(volume: Volume, k: int, outputs: Dict[str, np.ndarray], title: str = ""):
     """A strip like the paper's Figure 3: the two known slices, each method, the ground truth,
-    and each method's absolute error map, at the middle synthesised slice of the middle pair."""
+    and each method's absolute error map, at the middle synthesised slice of the middle pair;
+    a colour scale for the slices (HU) and one for the errors (HU). Returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -156,24 +161,36 @@ def figure_strip(volume: Volume, k: int, outputs: Dict[str, np.ndarray], path: P
     truth = volume.array[idx].astype(np.float32)
     known = [volume.array[pair * k], volume.array[(pair + 1) * k]]
     cols = 2 + len(outputs) + 1
-    fig, axes = plt.subplots(2, cols, figsize=(2.2 * cols, 4.6))
-    win = dict(cmap="gray", vmin=-160, vmax=240)
+    fig, axes = plt.subplots(2, cols, figsize=(2.2 * cols + 1.2, 4.8), layout="constrained")
+    win = dict(cmap="gray", vmin=FIGURE_WINDOW[0], vmax=FIGURE_WINDOW[1])
     panels = [(f"known z={pair * k}", known[0]), (f"known z={(pair + 1) * k}", known[1])]
     panels += [(m, o[idx]) for m, o in outputs.items()] + [("ground truth", truth)]
     for ax, (label, img) in zip(axes[0], panels):
-        ax.imshow(img, **win)
+        slices = ax.imshow(img, **win)
         ax.set_title(label, fontsize=8)
+    errors = None
     for j, ax in enumerate(axes[1]):
         ax.axis("off")
         if 2 <= j < 2 + len(outputs):
             m = list(outputs)[j - 2]
             err = np.abs(outputs[m][idx].astype(np.float32) - truth)
-            ax.imshow(np.clip(err, 0, 200), cmap="magma", vmin=0, vmax=200)
+            errors = ax.imshow(np.clip(err, *ERROR_RANGE), cmap="magma", vmin=ERROR_RANGE[0],
+                               vmax=ERROR_RANGE[1])
             ax.set_title(f"|error| {m}", fontsize=8)
     for ax in axes[0]:
         ax.axis("off")
-    fig.suptitle(title or f"x{k}, slice {idx} (window W400 L40; errors 0-200 HU)", fontsize=9)
-    fig.tight_layout()
+    fig.colorbar(slices, ax=list(axes[0]), shrink=0.8, label="HU (window W400 L40)")
+    fig.colorbar(errors, ax=list(axes[1]), shrink=0.8, label="|error| HU")
+    fig.suptitle(title or f"x{k}, slice {idx}", fontsize=9)
+    return fig
+
+
+def figure_strip(volume: Volume, k: int, outputs: Dict[str, np.ndarray], path: Path,
+                 title: str = "") -> None:
+    """Write :func:`strip_figure` to ``path`` (PNG), atomically."""
+    fig = strip_figure(volume, k, outputs, title)  # selects the Agg backend first
+    import matplotlib.pyplot as plt
+
     with atomic_write(path, verify=complete_png, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
