@@ -8,6 +8,7 @@ is its own inverse.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -79,6 +80,20 @@ def node_from_volume(volume: Volume, name: str, scene=None):
     return node
 
 
+def dicom_thickness(node) -> Optional[float]:
+    """The DICOM Slice Thickness (mm) of a node loaded through Slicer's DICOM module, from its
+    database; None for other nodes, outside the application, or a missing or odd value."""
+    uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split() if node is not None else []
+    database = getattr(slicer, "dicomDatabase", None)
+    if not uids or database is None:
+        return None
+    try:
+        value = float(database.instanceValue(uids[0], "0018,0050"))
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
 def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[float] = None,
                   method: str = "hrinet", thickness: Optional[float] = None):
     """The engine's :class:`hrinet.Plan` from the node's header alone (no voxel copy), so the
@@ -86,7 +101,8 @@ def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[f
     if node is None or node.GetImageData() is None:
         raise HRINetError("select a scalar volume")
     nz = node.GetImageData().GetDimensions()[2]
-    return make_plan(nz, node.GetSpacing(), factor, target_spacing, method, thickness)
+    return make_plan(nz, node.GetSpacing(), factor, target_spacing, method, thickness,
+                     dicom_thickness(node))
 
 
 def interpolate_node(input_node, factor: Optional[int] = None,

@@ -19,6 +19,7 @@ class HRINetSlicerParameterNode:
     targetMode: str = "isotropic"
     targetSpacing: float = 1.0
     factor: int = 4
+    restoreSlabs: bool = False
     thickness: float = 0.0
     model: str = "hrinet"
     weightsPath: Path = Path()

@@ -71,7 +71,8 @@ class HRINetSlicerTest(ScriptedLoadableModuleTest):
         widget = slicer.modules.HRINetSlicerWidget
         node = slicer.util.addVolumeFromArray(np.zeros((4, 8, 8), np.int16), name="thick")
         chosen = dict(inputVolume=node, targetMode="factor", factor=6, targetSpacing=0.7,
-                      thickness=5.0, model="cubic", device="cpu", trainVariant="hrinet-plus",
+                      restoreSlabs=True, thickness=5.0, model="cubic", device="cpu",
+                      trainVariant="hrinet-plus",
                       trainIterations=1234, trainCrop=192,
                       weightsPath=Path(tempfile.gettempdir()) / "w.safetensors",
                       exportPath=Path(tempfile.gettempdir()) / "iso.nrrd",

@@ -25,6 +25,7 @@ from .parameters import (
     HRINetSlicerParameterNode,
     is_unset,
 )
+from .targets import RESTORE_HOW, default_slab_thickness, interpolation_target
 from .training_section import TrainingSection
 
 
@@ -162,6 +163,10 @@ class HRINetSlicerWidget(TrainingSection, ScriptedLoadableModuleWidget, VTKObser
         show their key's item, and the plan and the export button follow the parameters."""
         if self._parameterNode is None:
             return
+        p = self._parameterNode
+        if p.restoreSlabs and not p.thickness and p.inputVolume is not None:
+            p.thickness = default_slab_thickness(p.inputVolume)  # comes back here once
+            return
         for widgetName, parameter in KEYED_COMBOS.items():
             combo = getattr(self.ui, widgetName)
             index = combo.findData(getattr(self._parameterNode, parameter))
@@ -173,12 +178,8 @@ class HRINetSlicerWidget(TrainingSection, ScriptedLoadableModuleWidget, VTKObser
     # ---- interpolate ------------------------------------------------------------------------
     def _target(self):
         p = self._parameterNode
-        target = {"thickness": float(p.thickness)}
-        if p.targetMode == "factor":
-            target["factor"] = int(p.factor)
-        if p.targetMode == "spacing":
-            target["target_spacing"] = float(p.targetSpacing)
-        return target
+        return interpolation_target(p.targetMode, p.factor, p.targetSpacing, p.restoreSlabs,
+                                    p.thickness)
 
     def _method(self):
         key = self._parameterNode.model
@@ -196,6 +197,7 @@ class HRINetSlicerWidget(TrainingSection, ScriptedLoadableModuleWidget, VTKObser
         self.ui.targetSpacingSpinBox.enabled = mode == "spacing"
         self.ui.factorSpinBox.enabled = mode == "factor"
         self.ui.weightsPathLineEdit.enabled = self._parameterNode.model == "file"
+        self.ui.thicknessSpinBox.enabled = self._parameterNode.restoreSlabs
         node = self._parameterNode.inputVolume
         if node is None or node.GetImageData() is None:
             self.ui.inputInfoLabel.text = _("no volume selected")
@@ -208,7 +210,7 @@ class HRINetSlicerWidget(TrainingSection, ScriptedLoadableModuleWidget, VTKObser
                                        f"{sp[0]:.3g} x {sp[1]:.3g} x {sp[2]:.3g} mm")
         try:
             plan = HRINetSlicerLogic.plan(node, method=self._method()[0], **self._target())
-            self.ui.planLabel.text = plan.describe()
+            self.ui.planLabel.text = plan.describe(restore_how=_(RESTORE_HOW))
             self.ui.interpolateButton.enabled = True
         except Exception as exc:  # the library's one-line message
             self.ui.planLabel.text = str(exc)

@@ -335,7 +335,8 @@ def test_every_panel_setting_comes_back_from_a_saved_scene(tmp_path, scene, thic
     as strings, volumes as node references), survive writing the scene and reading it back."""
     fields = _panel_fields()
     assert len(fields) >= 14  # every setting of every section, not only the interpolation ones
-    values = {"str": "cubic", "int": "1234", "float": "0.75", "Path": str(tmp_path / "w.nrrd")}
+    values = {"str": "cubic", "int": "1234", "float": "0.75", "Path": str(tmp_path / "w.nrrd"),
+              "bool": "True"}
     params = scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
     params.SetName("HRINetSlicer")
     for name, kind in fields.items():
@@ -373,3 +374,28 @@ def test_background_jobs_run_pythonslicer_beside_slicer_or_say_it_is_missing(tmp
     assert python_executable() == str(app.parent / "PythonSlicer")
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python3"))  # outside Slicer
     assert python_executable() == str(tmp_path / "python3")
+
+
+def test_the_acquired_slices_are_kept_unless_the_slab_checkbox_asks_to_restore_them(thick_node):
+    from hrinet.methods.engine import make_plan
+    from HRINetSlicerLib.mrml import dicom_thickness
+    from HRINetSlicerLib.targets import (
+        RESTORE_HOW,
+        default_slab_thickness,
+        interpolation_target,
+    )
+
+    kept = interpolation_target("factor", 3, 1.0, restore_slabs=False, thickness=5.0)
+    assert kept == {"thickness": None, "factor": 3}
+    assert plan_for_node(thick_node, method="hrinet", **kept).slab_ratio == 0
+    restored = interpolation_target("factor", 3, 1.0, restore_slabs=True, thickness=5.0)
+    assert plan_for_node(thick_node, method="hrinet", **restored).slab_ratio > 0
+    assert interpolation_target("spacing", 3, 0.7, False, 0.0)["target_spacing"] == 0.7
+    # a node that did not come through Slicer's DICOM database: the checkbox starts from the
+    # slice spacing (contiguous slabs)
+    assert dicom_thickness(thick_node) is None
+    assert default_slab_thickness(thick_node) == thick_node.GetSpacing()[2]
+    # with a DICOM thickness, the plan line names the checkbox, not a command-line option
+    plan = make_plan(20, (0.7, 0.7, 5.0), 5, None, "hrinet", None, 5.0)
+    line = plan.describe(restore_how=RESTORE_HOW)
+    assert "check 'Restore the acquired slices' (5 mm)" in line and "--thickness" not in line

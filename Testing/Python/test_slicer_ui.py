@@ -111,7 +111,8 @@ def _parameter_node_fields() -> dict:
     return {"fields": fields, "keyed": keyed}
 
 
-INPUT_WIDGETS = (QtWidgets.QComboBox, QtWidgets.QAbstractSpinBox, QtWidgets.QLineEdit)
+INPUT_WIDGETS = (QtWidgets.QComboBox, QtWidgets.QAbstractSpinBox, QtWidgets.QLineEdit,
+                 QtWidgets.QCheckBox)
 
 
 def test_every_setting_in_the_panel_is_held_by_the_parameter_node_so_scenes_restore_it(panel):

@@ -58,7 +58,9 @@ class Plan:
     #: thickness / input slice spacing; 0 when the input is treated as thin slices.
     slab_ratio: float = 0.0
 
-    def describe(self) -> str:
+    def describe(self, restore_how: str = "give --thickness {t:.4g}") -> str:
+        """The plan in one line. ``restore_how``: how the caller's user asks for slab
+        restoration (``{t}`` is the thickness), named when DICOM says the slices are slabs."""
         sx, sy, sz = self.output_spacing
         text = (f"x{self.factor} with {self.method}: {self.input_slices} -> {self.output_slices} "
                 f"slices, spacing {sx:.4g} x {sy:.4g} x {sz:.4g} mm")
@@ -71,7 +73,8 @@ class Plan:
             if self.thickness_source == "DICOM" and \
                     self.thickness >= MIN_SLAB_RATIO * sz * self.factor:
                 text += (f" (to restore them as {self.thickness:.4g} mm slab averages, which "
-                         f"rewrites the acquired slices, give --thickness {self.thickness:.4g})")
+                         "rewrites the acquired slices, "
+                         f"{restore_how.format(t=self.thickness)})")
             return text
         return text + (f"; slices {self.thickness:.4g} mm thick ({self.thickness_source}, "
                        f"{self.slab_ratio:.2f} x the spacing): learned models restore the known "
