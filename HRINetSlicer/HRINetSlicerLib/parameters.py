@@ -29,6 +29,8 @@ class HRINetSlicerParameterNode:
     trainIterations: int = 500
     trainCrop: int = 128
     trainOutputPath: Path = Path()
+    batchInputPath: Path = Path()
+    batchOutputPath: Path = Path()
 
 
 #: Combo boxes bound to a parameter through their items' data (key), not their text.

@@ -15,6 +15,7 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
+from .batch_section import NEEDS, BatchSection
 from .dialogs import ensure_dependencies, userErrors
 from .jobs import InterpolationJob, default_runs_folder
 from .panel_logic import HRINetSlicerLogic
@@ -29,7 +30,8 @@ from .targets import RESTORE_HOW, default_slab_thickness, interpolation_target
 from .training_section import TrainingSection
 
 
-class HRINetSlicerWidget(TrainingSection, ScriptedLoadableModuleWidget, VTKObservationMixin):
+class HRINetSlicerWidget(TrainingSection, BatchSection, ScriptedLoadableModuleWidget,
+                         VTKObservationMixin):
     """The panel: Interpolate, Export isotropic NRRD, Fine-tune on loaded cases."""
 
     def __init__(self, parent=None) -> None:
@@ -80,6 +82,7 @@ class HRINetSlicerWidget(TrainingSection, ScriptedLoadableModuleWidget, VTKObser
         self.ui.resumeTrainingButton.clicked.connect(lambda: self.onStartTraining(resume=True))
         self.ui.stopTrainingButton.clicked.connect(self.onStopTraining)
         self.ui.adaptButton.clicked.connect(self.onAdapt)
+        self.setupBatchSection()
 
         self.initializeParameterNode()
         self.refreshTrainList()
@@ -113,6 +116,8 @@ class HRINetSlicerWidget(TrainingSection, ScriptedLoadableModuleWidget, VTKObser
             self._interpolation = None
         if self._job is not None:
             self._job.stop()
+        if self._batch is not None:  # resumable: the next Start batch continues it
+            self._batch.cancel()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -227,8 +232,7 @@ class HRINetSlicerWidget(TrainingSection, ScriptedLoadableModuleWidget, VTKObser
         """Starts ``hrinet interpolate`` in a background process (HRINetSlicerLib.jobs) and
         polls it on a timer: Slicer stays responsive, Cancel ends the process tree at once."""
         method, weights = self._method()
-        need = {"linear": "classical", "cubic": "classical", "flow": "flow"}.get(method, "learned")
-        if not ensure_dependencies(need):
+        if not ensure_dependencies(NEEDS.get(method, "learned")):
             return
         with userErrors(_("Interpolation failed.")):
             job = InterpolationJob(self._parameterNode.inputVolume, method=method,

@@ -11,6 +11,7 @@ import pytest
 from conftest import write_dicom_series
 from hrinet.cli import main
 from hrinet.core import cohort
+from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume, write_volume
 from hrinet.core.phantom import make_phantom
 
@@ -226,3 +227,30 @@ def test_the_documented_slurm_script_and_torchrun_line_run_as_written(tree, tmp_
                        env=env)
     assert r.returncode == 0, r.stderr
     assert [t["status"] for t in rows(tmp_path / "torchrun" / "results.csv")] == ["ok"] * 3
+
+
+def test_the_next_case_is_read_while_the_current_one_is_computed_in_order_errors_its_own():
+    import threading
+
+    from hrinet.core.cohort import Case, read_ahead
+
+    cases = [Case(f"in{i}", f"out{i}") for i in range(4)]
+    started = {c.input: threading.Event() for c in cases}
+
+    def read(case):
+        started[case.input].set()
+        if case.input == "in2":
+            raise HRINetError("in2 is damaged")
+        return case.input.upper()
+
+    got = []
+    for case, volume_of in read_ahead(cases, read):
+        i = int(case.input[-1])
+        if i + 1 < len(cases):  # the next read runs while this case is being worked on
+            assert started[f"in{i + 1}"].wait(10)
+        try:
+            got.append(volume_of())
+        except HRINetError as exc:
+            got.append(str(exc))
+    assert got == ["IN0", "IN1", "in2 is damaged", "IN3"]
+    assert list(read_ahead([], read)) == []

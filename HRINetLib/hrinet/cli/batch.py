@@ -53,6 +53,10 @@ def _cases(args):
     return cohort.find_cases(source, Path(args.out), args.series_filter)
 
 
+def _read_case(case: cohort.Case):
+    return read_volume(case.path, series_uid=case.series_uid or None)
+
+
 def _device(args, local_rank: int) -> str:
     if args.device == "auto" and local_rank >= 0:
         try:
@@ -85,13 +89,14 @@ def run_batch(args) -> int:
     method = args.method or ("hrinet" if args.weights else default_method())
     interp = None
     events: Events = args.events
-    failed = done = skipped = 0
+    failed = done = 0
     print(f"shard {index + 1}/{count}: {len(cases)} cases; results in {table}", file=sys.stderr)
-    for n, case in enumerate(cases, 1):
-        previous = rows.get(case.identity)
-        if cohort.is_done(case, previous):
-            skipped += 1
-            continue
+    numbers = {case.identity: n for n, case in enumerate(cases, 1)}
+    todo = [c for c in cases if not cohort.is_done(c, rows.get(c.identity))]
+    skipped = len(cases) - len(todo)
+    events.emit("progress", done=skipped, total=len(cases), unit="case")  # finished cases
+    for k, (case, volume_of) in enumerate(cohort.read_ahead(todo, _read_case), 1):
+        n, previous = numbers[case.identity], rows.get(case.identity)
         start = time.perf_counter()
         row = cohort.Result(case.input, case.series_uid, case.output, method)
         try:
@@ -99,13 +104,14 @@ def run_batch(args) -> int:
             if target.exists() and (previous is None or same_file(target, case.path)):
                 raise HRINetError(f"{target} exists and is not an output of this batch; move it "
                                   "or choose another --out (nothing of yours is replaced)")
-            volume = read_volume(case.path, series_uid=case.series_uid or None)
+            volume = volume_of()  # read while the previous case was computed
             plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
             check_memory(volume, plan, output_copies=2)
             if interp is None:  # loaded once, for the first case that gets this far
                 interp = create_interpolator(method, device=_device(args, local_rank),
                                              weights=args.weights)
             result = upsample_z(volume, plan=plan, interpolator=interp)
+            del volume
             Path(case.output).parent.mkdir(parents=True, exist_ok=True)
             remove_stale_partials(case.output)  # a killed earlier run's half-written file
             written = write_volume(result, case.output, overwrite=True)
@@ -124,7 +130,7 @@ def run_batch(args) -> int:
         rows[case.identity] = row
         cohort.write_results(table, sorted(rows.values(), key=lambda r: (r.input,
                                                                            r.series_uid)))
-        events.emit("progress", done=n, total=len(cases), unit="case")
+        events.emit("progress", done=skipped + k, total=len(cases), unit="case")
         print(f"{n}/{len(cases)} {case.input}{' ' + case.series_uid if case.series_uid else ''}"
               f": {row.status}{' (' + row.message + ')' if row.message else ''}",
               file=sys.stderr, flush=True)

@@ -13,14 +13,17 @@ import csv
 import hashlib
 import io
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
 from hrinet.core.atomic import file_sha256, write_text
 from hrinet.core.dicom import list_dicom_series
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import READ_EXTENSIONS, volume_name
+
+T = TypeVar("T")
 
 
 def identity(input: str, series_uid: str) -> str:
@@ -195,3 +198,22 @@ def is_done(case: Case, previous: Optional[Result]) -> bool:
         return False
     out = Path(case.output)
     return out.is_file() and file_sha256(out) == previous.output_sha256
+
+
+def read_ahead(cases: List[Case], read: Callable[[Case], T]) -> Iterator[Tuple[Case, Callable[[], T]]]:
+    """Yield each case with a function that returns what ``read(case)`` returned (or raises what
+    it raised), reading the next case in a background thread while the caller works on this
+    one: a cohort's reading (DICOM parsing, decompression) overlaps its computing. At most two
+    cases are held at once; a stop (an exception in the caller) cancels the read ahead."""
+    if not cases:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hrinet-read-ahead") as pool:
+        ahead = pool.submit(read, cases[0])
+        try:
+            for i, case in enumerate(cases):
+                current = ahead
+                ahead = pool.submit(read, cases[i + 1]) if i + 1 < len(cases) else None
+                yield case, current.result
+        finally:
+            if ahead is not None:
+                ahead.cancel()
