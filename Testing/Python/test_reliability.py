@@ -339,3 +339,20 @@ def test_export_refuses_a_missing_folder_like_interpolate(tmp_path):
     r = cli("export", tmp_path, tmp_path / "missing" / "w.safetensors")
     one_line_error(r, "does not exist")
     assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("link", ["dangling", "loop"])
+def test_an_output_that_is_a_link_to_nothing_is_refused_before_any_work(tmp_path, phantom, link):
+    src = write_volume(phantom, tmp_path / "thick.nrrd")
+    out = tmp_path / "iso.nrrd"
+    if link == "dangling":
+        out.symlink_to(tmp_path / "gone.nrrd")
+    else:
+        out.symlink_to(tmp_path / "other.nrrd")
+        (tmp_path / "other.nrrd").symlink_to(out)
+    r = cli("interpolate", src, out, "--method", "cubic", "--overwrite")
+    one_line_error(r, "symbolic link to nothing")
+    assert "interpolating" not in r.stderr  # refused before the work
+    assert out.is_symlink()  # the user's link is left as it was
+    r = cli("export", tmp_path / "no-run", out.with_suffix(".safetensors"))
+    assert r.returncode != 0

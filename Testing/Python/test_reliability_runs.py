@@ -248,3 +248,13 @@ def test_each_new_refusal_is_one_line_from_the_command_line(tmp_path, phantom, c
     r = cli(*case(tmp_path, phantom))
     one_line_error(r, fragment)
     assert not (tmp_path / "o.nrrd").exists()
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"weights"', "3"])
+def test_a_sidecar_that_is_no_json_object_is_one_line(tmp_path, content):
+    from hrinet.learned.weights import read_metadata
+
+    weights = _flow_weights(tmp_path)
+    weights.with_suffix(".json").write_text(content)
+    with pytest.raises(HRINetError, match="not an HRINet weights description .*not an object"):
+        read_metadata(weights)

@@ -262,3 +262,24 @@ def test_the_nifti_writers_own_messages_stay_off_the_terminal(full_disk, tmp_pat
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert lines[0].startswith("hrinet: error: cannot write") and "NWAD" not in r.stderr
     assert left_behind(full_disk) == []
+
+
+def test_weights_on_a_disk_that_fills_after_the_tensors_leave_neither_file(full_disk, tmp_path):
+    """The tensors fit, their sidecar does not: no tensor file may be left without its sidecar
+    (it would be refused, or worse, paired with an old sidecar of the same name)."""
+    from hrinet.learned.models import ModelConfig
+    from hrinet.learned.variants import build_generator
+    from hrinet.learned.weights import save_weights
+
+    model = build_generator(ModelConfig.for_variant("hrinet-flow"))
+    probe = save_weights(model, tmp_path / "probe.safetensors", {"note": "x" * 40000})
+    tensor_bytes = probe.stat().st_size
+    (full_disk / "filler").unlink()
+    fill(full_disk)
+    (full_disk / "filler").unlink()  # now leave room for the tensors and a few pages only
+    with open(full_disk / "filler", "wb") as f:
+        free = os.statvfs(full_disk).f_bavail * os.statvfs(full_disk).f_frsize
+        f.write(b"\0" * max(0, free - tensor_bytes - 3 * 4096))
+    with pytest.raises(HRINetError, match="cannot write"):
+        save_weights(model, full_disk / "w.safetensors", {"note": "x" * 40000})
+    assert left_behind(full_disk) == []

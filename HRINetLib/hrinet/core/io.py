@@ -78,6 +78,15 @@ def same_file(a: PathLike, b: PathLike) -> bool:
     return pa.resolve() == pb.resolve()
 
 
+def check_not_broken_link(path: PathLike) -> None:
+    """Refuse an output path that is a symbolic link to nothing (a missing file or a loop):
+    writing there would fail only at the end, or replace the link the user made."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise HRINetError(f"output {path} is a symbolic link to nothing (a missing file or a "
+                          "loop); remove the link or choose another name")
+
+
 def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), overwrite: bool = False) -> Path:
     """Validate an output path before any work starts, so a bad one costs nothing.
 
@@ -86,6 +95,7 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), overwrite:
             extension, or its folder is missing or not writable.
     """
     out = Path(out)
+    check_not_broken_link(out)
     for src in inputs:
         if same_file(out, src):
             raise HRINetError(f"output {out} is the input file; choose another output path "

@@ -86,6 +86,8 @@ def shipped_models() -> List[ShippedModel]:
             sidecar = json.loads(sidecar_of(path).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             sidecar = {}
+        if not isinstance(sidecar, dict):  # a damaged sidecar: listed, its quality unknown
+            sidecar = {}
         out.append(ShippedModel(variant, path, group, quality_line(sidecar)))
     order = (GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER)
     return sorted(out, key=lambda m: order.index(m.group))

@@ -82,9 +82,11 @@ def save_weights(generator: Generator, path, metadata: Dict) -> Path:
     with atomic_write(path, verify=complete_safetensors) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT,
                                                ARCHITECTURE_KEY: architecture_digest(meta)})
-    meta["sha256"] = sha256_of(path)
-    text = json.dumps(meta, indent=2, sort_keys=True)
-    write_text(sidecar_of(path), text)
+        complete_safetensors(tmp)  # before the sidecar describes it
+        meta["sha256"] = sha256_of(tmp)
+        # The sidecar first, while the tensors are still a temporary file: if it cannot be
+        # written (a full disk), the tensors are removed too, never left without their sidecar.
+        write_text(sidecar_of(path), json.dumps(meta, indent=2, sort_keys=True))
     return path
 
 
@@ -121,6 +123,9 @@ def read_metadata(path) -> Dict:
         meta = json.loads(side.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise HRINetError(f"sidecar {side} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise HRINetError(f"sidecar {side} is not an HRINet weights description (a JSON "
+                          f"{type(meta).__name__}, not an object); restore the original sidecar")
     if meta.get("format") != FORMAT or "config" not in meta or "sha256" not in meta:
         raise HRINetError(f"sidecar {side} is not an HRINet weights description")
     digest = sha256_of(path)

@@ -9,6 +9,7 @@ from typing import List, Optional, Sequence
 
 from hrinet import __version__
 from hrinet.core.errors import HRINetError
+from hrinet.core.io import check_not_broken_link
 from hrinet.core.volume import voxel_sha256
 from hrinet.learned.models import ModelConfig
 from hrinet.learned.variants import build_generator
@@ -102,6 +103,7 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
         raise HRINetError(f"output {out} is the checkpoint itself; choose another file name")
     sidecar = out.with_suffix(".json")
     for existing in (out, sidecar):
+        check_not_broken_link(existing)
         if existing.exists() and not overwrite:
             raise HRINetError(f"output {existing} exists; pass --overwrite to replace it")
     if not out.parent.is_dir():  # the same rule as interpolate: outputs go into existing folders
