@@ -37,7 +37,7 @@ def test_too_few_slices_to_adapt_is_one_clear_line():
 
 
 def _thick():
-    return make_phantom(size=(64, 64, 24), spacing=(1, 1, 4), seed=1)
+    return make_phantom(size=(64, 64, 26), spacing=(1, 1, 4), seed=1)
 
 
 def test_a_folder_holding_a_training_run_is_refused_and_left_as_it_was(tmp_path, start_weights):
@@ -85,3 +85,22 @@ def test_an_adaptation_that_wins_on_held_out_slices_is_kept_with_its_case(tmp_pa
     meta = json.loads((tmp_path / "run" / ADAPTED_NAME).with_suffix(".json").read_text())
     assert meta["adaptation"]["case"] == "phantom"
     assert meta["lineage"][-1]["started_from"] == start_weights.name
+
+
+def test_a_volume_long_enough_to_split_is_long_enough_to_train_on():
+    """The smallest case adaptation accepts trains: no later refusal naming an option that
+    adapt does not have (it once accepted 16-24 slices, then failed asking for --gaps)."""
+    from hrinet.training.adapt import MIN_HOLDOUT, MIN_TRAIN
+
+    n = MIN_HOLDOUT + MIN_TRAIN
+    with pytest.raises(HRINetError, match=f"at least {MIN_TRAIN} to learn from"):
+        split_for_adaptation(make_phantom(size=(32, 32, n - 1), spacing=(1, 1, 4), seed=1))
+    parts, _ = split_for_adaptation(make_phantom(size=(32, 32, n), spacing=(1, 1, 4), seed=1))
+    from hrinet.training.motion_data import MotionSampler
+
+    from hrinet.training.adapt import ADAPT_GAPS
+
+    sampler = MotionSampler(parts, crop=32)
+    sampler.spline = True  # the shipped default's six known slices
+    for seed in range(5):  # every group it draws fits, whatever gap
+        assert sampler.motion_batch(np.random.default_rng(seed), 2, gaps=ADAPT_GAPS) is not None

@@ -76,7 +76,7 @@ def test_adapt_to_this_case_runs_the_guarded_adaptation_on_the_input_volume(tmp_
 
     start = save_weights(build_generator(ModelConfig.for_variant("hrinet-flow")),
                          tmp_path / "start.safetensors", {"training": {}})
-    thick = node_from_volume(make_phantom(size=(64, 64, 24), spacing=(3, 3, 6)), "case", scene)
+    thick = node_from_volume(make_phantom(size=(64, 64, 26), spacing=(3, 3, 6)), "case", scene)
     job = adapt_job(tmp_path / "adapt", thick, iterations=2, crop=64, weights=str(start),
                     device="cpu")
     assert "adapt" in job.command() and job.variant == "hrinet-flow"

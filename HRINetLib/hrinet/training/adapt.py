@@ -37,6 +37,7 @@ from hrinet.learned.weights import (
     save_weights,
 )
 from hrinet.training.checkpoint import CHECKPOINT, PREVIOUS
+from hrinet.training.motion_data import group_span
 from hrinet.training.trainer import (
     TrainConfig,
     Trainer,
@@ -50,6 +51,11 @@ FOLDER_MARK = ".hrinet-adapt"
 _OTHERS = ("config.json", "log.csv", "val.jsonl", "progress.json", CHECKPOINT, PREVIOUS)
 #: The held-out block must allow a few x2 predictions.
 MIN_HOLDOUT = 9
+#: Gaps, in the case's own slices, that adaptation trains on.
+ADAPT_GAPS = (3, 4)
+#: Slices the training part needs: one group of the narrowest gap with the spline's six known
+#: slices (the other variants' groups are shorter).
+MIN_TRAIN = group_span(min(ADAPT_GAPS), 0.0, known=6)[0]
 
 
 @dataclass
@@ -77,10 +83,11 @@ def split_for_adaptation(volume: Volume, holdout: float = 0.3):
     """``(train_parts, held_out)``: the first slices (one part) and the last block."""
     n = volume.array.shape[0]
     h = max(MIN_HOLDOUT, int(round(n * holdout)))
-    if n - h < 7:
+    if n - h < MIN_TRAIN:
         raise HRINetError(f"the volume has {n} slices, too few to adapt (it needs {MIN_HOLDOUT} "
-                          "held-out slices and at least 7 to learn from); interpolate it "
-                          "without adaptation")
+                          f"held-out slices and at least {MIN_TRAIN} to learn from, "
+                          f"{MIN_HOLDOUT + MIN_TRAIN} in all); interpolate it without "
+                          "adaptation")
     z0 = n - h
     return [volume.with_array(volume.array[:z0].copy())], volume.with_array(
         volume.array[z0:].copy())
@@ -129,7 +136,7 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
     crop = min(crop, 64 * max(1, min(thick.array.shape[1:]) // 64))
     cfg = TrainConfig(variant=variant, iterations=iterations, crop=crop, batch=4, lr=lr,
                       device=str(dev), val_every=0, init_weights=start, checkpoint_minutes=5,
-                      group_sizes=(3, 4), data=[case])
+                      group_sizes=ADAPT_GAPS, data=[case])
     for name in (CHECKPOINT, PREVIOUS):  # an earlier adaptation's state, not the user's
         (out / name).unlink(missing_ok=True)
     trainer = Trainer(cfg, out, volumes=parts, progress=progress, cancel=cancel, log=log)

@@ -51,7 +51,7 @@ class MotionBatch:
     targets: torch.Tensor  # (B, 1, S, S): the thin truth
 
 
-def _span(gap: int, slab: float, known: int = 4):
+def group_span(gap: int, slab: float, known: int = 4):
     """Thin slices a group needs (``known`` known slices ``gap`` apart plus the slab margins)
     and the slab margin ``m`` on each side."""
     m = len(slab_weights(slab * gap)) // 2 if slab > 0 else 0
@@ -85,7 +85,7 @@ class MotionSampler(SliceSampler):
         for _ in range(groups):
             g = int(gaps[int(rng.integers(len(gaps)))])
             s = float(rng.choice(SLAB_RATIOS, p=SLAB_PROBS))
-            need, m = _span(g, s, known_n)
+            need, m = group_span(g, s, known_n)
             while not any(v.array.shape[0] >= need for v in self.volumes):
                 if g > min(gaps):  # short volumes: narrower gaps, then thin input
                     g -= 1
@@ -93,7 +93,7 @@ class MotionSampler(SliceSampler):
                     s = 0.0
                 else:
                     break
-                need, m = _span(g, s, known_n)
+                need, m = group_span(g, s, known_n)
             ids = self._eligible(need)
             vid = ids[int(rng.integers(len(ids)))]
             z0 = int(rng.integers(0, self.volumes[vid].array.shape[0] - need + 1))
