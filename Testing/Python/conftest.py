@@ -42,15 +42,15 @@ def oblique_phantom():
 
 def write_dicom_series(folder: Path, positions, uid: str = "1.2.3.4", prefix: str = "s",
                        values=None, modality: str = "CT", description: str = "",
-                       tags: dict = None) -> None:
-    """A minimal 8x8 CT series: one file per slice at ``positions`` (z in mm, or (x, y, z)),
-    axial orientation, slice ``i`` filled with ``values[i]`` (default ``10 * i``); ``tags``: more
+                       tags: dict = None, size: int = 8) -> None:
+    """A minimal CT series of ``size`` x ``size`` slices (8 x 8 by default): one file per slice
+    at ``positions`` (z in mm, or (x, y, z)), axial orientation, slice ``i`` filled with ``values[i]`` (default ``10 * i``); ``tags``: more
     header values, e.g. ``{"0010|0010": "Doe^Jane"}``."""
     folder.mkdir(exist_ok=True)
     for i, pos in enumerate(positions):
         x, y, z = (0.0, 0.0, float(pos)) if np.isscalar(pos) else pos
         value = 10 * i if values is None else values[i]
-        img = sitk.GetImageFromArray(np.full((1, 8, 8), value, np.int16))
+        img = sitk.GetImageFromArray(np.full((1, size, size), value, np.int16))
         header = {"0020|000e": uid, "0020|0013": str(i + 1), "0008|0060": modality,
                 "0020|0032": f"{x}\\{y}\\{z}", "0020|0037": "1\\0\\0\\0\\1\\0",
                 "0008|0018": f"{uid}.{i + 1}", "0020|000d": "1.2.3"}

@@ -356,3 +356,26 @@ def test_an_output_that_is_a_link_to_nothing_is_refused_before_any_work(tmp_path
     assert out.is_symlink()  # the user's link is left as it was
     r = cli("export", tmp_path / "no-run", out.with_suffix(".safetensors"))
     assert r.returncode != 0
+
+
+def test_evaluate_train_and_adapt_say_which_series_of_a_folder_they_read(tmp_path, phantom):
+    """Each command that reads a DICOM folder warns when it holds several series, and evaluate
+    and adapt read another with --series, as interpolate does."""
+    folder = tmp_path / "mixed"
+    positions = [float(3 * i) for i in range(12)]
+    write_dicom_series(folder, positions, uid="1.2.3.9", size=64)
+    write_dicom_series(folder, positions[:10], uid="1.2.3.1", prefix="loc", size=64)
+    r = cli("evaluate", folder, "--factors", "2", "--methods", "linear", "--out", tmp_path / "e")
+    assert r.returncode == 0 and "hrinet: warning:" in r.stderr and "holds 2 series" in r.stderr
+    r = cli("evaluate", folder, "--factors", "2", "--methods", "linear", "--series", "2",
+            "--out", tmp_path / "e2")
+    assert r.returncode == 0 and "holds 2 series" not in r.stderr, r.stderr
+    r = cli("train", "--data", folder, "--iterations", "1", "--crop", "64", "--batch", "1",
+            "--from-scratch", "--variant", "hrinet-plus", "--device", "cpu", "--val-every", "0",
+            "--out", tmp_path / "run")
+    assert "holds 2 series" in r.stderr + r.stdout
+    r = cli("adapt", folder, "--series", "9", "--out", tmp_path / "a")
+    one_line_error(r, "series 9")
+    r = cli("interpolate", write_volume(phantom, tmp_path / "v.nrrd"), tmp_path / "o.nrrd",
+            "--method", "linear", "--series", "2")
+    assert r.returncode == 0 and "applies to DICOM folders" in r.stderr

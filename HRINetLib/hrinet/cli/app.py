@@ -15,7 +15,7 @@ from typing import List, Optional
 from hrinet import __version__
 from hrinet.cli.batch import add_batch_arguments, run_batch
 from hrinet.cli.evaluate import cmd_evaluate
-from hrinet.cli.events import Events
+from hrinet.cli.events import Events, report_warnings
 from hrinet.cli.progress import progress_bar as _tqdm
 from hrinet.cli.signals import (
     EXIT_INTERRUPTED,
@@ -82,9 +82,7 @@ def cmd_interpolate(args) -> int:
         print(f"hrinet: warning: --device is not used by the {method} method (it runs on the "
               "CPU)", file=sys.stderr)
     volume = read_volume(args.input, series_uid=args.series)
-    for w in volume.metadata.get("warnings", []):
-        print(f"hrinet: warning: {w}", file=sys.stderr)
-        events.emit("warning", message=w)
+    report_warnings(volume.metadata.get("warnings", []), events)
     plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
     check_memory(volume, plan, output_copies=2)  # writing makes one copy of the output
     start = time.perf_counter()
@@ -103,9 +101,7 @@ def cmd_interpolate(args) -> int:
         result = upsample_z(volume, plan=plan, interpolator=interp, progress=progress)
     finally:
         bar.close()
-    for w in result.metadata.get("runtime_warnings", []):
-        print(f"hrinet: warning: {w}", file=sys.stderr)
-        events.emit("warning", message=w)
+    report_warnings(result.metadata.get("runtime_warnings", []), events)
     out = write_volume(result, args.out, overwrite=args.overwrite)
     x, y, z = result.shape_xyz
     print(f"wrote {out} ({x} x {y} x {z}, {time.perf_counter() - start:.1f} s)")
@@ -144,7 +140,8 @@ def cmd_adapt(args) -> int:
     from hrinet.core.io import read_volume
     from hrinet.training.adapt import adapt
 
-    volume = read_volume(args.input)
+    volume = read_volume(args.input, series_uid=args.series)
+    report_warnings(volume.metadata.get("warnings", []), args.events)
     sigterm = SigtermFlag()
     bar, update = _tqdm(args.iterations, "adapting", "step")
     try:
@@ -236,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decimate: keep every k-th thin slice, score the new ones; slab: "
                    "simulate k-slice-thick slabs, score every output slice (README 'Results'; "
                    "default decimate)")
+    s.add_argument("--series", metavar="N|UID", help="for each DICOM folder among the "
+                   "volumes, the series to read: its number or UID as listed by hrinet info "
+                   "(default: the largest)")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in "
                    "--out (its tables and figures are removed first)")
@@ -255,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "wins on held-out slices of that case")
     s.add_argument("input", help="the thick volume (file or DICOM folder)")
     s.add_argument("--out", required=True, help="folder for adapt.json and the adapted weights")
+    s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
     s.add_argument("--weights", help="weights to start from (default: the shipped model)")
     s.add_argument("--iterations", type=int, default=200, help="fine-tuning steps (default 200)")
     s.add_argument("--lr", type=float, default=3e-5, help="learning rate (default 3e-5)")

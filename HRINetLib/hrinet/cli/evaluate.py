@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from hrinet import __version__
+from hrinet.cli.events import report_warnings
 from hrinet.cli.progress import progress_bar as _tqdm
 from hrinet.core.atomic import file_sha256, write_text
 from hrinet.core.constants import CLASSICAL_METHODS
@@ -64,7 +65,8 @@ def cmd_evaluate(args) -> int:
         (out / name).unlink()
     rows, volumes = [], []
     for path in args.volumes:
-        volume = read_volume(path)
+        volume = read_volume(path, series_uid=args.series)
+        report_warnings(volume.metadata.get("warnings", []), args.events)
         name = volume_name(path)
         volumes.append({"name": name, "voxel_sha256": voxel_sha256(volume.array)})
         outputs: dict = {}

@@ -41,3 +41,10 @@ def parse(line: str) -> Optional[dict]:
     except ValueError:
         return None
     return event if isinstance(event, dict) and event.get("event") in EVENTS else None
+
+
+def report_warnings(warnings, events: Events, stream: Optional[TextIO] = None) -> None:
+    """Each warning as the person's line (``hrinet: warning: ...`` on stderr) and as an event."""
+    for text in warnings:
+        print(f"hrinet: warning: {text}", file=stream or sys.stderr)
+        events.emit("warning", message=text)

@@ -49,7 +49,12 @@ def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
     if p.stat().st_size == 0:
         raise HRINetError(f"{p} is empty (0 bytes); the file is incomplete")
     check_file(p)  # cut off, broken spacing, data outside its folder: before ITK reads it
-    return volume_from_image(read_image_file(p), str(p))
+    volume = volume_from_image(read_image_file(p), str(p))
+    if series_uid is not None:
+        volume.metadata.setdefault("warnings", []).append(
+            f"a series ({series_uid}) applies to DICOM folders; {p.name} is a file and was read "
+            "as it is")
+    return volume
 
 
 def volume_name(path) -> str:

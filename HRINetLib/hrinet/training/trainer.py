@@ -190,7 +190,8 @@ class Trainer(StepsMixin, ValidationMixin):
         self.sampler.roughness = self.mcfg.roughness
         self.sampler.drop_context = cfg.drop_context
         self.sampler.augment = cfg.augment
-        for text in self.sampler.warnings:
+        for text in [w for v in volumes for w in v.metadata.get("warnings", [])] + \
+                self.sampler.warnings:  # e.g. which series of a DICOM folder was read
             if self.log and rank == 0:
                 self.log(f"warning: {text}")
         if resumed is not None:
