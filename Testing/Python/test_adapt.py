@@ -96,9 +96,8 @@ def test_a_volume_long_enough_to_split_is_long_enough_to_train_on():
     with pytest.raises(HRINetError, match=f"at least {MIN_TRAIN} to learn from"):
         split_for_adaptation(make_phantom(size=(32, 32, n - 1), spacing=(1, 1, 4), seed=1))
     parts, _ = split_for_adaptation(make_phantom(size=(32, 32, n), spacing=(1, 1, 4), seed=1))
-    from hrinet.training.motion_data import MotionSampler
-
     from hrinet.training.adapt import ADAPT_GAPS
+    from hrinet.training.motion_data import MotionSampler
 
     sampler = MotionSampler(parts, crop=32)
     sampler.spline = True  # the shipped default's six known slices

@@ -16,6 +16,7 @@ from hrinet import __version__
 from hrinet.cli.batch import add_batch_arguments, run_batch
 from hrinet.cli.evaluate import cmd_evaluate
 from hrinet.cli.events import Events, report_warnings
+from hrinet.cli.models import add_models_arguments, cmd_models
 from hrinet.cli.progress import progress_bar as _tqdm
 from hrinet.cli.signals import (
     EXIT_INTERRUPTED,
@@ -30,7 +31,6 @@ from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import volume_name
 from hrinet.core.preview import check_preview_path, write_preview
 from hrinet.core.runtime import tune_allocator
-from hrinet.core.shipped import shipped_models
 from hrinet.methods import available_methods, create_interpolator, default_method
 from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
 from hrinet.methods.registry import learned_available
@@ -164,17 +164,6 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_models(args) -> int:
-
-    group = None
-    for m in shipped_models():
-        if m.group != group:
-            group = m.group
-            print(f"{group}:")
-        print(f"  {m.variant:18s} {m.quality}\n  {'':18s} --weights {m.path}")
-    return 0
-
-
 def default_evaluation_methods() -> List[str]:
     """The classical methods, and the shipped model where it can run (torch installed)."""
     learned = default_method() == "hrinet"
@@ -267,8 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_arguments(s)
     s.set_defaults(func=run_batch)
 
-    s = sub.add_parser("models", help="list the shipped models (the default, ours, the paper "
-                       "variants for research) with their measured quality")
+    s = sub.add_parser("models", help="list the models (the default, ours, the paper "
+                       "variants for research) with their measured quality, installed or not; "
+                       "download one with --get")
+    add_models_arguments(s)
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("export", help="export a training checkpoint to safetensors + JSON")

@@ -24,8 +24,17 @@ def variant_weights_name(variant: str) -> str:
     return f"hrinet-variant-{variant}.safetensors"
 
 
+def cache_dir() -> Path:
+    """Where downloaded models go (``hrinet models --get``): ``$HRINET_CACHE``, else the user's
+    cache folder (``$XDG_CACHE_HOME/hrinet/weights``, ``~/.cache/hrinet/weights``)."""
+    if os.environ.get("HRINET_CACHE"):
+        return Path(os.environ["HRINET_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hrinet" / "weights"
+
+
 def default_weights_dirs() -> List[Path]:
-    """Where shipped weights are looked for, first match wins."""
+    """Where shipped weights are looked for, first match wins; downloaded ones last."""
     package = Path(__file__).resolve().parents[1]  # hrinet/ (this module is hrinet/core/...)
     dirs = []
     if os.environ.get("HRINET_WEIGHTS_DIR"):
@@ -33,7 +42,7 @@ def default_weights_dirs() -> List[Path]:
     dirs += [package.parents[1] / "Resources" / "weights",  # source checkout
              package / "shipped_weights",  # package data: a wheel, the Slicer extension
              package.parents[2] / "Resources" / "weights" if len(package.parents) > 2
-             else package]
+             else package, cache_dir()]
     return dirs
 
 

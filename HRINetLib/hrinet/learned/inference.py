@@ -150,8 +150,8 @@ def learned_method(name: str, device: str = "auto", weights: Optional[str] = Non
         return load_interpolator(weights, device)  # the default by either of its names
     path = weights or find_weights(variant_weights_name(name))
     if path is None:
-        raise HRINetError(f"no shipped weights for variant {name} (Resources/weights/"
-                          f"{variant_weights_name(name)}); give a weights file")
+        raise HRINetError(f"the {name} model is not installed; get it with: hrinet models "
+                          f"--get {name} (a verified download), or give a weights file")
     interp = load_interpolator(str(path), device)
     theirs = interp.metadata.get("variant") if hasattr(interp, "metadata") else None
     if weights and theirs not in (None, name):
