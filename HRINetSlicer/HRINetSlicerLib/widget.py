@@ -10,7 +10,6 @@ from typing import Optional
 import qt
 import slicer
 import vtk
-from hrinet.core.shipped import GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER, shipped_models
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
@@ -18,6 +17,7 @@ from slicer.util import VTKObservationMixin
 from .batch_section import NEEDS, BatchSection
 from .dialogs import ensure_dependencies, userErrors
 from .jobs import InterpolationJob, default_runs_folder
+from .model_menu import ModelMenu
 from .panel_logic import HRINetSlicerLogic
 from .parameters import (
     DEVICES,
@@ -30,7 +30,7 @@ from .targets import RESTORE_HOW, default_slab_thickness, interpolation_target
 from .training_section import TrainingSection
 
 
-class HRINetSlicerWidget(TrainingSection, BatchSection, ScriptedLoadableModuleWidget,
+class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoadableModuleWidget,
                          VTKObservationMixin):
     """The panel: Interpolate, Export isotropic NRRD, Fine-tune on loaded cases."""
 
@@ -59,11 +59,8 @@ class HRINetSlicerWidget(TrainingSection, BatchSection, ScriptedLoadableModuleWi
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.refreshTrainList)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self.refreshTrainList)
 
-        self._addModelItems()
-        self.ui.modelComboBox.addItem(_("Optical-flow morphing (classical)"), "flow")
-        self.ui.modelComboBox.addItem(_("Cubic B-spline (classical)"), "cubic")
-        self.ui.modelComboBox.addItem(_("Linear (classical)"), "linear")
-        self.ui.modelComboBox.addItem(_("Weights file..."), "file")
+        self.fillModelMenu()
+        self.ui.downloadButton.clicked.connect(self.onDownload)
         for name in HRINetSlicerLogic.variants():
             self.ui.variantComboBox.addItem(name, name)
         for combo, keys in ((self.ui.targetModeComboBox, TARGET_MODES),
@@ -88,27 +85,6 @@ class HRINetSlicerWidget(TrainingSection, BatchSection, ScriptedLoadableModuleWi
         self.refreshTrainList()
         self.updatePlan()
 
-    def _addModelItems(self) -> None:
-        """The shipped default, then ours and the paper's variants under headings, each with its
-        measured quality (the sidecar's x4 evaluation) as the tooltip."""
-        combo = self.ui.modelComboBox
-        headings = {GROUP_OURS: _("Ours"), GROUP_PAPER: _("Paper variants (research)")}
-        group = None
-        for m in shipped_models():
-            if m.group == GROUP_DEFAULT:
-                combo.addItem(_("HRINet (shipped default)"), "hrinet")
-            else:
-                if m.group != group:
-                    combo.insertSeparator(combo.count)
-                    combo.addItem(headings[m.group])
-                    combo.model().item(combo.count - 1).setEnabled(False)  # a heading
-                combo.addItem(f"    {m.variant}", f"variant:{m.variant}")
-            combo.setItemData(combo.count - 1, m.quality, qt.Qt.ToolTipRole)
-            group = m.group
-        if combo.findData("hrinet") < 0:  # no shipped weights: the default still names it
-            combo.insertItem(0, _("HRINet (shipped default)"), "hrinet")
-        combo.insertSeparator(combo.count)
-
     def cleanup(self) -> None:
         self.removeObservers()
         if self._interpolation is not None:  # reloading or closing the module
@@ -118,6 +94,7 @@ class HRINetSlicerWidget(TrainingSection, BatchSection, ScriptedLoadableModuleWi
             self._job.stop()
         if self._batch is not None:  # resumable: the next Start batch continues it
             self._batch.cancel()
+        self.cancelDownload()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -203,6 +180,8 @@ class HRINetSlicerWidget(TrainingSection, BatchSection, ScriptedLoadableModuleWi
         self.ui.factorSpinBox.enabled = mode == "factor"
         self.ui.weightsPathLineEdit.enabled = self._parameterNode.model == "file"
         self.ui.thicknessSpinBox.enabled = self._parameterNode.restoreSlabs
+        self.ui.downloadButton.enabled = self.selectedDownload() is not None and \
+            self._download is None
         node = self._parameterNode.inputVolume
         if node is None or node.GetImageData() is None:
             self.ui.inputInfoLabel.text = _("no volume selected")
@@ -213,6 +192,11 @@ class HRINetSlicerWidget(TrainingSection, BatchSection, ScriptedLoadableModuleWi
         sp = node.GetSpacing()
         self.ui.inputInfoLabel.text = (f"{dims[0]} x {dims[1]} x {dims[2]}, "
                                        f"{sp[0]:.3g} x {sp[1]:.3g} x {sp[2]:.3g} mm")
+        if self.selectedDownload() is not None:
+            self.ui.planLabel.text = _("This model is not installed: click Download (a verified "
+                                       "download from the release), or choose another.")
+            self.ui.interpolateButton.enabled = False
+            return
         try:
             plan = HRINetSlicerLogic.plan(node, method=self._method()[0], **self._target())
             self.ui.planLabel.text = plan.describe(restore_how=_(RESTORE_HOW))
@@ -222,6 +206,8 @@ class HRINetSlicerWidget(TrainingSection, BatchSection, ScriptedLoadableModuleWi
             self.ui.interpolateButton.enabled = False
 
     def onCancel(self) -> None:
+        if self.cancelDownload():
+            return
         if self._interpolation is not None:
             self._interpolation.cancel()
             self._interpolation = None

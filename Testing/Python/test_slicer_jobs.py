@@ -264,3 +264,23 @@ def test_a_batch_from_the_panel_runs_in_the_background_and_shows_every_case(tmp_
     again = BatchJob(cohort, tmp_path / "iso", method="cubic", factor=2)
     again.start()  # resumable: what is done is skipped
     assert _wait(again, lambda i: not i["running"], timeout=180)["done"] == 3
+
+
+def test_the_panel_downloads_a_model_only_through_the_verified_command(tmp_path, monkeypatch):
+    """Download runs `hrinet models --get` in the background: a present model is reported
+    without fetching; an unknown one is the command's one line; nothing is missing here."""
+    from HRINetSlicerLib.download_job import DownloadJob, missing_models
+
+    monkeypatch.setenv("HRINET_CACHE", str(tmp_path / "cache"))
+    assert missing_models() == []  # a checkout holds every model of the catalog
+    job = DownloadJob("acai", source=str(tmp_path / "no-assets"))
+    job.start()
+    info = _wait(job, lambda i: not i["running"])
+    assert info["error"] is None and info["path"].endswith("hrinet-variant-acai.safetensors")
+    assert not (tmp_path / "cache").exists()  # present and intact: nothing fetched
+    job.cleanup()
+    job = DownloadJob("no-such-model")
+    job.start()
+    info = _wait(job, lambda i: not i["running"])
+    assert "no model 'no-such-model'" in info["error"] and info["path"] is None
+    job.cleanup()
