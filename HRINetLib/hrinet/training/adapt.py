@@ -6,7 +6,8 @@ case's own slices teach gaps wider than the ones it will be asked for), so adapt
 1. A block of the thick volume's last slices (``holdout`` of them, at least 9) is held out; the
    slices before it, one contiguous stack (thick cases are short), are the training data.
 2. The model is fine-tuned conservatively (small learning rate, few steps) on those slices, at
-   gaps of 2 and 3 of the case's own slices, thin and slab input as in training.
+   gaps of 3 and 4 of the case's own slices (:data:`ADAPT_GAPS`), thin and slab input as in
+   training.
 3. Both the starting model and the adapted one predict every other held-out slice from its
    neighbours (the decimate protocol at x2 on the block); the adapted weights are kept only if
    they win by at least ``margin_db`` PSNR_HU. Otherwise the starting model is kept, and the
