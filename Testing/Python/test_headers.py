@@ -97,3 +97,36 @@ def test_a_cut_off_nifti_output_never_passes_the_read_back(tmp_path, volume, mon
     with pytest.raises(HRINetError):
         write_volume(volume, tmp_path / "o.nii")
     assert not (tmp_path / "o.nii").exists()
+
+
+@pytest.mark.parametrize("ext", [".mha", ".nrrd"])
+def test_a_header_describing_more_voxels_than_memory_is_refused_before_reading(tmp_path, ext):
+    """The reader allocates what the header describes before reading a byte: a damaged or
+    crafted header (a fuzzed MetaImage DimSize of 1e9 once took the machine's memory)."""
+    if ext == ".mha":
+        header = ("ObjectType = Image\nNDims = 3\nDimSize = 4 4 1000000000\nElementType = MET_SHORT\n"
+                  "ElementDataFile = LOCAL\n")
+    else:
+        header = ("NRRD0004\ntype: short\ndimension: 3\nsizes: 4 4 1000000000\n"
+                  "encoding: raw\nendian: little\n\n")
+    path = tmp_path / f"huge{ext}"
+    path.write_bytes(header.encode() + bytes(96))
+    with pytest.raises(HRINetError, match="more than this machine's .* GiB of memory"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize("ext, dims, sizes", [(".mha", "4", "1000"), (".mha", "x", "4 4 3"),
+                                              (".mha", "3", "4 4 1e9"), (".nrrd", "3", "4 4"),
+                                              (".nrrd", "3", "4 -4 3"), (".nrrd", "3", "4 4.5 3")])
+def test_a_header_whose_sizes_do_not_match_its_dimension_is_refused_as_damaged(tmp_path, ext,
+                                                                               dims, sizes):
+    if ext == ".mha":
+        header = (f"ObjectType = Image\nNDims = {dims}\nDimSize = {sizes}\n"
+                  "ElementType = MET_SHORT\nElementDataFile = LOCAL\n")
+    else:
+        header = (f"NRRD0004\ntype: short\ndimension: {dims}\nsizes: {sizes}\n"
+                  "encoding: raw\nendian: little\n\n")
+    path = tmp_path / f"v{ext}"
+    path.write_bytes(header.encode() + bytes(96))
+    with pytest.raises(HRINetError, match="header is damaged: .* needs a whole number"):
+        read_volume(path)

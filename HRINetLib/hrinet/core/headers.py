@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import List
 
 from hrinet.core.errors import HRINetError
+from hrinet.core.memory import available_memory
 
 #: NIfTI datatype codes whose bytes per voxel ITK reads (bitpix is read from the header too).
 _NIFTI1, _NIFTI2 = 348, 540
@@ -134,6 +135,51 @@ def _data_file_names(path: Path, lines: List[str]) -> List[str]:
     return [n for n in names if "%" not in n]
 
 
+#: Bytes a voxel of each NRRD ``type`` / MetaImage ``ElementType`` takes.
+_NRRD_BYTES = {**dict.fromkeys(("char", "signed char", "int8", "int8_t", "uchar", "unsigned char",
+                                "uint8", "uint8_t"), 1),
+               **dict.fromkeys(("short", "short int", "signed short", "signed short int",
+                                "int16", "int16_t", "ushort", "unsigned short",
+                                "unsigned short int", "uint16", "uint16_t"), 2),
+               **dict.fromkeys(("int", "signed int", "int32", "int32_t", "uint",
+                                "unsigned int", "uint32", "uint32_t", "float"), 4),
+               **dict.fromkeys(("longlong", "long long", "long long int", "signed long long",
+                                "signed long long int", "int64", "int64_t", "ulonglong",
+                                "unsigned long long", "unsigned long long int", "uint64",
+                                "uint64_t", "double"), 8)}
+_META_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4,
+               "MET_UINT": 4, "MET_FLOAT": 4, "MET_LONG": 8, "MET_ULONG": 8,
+               "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_DOUBLE": 8}
+
+
+def _check_sizes(path: Path, count: str, sizes: str, names) -> None:
+    """The header's dimension is a whole number and its sizes are that many whole numbers of at
+    least 1: what the reader would otherwise fill in from memory it never set."""
+    dimension, sizes_name = names
+    values = sizes.split()
+    if not count.strip().isdigit() or len(values) != int(count) or not all(
+            v.isdigit() and int(v) >= 1 for v in values):
+        raise HRINetError(f"{path}'s header is damaged: {dimension} {count.strip() or '(none)'} "
+                          f"with {sizes_name} {sizes.strip() or '(none)'}; each of the "
+                          f"{dimension} axes needs a whole number of voxels")
+
+
+def _check_described_size(path: Path, sizes: str, bytes_per_voxel: int) -> None:
+    """Refuse a header whose sizes describe more voxels than this machine can hold: the reader
+    would allocate it before reading a byte (a damaged or crafted header must not take the
+    machine's memory)."""
+    dims = [float(v) for v in sizes.split()]
+    total = float(bytes_per_voxel)
+    for d in dims:
+        total *= d
+    limit = available_memory() or (64 << 30)
+    if total > limit:
+        raise HRINetError(f"{path}'s header describes {' x '.join(sizes.split())} voxels "
+                          f"({total / 2 ** 30:.1f} GiB), more than this machine's "
+                          f"{limit / 2 ** 30:.1f} GiB of memory; the header is damaged, or "
+                          "the volume must be cropped on a larger machine")
+
+
 def check_nrrd(path: Path) -> None:
     """An NRRD header: finite positive spacings; a detached data file in the header's folder."""
     lines = _header_lines(path)
@@ -150,13 +196,30 @@ def check_nrrd(path: Path) -> None:
             if key == "spacings" and any(float(n) == 0 for n in numbers):
                 raise HRINetError(f"{path} has a zero voxel spacing in its header; fix the "
                                   "header so every spacing is a positive number of mm")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
+    if "sizes" in fields or "dimension" in fields:
+        _check_sizes(path, fields.get("dimension", ""), fields.get("sizes", ""),
+                     ("dimension", "sizes"))
+    if fields.get("type", "").lower() in _NRRD_BYTES:
+        _check_described_size(path, fields["sizes"], _NRRD_BYTES[fields["type"].lower()])
     for name in _data_file_names(path, lines):
         _inside(path, name)
 
 
 def check_metaimage(path: Path) -> None:
-    """A MetaImage header: a detached data file in the header's folder."""
-    for name in _data_file_names(path, _header_lines(path)):
+    """A MetaImage header: a size this machine can hold; a detached data file in the header's
+    folder."""
+    lines = _header_lines(path)
+    fields = {k.strip(): v.strip() for k, _, v in (ln.partition("=") for ln in lines)}
+    if "DimSize" in fields or "NDims" in fields:
+        _check_sizes(path, fields.get("NDims", ""), fields.get("DimSize", ""),
+                     ("NDims", "DimSize"))
+    if fields.get("ElementType") in _META_BYTES and "DimSize" in fields:
+        channels = fields.get("ElementNumberOfChannels", "1")
+        per_voxel = _META_BYTES[fields["ElementType"]] * (int(channels) if channels.isdigit()
+                                                         and int(channels) > 0 else 1)
+        _check_described_size(path, fields["DimSize"], per_voxel)
+    for name in _data_file_names(path, lines):
         _inside(path, name)
 
 
