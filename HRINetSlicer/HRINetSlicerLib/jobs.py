@@ -158,6 +158,11 @@ class InterpolationJob(Job):
             self.folder = None
 
 
+def safe_name(name: str) -> str:
+    """A node name as one file-name part: letters, digits, - and _ only (no ``..``, no ``/``)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "volume"
+
+
 def default_runs_folder() -> Path:
     """Where fine-tuning runs go unless the user picks a folder: under Slicer's settings
     directory (kept across sessions), not the temporary directory."""
@@ -195,8 +200,7 @@ class TrainingJob(Job):
         data.mkdir(parents=True, exist_ok=True)
         paths = []
         for i, node in enumerate(self._nodes):
-            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in node.GetName())
-            p = data / f"{i:02d}-{safe}.nrrd"
+            p = data / f"{i:02d}-{safe_name(node.GetName())}.nrrd"
             export_nrrd(node, p, overwrite=True)
             paths.append(str(p))
         return paths

@@ -8,6 +8,7 @@ import slicer
 from slicer.i18n import tr as _
 
 from .dialogs import ensure_dependencies, userErrors
+from .jobs import safe_name
 
 
 class TrainingSection:
@@ -66,7 +67,7 @@ class TrainingSection:
             slicer.util.errorDisplay(_("Select the input volume to adapt to."))
             return
         p = self._parameterNode
-        out = Path(p.trainOutputPath) / f"adapt-{node.GetName()}"
+        out = Path(p.trainOutputPath) / f"adapt-{safe_name(node.GetName())}"
         job = self.logic.adaptJob(out, node, iterations=int(p.trainIterations),
                                   crop=int(p.trainCrop))
         self._startJob(job, resume=False)

@@ -254,3 +254,27 @@ def test_the_next_case_is_read_while_the_current_one_is_computed_in_order_errors
             got.append(str(exc))
     assert got == ["IN0", "IN1", "in2 is damaged", "IN3"]
     assert list(read_ahead([], read)) == []
+
+
+def test_an_unexpected_error_on_one_case_is_its_row_and_the_cohort_goes_on(tmp_path,
+                                                                           monkeypatch):
+    """A bug that shows on one case (an internal error) fails that case, not the cohort."""
+    import hrinet.cli.batch as batch
+
+    src = tmp_path / "cohort"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        write_volume(make_phantom(size=(32, 32, 6), spacing=(1, 1, 3)), src / f"{name}.nrrd")
+    real = batch._read_case
+
+    def read(case):
+        if case.input == "b.nrrd":
+            raise KeyError("sizes")  # as a header check once did
+        return real(case)
+
+    monkeypatch.setattr(batch, "_read_case", read)
+    assert main(["batch", str(src), "--out", str(tmp_path / "out"), "--method", "linear",
+                 "--factor", "2", "--shard", "1/1"]) == 1
+    rows = {r["input"]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv"))}
+    assert [rows[n]["status"] for n in ("a.nrrd", "b.nrrd", "c.nrrd")] == ["ok", "failed", "ok"]
+    assert rows["b.nrrd"]["message"].startswith("internal error: KeyError")

@@ -264,3 +264,10 @@ def test_generated_dicom_geometry_tags_are_read_or_refused_in_one_line(tmp_path,
     except RuntimeError:  # a header the DICOM writer itself refuses: no such file to read
         return
     _check(folder)
+
+
+@pytest.mark.parametrize("header", ["NRRD0004\ntype: short\n", "NRRD0004\nsizes: 4 4 3\n",
+                                    "NRRD0004\ndimension: 3\n\n", "NRRD0004\n"])
+def test_an_nrrd_header_missing_its_fields_is_one_line(tmp_path, header):
+    (tmp_path / "v.nrrd").write_text(header)
+    _check(tmp_path / "v.nrrd")

@@ -284,3 +284,11 @@ def test_the_panel_downloads_a_model_only_through_the_verified_command(tmp_path,
     info = _wait(job, lambda i: not i["running"])
     assert "no model 'no-such-model'" in info["error"] and info["path"] is None
     job.cleanup()
+
+
+def test_a_node_name_becomes_one_safe_file_name_part():
+    """The adapt folder and exported inputs are named after the node: never a path."""
+    from HRINetSlicerLib.jobs import safe_name
+
+    assert safe_name("../../etc") == "______etc" and safe_name("a/b c") == "a_b_c"
+    assert safe_name("") == "volume" and safe_name("CT-1_a") == "CT-1_a"

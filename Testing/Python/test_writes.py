@@ -213,7 +213,8 @@ def test_two_runs_writing_the_same_output_never_replace_each_other(tmp_path, pha
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nrrd", "out.nrrd"]
 
 
-def test_sigterm_during_interpolate_leaves_no_partial_file(tmp_path):
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])  # SIGHUP: the terminal was closed
+def test_sigterm_during_interpolate_leaves_no_partial_file(tmp_path, sig):
     vol = make_phantom(size=(384, 384, 40), spacing=(1, 1, 4), seed=0)
     src = write_volume(vol, tmp_path / "in.nrrd")
     proc = subprocess.Popen([sys.executable, "-m", "hrinet.cli", "interpolate", str(src),
@@ -221,11 +222,11 @@ def test_sigterm_during_interpolate_leaves_no_partial_file(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stderr.readline()  # the plan line: the work starts now
     time.sleep(1)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
         pytest.skip("finished before the signal (a very fast machine)")
-    assert proc.returncode == 143 and "stopped (SIGTERM); nothing was written" in err, err
+    assert proc.returncode == 143 and f"stopped ({sig}); nothing was written" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nrrd"]
 
 

@@ -26,6 +26,7 @@ from hrinet.cli.signals import (
     cancelled_status,
     stop_on_sigterm,
 )
+from hrinet.core.atomic import remove_stale_partials
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import volume_name
@@ -103,6 +104,7 @@ def cmd_interpolate(args) -> int:
         bar.close()
     report_warnings(result.metadata.get("runtime_warnings", []), events)
     out = write_volume(result, args.out, overwrite=args.overwrite)
+    remove_stale_partials(out)  # hidden leftovers of an earlier run that was killed
     x, y, z = result.shape_xyz
     print(f"wrote {out} ({x} x {y} x {z}, {time.perf_counter() - start:.1f} s)")
     events.emit("wrote", path=str(out))
@@ -280,17 +282,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     previous = stop_on_sigterm()
     try:
         return args.func(args)
-    except Terminated:
-        print("hrinet: stopped (SIGTERM); nothing was written", file=sys.stderr)
+    except Terminated as exc:
+        print(f"hrinet: stopped ({exc}); nothing was written", file=sys.stderr)
         return EXIT_TERMINATED
     except Cancelled as exc:
-        print(f"hrinet: {exc}", file=sys.stderr)
+        print(f"hrinet: {one_line(exc)}", file=sys.stderr)
         return cancelled_status()
     except HRINetError as exc:
         if args.debug:
             raise
-        print(f"hrinet: error: {exc}", file=sys.stderr)
-        args.events.emit("error", message=str(exc))
+        line = one_line(exc)
+        print(f"hrinet: error: {line}", file=sys.stderr)
+        args.events.emit("error", message=line)
         return 2
     except KeyboardInterrupt:
         print("hrinet: interrupted; nothing was written", file=sys.stderr)
@@ -302,14 +305,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as exc:  # a bug: still one line for the user, details with --debug
         if args.debug:
             raise
-        line = (f"hrinet: internal error: {type(exc).__name__}: {exc} (rerun with --debug and "
-                "report it)")
+        line = (f"hrinet: internal error: {type(exc).__name__}: {one_line(exc)} (rerun with "
+                "--debug and report it)")
         print(line, file=sys.stderr)
         args.events.emit("error", message=line.replace("hrinet: ", "", 1))
         return 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line: a line break in it (a path may hold one) is written as \\n."""
+    return str(exc).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _runs_a_network(args) -> bool:

@@ -126,6 +126,10 @@ def run_batch(args) -> int:
         except MemoryError:
             row.status, row.message = "failed", "out of memory; use a smaller factor"
             failed += 1
+        except Exception as exc:  # a bug on this case: reported, and the cohort goes on
+            row.status, row.message = "failed", (f"internal error: {type(exc).__name__}: "
+                                                 f"{exc} (report it)")
+            failed += 1
         row.seconds = round(time.perf_counter() - start, 2)
         rows[case.identity] = row
         cohort.write_results(table, sorted(rows.values(), key=lambda r: (r.input,

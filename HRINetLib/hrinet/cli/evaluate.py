@@ -16,11 +16,13 @@ from hrinet.core.io import volume_name
 from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
 from hrinet.core.volume import voxel_sha256
 from hrinet.evaluation.evaluate import (
+    check_factor,
     evaluate_volume,
     figure_strip,
     markdown_table,
     write_csv,
 )
+from hrinet.methods.registry import available_methods
 
 
 def _weights_options(items) -> dict:
@@ -45,15 +47,34 @@ def cmd_evaluate(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise HRINetError(f"--out {out} is a file; give a folder for the tables and figures")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
+    if not methods:
+        raise HRINetError("--methods names no method; give one or more, e.g. linear,cubic,hrinet")
+    unknown = [m for m in methods if m not in available_methods()]
+    if unknown:
+        raise HRINetError(f"unknown method {unknown[0]!r} in --methods; choose from "
+                          f"{', '.join(available_methods())}")
+    factors = list(dict.fromkeys(args.factors))  # a factor given twice is scored once
     weights = _weights_options(args.weights)
     for m in weights:
         if m not in methods:
             raise HRINetError(f"--weights names method {m!r}, which is not in --methods "
                               f"({', '.join(methods)}); add it or fix the name")
-    for k in args.factors:
+    for k in factors:
         if k < 2:
             raise HRINetError(f"factor {k} in --factors is not >= 2")
+    inputs = []  # read (and checked) before anything is written
+    for path in args.volumes:
+        volume = read_volume(path, series_uid=args.series)
+        report_warnings(volume.metadata.get("warnings", []), args.events)
+        name = volume_name(path)
+        taken = {n for n, _ in inputs}
+        if name in taken:  # two files of one name: their tables and figures stay apart
+            name = next(f"{name}-{i}" for i in range(2, len(taken) + 3) if f"{name}-{i}" not in
+                        taken)
+        for k in factors:
+            check_factor(volume.array.shape[0], k, str(path))
+        inputs.append((name, volume))
     earlier = sorted(p.name for p in out.glob("*") if p.name in OUR_TABLES or
                      (p.name.startswith("figure-") and p.suffix == ".png")) if out.is_dir() else []
     if earlier and not args.overwrite:
@@ -64,24 +85,21 @@ def cmd_evaluate(args) -> int:
     for name in earlier:  # ours only: no stale figure of another factor survives
         (out / name).unlink()
     rows, volumes = [], []
-    for path in args.volumes:
-        volume = read_volume(path, series_uid=args.series)
-        report_warnings(volume.metadata.get("warnings", []), args.events)
-        name = volume_name(path)
+    for name, volume in inputs:
         volumes.append({"name": name, "voxel_sha256": voxel_sha256(volume.array)})
         outputs: dict = {}
 
         def keep(k, m, a, outputs=outputs):
             outputs.setdefault(k, {})[m] = a
 
-        bar, update = _tqdm(len(args.factors) * len(methods), name, "run")
+        bar, update = _tqdm(len(factors) * len(methods), name, "run")
         done = [0]
 
         def step(_what: str) -> None:
             done[0] += 1
             update(done[0], 0)
 
-        rows += evaluate_volume(volume, name, args.factors, methods, device=args.device,
+        rows += evaluate_volume(volume, name, factors, methods, device=args.device,
                                 weights=weights, keep=keep, protocol=args.protocol,
                                 progress=step)
         bar.close()
@@ -93,15 +111,15 @@ def cmd_evaluate(args) -> int:
     write_text(out / "sharpness.csv", "volume,factor,method,grad_ratio,blur,blur_truth\n" +
                "".join(f"{r.volume},{r.factor},{r.method},{r.grad_ratio:.4f},{r.blur:.4f},"
                        f"{r.blur_truth:.4f}\n" for r in rows))
-    write_text(out / "provenance.json", json.dumps(provenance(args, methods, weights, volumes),
-                                                    indent=2))
+    write_text(out / "provenance.json",
+               json.dumps(provenance(args, methods, weights, volumes, factors), indent=2))
     print(markdown_table(rows))
     print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.md'}, provenance.json and figures in "
           f"{out}")
     return 0
 
 
-def provenance(args, methods, weights: dict, volumes: list) -> dict:
+def provenance(args, methods, weights: dict, volumes: list, factors=None) -> dict:
     """What the tables were made from: code version, protocol, factors, device, each learned
     method's weights (file name and sha256) and each volume (name and voxel sha256)."""
     used = {}
@@ -111,5 +129,5 @@ def provenance(args, methods, weights: dict, volumes: list) -> dict:
         path = weights.get(m) or find_weights(DEFAULT_NAME if m == "hrinet" else
                                               variant_weights_name(m))
         used[m] = {"file": Path(path).name, "sha256": file_sha256(Path(path))} if path else None
-    return {"code_version": __version__, "protocol": args.protocol, "factors": args.factors,
+    return {"code_version": __version__, "protocol": args.protocol, "factors": factors or args.factors,
             "methods": methods, "device": args.device, "weights": used, "volumes": volumes}

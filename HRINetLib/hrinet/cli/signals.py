@@ -19,15 +19,23 @@ class Terminated(BaseException):
     """SIGTERM arrived: unwinds like Ctrl-C, so half-written files are removed on the way."""
 
 
-def _raise_terminated(*_):
-    raise Terminated()
+def _raise_terminated(signum, _frame):
+    raise Terminated(signal.Signals(signum).name)
+
+
+#: Signals that end the work as SIGTERM does: SIGTERM itself and SIGHUP (a closed terminal).
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 def stop_on_sigterm():
-    """Turn SIGTERM into :class:`Terminated` (``train`` and ``adapt`` install a
-    :class:`SigtermFlag` instead); returns the handler it replaced, or None off the main thread."""
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` (``train`` and ``adapt`` install a
+    :class:`SigtermFlag` instead); returns the SIGTERM handler it replaced, or None off the main
+    thread."""
     try:
-        return signal.signal(signal.SIGTERM, _raise_terminated)
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        for sig in STOP_SIGNALS[1:]:
+            signal.signal(sig, _raise_terminated)
+        return previous
     except ValueError:  # not the main thread (cli.main called from a worker thread)
         return None
 
@@ -43,7 +51,8 @@ class SigtermFlag:
 
     def __init__(self) -> None:
         SigtermFlag.received = False
-        signal.signal(signal.SIGTERM, self._set)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._set)
 
     @staticmethod
     def _set(*_) -> None:

@@ -111,6 +111,8 @@ def train_from_cli(args) -> int:
         finally:
             bar.close()
     shutdown_distributed(trainer)
-    if rank == 0:
+    if rank == 0 and trainer.step < cfg.iterations:  # --stop-at: the checkpoint alone
+        print(f"stopped at step {trainer.step}: wrote {path}; continue with --resume")
+    elif rank == 0:
         print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0

@@ -200,7 +200,7 @@ def check_nrrd(path: Path) -> None:
     if "sizes" in fields or "dimension" in fields:
         _check_sizes(path, fields.get("dimension", ""), fields.get("sizes", ""),
                      ("dimension", "sizes"))
-    if fields.get("type", "").lower() in _NRRD_BYTES:
+    if fields.get("type", "").lower() in _NRRD_BYTES and "sizes" in fields:
         _check_described_size(path, fields["sizes"], _NRRD_BYTES[fields["type"].lower()])
     for name in _data_file_names(path, lines):
         _inside(path, name)
@@ -219,8 +219,36 @@ def check_metaimage(path: Path) -> None:
         per_voxel = _META_BYTES[fields["ElementType"]] * (int(channels) if channels.isdigit()
                                                          and int(channels) > 0 else 1)
         _check_described_size(path, fields["DimSize"], per_voxel)
+        _check_local_data(path, fields, per_voxel)
     for name in _data_file_names(path, lines):
         _inside(path, name)
+
+
+def _check_local_data(path: Path, fields: dict, per_voxel: int) -> None:
+    """A MetaImage file holding its own data (``LOCAL``) holds all of it: the voxels (raw) or
+    the ``CompressedDataSize`` bytes (compressed). The reader says "No such file" otherwise."""
+    if fields.get("ElementDataFile", "").upper() != "LOCAL" or "HeaderSize" in fields:
+        return
+    compressed = fields.get("CompressedData", "False").lower() == "true"
+    if compressed:
+        size = fields.get("CompressedDataSize", "")
+        if not size.isdigit():
+            return
+        expected = int(size)
+    else:
+        expected = per_voxel
+        for d in fields["DimSize"].split():
+            expected *= int(d)
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    marker = re.search(rb"ElementDataFile\s*=\s*LOCAL[ \t]*\r?\n", head)
+    if marker is None:
+        return
+    held = path.stat().st_size - marker.end()
+    if held < expected:
+        raise HRINetError(f"{path} is cut off: its header describes {expected} bytes of "
+                          f"{'compressed ' if compressed else ''}voxel data, the file holds "
+                          f"{held}; the file is incomplete, copy or export it again")
 
 
 def data_files(path: Path) -> List[Path]:

@@ -42,12 +42,23 @@ class Row(Scores):
     method: str = ""
 
 
+def ordinal(k: int) -> str:
+    """2nd, 3rd, 4th, 11th, 21st: for messages."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def check_factor(n: int, k: int, name: str = "the volume") -> None:
+    """Refuse a factor ``k`` that leaves nothing to interpolate in ``n`` slices."""
+    if (n - 1) // k < 1:
+        raise HRINetError(f"{name} has {n} slices, too few to keep every {ordinal(k)} slice "
+                          "and interpolate between them")
+
+
 def decimate(volume: Volume, k: int) -> Volume:
     """Keep slices 0, k, 2k, ...; the z spacing grows by k; origin and direction are unchanged."""
     n = volume.array.shape[0]
-    if (n - 1) // k < 1:
-        raise HRINetError(f"the volume has {n} slices, too few to keep every {k}th slice and "
-                          "interpolate between them")
+    check_factor(n, k)
     m = (n - 1) // k + 1
     sx, sy, sz = volume.spacing
     return volume.with_array(volume.array[: (m - 1) * k + 1: k].copy(), (sx, sy, sz * k))

@@ -108,6 +108,11 @@ def _check_not_pickle(path: Path) -> None:
 def read_metadata(path) -> Dict:
     """The sidecar of ``path``, after checking the tensor file against its sha256."""
     path = Path(path)
+    if path.is_dir():
+        raise HRINetError(f"weights {path} is a folder; give the .safetensors file in it")
+    if path.exists() and not path.is_file():
+        raise HRINetError(f"weights {path} is not a regular file (a device or a pipe); give a "
+                          ".safetensors weights file")
     if not path.is_file():
         raise HRINetError(f"weights file {path} does not exist; check the path")
     _check_not_pickle(path)

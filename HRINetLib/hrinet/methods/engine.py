@@ -40,6 +40,8 @@ MIN_SLAB_RATIO = 0.5
 #: Thicker slabs than this many slice spacings (or than MAX_THICKNESS_MM) are refused.
 MAX_SLAB_RATIO = 10.0
 MAX_THICKNESS_MM = 50.0
+#: Larger upsampling factors are refused (a factor this large is a header or a typing error).
+MAX_FACTOR = 64
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,17 @@ def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = 
                               if k == 1 else f"factor {k} is not positive; give an integer >= 2")
         return k
     target = in_plane if target_spacing is None else float(target_spacing)
-    if not math.isfinite(target) or target <= 0:
+    if not math.isfinite(target):
+        raise HRINetError(f"target spacing {target_spacing} mm is not a number of mm; give a "
+                          "slice spacing in mm such as 1.0")
+    if target <= 0:
         raise HRINetError(f"target spacing {target_spacing} mm is not positive; give a slice "
                           "spacing in mm such as 1.0")
     ratio = spacing_z / target
+    if not math.isfinite(ratio) or ratio > MAX_FACTOR:
+        raise HRINetError(f"target spacing {target:g} mm would need a factor above "
+                          f"{MAX_FACTOR} for slices {spacing_z:.4g} mm apart; give a spacing of at "
+                          f"least {spacing_z / MAX_FACTOR:.3g} mm")
     if ratio < 1.5 and target_spacing is None:
         raise HRINetError(f"the volume is already close to isotropic (slice spacing "
                           f"{spacing_z:.4g} mm, in-plane {in_plane:.4g} mm); give a factor or "
@@ -134,10 +143,11 @@ def resolve_thickness(sz: float, thickness: Optional[float] = None,
     if not math.isfinite(thickness) or thickness < 0:
         raise HRINetError(f"slice thickness {thickness:g} mm is not valid; give 0 (thin slices "
                           "sampled apart) or the series' slice thickness in mm, e.g. 5")
-    if thickness > MAX_THICKNESS_MM or thickness > MAX_SLAB_RATIO * sz:
+    thickness = abs(thickness)  # -0 is 0
+    limit = min(MAX_THICKNESS_MM, MAX_SLAB_RATIO * sz)
+    if thickness > limit * (1 + 1e-6):  # a spacing of 2.4999998 allows 25 mm
         raise HRINetError(f"slice thickness {thickness:g} mm is implausible for slices "
-                          f"{sz:.4g} mm apart (at most {min(MAX_THICKNESS_MM, MAX_SLAB_RATIO * sz):.4g}"
-                          " mm); check the value (it is the slab width, not the volume's extent)")
+                          f"{sz:.4g} mm apart (at most {limit:.4g} mm); check the value (it is the slab width, not the volume's extent)")
     ratio = thickness / sz
     return thickness, source, (ratio if ratio >= MIN_SLAB_RATIO else 0.0)
 
@@ -152,6 +162,7 @@ def plan_upsampling(volume: Volume, factor: Optional[float] = None,
     """
     if volume.array.ndim != 3:
         raise HRINetError(f"expected a 3D volume, got an array of {volume.array.ndim} dimensions")
+    _check_finite(volume.array)  # before the plan is shown or a model loaded
     return make_plan(volume.array.shape[0], volume.spacing, factor, target_spacing, method,
                      thickness, volume.metadata.get("slice_thickness_mm"))
 
@@ -281,9 +292,10 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
     elif plan.input_slices != volume.array.shape[0]:
         raise HRINetError(f"the plan is for {plan.input_slices} slices but the volume has "
                           f"{volume.array.shape[0]}; make the plan from this volume")
+    else:  # a plan made from the header alone (the Slicer panel's)
+        _check_finite(volume.array)
     method = plan.method
     check_memory(volume, plan, streamed_out=out is not None)
-    _check_finite(volume.array)
     interp = interpolator or create_interpolator(method, device=device, weights=weights)
     src = volume.array
     n, ny, nx = src.shape

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from hrinet.core.atomic import write_text
-from hrinet.core.errors import HRINetError
+from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.volume import Volume
 from hrinet.evaluation.evaluate import evaluate_volume
 from hrinet.learned.inference import make_interpolator, resolve_device
@@ -138,11 +138,15 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
     cfg = TrainConfig(variant=variant, iterations=iterations, crop=crop, batch=4, lr=lr,
                       device=str(dev), val_every=0, init_weights=start, checkpoint_minutes=5,
                       group_sizes=ADAPT_GAPS, data=[case])
-    for name in (CHECKPOINT, PREVIOUS):  # an earlier adaptation's state, not the user's
-        (out / name).unlink(missing_ok=True)
+    _remove_training_state(out)  # an earlier adaptation's state, not the user's
     trainer = Trainer(cfg, out, volumes=parts, progress=progress, cancel=cancel, log=log)
     trainer.sampler.names = [f"{case} (slices outside the held-out block)"] * len(parts)
-    unguarded = trainer.run()
+    try:
+        unguarded = trainer.run()
+    except Cancelled:
+        _remove_training_state(out)
+        raise Cancelled("adaptation stopped; nothing was kept (the starting model stays); run "
+                        "hrinet adapt again to adapt") from None
     unguarded.unlink(missing_ok=True)  # only the guarded result below may be used
     unguarded.with_suffix(".json").unlink(missing_ok=True)
     base, _ = load_weights(start, device=str(dev))
@@ -161,4 +165,11 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
     result = AdaptResult(case, block.array.shape[0], before, after, kept,
                          str(path) if kept == "adapted" else start, trainer.step)
     write_text(out / "adapt.json", json.dumps(asdict(result), indent=2))
+    _remove_training_state(out)  # it holds the unguarded weights, which `export` would extract
     return result
+
+
+def _remove_training_state(out: Path) -> None:
+    """The fine-tuning's checkpoints: adaptation's own, never kept after it ends."""
+    for name in (CHECKPOINT, PREVIOUS):
+        (out / name).unlink(missing_ok=True)
