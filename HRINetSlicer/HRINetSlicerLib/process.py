@@ -65,8 +65,14 @@ class BackgroundProcess:
         if self.running():
             raise HRINetError("the previous job is still running; stop it first")
         self._log = open(log_path, "a" if append else "w")
-        self.popen = subprocess.Popen(list(cmd), stdout=self._log, stderr=subprocess.STDOUT,
-                                      env=library_env(), start_new_session=_POSIX)
+        try:
+            self.popen = subprocess.Popen(list(cmd), stdout=self._log, stderr=subprocess.STDOUT,
+                                          env=library_env(), start_new_session=_POSIX)
+        except OSError as exc:
+            self._log.close()
+            self._log = None
+            raise HRINetError(f"cannot start {cmd[0]} ({exc.strerror or exc}); check the "
+                              "Slicer installation") from None
 
     @property
     def returncode(self) -> Optional[int]:

@@ -292,3 +292,20 @@ def test_a_node_name_becomes_one_safe_file_name_part():
 
     assert safe_name("../../etc") == "______etc" and safe_name("a/b c") == "a_b_c"
     assert safe_name("") == "volume" and safe_name("CT-1_a") == "CT-1_a"
+
+
+def test_an_interpolation_that_cannot_start_leaves_no_temporary_copy(scene, thick_node,
+                                                                     monkeypatch):
+    """The input is exported to a temporary folder first: a failed start removes it (it held
+    a full copy of the volume), and says why in one line."""
+    import tempfile
+
+    import HRINetSlicerLib.jobs as jobs
+
+    before = set(Path(tempfile.gettempdir()).glob("hrinet-interpolate-*"))
+    monkeypatch.setattr(jobs, "python_executable", lambda: "/nonexistent/PythonSlicer")
+    job = jobs.InterpolationJob(thick_node, factor=2, method="linear")
+    with pytest.raises(HRINetError, match="cannot start /nonexistent/PythonSlicer"):
+        job.start()
+    assert set(Path(tempfile.gettempdir()).glob("hrinet-interpolate-*")) == before
+    assert job.folder is None and not job.running()
