@@ -121,3 +121,11 @@ def test_a_stopped_adaptation_says_so_and_no_unguarded_weights_stay_behind(tmp_p
     adapt(thick, tmp_path / "b", iterations=2, device="cpu", log=None)
     for name in (CHECKPOINT, PREVIOUS):  # `hrinet export` could extract the unguarded weights
         assert not (tmp_path / "b" / name).exists()
+
+
+def test_adapt_out_naming_a_file_is_one_line_and_the_file_untouched(tmp_path):
+    src = write_volume(make_phantom(size=(64, 64, 26), spacing=(1, 1, 4), seed=1),
+                       tmp_path / "t.nrrd")
+    (tmp_path / "afile").write_text("the user's")
+    one_line_error(cli("adapt", src, "--out", tmp_path / "afile"), "--out")
+    assert (tmp_path / "afile").read_text() == "the user's"
