@@ -46,10 +46,10 @@ EVAL_VOLUMES := $(SHARED_CT)/chest-lungfcp-1mm.nrrd $(SHARED_CT)/abdomen-2mm-dic
 EVAL_METHODS := linear,cubic,flow,ae,acai,hrinet-patchgan,hrinet-mse,hrinet-perceptual,hrinet-plus,hrinet
 evaluate: $(BIN)/.installed
 	$(BIN)/hrinet evaluate $(EVAL_VOLUMES) --factors 2,4,6,8 --methods $(EVAL_METHODS) \
-	  --device cpu --out out/evaluate --overwrite
+	  --device cpu --precision fp32 --out out/evaluate --overwrite
 	$(BIN)/hrinet evaluate $(EVAL_VOLUMES) --protocol slab --factors 2,4,6 \
-	  --methods linear,cubic,flow,hrinet-plus,hrinet --device cpu --out out/evaluate-slab \
-	  --overwrite
+	  --methods linear,cubic,flow,hrinet-plus,hrinet --device cpu --precision fp32 \
+	  --out out/evaluate-slab --overwrite
 	$(BIN)/python benchmarks/paper_claims.py --evaluated out/evaluate --out out/paper
 
 # Speed, memory and system-time share per method and size; then the README's whole-volume

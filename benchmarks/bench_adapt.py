@@ -41,7 +41,7 @@ def main() -> None:
 
             def psnr(weights=None):
                 up = upsample_z(thick, factor=k, method="hrinet", weights=weights, device="cpu",
-                                thickness=0)
+                                precision="fp32", thickness=0)
                 return score(up.array[mask], truth).psnr_hu
 
             case = f"{name.split('.')[0]} x{k}"

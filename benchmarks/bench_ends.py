@@ -93,7 +93,7 @@ def main() -> None:
     for i, w in enumerate(args.weights):
         name = Path(w).stem if w else "default"
         name = f"{name}-{i + 1}" if name in models else name  # two files of one name
-        models[name] = load_interpolator(w, device="cpu")
+        models[name] = load_interpolator(w, device="cpu", precision="fp32")
         models[name].name = name
     cols = ["ends", "inner"] + ["inner, context hidden"] * args.hide_context
     print("| volume | factor | " + " | ".join(f"{m}: {c}" for m in models for c in cols) + " |")

@@ -10,7 +10,7 @@ only where a network runs: these rows show why.) For learned methods it also pri
 FLOPs per synthesised slice (torch's FLOP counter) and the achieved rate as a fraction of this
 CPU's fp32 matmul peak, measured in the same run (a 2048^2 matmul on the same threads).
 
-    python benchmarks/bench_engine.py [--slices 21] [--factor 4] [--methods linear,cubic,flow,hrinet]
+    python benchmarks/bench_engine.py [--slices 21] [--factor 4] [--methods linear,...,hrinet@bf16]
         [--allocator tuned|default|both]
 """
 
@@ -30,15 +30,18 @@ from hrinet.core.runtime import ALLOCATOR_ENV, tune_allocator
 
 def measure(method: str, size: int, slices: int, factor: int, device: str) -> dict:
     from hrinet.core.phantom import make_phantom
+    from hrinet.methods import create_interpolator
     from hrinet.methods.engine import upsample_z
 
+    name, _, precision = method.partition("@")  # "hrinet@bf16": the learned method in bf16
     vol = make_phantom(size=(size, size, slices), spacing=(300 / size, 300 / size, 4.0), seed=0)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    upsample_z(vol.with_array(vol.array[:3].copy()), factor=factor, method=method,
-               device=device)  # warm-up: model load, kernels
+    interp = create_interpolator(name, device=device, precision=precision or "auto")
+    upsample_z(vol.with_array(vol.array[:3].copy()), factor=factor,
+               interpolator=interp)  # warm-up: model load, kernels
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
-    upsample_z(vol, factor=factor, method=method, device=device)
+    upsample_z(vol, factor=factor, interpolator=interp)
     seconds = time.perf_counter() - start
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     synthesised = (slices - 1) * (factor - 1)
@@ -47,7 +50,7 @@ def measure(method: str, size: int, slices: int, factor: int, device: str) -> di
             "seconds": seconds, "peak_rss_mb": r1.ru_maxrss / 1024,
             "input_mb": vol.array.nbytes / 2**20,
             "sys_share": system / max(user + system, 1e-9), "faults": r1.ru_minflt - r0.ru_minflt,
-            "rss_before_mb": base / 1024, "gflop_per_slice": network_gflop(method, size)}
+            "rss_before_mb": base / 1024, "gflop_per_slice": network_gflop(name, size)}
 
 
 def network_gflop(method: str, size: int):
@@ -96,7 +99,8 @@ def main() -> None:
     p.add_argument("--slices", type=int, default=21)
     p.add_argument("--factor", type=int, default=4)
     p.add_argument("--sizes", default="256,512")
-    p.add_argument("--methods", default="linear,cubic,flow,hrinet")
+    p.add_argument("--methods", default="linear,cubic,flow,hrinet@fp32,hrinet@bf16",
+                   help="methods to time; NAME@PRECISION runs a learned one in fp32 or bf16")
     p.add_argument("--device", default="cpu")
     p.add_argument("--allocator", default="both", choices=("tuned", "default", "both"),
                    help="allocator setting(s) to measure (see hrinet.core.runtime)")

@@ -82,10 +82,10 @@ def main() -> None:
     if args.no_padding_guard:
         engine.find_padding = lambda array: None
     paths = [Path(v) for v in args.volumes] or [SHARED_CT / v for v in VOLUMES]
-    models = {} if args.no_default else {"hrinet": load_interpolator(None, device="cpu")}
+    models = {} if args.no_default else {"hrinet": load_interpolator(None, device="cpu", precision="fp32")}
     for item in args.weights:
         name, _, path = item.partition("=")
-        models[name] = load_interpolator(path, device="cpu")
+        models[name] = load_interpolator(path, device="cpu", precision="fp32")
     methods = CLASSICAL + list(models)
     factors = [int(f) for f in args.factors.split(",")]
     out = Path(args.out)

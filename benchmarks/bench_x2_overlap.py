@@ -55,7 +55,7 @@ def main() -> None:
     p.add_argument("--weights", help="model weights (default: the shipped default)")
     args = p.parse_args()
     paths = [Path(v) for v in args.volumes] or [SHARED_CT / v for v in VOLUMES]
-    model = load_interpolator(args.weights, device="cpu")
+    model = load_interpolator(args.weights, device="cpu", precision="fp32")
     print("| volume | " + " | ".join(METHODS) + " | default - cubic | LS blend | blend weights "
           "(" + ", ".join(METHODS) + ") |")
     print("|---" * (len(METHODS) + 4) + "|")

@@ -15,7 +15,7 @@ VOLS="$D/chest-lungfcp-1mm.nrrd $D/abdomen-2mm-dicom"
 mkdir -p "$OUT"
 (cd benchmarks && ../.venv/bin/python bench_stress.py --weights "new=$(realpath "../$W" 2>/dev/null || realpath "$W")" \
   --out "../$OUT/stress")
-.venv/bin/hrinet evaluate $VOLS --factors 2,4,6,8 --methods hrinet --weights "hrinet=$W" \
+.venv/bin/hrinet evaluate $VOLS --factors 2,4,6,8 --methods hrinet --weights "hrinet=$W" --precision fp32 \
   --device cpu --out "$OUT/evaluate"
-.venv/bin/hrinet evaluate $VOLS --protocol slab --factors 2,4,6 --methods hrinet \
+.venv/bin/hrinet evaluate $VOLS --protocol slab --factors 2,4,6 --methods hrinet --precision fp32 \
   --weights "hrinet=$W" --device cpu --out "$OUT/evaluate-slab"

@@ -89,7 +89,7 @@ def bone_at_gap(thin, methods: List[str], device: str = "cpu"):
     truth = thin.array[:len(mask)]
     dice, outputs = {}, {}
     for m in methods:
-        up = upsample_z(thick, factor=GAP, interpolator=create_interpolator(m, device=device),
+        up = upsample_z(thick, factor=GAP, interpolator=create_interpolator(m, device=device, precision="fp32"),
                         thickness=0).array
         dice[m] = float(np.mean([bone_dice(p, t) for p, t in zip(up[mask], truth[mask])]))
         outputs[m] = up

@@ -29,7 +29,7 @@ class BatchJob(Job):
         input_folder: the cohort's folder (read only).
         out_folder: where the outputs (mirroring the input tree), ``results.csv`` and the job's
             log go.
-        method, weights, device: as for an interpolation.
+        method, weights, device, precision: as for an interpolation.
         factor, target_spacing, thickness: the target, as the panel's
             :func:`~HRINetSlicerLib.targets.interpolation_target` gives it.
     """
@@ -37,8 +37,9 @@ class BatchJob(Job):
     def __init__(self, input_folder, out_folder, method: str = "hrinet",
                  weights: Optional[str] = None, device: str = "auto",
                  factor: Optional[int] = None, target_spacing: Optional[float] = None,
-                 thickness: Optional[float] = None):
+                 thickness: Optional[float] = None, precision: str = "auto"):
         super().__init__()
+        self.precision = precision
         self.input, self.out = Path(input_folder), Path(out_folder)
         self.method, self.weights, self.device = method, weights, device
         self.factor, self.target_spacing, self.thickness = factor, target_spacing, thickness
@@ -62,8 +63,8 @@ class BatchJob(Job):
         if self.thickness is not None:
             cmd += ["--thickness", str(self.thickness)]
         if self.method not in CLASSICAL_METHODS:
-            cmd += ["--device", self.device] + (["--weights", str(self.weights)]
-                                                 if self.weights else [])
+            cmd += ["--device", self.device, "--precision", self.precision] + (
+                ["--weights", str(self.weights)] if self.weights else [])
         return cmd
 
     def start(self) -> None:

@@ -69,16 +69,18 @@ class InterpolationJob(Job):
         input_node: the scalar volume node; never modified.
         factor, target_spacing, method, thickness: as for :func:`hrinet.upsample_z`; the plan
             is made (and validated) here, before anything starts.
-        weights, device: for learned methods.
+        weights, device, precision: for learned methods.
         name: name of the result node (default ``"<input> isotropic"``).
     """
 
     def __init__(self, input_node, factor: Optional[int] = None,
                  target_spacing: Optional[float] = None, method: str = "hrinet",
                  weights: Optional[str] = None, device: str = "auto",
-                 thickness: Optional[float] = None, name: Optional[str] = None):
+                 thickness: Optional[float] = None, name: Optional[str] = None,
+                 precision: str = "auto"):
         super().__init__()
         self.input_node = input_node
+        self.precision = precision
         self.plan = plan_for_node(input_node, factor, target_spacing, method, thickness)
         self.weights, self.device, self.thickness = weights, device, thickness
         self.name = name or f"{input_node.GetName()} isotropic"
@@ -95,8 +97,8 @@ class InterpolationJob(Job):
                str(folder / "out.nrrd"), "--factor", str(self.plan.factor),
                "--method", self.plan.method]
         if self.plan.method not in CLASSICAL_METHODS:
-            cmd += ["--device", self.device] + (["--weights", str(self.weights)]
-                                                 if self.weights else [])
+            cmd += ["--device", self.device, "--precision", self.precision] + (
+                ["--weights", str(self.weights)] if self.weights else [])
         if self.thickness is not None:
             cmd += ["--thickness", str(self.thickness)]
         return cmd

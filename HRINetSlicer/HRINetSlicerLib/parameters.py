@@ -24,6 +24,7 @@ class HRINetSlicerParameterNode:
     model: str = "hrinet"
     weightsPath: Path = Path()
     device: str = "auto"
+    precision: str = "auto"
     exportPath: Path = Path()
     trainVariant: str = "hrinet-flow"
     trainIterations: int = 500
@@ -35,7 +36,8 @@ class HRINetSlicerParameterNode:
 
 #: Combo boxes bound to a parameter through their items' data (key), not their text.
 KEYED_COMBOS = {"targetModeComboBox": "targetMode", "modelComboBox": "model",
-                "deviceComboBox": "device", "variantComboBox": "trainVariant"}
+                "deviceComboBox": "device", "variantComboBox": "trainVariant",
+                "precisionComboBox": "precision"}
 #: Keys of the items the .ui defines, in its order.
 TARGET_MODES = ("isotropic", "spacing", "factor")
 DEVICES = ("auto", "cuda", "cpu")

@@ -10,6 +10,7 @@ from typing import Optional
 import qt
 import slicer
 import vtk
+from hrinet.core.constants import PRECISIONS
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
@@ -64,7 +65,8 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         for name in HRINetSlicerLogic.variants():
             self.ui.variantComboBox.addItem(name, name)
         for combo, keys in ((self.ui.targetModeComboBox, TARGET_MODES),
-                            (self.ui.deviceComboBox, DEVICES)):
+                            (self.ui.deviceComboBox, DEVICES),
+                            (self.ui.precisionComboBox, PRECISIONS)):
             for i, key in enumerate(keys):
                 combo.setItemData(i, key)
         for widgetName, parameter in KEYED_COMBOS.items():
@@ -222,7 +224,8 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
             return
         with userErrors(_("Interpolation failed.")):
             job = InterpolationJob(self._parameterNode.inputVolume, method=method,
-                                   weights=weights, device=self._device(), **self._target())
+                                   weights=weights, device=self._device(),
+                                   precision=self._parameterNode.precision, **self._target())
             job.start()
             self._interpolation = job
             self._interpolationStart = time.time()

@@ -10,6 +10,7 @@ from pathlib import Path
 from hrinet.cli.events import Events
 from hrinet.core import cohort
 from hrinet.core.atomic import remove_stale_partials
+from hrinet.core.constants import PRECISIONS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import read_volume, same_file, write_volume
 from hrinet.methods import create_interpolator, default_method
@@ -33,6 +34,8 @@ def add_batch_arguments(s) -> None:
                    "input in mm (default 0: known slices kept bit-exact)")
     s.add_argument("--device", default="auto", help="auto (default), cpu or cuda; under "
                    "torchrun, LOCAL_RANK picks the GPU")
+    s.add_argument("--precision", choices=PRECISIONS, default="auto", help="fp32, bf16 or auto "
+                   "(as for interpolate; default auto)")
     s.add_argument("--series-filter", default="", metavar="TEXT", help="only DICOM series whose "
                    "description holds TEXT, any case (default: every series)")
     s.add_argument("--shard", metavar="I/N", help="process shard I of N (default: from "
@@ -109,7 +112,7 @@ def run_batch(args) -> int:
             check_memory(volume, plan, output_copies=2)
             if interp is None:  # loaded once, for the first case that gets this far
                 interp = create_interpolator(method, device=_device(args, local_rank),
-                                             weights=args.weights)
+                                             weights=args.weights, precision=args.precision)
             result = upsample_z(volume, plan=plan, interpolator=interp)
             del volume
             Path(case.output).parent.mkdir(parents=True, exist_ok=True)

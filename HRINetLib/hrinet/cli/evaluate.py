@@ -101,6 +101,7 @@ def cmd_evaluate(args) -> int:
 
         rows += evaluate_volume(volume, name, factors, methods, device=args.device,
                                 weights=weights, keep=keep, protocol=args.protocol,
+                                precision=args.precision,
                                 progress=step)
         bar.close()
         for k, outs in outputs.items():
@@ -129,5 +130,6 @@ def provenance(args, methods, weights: dict, volumes: list, factors=None) -> dic
         path = weights.get(m) or find_weights(DEFAULT_NAME if m == "hrinet" else
                                               variant_weights_name(m))
         used[m] = {"file": Path(path).name, "sha256": file_sha256(Path(path))} if path else None
-    return {"code_version": __version__, "protocol": args.protocol, "factors": factors or args.factors,
+    return {"code_version": __version__, "protocol": args.protocol,
+            "precision": args.precision, "factors": factors or args.factors,
             "methods": methods, "device": args.device, "weights": used, "volumes": volumes}

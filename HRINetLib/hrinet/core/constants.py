@@ -16,3 +16,5 @@ VARIANTS = PAPER_VARIANTS + ("hrinet-plus", "hrinet-flow")
 DEFAULT_VARIANT = "hrinet-flow"
 #: Methods that need no weights and no torch.
 CLASSICAL_METHODS = ("linear", "cubic", "flow")
+#: Arithmetic precision of learned methods: ``auto`` picks per device (hrinet.learned.precision).
+PRECISIONS = ("auto", "fp32", "bf16")

@@ -95,8 +95,9 @@ def evaluate_volume(volume: Volume, name: str, factors: Sequence[int], methods: 
                     keep: Optional[Callable[[int, str, np.ndarray], None]] = None,
                     progress: Optional[Callable[[str], None]] = None,
                     interpolators: Optional[Dict[str, Interpolator]] = None,
-                    protocol: str = "decimate") -> List[Row]:
-    """Score each method at each factor on ``volume`` under ``protocol`` (see the module).
+                    protocol: str = "decimate", precision: str = "auto") -> List[Row]:
+    """Score each method at each factor on ``volume`` under ``protocol`` (see the module);
+    learned methods run in ``precision``.
 
     ``weights`` maps a method name to a weights file; ``interpolators`` maps a name to an already
     made method (training validates its model in the making this way); ``keep(k, method,
@@ -108,7 +109,8 @@ def evaluate_volume(volume: Volume, name: str, factors: Sequence[int], methods: 
     interps = dict(interpolators or {})
     for m in methods:
         if m not in interps:
-            interps[m] = create_interpolator(m, device=device, weights=(weights or {}).get(m))
+            interps[m] = create_interpolator(m, device=device, weights=(weights or {}).get(m),
+                                             precision=precision)
     for k in factors:
         thick, thickness, mask = protocol_input(volume, k, protocol)
         truth = volume.array[:len(mask)]

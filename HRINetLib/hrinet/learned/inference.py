@@ -22,6 +22,7 @@ from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
 from hrinet.core.variants import variant
 from hrinet.learned.models import HU_MIN, HU_SCALE, Generator, normalise, pad_to_stride
 from hrinet.learned.motion import MotionInterpolator
+from hrinet.learned.precision import autocast, resolve_precision
 from hrinet.learned.weights import load_weights
 
 
@@ -48,18 +49,20 @@ class LearnedInterpolator:
     expects_hu = True
 
     def __init__(self, model: Generator, device: torch.device, batch_size: int = 8,
-                 name: str = "hrinet", metadata: Optional[dict] = None):
+                 name: str = "hrinet", metadata: Optional[dict] = None,
+                 precision: str = "fp32"):
         self.model = model.to(device).eval()
         self.device = device
         self.batch_size = batch_size
         self.name = name
         self.metadata = metadata or {}
         self.runtime_warnings: List[str] = []
+        self.precision = precision
 
     def _autocast(self):
-        if self.device.type == "cuda":
+        if self.device.type == "cuda":  # the paper variants ran bf16 on GPUs from the start
             return torch.autocast("cuda", dtype=torch.bfloat16)
-        return torch.autocast("cpu", enabled=False)
+        return autocast(self.device, self.precision)
 
     @torch.no_grad()
     def _run(self, window: np.ndarray, pairs: Sequence[int], fractions: Sequence[float]):
@@ -118,18 +121,21 @@ class LearnedInterpolator:
 
 
 def make_interpolator(model, device: torch.device, batch_size: Optional[int] = None,
-                      name: str = "hrinet", metadata: Optional[dict] = None):
-    """The engine method driving ``model`` (a :class:`Generator` or a ``MotionNet``)."""
+                      name: str = "hrinet", metadata: Optional[dict] = None,
+                      precision: str = "fp32"):
+    """The engine method driving ``model`` (a :class:`Generator` or a ``MotionNet``), in
+    ``precision`` (one of :data:`hrinet.core.constants.PRECISIONS`; ``auto`` per device)."""
     if batch_size is None:  # big batches feed a GPU; on a CPU they only cost memory
         batch_size = 8 if device.type == "cuda" else 2
-    if variant(model.cfg.variant).motion:
-        return MotionInterpolator(model, device, batch_size=batch_size, name=name,
-                                  metadata=metadata)
-    return LearnedInterpolator(model, device, batch_size=batch_size, name=name, metadata=metadata)
+    precision = resolve_precision(precision, device, model.cfg.variant)
+    cls = MotionInterpolator if variant(model.cfg.variant).motion else LearnedInterpolator
+    return cls(model, device, batch_size=batch_size, name=name, metadata=metadata,
+               precision=precision)
 
 
 def load_interpolator(weights: Optional[str] = None, device: str = "auto",
-                      batch_size: Optional[int] = None) -> LearnedInterpolator:
+                      batch_size: Optional[int] = None,
+                      precision: str = "auto") -> LearnedInterpolator:
     """A learned interpolator from ``weights`` (default: the shipped default model)."""
     path = weights or find_weights(DEFAULT_NAME)
     if path is None:
@@ -137,22 +143,22 @@ def load_interpolator(weights: Optional[str] = None, device: str = "auto",
                           f"{DEFAULT_NAME}); give a weights file (--weights) or use the cubic method")
     dev = resolve_device(device)
     model, meta = load_weights(path, device=str(dev))
-    interp = make_interpolator(model, dev, batch_size, metadata=meta)
+    interp = make_interpolator(model, dev, batch_size, metadata=meta, precision=precision)
     interp.weights_path = Path(path)
     return interp
 
 
 def learned_method(name: str, device: str = "auto", weights: Optional[str] = None,
-                   **_options) -> LearnedInterpolator:
+                   precision: str = "auto", **_options) -> LearnedInterpolator:
     """The engine method ``name``: ``hrinet`` (the shipped default unless ``weights``) or a
     variant's shipped weights (registered lazily by :mod:`hrinet.methods`)."""
     if name == "hrinet" or (name == DEFAULT_VARIANT and weights is None):
-        return load_interpolator(weights, device)  # the default by either of its names
+        return load_interpolator(weights, device, precision=precision)  # either of its names
     path = weights or find_weights(variant_weights_name(name))
     if path is None:
         raise HRINetError(f"the {name} model is not installed; get it with: hrinet models "
                           f"--get {name} (a verified download), or give a weights file")
-    interp = load_interpolator(str(path), device)
+    interp = load_interpolator(str(path), device, precision=precision)
     theirs = interp.metadata.get("variant") if hasattr(interp, "metadata") else None
     if weights and theirs not in (None, name):
         raise HRINetError(f"the weights {Path(weights).name} are variant {theirs}, not {name}; "

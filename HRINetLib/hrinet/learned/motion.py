@@ -29,6 +29,7 @@ from hrinet.learned.models import (
     memory_format_for,
     pad_to_stride,
 )
+from hrinet.learned.precision import autocast
 from hrinet.methods.flow import ROUGHNESS_UNKNOWN, WindowFlows, motion_features
 
 #: Total downsampling of the U-Net; inputs are padded to a multiple of it.
@@ -165,7 +166,8 @@ class MotionInterpolator:
     restores_known = True
 
     def __init__(self, model: MotionNet, device: torch.device, batch_size: int = 4,
-                 name: str = "hrinet", metadata: Optional[dict] = None):
+                 name: str = "hrinet", metadata: Optional[dict] = None,
+                 precision: str = "fp32"):
         #: Context known slices each side: one, or two for the spline candidate.
         self.halo = 2 if model.cfg.spline else 1
         self.memory_format = memory_format_for(device)
@@ -177,6 +179,8 @@ class MotionInterpolator:
         self.runtime_warnings: List[str] = []
         #: Slice thickness / slice spacing of the input (set by the engine).
         self.slab_ratio = 0.0
+        #: "fp32" or "bf16" (resolved: hrinet.learned.precision).
+        self.precision = precision
 
     @torch.inference_mode()
     def interpolate(self, window: np.ndarray, pairs: Sequence[int],
@@ -207,7 +211,8 @@ class MotionInterpolator:
                 x, (h, w) = pad_to_stride(x.to(self.device), MOTION_STRIDE)
                 x = x.contiguous(memory_format=self.memory_format)
                 r = None if rho is None else torch.tensor(rho, device=self.device)
-                y = self.model(x[:, :4], x[:, 4:], t.to(self.device), s.to(self.device), r)
+                with autocast(self.device, self.precision):
+                    y = self.model(x[:, :4], x[:, 4:], t.to(self.device), s.to(self.device), r)
                 y = y[:, 0, :h, :w].float().cpu().numpy()
                 for k, (i, j) in enumerate(batch):
                     out[i, j] = y[k]

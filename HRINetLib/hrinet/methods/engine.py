@@ -261,7 +261,8 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
                progress: Optional[ProgressFn] = None, cancel: Optional[CancelFn] = None,
                interpolator: Optional[Interpolator] = None,
                out: Optional[np.ndarray] = None, thickness: Optional[float] = None,
-               plan: Optional[Plan] = None, pad_aware: bool = True) -> Volume:
+               plan: Optional[Plan] = None, pad_aware: bool = True,
+               precision: str = "auto") -> Volume:
     """Upsample ``volume`` along z by an integer factor.
 
     Args:
@@ -271,6 +272,8 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
             With neither given, the target is isotropic (the finer in-plane spacing).
         method: a registered method name (:func:`hrinet.methods.available_methods`).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` for learned methods.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` for learned methods
+            (:mod:`hrinet.learned.precision`).
         weights: a weights file for learned methods (default: the shipped model).
         progress: called as ``progress(done_pairs, total_pairs)``.
         cancel: polled between chunks; returning True raises :class:`hrinet.core.errors.Cancelled`.
@@ -296,7 +299,8 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         _check_finite(volume.array)
     method = plan.method
     check_memory(volume, plan, streamed_out=out is not None)
-    interp = interpolator or create_interpolator(method, device=device, weights=weights)
+    interp = interpolator or create_interpolator(method, device=device, weights=weights,
+                                                 precision=precision)
     src = volume.array
     n, ny, nx = src.shape
     k = plan.factor

@@ -1,0 +1,59 @@
+"""The Slicer path's cost against the command line, on the same volume.
+
+    python benchmarks/bench_slicer_job.py [VOLUME] [--factor K]
+
+Times ``hrinet interpolate VOLUME OUT`` as a user runs it, then the panel's interpolation job
+(``HRINetSlicerLib.jobs.InterpolationJob``: the node exported, the same command in a background
+process, the result read back into a new node) on that volume as a node of a real MRML scene
+(the PyPI ``slicer-core`` library, as the tests use it). Prints both and the overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "HRINetSlicer"))
+
+import slicer  # noqa: E402  (slicer-core: the MRML library)
+from hrinet.core.io import read_volume  # noqa: E402
+from HRINetSlicerLib.jobs import InterpolationJob  # noqa: E402
+from HRINetSlicerLib.mrml import node_from_volume  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("volume", nargs="?", default=str(SHARED_CT / "chest-lungdx-8mm.nrrd"))
+    p.add_argument("--factor", type=int, help="default: isotropic, as the panel's default")
+    a = p.parse_args()
+    extra = ["--factor", str(a.factor)] if a.factor else []
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).with_name("hrinet")), "interpolate", a.volume,
+                        str(Path(tmp) / "cli.nrrd"), *extra], check=True, capture_output=True)
+        cli = time.perf_counter() - start
+    scene = slicer.vtkMRMLScene()
+    node = node_from_volume(read_volume(a.volume), "input", scene)
+    start = time.perf_counter()
+    job = InterpolationJob(node, factor=a.factor)
+    job.start()
+    while job.running():
+        time.sleep(0.05)
+    result = job.finish()
+    panel = time.perf_counter() - start
+    dims = result.GetImageData().GetDimensions()
+    print(f"{Path(a.volume).name} -> {dims[0]} x {dims[1]} x {dims[2]}")
+    print(f"command line     {cli:6.1f} s")
+    print(f"Slicer job       {panel:6.1f} s  (+{100 * (panel / cli - 1):.0f}%: export, "
+          "process, read back, new node)")
+
+
+if __name__ == "__main__":
+    main()
