@@ -129,3 +129,16 @@ def test_adapt_out_naming_a_file_is_one_line_and_the_file_untouched(tmp_path):
     (tmp_path / "afile").write_text("the user's")
     one_line_error(cli("adapt", src, "--out", tmp_path / "afile"), "--out")
     assert (tmp_path / "afile").read_text() == "the user's"
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_no_error(tmp_path, phantom):
+    """`hrinet info x | head -1`: the reader closing the pipe is no internal error."""
+    import subprocess
+    import sys
+
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    proc = subprocess.Popen([sys.executable, "-m", "hrinet.cli", "info", str(src)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) in (0, 141) and "error" not in err, err

@@ -7,6 +7,7 @@ wrong and what to do; no traceback (``--debug`` shows one for bug reports).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -304,6 +305,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("hrinet: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`hrinet info x | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second one at exit
+        return 141  # 128 + SIGPIPE, as other tools end
     except MemoryError:
         print("hrinet: error: out of memory; use a smaller --factor, a machine with more memory, "
               "or crop the volume", file=sys.stderr)
