@@ -74,3 +74,34 @@ def one_line_error(r, fragment):
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
     errors = [l for l in r.stderr.splitlines() if l.startswith("hrinet: error:")]
     assert len(errors) == 1 and fragment in errors[0], r.stderr
+
+
+# ---- the Slicer module's tests: a real MRML scene (PyPI slicer-core) -------------------------
+
+SLICER_MODULE = Path(__file__).resolve().parents[2] / "HRINetSlicer"
+
+
+@pytest.fixture
+def scene():
+    import slicer  # the MRML library from slicer-core (test extra), only for these tests
+
+    return slicer.vtkMRMLScene()
+
+
+@pytest.fixture
+def thick_node(scene, oblique_phantom):
+    """The oblique phantom as a volume node of ``scene``."""
+    if str(SLICER_MODULE) not in sys.path:
+        sys.path.insert(0, str(SLICER_MODULE))
+    from HRINetSlicerLib.mrml import node_from_volume
+
+    return node_from_volume(oblique_phantom, "thick", scene)
+
+
+def ijk_to_ras(node) -> np.ndarray:
+    """A volume node's IJK-to-RAS matrix as an array."""
+    import vtk
+
+    m = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(m)
+    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import slicer  # the real MRML library from the PyPI package slicer-core (test extra)
-import vtk
+from conftest import ijk_to_ras  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "HRINetSlicer"))
@@ -23,22 +23,6 @@ from HRINetSlicerLib.mrml import (  # noqa: E402
     interpolate_node,
     node_from_volume,
 )
-
-
-@pytest.fixture
-def scene():
-    return slicer.vtkMRMLScene()
-
-
-def ijk_to_ras(node) -> np.ndarray:
-    m = vtk.vtkMatrix4x4()
-    node.GetIJKToRASMatrix(m)
-    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
-
-
-@pytest.fixture
-def thick_node(scene, oblique_phantom):
-    return node_from_volume(oblique_phantom, "thick", scene)
 
 
 def run_to_end(job: TrainingJob, timeout: float = 240) -> dict:

@@ -113,17 +113,25 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), overwrite:
     if _suffix(out) not in WRITE_EXTENSIONS:
         raise HRINetError(f"cannot write {out}: unknown extension; use one of "
                           f"{', '.join(WRITE_EXTENSIONS)}")
-    if out.is_dir():
-        raise HRINetError(f"output {out} is a folder; give a file name such as {out / 'out.nrrd'}")
-    if out.exists() and not overwrite:
-        raise HRINetError(f"output {out} exists; allow replacing it (--overwrite) or choose "
+    return check_new_file(out, overwrite, "output", "out.nrrd")
+
+
+def check_new_file(path: Path, overwrite: bool, what: str = "output",
+                   example: str = "out.nrrd") -> Path:
+    """What every file the tools write is checked for before any work: not a folder, not an
+    existing file unless ``overwrite``, in an existing folder it may write to."""
+    if path.is_dir():
+        raise HRINetError(f"{what} {path} is a folder; give a file name such as "
+                          f"{path / example}")
+    if path.exists() and not overwrite:
+        raise HRINetError(f"{what} {path} exists; allow replacing it (--overwrite) or choose "
                           "another name")
-    parent = out.parent if str(out.parent) else Path(".")
+    parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise HRINetError(f"cannot write {out}: folder {parent} does not exist; create it first")
+        raise HRINetError(f"cannot write {path}: folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK):
-        raise HRINetError(f"cannot write {out}: no write permission in {parent}")
-    return out
+        raise HRINetError(f"cannot write {path}: no write permission in {parent}")
+    return path
 
 
 def write_volume(volume: Volume, path: PathLike, overwrite: bool = False,

@@ -17,6 +17,7 @@ import SimpleITK as sitk
 
 from hrinet.core.atomic import atomic_write, complete_png
 from hrinet.core.errors import HRINetError
+from hrinet.core.io import check_new_file
 from hrinet.core.volume import Volume
 
 #: The CT window of the preview, in HU: air to dense bone, lung and soft tissue distinguishable.
@@ -88,15 +89,9 @@ def write_preview(volume: Volume, path, overwrite: bool = True) -> Path:
 
 
 def check_preview_path(path, overwrite: bool) -> Path:
-    """Refuse a preview path before any work: not a .png, an existing file without
-    ``overwrite``, or a missing folder."""
+    """Refuse a preview path before any work: not a .png, or not a file that may be written
+    (:func:`hrinet.core.io.check_new_file`)."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise HRINetError(f"the preview {path} must be a .png file, e.g. {path.with_suffix('.png')}")
-    if path.exists() and not overwrite:
-        raise HRINetError(f"the preview {path} exists; allow replacing it (--overwrite) or choose "
-                          "another name")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise HRINetError(f"cannot write the preview {path}: folder {parent} does not exist")
-    return path
+    return check_new_file(path, overwrite, "the preview", "preview.png")
