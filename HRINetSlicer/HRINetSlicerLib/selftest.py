@@ -72,7 +72,9 @@ class HRINetSlicerTest(ScriptedLoadableModuleTest):
         node = slicer.util.addVolumeFromArray(np.zeros((4, 8, 8), np.int16), name="thick")
         chosen = dict(inputVolume=node, targetMode="factor", factor=6, targetSpacing=0.7,
                       restoreSlabs=True, thickness=5.0, model="cubic", device="cpu",
-                      trainVariant="hrinet-plus",
+                      precision="bf16", trainVariant="hrinet-plus",
+                      batchInputPath=Path(tempfile.gettempdir()) / "cohort",
+                      batchOutputPath=Path(tempfile.gettempdir()) / "cohort-iso",
                       trainIterations=1234, trainCrop=192,
                       weightsPath=Path(tempfile.gettempdir()) / "w.safetensors",
                       exportPath=Path(tempfile.gettempdir()) / "iso.nrrd",
@@ -81,6 +83,8 @@ class HRINetSlicerTest(ScriptedLoadableModuleTest):
         for key, value in chosen.items():
             setattr(params, key, value)
         self.assertEqual(widget.ui.deviceComboBox.currentData, "cpu")  # a key, not its text
+        self.assertEqual(widget.ui.precisionComboBox.currentData, "bf16")
+        self.assertFalse(widget.ui.downloadButton.enabled)  # a classical method is selected
         self.assertEqual(widget.ui.factorSpinBox.value, 6)
         path = os.path.join(tempfile.mkdtemp(), "settings.mrb")
         self.assertTrue(slicer.util.saveScene(path))
