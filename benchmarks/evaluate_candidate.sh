@@ -7,14 +7,13 @@
 #    x2-x6), to set beside the shipped default's (docs/results.md, make evaluate).
 # The rule the decision follows is stated before running it (see the session notes / README).
 set -euo pipefail
+W=$(realpath "${1:?give the candidate weights file}")  # absolute, as given from any folder
+OUT=$(realpath -m "${2:-out/candidate}")
 cd "$(dirname "$0")/.."
-W=${1:?give the candidate weights file}
-OUT=${2:-out/candidate}
-D=${HRINET_SHARED_CT:-../shared/data/ct}
+D=$(realpath -m "${HRINET_SHARED_CT:-../shared/data/ct}")
 VOLS="$D/chest-lungfcp-1mm.nrrd $D/abdomen-2mm-dicom"
 mkdir -p "$OUT"
-(cd benchmarks && ../.venv/bin/python bench_stress.py --weights "new=$(realpath "../$W" 2>/dev/null || realpath "$W")" \
-  --out "../$OUT/stress")
+(cd benchmarks && ../.venv/bin/python bench_stress.py --weights "new=$W" --out "$OUT/stress")
 .venv/bin/hrinet evaluate $VOLS --factors 2,4,6,8 --methods hrinet --weights "hrinet=$W" --precision fp32 \
   --device cpu --out "$OUT/evaluate"
 .venv/bin/hrinet evaluate $VOLS --protocol slab --factors 2,4,6 --methods hrinet --precision fp32 \
