@@ -19,7 +19,7 @@ TORCH_FREE = ("core", "methods", "evaluation")
 TORCH_FREE_MODULES = ("training.__init__", "training.options", "training.config",
                       "learned.__init__", "cli.__init__",
                       "cli.__main__", "cli.app", "cli.demo", "cli.batch", "cli.events", "cli.evaluate",
-                      "cli.progress", "cli.signals", "cli.models")
+                      "cli.progress", "cli.signals", "cli.models", "cli.describe")
 #: Function-level imports allowed, as (module, imported): learned code the CLI loads only when
 #: a command needs torch, and optional dependencies that load only when used.
 LAZY_ALLOWED = {"cv2", "matplotlib", "matplotlib.pyplot", "torch", "hrinet.cli.train",

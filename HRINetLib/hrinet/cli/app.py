@@ -15,6 +15,7 @@ from typing import List, Optional
 
 from hrinet import __version__
 from hrinet.cli.batch import add_batch_arguments, run_batch
+from hrinet.cli.describe import model_words
 from hrinet.cli.evaluate import cmd_evaluate
 from hrinet.cli.events import Events, report_warnings
 from hrinet.cli.models import add_models_arguments, cmd_models
@@ -55,16 +56,6 @@ def _int_list(text: str) -> List[int]:
     return values
 
 
-def _model_words(interp) -> str:
-    """``; model hrinet-flow (hrinet-default.safetensors) on cpu`` for learned methods."""
-    path = getattr(interp, "weights_path", None)
-    if path is None:
-        return ""
-    variant = getattr(interp, "metadata", {}).get("variant", "?")
-    return (f"; model {variant} ({path.name}) on {getattr(interp, 'device', 'cpu')}, "
-            f"{getattr(interp, 'precision', 'fp32')}")
-
-
 def cmd_interpolate(args) -> int:
     from hrinet.core.io import check_output_path, read_volume, write_volume
 
@@ -91,7 +82,8 @@ def cmd_interpolate(args) -> int:
     start = time.perf_counter()
     interp = create_interpolator(method, device=args.device, weights=args.weights,
                                  precision=args.precision)
-    description = f"{volume_name(args.input)}: {plan.describe()}{_model_words(interp)}"
+    model = model_words(interp)
+    description = f"{volume_name(args.input)}: {plan.describe()}{'; ' + model if model else ''}"
     print(description, file=sys.stderr)
     events.emit("plan", factor=plan.factor, input_slices=plan.input_slices,
                 output_slices=plan.output_slices, method=plan.method, description=description)

@@ -4,9 +4,11 @@ method and scored; tables and figures into a folder."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from hrinet import __version__
+from hrinet.cli.describe import model_words
 from hrinet.cli.events import report_warnings
 from hrinet.cli.progress import progress_bar as _tqdm
 from hrinet.core.atomic import file_sha256, write_text
@@ -22,7 +24,7 @@ from hrinet.evaluation.evaluate import (
     markdown_table,
     write_csv,
 )
-from hrinet.methods.registry import available_methods
+from hrinet.methods.registry import available_methods, create_interpolator
 
 
 def _weights_options(items) -> dict:
@@ -81,6 +83,12 @@ def cmd_evaluate(args) -> int:
         raise HRINetError(f"--out {out} holds an earlier evaluation ({earlier[0]}...); replace it "
                           "with --overwrite (its tables and figures go first) or choose another "
                           "folder")
+    interps = {m: create_interpolator(m, device=args.device, weights=weights.get(m),
+                                      precision=args.precision) for m in methods}
+    learned = [f"{m}: {model_words(i)}" for m, i in interps.items() if model_words(i)]
+    print(f"evaluating {', '.join(methods)} at x{', x'.join(map(str, factors))} "
+          f"({args.protocol} protocol)" + (f"; {'; '.join(learned)}" if learned else ""),
+          file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     for name in earlier:  # ours only: no stale figure of another factor survives
         (out / name).unlink()
@@ -99,10 +107,8 @@ def cmd_evaluate(args) -> int:
             done[0] += 1
             update(done[0], 0)
 
-        rows += evaluate_volume(volume, name, factors, methods, device=args.device,
-                                weights=weights, keep=keep, protocol=args.protocol,
-                                precision=args.precision,
-                                progress=step)
+        rows += evaluate_volume(volume, name, factors, methods, interpolators=interps,
+                                keep=keep, protocol=args.protocol, progress=step)
         bar.close()
         for k, outs in outputs.items():
             figure_strip(volume, k, outs, out / f"figure-{name}-x{k}.png",

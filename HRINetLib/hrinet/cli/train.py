@@ -104,6 +104,10 @@ def train_from_cli(args) -> int:
                           progress=progress,
                           cancel=lambda: sigterm() or stop_requested(args.out),
                           overrides=overrides)
+        if rank == 0:
+            print(f"training {cfg.variant} on {trainer.device} ({torch.get_num_threads()} "
+                  f"threads; {world} process{'es' if world > 1 else ''}), step {trainer.step} of "
+                  f"{cfg.iterations}")
         if isinstance(bar, tqdm):
             bar.n = trainer.step
         try:
