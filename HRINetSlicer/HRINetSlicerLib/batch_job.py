@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import List, Optional
 
 from hrinet.core import cohort
-from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import HRINetError
 
-from .jobs import Job
-from .process import python_executable
+from .jobs import Job, method_options
 
 #: Columns of the results the panel shows, from the command's results table.
 SHOWN_COLUMNS = ("input", "series_uid", "status", "message", "seconds", "output")
@@ -53,19 +51,14 @@ class BatchJob(Job):
         return self.out / cohort.results_name(0, 1)
 
     def command(self) -> List[str]:
-        cmd = [python_executable(), "-m", "hrinet.cli", "--progress", "jsonl", "batch",
-               str(self.input), "--out", str(self.out), "--method", self.method,
-               "--shard", "1/1"]  # Slicer's own environment is no job array
+        cmd = self.hrinet("batch", self.input, "--out", self.out, "--method", self.method,
+                          "--shard", "1/1")  # Slicer's own environment is no job array
         if self.factor is not None:
             cmd += ["--factor", str(self.factor)]
         if self.target_spacing is not None:
             cmd += ["--spacing", str(self.target_spacing)]
-        if self.thickness is not None:
-            cmd += ["--thickness", str(self.thickness)]
-        if self.method not in CLASSICAL_METHODS:
-            cmd += ["--device", self.device, "--precision", self.precision] + (
-                ["--weights", str(self.weights)] if self.weights else [])
-        return cmd
+        return cmd + method_options(self.method, self.device, self.precision, self.weights,
+                                    self.thickness)
 
     def start(self) -> None:
         """Check the folders and start the command (returns at once)."""

@@ -12,7 +12,6 @@ from typing import List, Optional
 from hrinet.core.catalog import CatalogModel, installed_path, load_catalog
 
 from .jobs import Job
-from .process import python_executable
 
 
 def missing_models() -> List[CatalogModel]:
@@ -37,8 +36,7 @@ class DownloadJob(Job):
         return None if self.folder is None else self.folder / "download.log"
 
     def command(self) -> List[str]:
-        cmd = [python_executable(), "-m", "hrinet.cli", "--progress", "jsonl", "models",
-               "--get", self.name]
+        cmd = self.hrinet("models", "--get", self.name)
         return cmd + (["--from", str(self.source)] if self.source else [])
 
     def start(self) -> None:

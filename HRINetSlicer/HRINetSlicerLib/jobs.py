@@ -38,6 +38,13 @@ class Job:
     def __init__(self) -> None:
         self.proc = BackgroundProcess()
 
+    @staticmethod
+    def hrinet(*args) -> List[str]:
+        """The command line of ``hrinet ARGS`` as every job runs it: PythonSlicer, the JSON
+        events on stdout (``--progress jsonl``)."""
+        return [python_executable(), "-m", "hrinet.cli", "--progress", "jsonl",
+                *map(str, args)]
+
     @property
     def log_path(self) -> Optional[Path]:
         raise NotImplementedError
@@ -60,6 +67,17 @@ class Job:
             return None
         errors = [e["message"] for e in self.events() if e["event"] == "error"]
         return (errors or [f"{what} failed (see its log: {self.log_path})"])[-1]
+
+
+def method_options(method: str, device: str, precision: str, weights: Optional[str],
+                   thickness: Optional[float]) -> List[str]:
+    """The ``interpolate`` / ``batch`` options of the panel's model choice and slab thickness:
+    device, precision and weights for a learned method only (the command warns otherwise)."""
+    options = []
+    if method not in CLASSICAL_METHODS:
+        options += ["--device", device, "--precision", precision]
+        options += ["--weights", str(weights)] if weights else []
+    return options + (["--thickness", str(thickness)] if thickness is not None else [])
 
 
 class InterpolationJob(Job):
@@ -92,16 +110,10 @@ class InterpolationJob(Job):
 
     def command(self) -> list:
         folder = self.folder
-        cmd = [python_executable(), "-m", "hrinet.cli", "--progress", "jsonl", "interpolate",
-               str(folder / "in.nrrd"),
-               str(folder / "out.nrrd"), "--factor", str(self.plan.factor),
-               "--method", self.plan.method]
-        if self.plan.method not in CLASSICAL_METHODS:
-            cmd += ["--device", self.device, "--precision", self.precision] + (
-                ["--weights", str(self.weights)] if self.weights else [])
-        if self.thickness is not None:
-            cmd += ["--thickness", str(self.thickness)]
-        return cmd
+        return self.hrinet("interpolate", folder / "in.nrrd", folder / "out.nrrd",
+                           "--factor", self.plan.factor, "--method", self.plan.method,
+                           *method_options(self.plan.method, self.device, self.precision,
+                                           self.weights, self.thickness))
 
     def start(self) -> None:
         """Write the input to a temporary NRRD and start the process (returns at once)."""
@@ -217,9 +229,7 @@ class TrainingJob(Job):
                         checkpoint_minutes=2)
         if not resume and self.init_weights:
             settings["init_weights"] = str(self.init_weights)
-        cmd = [python_executable(), "-m", "hrinet.cli", "--progress", "jsonl", "train",
-               *train_argv(**settings),
-               "--out", str(self.out)]
+        cmd = self.hrinet("train", *train_argv(**settings), "--out", self.out)
         return cmd + (["--resume"] if resume else [])
 
     def start(self, resume: bool = False) -> None:
@@ -279,9 +289,8 @@ class AdaptJob(TrainingJob):
     def command(self, resume: bool = False) -> List[str]:
         if not self.paths:
             self.paths = self._export_inputs()
-        cmd = [python_executable(), "-m", "hrinet.cli", "--progress", "jsonl", "adapt",
-               self.paths[0], "--out",
-               str(self.out), "--iterations", str(self.iterations), "--device", self.device]
+        cmd = self.hrinet("adapt", self.paths[0], "--out", self.out, "--iterations",
+                          self.iterations, "--device", self.device)
         if self.init_weights:
             cmd += ["--weights", str(self.init_weights)]
         return cmd
