@@ -15,7 +15,6 @@ from hrinet.core.atomic import file_sha256, write_text
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import volume_name
-from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
 from hrinet.core.volume import voxel_sha256
 from hrinet.evaluation.evaluate import (
     check_factor,
@@ -119,23 +118,22 @@ def cmd_evaluate(args) -> int:
                "".join(f"{r.volume},{r.factor},{r.method},{r.grad_ratio:.4f},{r.blur:.4f},"
                        f"{r.blur_truth:.4f}\n" for r in rows))
     write_text(out / "provenance.json",
-               json.dumps(provenance(args, methods, weights, volumes, factors), indent=2))
+               json.dumps(provenance(args, methods, interps, volumes, factors), indent=2))
     print(markdown_table(rows))
     print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.md'}, provenance.json and figures in "
           f"{out}")
     return 0
 
 
-def provenance(args, methods, weights: dict, volumes: list, factors=None) -> dict:
-    """What the tables were made from: code version, protocol, factors, device, each learned
-    method's weights (file name and sha256) and each volume (name and voxel sha256)."""
+def provenance(args, methods, interps: dict, volumes: list, factors) -> dict:
+    """What the tables were made from: code version, protocol, precision, factors, device, each
+    learned method's weights (file name and sha256 of the file it loaded) and each volume (name
+    and voxel sha256)."""
     used = {}
     for m in methods:
-        if m in CLASSICAL_METHODS:
-            continue
-        path = weights.get(m) or find_weights(DEFAULT_NAME if m == "hrinet" else
-                                              variant_weights_name(m))
-        used[m] = {"file": Path(path).name, "sha256": file_sha256(Path(path))} if path else None
+        path = getattr(interps[m], "weights_path", None)
+        if m not in CLASSICAL_METHODS:
+            used[m] = {"file": path.name, "sha256": file_sha256(path)} if path else None
     return {"code_version": __version__, "protocol": args.protocol,
-            "precision": args.precision, "factors": factors or args.factors,
+            "precision": args.precision, "factors": factors,
             "methods": methods, "device": args.device, "weights": used, "volumes": volumes}
