@@ -237,3 +237,17 @@ def test_evaluate_and_train_say_which_model_runs_on_which_device(tmp_path, phant
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "training hrinet-flow on cpu" in r.stdout
+
+
+def test_main_called_in_process_leaves_the_callers_signal_handlers_as_they_were(tmp_path,
+                                                                                phantom):
+    import signal
+
+    from hrinet.cli import main
+    from hrinet.core.io import write_volume
+
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    assert main(["info", str(src)]) == 0
+    assert main(["adapt", str(src), "--out", str(tmp_path / "a")]) == 2  # too few slices
+    assert {s: signal.getsignal(s) for s in before} == before

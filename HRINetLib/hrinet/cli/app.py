@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from typing import List, Optional
@@ -26,6 +25,7 @@ from hrinet.cli.signals import (
     SigtermFlag,
     Terminated,
     cancelled_status,
+    restore_handlers,
     stop_on_sigterm,
 )
 from hrinet.core.atomic import remove_stale_partials
@@ -313,8 +313,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.events.emit("error", message=line.replace("hrinet: ", "", 1))
         return 1
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        restore_handlers(previous)
 
 
 def one_line(exc: BaseException) -> str:

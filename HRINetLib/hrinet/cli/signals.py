@@ -27,17 +27,24 @@ def _raise_terminated(signum, _frame):
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
-def stop_on_sigterm():
+def stop_on_sigterm() -> dict:
     """Turn SIGTERM and SIGHUP into :class:`Terminated` (``train`` and ``adapt`` install a
-    :class:`SigtermFlag` instead); returns the SIGTERM handler it replaced, or None off the main
-    thread."""
+    :class:`SigtermFlag` instead); returns the handlers it replaced, for
+    :func:`restore_handlers` (empty off the main thread, where none can be set)."""
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        for sig in STOP_SIGNALS[1:]:
-            signal.signal(sig, _raise_terminated)
-        return previous
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, _raise_terminated)
     except ValueError:  # not the main thread (cli.main called from a worker thread)
-        return None
+        pass
+    return previous
+
+
+def restore_handlers(previous: dict) -> None:
+    """Put back the handlers :func:`stop_on_sigterm` replaced (a :class:`SigtermFlag` set
+    since is replaced too): a caller of ``cli.main`` in-process keeps its own."""
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 class SigtermFlag:
