@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # pulling a multi-GB CUDA wheel. On a machine with CUDA, install torch yourself beforehand.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-fast lint evaluate bench release clean
+.PHONY: demo test test-fast lint evaluate evaluate-corpus bench release clean
 
 # The demo needs the library and the learned extra; the tests add the test tools (PySide6, VTK,
 # slicer-core, ruff), which are large.
@@ -51,6 +51,15 @@ evaluate: $(BIN)/.installed
 	  --methods linear,cubic,flow,hrinet-plus,hrinet --device cpu --precision fp32 \
 	  --out out/evaluate-slab --overwrite
 	$(BIN)/python benchmarks/paper_claims.py --evaluated out/evaluate --out out/paper
+
+# Every validation series of the corpus (benchmarks/data: built with build_corpus.py into
+# $(CORPUS)), the default against linear, cubic and flow, per volume (README "Results").
+CORPUS ?= ../corpus
+evaluate-corpus: $(BIN)/.installed
+	$(BIN)/hrinet evaluate $$($(BIN)/python benchmarks/data/build_corpus.py --out $(CORPUS) \
+	  --list validation) --factors 2,4,6 --methods linear,cubic,flow,hrinet --device cpu \
+	  --precision fp32 --out out/evaluate-corpus --overwrite
+	$(BIN)/python benchmarks/summarise.py out/evaluate-corpus
 
 # Speed, memory and system-time share per method and size; then the README's whole-volume
 # example (the 8 mm chest made isotropic) when the shared data is present.

@@ -4,7 +4,10 @@
 # 1. bench_stress.py: the shipped default and the candidate beside linear, cubic and flow on
 #    the validation volumes as scanned and under every scanner condition, x2 to x12;
 # 2. hrinet evaluate of the candidate on the README's 14 validation cells (decimate x2-x8, slab
-#    x2-x6), to set beside the shipped default's (docs/results.md, make evaluate).
+#    x2-x6), to set beside the shipped default's (docs/results.md, make evaluate);
+# 3. hrinet evaluate of the candidate on every validation series of the corpus (x2-x6), to set
+#    beside the shipped default's (make evaluate-corpus), when the corpus is built ($CORPUS,
+#    default ../corpus).
 # The rule the decision follows is stated before running it (see the session notes / README).
 set -euo pipefail
 W=$(realpath "${1:?give the candidate weights file}")  # absolute, as given from any folder
@@ -18,3 +21,10 @@ mkdir -p "$OUT"
   --device cpu --out "$OUT/evaluate"
 .venv/bin/hrinet evaluate $VOLS --protocol slab --factors 2,4,6 --methods hrinet --precision fp32 \
   --weights "hrinet=$W" --device cpu --out "$OUT/evaluate-slab"
+C=$(realpath -m "${CORPUS:-../corpus}")
+if SERIES=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$C" --list validation); then
+  .venv/bin/hrinet evaluate $SERIES --factors 2,4,6 --methods hrinet --weights "hrinet=$W" \
+    --precision fp32 --device cpu --out "$OUT/evaluate-corpus"
+else
+  echo "corpus not built in $C: step 3 skipped (benchmarks/data/README.md)"
+fi

@@ -103,3 +103,24 @@ def test_missing_sources_are_skipped_with_one_line_each(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0
     assert all(line.startswith("skipped ") for line in lines[:-1]) and len(lines) == len(RECIPE) + 1
+
+
+def test_list_names_the_built_files_of_a_split_and_says_what_is_not_built(tmp_path, capsys):
+    validation = [s["name"] for s in RECIPE if s["split"] == "validation"]
+    assert len(validation) >= 5  # the trust issue's five, of different vendors and regions
+    (tmp_path / f"{validation[0]}.nrrd").write_bytes(b"")
+    code = build_corpus.main(["--out", str(tmp_path), "--list", "validation"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out.splitlines() == [str(tmp_path / f"{validation[0]}.nrrd")]
+    assert all(name in err for name in validation[1:]) and "build_corpus.py" in err
+    for name in validation[1:]:
+        (tmp_path / f"{name}.nrrd").write_bytes(b"")
+    assert build_corpus.main(["--out", str(tmp_path), "--list", "validation"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(validation)
+
+
+def test_validation_covers_several_vendors_and_regions():
+    validation = [s for s in RECIPE if s["split"] == "validation"]
+    assert len({s["vendor"] for s in validation}) >= 2
+    assert len({s["name"].split("-")[0] for s in validation}) >= 4  # chest, abdomen, extremity...

@@ -153,6 +153,20 @@ def build_one(series: dict, sources: Path, shared: Path, out: Path, record: bool
     return f"built {name}"
 
 
+def list_split(recipe: list, split: str, out: Path) -> int:
+    """Print the built files of ``split`` under ``out``; a series not built is named on stderr
+    (exit status 1 if any is missing: build the corpus first)."""
+    missing = []
+    for series in recipe:
+        if series["split"] == split:
+            path = out / f"{series['name']}.nrrd"
+            print(path) if path.is_file() else missing.append(series["name"])
+    if missing:
+        print(f"not built in {out}: {', '.join(missing)}; run build_corpus.py --out {out}",
+              file=sys.stderr)
+    return 1 if missing else 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(REPO_ROOT.parent / "corpus"),
@@ -165,8 +179,12 @@ def main(argv=None) -> int:
     p.add_argument("--recipe", default=str(RECIPE))
     p.add_argument("--digests", action="store_true", help="print each series' voxel sha256 "
                    "as built (to record a new series), writing nothing")
+    p.add_argument("--list", choices=("train", "validation", "demo"), help="print the paths of "
+                   "the built series of this split (one per line, recipe order), building nothing")
     args = p.parse_args(argv)
     out = Path(args.out)
+    if args.list:
+        return list_split(load_recipe(Path(args.recipe)), args.list, out)
     out.mkdir(parents=True, exist_ok=True)
     statuses = []
     for series in load_recipe(Path(args.recipe)):
