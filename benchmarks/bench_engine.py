@@ -46,7 +46,13 @@ def measure(method: str, size: int, slices: int, factor: int, device: str) -> di
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     synthesised = (slices - 1) * (factor - 1)
     user, system = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
+    gpu_mb = None
+    if str(device).startswith("cuda"):
+        import torch
+
+        gpu_mb = torch.cuda.max_memory_allocated() / 2**20
     return {"method": method, "size": size, "slices_per_s": synthesised / seconds,
+            "gpu_peak_mb": gpu_mb,
             "seconds": seconds, "peak_rss_mb": r1.ru_maxrss / 1024,
             "input_mb": vol.array.nbytes / 2**20,
             "sys_share": system / max(user + system, 1e-9), "faults": r1.ru_minflt - r0.ru_minflt,
@@ -100,7 +106,8 @@ def main() -> None:
     p.add_argument("--factor", type=int, default=4)
     p.add_argument("--sizes", default="256,512")
     p.add_argument("--methods", default="linear,cubic,flow,hrinet@fp32,hrinet@bf16",
-                   help="methods to time; NAME@PRECISION runs a learned one in fp32 or bf16")
+                   help="methods to time; NAME@PRECISION runs a learned one in fp32, bf16 or "
+                   "(CUDA) fp16")
     p.add_argument("--device", default="cpu")
     p.add_argument("--allocator", default="both", choices=("tuned", "default", "both"),
                    help="allocator setting(s) to measure (see hrinet.core.runtime)")
@@ -135,9 +142,10 @@ def main() -> None:
                 g = m["gflop_per_slice"]
                 flops = (f"{g:>12.2f} {g * m['slices_per_s'] / peak:>8.0%}" if g is not None
                          else f"{'-':>12} {'-':>8}")
+                gpu = f" GPU peak {m['gpu_peak_mb']:.0f} MB" if m["gpu_peak_mb"] else ""
                 print(f"{method:<12} {size:>5} {alloc:>9} {m['slices_per_s']:>9.1f} "
                       f"{m['seconds']:>8.2f} {m['peak_rss_mb']:>12.0f} {m['sys_share']:>9.1%} "
-                      f"{m['faults']:>8} {flops}")
+                      f"{m['faults']:>8} {flops}{gpu}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import cli
+from conftest import cli, one_line_error
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import write_volume
 from hrinet.core.phantom import make_phantom
@@ -20,8 +20,11 @@ CPU = torch.device("cpu")
 
 def test_fp32_and_bf16_are_taken_as_given_and_auto_per_device(tmp_path):
     assert resolve_precision("fp32", CPU) == "fp32" and resolve_precision("bf16", CPU) == "bf16"
-    with pytest.raises(HRINetError, match="precision 'fp16' is not one of auto, fp32, bf16"):
+    with pytest.raises(HRINetError, match="precision 'fp8' is not one of auto, fp32, bf16, fp16"):
+        resolve_precision("fp8", CPU)
+    with pytest.raises(HRINetError, match="fp16 runs on a CUDA GPU only, not on cpu; choose bf16"):
         resolve_precision("fp16", CPU)
+    assert resolve_precision("fp16", torch.device("cuda")) == "fp16"  # resolving needs no GPU
     auto_bf16 = "cpu" in AUTO_BF16_DEVICES and cpu_has_bf16()
     assert resolve_precision("auto", CPU) == ("bf16" if auto_bf16 else "fp32")
     assert resolve_precision("auto", CPU, "acai") == "fp32"  # not measured: stays fp32
@@ -75,3 +78,11 @@ def test_bf16_costs_under_the_auto_tolerance_on_a_real_ct_crop():
     scores = {p: evaluate_volume(crop, "crop", [4], ["m"], interpolators={
         "m": load_interpolator(device="cpu", precision=p)})[0].psnr_hu for p in ("fp32", "bf16")}
     assert abs(scores["bf16"] - scores["fp32"]) < AUTO_TOLERANCE_DB, scores
+
+
+def test_fp16_on_a_cpu_is_a_one_line_error_and_writes_nothing(tmp_path, thick):
+    src = tmp_path / "in.nrrd"
+    write_volume(thick, src)
+    r = cli("interpolate", src, tmp_path / "o.nrrd", "--precision", "fp16", "--device", "cpu")
+    one_line_error(r, "precision fp16 runs on a CUDA GPU only, not on cpu; choose bf16 or fp32")
+    assert not (tmp_path / "o.nrrd").exists()

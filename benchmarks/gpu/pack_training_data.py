@@ -6,7 +6,10 @@ square around the body's centre (the training crop is drawn inside it), and quan
 LZMA-compressed. ``unpack`` turns the files back into :class:`hrinet.Volume` objects without
 SimpleITK (the GPU machine has none). The weights' sidecar records that the run saw packed data.
 
-Usage: python benchmarks/gpu/pack_training_data.py OUT_DIR [--region 288] [--step 4]
+Usage: python benchmarks/gpu/pack_training_data.py OUT_DIR [--corpus ../corpus] [--region 288]
+       [--step 4]
+(``--corpus``: the training split of the corpus recipe, built by ``benchmarks/data/build_corpus.py``;
+``--files``: those volume files; neither: the eight training volumes of the shared CT folder.)
 """
 
 from __future__ import annotations
@@ -32,10 +35,27 @@ TRAIN = ["chest-lidc-1mm.nrrd", "thorax-2mm.nrrd", "chest-cmbcrc-2p5mm.nrrd", "h
          "chest-1p5mm.nrrd", "torso-3mm.nrrd", "head-ge-1p25mm.nrrd", "chest-rider-0p8mm.nrrd"]
 
 
-def pack_one(name: str, out: Path, region: int, step: int) -> str:
+def corpus_training_files(corpus: Path) -> list:
+    """The built files of the corpus recipe's training split (``benchmarks/data``)."""
+    sys.path.insert(0, str(ROOT / "benchmarks" / "data"))
+    import build_corpus
+
+    files = [corpus / f"{s['name']}.nrrd" for s in build_corpus.load_recipe()
+             if s["split"] == "train"]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise SystemExit(f"not built in {corpus}: {', '.join(missing)}; run "
+                         f"benchmarks/data/build_corpus.py --out {corpus} first")
+    return files
+
+
+def pack_one(path: Path, out: Path, region: int, step: int) -> str:
+    """Pack one volume file into ``out`` (``<name>.u16.xz`` and ``<name>.json``)."""
     from hrinet.core.io import read_volume
 
-    v = read_volume(DATA / name)
+    path = Path(path)
+    name = path.name
+    v = read_volume(path)
     a = np.clip(v.array.astype(np.int32), int(HU_MIN), int(HU_MAX))
     body = (a > -600).any(0)
     ys, xs = np.nonzero(body)
@@ -70,14 +90,22 @@ def unpack(folder: Path):
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("out")
+    p.add_argument("--corpus", help="pack the corpus recipe's training split from this folder")
+    p.add_argument("--files", nargs="+", help="pack these volume files instead")
     p.add_argument("--region", type=int, default=288)
     p.add_argument("--step", type=int, default=4)
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.files:
+        files = [Path(f) for f in args.files]
+    elif args.corpus:
+        files = corpus_training_files(Path(args.corpus))
+    else:
+        files = [DATA / n for n in TRAIN]
     with ProcessPoolExecutor(2) as pool:
-        for line in pool.map(pack_one, TRAIN, [out] * len(TRAIN), [args.region] * len(TRAIN),
-                             [args.step] * len(TRAIN)):
+        for line in pool.map(pack_one, files, [out] * len(files), [args.region] * len(files),
+                             [args.step] * len(files)):
             print(line, flush=True)
     total = sum(f.stat().st_size for f in out.iterdir())
     print(f"{total / 2**20:.1f} MiB in {out}")

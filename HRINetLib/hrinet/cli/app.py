@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from hrinet import __version__
 from hrinet.cli.batch import add_batch_arguments, run_batch
-from hrinet.cli.describe import model_words
+from hrinet.cli.describe import PRECISION_HELP, model_words
 from hrinet.cli.evaluate import cmd_evaluate
 from hrinet.cli.events import Events, report_warnings
 from hrinet.cli.models import add_models_arguments, cmd_models
@@ -167,8 +167,6 @@ def default_evaluation_methods() -> List[str]:
     return list(CLASSICAL_METHODS) + (["hrinet"] if learned else [])
 
 
-PRECISION_HELP = ("arithmetic of learned methods: fp32, bf16 (faster where the CPU has it), or "
-                  "auto: bf16 only where its measured cost is within 0.02 dB (default auto)")
 SERIES_HELP = ("a DICOM folder's series to read: its number or UID as listed by hrinet info "
                "(default: the largest)")
 

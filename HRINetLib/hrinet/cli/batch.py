@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from hrinet.cli.describe import PRECISION_HELP
 from hrinet.cli.events import Events
 from hrinet.core import cohort
 from hrinet.core.atomic import remove_stale_partials
@@ -34,8 +35,7 @@ def add_batch_arguments(s) -> None:
                    "input in mm (default 0: known slices kept bit-exact)")
     s.add_argument("--device", default="auto", help="auto (default), cpu or cuda; under "
                    "torchrun, LOCAL_RANK picks the GPU")
-    s.add_argument("--precision", choices=PRECISIONS, default="auto", help="fp32, bf16 or auto "
-                   "(as for interpolate; default auto)")
+    s.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     s.add_argument("--series-filter", default="", metavar="TEXT", help="only DICOM series whose "
                    "description holds TEXT, any case (default: every series)")
     s.add_argument("--shard", metavar="I/N", help="process shard I of N (default: from "

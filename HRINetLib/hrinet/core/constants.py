@@ -16,5 +16,6 @@ VARIANTS = PAPER_VARIANTS + ("hrinet-plus", "hrinet-flow")
 DEFAULT_VARIANT = "hrinet-flow"
 #: Methods that need no weights and no torch.
 CLASSICAL_METHODS = ("linear", "cubic", "flow")
-#: Arithmetic precision of learned methods: ``auto`` picks per device (hrinet.learned.precision).
-PRECISIONS = ("auto", "fp32", "bf16")
+#: Arithmetic precision of learned methods: ``auto`` picks per device, ``fp16`` is for CUDA GPUs
+#: only (hrinet.learned.precision).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -1,4 +1,5 @@
-"""The arithmetic precision a learned model runs in: fp32, or bfloat16 where the device has it.
+"""The arithmetic precision a learned model runs in: fp32, bfloat16 where the device has it, or
+float16 on a CUDA GPU (whose tensor cores run it on GPUs without bf16).
 
 bf16 halves the bytes each convolution moves and, on CPUs with AVX-512 BF16 or AMX, runs the
 matrix products natively: about 1.5x faster at 512^2 on this project's 2-core CPU. ``auto``
@@ -41,6 +42,9 @@ def resolve_precision(precision: str, device: torch.device,
     runs on ``device``."""
     if precision not in PRECISIONS:
         raise HRINetError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise HRINetError(f"precision fp16 runs on a CUDA GPU only, not on {device.type}; "
+                          "choose bf16 or fp32 (or auto)")
     if precision != "auto":
         return precision
     if device.type in AUTO_BF16_DEVICES and variant in AUTO_BF16_VARIANTS and \
@@ -51,6 +55,7 @@ def resolve_precision(precision: str, device: torch.device,
 
 def autocast(device: torch.device, precision: str):
     """The context a model's forward pass runs in for a resolved ``precision``."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device.type, dtype=dtype)
     return contextlib.nullcontext()

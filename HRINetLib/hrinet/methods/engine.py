@@ -272,7 +272,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
             With neither given, the target is isotropic (the finer in-plane spacing).
         method: a registered method name (:func:`hrinet.methods.available_methods`).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` for learned methods.
-        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` for learned methods
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or (CUDA) ``"fp16"`` for learned methods
             (:mod:`hrinet.learned.precision`).
         weights: a weights file for learned methods (default: the shipped model).
         progress: called as ``progress(done_pairs, total_pairs)``.
