@@ -8,6 +8,9 @@ A run folder holds ``<variant>.safetensors`` (from ``hrinet train`` or ``hrinet 
 default model becomes ``hrinet-default.safetensors``; each paper variant
 ``hrinet-variant-<variant>.safetensors``. Evaluation rows of the matching method name
 (``hrinet`` for the default, the variant name otherwise) go into the sidecar's ``evaluation``.
+Every sidecar names its corpus (``corpus``: the series of ``benchmarks/data/corpus.toml`` it was
+trained on and those it is validated on, by name and voxel sha256) and no file path;
+``--restamp`` rewrites the shipped sidecars so (the tensors are untouched).
 """
 
 from __future__ import annotations
@@ -18,11 +21,63 @@ import json
 import shutil
 from pathlib import Path
 
+import sys
+
 from hrinet.core.shipped import DEFAULT_NAME, sidecar_of, variant_weights_name
 from hrinet.learned.weights import read_metadata
 from hrinet.training.checkpoint import CHECKPOINT, PREVIOUS
+from hrinet.training.lineage import without_paths
 
 DEST = Path(__file__).resolve().parents[1] / "Resources" / "weights"
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+import build_corpus  # noqa: E402  (benchmarks/data: the recipe)
+
+
+def _series_name(name: str) -> str:
+    return name[:-len(".nrrd")] if name.endswith(".nrrd") else name
+
+
+def corpus_block(meta: dict, recipe=None) -> dict:
+    """The corpus of a sidecar: every series any training stage used (lineage and the last
+    run) and the recipe's validation series, each by name, voxel sha256 and source; a name the
+    recipe does not hold is listed with the hash the training recorded, if any."""
+    recipe = {s["name"]: s for s in (recipe if recipe is not None else build_corpus.load_recipe())}
+    training = meta.get("training", {})
+    recorded = {_series_name(v["name"]): v.get("voxel_sha256")
+                for v in training.get("volumes", []) if "name" in v}
+    names = []
+    for stage in meta.get("lineage", []) + [{"data": training.get("split", {}).get("train")}]:
+        for n in stage.get("data") or []:
+            if _series_name(Path(n).name) not in names:
+                names.append(_series_name(Path(n).name))
+
+    def entry(name):
+        s = recipe.get(name)
+        if s is None:
+            return {"name": name, "voxel_sha256": recorded.get(name), "in_recipe": False}
+        src = s["source"]
+        where = src.get("repo", "shared CT folder") + (f"@{src['commit'][:10]}" if
+                                                         src.get("commit") else "")
+        return {"name": name, "voxel_sha256": s["voxel_sha256"], "source": where,
+                "licence": s["licence"]}
+    trained = [entry(n) for n in names]
+    validation = [entry(s["name"]) for s in recipe.values() if s["split"] == "validation"]
+    seen = {e["voxel_sha256"] for e in trained if e["voxel_sha256"]}
+    overlap = [e["name"] for e in validation if e["voxel_sha256"] in seen]
+    if overlap:
+        raise SystemExit(f"validation series {overlap} are among the training data")
+    return {"recipe": "benchmarks/data/corpus.toml", "train": trained, "validation": validation}
+
+
+def restamped(meta: dict, recipe=None) -> dict:
+    """``meta`` with its corpus named and every file path in its settings reduced to a name."""
+    meta = dict(meta, corpus=corpus_block(meta, recipe))
+    if isinstance(meta.get("training", {}).get("config"), dict):
+        meta["training"] = dict(meta["training"], config=without_paths(meta["training"]["config"]))
+    meta["lineage"] = [dict(s, settings=without_paths(s["settings"]))
+                       if isinstance(s.get("settings"), dict) else s
+                       for s in meta.get("lineage", [])]
+    return meta
 
 
 def _weights_in(run: Path) -> Path:
@@ -37,6 +92,7 @@ def ship(src: Path, name: str, method: str, rows, note: str = "", slab_rows=()) 
     dst = DEST / name
     DEST.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
+    meta = restamped(meta)
     meta["tensor_file"] = dst.name
     if note:
         meta["training_notes"] = note
@@ -64,7 +120,16 @@ def main() -> None:
                    help="metrics.csv files of 'hrinet evaluate --protocol slab'")
     p.add_argument("--default-note", default="", help="how the default run went (resumes, "
                    "schedule changes), stored in its sidecar")
+    p.add_argument("--restamp", action="store_true", help="name the corpus in every shipped "
+                   "sidecar and drop file paths from them (tensors untouched)")
     a = p.parse_args()
+    if a.restamp:
+        for side in sorted(DEST.glob("hrinet-*.json")):
+            side.write_text(json.dumps(restamped(json.loads(side.read_text())), indent=2,
+                                       sort_keys=True))
+            read_metadata(side.with_suffix(".safetensors"))
+            print(f"restamped {side.name}")
+        return
     rows, slab = _read(a.metrics), _read(a.slab_metrics)
     if a.default:
         print(ship(_weights_in(a.default), DEFAULT_NAME, "hrinet", rows, a.default_note, slab))

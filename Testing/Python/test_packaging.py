@@ -132,4 +132,18 @@ def test_no_shipped_sidecar_names_a_folder_of_the_training_machine(path):
             yield o
 
     meta = json.loads(sidecar_of(path).read_text(encoding="utf-8"))
-    assert not [s for s in strings(meta) if s.startswith(("/", "~")) or s[1:3] == ":\\\\"]
+    assert not [s for s in strings(meta) if s.startswith(("/", "~", "../", "./"))
+                or s[1:3] == ":\\\\"]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_every_shipped_sidecar_names_its_corpus_by_series_and_voxel_hash(path):
+    meta = json.loads(sidecar_of(path).read_text(encoding="utf-8"))
+    corpus = meta["corpus"]
+    assert corpus["recipe"] == "benchmarks/data/corpus.toml"
+    assert corpus["train"] and len(corpus["validation"]) >= 5
+    hashes = lambda entries: {e["voxel_sha256"] for e in entries}  # noqa: E731
+    assert all(len(h or "") == 64 for h in hashes(corpus["train"]) | hashes(corpus["validation"]))
+    assert not hashes(corpus["train"]) & hashes(corpus["validation"])
+    trained = {e["name"] for e in corpus["train"]}
+    assert {n.removesuffix(".nrrd") for n in meta["training"]["split"]["train"]} <= trained
