@@ -2,12 +2,12 @@
 # Everything a ship decision for new default weights reads, in one command:
 #   benchmarks/evaluate_candidate.sh CANDIDATE.safetensors [OUT]
 # 1. bench_stress.py: the shipped default and the candidate beside linear, cubic and flow on
-#    the validation volumes as scanned and under every scanner condition, x2 to x12;
+#    the validation volumes (every validation series of the corpus when it is built, $CORPUS,
+#    default ../corpus) as scanned and under every scanner condition, x2 to x12;
 # 2. hrinet evaluate of the candidate on the README's 14 validation cells (decimate x2-x8, slab
 #    x2-x6), to set beside the shipped default's (docs/results.md, make evaluate);
 # 3. hrinet evaluate of the candidate on every validation series of the corpus (x2-x6), to set
-#    beside the shipped default's (make evaluate-corpus), when the corpus is built ($CORPUS,
-#    default ../corpus).
+#    beside the shipped default's (make evaluate-corpus), when the corpus is built.
 # The rule the decision follows is stated before running it (see the session notes / README).
 set -euo pipefail
 W=$(realpath "${1:?give the candidate weights file}")  # absolute, as given from any folder
@@ -15,14 +15,17 @@ OUT=$(realpath -m "${2:-out/candidate}")
 cd "$(dirname "$0")/.."
 D=$(realpath -m "${HRINET_SHARED_CT:-../shared/data/ct}")
 VOLS="$D/chest-lungfcp-1mm.nrrd $D/abdomen-2mm-dicom"
+C=$(realpath -m "${CORPUS:-../corpus}")
+# the stress table on every validation series of the corpus when it is built, else on the two
+SERIES=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$C" --list validation 2>/dev/null) \
+  || SERIES=""
 mkdir -p "$OUT"
-(cd benchmarks && ../.venv/bin/python bench_stress.py --weights "new=$W" --out "$OUT/stress")
+(cd benchmarks && ../.venv/bin/python bench_stress.py $SERIES --weights "new=$W" --out "$OUT/stress")
 .venv/bin/hrinet evaluate $VOLS --factors 2,4,6,8 --methods hrinet --weights "hrinet=$W" --precision fp32 \
   --device cpu --out "$OUT/evaluate"
 .venv/bin/hrinet evaluate $VOLS --protocol slab --factors 2,4,6 --methods hrinet --precision fp32 \
   --weights "hrinet=$W" --device cpu --out "$OUT/evaluate-slab"
-C=$(realpath -m "${CORPUS:-../corpus}")
-if SERIES=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$C" --list validation); then
+if [ -n "$SERIES" ]; then
   .venv/bin/hrinet evaluate $SERIES --factors 2,4,6 --methods hrinet --weights "hrinet=$W" \
     --precision fp32 --device cpu --out "$OUT/evaluate-corpus"
 else
