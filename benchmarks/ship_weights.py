@@ -19,9 +19,8 @@ import argparse
 import csv
 import json
 import shutil
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 from hrinet.core.shipped import DEFAULT_NAME, sidecar_of, variant_weights_name
 from hrinet.learned.weights import read_metadata

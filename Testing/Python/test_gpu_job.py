@@ -30,15 +30,16 @@ def _packed(tmp_path: Path) -> Path:
         pack_training_data.pack_one(src, data, region=96, step=4)
     init = tmp_path / "gpu" / "init"
     init.mkdir()
-    for f in ("hrinet-default.safetensors", "hrinet-default.json"):
-        shutil.copy2(ROOT / "Resources" / "weights" / f, init / f)
+    for name in ("hrinet-default", "hrinet-variant-acai", "hrinet-variant-hrinet-mse"):
+        for ext in (".safetensors", ".json"):
+            shutil.copy2(ROOT / "Resources" / "weights" / (name + ext), init / (name + ext))
     return data
 
 
-def _lease(data: Path, out: Path, runs: Path, *extra: str) -> dict:
+def _lease(data: Path, out: Path, runs: Path, *extra: str, jobs: str = "flow-corpus") -> dict:
     r = subprocess.run([sys.executable, str(GPU / "train_gpu.py"), "--data", str(data),
-                        "--out", str(out), "--seconds", "12", "--device", "cpu",
-                        "--jobs", "flow-corpus", "--warmup", "2,4", "--dry-run",
+                        "--out", str(out), "--seconds", "15", "--device", "cpu",
+                        "--jobs", jobs, "--warmup", "2,4", "--dry-run",
                         "--runs", str(runs), *extra],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -57,7 +58,14 @@ def test_packed_volumes_unpack_to_the_same_anatomy_within_the_quantisation_step(
 @pytest.mark.slow
 def test_a_lease_returns_weights_and_checkpoint_and_the_next_lease_continues_it(tmp_path):
     data = _packed(tmp_path)
-    first = _lease(data, tmp_path / "lease1", tmp_path / "runs")
+    # the default on the corpus and the paper's stage II (MSE continued, perceptual from stage I)
+    first = _lease(data, tmp_path / "lease1", tmp_path / "runs",
+                   jobs="flow-corpus,hrinet-mse,hrinet-perceptual")
+    for job, variant in (("hrinet-mse", "hrinet-mse"), ("hrinet-perceptual", "hrinet-perceptual")):
+        meta = json.loads((tmp_path / "lease1" / job / "job.json").read_text())
+        assert meta["steps"] > 4
+        assert json.loads((tmp_path / "lease1" / job / f"{variant}.json").read_text())["variant"] \
+            == variant
     got = tmp_path / "lease1" / "flow-corpus"
     for f in ("hrinet-flow.safetensors", "hrinet-flow.json", "checkpoint.safetensors", "log.csv"):
         assert (got / f).is_file(), f

@@ -48,6 +48,13 @@ JOBS = {
                         window_weight=0.0, init_weights="init/hrinet-default.safetensors"),
     "acai": dict(variant="acai", crop=256, batch=16, lr=1e-4,
                  init_weights="init/hrinet-variant-acai.safetensors"),
+    # the paper's stage II toward its 50k iterations: HRINet-MSE continued from its shipped
+    # weights; HRINet-Perceptual from the stage-I result (ACAI), whose encoder is its frozen E_I
+    # (its own weights cannot be continued: E_I is not in them); later leases --resume both
+    "hrinet-mse": dict(variant="hrinet-mse", crop=256, batch=16, lr=1e-4,
+                       init_weights="init/hrinet-variant-hrinet-mse.safetensors"),
+    "hrinet-perceptual": dict(variant="hrinet-perceptual", crop=256, batch=16, lr=1e-4,
+                              init_weights="init/hrinet-variant-acai.safetensors"),
 }
 #: What ``--dry-run`` changes: toy sizes a 2-core CPU runs in seconds, no worker processes.
 DRY_RUN = dict(crop=64, batch=1, samples_per_group=1, workers=0, checkpoint_minutes=0.05)
