@@ -12,6 +12,10 @@
 # slices missing more often (DROP=0.25; earlier stages 0.1): the volume's ends were the pairs
 # where the model gained least over flow. The seventh (2026-11-26): RUN=runs/cont8 SSIM=0.3 ...
 # 7000, log(1 - SSIM_win) beside the log-MSE (chest x2 was smoother than cubic in its window).
+# The tenth (2026-11-30, shipped): CORPUS=../corpus AUGMENT=0.25 LR=3e-5 SSIM=0.3 RUN=runs/corpus
+# benchmarks/continue_default.sh 6000 (42 min): the corpus's training split (build_corpus.py
+# --list train; then 11 series: the recipe gained six more extremity CTs after it started)
+# instead of the eight shared volumes.
 # Usage: benchmarks/continue_default.sh [ITERATIONS [INIT_WEIGHTS]]
 #   the shipped third stage: benchmarks/continue_default.sh 8500 <weights shipped at 07bb25e>
 #   (git show 07bb25e:Resources/weights/hrinet-default.safetensors > w.safetensors, same for .json)
@@ -23,6 +27,11 @@ D=${HRINET_SHARED_CT:-../shared/data/ct}
 TRAIN="$D/chest-lidc-1mm.nrrd $D/thorax-2mm.nrrd $D/chest-cmbcrc-2p5mm.nrrd $D/heart-1p5mm.nrrd \
 $D/chest-1p5mm.nrrd $D/torso-3mm.nrrd $D/head-ge-1p25mm.nrrd $D/chest-rider-0p8mm.nrrd"
 VAL="$D/chest-lungfcp-1mm.nrrd $D/abdomen-2mm-dicom"
+if [ -n "${CORPUS:-}" ]; then
+  TRAIN=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$CORPUS" --list train)
+fi
+AUGMENT=${AUGMENT:-0}
+LR=${LR:-1e-4}
 DROP=${DROP:-0.25}
 SSIM=${SSIM:-0}
 R=${RUN:-runs/continue-default}
@@ -31,6 +40,6 @@ if [ -f $R/checkpoint.safetensors ]; then
 else
   .venv/bin/hrinet train --variant hrinet-flow --init "$INIT" --data $TRAIN --val $VAL \
     --iterations "$N" --crop 128 --batch 4 --samples-per-group 4 --gaps 2,2,3,4,5,6,7,8 \
-    --overlap 0.4 --drop-context "$DROP" --log-mse --ssim-weight "$SSIM" --lr 1e-4 --ema 0.999 --lr-final 0.05 --decay-start 0.5 \
+    --overlap 0.4 --drop-context "$DROP" --log-mse --ssim-weight "$SSIM" --augment "$AUGMENT" --lr "$LR" --ema 0.999 --lr-final 0.05 --decay-start 0.5 \
     --workers 1 --val-every 2500 --val-factors 2,4 --checkpoint-minutes 4 --device cpu --out $R
 fi
