@@ -99,15 +99,15 @@ def run_job(name: str, data: Path, out: Path, seconds: float, device: str,
                  overrides=dict(iterations=10**7, device=device) if resumed else None,
                  log=lambda s: print(f"[{name}] {s}", flush=True),
                  cancel=lambda: time.monotonic() > hard_stop)
-    start = tr.step
-    tr.run(stop_at=start + warmup[0])
-    t1, s1 = time.monotonic(), tr.step
-    tr.run(stop_at=start + warmup[1])
-    rate = (tr.step - s1) / (time.monotonic() - t1)
-    left = seconds - (time.monotonic() - t0) - 15  # export and copy
-    tr.cfg.iterations = tr.step + max(1, int(rate * left))
-    print(f"[{name}] {rate:.2f} steps/s -> {tr.cfg.iterations} iterations", flush=True)
-    try:
+    start, rate = tr.step, None
+    try:  # the clock may stop a slow job even while its throughput is measured
+        tr.run(stop_at=start + warmup[0])
+        t1, s1 = time.monotonic(), tr.step
+        tr.run(stop_at=start + warmup[1])
+        rate = (tr.step - s1) / (time.monotonic() - t1)
+        left = seconds - (time.monotonic() - t0) - 15  # export and copy
+        tr.cfg.iterations = tr.step + max(1, int(rate * left))
+        print(f"[{name}] {rate:.2f} steps/s -> {tr.cfg.iterations} iterations", flush=True)
         weights = tr.run()
     except Cancelled as e:
         print(f"[{name}] {e}; exporting step {tr.step}", flush=True)
@@ -117,7 +117,8 @@ def run_job(name: str, data: Path, out: Path, seconds: float, device: str,
     tr.save_checkpoint()  # the next lease continues from it
     for f in (weights, weights.with_suffix(".json"), run / "log.csv",
               run / "checkpoint.safetensors"):
-        shutil.copy2(f, dest / f.name)
+        if f.is_file():  # no log before the first step
+            shutil.copy2(f, dest / f.name)
     wall = time.monotonic() - t0
     (dest / "job.json").write_text(json.dumps(dict(name=name, steps=tr.step, started_at=start,
                                                    steps_per_s=rate, wall_s=wall,
