@@ -153,14 +153,20 @@ def build_one(series: dict, sources: Path, shared: Path, out: Path, record: bool
     return f"built {name}"
 
 
+def split_files(recipe: list, split: str, out: Path) -> tuple:
+    """The built files of ``split`` under ``out`` (recipe order) and the names of its series
+    not built there."""
+    paths = [out / f"{s['name']}.nrrd" for s in recipe if s["split"] == split]
+    return ([p for p in paths if p.is_file()],
+            [p.name[:-len(".nrrd")] for p in paths if not p.is_file()])
+
+
 def list_split(recipe: list, split: str, out: Path) -> int:
     """Print the built files of ``split`` under ``out``; a series not built is named on stderr
     (exit status 1 if any is missing: build the corpus first)."""
-    missing = []
-    for series in recipe:
-        if series["split"] == split:
-            path = out / f"{series['name']}.nrrd"
-            print(path) if path.is_file() else missing.append(series["name"])
+    files, missing = split_files(recipe, split, out)
+    for path in files:
+        print(path)
     if missing:
         print(f"not built in {out}: {', '.join(missing)}; run build_corpus.py --out {out}",
               file=sys.stderr)

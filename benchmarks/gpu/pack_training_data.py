@@ -40,9 +40,7 @@ def corpus_training_files(corpus: Path) -> list:
     sys.path.insert(0, str(ROOT / "benchmarks" / "data"))
     import build_corpus
 
-    files = [corpus / f"{s['name']}.nrrd" for s in build_corpus.load_recipe()
-             if s["split"] == "train"]
-    missing = [f.name for f in files if not f.is_file()]
+    files, missing = build_corpus.split_files(build_corpus.load_recipe(), "train", corpus)
     if missing:
         raise SystemExit(f"not built in {corpus}: {', '.join(missing)}; run "
                          f"benchmarks/data/build_corpus.py --out {corpus} first")

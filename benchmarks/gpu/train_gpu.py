@@ -114,7 +114,7 @@ def run_job(name: str, data: Path, out: Path, seconds: float, device: str,
         weights = tr.export()
     dest = out / name
     dest.mkdir(parents=True, exist_ok=True)
-    tr.save_checkpoint()  # the next lease continues from it
+    # Trainer.run saved the checkpoint on either path: the next lease continues from it
     for f in (weights, weights.with_suffix(".json"), run / "log.csv",
               run / "checkpoint.safetensors"):
         if f.is_file():  # no log before the first step

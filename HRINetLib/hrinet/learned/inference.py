@@ -60,7 +60,8 @@ class LearnedInterpolator:
         self.precision = precision
 
     def _autocast(self):
-        if self.device.type == "cuda":  # the paper variants ran bf16 on GPUs from the start
+        if self.device.type == "cuda" and self.precision == "fp32":
+            # the paper variants ran bf16 on GPUs from the start; fp16 asked for is honoured
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return autocast(self.device, self.precision)
 

@@ -179,7 +179,7 @@ class MotionInterpolator:
         self.runtime_warnings: List[str] = []
         #: Slice thickness / slice spacing of the input (set by the engine).
         self.slab_ratio = 0.0
-        #: "fp32" or "bf16" (resolved: hrinet.learned.precision).
+        #: "fp32", "bf16" or "fp16" (resolved: hrinet.learned.precision).
         self.precision = precision
 
     @torch.inference_mode()

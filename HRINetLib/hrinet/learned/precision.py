@@ -39,8 +39,8 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 def resolve_precision(precision: str, device: torch.device,
                       variant: str = DEFAULT_VARIANT) -> str:
-    """``fp32`` or ``bf16`` for ``precision`` (one of :data:`PRECISIONS`) when ``variant``
-    runs on ``device``."""
+    """``fp32``, ``bf16`` or ``fp16`` (CUDA only) for ``precision`` (one of
+    :data:`PRECISIONS`) when ``variant`` runs on ``device``."""
     if precision not in PRECISIONS:
         raise HRINetError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
