@@ -31,12 +31,37 @@ from hrinet.core.volume import voxel_sha256
 HERE = Path(__file__).resolve().parent
 RECIPE = HERE / "corpus.toml"
 REPO_ROOT = HERE.parents[1]
-#: Repositories whose data is kept for independent evaluation: never part of the corpus.
-EXCLUDED_REPOS = ("neurolabusc/dcm_qa_ct", "aryamanwastaken/covid_chestCT_image_analysis",
-                  "chafey/cornerstoneDemo", "Tarnished006/Marvel-GPP")
+#: Repositories whose data is kept for independent evaluation: never trained or validated on
+#: (a git source's ``repo``, or named in a shared source's ``origin``).
+EXCLUDED_REPOS = ("wasserth/TotalSegmentator", "neurolabusc/dcm_qa_ct",
+                  "aryamanwastaken/covid_chestCT_image_analysis", "chafey/cornerstoneDemo",
+                  "Tarnished006/Marvel-GPP")
+#: Collections kept for independent evaluation, matched anywhere in a series' description.
+EXCLUDED_COLLECTIONS = ("MIDRC-RICORD",)
+#: The split recording series from excluded sources (provenance of earlier weights only).
+EXCLUDED_SPLIT = "excluded"
 #: DICOM tags that identify a person or a place: (tag, what).
 IDENTIFYING = (("0010|0010", "patient name"), ("0010|0030", "birth date"),
                ("0008|0080", "institution"))
+
+
+def excluded_source(series: dict) -> str | None:
+    """Why ``series`` comes from a source kept for independent evaluation, or None.
+
+    A git source is matched by its repository, a shared source by the repository its ``origin``
+    names, and any series by a RICORD collection in its name, licence or origin; the match is
+    case-insensitive, as GitHub's owner and repository names are."""
+    src = series.get("source", {})
+    where = " ".join(str(v) for v in (src.get("repo", ""), src.get("origin", ""),
+                                      src.get("path", ""))).lower()
+    for repo in EXCLUDED_REPOS:
+        if src.get("repo", "").lower() == repo.lower() or repo.lower() in where:
+            return f"{repo} is kept for independent evaluation"
+    text = " ".join((series.get("name", ""), series.get("licence", ""), where)).upper()
+    for collection in EXCLUDED_COLLECTIONS:
+        if collection in text or collection.replace("-", "") in text.replace("-", "").replace("_", ""):
+            return f"{collection} is kept for independent evaluation"
+    return None
 
 
 def load_recipe(path: Path = RECIPE) -> list:
@@ -119,8 +144,9 @@ def build_one(series: dict, sources: Path, shared: Path, out: Path, record: bool
     digest it builds to, for a series being added to the recipe)."""
     name, src = series["name"], series["source"]
     target = out / f"{name}.nrrd"
-    if src.get("repo") in EXCLUDED_REPOS:
-        raise HRINetError(f"{name}: {src['repo']} is kept for independent evaluation")
+    why = excluded_source(series)
+    if why and series["split"] != EXCLUDED_SPLIT:
+        raise HRINetError(f"{name}: {why}; its split must be \"{EXCLUDED_SPLIT}\"")
     if not record and target.exists() and voxel_sha256(read_volume(target).array) == series["voxel_sha256"]:
         return f"present {name}"
     if src["kind"] == "shared":
@@ -187,6 +213,9 @@ def main(argv=None) -> int:
                    "as built (to record a new series), writing nothing")
     p.add_argument("--list", choices=("train", "validation", "demo"), help="print the paths of "
                    "the built series of this split (one per line, recipe order), building nothing")
+    p.add_argument("--with-excluded", action="store_true", help="also build the series of the "
+                   f"\"{EXCLUDED_SPLIT}\" split (sources kept for independent evaluation, recorded "
+                   "as the provenance of earlier weights; never for training or validation)")
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.list:
@@ -194,6 +223,11 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     statuses = []
     for series in load_recipe(Path(args.recipe)):
+        if series["split"] == EXCLUDED_SPLIT and not args.with_excluded:
+            line = f"excluded {series['name']}: {excluded_source(series) or 'excluded split'}"
+            statuses.append(line)
+            print(line, flush=True)
+            continue
         try:
             line = build_one(series, Path(args.sources), Path(args.shared), out, args.digests)
         except HRINetError as exc:
