@@ -89,9 +89,13 @@ def write_preview(volume: Volume, path, overwrite: bool = True) -> Path:
 
 
 def check_preview_path(path, overwrite: bool) -> Path:
-    """Refuse a preview path before any work: not a .png, or not a file that may be written
-    (:func:`hrinet.core.io.check_new_file`)."""
+    """Refuse a preview path before any work, as the output path is: a symbolic link to nothing
+    (writing there would fail only at the end, or replace the user's link), not a .png, or not
+    a file that may be written (:func:`hrinet.core.io.check_new_file`)."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise HRINetError(f"the preview {path} is a symbolic link to nothing (a missing file or "
+                          "a loop); remove the link or choose another name")
     if path.suffix.lower() != ".png":
         raise HRINetError(f"the preview {path} must be a .png file, e.g. {path.with_suffix('.png')}")
     return check_new_file(path, overwrite, "the preview", "preview.png")

@@ -76,12 +76,32 @@ def create_interpolator(name: str, **options) -> Interpolator:
         try:
             imported = importlib.import_module(module)
         except ImportError as exc:
-            raise HRINetError(f"method {name} needs PyTorch, which is not installed "
-                              f"({exc.name or exc}); install torch, or use "
-                              f"{', '.join(CLASSICAL_METHODS)}") from None
+            raise HRINetError(missing_learned_words(name, exc)) from None
         return getattr(imported, factory)(name, **options)
     raise HRINetError(f"unknown method {name!r}; choose one of "
                       f"{', '.join(available_methods())}")
+
+
+#: The learned extra's packages by the module name they are imported as.
+LEARNED_PACKAGES = {"torch": "PyTorch (torch)", "safetensors": "safetensors"}
+#: The one line that installs everything the learned methods import.
+LEARNED_INSTALL = 'pip install "hrinet[learned]"'
+
+
+def missing_learned_words(method: str, exc: ImportError) -> str:
+    """One line for a learned method whose code cannot be imported: the package that is
+    missing (from the import error, so that an install with torch but without safetensors is
+    not told PyTorch is missing) and the install line that brings it."""
+    module = (getattr(exc, "name", None) or "").split(".")[0]
+    if isinstance(exc, ModuleNotFoundError) and module:
+        package = LEARNED_PACKAGES.get(module, module)
+        problem = f"{package}, which is not installed"
+    else:  # installed, but broken (a mismatched build): its own words
+        package = LEARNED_PACKAGES.get(module, module or "PyTorch")
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        problem = f"{package}, which cannot be imported ({reason})"
+    return (f"method {method} needs {problem}; install the learned extra ({LEARNED_INSTALL}), "
+            f"or use {', '.join(CLASSICAL_METHODS)}")
 
 
 def learned_available() -> bool:

@@ -16,16 +16,23 @@ case's own slices teach gaps wider than the ones it will be asked for), so adapt
 ``adapt.json`` in the output folder records the comparison; the adapted weights
 (``hrinet-adapted.safetensors``) are written only when kept, with the case and the held-out
 result in their sidecar.
+
+The output folder may hold other files (the Slicer panel keeps the exported input and its job
+log there; a user may keep notes): adaptation writes and removes only the files it names in
+:func:`adaptation_files`, and only where each is absent or adaptation's own. Ownership is
+recorded in the folder's manifest (:data:`FOLDER_MARK`): every file adaptation wrote, with its
+sha256, so that a file the user put in its place, or changed, is refused rather than replaced.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from hrinet.core.atomic import write_text
+from hrinet.core.atomic import file_sha256, write_text
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.volume import Volume
 from hrinet.evaluation.evaluate import evaluate_volume
@@ -46,7 +53,9 @@ from hrinet.training.trainer import (
 )
 
 ADAPTED_NAME = "hrinet-adapted.safetensors"
-#: Marks a folder as adaptation's own: only such a folder (or a new or empty one) is written to.
+#: The manifest of the files adaptation wrote in a folder: JSON ``{"files": {name: sha256}}``
+#: (``null`` for a file being written: claimed before the write, so that a run killed midway
+#: leaves its partial files claimed).
 FOLDER_MARK = ".hrinet-adapt"
 #: What a folder that holds a training run or weights of the user's shows.
 _OTHERS = ("config.json", "log.csv", "val.jsonl", "progress.json", CHECKPOINT, PREVIOUS)
@@ -100,22 +109,98 @@ def heldout_psnr(model, block: Volume, device) -> float:
     return evaluate_volume(block, "held-out", [2], ["m"], interpolators={"m": interp})[0].psnr_hu
 
 
-def check_folder(out: Path, start: str) -> None:
-    """Refuse, before anything is written, an ``out`` whose contents adaptation would replace:
-    a training run or weights that are not adaptation's own, or the starting weights."""
+def adaptation_files(variant: str) -> tuple:
+    """Every file adaptation of a ``variant`` model writes or removes in its folder: the
+    verdict, the fine-tuning's run files (config, logs, plot, checkpoints, its unguarded
+    weights) and the adapted weights with their sidecar."""
+    return ("adapt.json", "config.json", "log.csv", "val.jsonl", "progress.json", "loss.png",
+            CHECKPOINT, PREVIOUS, f"{variant}.safetensors", f"{variant}.json", ADAPTED_NAME,
+            Path(ADAPTED_NAME).with_suffix(".json").name)
+
+
+def owned_files(out: Path) -> dict:
+    """``{name: sha256 or None}`` of the files adaptation recorded writing in ``out`` (empty
+    without a readable manifest: then nothing there is adaptation's)."""
+    try:
+        record = json.loads((Path(out) / FOLDER_MARK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    return {str(k): v for k, v in files.items() if v is None or isinstance(v, str)}
+
+
+def _is_own(path: Path, owned: dict) -> bool:
+    """Whether ``path`` is a file adaptation wrote: recorded, a regular file, and (once its
+    write ended) unchanged since."""
+    if path.name not in owned or path.is_symlink() or not path.is_file():
+        return False
+    return owned[path.name] is None or file_sha256(path) == owned[path.name]
+
+
+def _record(out: Path, names, claim: bool) -> None:
+    """Update the manifest for ``names``: with ``claim``, mark them as being written (before
+    any of them is); otherwise record the sha256 of each present and drop the absent."""
+    files = owned_files(out)
+    for name in names:
+        path = out / name
+        if claim:
+            files[name] = None
+        elif path.is_file() and not path.is_symlink():
+            files[name] = file_sha256(path)
+        else:
+            files.pop(name, None)
+    write_text(out / FOLDER_MARK, json.dumps({"written_by": "hrinet adapt", "files": files},
+                                             indent=2, sort_keys=True),
+               what=f"the adaptation manifest {out / FOLDER_MARK}")
+
+
+def check_folder(out: Path, start: str, variant: str = "hrinet-flow") -> None:
+    """Refuse, before anything is written, an ``out`` where adaptation would replace or remove
+    a file that is not its own (:func:`adaptation_files` of ``variant``, checked against the
+    manifest), or that holds the starting weights. Other files in ``out`` are left alone."""
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise HRINetError(f"--out {out} is a file; give a folder for the adaptation")
     where = Path(start).resolve()
     if out.resolve() == where.parent or out.resolve() in where.parents:
         raise HRINetError(f"the starting weights {start} lie in --out {out}, where adaptation "
                           "writes; choose another --out folder")
-    if out.is_dir() and not (out / FOLDER_MARK).exists():
-        theirs = sorted(p.name for p in out.iterdir()
-                        if p.suffix == ".safetensors" or p.name in _OTHERS)
-        if theirs:
-            raise HRINetError(f"--out {out} holds a training run or weights "
-                              f"({', '.join(theirs[:3])}) that adaptation would replace; choose "
-                              "a new or empty folder")
+    if not out.is_dir():
+        return
+    owned = owned_files(out)
+    mark = out / FOLDER_MARK
+    if (mark.exists() or mark.is_symlink()) and not _is_manifest(mark):
+        raise HRINetError(f"--out {out} holds {FOLDER_MARK}, which is no adaptation manifest; "
+                          "move it away or choose a new or empty folder")
+    for name in adaptation_files(variant):
+        path = out / name
+        if not (path.exists() or path.is_symlink()) or _is_own(path, owned):
+            continue
+        if path.suffix == ".safetensors" or name in _OTHERS:
+            raise HRINetError(f"--out {out} holds a training run or weights ({name}) that "
+                              "adaptation would replace; choose a new or empty folder")
+        how = "was changed since adaptation wrote it" if name in owned else \
+            "which adaptation did not write"
+        raise HRINetError(f"--out {out} holds {name}, {how}, and adaptation would replace it; "
+                          "move it away or choose a new or empty folder")
+
+
+def _is_manifest(mark: Path) -> bool:
+    """Whether ``mark`` is adaptation's manifest (or the plain marker that earlier versions
+    wrote, which records no files): a regular file adaptation may replace."""
+    if mark.is_symlink() or not mark.is_file():
+        return False
+    try:
+        text = mark.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return text.startswith("written by hrinet adapt")
+    return isinstance(record, dict) and isinstance(record.get("files"), dict)
 
 
 def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 200,
@@ -129,9 +214,25 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
         raise HRINetError("no default weights to adapt; give a weights file")
     variant = read_metadata(start)["variant"]
     parts, block = split_for_adaptation(thick)
-    check_folder(out, start)
+    names = adaptation_files(variant)
+    check_folder(out, start, variant)
     out.mkdir(parents=True, exist_ok=True)
-    (out / FOLDER_MARK).write_text("written by hrinet adapt: this folder is adaptation's own\n")
+    _record(out, names, claim=True)
+    try:
+        result = _adapt(out, thick, parts, block, start, variant, iterations, lr, crop, device,
+                        margin_db, case, progress, cancel, log)
+    except BaseException:
+        with suppress(HRINetError, OSError):  # the run's own error is the one to tell
+            _record(out, names, claim=False)
+        raise
+    _record(out, names, claim=False)  # what is there now, with the sha256 of each
+    return result
+
+
+def _adapt(out: Path, thick: Volume, parts, block: Volume, start: str, variant: str,
+           iterations: int, lr: float, crop: int, device: str, margin_db: float, case: str,
+           progress, cancel, log) -> AdaptResult:
+    """:func:`adapt` once ``out`` is checked and claimed."""
     (out / "adapt.json").unlink(missing_ok=True)  # an earlier verdict is not this run's
     dev = resolve_device(device)
     crop = min(crop, 64 * max(1, min(thick.array.shape[1:]) // 64))
@@ -162,6 +263,7 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
         save_weights(adapted, path, meta)
     elif path.exists():
         path.unlink()  # a stale adapted file from an earlier run must not be picked up
+        path.with_suffix(".json").unlink(missing_ok=True)
     result = AdaptResult(case, block.array.shape[0], before, after, kept,
                          str(path) if kept == "adapted" else start, trainer.step)
     write_text(out / "adapt.json", json.dumps(asdict(result), indent=2))

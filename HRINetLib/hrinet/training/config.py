@@ -122,7 +122,7 @@ class TrainConfig:
     #: weights of its variant (:func:`hrinet.cli.train.starting_weights`) unless --init is given.
     from_scratch: bool = field(default=False, metadata=option(
         "start from random weights (default: from the shipped weights of the variant, or --init; "
-        "also when --channels or --design-size asks for another network)"))
+        "also when --design-size asks for another network)"))
     #: Exponential moving average of the generator's weights (0: off). Validation and the
     #: exported weights use the average, which smooths out the last steps' noise.
     ema: float = field(default=0.0, metadata=option(
