@@ -62,7 +62,8 @@ def test_the_shard_comes_from_slurm_or_torchrun():
     assert cohort.shard_from_environment({}) == (0, 1, -1)
 
 
-def test_a_cohort_runs_then_a_rerun_skips_what_is_done_and_redoes_what_is_damaged(tree, tmp_path):
+def test_a_cohort_runs_then_a_rerun_skips_what_is_done_and_redoes_what_was_removed(tree,
+                                                                                   tmp_path):
     out = tmp_path / "out"
     args = ["batch", str(tree), "--out", str(out), "--factor", "2", "--method", "linear"]
     assert main(args) == 0
@@ -73,10 +74,15 @@ def test_a_cohort_runs_then_a_rerun_skips_what_is_done_and_redoes_what_is_damage
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.nrrd")}
     assert main(args) == 0  # nothing to do
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.nrrd")} == stamps
-    damaged = out / "p1" / "v2.nrrd"
-    damaged.write_bytes(damaged.read_bytes()[:100])
+    changed = out / "p1" / "v2.nrrd"
+    changed.write_bytes(changed.read_bytes()[:100])  # changed since: maybe someone's edit
+    assert main(args) == 1
+    assert len(changed.read_bytes()) == 100
+    assert "changed since this batch wrote it" in {r["input"]: r for r in rows(
+        out / "results.csv")}["p1/v2.nrrd"]["message"]
+    changed.unlink()  # moved aside: made again
     assert main(args) == 0
-    assert read_volume(damaged).array.shape[0] == 2 * 6 - 1
+    assert read_volume(changed).array.shape[0] == 2 * 6 - 1
 
 
 def test_one_bad_case_is_recorded_and_the_cohort_goes_on(tree, tmp_path, capsys):

@@ -176,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
     p.add_argument("--version", action="version", version=f"hrinet {__version__}")
     p.add_argument("--progress", choices=("human", "jsonl"), default="human",
-                   help="jsonl: also print machine-readable events on stdout, one JSON object "
-                   "a line (plan, progress, warning, wrote, error); for programs")
+                   help="jsonl: machine-readable events on stdout, one JSON object a line (plan, "
+                   "progress, case, warning, wrote, error), every other line on stderr; for "
+                   "programs")
     sub = p.add_subparsers(dest="command", parser_class=_Parser, required=True)
 
     s = sub.add_parser("interpolate", help="upsample a volume along z")
@@ -273,11 +274,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``hrinet`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.events = Events(args.progress == "jsonl")
+    args.events = Events(args.progress == "jsonl", stream=sys.stdout)
     if _runs_a_network(args):
         tune_allocator()
     previous = stop_on_sigterm()
+    stdout = sys.stdout
     try:
+        if args.events.enabled:  # stdout carries events only: every line for people to stderr
+            sys.stdout = sys.stderr
         return args.func(args)
     except Terminated as exc:
         print(f"hrinet: stopped ({exc}); nothing was written", file=sys.stderr)
@@ -296,7 +300,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("hrinet: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`hrinet info x | head`): not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second one at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())  # no second one at exit
         return 141  # 128 + SIGPIPE, as other tools end
     except MemoryError:
         print("hrinet: error: out of memory; use a smaller --factor, a machine with more memory, "
@@ -311,6 +315,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.events.emit("error", message=line.replace("hrinet: ", "", 1))
         return 1
     finally:
+        sys.stdout = stdout
         restore_handlers(previous)
 
 

@@ -1,19 +1,29 @@
 """``hrinet batch``: a whole cohort made isotropic, resumable, one bad case never stopping it,
-shared out among the shards of a SLURM job array or a torchrun launch (docs/cluster.md)."""
+shared out among the shards of a SLURM job array or a torchrun launch (docs/cluster.md).
+
+It never replaces a file it cannot show it wrote (:mod:`hrinet.core.cohort.results`), refuses
+before any work two cases that would write one file, and holds a lock on its shard's table so a
+second run on the same ``--out`` cannot race it.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
+from typing import List
 
 from hrinet.cli.describe import PRECISION_HELP
-from hrinet.cli.events import Events
+from hrinet.cli.events import Events, report_warnings
+from hrinet.cli.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from hrinet.core import cohort
-from hrinet.core.atomic import remove_stale_partials
-from hrinet.core.constants import PRECISIONS
+from hrinet.core.atomic import atomic_write, remove_stale_partials
+from hrinet.core.cohort.results import options_text
+from hrinet.core.constants import CLASSICAL_METHODS, PRECISIONS
 from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.io import read_volume, same_file, write_volume
+from hrinet.core.io import WRITE_EXTENSIONS, read_volume, write_volume
+from hrinet.core.itk import python_stderr_kept
+from hrinet.core.lock import exclusive_lock, is_locked
 from hrinet.methods import create_interpolator, default_method
 from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
 
@@ -42,9 +52,28 @@ def add_batch_arguments(s) -> None:
                    "SLURM_ARRAY_TASK_ID/COUNT or torchrun's RANK/WORLD_SIZE, else 1/1)")
     s.add_argument("--merge", action="store_true", help="merge the shards' results tables in "
                    "INPUT (the --out folder of the shards) into results.csv and stop")
+    s.add_argument("--partial", action="store_true", help="with --merge: merge even when a "
+                   "shard's table is missing (default: refuse, naming it)")
 
 
-def _cases(args):
+def _out_folder(args) -> Path:
+    """``--out``, checked: a folder (or none yet), neither the input tree nor above it."""
+    if not args.out:
+        raise HRINetError("give --out, the folder for the results")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise HRINetError(f"--out {out} is a file; give a folder for the outputs and "
+                          "results.csv")
+    source = Path(args.input)
+    if source.is_dir():
+        here, there = source.resolve(), out.resolve()
+        if there == here or there in here.parents:
+            raise HRINetError(f"--out {out} is the input folder or holds it; the outputs would "
+                              "mix with the inputs: choose a folder outside the input tree")
+    return out
+
+
+def _cases(args) -> List[cohort.Case]:
     source = Path(args.input)
     if not source.exists():
         raise HRINetError(f"{source} does not exist; check the path")
@@ -57,6 +86,8 @@ def _cases(args):
 
 
 def _read_case(case: cohort.Case):
+    if case.problem:
+        raise HRINetError(case.problem)
     return read_volume(case.path, series_uid=case.series_uid or None)
 
 
@@ -71,76 +102,160 @@ def _device(args, local_rank: int) -> str:
     return args.device
 
 
+def _options(args, method: str) -> str:
+    """What shapes every output of this run: a change redoes the cases done with other ones."""
+    learned = method not in CLASSICAL_METHODS
+    weights = ""
+    if learned and args.weights:
+        path = Path(args.weights)
+        weights = cohort.file_sha256(path)[:16] if path.is_file() else str(path)
+    return options_text({"method": method, "factor": args.factor, "spacing": args.spacing,
+                         "thickness": args.thickness, "weights": weights,
+                         "precision": args.precision if learned else ""})
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return next((e for e in sorted(WRITE_EXTENSIONS, key=len, reverse=True)
+                 if name.endswith(e)), path.suffix)
+
+
+def _check_other_layouts(out: Path, table: Path) -> None:
+    """Refuse to start beside a running batch with another shard layout on the same --out:
+    the two would share cases (and their half-written files)."""
+    count = cohort.shards.SHARD_TABLE.match(table.name)
+    mine = count.group(2) if count else "1"
+    for lock in out.glob(".results*.csv.lock"):
+        other = cohort.shards.SHARD_TABLE.match(lock.name[1:-len(".lock")])
+        theirs = other.group(2) if other else "1"
+        if theirs != mine and is_locked(lock):
+            raise HRINetError(f"a batch with {theirs} shard(s) is running on {out}; wait for it "
+                              "to end (or stop it), or give another --out")
+
+
 def run_batch(args) -> int:
     """Process every case of this shard; returns the exit status (1 if any case failed)."""
+    events: Events = args.events
     if args.merge:
-        path = cohort.merge_results(Path(args.input))
+        path = cohort.merge_results(Path(args.input), partial=args.partial)
         print(f"wrote {path}")
+        events.emit("wrote", path=str(path))
         return 0
-    if not args.out:
-        raise HRINetError("give --out, the folder for the results")
+    if args.partial:
+        raise HRINetError("--partial goes with --merge")
+    out = _out_folder(args)
     if args.shard:
         index, count = cohort.parse_shard(args.shard)
         local_rank = -1
     else:
         index, count, local_rank = cohort.shard_from_environment()
-    out = Path(args.out)
+    every = _cases(args)
+    cohort.check_outputs(every)  # before any work, over every shard's cases
+    cases = [c for c in every if cohort.shard_of(c, count) == index]
     out.mkdir(parents=True, exist_ok=True)
-    cases = [c for c in _cases(args) if cohort.shard_of(c, count) == index]
     table = out / cohort.results_name(index, count)
-    rows = cohort.read_results(table)
+    with exclusive_lock(out / f".{table.name}.lock", f"a batch is running on {out} with the "
+                        "same shard"):
+        _check_other_layouts(out, table)
+        with python_stderr_kept():  # C libraries muted while reading ahead never hide a line
+            return _run(args, events, cases, table, (index, count, local_rank))
+
+
+def _run(args, events: Events, cases, table: Path, shard) -> int:
+    index, count, local_rank = shard
     method = args.method or ("hrinet" if args.weights else default_method())
-    interp = None
-    events: Events = args.events
-    failed = done = 0
+    options = _options(args, method)
+    ledger = cohort.Ledger(table.parent)
+    rows = cohort.read_results(table)
+    todo = []
+    for case in cases:
+        previous = ledger.rows.get(case.key)
+        if cohort.is_done(case, previous, options):
+            rows[case.key] = previous  # done under another shard layout: carried over
+        else:
+            todo.append(case)
     print(f"shard {index + 1}/{count}: {len(cases)} cases; results in {table}", file=sys.stderr)
-    numbers = {case.identity: n for n, case in enumerate(cases, 1)}
-    todo = [c for c in cases if not cohort.is_done(c, rows.get(c.identity))]
+    numbers = {case.key: n for n, case in enumerate(cases, 1)}
     skipped = len(cases) - len(todo)
+    cohort.write_results(table, rows.values())  # a shard with no case says so to --merge
     events.emit("progress", done=skipped, total=len(cases), unit="case")  # finished cases
-    for k, (case, volume_of) in enumerate(cohort.read_ahead(todo, _read_case), 1):
-        n, previous = numbers[case.identity], rows.get(case.identity)
-        start = time.perf_counter()
-        row = cohort.Result(case.input, case.series_uid, case.output, method)
-        try:
-            target = Path(case.output)
-            if target.exists() and (previous is None or same_file(target, case.path)):
-                raise HRINetError(f"{target} exists and is not an output of this batch; move it "
-                                  "or choose another --out (nothing of yours is replaced)")
-            volume = volume_of()  # read while the previous case was computed
-            plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
-            check_memory(volume, plan, output_copies=2)
-            if interp is None:  # loaded once, for the first case that gets this far
-                interp = create_interpolator(method, device=_device(args, local_rank),
-                                             weights=args.weights, precision=args.precision)
-            result = upsample_z(volume, plan=plan, interpolator=interp)
-            del volume
-            Path(case.output).parent.mkdir(parents=True, exist_ok=True)
-            remove_stale_partials(case.output)  # a killed earlier run's half-written file
-            written = write_volume(result, case.output, overwrite=True)
-            row.factor, row.thickness = plan.factor, f"{plan.thickness:g}"
-            row.output_sha256, row.status = cohort.file_sha256(written), "ok"
-            done += 1
-        except Cancelled:
-            raise  # the user's stop, not a bad case
-        except HRINetError as exc:
-            row.status, row.message = "failed", str(exc)
-            failed += 1
-        except MemoryError:
-            row.status, row.message = "failed", "out of memory; use a smaller factor"
-            failed += 1
-        except Exception as exc:  # a bug on this case: reported, and the cohort goes on
-            row.status, row.message = "failed", (f"internal error: {type(exc).__name__}: "
-                                                 f"{exc} (report it)")
-            failed += 1
-        row.seconds = round(time.perf_counter() - start, 2)
-        rows[case.identity] = row
-        cohort.write_results(table, sorted(rows.values(), key=lambda r: (r.input,
-                                                                           r.series_uid)))
-        events.emit("progress", done=skipped + k, total=len(cases), unit="case")
-        print(f"{n}/{len(cases)} {case.input}{' ' + case.series_uid if case.series_uid else ''}"
-              f": {row.status}{' (' + row.message + ')' if row.message else ''}",
-              file=sys.stderr, flush=True)
-    print(f"shard {index + 1}/{count}: {done} done, {skipped} already done, {failed} failed; "
-          f"wrote {table}")
-    return 1 if failed else 0
+    state = {"interp": None, "done": 0, "failed": 0}
+    try:
+        for k, (case, volume_of) in enumerate(cohort.read_ahead(todo, _read_case), 1):
+            start = time.perf_counter()
+            row = _process(args, events, case, volume_of, method, options, ledger, rows, table,
+                           state, local_rank)
+            row.seconds = round(time.perf_counter() - start, 2)
+            rows[case.key] = row
+            ledger.record(row)
+            cohort.write_results(table, rows.values())
+            events.emit("case", number=numbers[case.key], total=len(cases), input=case.input,
+                        series_uid=case.series_uid, output=case.output, status=row.status,
+                        message=row.message)
+            events.emit("progress", done=skipped + k, total=len(cases), unit="case")
+            print(f"{numbers[case.key]}/{len(cases)} {case.input}"
+                  f"{' ' + case.series_uid if case.series_uid else ''}: {row.status}"
+                  f"{' (' + row.message + ')' if row.message else ''}", file=sys.stderr,
+                  flush=True)
+    except (Terminated, KeyboardInterrupt) as exc:
+        what = str(exc) if isinstance(exc, Terminated) else "Ctrl-C"
+        print(f"hrinet: stopped ({what}); {state['done']} case(s) written this run are kept and "
+              f"recorded in {table}, the case in flight was not written; run the same command "
+              "again to continue", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    print(f"shard {index + 1}/{count}: {state['done']} done, {skipped} already done, "
+          f"{state['failed']} failed; wrote {table}")
+    return 1 if state["failed"] else 0
+
+
+def _process(args, events, case, volume_of, method, options, ledger, rows, table, state,
+             local_rank) -> cohort.Result:
+    """One case, start to end; its row (``ok`` or ``failed`` with the reason)."""
+    row = cohort.Result(case.input, case.series_uid, case.output, method, options=options)
+    try:
+        if case.problem:
+            raise HRINetError(case.problem)
+        target = Path(case.output)
+        if target.exists() or target.is_symlink():
+            mine = None if target.is_dir() else ledger.wrote(case.output)
+            if mine is None and ledger.recorded(case.output):
+                raise HRINetError(f"{target} was changed since this batch wrote it; move it "
+                                  "aside to have it made again (nothing of yours is replaced)")
+            if mine is None:
+                raise HRINetError(f"{target} exists and is not an output of this batch; move "
+                                  "it or choose another --out (nothing of yours is replaced)")
+            row.output_sha256 = mine  # still this batch's file, whatever happens below
+        volume = volume_of()  # read while the previous case was computed
+        warnings = list(volume.metadata.get("warnings", []))
+        report_warnings(warnings, events)
+        plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
+        check_memory(volume, plan, output_copies=2)
+        if state["interp"] is None:  # loaded once, for the first case that gets this far
+            state["interp"] = create_interpolator(method, device=_device(args, local_rank),
+                                                  weights=args.weights,
+                                                  precision=args.precision)
+        result = upsample_z(volume, plan=plan, interpolator=state["interp"])
+        del volume
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(target)  # a killed earlier run's half-written file
+        row.factor, row.thickness = plan.factor, f"{plan.thickness:g}"
+        with atomic_write(target, overwrite=True, suffix=_suffix(target)) as tmp:
+            write_volume(result, tmp, overwrite=True)
+            row.output_sha256, row.status = cohort.file_sha256(tmp), "writing"
+            rows[case.key] = row  # proof of ownership before the file is in place
+            ledger.record(row)
+            cohort.write_results(table, rows.values())
+        row.status, row.message = "ok", "; ".join(f"warning: {w}" for w in warnings)
+        state["done"] += 1
+    except Cancelled:
+        raise  # the user's stop, not a bad case
+    except HRINetError as exc:
+        row.status, row.message = "failed", str(exc)
+    except MemoryError:
+        row.status, row.message = "failed", "out of memory; use a smaller factor"
+    except Exception as exc:  # a bug on this case: reported, and the cohort goes on
+        row.status, row.message = "failed", (f"internal error: {type(exc).__name__}: "
+                                             f"{exc} (report it)")
+    if row.status == "failed":
+        state["failed"] += 1
+    return row

@@ -2,9 +2,11 @@
 stdout for each event, for programs (the Slicer panel) that must not parse the human lines.
 
 Events (each has ``"event"``): ``plan`` (``factor``, ``input_slices``, ``output_slices``,
-``method``, ``description``), ``progress`` (``done``, ``total``, ``unit``), ``warning``
-(``message``), ``wrote`` (``path``), ``error`` (``message``: what the person's one line says after
-``hrinet: error:``).
+``method``, ``description``), ``progress`` (``done``, ``total``, ``unit``), ``case`` (a batch's
+case ended: ``number``, ``total``, ``input``, ``series_uid``, ``output``, ``status``, ``message``),
+``warning`` (``message``), ``wrote`` (``path``), ``error`` (``message``: what the person's one
+line says after ``hrinet: error:``). In jsonl mode stdout carries these lines only; every line
+for people goes to stderr.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from typing import Optional, TextIO
 
 #: The event names, in the order a run emits them.
-EVENTS = ("plan", "progress", "warning", "wrote", "error")
+EVENTS = ("plan", "progress", "case", "warning", "wrote", "error")
 
 
 class Events:

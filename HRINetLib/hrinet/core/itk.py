@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
+import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -14,23 +17,69 @@ from hrinet.core.errors import HRINetError, first_line
 from hrinet.core.volume import Volume
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved = -1
+
+
 @contextmanager
 def quiet_native_output() -> Iterator[None]:
     """Keep what C libraries print to stderr (GDCM, the NIfTI writer) off the user's terminal:
-    their failures reach the user as the one-line error of the call they broke. Python's own
-    ``sys.stderr`` writes are untouched."""
+    their failures reach the user as the one-line error of the call they broke.
+
+    Safe across threads (a cohort reads its next case while writing this one): the first block
+    to enter mutes descriptor 2 and the last to leave restores it. Python's own writes to
+    ``sys.stderr`` in another thread meanwhile would be lost, so long work spanning threads runs
+    inside :func:`python_stderr_kept`."""
+    global _quiet_depth, _quiet_saved
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            try:
+                saved = os.dup(2)
+            except OSError:  # no stderr to protect (e.g. a GUI process)
+                saved = -1
+            if saved >= 0:
+                sink = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(sink, 2)
+                os.close(sink)
+            _quiet_saved = saved
+        _quiet_depth += 1
     try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to protect (e.g. a GUI process)
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _quiet_saved >= 0:
+                os.dup2(_quiet_saved, 2)
+                os.close(_quiet_saved)
+                _quiet_saved = -1
+
+
+@contextmanager
+def python_stderr_kept() -> Iterator[None]:
+    """For the block, Python's ``sys.stderr`` writes through a descriptor of its own, so muting
+    descriptor 2 for a C library (:func:`quiet_native_output`, in any thread) never swallows a
+    message of the program's. Nothing changes when ``sys.stderr`` is not descriptor 2 (a test's
+    capture, a GUI)."""
+    stream = sys.stderr
+    try:
+        is_fd2 = stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        is_fd2 = False
+    if not is_fd2:
         yield
         return
-    with open(os.devnull, "wb") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    stream.flush()
+    own = io.TextIOWrapper(io.FileIO(os.dup(2), "w", closefd=True),
+                           encoding=stream.encoding, errors=stream.errors or "backslashreplace",
+                           line_buffering=True, write_through=True)
+    sys.stderr = own
+    try:
+        yield
+    finally:
+        own.flush()
+        sys.stderr = stream
+        own.close()
 
 
 def volume_from_image(image: sitk.Image, source: str) -> Volume:

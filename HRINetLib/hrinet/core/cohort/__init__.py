@@ -1,0 +1,18 @@
+"""A cohort of cases: found in a folder tree or a manifest (:mod:`.cases`), shared out among
+shards (:mod:`.shards`), and the results tables that make a rerun skip what is done and that
+prove which files a batch wrote (:mod:`.results`); cases are read ahead while the previous one
+is computed (:mod:`.readahead`)."""
+
+from hrinet.core.atomic import file_sha256
+from hrinet.core.cohort.cases import (Case, check_outputs, find_cases, identity,
+                                      read_manifest)
+from hrinet.core.cohort.readahead import read_ahead
+from hrinet.core.cohort.results import (Result, Ledger, is_done, merge_results, read_results,
+                                        write_results)
+from hrinet.core.cohort.shards import (parse_shard, results_name, shard_from_environment,
+                                       shard_of)
+
+__all__ = ["Case", "Ledger", "Result", "check_outputs", "file_sha256", "find_cases",
+           "identity", "is_done", "merge_results", "parse_shard", "read_ahead",
+           "read_manifest", "read_results", "results_name", "shard_from_environment",
+           "shard_of", "write_results"]

@@ -1,0 +1,197 @@
+"""The results tables of a batch: one row a case, what makes a rerun skip what is done, and the
+proof of which files the batch wrote.
+
+A batch replaces a file only when it can show it wrote it: a row of a results table in its
+``--out`` folder records that output's sha256 (written as ``writing`` before the file is moved
+into place and ``ok`` after, so a stop between the two still proves it). "A row existed" is
+never ownership: a user's file at an output path, or a file changed since, is refused.
+A case counts as done only when its row is ``ok``, the output still hashes as recorded and the
+options that shape the output (method, target, thickness, weights, precision) are the same.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Set
+
+from hrinet.core.atomic import file_sha256, write_text
+from hrinet.core.cohort.cases import Case
+from hrinet.core.cohort.shards import SHARD_TABLE
+from hrinet.core.errors import HRINetError
+
+#: Statuses a row can have; ``writing``: the output was about to be moved into place.
+STATUSES = ("ok", "failed", "skipped", "writing")
+#: The largest field a results table may hold (a message is a line; a path is short).
+MAX_FIELD = 16384
+
+
+@dataclass
+class Result:
+    """One row of ``results.csv``."""
+
+    input: str
+    series_uid: str
+    output: str
+    method: str = ""
+    factor: int = 0
+    thickness: str = ""
+    seconds: float = 0.0
+    output_sha256: str = ""
+    status: str = ""  # one of STATUSES
+    message: str = ""
+    options: str = ""  # what shaped the output, as written by options_text
+
+    @property
+    def key(self) -> str:
+        return Case(self.input, self.output, self.series_uid).key
+
+
+COLUMNS = tuple(f.name for f in fields(Result))
+
+
+def options_text(options: Dict[str, object]) -> str:
+    """The options that shape an output, as one comparable text (``method=linear factor=2``)."""
+    return " ".join(f"{k}={'' if v is None else v}" for k, v in sorted(options.items()))
+
+
+def read_results(path: Path) -> Dict[str, Result]:
+    """The rows of a results table by case key (empty when there is none yet).
+
+    Raises:
+        HRINetError: the table is not one this program wrote (columns renamed, not UTF-8,
+            a field too long): one line naming it and what to do; it is left as it is.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}
+
+    def damaged(why: str) -> HRINetError:
+        return HRINetError(f"results table {path} is damaged ({why}); restore it, or choose a "
+                           "new --out (outputs it recorded are refused without it: nothing of "
+                           "yours is replaced)")
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise damaged("not UTF-8 text") from None
+    except OSError as exc:
+        raise HRINetError(f"cannot read results table {path} ({exc.strerror}); check its "
+                          "permissions") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = {}
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in ("input", "series_uid", "output", "output_sha256", "status")
+                   if c not in header]
+        if missing:
+            raise damaged(f"no column {', '.join(missing)}")
+        for raw in reader:
+            values = {k: (v or "") for k, v in raw.items() if k in COLUMNS}
+            if any(len(v) > MAX_FIELD for v in values.values()):
+                raise damaged(f"a field over {MAX_FIELD} characters")
+            row = Result(**values)
+            rows[row.key] = row
+    except csv.Error as exc:
+        raise damaged(str(exc)) from None
+    return rows
+
+
+def write_results(path: Path, rows: Iterable[Result]) -> None:
+    """The whole table, written atomically (a crash never leaves half a table)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS)
+    w.writeheader()
+    for r in sorted(rows, key=lambda r: (r.input, r.series_uid, r.output)):
+        w.writerow(asdict(r))
+    write_text(path, buf.getvalue())
+
+
+def tables(folder: Path) -> List[Path]:
+    """Every results table in a batch's folder (the unsharded one and every shard's), oldest
+    first."""
+    folder = Path(folder)
+    found = [p for p in folder.glob("results*.csv")
+             if p.name == "results.csv" or SHARD_TABLE.match(p.name)]
+    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def _where(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+class Ledger:
+    """What every results table in a batch's folder records: which outputs the batch wrote
+    (by path and sha256) and the newest row of each case."""
+
+    def __init__(self, folder: Path):
+        self.owned: Dict[str, Set[str]] = {}
+        self.rows: Dict[str, Result] = {}
+        for table in tables(folder):
+            for row in read_results(table).values():
+                self.rows[row.key] = row
+                if row.output and row.output_sha256:
+                    self.owned.setdefault(_where(row.output), set()).add(row.output_sha256)
+
+    def record(self, row: Result) -> None:
+        """Take a row this run wrote into account."""
+        self.rows[row.key] = row
+        if row.output and row.output_sha256:
+            self.owned.setdefault(_where(row.output), set()).add(row.output_sha256)
+
+    def recorded(self, output: str) -> bool:
+        """Whether a table records this batch writing to ``output`` at all."""
+        return bool(self.owned.get(_where(output)))
+
+    def wrote(self, output: str) -> Optional[str]:
+        """The sha256 of ``output`` if a table records this batch writing exactly those bytes
+        there, else None (no file, a file of the user's, or one changed since)."""
+        hashes = self.owned.get(_where(output))
+        if not hashes or not os.path.isfile(output):
+            return None
+        digest = file_sha256(Path(output))
+        return digest if digest in hashes else None
+
+
+def is_done(case: Case, previous: Optional[Result], options: str = "") -> bool:
+    """Whether a case needs no work: recorded as ok with the same options, and its output
+    still there and intact."""
+    if previous is None or previous.status != "ok" or not previous.output_sha256:
+        return False
+    if previous.options != options:
+        return False
+    out = Path(case.output)
+    return out.is_file() and file_sha256(out) == previous.output_sha256
+
+
+def merge_results(folder: Path, partial: bool = False) -> Path:
+    """Every results table in ``folder`` merged into ``folder/results.csv``, one row a case,
+    the newest row winning; rows of an earlier unsharded run are kept.
+
+    Raises:
+        HRINetError: no shard tables, or a shard missing (``partial`` merges what is there).
+    """
+    folder = Path(folder)
+    found = [p for p in tables(folder) if SHARD_TABLE.match(p.name)]
+    if not found:
+        raise HRINetError(f"no shard results (results-shard-*.csv) in {folder}; give the --out "
+                          "folder of the shards")
+    present: Dict[int, Set[int]] = {}
+    for p in found:
+        i, n = (int(v) for v in SHARD_TABLE.match(p.name).groups())
+        present.setdefault(n, set()).add(i)
+    missing = [f"{i} of {n}" for n in sorted(present) for i in range(1, n + 1)
+               if i not in present[n]]
+    if missing and not partial:
+        raise HRINetError(f"shard {', '.join(missing)} has no results table in {folder} (not "
+                          "run yet, or still running); run it, or pass --partial to merge what "
+                          "is there")
+    merged: Dict[str, Result] = {}
+    for table in tables(folder):
+        merged.update(read_results(table))
+    out = folder / "results.csv"
+    write_results(out, merged.values())
+    return out
