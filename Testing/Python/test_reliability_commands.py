@@ -265,3 +265,63 @@ def test_a_missing_pytorch_is_named_as_pytorch_with_the_install_line():
                                                                name="torch"))
     assert text.startswith("method hrinet needs PyTorch (torch), which is not installed")
     assert 'pip install "hrinet[learned]"' in text and "cubic" in text
+
+
+# ---- train --resume from another working directory ------------------------------------------
+
+def _tiny_training_in(start: Path, monkeypatch) -> list:
+    """A 4-step hrinet-flow run of one phantom, started in ``start`` with relative paths and
+    stopped at step 2 (the options of test_checkpoint's tiny runs)."""
+    from training_cases import volumes
+
+    (start / "tr").mkdir(parents=True)
+    write_volume(volumes()[0], start / "tr" / "t1.nrrd")
+    write_volume(volumes()[1], start / "tr" / "v1.nrrd")
+    monkeypatch.chdir(start)
+    return ["train", "--data", "tr/t1.nrrd", "--val", "tr/v1.nrrd", "--val-every", "0",
+            "--variant", "hrinet-flow", "--iterations", "4", "--crop", "64", "--batch", "2",
+            "--device", "cpu", "--out", "run"]
+
+
+def test_a_run_started_with_relative_paths_resumes_from_another_working_directory(
+        tmp_path, monkeypatch):
+    from hrinet.cli import main
+    from hrinet.training.checkpoint import CHECKPOINT, read_checkpoint
+
+    start = tmp_path / "project"
+    argv = _tiny_training_in(start, monkeypatch)
+    assert main(argv + ["--stop-at", "2"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", "--out", str(start / "run"), "--resume"]) == 0
+    _, state = read_checkpoint(start / "run" / CHECKPOINT)
+    assert state["step"] == 4
+    assert state["config"]["data"] == [str(start / "tr" / "t1.nrrd")]
+    assert state["config"]["val"] == [str(start / "tr" / "v1.nrrd")]
+    saved = json.loads((start / "run" / "config.json").read_text())
+    assert all(os.path.isabs(p) for p in saved["data"] + saved["val"])
+    meta = json.loads((start / "run" / "hrinet-flow.json").read_text())
+    assert meta["training"]["split"]["train"] == ["t1.nrrd"]  # the sidecar: names, no paths
+    assert str(tmp_path) not in json.dumps(meta["lineage"][-1]["data"])
+
+
+def test_resuming_a_run_recorded_with_relative_paths_elsewhere_says_where_to_resume_from(
+        tmp_path, monkeypatch):
+    """A run recorded before paths were made absolute (or started by a program with relative
+    paths): the one line says why the volume is missing and what to do."""
+    from hrinet.training.trainer import Trainer
+    from training_cases import tiny, volumes
+
+    start = tmp_path / "project"
+    (start / "tr").mkdir(parents=True)
+    write_volume(volumes()[0], start / "tr" / "t1.nrrd")
+    monkeypatch.chdir(start)
+    Trainer(tiny("hrinet-flow", 4, batch=2, data=["tr/t1.nrrd"]), "run", log=None).run(stop_at=2)
+    monkeypatch.chdir(tmp_path)
+    r = cli("train", "--out", start / "run", "--resume")
+    one_line_error(r, "tr/t1.nrrd")
+    assert "relative to the folder it was started in: resume from that folder" in r.stderr
+    monkeypatch.chdir(start)  # from where it started, it resumes
+    r = cli("train", "--out", "run", "--resume")
+    assert r.returncode == 0, r.stderr

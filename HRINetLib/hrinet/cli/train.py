@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import nullcontext
 from pathlib import Path
@@ -77,9 +78,37 @@ def _choose_start(cfg: TrainConfig, given: dict) -> Optional[str]:
             "starts from random weights)")
 
 
+def absolute_paths(given: dict) -> dict:
+    """``given`` with its data, validation and --init paths made absolute: the run records
+    them in its folder, and ``--resume`` may be given from another working directory (the
+    weights' sidecars record names only, never these paths)."""
+    out = dict(given)
+    for key in ("data", "val"):
+        if out.get(key):
+            out[key] = [os.path.abspath(p) for p in out[key]]
+    if out.get("init_weights"):
+        out["init_weights"] = os.path.abspath(out["init_weights"])
+    return out
+
+
+def _with_start_hint(message: str, out) -> str:
+    """``message`` with a hint when it names a missing volume that the run in ``out`` recorded
+    relative to the folder it was started in (runs before paths were recorded absolute)."""
+    try:
+        config = json.loads((Path(out) / "config.json").read_text(encoding="utf-8"))
+        paths = [str(p) for key in ("data", "val") for p in config.get(key) or []]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return message
+    relative = [p for p in paths if not os.path.isabs(p) and p in message]
+    if "does not exist" not in message or not relative:
+        return message
+    return (f"{message}; the run recorded {relative[0]} relative to the folder it was started "
+            "in: resume from that folder, or give --data (and --val) with paths that exist here")
+
+
 def train_from_cli(args) -> int:
     """``hrinet train``: runs (under torchrun too), Ctrl-C/SIGTERM save a checkpoint."""
-    given = given_options(args)
+    given = absolute_paths(given_options(args))
     if not given.get("data") and not args.resume:
         raise HRINetError("give training volumes with --data (or --resume a run)")
     cfg = TrainConfig(**dict({"variant": DEFAULT_VARIANT}, **given))
@@ -100,10 +129,13 @@ def train_from_cli(args) -> int:
         update(step, total, loss=f"{logs['loss_g']:.4g}", phase=logs["phase"])
 
     with run_lock(args.out) if rank == 0 else nullcontext():  # one run a folder
-        trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
-                          progress=progress,
-                          cancel=lambda: sigterm() or stop_requested(args.out),
-                          overrides=overrides)
+        try:
+            trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
+                              progress=progress,
+                              cancel=lambda: sigterm() or stop_requested(args.out),
+                              overrides=overrides)
+        except HRINetError as exc:
+            raise HRINetError(_with_start_hint(str(exc), args.out)) from None
         if rank == 0:
             print(f"training {cfg.variant} on {trainer.device} ({torch.get_num_threads()} "
                   f"threads; {world} process{'es' if world > 1 else ''}), step {trainer.step} of "
