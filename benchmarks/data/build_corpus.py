@@ -6,16 +6,20 @@ Each series of ``corpus.toml`` (beside this script) comes from a public reposito
 commit and path (a DICOM series, or one image file), or from the shared CT folder. Repositories
 are looked up under ``--sources`` as ``owner+name`` (a bare snapshot, as the search tool's fetch
 leaves it, or a clone) or ``owner/name`` (a clone); files are read at the recorded commit, never
-from a working tree. Every DICOM series is checked for de-identification (no patient name other
-than its ID, no birth date, no institution) and every built volume against the voxel sha256 the
-recipe records. A missing source is skipped with one line; the build never downloads anything.
-Nothing here is committed data: the corpus lives outside the project.
+from a working tree. Every file of every DICOM source is checked for de-identification (none of
+the PS3.15 Basic Profile attributes that name a person, a place or an accession; ``IDENTIFYING``)
+and every built volume against the voxel sha256 the recipe records. Sources kept for independent
+evaluation (``EXCLUDED_REPOS``) are refused outside the ``excluded`` split, which is recorded for
+provenance and built only with ``--with-excluded``. A missing source is skipped with one line; the
+build never downloads anything. Nothing here is committed data: the corpus lives outside the
+project.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -40,9 +44,37 @@ EXCLUDED_REPOS = ("wasserth/TotalSegmentator", "neurolabusc/dcm_qa_ct",
 EXCLUDED_COLLECTIONS = ("MIDRC-RICORD",)
 #: The split recording series from excluded sources (provenance of earlier weights only).
 EXCLUDED_SPLIT = "excluded"
-#: DICOM tags that identify a person or a place: (tag, what).
-IDENTIFYING = (("0010|0010", "patient name"), ("0010|0030", "birth date"),
-               ("0008|0080", "institution"))
+#: The attributes of DICOM PS3.15's Basic Application Level Confidentiality Profile (Table E.1-1)
+#: that name a person, a place or an accession, as (tag, what); sequences are not read (SimpleITK
+#: does not expose them), so attributes nested in a sequence's items are not checked.
+IDENTIFYING = (
+    ("0010|0010", "patient name"), ("0010|0030", "birth date"), ("0010|0032", "birth time"),
+    ("0010|1001", "other patient names"), ("0010|1005", "patient birth name"),
+    ("0010|1060", "patient mother's birth name"), ("0010|1040", "patient address"),
+    ("0010|2154", "patient telephone numbers"), ("0010|1000", "other patient IDs"),
+    ("0010|2297", "responsible person"), ("0010|2299", "responsible organization"),
+    ("0038|0300", "current patient location"), ("0038|0400", "patient institution residence"),
+    ("0008|0050", "accession number"), ("0040|1001", "requested procedure ID"),
+    ("0040|2016", "placer order number"), ("0040|2017", "filler order number"),
+    ("0008|0080", "institution name"), ("0008|0081", "institution address"),
+    ("0008|1040", "institutional department name"), ("0008|1010", "station name"),
+    ("0008|0090", "referring physician"), ("0008|0092", "referring physician address"),
+    ("0008|0094", "referring physician telephone numbers"),
+    ("0008|1048", "physicians of record"), ("0008|1050", "performing physician"),
+    ("0008|1060", "physicians reading the study"), ("0008|1070", "operators"),
+    ("0032|1032", "requesting physician"), ("0040|0006", "scheduled performing physician"),
+    ("0040|a123", "person name"), ("0040|0241", "performed station AE title"),
+    ("0040|0242", "performed station name"), ("0040|0243", "performed location"),
+    ("0040|1010", "intended recipients of results"), ("0040|2008", "order entered by"),
+    ("0040|2009", "order enterer location"), ("0040|2010", "order callback phone number"),
+)
+#: Identifiers a de-identifier replaces by dummies (PS3.15 action Z or D): accepted only in a file
+#: that declares Patient Identity Removed (0012,0062) = YES, as TCIA's hashed accession numbers do.
+DUMMY_ALLOWED = ("0008|0050", "0040|1001", "0040|2016", "0040|2017")
+#: Values that stand for a removed one (compared case-insensitively).
+PLACEHOLDERS = frozenset(("-", "ANON", "ANONYMOUS", "ANONYMIZED", "ANONYMISED", "DEIDENTIFIED",
+                          "DE-IDENTIFIED", "REMOVED", "REMOVED BY CTP", "XDONEX", "UNKNOWN",
+                          "NONE", "N/A", "NA"))
 
 
 def excluded_source(series: dict) -> str | None:
@@ -64,10 +96,27 @@ def excluded_source(series: dict) -> str | None:
     return None
 
 
+def check_name(name) -> None:
+    """Refuse a series name that is not a plain file name (letters, digits, ``.``, ``_``, ``-``;
+    not starting with a dot): the name becomes ``<out>/<name>.nrrd``, so ``../x`` or ``a/b``
+    would write outside ``--out``."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise HRINetError(f"series name {name!r} in the recipe is not a plain file name (letters, "
+                          "digits, '.', '_', '-'; no folders); rename it")
+
+
 def load_recipe(path: Path = RECIPE) -> list:
-    """The series of the recipe, each a dict (see ``corpus.toml``)."""
-    with open(path, "rb") as f:
-        return tomllib.load(f)["series"]
+    """The series of the recipe, each a dict (see ``corpus.toml``); every name is checked to be
+    a plain file name (``check_name``)."""
+    try:
+        with open(path, "rb") as f:
+            series = tomllib.load(f)["series"]
+    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
+        raise HRINetError(f"cannot read the recipe {path} ({exc}); it must be a TOML file of "
+                          "[[series]] tables") from None
+    for s in series:
+        check_name(s.get("name"))
+    return series
 
 
 def git_dir(sources: Path, repo: str) -> Path | None:
@@ -109,24 +158,76 @@ def extract(git: Path, commit: str, path: str, dest: Path) -> int:
     return n
 
 
-def identifying_tags(folder: Path) -> list:
-    """What in a DICOM series' headers names a person or a place (empty: de-identified)."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+def _is_removed(value: str) -> bool:
+    """Whether a header value is empty or a placeholder for a removed one."""
+    bare = value.replace("^", " ").replace("=", " ").strip()
+    return not bare or " ".join(bare.upper().split()) in PLACEHOLDERS
+
+
+def pseudonymous_name(name: str, patient_id: str) -> bool:
+    """Whether a PatientName names no person: empty, a placeholder, the Patient ID itself, or one
+    component (no ``^`` given, middle, prefix or suffix name; no ``=`` ideographic group) whose
+    every word holds a digit, as pseudonyms such as ``LIDC-IDRI-0314`` or ``STS_001`` do.
+    ``ANON1^Jane Doe`` (a given name) and ``Jane Doe`` (words without digits) name a person."""
+    if _is_removed(name):
+        return True
+    groups = name.split("=")
+    if any(g.strip(" ^") for g in groups[1:]):
+        return False
+    components = [c.strip() for c in groups[0].split("^")]
+    if any(components[1:]):
+        return False
+    family = components[0]
+    if patient_id and family == patient_id.strip():
+        return True
+    return all(any(ch.isdigit() for ch in word) for word in family.split())
+
+
+def file_identifies(path: Path) -> list:
+    """What in one DICOM file's header names a person, a place or an accession, as
+    ``what (gggg,eeee)`` entries (empty: de-identified, or not a DICOM file). Reads the header
+    only."""
+    r = sitk.ImageFileReader()
+    r.SetImageIO("GDCMImageIO")
+    r.SetFileName(str(path))
+    try:
+        r.ReadImageInformation()
+    except RuntimeError:
+        return []
+
+    def meta(tag: str) -> str:
+        return r.GetMetaData(tag).strip() if r.HasMetaDataKey(tag) else ""
+
+    removed = meta("0012|0062").upper() == "YES"
     found = []
-    for f in files[:: max(1, len(files) // 5)]:
-        r = sitk.ImageFileReader()
-        r.SetFileName(str(f))
-        try:
-            r.ReadImageInformation()
-        except RuntimeError:
-            continue
-        pid = r.GetMetaData("0010|0020").strip() if r.HasMetaDataKey("0010|0020") else ""
-        for tag, what in IDENTIFYING:
-            value = r.GetMetaData(tag).strip() if r.HasMetaDataKey(tag) else ""
-            named_by_id = tag == "0010|0010" and pid and value.startswith(pid)
-            if value and value not in ("-", pid) and not named_by_id:
-                found.append(f"{what} {value!r}")
-    return sorted(set(found))
+    for tag, what in IDENTIFYING:
+        value = meta(tag)
+        if tag == "0010|0010":
+            ok = pseudonymous_name(value, meta("0010|0020"))
+        elif tag in ("0010|0030", "0010|0032"):
+            ok = not value.strip(" -")
+        else:
+            ok = _is_removed(value) or (removed and tag in DUMMY_ALLOWED)
+        if not ok:
+            found.append(f"{what} ({tag.replace('|', ',').upper()})")
+    return found
+
+
+def identifying_tags(where: Path) -> list:
+    """What in a DICOM series' headers names a person, a place or an accession (empty:
+    de-identified): every file under ``where`` (a folder, or one file such as a multi-frame
+    DICOM) is read, each finding as ``what (tag) in file`` (a few files named, then a count)."""
+    files = [where] if where.is_file() else sorted(p for p in where.rglob("*") if p.is_file())
+    by_attribute: dict = {}
+    for f in files:
+        for attribute in file_identifies(f):
+            by_attribute.setdefault(attribute, []).append(
+                f.name if f == where else f.relative_to(where).as_posix())
+    found = []
+    for attribute, names in by_attribute.items():
+        more = f" and {len(names) - 3} more files" if len(names) > 3 else ""
+        found.append(f"{attribute} in {', '.join(names[:3])}{more}")
+    return found
 
 
 def narrowed(volume):
@@ -163,10 +264,9 @@ def build_one(series: dict, sources: Path, shared: Path, out: Path, record: bool
             if extract(git, src["commit"], src["path"], Path(tmp)) == 0:
                 return f"skipped {name}: nothing at {src['path']} in {src['repo']}@{src['commit'][:10]}"
             where = Path(tmp) / src["path"]
-            if where.is_dir():
-                bad = identifying_tags(where)
-                if bad:
-                    return f"refused {name}: not de-identified ({', '.join(bad)})"
+            bad = identifying_tags(where)
+            if bad:
+                return f"refused {name}: not de-identified: {'; '.join(bad)}"
             volume = read_volume(where, series_uid=src.get("series_uid"))
     volume = narrowed(volume)
     digest = voxel_sha256(volume.array)
@@ -218,11 +318,16 @@ def main(argv=None) -> int:
                    "as the provenance of earlier weights; never for training or validation)")
     args = p.parse_args(argv)
     out = Path(args.out)
+    try:
+        recipe = load_recipe(Path(args.recipe))
+    except HRINetError as exc:
+        print(f"build_corpus.py: error: {exc}", file=sys.stderr)
+        return 2
     if args.list:
-        return list_split(load_recipe(Path(args.recipe)), args.list, out)
+        return list_split(recipe, args.list, out)
     out.mkdir(parents=True, exist_ok=True)
     statuses = []
-    for series in load_recipe(Path(args.recipe)):
+    for series in recipe:
         if series["split"] == EXCLUDED_SPLIT and not args.with_excluded:
             line = f"excluded {series['name']}: {excluded_source(series) or 'excluded split'}"
             statuses.append(line)
