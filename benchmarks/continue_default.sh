@@ -16,6 +16,10 @@
 # benchmarks/continue_default.sh 6000 (42 min): the corpus's training split (build_corpus.py
 # --list train; then 11 series: the recipe gained six more extremity CTs after it started)
 # instead of the eight shared volumes.
+# Those stages also trained on heart-1p5mm, chest-1p5mm and torso-3mm and validated on
+# abdomen-2mm-dicom, all from wasserth/TotalSegmentator's test files, which are now kept for
+# independent evaluation (benchmarks/data/README.md, split "excluded"): this script no longer
+# uses them, so it no longer reproduces those stages exactly.
 # Usage: benchmarks/continue_default.sh [ITERATIONS [INIT_WEIGHTS]]
 #   the shipped third stage: benchmarks/continue_default.sh 8500 <weights shipped at 07bb25e>
 #   (git show 07bb25e:Resources/weights/hrinet-default.safetensors > w.safetensors, same for .json)
@@ -24,11 +28,12 @@ cd "$(dirname "$0")/.."
 N=${1:-8500}
 INIT=${2:-Resources/weights/hrinet-default.safetensors}
 D=${HRINET_SHARED_CT:-../shared/data/ct}
-TRAIN="$D/chest-lidc-1mm.nrrd $D/thorax-2mm.nrrd $D/chest-cmbcrc-2p5mm.nrrd $D/heart-1p5mm.nrrd \
-$D/chest-1p5mm.nrrd $D/torso-3mm.nrrd $D/head-ge-1p25mm.nrrd $D/chest-rider-0p8mm.nrrd"
-VAL="$D/chest-lungfcp-1mm.nrrd $D/abdomen-2mm-dicom"
+TRAIN="$D/chest-lidc-1mm.nrrd $D/thorax-2mm.nrrd $D/chest-cmbcrc-2p5mm.nrrd \
+$D/head-ge-1p25mm.nrrd $D/chest-rider-0p8mm.nrrd"
+VAL="$D/chest-lungfcp-1mm.nrrd"
 if [ -n "${CORPUS:-}" ]; then
   TRAIN=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$CORPUS" --list train)
+  VAL="$CORPUS/chest-lungfcp-1mm.nrrd $CORPUS/liver-crlm1004-5mm.nrrd"
 fi
 AUGMENT=${AUGMENT:-0}
 LR=${LR:-1e-4}
