@@ -246,6 +246,7 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
             ledger.record(row)
             cohort.write_results(table, rows.values())
         row.status, row.message = "ok", "; ".join(f"warning: {w}" for w in warnings)
+        ledger.supersede(row, table, rows)
         state["done"] += 1
     except Cancelled:
         raise  # the user's stop, not a bad case

@@ -23,8 +23,9 @@ from hrinet.core.cohort.cases import Case
 from hrinet.core.cohort.shards import SHARD_TABLE
 from hrinet.core.errors import HRINetError
 
-#: Statuses a row can have; ``writing``: the output was about to be moved into place.
-STATUSES = ("ok", "failed", "skipped", "writing")
+#: Statuses a row can have; ``writing``: the output was about to be moved into place;
+#: ``superseded``: a later run (another shard layout, an edited manifest) wrote the file again.
+STATUSES = ("ok", "failed", "skipped", "writing", "superseded")
 #: The largest field a results table may hold (a message is a line; a path is short).
 MAX_FIELD = 16384
 
@@ -130,11 +131,38 @@ class Ledger:
     def __init__(self, folder: Path):
         self.owned: Dict[str, Set[str]] = {}
         self.rows: Dict[str, Result] = {}
+        self.tables: Dict[str, Set[Path]] = {}  # output -> the tables that name it
         for table in tables(folder):
             for row in read_results(table).values():
                 self.rows[row.key] = row
+                if row.output:
+                    self.tables.setdefault(_where(row.output), set()).add(table)
                 if row.output and row.output_sha256:
                     self.owned.setdefault(_where(row.output), set()).add(row.output_sha256)
+
+    def supersede(self, row: Result, table: Path, rows: Dict[str, Result]) -> None:
+        """``row``'s output was just written again: every other row naming that file (in this
+        table, or in a table of another shard layout, which cannot be running now) is marked
+        ``superseded``, so no table claims bytes the file no longer holds."""
+        where = _where(row.output)
+
+        def mark(found: Dict[str, Result]) -> bool:
+            changed = False
+            for key, other in found.items():
+                if other is not row and _where(other.output) == where and \
+                        other.status in ("ok", "writing"):
+                    other.status = "superseded"
+                    other.message = f"written again by a later run ({table.name})"
+                    changed = True
+            return changed
+
+        mark(rows)
+        for other_table in self.tables.get(where, set()) - {table}:
+            if other_table.is_file():
+                found = read_results(other_table)
+                if mark(found):
+                    write_results(other_table, found.values())
+        self.tables.setdefault(where, set()).add(table)
 
     def record(self, row: Result) -> None:
         """Take a row this run wrote into account."""
