@@ -3,8 +3,10 @@
 Slices are ordered by ImagePositionPatient along the slice normal. Every file in the folder is
 accounted for: one that looks like DICOM but cannot be read, a broken link or a pipe is named
 and refused, never silently left out (a missing first slice would shift the whole volume). A
-slice whose orientation differs from the series', gantry tilt, and uneven, missing or duplicate
-positions are refused too: a regular output grid cannot keep known slices exact on them.
+slice whose orientation or pixel spacing differs from the series', or that lies in-plane off the
+line of the other slices, is named and refused (the series is read on the first slice's grid);
+gantry tilt, and uneven, missing or duplicate positions are refused too: a regular output grid
+cannot keep known slices exact on them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ GAP_TOLERANCE = 0.01
 #: series counts as gantry-tilted (sheared).
 MAX_TILT_DEGREES = 0.5
 
+#: Relative difference between two slices' PixelSpacing beyond which they are on different
+#: grids. Scanners write one value for a whole series; the rounding of a decimal string (such
+#: as 0.703125 written 0.7031) stays far below it.
+PIXEL_SPACING_TOLERANCE = 1e-3
+
+#: How far (in pixels, and at least IN_PLANE_TOLERANCE_MM) a slice may lie in-plane off the line
+#: through its series' other slices. A tenth of a pixel moves nothing visibly, and positions are
+#: often written to 0.01-0.1 mm; a slice of another acquisition is off by millimetres.
+IN_PLANE_TOLERANCE_PIXELS = 0.1
+IN_PLANE_TOLERANCE_MM = 0.1
+
 
 def _dicom_positions(files: List[str]) -> np.ndarray:
     """Positions of each file's slice along the series' slice normal, in mm.
@@ -34,16 +47,20 @@ def _dicom_positions(files: List[str]) -> np.ndarray:
     3D grid (and so any resampling along z) would shear the anatomy.
     """
     reader = sitk.ImageFileReader()
-    positions, normal, ipps, first_iop = [], None, [], None
+    positions, normal, ipps, first_iop, spacings = [], None, [], None, []
     for f in files:
         reader.SetFileName(f)
         try:
             reader.ReadImageInformation()
             ipp = [float(v) for v in reader.GetMetaData("0020|0032").split("\\")]
             iop = [float(v) for v in reader.GetMetaData("0020|0037").split("\\")]
+            if len(ipp) != 3 or len(iop) != 6 or not np.all(np.isfinite(ipp + iop)):
+                raise ValueError
         except (RuntimeError, ValueError):
             raise HRINetError(f"cannot read the slice position of {f}; the DICOM file lacks "
                               "ImagePositionPatient/ImageOrientationPatient") from None
+        spacings.append(reader.GetMetaData("0028|0030").strip()
+                        if reader.HasMetaDataKey("0028|0030") else "")
         if normal is None:
             normal = np.cross(iop[:3], iop[3:])
             first_iop = np.asarray(iop)
@@ -54,7 +71,9 @@ def _dicom_positions(files: List[str]) -> np.ndarray:
                               "Slicer's DICOM module")
         positions.append(float(np.dot(ipp, normal)))
         ipps.append(ipp)
+    pixel = _check_pixel_spacing(files, spacings)
     ipps_arr = np.asarray(ipps)
+    _check_in_line(files, ipps_arr, first_iop, np.asarray(positions), pixel)
     first, last = ipps_arr[np.argmin(positions)], ipps_arr[np.argmax(positions)]
     axis = last - first
     if np.linalg.norm(axis) > 0:
@@ -66,6 +85,82 @@ def _dicom_positions(files: List[str]) -> np.ndarray:
                 "in-plane as they advance); correct it first, e.g. Slicer's DICOM module with "
                 "'Acquisition geometry regularization' enabled, then save and retry")
     return np.asarray(positions)
+
+
+def _parse_spacing(text: str) -> Optional[tuple]:
+    try:
+        values = tuple(float(v) for v in text.split("\\"))
+    except ValueError:
+        return None
+    return values if len(values) == 2 else None
+
+
+def _check_pixel_spacing(files: List[str], texts: List[str]) -> Optional[float]:
+    """Every slice has the series' PixelSpacing (within PIXEL_SPACING_TOLERANCE, relative): the
+    series is read on the first slice's grid, so a slice of another spacing would be stretched
+    into it. Returns the series' smaller pixel spacing in mm (None where no slice has one)."""
+    parsed = [_parse_spacing(t) for t in texts]
+    finite = [p for p in parsed if p is not None and all(np.isfinite(p))]
+    if not finite:
+        return None
+    reference = tuple(float(v) for v in np.median(np.asarray(finite), axis=0))
+
+    def differs(p) -> bool:
+        return p is None or not all(abs(a - b) <= PIXEL_SPACING_TOLERANCE * abs(b)
+                                    for a, b in zip(p, reference))
+
+    odd = [i for i, p in enumerate(parsed) if differs(p)]
+    if odd:
+        i = odd[0]
+        more = f" (and {len(odd) - 1} more slice(s))" if len(odd) > 1 else ""
+        has = (f"{parsed[i][0]:.6g} x {parsed[i][1]:.6g} mm" if parsed[i] is not None
+               else repr(texts[i]) if texts[i] else "none")
+        raise HRINetError(
+            f"{Path(files[i]).name} has pixel spacing {has} where the series' other slices have "
+            f"{reference[0]:.6g} x {reference[1]:.6g} mm{more}; it belongs to another "
+            "acquisition or reconstruction: move it out of the folder, or read the series with "
+            "Slicer's DICOM module")
+    return min(reference) if min(reference) > 0 else None
+
+
+def _check_in_line(files: List[str], ipps: np.ndarray, iop: np.ndarray, positions: np.ndarray,
+                   pixel: Optional[float]) -> None:
+    """Every slice lies on the line through its series' other slices, in-plane: a slice shifted
+    sideways would be read at the first slice's place. The line may run along the slice normal
+    (a straight series) or drift evenly in-plane as the slices advance (a gantry tilt, which is
+    told apart and left to the tilt check); a slice off that line by more than
+    IN_PLANE_TOLERANCE_PIXELS pixels (at least IN_PLANE_TOLERANCE_MM) is named.
+
+    The drift is the median of the slice-to-slice drifts, so that one slice out of line (which
+    spoils the two drifts beside it) does not move it; where the straight line explains as many
+    slices, the straight line is taken."""
+    if len(files) < 3:
+        return  # two slices: any sideways step is a tilt (the tilt check decides)
+    order = np.argsort(positions, kind="stable")
+    s = positions[order]
+    plane = np.stack([ipps[order] @ iop[:3], ipps[order] @ iop[3:]], axis=1)  # (u, v) in mm
+    tolerance = max(IN_PLANE_TOLERANCE_PIXELS * (pixel or 1.0), IN_PLANE_TOLERANCE_MM)
+    steps = np.diff(s)
+    moving = steps > 1e-6
+    drift = (np.median(np.diff(plane, axis=0)[moving] / steps[moving, None], axis=0)
+             if moving.any() else np.zeros(2))
+    best = None
+    for slope in (np.zeros(2), drift):  # the straight line first: it wins ties
+        offset = np.median(plane - s[:, None] * slope, axis=0)
+        off = np.hypot(*(plane - offset - s[:, None] * slope).T)
+        bad = np.flatnonzero(off > tolerance)
+        if best is None or len(bad) < len(best[0]):
+            best = (bad, off)
+    bad, off = best
+    if len(bad):
+        i = int(bad[0])
+        more = f" (and {len(bad) - 1} more slice(s))" if len(bad) > 1 else ""
+        x, y, z = ipps[order][i]
+        raise HRINetError(
+            f"{Path(files[order[i]]).name} lies {off[i]:.3g} mm in-plane off the line of the "
+            f"series' other slices (ImagePositionPatient {x:g}\\{y:g}\\{z:g}){more}; it "
+            "belongs to another acquisition or was moved: move it out of the folder, or read "
+            "the series with Slicer's DICOM module")
 
 
 def check_even_spacing(positions: np.ndarray, source: str) -> float:
