@@ -156,6 +156,9 @@ def test_the_output_may_not_be_a_data_file_a_pattern_or_list_names(case):
     for src in (header, listed):
         with pytest.raises(HRINetError, match="holds the voxels of the input"):
             check_output_path(case / "s2.raw", inputs=[src], overwrite=True)
+    pair_header, pair_data = _pair(case)
+    with pytest.raises(HRINetError, match="holds the voxels of the input"):
+        check_output_path(pair_data, inputs=[pair_header], overwrite=True)
 
 
 # ---- item 5: a NIfTI/Analyze pair's .img holds every voxel its .hdr describes ----------------
