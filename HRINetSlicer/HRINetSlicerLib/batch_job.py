@@ -13,8 +13,9 @@ from typing import List, Optional
 
 from hrinet.core import cohort
 from hrinet.core.errors import HRINetError
+from hrinet.core.model_options import ModelOptions
 
-from .jobs import Job, method_options
+from .jobs import Job
 
 #: Columns of the results the panel shows, from the command's results table.
 SHOWN_COLUMNS = ("input", "series_uid", "status", "message", "seconds", "output")
@@ -51,14 +52,13 @@ class BatchJob(Job):
         return self.out / cohort.results_name(0, 1)
 
     def command(self) -> List[str]:
-        cmd = self.hrinet("batch", self.input, "--out", self.out, "--method", self.method,
-                          "--shard", "1/1")  # Slicer's own environment is no job array
-        if self.factor is not None:
-            cmd += ["--factor", str(self.factor)]
-        if self.target_spacing is not None:
-            cmd += ["--spacing", str(self.target_spacing)]
-        return cmd + method_options(self.method, self.device, self.precision, self.weights,
-                                    self.thickness)
+        options = ModelOptions(factor=self.factor, spacing=self.target_spacing,
+                               method=self.method, weights=self.weights and str(self.weights),
+                               device=self.device, precision=self.precision,
+                               thickness=self.thickness)
+        return self.hrinet("batch", self.input, "--out", self.out,
+                           "--shard", "1/1",  # Slicer's own environment is no job array
+                           *options.argv())
 
     def start(self) -> None:
         """Check the folders and start the command (returns at once)."""

@@ -22,9 +22,10 @@ from typing import List, Optional, Sequence
 
 import slicer
 from hrinet.cli.events import parse as parse_event
-from hrinet.core.constants import CLASSICAL_METHODS, DEFAULT_VARIANT
+from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume
+from hrinet.core.model_options import ModelOptions
 from hrinet.core.shipped import DEFAULT_NAME, find_weights
 from hrinet.training.options import STOP_FILE, train_argv
 
@@ -69,17 +70,6 @@ class Job:
         return (errors or [f"{what} failed (see its log: {self.log_path})"])[-1]
 
 
-def method_options(method: str, device: str, precision: str, weights: Optional[str],
-                   thickness: Optional[float]) -> List[str]:
-    """The ``interpolate`` / ``batch`` options of the panel's model choice and slab thickness:
-    device, precision and weights for a learned method only (the command warns otherwise)."""
-    options = []
-    if method not in CLASSICAL_METHODS:
-        options += ["--device", device, "--precision", precision]
-        options += ["--weights", str(weights)] if weights else []
-    return options + (["--thickness", str(thickness)] if thickness is not None else [])
-
-
 class InterpolationJob(Job):
     """``hrinet interpolate`` on one volume node.
 
@@ -110,10 +100,11 @@ class InterpolationJob(Job):
 
     def command(self) -> list:
         folder = self.folder
+        options = ModelOptions(factor=self.plan.factor, method=self.plan.method,
+                               weights=self.weights and str(self.weights), device=self.device,
+                               precision=self.precision, thickness=self.thickness)
         return self.hrinet("interpolate", folder / "in.nrrd", folder / "out.nrrd",
-                           "--factor", self.plan.factor, "--method", self.plan.method,
-                           *method_options(self.plan.method, self.device, self.precision,
-                                           self.weights, self.thickness))
+                           *options.argv())
 
     def start(self) -> None:
         """Write the input to a temporary NRRD and start the process (returns at once)."""

@@ -41,6 +41,8 @@ KEYED_COMBOS = {"targetModeComboBox": "targetMode", "modelComboBox": "model",
 #: Keys of the items the .ui defines, in its order.
 TARGET_MODES = ("isotropic", "spacing", "factor")
 DEVICES = ("auto", "cuda", "cpu")
+#: How the precision combo shows its keys (the keys themselves come from the --precision option).
+PRECISION_LABELS = {"auto": "auto precision", "fp16": "fp16 (CUDA)"}
 
 
 def is_unset(path) -> bool:

@@ -10,7 +10,7 @@ from typing import Optional
 import qt
 import slicer
 import vtk
-from hrinet.core.constants import PRECISIONS
+from hrinet.core.model_options import option_field
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
@@ -23,6 +23,7 @@ from .panel_logic import HRINetSlicerLogic
 from .parameters import (
     DEVICES,
     KEYED_COMBOS,
+    PRECISION_LABELS,
     TARGET_MODES,
     HRINetSlicerParameterNode,
     is_unset,
@@ -65,10 +66,13 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         for name in HRINetSlicerLogic.variants():
             self.ui.variantComboBox.addItem(name, name)
         for combo, keys in ((self.ui.targetModeComboBox, TARGET_MODES),
-                            (self.ui.deviceComboBox, DEVICES),
-                            (self.ui.precisionComboBox, PRECISIONS)):
+                            (self.ui.deviceComboBox, DEVICES)):
             for i, key in enumerate(keys):
                 combo.setItemData(i, key)
+        precision = option_field("precision")  # its choices and help, as the command has them
+        for key in precision.metadata["argparse"]["choices"]:
+            self.ui.precisionComboBox.addItem(PRECISION_LABELS.get(key, key), key)
+        self.ui.precisionComboBox.toolTip = precision.metadata["help"]
         for widgetName, parameter in KEYED_COMBOS.items():
             getattr(self.ui, widgetName).currentIndexChanged.connect(
                 lambda _i, w=widgetName, p=parameter: self._comboToParameter(w, p))

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from hrinet import __version__
 from hrinet.cli.batch import add_batch_arguments, run_batch
-from hrinet.cli.describe import PRECISION_HELP, model_words
+from hrinet.cli.describe import model_words
 from hrinet.cli.evaluate import cmd_evaluate
 from hrinet.cli.events import Events, report_warnings
 from hrinet.cli.models import add_models_arguments, cmd_models
@@ -29,12 +29,13 @@ from hrinet.cli.signals import (
     stop_on_sigterm,
 )
 from hrinet.core.atomic import remove_stale_partials
-from hrinet.core.constants import CLASSICAL_METHODS, PRECISIONS
+from hrinet.core.constants import CLASSICAL_METHODS
+from hrinet.core.model_options import add_model_arguments
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import volume_name
 from hrinet.core.preview import check_preview_path, write_preview
 from hrinet.core.runtime import tune_allocator
-from hrinet.methods import available_methods, create_interpolator, default_method
+from hrinet.methods import create_interpolator, default_method
 from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
 from hrinet.methods.registry import learned_available
 from hrinet.training.options import add_train_arguments
@@ -184,24 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("interpolate", help="upsample a volume along z")
     s.add_argument("input", help="volume file (NRRD, NIfTI, MHA) or DICOM series folder")
     s.add_argument("out", help="output file (.nrrd recommended)")
-    g = s.add_mutually_exclusive_group()
-    g.add_argument("--factor", type=float, help="integer upsampling factor >= 2 (default: from "
-                   "--spacing, else isotropic)")
-    g.add_argument("--spacing", type=float, help="target slice spacing in mm "
-                   "(default: isotropic, the in-plane spacing)")
-    s.add_argument("--method", help=f"one of {', '.join(available_methods())} (default: hrinet, "
-                   "the shipped default model; hrinet models lists the shipped ones)")
-    s.add_argument("--weights", help="a .safetensors weights file (implies --method hrinet; "
-                   "default: the shipped weights)")
-    s.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    s.add_argument("--thickness", type=float, metavar="MM", help="slice thickness of the input "
-                   "in mm (default 0: known slices kept bit-exact; a DICOM series' Slice "
-                   "Thickness is reported, not applied); with a slab thickness the learned model "
-                   "also restores the known positions, rewriting the acquired slices")
+    add_model_arguments(s, ("factor", "spacing", "method", "weights", "device", "thickness",
+                            "precision"))
     s.add_argument("--preview", metavar="PNG", help="also write a PNG of the result's middle "
                    "axial, coronal and sagittal reformats, to look at it without a viewer "
                    "(default: none)")
-    s.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
     s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
     s.set_defaults(func=cmd_interpolate)
@@ -216,8 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", action="append", metavar="METHOD=FILE",
                    help="weights for a learned method, e.g. hrinet=model.safetensors (default: "
                    "each method's shipped weights)")
-    s.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    s.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    add_model_arguments(s, ("device", "precision"))
     s.add_argument("--protocol", default="decimate", choices=("decimate", "slab"),
                    help="decimate: keep every k-th thin slice, score the new ones; slab: "
                    "simulate k-slice-thick slabs, score every output slice (README 'Results'; "
@@ -227,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the largest)")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in "
-                   "--out (its tables and figures are removed first)")
+                   "--out (its tables and figures, once this one is complete)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("info", help="print a volume's geometry")
@@ -248,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", help="weights to start from (default: the shipped model)")
     s.add_argument("--iterations", type=int, default=200, help="fine-tuning steps (default 200)")
     s.add_argument("--lr", type=float, default=3e-5, help="learning rate (default 3e-5)")
-    s.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    add_model_arguments(s, ("device",))
     s.set_defaults(func=cmd_adapt)
 
     s = sub.add_parser("batch", help="make a cohort isotropic: every series and volume of a "

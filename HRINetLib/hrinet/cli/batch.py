@@ -13,17 +13,17 @@ import time
 from pathlib import Path
 from typing import List
 
-from hrinet.cli.describe import PRECISION_HELP
 from hrinet.cli.events import Events, report_warnings
 from hrinet.cli.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from hrinet.core import cohort
 from hrinet.core.atomic import atomic_write, remove_stale_partials
 from hrinet.core.cohort.results import options_text
-from hrinet.core.constants import CLASSICAL_METHODS, PRECISIONS
+from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import WRITE_EXTENSIONS, read_volume, write_volume
 from hrinet.core.itk import python_stderr_kept
 from hrinet.core.lock import exclusive_lock, is_locked
+from hrinet.core.model_options import add_model_arguments
 from hrinet.methods import create_interpolator, default_method
 from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
 
@@ -33,19 +33,8 @@ def add_batch_arguments(s) -> None:
                    "it) or a CSV manifest with columns input,output[,series_uid]")
     s.add_argument("--out", help="folder for the results (mirrors the input tree) and "
                    "results.csv; no default: required unless --merge")
-    g = s.add_mutually_exclusive_group()
-    g.add_argument("--factor", type=int, help="integer upsampling factor >= 2 (default: from "
-                   "--spacing, else isotropic)")
-    g.add_argument("--spacing", type=float, help="target slice spacing in mm (default: "
-                   "isotropic, each case's in-plane spacing)")
-    s.add_argument("--method", help="any interpolate method (default: hrinet)")
-    s.add_argument("--weights", help="a .safetensors weights file for the learned method "
-                   "(default: the shipped weights)")
-    s.add_argument("--thickness", type=float, metavar="MM", help="slice thickness of every "
-                   "input in mm (default 0: known slices kept bit-exact)")
-    s.add_argument("--device", default="auto", help="auto (default), cpu or cuda; under "
-                   "torchrun, LOCAL_RANK picks the GPU")
-    s.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    add_model_arguments(s, ("factor", "spacing", "method", "weights", "thickness", "device",
+                            "precision"))
     s.add_argument("--series-filter", default="", metavar="TEXT", help="only DICOM series whose "
                    "description holds TEXT, any case (default: every series)")
     s.add_argument("--shard", metavar="I/N", help="process shard I of N (default: from "

@@ -13,8 +13,3 @@ def model_words(interp) -> str:
     return (f"model {variant} ({path.name}) on {getattr(interp, 'device', 'cpu')}, "
             f"{getattr(interp, 'precision', 'fp32')}")
 
-
-#: The ``--precision`` option's help, for every command that has it.
-PRECISION_HELP = ("arithmetic of learned methods: fp32, bf16 (faster where the CPU has it), fp16 "
-                  "(CUDA GPUs only), or auto: bf16 only where its measured cost is within "
-                  "0.02 dB (default auto)")

@@ -19,3 +19,5 @@ CLASSICAL_METHODS = ("linear", "cubic", "flow")
 #: Arithmetic precision of learned methods: ``auto`` picks per device, ``fp16`` is for CUDA GPUs
 #: only (hrinet.learned.precision).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: ``auto`` precision runs bf16 only for variants whose measured cost of it is within this (dB).
+AUTO_PRECISION_TOLERANCE_DB = 0.02

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from hrinet.core.constants import DEFAULT_VARIANT, PRECISIONS
+from hrinet.core.constants import AUTO_PRECISION_TOLERANCE_DB, DEFAULT_VARIANT, PRECISIONS
 from hrinet.core.errors import HRINetError
 
 #: The largest PSNR_HU cost (dB) on any validation cell that ``auto`` accepts for bf16.
-AUTO_TOLERANCE_DB = 0.02
+AUTO_TOLERANCE_DB = AUTO_PRECISION_TOLERANCE_DB
 #: Where ``auto`` chooses bf16: the device types and the variants whose bf16 cost was measured
 #: within tolerance (README "Precision": the default on both validation volumes, both
 #: protocols, every factor: at most 0.0014 dB for the tenth stage). Other variants stay fp32
