@@ -83,7 +83,7 @@ def create_interpolator(name: str, **options) -> Interpolator:
 
 
 #: The learned extra's packages by the module name they are imported as.
-LEARNED_PACKAGES = {"torch": "PyTorch (torch)", "safetensors": "safetensors"}
+LEARNED_PACKAGES = {"torch": "PyTorch", "safetensors": "safetensors"}
 #: The one line that installs everything the learned methods import.
 LEARNED_INSTALL = 'pip install "hrinet[learned]"'
 
