@@ -1,10 +1,20 @@
 """``hrinet models``: every model of the catalog, installed or not, with its measured quality;
-``--get`` downloads one on request (:mod:`hrinet.core.catalog`: sha256-verified, cached)."""
+``--get`` downloads one on request (:mod:`hrinet.core.catalog`: sha256-verified, cached, at most
+the catalog's size, within ``--deadline``). Every run first removes the partial files that killed
+downloads left in the cache."""
 
 from __future__ import annotations
 
+import sys
+
 from hrinet.cli.progress import progress_bar
-from hrinet.core.catalog import fetch_model, find_model, load_catalog
+from hrinet.core.catalog import (
+    DEADLINE_S,
+    fetch_model,
+    find_model,
+    load_catalog,
+    remove_stale_downloads,
+)
 from hrinet.core.shipped import shipped_models
 
 
@@ -14,12 +24,20 @@ def add_models_arguments(s) -> None:
     s.add_argument("--from", dest="source", metavar="URL|FOLDER", help="where the release "
                    "assets are (a mirror, or the dist/assets folder of make release; default: "
                    "the catalog's release URL)")
+    s.add_argument("--deadline", type=float, default=DEADLINE_S, metavar="SECONDS",
+                   help="give up a download that has not finished after this many seconds "
+                   f"(default {DEADLINE_S:g}; a slow connection may need more)")
 
 
 def cmd_models(args) -> int:
+    """List the models, or download one (``--get``); either way first remove what killed
+    downloads left in the cache (a download in progress elsewhere is left alone)."""
+    models = load_catalog()
+    for stale in remove_stale_downloads(models):
+        print(f"hrinet: removed {stale}, left by an interrupted download", file=sys.stderr)
     if args.get:
-        return _get_model(args)
-    catalog = {m.name: m for m in load_catalog()}
+        return _get_model(args, models)
+    catalog = {m.name: m for m in models}
     group = None
     for m in shipped_models():  # present: under their headings, with their measured quality
         if m.group != group:
@@ -34,8 +52,8 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _get_model(args) -> int:
-    model = find_model(args.get)
+def _get_model(args, catalog) -> int:
+    model = find_model(args.get, catalog)
     bar, update = progress_bar(model.size, f"downloading {model.file}", "B")
 
     def progress(done: int, total: int) -> None:
@@ -43,7 +61,8 @@ def _get_model(args) -> int:
         args.events.emit("progress", done=done, total=total, unit="byte")
 
     try:
-        path = fetch_model(model, source=args.source, progress=progress)
+        path = fetch_model(model, source=args.source, progress=progress,
+                           deadline_s=args.deadline)
     finally:
         bar.close()
     print(f"{model.name}: {path} (sha256 verified)")
