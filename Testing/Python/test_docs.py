@@ -45,3 +45,60 @@ def test_every_docstring_example_in_the_library_runs_as_written():
         assert result.failed == 0, name
         examples += result.attempted
     assert examples >= 6  # the examples exist (those marked +SKIP need data or workers)
+
+
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def local_links(page: Path) -> list:
+    """The (target, anchor) of every relative link and image in a Markdown page."""
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    links = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue  # a web address
+        path, _, anchor = target.partition("#")
+        links.append(((page.parent / path).resolve() if path else page, anchor))
+    return links
+
+
+def test_every_link_and_figure_in_the_readme_and_docs_resolves():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    for page in pages:
+        for target, anchor in local_links(page):
+            assert target.exists(), f"{page.name}: {target} does not exist"
+            if anchor and target.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", target.read_text(encoding="utf-8"), re.M)
+                assert anchor in {github_anchor(h) for h in headings}, f"{page.name}: #{anchor}"
+
+
+def test_the_readme_is_a_landing_page_that_links_the_rest():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    for page in ("usage", "results", "training", "benchmarks", "slicer"):
+        assert f"(docs/{page}.md" in readme, page
+    first_screen = readme.split("## Quick start", 1)[0]
+    for jargon in ("cells", "SSIM_win", "PSNR"):
+        assert jargon not in first_screen, jargon
+
+
+def test_the_readme_says_how_to_pip_install_with_and_without_the_learned_extra():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "`pip install .`" in readme and "`pip install \".[learned]\"`" in readme
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert "\nlearned = [" in pyproject  # the extra the README names exists
+
+
+def test_every_results_page_names_the_command_that_regenerates_it():
+    for page, command in (("results", "make evaluate"), ("benchmarks", "make bench"),
+                          ("training", "benchmarks/continue_default.sh")):
+        assert command in (REPO / "docs" / f"{page}.md").read_text(encoding="utf-8"), page
+
+
+def test_the_readme_quotes_no_release_size_that_make_release_would_contradict():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text += (REPO / "docs" / "usage.md").read_text(encoding="utf-8")
+    assert not re.search(r"clone is about [\d.]+ MB", text)
+    assert "`make release` prints the size" in text
