@@ -34,6 +34,9 @@ from hrinet.core.model_options import add_model_arguments
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import volume_name
 from hrinet.core.preview import check_preview_path, write_preview
+from hrinet.core.dicom_export import add_format_argument, check_dicom_output, write_derived_series
+from hrinet.core.provenance import record as record_provenance
+from hrinet.core.provenance import report_worst_slices
 from hrinet.core.runtime import tune_allocator
 from hrinet.methods import create_interpolator, default_method
 from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
@@ -61,7 +64,11 @@ def cmd_interpolate(args) -> int:
     from hrinet.core.io import check_output_path, read_volume, write_volume
 
     events = args.events
-    check_output_path(args.out, [args.input], overwrite=args.overwrite)
+    dicom = args.format == "dicom"  # a derived DICOM series in the folder args.out
+    if dicom:
+        check_dicom_output(args.out, args.input, overwrite=args.overwrite)
+    else:
+        check_output_path(args.out, [args.input], overwrite=args.overwrite)
     if args.preview:
         check_preview_path(args.preview, overwrite=args.overwrite)
     method = args.method or ("hrinet" if args.weights else default_method())
@@ -99,7 +106,9 @@ def cmd_interpolate(args) -> int:
     finally:
         bar.close()
     report_warnings(result.metadata.get("runtime_warnings", []), events)
-    out = write_volume(result, args.out, overwrite=args.overwrite)
+    record_provenance(result, plan=plan, interpolator=interp, input_path=args.input)
+    out = (write_derived_series(result, args.input, args.out, overwrite=args.overwrite) if dicom
+           else write_volume(result, args.out, overwrite=args.overwrite))
     remove_stale_partials(out)  # hidden leftovers of an earlier run that was killed
     x, y, z = result.shape_xyz
     print(f"wrote {out} ({x} x {y} x {z}, {time.perf_counter() - start:.1f} s)")
@@ -108,6 +117,7 @@ def cmd_interpolate(args) -> int:
         png = write_preview(result, args.preview, overwrite=args.overwrite)
         print(f"wrote {png} (axial, coronal and sagittal through the middle)")
         events.emit("wrote", path=str(png))
+    report_worst_slices(result.metadata, events)  # where the synthesised content is least sure
     return 0
 
 
@@ -192,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: none)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
     s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
+    add_format_argument(s)
     s.set_defaults(func=cmd_interpolate)
 
     s = sub.add_parser("evaluate", help="decimate thin volumes, upsample back, score")

@@ -4,7 +4,9 @@ stdout for each event, for programs (the Slicer panel) that must not parse the h
 Events (each has ``"event"``): ``plan`` (``factor``, ``input_slices``, ``output_slices``,
 ``method``, ``description``), ``progress`` (``done``, ``total``, ``unit``), ``case`` (a batch's
 case ended: ``number``, ``total``, ``input``, ``series_uid``, ``output``, ``status``, ``message``),
-``warning`` (``message``), ``wrote`` (``path``), ``error`` (``message``: what the person's one
+``warning`` (``message``), ``wrote`` (``path``), ``summary`` (the end of an interpolation:
+``worst_slices``, the synthesised slices with the highest predicted error, ``[{"slice",
+"error_hu"}]``; only when the method estimates it), ``error`` (``message``: what the person's one
 line says after ``hrinet: error:``). In jsonl mode stdout carries these lines only; every line
 for people goes to stderr.
 """
@@ -16,7 +18,7 @@ import sys
 from typing import Optional, TextIO
 
 #: The event names, in the order a run emits them.
-EVENTS = ("plan", "progress", "case", "warning", "wrote", "error")
+EVENTS = ("plan", "progress", "case", "warning", "wrote", "summary", "error")
 
 
 class Events:

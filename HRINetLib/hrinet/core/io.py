@@ -23,6 +23,13 @@ from hrinet.core.itk import (
     to_sitk,
     volume_from_image,
 )
+from hrinet.core.provenance import (
+    add_nifti_extension,
+    describe_lines,
+    provenance_of,
+    read_provenance,
+    stamp_image,
+)
 from hrinet.core.volume import Volume
 
 PathLike = Union[str, os.PathLike]
@@ -139,6 +146,10 @@ def write_volume(volume: Volume, path: PathLike, overwrite: bool = False,
     """Write ``volume`` atomically and verified: into a hidden file beside ``path``, read back and
     compared voxel for voxel, then moved into place.
 
+    An interpolation result carries its provenance into the file
+    (:mod:`hrinet.core.provenance`): NRRD key/value fields and ``content``, MetaImage header
+    keys, NIfTI ``descrip`` and a comment extension.
+
     A failed write (full disk, no permission, a writer that reports errors only on stderr, as
     the NIfTI writer does) leaves neither a partial file nor a damaged previous file at ``path``.
     Without ``overwrite``, a file that appears at ``path`` meanwhile is never replaced.
@@ -158,11 +169,16 @@ def write_volume(volume: Volume, path: PathLike, overwrite: bool = False,
             raise HRINetError("the written file differs from the volume when read back (disk "
                               "full?); free disk space and retry")
 
+    rec = provenance_of(volume)  # an interpolation result says how it was made
     with atomic_write(out, overwrite=overwrite, verify=verify, suffix=_suffix(out)) as tmp:
         with quiet_native_output():
             image = to_sitk(volume)
+            if rec:
+                stamp_image(image, rec, _suffix(out))
             sitk.WriteImage(image, str(tmp), useCompression=compress)
             del image  # the copy made for the writer; the read-back needs the room
+        if rec and _suffix(out) in (".nii", ".nii.gz"):
+            add_nifti_extension(tmp, rec)  # the whole record; descrip holds 80 characters
     return out
 
 
@@ -185,4 +201,6 @@ def describe(volume: Volume) -> str:
         t = volume.metadata["slice_thickness_mm"]
         lines.append(f"thickness:  {t:.4g} mm (DICOM Slice Thickness; {t / sz:.2f} x the spacing)")
     lines += [f"warning:    {w}" for w in volume.metadata.get("warnings", [])]
+    lines += describe_lines(read_provenance(volume.metadata.get("source"),
+                                            volume.metadata.get("series_uid")))
     return "\n".join(lines)
