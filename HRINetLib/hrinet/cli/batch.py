@@ -8,6 +8,8 @@ second run on the same ``--out`` cannot race it.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,12 +21,14 @@ from hrinet.core import cohort
 from hrinet.core.atomic import atomic_write, remove_stale_partials
 from hrinet.core.cohort.results import options_text
 from hrinet.core.constants import CLASSICAL_METHODS
+from hrinet.core.dicom_export import add_format_argument, folder_sha256, write_derived_series
 from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.io import WRITE_EXTENSIONS, read_volume, write_volume
+from hrinet.core.io import WRITE_EXTENSIONS, read_volume, volume_name, write_volume
 from hrinet.core.itk import python_stderr_kept
 from hrinet.core.lock import exclusive_lock, is_locked
 from hrinet.core.model_options import add_model_arguments
 from hrinet.methods import create_interpolator, default_method
+from hrinet.core.provenance import record as record_provenance
 from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
 
 
@@ -43,6 +47,7 @@ def add_batch_arguments(s) -> None:
                    "INPUT (the --out folder of the shards) into results.csv and stop")
     s.add_argument("--partial", action="store_true", help="with --merge: merge even when a "
                    "shard's table is missing (default: refuse, naming it)")
+    add_format_argument(s)  # dicom: each case's output is a folder (its name without .nrrd)
 
 
 def _out_folder(args) -> Path:
@@ -98,9 +103,38 @@ def _options(args, method: str) -> str:
     if learned and args.weights:
         path = Path(args.weights)
         weights = cohort.file_sha256(path)[:16] if path.is_file() else str(path)
-    return options_text({"method": method, "factor": args.factor, "spacing": args.spacing,
-                         "thickness": args.thickness, "weights": weights,
-                         "precision": args.precision if learned else ""})
+    shaping = {"method": method, "factor": args.factor, "spacing": args.spacing,
+               "thickness": args.thickness, "weights": weights,
+               "precision": args.precision if learned else ""}
+    if _dicom(args):  # only then: the options of earlier file runs stay as they were
+        shaping["format"] = "dicom"
+    return options_text(shaping)
+
+
+def _dicom(args) -> bool:
+    return getattr(args, "format", "file") == "dicom"
+
+
+def _folder_output(output: str) -> str:
+    """A case's output folder for ``--format dicom``: its file name without the extension."""
+    return os.path.join(os.path.dirname(output), volume_name(output)) if output else output
+
+
+def _folder_wrote(ledger, output: str):
+    """:meth:`Ledger.wrote` for an output folder: its digest if a table records it."""
+    if not os.path.isdir(output):
+        return None
+    hashes = ledger.owned.get(os.path.normcase(os.path.realpath(output)), set())
+    digest = folder_sha256(Path(output)) if hashes else None
+    return digest if digest in hashes else None
+
+
+def _is_done(args, case, previous, options) -> bool:
+    if not _dicom(args):
+        return cohort.is_done(case, previous, options)
+    return (previous is not None and previous.status == "ok" and previous.options == options
+            and bool(previous.output_sha256) and os.path.isdir(case.output)
+            and folder_sha256(Path(case.output)) == previous.output_sha256)
 
 
 def _suffix(path: Path) -> str:
@@ -139,6 +173,8 @@ def run_batch(args) -> int:
     else:
         index, count, local_rank = cohort.shard_from_environment()
     every = _cases(args)
+    if _dicom(args):
+        every = [dataclasses.replace(c, output=_folder_output(c.output)) for c in every]
     cohort.check_outputs(every)  # before any work, over every shard's cases
     cases = [c for c in every if cohort.shard_of(c, count) == index]
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +195,7 @@ def _run(args, events: Events, cases, table: Path, shard) -> int:
     todo = []
     for case in cases:
         previous = ledger.rows.get(case.key)
-        if cohort.is_done(case, previous, options):
+        if _is_done(args, case, previous, options):
             rows[case.key] = previous  # done under another shard layout: carried over
         else:
             todo.append(case)
@@ -206,7 +242,8 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
             raise HRINetError(case.problem)
         target = Path(case.output)
         if target.exists() or target.is_symlink():
-            mine = None if target.is_dir() else ledger.wrote(case.output)
+            mine = _folder_wrote(ledger, case.output) if _dicom(args) else \
+                None if target.is_dir() else ledger.wrote(case.output)
             if mine is None and ledger.recorded(case.output):
                 raise HRINetError(f"{target} was changed since this batch wrote it; move it "
                                   "aside to have it made again (nothing of yours is replaced)")
@@ -214,6 +251,9 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
                 raise HRINetError(f"{target} exists and is not an output of this batch; move "
                                   "it or choose another --out (nothing of yours is replaced)")
             row.output_sha256 = mine  # still this batch's file, whatever happens below
+        if _dicom(args) and not case.path.is_dir():
+            raise HRINetError(f"--format dicom needs DICOM series as inputs (the new series "
+                              f"copies their patient and study); {case.input} is a file")
         volume = volume_of()  # read while the previous case was computed
         warnings = list(volume.metadata.get("warnings", []))
         report_warnings(warnings, events)
@@ -228,12 +268,21 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(target)  # a killed earlier run's half-written file
         row.factor, row.thickness = plan.factor, f"{plan.thickness:g}"
-        with atomic_write(target, overwrite=True, suffix=_suffix(target)) as tmp:
-            write_volume(result, tmp, overwrite=True)
-            row.output_sha256, row.status = cohort.file_sha256(tmp), "writing"
-            rows[case.key] = row  # proof of ownership before the file is in place
+        record_provenance(result, plan=plan, interpolator=state["interp"], input_path=case.path)
+
+        def claim(digest: str) -> None:  # proof of ownership before the output is in place
+            row.output_sha256, row.status = digest, "writing"
+            rows[case.key] = row
             ledger.record(row)
             cohort.write_results(table, rows.values())
+
+        if _dicom(args):
+            write_derived_series(result, case.path, target, overwrite=True,
+                                 before_move=lambda tmp: claim(folder_sha256(tmp)))
+        else:
+            with atomic_write(target, overwrite=True, suffix=_suffix(target)) as tmp:
+                write_volume(result, tmp, overwrite=True)
+                claim(cohort.file_sha256(tmp))
         row.status, row.message = "ok", "; ".join(f"warning: {w}" for w in warnings)
         ledger.supersede(row, table, rows)
         state["done"] += 1
