@@ -134,7 +134,8 @@ def test_dicom_slices_are_ordered_by_position_not_file_name(tmp_path):
     assert list(vol.array[:, 0, 0]) == [10, 20, 30, 0]  # written order was 12, 0, 4, 8 mm
 
 
-def test_dicom_missing_slice_is_refused_with_the_gap(tmp_path):
+def test_dicom_missing_slice_is_read_at_the_known_positions_and_the_gap_named(tmp_path):
     write_dicom_series(tmp_path / "d", [0.0, 2.0, 4.0, 8.0, 10.0])
-    with pytest.raises(HRINetError, match="missing slice.*slices 2 and 3"):
-        read_volume(tmp_path / "d")
+    vol = read_volume(tmp_path / "d")
+    assert vol.metadata["slice_positions_mm"] == [0.0, 2.0, 4.0, 8.0, 10.0]
+    assert any("missing slice" in w and "slices 2 and 3" in w for w in vol.metadata["warnings"])

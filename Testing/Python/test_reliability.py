@@ -46,12 +46,13 @@ def test_several_series_in_one_folder_read_the_largest_and_say_so(tmp_path):
     assert r.returncode == 0 and "holds 2 series" in r.stdout
 
 
-def test_gantry_tilt_is_refused_with_the_angle(tmp_path):
+def test_gantry_tilt_is_de_tilted_and_named_with_the_angle(tmp_path):
     folder = tmp_path / "tilt"
     # in-plane shift as slices advance: about 19 degrees of tilt
     write_dicom_series(folder, [(0.0, 1.05 * i, 3.0 * i) for i in range(4)], uid="1.2.5")
-    with pytest.raises(HRINetError, match="gantry tilt of 19"):
-        read_volume(folder)
+    vol = read_volume(folder)
+    assert any("gantry tilt 19.3 degrees: slices de-tilted" in w
+               for w in vol.metadata["warnings"])
 
 
 def test_two_slices_are_enough(phantom):

@@ -3,26 +3,39 @@
 Slices are ordered by ImagePositionPatient along the slice normal. Every file in the folder is
 accounted for: one that looks like DICOM but cannot be read, a broken link or a pipe is named
 and refused, never silently left out (a missing first slice would shift the whole volume). A
-slice whose orientation or pixel spacing differs from the series', or that lies in-plane off the
-line of the other slices, is named and refused (the series is read on the first slice's grid);
-gantry tilt, and uneven, missing or duplicate positions are refused too: a regular output grid
-cannot keep known slices exact on them.
-"""
+slice whose orientation or pixel spacing differs from the series', that lies in-plane off the
+line of the other slices, or that shares its position with a slice of other pixels, is named
+and refused, every such problem in one message (the series cannot share one grid).
 
+What scanners write on purpose is read: a gantry-tilted series is de-tilted onto an orthogonal
+grid, uneven gaps are kept as measured for the engine to interpolate across, a slice repeated
+exactly is read once, and slices of mixed thickness are recorded per slice
+(:mod:`hrinet.core.geometry`). A folder holding no series itself is read as a study: the series
+of its subfolders (a folder per series, or a DICOMDIR's tree), scouts, dose reports and
+secondary captures listed but never chosen by default.
+"""
 from __future__ import annotations
 
+import os
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import SimpleITK as sitk
 
 from hrinet.core.errors import HRINetError, first_line
+from hrinet.core.geometry import (
+    GAP_TOLERANCE,
+    GAP_TOLERANCE_MM,
+    describe_gaps,
+    detilt,
+    gap_spacing,
+    uneven_gaps,
+)
 from hrinet.core.itk import quiet_native_output, volume_from_image
 from hrinet.core.volume import Volume
-
-# Relative tolerance on DICOM slice gaps before a series counts as unevenly spaced.
-GAP_TOLERANCE = 0.01
 
 #: Largest angle between the slice normal and the line through the slice positions before a
 #: series counts as gantry-tilted (sheared).
@@ -40,14 +53,31 @@ IN_PLANE_TOLERANCE_PIXELS = 0.1
 IN_PLANE_TOLERANCE_MM = 0.1
 
 
-def _dicom_positions(files: List[str]) -> np.ndarray:
-    """Positions of each file's slice along the series' slice normal, in mm.
+@dataclass
+class SeriesGeometry:
+    """What a series' headers say about its slices (in the files' order)."""
 
-    Refuses gantry-tilted series, whose slices are shifted in-plane as they advance: a regular
-    3D grid (and so any resampling along z) would shear the anatomy.
-    """
+    #: Position of each slice along the slice normal (mm).
+    positions: np.ndarray
+    #: ImagePositionPatient of each slice, ``(n, 3)``.
+    ipps: np.ndarray
+    #: The series' ImageOrientationPatient (row and column direction cosines).
+    iop: np.ndarray
+    #: Angle (degrees) between the slice normal and the line through the slice positions.
+    tilt: float
+    #: SliceThickness of each slice in mm (None where absent).
+    thicknesses: List[Optional[float]]
+    #: What stops the series from being read on one grid, each in one sentence.
+    problems: List[str] = field(default_factory=list)
+
+
+def _scan_geometry(files: List[str]) -> SeriesGeometry:
+    """Every slice's position, orientation, pixel spacing and thickness, with every problem of
+    the series named (a slice of another orientation or pixel spacing, or out of line), not the
+    first one only. A gantry tilt is measured, not refused: :func:`read_dicom_folder` de-tilts."""
     reader = sitk.ImageFileReader()
-    positions, normal, ipps, first_iop, spacings = [], None, [], None, []
+    positions, normal, ipps, first_iop, spacings, thick = [], None, [], None, [], []
+    misoriented = []
     for f in files:
         reader.SetFileName(f)
         try:
@@ -61,30 +91,64 @@ def _dicom_positions(files: List[str]) -> np.ndarray:
                               "ImagePositionPatient/ImageOrientationPatient") from None
         spacings.append(reader.GetMetaData("0028|0030").strip()
                         if reader.HasMetaDataKey("0028|0030") else "")
+        thick.append(_positive(reader.GetMetaData("0018|0050"))
+                     if reader.HasMetaDataKey("0018|0050") else None)
         if normal is None:
             normal = np.cross(iop[:3], iop[3:])
             first_iop = np.asarray(iop)
         elif np.abs(np.asarray(iop) - first_iop).max() > 1e-3:
-            raise HRINetError(f"{f} is oriented differently from the series' other slices "
-                              f"(ImageOrientationPatient {iop}); it belongs to another "
-                              "acquisition: move it out of the folder, or read the series with "
-                              "Slicer's DICOM module")
+            misoriented.append((f, iop))
         positions.append(float(np.dot(ipp, normal)))
         ipps.append(ipp)
-    pixel = _check_pixel_spacing(files, spacings)
-    ipps_arr = np.asarray(ipps)
-    _check_in_line(files, ipps_arr, first_iop, np.asarray(positions), pixel)
-    first, last = ipps_arr[np.argmin(positions)], ipps_arr[np.argmax(positions)]
-    axis = last - first
+    problems = []
+    if misoriented:
+        f, iop = misoriented[0]
+        more = (f" (and {len(misoriented) - 1} more slice(s))" if len(misoriented) > 1 else "")
+        problems.append(f"{f} is oriented differently from the series' other slices "
+                        f"(ImageOrientationPatient {iop}){more}; it belongs to another "
+                        "acquisition: move it out of the folder, or read the series with "
+                        "Slicer's DICOM module")
+    pixel = None
+    try:
+        pixel = _check_pixel_spacing(files, spacings)
+    except HRINetError as exc:
+        problems.append(str(exc))
+    ipps_arr, pos = np.asarray(ipps), np.asarray(positions)
+    try:
+        _check_in_line(files, ipps_arr, first_iop, pos, pixel)
+    except HRINetError as exc:
+        problems.append(str(exc))
+    tilt = 0.0
+    axis = ipps_arr[np.argmax(pos)] - ipps_arr[np.argmin(pos)]
     if np.linalg.norm(axis) > 0:
         cos = abs(float(np.dot(axis, normal))) / (np.linalg.norm(axis) * np.linalg.norm(normal))
         tilt = float(np.degrees(np.arccos(min(1.0, cos))))
-        if tilt > MAX_TILT_DEGREES:
-            raise HRINetError(
-                f"the series has a gantry tilt of {tilt:.1f} degrees (slices are shifted "
-                "in-plane as they advance); correct it first, e.g. Slicer's DICOM module with "
-                "'Acquisition geometry regularization' enabled, then save and retry")
-    return np.asarray(positions)
+    return SeriesGeometry(pos, ipps_arr, first_iop, tilt, thick, problems)
+
+
+def _positive(text: str) -> Optional[float]:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if value > 0 and np.isfinite(value) else None
+
+
+def _dicom_positions(files: List[str]) -> np.ndarray:
+    """Positions of each file's slice along the series' slice normal, in mm; refuses a series
+    whose slices cannot share one grid (every problem named in one message)."""
+    geometry = _scan_geometry(files)
+    if geometry.problems:
+        raise HRINetError(_one_message(geometry.problems))
+    return geometry.positions
+
+
+def _one_message(problems: List[str]) -> str:
+    """Several problems in one line, numbered; one problem as it is."""
+    if len(problems) == 1:
+        return problems[0]
+    return f"the series has {len(problems)} problems: " + " ".join(
+        f"({i}) {p}" + (";" if i < len(problems) else "") for i, p in enumerate(problems, 1))
 
 
 def _parse_spacing(text: str) -> Optional[tuple]:
@@ -164,23 +228,68 @@ def _check_in_line(files: List[str], ipps: np.ndarray, iop: np.ndarray, position
 
 
 def check_even_spacing(positions: np.ndarray, source: str) -> float:
-    """Return the slice gap of sorted ``positions``; refuse uneven or duplicate slices."""
+    """The slice gap of sorted ``positions`` (their median); refuses several slices at one
+    position. Uneven gaps are allowed: the engine interpolates each pair across its own gap."""
     gaps = np.diff(positions)
     if len(gaps) == 0:
         return 1.0
-    gap = float(np.median(gaps))
-    if gap <= 0 or np.any(gaps <= 1e-6):
+    if np.any(gaps <= GAP_TOLERANCE_MM):
         raise HRINetError(f"{source} holds several slices at the same position (duplicate or "
                           "overlapping acquisitions); keep one slice per position and retry")
-    bad = np.flatnonzero(np.abs(gaps - gap) > max(GAP_TOLERANCE * gap, 1e-3))
-    if len(bad):
-        i = int(bad[0])
-        kind = "a missing slice" if gaps[i] > 1.5 * gap else "uneven spacing"
-        raise HRINetError(
-            f"{source} has {kind}: the gap between slices {i} and {i + 1} is {gaps[i]:.3f} mm "
-            f"where the series' spacing is {gap:.3f} mm ({len(bad)} uneven gap(s)); resample the "
-            "series to even spacing first (for example Slicer's Resample Scalar Volume)")
-    return gap
+    return gap_spacing(positions)
+
+
+def _pixels(path: str) -> np.ndarray:
+    try:
+        with quiet_native_output():
+            return sitk.GetArrayFromImage(sitk.ReadImage(path))
+    except RuntimeError as exc:
+        raise HRINetError(f"cannot read the pixels of {path} ({first_line(exc)}); replace or "
+                          "remove the file and retry") from None
+
+
+def _drop_duplicates(files: List[str], positions: np.ndarray):
+    """``(kept, notes, problems)`` for slices sorted by position: of several slices at one
+    position (within GAP_TOLERANCE_MM) holding the same pixels one is kept (a copy); holding
+    different pixels, they cannot be ordered and are named."""
+    kept, notes, problems = [0], [], []
+    for i in range(1, len(files)):
+        j = kept[-1]
+        if positions[i] - positions[j] > GAP_TOLERANCE_MM:
+            kept.append(i)
+            continue
+        a, b = Path(files[j]).name, Path(files[i]).name
+        if np.array_equal(_pixels(files[j]), _pixels(files[i])):
+            notes.append(f"{b} repeats {a} (same position {positions[i]:.4g} mm, same pixels); "
+                         "read once")
+        else:
+            problems.append(f"{a} and {b} are both at position {positions[i]:.4g} mm along the "
+                            "slice normal with different pixels (two acquisitions or "
+                            "reconstructions mixed in one series): keep one of them and retry")
+    return kept, notes, problems
+
+
+#: Tags read once per series for its listing: (key, DICOM tag).
+_LISTING_TAGS = (("description", "0008|103e"), ("modality", "0008|0060"),
+                 ("pixel_spacing", "0028|0030"), ("thickness", "0018|0050"),
+                 ("image_type", "0008|0008"), ("sop_class", "0008|0016"))
+
+#: SOP classes that hold no cross-sectional image: secondary capture (1.2.840.10008.5.1.4.1.1.7
+#: and its multi-frame kinds) and structured reports such as the dose report (...1.1.88).
+_SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+_STRUCTURED_REPORT = "1.2.840.10008.5.1.4.1.1.88"
+
+
+def _dicom_tags(path: str) -> Dict[str, str]:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        with quiet_native_output():
+            reader.ReadImageInformation()
+    except RuntimeError:
+        return {key: "" for key, _ in _LISTING_TAGS}
+    return {key: (reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else "")
+            for key, tag in _LISTING_TAGS}
 
 
 def _dicom_tag(path: str, tag: str) -> str:
@@ -194,42 +303,115 @@ def _dicom_tag(path: str, tag: str) -> str:
         return ""
 
 
+def series_kind(modality: str, image_type: str, sop_class: str) -> str:
+    """What a series holds: ``"image"`` (a CT or other cross-sectional series, the only kind
+    read by default), ``"scout"`` (ImageType LOCALIZER), ``"dose report"`` (a structured
+    report, Modality SR) or ``"secondary capture"`` (screenshots, documents: Modality OT/DOC).
+
+    Example:
+        >>> series_kind("CT", "ORIGINAL\\PRIMARY\\LOCALIZER", ""), series_kind("SR", "", "")
+        ('scout', 'dose report')
+    """
+    modality = modality.upper().strip()
+    if modality in ("SR", "KO", "PR") or sop_class.startswith(_STRUCTURED_REPORT):
+        return "dose report" if modality in ("SR", "") else "report"
+    if modality in ("OT", "DOC", "SC") or sop_class.startswith(_SECONDARY_CAPTURE):
+        return "secondary capture"
+    if "LOCALIZER" in image_type.upper():
+        return "scout"
+    return "image"
+
+
 def list_dicom_series(folder) -> List[dict]:
-    """The DICOM series in ``folder``, largest first: ``uid``, ``description``, ``modality``,
-    ``slices``, ``pixel_spacing`` (text as stored), ``thickness`` (text as stored) and ``files``
-    (GDCM's scan of a large folder is slow: the reader uses these instead of scanning again)."""
+    """The DICOM series in ``folder`` (not its subfolders), CT and other image series first,
+    then scouts, reports and secondary captures, each group largest first: ``uid``,
+    ``description``, ``modality``, ``kind`` (:func:`series_kind`), ``slices``,
+    ``pixel_spacing`` (text as stored), ``thickness`` (text as stored), ``folder`` ("" here)
+    and ``files`` (GDCM's scan of a large folder is slow: the reader uses these instead of
+    scanning again)."""
     with quiet_native_output():
         ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or []
     series = []
     for uid in ids:
         with quiet_native_output():
-            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
-        first = files[0] if files else ""
-        series.append({"uid": uid, "slices": len(files), "files": list(files),
-                       "description": _dicom_tag(first, "0008|103e") or "(no description)",
-                       "modality": _dicom_tag(first, "0008|0060") or "?",
-                       "pixel_spacing": _dicom_tag(first, "0028|0030").replace("\\", " x ") or "?",
-                       "thickness": _dicom_tag(first, "0018|0050") or "?"})
-    return sorted(series, key=lambda s: (-s["slices"], s["uid"]))
+            files = [f for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
+                     if not Path(f).name.upper().startswith("DICOMDIR")]
+        if not files:
+            continue
+        tags = _dicom_tags(files[0])
+        series.append({"uid": uid, "slices": len(files), "files": list(files), "folder": "",
+                       "description": tags["description"] or "(no description)",
+                       "modality": tags["modality"] or "?",
+                       "kind": series_kind(tags["modality"], tags["image_type"],
+                                           tags["sop_class"]),
+                       "pixel_spacing": tags["pixel_spacing"].replace("\\", " x ") or "?",
+                       "thickness": tags["thickness"] or "?"})
+    return sorted(series, key=lambda s: (s["kind"] != "image", -s["slices"], s["uid"]))
+
+
+#: How deep :func:`study_series` looks into subfolders (a DICOMDIR export nests patient,
+#: study and series folders).
+MAX_STUDY_DEPTH = 6
+
+
+def study_series(folder: Path) -> List[dict]:
+    """The series of ``folder``; where it holds none itself (a study as a hospital exports it:
+    a folder per series, or a DICOMDIR with its files in nested folders), those of its
+    subfolders, each with its ``folder`` relative to ``folder``, ordered as
+    :func:`list_dicom_series` orders them."""
+    series = list_dicom_series(folder)
+    if series:
+        return series
+    found = []
+    root = Path(folder)
+    for here, dirs, files in os.walk(root):
+        rel = Path(here).relative_to(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) \
+            if len(rel.parts) < MAX_STUDY_DEPTH else []
+        if rel.parts and any(not f.startswith(".") for f in files):
+            for s in list_dicom_series(here):
+                s["folder"] = rel.as_posix()
+                found.append(s)
+    return sorted(found, key=lambda s: (s["kind"] != "image", -s["slices"], s["folder"],
+                                        s["uid"]))
+
+
+def _series_name(s: dict) -> str:
+    where = f" in {s['folder']}" if s.get("folder") else ""
+    return f"{s['description']}{where} ({s['slices']} slices)"
 
 
 def _choose_series(folder: Path, series: List[dict], wanted: Optional[str]):
-    """``(uid, warnings)``: the wanted series (a UID or its number in :func:`list_dicom_series`'
-    order, from 1), else the largest with a warning when there are several."""
+    """``(entry, warnings)``: the wanted series (a UID, its number in :func:`study_series`'
+    order from 1, or its subfolder), else the largest image series (never a scout, report or
+    secondary capture), with a warning when there are several."""
+    images = [s for s in series if s.get("kind", "image") == "image"]
     if wanted is None:
-        chosen = series[0]
+        if not images:
+            kinds = sorted({s["kind"] for s in series})
+            raise HRINetError(f"{folder} holds no CT or other image series, only "
+                              f"{' and '.join(kinds)} ({len(series)} series); choose one with "
+                              "--series N or UID if you mean it (hrinet info lists them)")
+        chosen = images[0]
         warnings = []
         if len(series) > 1:
-            warnings.append(f"{folder} holds {len(series)} series; read the largest, "
-                            f"{chosen['description']} ({chosen['slices']} slices); choose another "
-                            "with --series N or UID (hrinet info lists them; series_uid= in "
-                            "Python)")
-        return chosen["uid"], warnings
+            others = len(series) - len(images)
+            aside = (f" ({others} scout, report or secondary-capture series set aside)"
+                     if others else "")
+            warnings.append(f"{folder} holds {len(series)} series{aside}; read the largest, "
+                            f"{_series_name(chosen)}; choose another with --series N or UID "
+                            "(hrinet info lists them; series_uid= in Python)")
+        return chosen, warnings
     text = str(wanted).strip()
     if text.isdigit() and 1 <= int(text) <= len(series):
-        return series[int(text) - 1]["uid"], []
-    if text in {s["uid"] for s in series}:
-        return text, []
+        return series[int(text) - 1], []
+    matches = [s for s in series if s["uid"] == text] or \
+        [s for s in series if s.get("folder") and s["folder"] == text.strip("/")]
+    if len(matches) == 1:
+        return matches[0], []
+    if len(matches) > 1:
+        raise HRINetError(f"{text} names {len(matches)} series in {folder}; give its number "
+                          "as listed by hrinet info")
     raise HRINetError(f"series {text} is not in {folder}; give a number from 1 to {len(series)} "
                       "or a series UID, as listed by hrinet info")
 
@@ -266,38 +448,77 @@ def unreadable_files(folder: Path, series: List[dict]) -> List[str]:
     return odd + bad
 
 
-def read_dicom_folder(folder: Path, series_uid: Optional[str]) -> Volume:
-    series = list_dicom_series(folder)
-    bad = unreadable_files(folder, series)
+def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
+                      lenient: bool = False) -> Volume:
+    """Read one series of a DICOM folder (or of its subfolders: :func:`study_series`).
+
+    Slices are ordered along the slice normal. A gantry-tilted series is de-tilted onto an
+    orthogonal grid (:func:`hrinet.core.geometry.detilt`); uneven gaps are kept as measured
+    (``metadata["slice_positions_mm"]``; the engine interpolates each pair across its own gap);
+    either is said in ``metadata["warnings"]``. Every problem that stops the slices from sharing
+    one grid is named in one message; with ``lenient`` (``hrinet info``, which describes what
+    it can) they go to ``metadata["problems"]`` instead and the slices are read as they lie.
+    """
+    folder = Path(folder)
+    series = study_series(folder)
+    if not series:
+        bad = unreadable_files(folder, [])
+        if bad:
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            raise HRINetError(f"{folder} holds {bad[0]}{more}; a slice left out would shift or "
+                              "gap the volume: replace or remove the file and retry")
+        raise HRINetError(f"no DICOM series found in folder {folder} or its subfolders; point "
+                          "to a folder of DICOM files or to a volume file")
+    entry, warnings = _choose_series(folder, series, series_uid)
+    chosen = entry["uid"]
+    here = folder / entry["folder"] if entry.get("folder") else folder
+    bad = unreadable_files(here, [s for s in series if s.get("folder") == entry.get("folder")])
+    problems = []
     if bad:
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-        raise HRINetError(f"{folder} holds {bad[0]}{more}; a slice left out would shift or "
-                          "gap the volume: replace or remove the file and retry")
-    if not series:
-        raise HRINetError(f"no DICOM series found in folder {folder}; point to a folder of "
-                          "DICOM files or to a volume file")
-    chosen, warnings = _choose_series(folder, series, series_uid)
-    entry = next(s for s in series if s["uid"] == chosen)
+        problems.append(f"{here} holds {bad[0]}{more}; a slice left out would shift or gap "
+                        "the volume: replace or remove the file and retry")
+        if not lenient:
+            raise HRINetError(problems[0])
     files = entry["files"]
     if len(files) < 2:
-        raise HRINetError(f"DICOM series {chosen} in {folder} has {len(files)} slice; "
+        raise HRINetError(f"DICOM series {chosen} in {here} has {len(files)} slice; "
                           "interpolation needs at least 2 slices")
-    positions = _dicom_positions(files)
-    order = np.argsort(positions, kind="stable")
+    geometry = _scan_geometry(files)
+    problems += geometry.problems
+    order = np.argsort(geometry.positions, kind="stable")
+    positions = geometry.positions[order]
+    kept, notes, duplicates = _drop_duplicates([files[i] for i in order], positions)
+    problems += duplicates
+    if problems and not lenient:
+        raise HRINetError(_one_message(problems))
+    if not duplicates:
+        order, positions = order[kept], positions[kept]
     files = [files[i] for i in order]
-    gap = check_even_spacing(positions[order], str(folder))
+    if len(files) < 2:
+        raise HRINetError(f"DICOM series {chosen} in {here} has 1 distinct slice; "
+                          "interpolation needs at least 2 slices")
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
         with quiet_native_output():
             image = reader.Execute()
     except RuntimeError as exc:
-        raise HRINetError(f"cannot read the DICOM series in {folder} ({first_line(exc)})") from None
+        raise HRINetError(f"cannot read the DICOM series in {here} ({first_line(exc)})") from None
     sx, sy, _ = image.GetSpacing()
+    gap = gap_spacing(positions) if positions[-1] > positions[0] else 1.0
     image.SetSpacing((sx, sy, gap))
+    tilted = geometry.tilt > MAX_TILT_DEGREES and not problems
+    if tilted:  # the slice normal as the third axis: the grid the slices are de-tilted onto
+        u, v = geometry.iop[:3], geometry.iop[3:]
+        image.SetDirection(tuple(np.stack([u, v, np.cross(u, v)], axis=1).ravel()))
     volume = volume_from_image(image, str(folder))
-    volume.metadata["warnings"].extend(warnings)
+    volume.metadata["warnings"].extend(warnings + notes)
+    if tilted:
+        _detilt_volume(volume, geometry.ipps[order], positions)
     volume.metadata["series_uid"] = chosen
+    if entry.get("folder"):
+        volume.metadata["series_folder"] = entry["folder"]
     # the folder's listing, for `hrinet info` (which then need not scan the folder again)
     volume.metadata["dicom_series"] = [{k: v for k, v in s.items() if k != "files"}
                                        for s in series]
@@ -305,20 +526,61 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str]) -> Volume:
         volume.metadata["warnings"].append(
             f"the series' modality is {entry['modality']}, not CT; the learned models are trained on CT "
             "in Hounsfield units, so check the result or use the cubic method (--method cubic)")
-    volume.metadata["slice_positions_mm"] = positions[order].tolist()
-    thickness = _dicom_slice_thickness(files[0])
-    if thickness is not None:
-        volume.metadata["slice_thickness_mm"] = thickness
+    volume.metadata["slice_positions_mm"] = positions.tolist()
+    if uneven_gaps(positions) and not problems:
+        gaps = np.diff(positions)
+        i = int(np.argmax(gaps))
+        missing = (f"; the widest, {gaps[i]:.3g} mm between slices {i} and {i + 1}, may be a "
+                   "missing slice" if gaps[i] > 1.5 * np.median(gaps) else "")
+        volume.metadata["warnings"].append(
+            f"uneven slice gaps ({describe_gaps(positions)}): each pair of known slices is "
+            "interpolated across its own gap onto one regular grid, the known slices at their "
+            f"positions{missing}")
+    thicknesses = [geometry.thicknesses[i] for i in order]
+    _record_thickness(volume, thicknesses)
+    if problems:
+        volume.metadata["problems"] = problems
     return volume
+
+
+def _detilt_volume(volume: Volume, ipps: np.ndarray, positions: np.ndarray) -> None:
+    """De-tilt ``volume`` (slices in ``positions`` order, their ImagePositionPatient ``ipps``)
+    in place: each slice moved in-plane onto the grid of the middle slice, the origin set where
+    that grid's first slice lies, so every pixel keeps its position in patient space."""
+    u, v, n = (volume.direction[:, i] for i in range(3))
+    a, b = ipps @ u, ipps @ v
+    m = len(ipps) // 2
+    sx, sy, _ = volume.spacing
+    shifts = np.stack([(b - b[m]) / sy, (a - a[m]) / sx], axis=1)
+    volume.array = detilt(volume.array, shifts)
+    volume.origin = tuple(float(c) for c in u * a[m] + v * b[m] + n * positions[0])
+    tilt = float(np.degrees(np.arctan2(
+        np.hypot(a[-1] - a[0], b[-1] - b[0]), positions[-1] - positions[0])))
+    volume.metadata["gantry_tilt_degrees"] = tilt
+    volume.metadata["warnings"].append(
+        f"gantry tilt {tilt:.1f} degrees: slices de-tilted onto an orthogonal grid (each moved "
+        f"in-plane by up to {np.abs(shifts).max():.1f} pixels; slice spacing measured along the "
+        "slice normal)")
+
+
+def _record_thickness(volume: Volume, thicknesses: List[Optional[float]]) -> None:
+    """``slice_thickness_mm``: the series' Slice Thickness (the most common where slices differ,
+    each slice's then in ``slice_thicknesses_mm`` and said in a warning)."""
+    known = [round(t, 4) for t in thicknesses if t is not None]
+    if not known:
+        return
+    counts = Counter(known)
+    common = sorted(counts, key=lambda t: (-counts[t], t))
+    volume.metadata["slice_thickness_mm"] = float(common[0])
+    if len(counts) > 1:
+        volume.metadata["slice_thicknesses_mm"] = [None if t is None else float(t)
+                                                   for t in thicknesses]
+        volume.metadata["warnings"].append(
+            "slice thickness varies within the series (" +
+            ", ".join(f"{counts[t]} slice(s) {t:g} mm" for t in common) +
+            f"); {common[0]:g} mm, the most common, is reported for the series")
 
 
 def _dicom_slice_thickness(path: str) -> Optional[float]:
     """Slice Thickness (0018,0050) in mm, or None when absent or not a positive number."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(path)
-    try:
-        reader.ReadImageInformation()
-        value = float(reader.GetMetaData("0018|0050").strip())
-    except (RuntimeError, ValueError):
-        return None
-    return value if value > 0 and np.isfinite(value) else None
+    return _positive(_dicom_tag(path, "0018|0050"))

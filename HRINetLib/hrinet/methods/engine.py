@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
 
 from hrinet.core.errors import Cancelled, HRINetError
+from hrinet.core.geometry import grid_fractions, uneven_grid, uneven_positions
 from hrinet.core.memory import available_memory
 from hrinet.core.padding import Padding, find_padding
 from hrinet.core.volume import Volume, cast_like
@@ -163,8 +164,9 @@ def plan_upsampling(volume: Volume, factor: Optional[float] = None,
     if volume.array.ndim != 3:
         raise HRINetError(f"expected a 3D volume, got an array of {volume.array.ndim} dimensions")
     _check_finite(volume.array)  # before the plan is shown or a model loaded
-    return make_plan(volume.array.shape[0], volume.spacing, factor, target_spacing, method,
+    plan = make_plan(volume.array.shape[0], volume.spacing, factor, target_spacing, method,
                      thickness, volume.metadata.get("slice_thickness_mm"))
+    return _uneven_plan(volume, plan, target_spacing)
 
 
 def make_plan(slices: int, spacing, factor: Optional[float] = None,
@@ -255,6 +257,51 @@ def _interpolate(interp: Interpolator, window: np.ndarray, pairs, fractions,
                            masks, pairs, fractions)
 
 
+def _uneven_plan(volume: Volume, plan: Plan, target_spacing: Optional[float]) -> Plan:
+    """``plan`` for a volume whose known slices lie unevenly (``metadata["slice_positions_mm"]``,
+    a DICOM series with uneven gaps): one regular output grid from the first known slice to the
+    last, ``target_spacing`` apart where given (the known slices fall between grid points
+    anyway), else the median gap over the factor. A regular volume's plan is returned as it is."""
+    positions = uneven_positions(volume.metadata.get("slice_positions_mm"), plan.input_slices)
+    if positions is None:
+        return plan
+    sx, sy, sz = plan.output_spacing
+    if target_spacing is not None:
+        sz = float(target_spacing)
+    return replace(plan, output_spacing=(sx, sy, sz),
+                   output_slices=uneven_grid(positions, sz))
+
+
+def _upsample_uneven(src: np.ndarray, positions: np.ndarray, plan: Plan, interp: Interpolator,
+                     out: np.ndarray, padding: Optional[Padding], work: type,
+                     progress: Optional[ProgressFn], cancel: Optional[CancelFn]) -> None:
+    """Fill ``out`` on the plan's regular grid from known slices at uneven ``positions``: each
+    output slice is synthesised between the two known slices around it at the fraction ``t`` of
+    their own gap; a grid point on a known slice (within a thousandth of a spacing) is that
+    slice, bit-exact."""
+    n = src.shape[0]
+    per_pair: dict = {}
+    for j, (p, t) in enumerate(grid_fractions(positions, plan.output_spacing[2],
+                                              plan.output_slices)):
+        per_pair.setdefault(p, []).append((j, t))
+    for p in range(n - 1):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        points = per_pair.get(p, [])
+        between = [(j, t) for j, t in points if 0.0 < t < 1.0]
+        for j, t in points:
+            if t == 0.0 or t == 1.0:
+                out[j] = src[p if t == 0.0 else p + 1]
+        if between:
+            lo, hi = max(0, p - interp.halo), min(n, p + 2 + interp.halo)
+            synth = _interpolate(interp, src[lo:hi].astype(work), [p - lo],
+                                 [t for _, t in between], padding)
+            for i, (j, _) in enumerate(between):
+                out[j] = cast_like(synth[0, i], src.dtype)
+        if progress is not None:
+            progress(p + 1, n - 1)
+
+
 def upsample_z(volume: Volume, factor: Optional[float] = None,
                target_spacing: Optional[float] = None, method: str = "linear",
                device: str = "auto", weights: Optional[str] = None,
@@ -304,11 +351,17 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
     src = volume.array
     n, ny, nx = src.shape
     k = plan.factor
+    positions = uneven_positions(volume.metadata.get("slice_positions_mm"), n)
+    if positions is not None and plan.output_slices != uneven_grid(positions,
+                                                                   plan.output_spacing[2]):
+        raise HRINetError("the plan is for evenly spaced slices but this volume's slices lie "
+                          "at uneven gaps; make the plan from this volume (plan_upsampling)")
     if out is None:
         out = np.empty((plan.output_slices, ny, nx), dtype=src.dtype)
     elif out.shape != (plan.output_slices, ny, nx) or out.dtype != src.dtype:
         raise HRINetError(f"out= must be {(plan.output_slices, ny, nx)} {src.dtype}")
-    restore = plan.slab_ratio > 0 and getattr(interp, "restores_known", False)
+    restore = (plan.slab_ratio > 0 and getattr(interp, "restores_known", False)
+               and positions is None)
     if hasattr(interp, "slab_ratio"):
         interp.slab_ratio = plan.slab_ratio
     first = 0 if restore else 1
@@ -317,7 +370,9 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
     chunk = _pairs_per_chunk(ny * nx * 8, k, interp.halo)
     total = n - 1
     padding = find_padding(src) if pad_aware else None
-    for p0 in range(0, total, chunk):
+    if positions is not None:
+        _upsample_uneven(src, positions, plan, interp, out, padding, work, progress, cancel)
+    for p0 in range(0, total if positions is None else 0, chunk):
         if cancel is not None and cancel():
             raise Cancelled()
         p1 = min(total, p0 + chunk)
@@ -330,7 +385,9 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
                 out[p * k] = src[p]
         if progress is not None:
             progress(p1, total)
-    if restore:  # the last known position: fraction 1 of the last pair
+    if positions is not None:
+        pass  # every output slice is written
+    elif restore:  # the last known position: fraction 1 of the last pair
         lo = max(0, n - 2 - interp.halo)
         last = _interpolate(interp, src[lo:].astype(work), [n - 2 - lo], [1.0], padding)
         out[(n - 1) * k] = cast_like(last[0, 0], src.dtype)
@@ -339,6 +396,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
     result = Volume(array=out, spacing=plan.output_spacing, origin=volume.origin,
                     direction=volume.direction.copy(), metadata=dict(volume.metadata))
     result.metadata.pop("slice_thickness_mm", None)  # the output is a thin-slice volume
+    result.metadata.pop("slice_positions_mm", None)  # and on a regular grid
     result.metadata.update(method=interp.name, factor=k, restored_known=restore,
                            padding=None if padding is None else padding.value,
                            runtime_warnings=(
