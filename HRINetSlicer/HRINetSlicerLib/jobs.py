@@ -26,6 +26,7 @@ from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume
 from hrinet.core.model_options import ModelOptions
+from hrinet.core.provenance import read_provenance
 from hrinet.core.shipped import DEFAULT_NAME, find_weights
 from hrinet.training.options import STOP_FILE, train_argv
 
@@ -150,9 +151,11 @@ class InterpolationJob(Job):
             raise HRINetError(info["error"])
         try:
             result = read_volume(self.folder / "out.nrrd")
+            result.metadata["provenance"] = read_provenance(self.folder / "out.nrrd")
         finally:
             self.cleanup()
-        node = node_from_volume(result, self.name, scene or self.input_node.GetScene())
+        node = node_from_volume(result, self.name, scene or self.input_node.GetScene(),
+                                source_node=self.input_node)
         copy_window_level(self.input_node, node)
         return node
 

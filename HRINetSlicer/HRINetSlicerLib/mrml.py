@@ -18,8 +18,18 @@ import slicer
 import slicer.util
 import vtk
 from hrinet import Volume, upsample_z
+from hrinet.core.dicom_export import check_dicom_output, write_derived_series
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import write_volume
+from hrinet.core.provenance import (
+    from_node_attributes,
+    node_attributes,
+    provenance_of,
+    read_provenance,
+    record,
+    synthesised_name,
+)
+from hrinet.methods import create_interpolator
 from hrinet.methods.engine import make_plan
 
 LPS_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -63,10 +73,27 @@ def volume_from_node(node) -> Volume:
                   metadata={"source": node.GetName(), "warnings": []})
 
 
-def node_from_volume(volume: Volume, name: str, scene=None):
-    """A new scalar volume node holding ``volume`` (converted back to RAS) in ``scene``."""
+#: The attribute naming the node an interpolated node was made from (for its DICOM export).
+SOURCE_NODE_ATTRIBUTE = "HRINet.sourceNodeID"
+
+
+def node_from_volume(volume: Volume, name: str, scene=None, source_node=None):
+    """A new scalar volume node holding ``volume`` (converted back to RAS) in ``scene``.
+
+    An interpolation result (its provenance in its metadata, or in the file it was read from)
+    makes a node that says so: the record as ``HRINet.*`` attributes and a name that says how
+    many slices are synthesised. ``source_node``: the node it was made from, recorded as the
+    input's name and as :data:`SOURCE_NODE_ATTRIBUTE`."""
     scene = _scene(scene)
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+    rec = provenance_of(volume) or read_provenance(volume.metadata.get("source"))
+    if rec and source_node is not None:
+        rec = dict(rec, input=source_node.GetName())
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode",
+                                   scene.GenerateUniqueName(synthesised_name(name, rec)))
+    for key, value in node_attributes(rec).items():
+        node.SetAttribute(key, value)
+    if rec and source_node is not None:
+        node.SetAttribute(SOURCE_NODE_ATTRIBUTE, source_node.GetID())
     node.SetSpacing(*volume.spacing)
     node.SetOrigin(*lps_from_ras(volume.origin))
     d = lps_from_ras(volume.direction)
@@ -118,11 +145,13 @@ def interpolate_node(input_node, factor: Optional[int] = None,
     plan = plan_for_node(input_node, factor, target_spacing, method, thickness)  # as shown
     volume = volume_from_node(input_node)
     start = time.perf_counter()
-    result = upsample_z(volume, plan=plan, device=device, weights=weights or None,
-                        progress=progress, cancel=cancel)
+    interp = create_interpolator(plan.method, device=device, weights=weights or None)
+    result = upsample_z(volume, plan=plan, interpolator=interp, progress=progress,
+                        cancel=cancel)
     seconds = time.perf_counter() - start
+    record(result, plan=plan, interpolator=interp, input_name=input_node.GetName())
     node = node_from_volume(result, name or f"{input_node.GetName()} isotropic", scene or
-                            input_node.GetScene())
+                            input_node.GetScene(), source_node=input_node)
     copy_window_level(input_node, node)
     return node, seconds
 
@@ -135,6 +164,36 @@ def copy_window_level(source, target) -> None:
         dst.SetWindowLevel(src.GetWindow(), src.GetLevel())
 
 
+def volume_with_provenance(node) -> Volume:
+    """:func:`volume_from_node` with the node's ``HRINet.*`` attributes as its provenance."""
+    volume = volume_from_node(node)
+    rec = from_node_attributes({k: node.GetAttribute(k) or "" for k in node.GetAttributeNames()})
+    if rec:
+        volume.metadata["provenance"] = rec
+    return volume
+
+
 def export_nrrd(node, path, overwrite: bool = False) -> Path:
-    """Save ``node`` as compressed NRRD, atomically (what ``hrinet.core.io`` reads back exactly)."""
-    return write_volume(volume_from_node(node), path, overwrite=overwrite, compress=True)
+    """Save ``node`` as compressed NRRD, atomically (what ``hrinet.core.io`` reads back
+    exactly), with its provenance when it is an interpolation result."""
+    return write_volume(volume_with_provenance(node), path, overwrite=overwrite, compress=True)
+
+
+def export_derived_dicom(node, folder, overwrite: bool = False) -> Path:
+    """Save an interpolated ``node`` as a derived DICOM series in ``folder``
+    (:mod:`hrinet.core.dicom_export`): the node it was made from must have been loaded
+    through Slicer's DICOM module, whose files give the patient, study and source instances."""
+    rec = from_node_attributes({k: node.GetAttribute(k) or "" for k in node.GetAttributeNames()}) \
+        if node is not None else None
+    if not rec:
+        raise HRINetError("select a volume this module interpolated: a derived series "
+                          "describes an interpolation")
+    source = node.GetScene().GetNodeByID(node.GetAttribute(SOURCE_NODE_ATTRIBUTE) or "")
+    uids = (source.GetAttribute("DICOM.instanceUIDs") or "").split() if source else []
+    database = getattr(slicer, "dicomDatabase", None)
+    files = [database.fileForInstance(uid) for uid in uids] if database is not None else []
+    if not files or not all(files):
+        raise HRINetError("the input volume was not loaded through Slicer's DICOM module, so "
+                          "there is no patient or study to copy; export NRRD instead")
+    out = check_dicom_output(folder, files, overwrite=overwrite)
+    return write_derived_series(volume_with_provenance(node), files, out, overwrite=overwrite)

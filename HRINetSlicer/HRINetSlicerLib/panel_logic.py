@@ -11,7 +11,7 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
 from .jobs import TrainingJob, adapt_job
-from .mrml import export_nrrd, interpolate_node, plan_for_node
+from .mrml import export_derived_dicom, export_nrrd, interpolate_node, plan_for_node
 from .parameters import HRINetSlicerParameterNode
 
 
@@ -53,6 +53,9 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
 
     def exportNrrd(self, node, path, overwrite=False):
         return export_nrrd(node, path, overwrite=overwrite)
+
+    def exportDerivedDicom(self, node, folder, overwrite=False):
+        return export_derived_dicom(node, folder, overwrite=overwrite)
 
     def trainingJob(self, out, nodes, variant, iterations, crop):
         return TrainingJob(out, nodes, variant=variant, iterations=iterations, crop=crop)

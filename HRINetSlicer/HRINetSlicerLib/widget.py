@@ -81,6 +81,7 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         self.ui.interpolateButton.clicked.connect(self.onInterpolate)
         self.ui.cancelButton.clicked.connect(self.onCancel)
         self.ui.exportButton.clicked.connect(self.onExport)
+        self.ui.exportDicomButton.clicked.connect(self.onExportDicom)
         self.ui.startTrainingButton.clicked.connect(lambda: self.onStartTraining(resume=False))
         self.ui.resumeTrainingButton.clicked.connect(lambda: self.onStartTraining(resume=True))
         self.ui.stopTrainingButton.clicked.connect(self.onStopTraining)
@@ -284,6 +285,7 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
     def updateExport(self, *_args) -> None:
         p = self._parameterNode
         self.ui.exportButton.enabled = bool(p and p.outputVolume and not is_unset(p.exportPath))
+        self.ui.exportDicomButton.enabled = bool(p and p.outputVolume)
 
     def onExport(self) -> None:
         path = str(self._parameterNode.exportPath)
@@ -295,3 +297,13 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         with userErrors(_("Export failed.")):
             out = self.logic.exportNrrd(self._parameterNode.outputVolume, path, overwrite)
             self.ui.statusLabel.text = _("Saved {path}").format(path=out)
+
+    def onExportDicom(self) -> None:
+        """Export the output volume as a derived DICOM series into a new or empty folder."""
+        folder = qt.QFileDialog.getExistingDirectory(
+            slicer.util.mainWindow(), _("Folder for the derived DICOM series (new or empty)"))
+        if not folder:
+            return
+        with userErrors(_("Export failed.")):
+            out = self.logic.exportDerivedDicom(self._parameterNode.outputVolume, folder)
+            self.ui.statusLabel.text = _("Saved the derived series in {path}").format(path=out)

@@ -47,7 +47,7 @@ def test_interpolate_creates_a_new_node_and_keeps_known_slices_in_place(scene, t
     before_matrix = ijk_to_ras(thick_node)
     nodes_before = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
     out, seconds = interpolate_node(thick_node, factor=3, method="linear")
-    assert out.GetName() == "thick isotropic" and out is not thick_node
+    assert out.GetName().startswith("thick isotropic (") and out is not thick_node
     assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == nodes_before + 1
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(thick_node), before)
     np.testing.assert_array_equal(ijk_to_ras(thick_node), before_matrix)

@@ -103,15 +103,20 @@ def _pydicom():
 
 
 # ---- checks before any work ---------------------------------------------------------------
-def check_dicom_output(out: PathLike, source: PathLike, overwrite: bool = False) -> Path:
-    """Validate ``--format dicom`` before any work: the input is a DICOM folder, the output a
-    folder outside it that is new, empty, or (with ``overwrite``) an earlier derived series
-    of hrinet's, in an existing folder it may write to.
+def check_dicom_output(out: PathLike, source: Union[PathLike, Sequence[PathLike]],
+                       overwrite: bool = False) -> Path:
+    """Validate ``--format dicom`` before any work: the input is a DICOM folder (or its files),
+    the output a folder outside it that is new, empty, or (with ``overwrite``) an earlier
+    derived series of hrinet's, in an existing folder it may write to.
 
     Raises:
         HRINetError: one line naming the problem and what to do.
     """
-    out, source = Path(out), Path(source)
+    out = Path(out)
+    if not isinstance(source, (str, os.PathLike)):  # the series' files (Slicer's database)
+        files = [Path(f) for f in source]
+        source = files[0].parent if files else Path(".")
+    source = Path(source)
     if not source.is_dir():
         raise HRINetError(f"--format dicom needs a DICOM series folder as input (the new series "
                           f"copies its patient and study); {source} is a file: write a volume "
