@@ -122,19 +122,46 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_info(args) -> int:
+    """Describe a volume or a DICOM series, and what ``interpolate`` will do with it. A series
+    that can be read is described even where ``interpolate`` would refuse it: its problems are
+    listed (all of them) and the command exits 0."""
+    from pathlib import Path
+
+    from hrinet.core.dicom import read_dicom_folder
     from hrinet.core.io import describe, read_volume
 
-    volume = read_volume(args.input, series_uid=args.series)
+    source = Path(args.input)
+    volume = (read_dicom_folder(source, args.series, lenient=True) if source.is_dir()
+              else read_volume(args.input, series_uid=args.series))
     print(describe(volume))
+    print(f"interpolate: {_info_plan(volume)}")
     series = volume.metadata.get("dicom_series", [])
     if len(series) > 1:
         print(f"series in this folder ({len(series)}; choose with --series N or UID):")
         for i, s in enumerate(series, 1):
-            mark = "*" if s["uid"] == volume.metadata.get("series_uid") else " "
-            print(f" {mark}{i:>2}. {s['description']} ({s['modality']}): {s['slices']} "
+            mark = "*" if s["uid"] == volume.metadata.get("series_uid") and \
+                s.get("folder", "") == volume.metadata.get("series_folder", "") else " "
+            where = f" in {s['folder']}" if s.get("folder") else ""
+            kind = s.get("kind", "image")
+            aside = f" [{kind}: not chosen by default]" if kind != "image" else ""
+            print(f" {mark}{i:>2}. {s['description']} ({s['modality']}){where}: {s['slices']} "
                   f"slices, pixels {s['pixel_spacing']} mm, thickness {s['thickness']} mm, "
-                  f"UID {s['uid']}")
+                  f"UID {s['uid']}{aside}")
     return 0
+
+
+def _info_plan(volume) -> str:
+    """What ``hrinet interpolate`` with its defaults will do with ``volume``, or why it will
+    not."""
+    problems = volume.metadata.get("problems", [])
+    if problems:
+        return (f"refuses this series until its {len(problems)} problem(s) above are fixed"
+                if len(problems) > 1 else "refuses this series until the problem above is fixed")
+    try:
+        plan = plan_upsampling(volume, method=default_method())
+    except HRINetError as exc:
+        return f"nothing with the defaults: {exc}"
+    return plan.describe()
 
 
 def cmd_train(args) -> int:

@@ -14,6 +14,7 @@ exactly is read once, and slices of mixed thickness are recorded per slice
 of its subfolders (a folder per series, or a DICOMDIR's tree), scouts, dose reports and
 secondary captures listed but never chosen by default.
 """
+
 from __future__ import annotations
 
 import os

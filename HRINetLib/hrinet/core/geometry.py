@@ -141,3 +141,49 @@ def detilt(array: np.ndarray, shifts_px: np.ndarray) -> np.ndarray:
         moved[outside] = fill
         out[k] = cast_like(moved, array.dtype)
     return out
+
+
+def orientation_words(direction: np.ndarray) -> str:
+    """The slice plane in words: axial, coronal or sagittal, with the angle (degrees) between
+    the slice normal and the nearest patient axis where it is oblique.
+
+    Example:
+        >>> orientation_words(np.eye(3))
+        'axial'
+    """
+    normal = np.asarray(direction, dtype=np.float64)[:, 2]
+    normal = normal / np.linalg.norm(normal)
+    axis = int(np.argmax(np.abs(normal)))
+    plane = ("sagittal", "coronal", "axial")[axis]
+    angle = float(np.degrees(np.arccos(min(1.0, abs(normal[axis])))))
+    return plane if angle < 0.5 else f"oblique, {angle:.1f} degrees from {plane}"
+
+
+def geometry_lines(volume) -> List[str]:
+    """``hrinet info``'s lines on how a volume's slices lie (``label: text``): orientation, the
+    gaps between slices, a gantry tilt, thickness per slice, padding outside the scan circle,
+    and every problem that stops ``interpolate`` (``metadata["problems"]``)."""
+    meta = volume.metadata
+    lines = [f"orientation: {orientation_words(volume.direction)}"]
+    n = volume.array.shape[0]
+    positions = uneven_positions(meta.get("slice_positions_mm"), n)
+    if positions is not None:
+        lines.append(f"slice gaps: uneven: {describe_gaps(positions)} (interpolate fills each "
+                     "gap across its own length onto one regular grid)")
+    elif n > 1:
+        lines.append(f"slice gaps: even, {volume.spacing[2]:.4g} mm")
+    if meta.get("gantry_tilt_degrees"):
+        lines.append(f"gantry tilt: {meta['gantry_tilt_degrees']:.1f} degrees (slices "
+                     "de-tilted onto an orthogonal grid as they were read)")
+    per_slice = meta.get("slice_thicknesses_mm")
+    if per_slice:
+        counts = Counter(t for t in per_slice if t is not None)
+        lines.append("thickness per slice: " + ", ".join(
+            f"{counts[t]} slice(s) {t:g} mm" for t in sorted(counts, key=lambda t: -counts[t])))
+    padding = find_padding(volume.array)
+    lines.append("padding: " + ("none outside the scan circle" if padding is None else
+                                f"{padding.value:g} outside the scan circle (the methods see "
+                                "air there; it is written back into the new slices)"))
+    for problem in meta.get("problems", []):
+        lines.append(f"problem: {problem}")
+    return lines

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from hrinet.core.atomic import atomic_write
 from hrinet.core.dicom import read_dicom_folder
 from hrinet.core.errors import HRINetError
+from hrinet.core.geometry import geometry_lines
 from hrinet.core.headers import check_file, data_files
 from hrinet.core.itk import (
     quiet_native_output,
@@ -200,6 +201,7 @@ def describe(volume: Volume) -> str:
     if volume.metadata.get("slice_thickness_mm"):
         t = volume.metadata["slice_thickness_mm"]
         lines.append(f"thickness:  {t:.4g} mm (DICOM Slice Thickness; {t / sz:.2f} x the spacing)")
+    lines += geometry_lines(volume)
     lines += [f"warning:    {w}" for w in volume.metadata.get("warnings", [])]
     lines += describe_lines(read_provenance(volume.metadata.get("source"),
                                             volume.metadata.get("series_uid")))
