@@ -253,6 +253,8 @@ def _open(path: Path, mode: str, gz: Optional[bool] = None):
 
 def _nifti_layout(head: bytes) -> Tuple[str, int]:
     """(byte order, vox_offset) of a NIfTI-1 single file's header."""
+    if len(head) < 352:
+        raise EOFError("the header is cut off")
     for order in ("<", ">"):
         if struct.unpack(order + "i", head[:4])[0] == 348:
             return order, int(struct.unpack(order + "f", head[108:112])[0])
@@ -263,7 +265,13 @@ def add_nifti_extension(path: Path, rec: Record) -> None:
     """Rewrite the NIfTI-1 single file ``path`` (``.nii`` or ``.nii.gz``; a temporary file of
     a writer, not yet in place) with ``rec`` as JSON in a comment extension, moving the voxels
     behind it; the file is streamed, never held whole in memory."""
-    path = Path(path)
+    try:
+        _rewrite_nifti(Path(path), rec)
+    except (struct.error, EOFError) as exc:  # the writer stopped short (a full disk)
+        raise ValueError(f"the written file is cut off ({exc})") from None
+
+
+def _rewrite_nifti(path: Path, rec: Record) -> None:
     gz = path.name.lower().endswith(".gz")
     with _open(path, "rb") as f:
         head = f.read(352)
