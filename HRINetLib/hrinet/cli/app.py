@@ -39,7 +39,8 @@ from hrinet.core.provenance import record as record_provenance
 from hrinet.core.provenance import report_worst_slices
 from hrinet.core.runtime import tune_allocator
 from hrinet.methods import create_interpolator, default_method
-from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
+from hrinet.methods.engine import (already_at_target, already_at_words, check_memory,
+                                   plan_upsampling, upsample_z)
 from hrinet.methods.registry import learned_available
 from hrinet.training.options import add_train_arguments
 
@@ -85,7 +86,12 @@ def cmd_interpolate(args) -> int:
               "CPU)", file=sys.stderr)
     volume = read_volume(args.input, series_uid=args.series)
     report_warnings(volume.metadata.get("warnings", []), events)
-    plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
+    if already_at_target(volume, args.spacing, args.factor):  # nothing written
+        print(f"{volume_name(args.input)}: {already_at_words(volume)}; nothing to do (give "
+              "--factor to interpolate anyway)")
+        return 0
+    plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness,
+                           estimate_thickness=True)  # a thickness the header lacks: estimated
     check_memory(volume, plan, output_copies=2)  # writing makes one copy of the output
     start = time.perf_counter()
     interp = create_interpolator(method, device=args.device, weights=args.weights,

@@ -56,7 +56,8 @@ class Plan:
     method: str
     #: Slice thickness of the input in mm (0: thin slices sampled far apart).
     thickness: float = 0.0
-    #: Where the thickness came from: "given", "DICOM" or "assumed".
+    #: Where the thickness came from: "given", "DICOM", "estimated" (from the voxels, see
+    #: :mod:`hrinet.core.slab_estimate`; thickness 0 when they look like thin slices) or "assumed".
     thickness_source: str = "assumed"
     #: thickness / input slice spacing; 0 when the input is treated as thin slices.
     slab_ratio: float = 0.0
@@ -70,6 +71,14 @@ class Plan:
         if self.thickness_source == "assumed":
             return text + ("; slice thickness unknown, assumed thin (known slices kept as they "
                            "are; give the thickness to restore slab-averaged slices)")
+        if self.thickness_source == "estimated" and self.slab_ratio == 0:
+            return text + ("; slice thickness unknown, assumed thin as the data suggest (known "
+                           "slices kept as they are; use --thickness to set it)")
+        if self.thickness_source == "estimated":
+            return text + (f"; slice thickness estimated {self.thickness:.1f} mm from the data "
+                           f"(use --thickness to set it; {self.slab_ratio:.2f} x the spacing): "
+                           "learned models restore the known positions too (their slices are "
+                           "slab averages), other methods keep them")
         if self.slab_ratio == 0:
             text += f"; slices {self.thickness:.4g} mm thick ({self.thickness_source}), " \
                 "treated as thin: known slices kept as they are"
@@ -155,18 +164,63 @@ def resolve_thickness(sz: float, thickness: Optional[float] = None,
 
 def plan_upsampling(volume: Volume, factor: Optional[float] = None,
                     target_spacing: Optional[float] = None, method: str = "linear",
-                    thickness: Optional[float] = None) -> Plan:
+                    thickness: Optional[float] = None,
+                    estimate_thickness: bool = False) -> Plan:
     """Validate the input and parameters and return the :class:`Plan` (no work done).
 
     ``thickness`` is the input's slice thickness in mm (None: DICOM Slice Thickness when the
-    volume came from DICOM, else assumed 0, thin slices sampled far apart).
+    volume came from DICOM, else assumed 0, thin slices sampled far apart). With
+    ``estimate_thickness`` (the command line's default) a volume whose header records no
+    thickness and that did not come from DICOM has it estimated from its voxels
+    (:func:`hrinet.core.slab_estimate.estimate_slab`) and used, slab or thin; a given or
+    recorded thickness always wins, so DICOM series plan exactly as without it.
     """
     if volume.array.ndim != 3:
         raise HRINetError(f"expected a 3D volume, got an array of {volume.array.ndim} dimensions")
     _check_finite(volume.array)  # before the plan is shown or a model loaded
     plan = make_plan(volume.array.shape[0], volume.spacing, factor, target_spacing, method,
                      thickness, volume.metadata.get("slice_thickness_mm"))
+    if estimate_thickness and plan.thickness_source == "assumed" and not _from_dicom(volume):
+        plan = _estimated_plan(volume, plan)
     return _uneven_plan(volume, plan, target_spacing)
+
+
+def _from_dicom(volume: Volume) -> bool:
+    """Whether ``volume`` was read from a DICOM series (whose thickness is never estimated)."""
+    return any(key in volume.metadata for key in ("dicom_series", "series_uid",
+                                                  "slice_positions_mm"))
+
+
+def _estimated_plan(volume: Volume, plan: Plan) -> Plan:
+    """``plan`` with the slice thickness estimated from the voxels (as it is when they cannot
+    tell)."""
+    from hrinet.core.slab_estimate import estimate_slab
+
+    found = estimate_slab(volume.array, volume.spacing)
+    if found is None:
+        return plan
+    sz = volume.spacing[2]
+    slab = min(found.thickness_mm, MAX_THICKNESS_MM, MAX_SLAB_RATIO * sz) if found.is_slab else 0
+    t, _, ratio = resolve_thickness(sz, slab)
+    return replace(plan, thickness=t, thickness_source="estimated", slab_ratio=ratio)
+
+
+def already_at_target(volume: Volume, target_spacing: Optional[float],
+                      factor: Optional[float] = None) -> bool:
+    """Whether ``volume`` already has slices ``target_spacing`` mm apart or closer, so there is
+    nothing to interpolate (a ``factor`` always asks for work: then False)."""
+    if factor is not None or target_spacing is None:
+        return False
+    target = float(target_spacing)
+    return math.isfinite(target) and target > 0 and \
+        float(volume.spacing[2]) <= target * (1 + 1e-3)
+
+
+def already_at_words(volume: Volume) -> str:
+    """``"already at 1.0 mm"``: how a case :func:`already_at_target` finds is reported."""
+    sz = float(volume.spacing[2])
+    return f"already at {sz:.1f} mm" if abs(sz * 10 - round(sz * 10)) < 1e-6 else \
+        f"already at {sz:.4g} mm"
 
 
 def make_plan(slices: int, spacing, factor: Optional[float] = None,
