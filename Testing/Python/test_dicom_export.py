@@ -37,9 +37,10 @@ TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDat
 
 
 def make_series(folder: Path, n: int = 6, size: int = 16, spacing: float = 5.0,
-                seed: int = 0) -> Path:
+                seed: int = 0, blank=()) -> Path:
     """An oblique CT series of ``n`` slices, stored values with intercept -1024, patient and
-    study filled in, files named in reverse order of position."""
+    study filled in, files named in reverse order of position; ``blank``: attributes left empty
+    (as some de-identification does)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     row = np.array([np.cos(0.2), np.sin(0.2), 0.0])
@@ -74,6 +75,8 @@ def make_series(folder: Path, n: int = 6, size: int = 16, spacing: float = 5.0,
         meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CT, ds.SOPInstanceUID
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.file_meta = meta
+        for keyword in blank:
+            setattr(ds, keyword, "")
         ds.save_as(folder / f"slice{n - i:03d}.dcm", enforce_file_format=True)
     return folder
 
@@ -270,3 +273,23 @@ def test_batch_format_dicom_fails_a_file_case_with_its_reason(tmp_path, phantom)
             "--method", "linear")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "--format dicom needs DICOM series as inputs" in r.stderr
+
+
+def test_a_series_without_a_study_uid_is_refused_before_any_work(tmp_path):
+    series = make_series(tmp_path / "in", blank=("StudyInstanceUID",))
+    r = cli("interpolate", series, tmp_path / "out", "--format", "dicom", "--factor", 2,
+            "--method", "linear")
+    one_line_error(r, "no StudyInstanceUID")
+    assert "interpolating" not in r.stderr and not (tmp_path / "out").exists()
+
+
+def test_blanked_sop_instance_uids_are_referenced_by_their_file_meta(tmp_path):
+    series = make_series(tmp_path / "in", blank=("SOPInstanceUID", "SOPClassUID"))
+    metas = {pydicom.dcmread(p).file_meta.MediaStorageSOPInstanceUID
+             for p in series.iterdir()}
+    r = cli("interpolate", series, tmp_path / "out", "--format", "dicom", "--factor", 2,
+            "--method", "linear")
+    assert r.returncode == 0, r.stderr
+    refs = {item.ReferencedSOPInstanceUID for ds in headers(tmp_path / "out")
+            for item in ds.SourceImageSequence}
+    assert refs == metas

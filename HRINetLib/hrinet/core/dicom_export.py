@@ -145,7 +145,22 @@ def check_dicom_output(out: PathLike, source: Union[PathLike, Sequence[PathLike]
         raise HRINetError(f"cannot write {out}: folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK):
         raise HRINetError(f"cannot write {out}: no write permission in {parent}")
+    _check_first_slice(source)
     return out
+
+
+def _check_first_slice(folder: Path) -> None:
+    """Before any work: the folder's first DICOM slice has the study's UIDs (the series read
+    is checked again when written)."""
+    pydicom = _pydicom()
+    for path in _source_files(folder):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:
+            continue
+        if "ImagePositionPatient" in ds:
+            check_study(ds, path.name)
+            return
 
 
 def is_derived_folder(folder: Path) -> bool:
@@ -203,7 +218,7 @@ def source_instances(source: Union[PathLike, Sequence[PathLike]], volume: Volume
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception:
             continue  # not a slice (the reader named any DICOM file it could not read)
-        if "SOPInstanceUID" not in ds or "ImagePositionPatient" not in ds:
+        if not _sop(ds)[1] or "ImagePositionPatient" not in ds:
             continue
         if uid and str(getattr(ds, "SeriesInstanceUID", "")) != uid:
             continue
@@ -222,7 +237,7 @@ def source_instances(source: Union[PathLike, Sequence[PathLike]], volume: Volume
                          axis)) / input_spacing
         i = int(round(t))
         if abs(t - i) > 0.05 or i < 0 or i in slices:
-            raise HRINetError(f"slice {ds.SOPInstanceUID} of the input series lies off the "
+            raise HRINetError(f"slice {_sop(ds)[1]} of the input series lies off the "
                               "volume's slices; the series changed since it was read: rerun")
         slices[i] = ds
     n_in = max(slices) + 1
@@ -230,6 +245,27 @@ def source_instances(source: Union[PathLike, Sequence[PathLike]], volume: Volume
         raise HRINetError("the input series' slices do not match the volume read (a slice is "
                           "missing); rerun on the unchanged folder")
     return [slices[i] for i in range(n_in)]
+
+
+def _sop(ds) -> tuple:
+    """``(SOP Class UID, SOP Instance UID)`` of a slice: its own, else its file meta's (some
+    de-identification tools blank the former and keep the latter)."""
+    meta = getattr(ds, "file_meta", None)
+    cls = str(getattr(ds, "SOPClassUID", "") or getattr(meta, "MediaStorageSOPClassUID", "")
+              or "")
+    uid = str(getattr(ds, "SOPInstanceUID", "") or
+              getattr(meta, "MediaStorageSOPInstanceUID", "") or "")
+    return cls, uid
+
+
+def check_study(ds, where) -> None:
+    """Refuse a source without the UIDs the derived series must share (never invented)."""
+    missing = [k for k in ("StudyInstanceUID", "FrameOfReferenceUID")
+               if not str(getattr(ds, k, "") or "").strip()]
+    if missing:
+        raise HRINetError(f"the input series has no {' or '.join(missing)} ({where}; blanked by "
+                          "de-identification?); a derived series must belong to the input's "
+                          "study and frame of reference: write a volume file (.nrrd) instead")
 
 
 # ---- pixels -------------------------------------------------------------------------------
@@ -315,6 +351,7 @@ def write_derived_series(result: Volume, source: Union[PathLike, Sequence[PathLi
     sx, sy, sz = result.spacing
     sources = source_instances(source, result, sz * factor)
     template = sources[0]
+    check_study(template, _sop(template)[1])
     modality = str(getattr(template, "Modality", "CT") or "CT")
     if modality != "CT":
         raise HRINetError(f"the input series' modality is {modality}; --format dicom writes CT "
@@ -399,15 +436,14 @@ def write_derived_series(result: Volume, source: Union[PathLike, Sequence[PathLi
             items = []
             for i in refs:
                 item = Dataset()
-                item.ReferencedSOPClassUID = sources[i].SOPClassUID
-                item.ReferencedSOPInstanceUID = sources[i].SOPInstanceUID
+                item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = _sop(sources[i])
                 item.PurposeOfReferenceCodeSequence = DicomSequence(
                     [_code(Dataset, SOURCE_FOR_PROCESSING)])
                 items.append(item)
             ds.SourceImageSequence = DicomSequence(items)
             if k in acquired:
                 ds.ImageComments = (f"acquired slice (input instance "
-                                    f"{sources[before].SOPInstanceUID}, unchanged)")
+                                    f"{_sop(sources[before])[1]}, unchanged)")
             elif frac == 0:
                 ds.ImageComments = ("synthesised by hrinet (not acquired): restored from the "
                                     f"slab of input slice {before + 1}")
