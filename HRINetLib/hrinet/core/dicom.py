@@ -305,7 +305,7 @@ def _dicom_tag(path: str, tag: str) -> str:
 
 
 def series_kind(modality: str, image_type: str, sop_class: str) -> str:
-    """What a series holds: ``"image"`` (a CT or other cross-sectional series, the only kind
+    r"""What a series holds: ``"image"`` (a CT or other cross-sectional series, the only kind
     read by default), ``"scout"`` (ImageType LOCALIZER), ``"dose report"`` (a structured
     report, Modality SR) or ``"secondary capture"`` (screenshots, documents: Modality OT/DOC).
 
