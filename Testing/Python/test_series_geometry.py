@@ -225,3 +225,18 @@ def test_a_tilted_uneven_mixed_thickness_series_is_interpolated(tmp_path):
     truth = sample(out.origin, out.direction, out.spacing, out.array.shape)
     assert psnr(out.array, truth) > 35
     assert np.linalg.norm(point_position(out) - POINT) < 0.5 * max(out.spacing)
+
+
+def test_de_tilting_moves_the_padding_as_it_is_never_blending_it_into_the_body():
+    """Padding outside the scan circle (-3024) stays exactly -3024 after a sub-pixel move: no
+    value between it and air appears, and what comes in from outside the field is padding."""
+    from hrinet.core.geometry import detilt
+
+    y, x = np.mgrid[:40, :40]
+    slice_ = np.where((y - 19.5) ** 2 + (x - 19.5) ** 2 < 18 ** 2, 40, -3024).astype(np.int16)
+    array = np.stack([slice_] * 3)
+    out = detilt(array, np.array([[0.0, 0.0], [0.4, -1.3], [2.5, 0.7]]))
+    assert np.array_equal(out[0], array[0])
+    values = np.unique(out)
+    assert not np.any((values > -3024) & (values < -1024)), values
+    assert out[2, :2].min() == -3024 and out.dtype == np.int16
