@@ -72,6 +72,8 @@ def cmd_interpolate(args) -> int:
         check_output_path(args.out, [args.input], overwrite=args.overwrite)
     if args.preview:
         check_preview_path(args.preview, overwrite=args.overwrite)
+    if args.confidence:  # before any work: it may not be the input or the output
+        check_output_path(args.confidence, [args.input, args.out], overwrite=args.overwrite)
     method = args.method or ("hrinet" if args.weights else default_method())
     if not args.method and not args.weights and method != "hrinet" and not learned_available():
         print("hrinet: note: PyTorch is not installed, so the method is cubic; install the "
@@ -92,7 +94,8 @@ def cmd_interpolate(args) -> int:
         return 0
     plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness,
                            estimate_thickness=True)  # a thickness the header lacks: estimated
-    check_memory(volume, plan, output_copies=2)  # writing makes one copy of the output
+    # writing makes one copy of the output; a confidence map (float32) and its copy up to 4 more
+    check_memory(volume, plan, output_copies=2 + (4 if args.confidence else 0))
     start = time.perf_counter()
     interp = create_interpolator(method, device=args.device, weights=args.weights,
                                  precision=args.precision)
@@ -112,6 +115,10 @@ def cmd_interpolate(args) -> int:
     finally:
         bar.close()
     report_warnings(result.metadata.get("runtime_warnings", []), events)
+    if args.confidence:  # also fills result.metadata["slice_error_hu"]
+        from hrinet.methods.confidence import confidence_map
+
+        conf = confidence_map(volume, result, plan.factor)
     record_provenance(result, plan=plan, interpolator=interp, input_path=args.input)
     out = (write_derived_series(result, args.input, args.out, overwrite=args.overwrite) if dicom
            else write_volume(result, args.out, overwrite=args.overwrite))
@@ -123,6 +130,10 @@ def cmd_interpolate(args) -> int:
         png = write_preview(result, args.preview, overwrite=args.overwrite)
         print(f"wrote {png} (axial, coronal and sagittal through the middle)")
         events.emit("wrote", path=str(png))
+    if args.confidence:
+        conf_out = write_volume(conf, args.confidence, overwrite=args.overwrite)
+        print(f"wrote {conf_out} (expected absolute error in HU per voxel; acquired slices 0)")
+        events.emit("wrote", path=str(conf_out))
     report_worst_slices(result.metadata, events)  # where the synthesised content is least sure
     return 0
 
@@ -234,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "axial, coronal and sagittal reformats, to look at it without a viewer "
                    "(default: none)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    s.add_argument("--confidence", metavar="FILE", help="also write a confidence map: per "
+                   "voxel the expected absolute error in HU of the interpolated value (acquired "
+                   "slices 0), calibrated on the corpus's validation split (default: none)")
     s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
     add_format_argument(s)
     s.set_defaults(func=cmd_interpolate)
