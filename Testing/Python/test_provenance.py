@@ -264,3 +264,22 @@ def test_export_as_derived_dicom_refuses_a_node_not_loaded_from_dicom(thick_node
     with pytest.raises(HRINetError, match="interpolated"):
         mrml.export_derived_dicom(thick_node, tmp_path / "dcm")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_panels_background_job_makes_a_node_with_the_record_and_the_inputs_name(
+        thick_node):
+    import time
+
+    _slicer_lib()
+    from HRINetSlicerLib.jobs import InterpolationJob
+
+    job = InterpolationJob(thick_node, factor=2, method="linear")
+    job.start()
+    deadline = time.time() + 120
+    while job.poll()["running"] and time.time() < deadline:
+        time.sleep(0.2)
+    node = job.finish()
+    assert node.GetName() == "thick isotropic (interpolated x2, 8 of 17 slices synthesised)"
+    assert node.GetAttribute("HRINet.input") == "thick"  # not the job's temporary file
+    assert node.GetAttribute("HRINet.method") == "linear"
+    assert node.GetAttribute("HRINet.sourceNodeID") == thick_node.GetID()
