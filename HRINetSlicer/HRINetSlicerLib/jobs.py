@@ -103,7 +103,8 @@ class InterpolationJob(Job):
         folder = self.folder
         options = ModelOptions(factor=self.plan.factor, method=self.plan.method,
                                weights=self.weights and str(self.weights), device=self.device,
-                               precision=self.precision, thickness=self.thickness)
+                               precision=self.precision,  # kept as the panel said: no estimate
+                               thickness=0.0 if self.thickness is None else self.thickness)
         return self.hrinet("interpolate", folder / "in.nrrd", folder / "out.nrrd",
                            *options.argv())
 

@@ -60,17 +60,57 @@ def volume_from_node(node) -> Volume:
     if image.GetNumberOfScalarComponents() != 1:
         raise HRINetError(f"{node.GetName()} has {image.GetNumberOfScalarComponents()} "
                           "components; convert it to a single-channel volume first")
-    if node.GetParentTransformNode() is not None:
-        raise HRINetError(f"{node.GetName()} is under a transform; harden the transform first "
-                          "(Data module: right-click > Harden transform)")
+    spacing, origin_ras, direction_ras = world_geometry(node)
     array = np.array(slicer.util.arrayFromVolume(node), copy=True)
-    m = vtk.vtkMatrix4x4()
-    node.GetIJKToRASDirectionMatrix(m)
-    direction_ras = np.array([[m.GetElement(r, c) for c in range(3)] for r in range(3)])
-    return Volume(array=array, spacing=tuple(node.GetSpacing()),
-                  origin=tuple(lps_from_ras(node.GetOrigin())),
+    return Volume(array=array, spacing=spacing, origin=tuple(lps_from_ras(origin_ras)),
                   direction=lps_from_ras(direction_ras),
                   metadata={"source": node.GetName(), "warnings": []})
+
+
+def world_geometry(node):
+    """``(spacing, origin, direction)`` of the node's voxel grid in world (patient) space, RAS.
+
+    A node under a linear transform (any parent transform, or a chain of them) is where the
+    transform puts it: the transform is hardened into the geometry, as the Data module's
+    "Harden transform" does, without changing the node. A non-linear transform (Slicer's
+    acquisition transform of a tilted or unevenly spaced series, a warp) would need the volume
+    resampled, and a transform that shears or scales unevenly makes the grid non-orthogonal:
+    both are refused with one line saying what to do."""
+    m = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(m)
+    parent = node.GetParentTransformNode()
+    if parent is not None:
+        if not parent.IsTransformToWorldLinear():
+            raise HRINetError(
+                f"{node.GetName()} is under the non-linear transform {parent.GetName()} (for "
+                "example Slicer's acquisition transform of a tilted or unevenly spaced series); "
+                "harden it first (Data module: right-click > Harden transform), or load the "
+                "series with Slicer's acquisition geometry regularisation on")
+        to_world = vtk.vtkMatrix4x4()
+        parent.GetMatrixTransformToWorld(to_world)
+        vtk.vtkMatrix4x4.Multiply4x4(to_world, m, m)
+    a = np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+    spacing = np.linalg.norm(a[:3, :3], axis=0)
+    direction = a[:3, :3] / np.where(spacing > 0, spacing, 1)
+    if not np.all(spacing > 0) or \
+            not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+        raise HRINetError(
+            f"{node.GetName()} is under a transform that shears or scales it unevenly, so its "
+            "voxels are no longer a rectangular grid; harden the transform first (Data module: "
+            "right-click > Harden transform) or remove it")
+    return tuple(float(s) for s in spacing), tuple(float(o) for o in a[:3, 3]), direction
+
+
+def transform_words(node) -> str:
+    """What the module does with the node's parent transform, for the panel ("" when none):
+    a linear one is hardened into the result, which appears where the input appears."""
+    parent = node.GetParentTransformNode() if node is not None else None
+    if parent is None:
+        return ""
+    world_geometry(node)  # a transform it cannot harden raises its one line here
+    return (f"{node.GetName()} is under the linear transform {parent.GetName()}: it is "
+            "hardened into the result, which lies in patient space where the input appears "
+            "(the input keeps its transform)")
 
 
 #: The attribute naming the node an interpolated node was made from (for its DICOM export).
@@ -128,7 +168,8 @@ def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[f
     if node is None or node.GetImageData() is None:
         raise HRINetError("select a scalar volume")
     nz = node.GetImageData().GetDimensions()[2]
-    return make_plan(nz, node.GetSpacing(), factor, target_spacing, method, thickness,
+    spacing = world_geometry(node)[0]  # a linear parent transform may scale it
+    return make_plan(nz, spacing, factor, target_spacing, method, thickness,
                      dicom_thickness(node))
 
 

@@ -19,6 +19,7 @@ from .batch_section import NEEDS, BatchSection
 from .dialogs import ensure_dependencies, userErrors
 from .jobs import InterpolationJob, default_runs_folder
 from .model_menu import ModelMenu
+from .mrml import transform_words
 from .panel_logic import HRINetSlicerLogic
 from .parameters import (
     DEVICES,
@@ -206,7 +207,9 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
             return
         try:
             plan = HRINetSlicerLogic.plan(node, method=self._method()[0], **self._target())
-            self.ui.planLabel.text = plan.describe(restore_how=_(RESTORE_HOW))
+            words = transform_words(node)  # a parent transform: hardened, or refused above
+            self.ui.planLabel.text = plan.describe(restore_how=_(RESTORE_HOW)) + \
+                (f"; {words}" if words else "")
             self.ui.interpolateButton.enabled = True
         except Exception as exc:  # the library's one-line message
             self.ui.planLabel.text = str(exc)

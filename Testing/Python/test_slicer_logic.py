@@ -95,6 +95,9 @@ def test_export_writes_nrrd_that_hrinet_and_slicer_read_back_identically(tmp_pat
 
 def test_a_node_under_a_transform_is_refused_until_hardened(scene, thick_node):
     transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "t")
+    shear = transform.GetMatrixTransformToParent()  # a rigid one is hardened on the fly
+    shear.SetElement(0, 1, 0.4)  # (test_slicer_transforms.py); a shear cannot be
+    transform.SetMatrixTransformToParent(shear)
     thick_node.SetAndObserveTransformNodeID(transform.GetID())
     with pytest.raises(HRINetError, match="harden the transform"):
         volume_from_node(thick_node)
