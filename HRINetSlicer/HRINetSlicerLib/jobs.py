@@ -30,6 +30,7 @@ from hrinet.core.provenance import read_provenance
 from hrinet.core.shipped import DEFAULT_NAME, find_weights
 from hrinet.training.options import STOP_FILE, train_argv
 
+from .confidence_overlay import add_confidence_overlay
 from .mrml import copy_window_level, export_nrrd, node_from_volume, plan_for_node
 from .process import BackgroundProcess, python_executable
 
@@ -80,14 +81,17 @@ class InterpolationJob(Job):
             is made (and validated) here, before anything starts.
         weights, device, precision: for learned methods.
         name: name of the result node (default ``"<input> isotropic"``).
+        confidence: also compute the confidence map (``--confidence``) and add it as an overlay
+            (:mod:`HRINetSlicerLib.confidence_overlay`).
     """
 
     def __init__(self, input_node, factor: Optional[int] = None,
                  target_spacing: Optional[float] = None, method: str = "hrinet",
                  weights: Optional[str] = None, device: str = "auto",
                  thickness: Optional[float] = None, name: Optional[str] = None,
-                 precision: str = "auto"):
+                 precision: str = "auto", confidence: bool = False):
         super().__init__()
+        self.confidence = confidence
         self.input_node = input_node
         self.precision = precision
         self.plan = plan_for_node(input_node, factor, target_spacing, method, thickness)
@@ -105,8 +109,9 @@ class InterpolationJob(Job):
                                weights=self.weights and str(self.weights), device=self.device,
                                precision=self.precision,  # kept as the panel said: no estimate
                                thickness=0.0 if self.thickness is None else self.thickness)
+        extra = ["--confidence", folder / "confidence.nrrd"] if self.confidence else []
         return self.hrinet("interpolate", folder / "in.nrrd", folder / "out.nrrd",
-                           *options.argv())
+                           *options.argv(), *extra)
 
     def start(self) -> None:
         """Write the input to a temporary NRRD and start the process (returns at once)."""
@@ -153,11 +158,14 @@ class InterpolationJob(Job):
         try:
             result = read_volume(self.folder / "out.nrrd")
             result.metadata["provenance"] = read_provenance(self.folder / "out.nrrd")
+            conf = read_volume(self.folder / "confidence.nrrd") if self.confidence else None
         finally:
             self.cleanup()
         node = node_from_volume(result, self.name, scene or self.input_node.GetScene(),
                                 source_node=self.input_node)
         copy_window_level(self.input_node, node)
+        if conf is not None:
+            add_confidence_overlay(node, conf)
         return node
 
     def cleanup(self) -> None:

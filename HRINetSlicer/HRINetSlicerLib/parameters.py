@@ -20,6 +20,7 @@ class HRINetSlicerParameterNode:
     targetSpacing: float = 1.0
     factor: int = 4
     restoreSlabs: bool = False
+    showConfidence: bool = False
     thickness: float = 0.0
     model: str = "hrinet"
     weightsPath: Path = Path()

@@ -16,6 +16,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
 from .batch_section import NEEDS, BatchSection
+from .confidence_overlay import set_overlay_visible
 from .dialogs import ensure_dependencies, userErrors
 from .jobs import InterpolationJob, default_runs_folder
 from .model_menu import ModelMenu
@@ -83,6 +84,7 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         self.ui.cancelButton.clicked.connect(self.onCancel)
         self.ui.exportButton.clicked.connect(self.onExport)
         self.ui.exportDicomButton.clicked.connect(self.onExportDicom)
+        self.ui.confidenceCheckBox.toggled.connect(self.onConfidenceToggled)
         self.ui.startTrainingButton.clicked.connect(lambda: self.onStartTraining(resume=False))
         self.ui.resumeTrainingButton.clicked.connect(lambda: self.onStartTraining(resume=True))
         self.ui.stopTrainingButton.clicked.connect(self.onStopTraining)
@@ -233,7 +235,9 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         with userErrors(_("Interpolation failed.")):
             job = InterpolationJob(self._parameterNode.inputVolume, method=method,
                                    weights=weights, device=self._device(),
-                                   precision=self._parameterNode.precision, **self._target())
+                                   precision=self._parameterNode.precision,
+                                   confidence=self._parameterNode.showConfidence,
+                                   **self._target())
             job.start()
             self._interpolation = job
             self._interpolationStart = time.time()
@@ -273,6 +277,12 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         self._endInterpolation(_("Created '{name}' ({x} x {y} x {z}) in {s:.1f} s").format(
             name=node.GetName(), x=dims[0], y=dims[1], z=dims[2],
             s=time.time() - self._interpolationStart))
+
+    def onConfidenceToggled(self, checked: bool) -> None:
+        """Show or hide the output's confidence overlay (made when the box was checked at
+        interpolation time)."""
+        if self._parameterNode is not None:
+            set_overlay_visible(self._parameterNode.outputVolume, checked)
 
     def _endInterpolation(self, status: str) -> None:
         self.ui.statusLabel.text = status

@@ -175,3 +175,64 @@ def test_on_real_ct_the_map_ranks_the_default_models_errors():
     assert spearmanr(pred, err).statistic > 0.25
     low, high = pred <= 20, pred > 100
     assert np.median(err[high]) > 3 * np.median(err[low])
+
+
+# ---- the Slicer overlay, against the real MRML library (slicer-core) ------------------------
+def _slicer_lib():
+    pytest.importorskip("slicer")
+    import sys
+
+    from conftest import REPO
+
+    if str(REPO / "HRINetSlicer") not in sys.path:
+        sys.path.insert(0, str(REPO / "HRINetSlicer"))
+
+
+def test_slicer_interpolation_with_confidence_adds_an_overlay_in_a_lookup_with_a_legend(scene):
+    _slicer_lib()
+    import time
+
+    import slicer
+    from HRINetSlicerLib.confidence_overlay import (
+        CONFIDENCE_ATTRIBUTE,
+        COLOR_NODE_NAME,
+        LEGEND_TITLE,
+        MAX_HU,
+        legend_node,
+        set_overlay_visible,
+    )
+    from HRINetSlicerLib.jobs import InterpolationJob
+    from HRINetSlicerLib.mrml import node_from_volume
+
+    node = node_from_volume(make_phantom(size=(40, 40, 6), spacing=(3, 3, 6), seed=4), "thick",
+                            scene)
+    job = InterpolationJob(node, factor=3, method="cubic", confidence=True)
+    job.start()
+    deadline = time.time() + 120
+    while job.running() and time.time() < deadline:
+        time.sleep(0.2)
+    out = job.finish()
+    conf = scene.GetNodeByID(out.GetAttribute(CONFIDENCE_ATTRIBUTE))
+    assert conf is not None and conf.GetName() == f"{out.GetName()} expected error"
+    values = slicer.util.arrayFromVolume(conf)
+    assert values.shape == slicer.util.arrayFromVolume(out).shape
+    assert np.all(values[::3] == 0) and values[1].min() > 0
+    display = conf.GetDisplayNode()
+    assert display.GetColorNode().GetName() == COLOR_NODE_NAME
+    assert (display.GetWindowLevelMin(), display.GetWindowLevelMax()) == (0.0, MAX_HU)
+    legend = legend_node(conf)
+    assert legend is not None and legend.GetTitleText() == LEGEND_TITLE
+    assert legend.GetPrimaryDisplayNode() is display and legend.GetVisibility()
+    assert set_overlay_visible(out, False) is conf and not legend.GetVisibility()
+    assert set_overlay_visible(out, True) is conf and legend.GetVisibility()
+    assert node.GetAttribute(CONFIDENCE_ATTRIBUTE) is None  # the input is left as it was
+
+
+def test_slicer_overlay_switch_does_nothing_for_a_volume_without_a_map(scene):
+    _slicer_lib()
+    from HRINetSlicerLib.confidence_overlay import set_overlay_visible
+    from HRINetSlicerLib.mrml import node_from_volume
+
+    node = node_from_volume(make_phantom(size=(16, 16, 4)), "plain", scene)
+    assert set_overlay_visible(node, True) is None
+    assert set_overlay_visible(None, True) is None
