@@ -33,6 +33,8 @@ AIR_HU = -980.0
 SEGMENT = 16
 #: Longest spectrum segment in mm (shorter segments fit more often inside the body).
 SEGMENT_MM = 100.0
+#: Shortest spectrum segment, in samples, where the series has that many slices.
+MIN_SEGMENT = 8
 #: Fewest slices an estimate is made from.
 MIN_SLICES = 5
 #: Candidate slab widths, in slice spacings.
@@ -44,7 +46,7 @@ RESOLUTION_PIXELS = 1.9
 SLAB_JUDGE_RATIO = 0.65
 #: Estimates between these ratios are taken as contiguous slabs (thickness = spacing, by far the
 #: most common reconstruction): the spread of the estimate is about this wide.
-CONTIGUOUS = (SLAB_JUDGE_RATIO, 1.35)
+CONTIGUOUS = (SLAB_JUDGE_RATIO, 1.5)
 #: Fewest in-body spectrum segments (along z and in-plane) an estimate relies on.
 MIN_SEGMENTS = 32
 
@@ -123,8 +125,7 @@ def estimate_slab(array: np.ndarray, spacing: Sequence[float],
     if not all(math.isfinite(s) and s > 0 for s in (sx, sy, sz)) or min(sx, sy) >= sz:
         return None
     nz, ny, nx = array.shape
-    n = max(MIN_SLICES, min(SEGMENT, nz, int(SEGMENT_MM / sz)))
-    n = min(n, nz)
+    n = min(nz, max(MIN_SEGMENT, min(SEGMENT, int(SEGMENT_MM / sz))))
     rng = np.random.default_rng(seed)
     ys, xs = rng.integers(0, ny, 4000), rng.integers(0, nx, 4000)
     z_segments = _segments(_hu(array[:, ys, xs].T), n)
