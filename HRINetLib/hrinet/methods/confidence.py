@@ -6,10 +6,15 @@ what inference has: the known slices, the synthesised ones, and three classical 
 the same position (linear blend, Keys' cubic, optical-flow morphing). Where the candidates
 disagree with the synthesised value, where the forward and backward flows do not undo each other,
 where the known slices differ much, where the slice lies mid-gap and where the gap is wide, the
-synthesised value is less certain. A log-linear fit turns these features into a score and a
-monotone (isotonic) table maps the score to the mean absolute error measured on the corpus's
-validation split (``CALIBRATION``; how it was made is named beside it and
-``benchmarks/bench_confidence.py`` reproduces it).
+synthesised value is less certain; so is it in lung and bone, where small structures come and go
+between slices. A log-linear fit turns these features into a score and a monotone (isotonic)
+table maps the score to the mean absolute error measured on three of the corpus's validation
+series (``confidence_calibration.json`` beside this module, plain JSON, which names what it was
+fitted on; ``benchmarks/bench_confidence.py --fit`` remakes it and, without ``--fit``, scores it
+on held-out series).
+
+The calibration is of the default model's output (``hrinet``). Any method's output can be
+scored, but for another method the numbers rank voxels rather than give calibrated HU.
 
 NumPy, SciPy and OpenCV only (no torch), so any method's output can be scored.
 """
@@ -186,7 +191,8 @@ def confidence_map(source: Volume, result: Volume, factor: int,
                    progress: Optional[Callable[[int, int], None]] = None) -> Volume:
     """The confidence map of ``result`` (``source`` upsampled by ``factor`` along z): a float32
     volume of the result's geometry holding the expected absolute error in HU of each voxel;
-    acquired slices kept as they are hold 0. Restored slab positions (``restored_known``) hold
+    acquired slices kept as they are hold 0 (calibrated for the default model's output, thin
+    slices: the decimate protocol). Restored slab positions (``restored_known``) hold
     ``|restored - acquired|``, which is not calibrated.
 
     Also sets ``result.metadata["slice_error_hu"]``: the mean of the map per output slice.
