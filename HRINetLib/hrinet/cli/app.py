@@ -132,7 +132,8 @@ def cmd_interpolate(args) -> int:
         events.emit("wrote", path=str(png))
     if args.confidence:
         conf_out = write_volume(conf, args.confidence, overwrite=args.overwrite)
-        print(f"wrote {conf_out} (expected absolute error in HU per voxel; acquired slices 0)")
+        print(f"wrote {conf_out} (expected absolute error in HU per voxel; 0 on acquired "
+              "slices kept)")
         events.emit("wrote", path=str(conf_out))
     report_worst_slices(result.metadata, events)  # where the synthesised content is least sure
     return 0
