@@ -159,3 +159,5 @@ def test_already_at_target_is_the_library_test_for_it():
     assert not already_at_target(thin, 0.5)
     assert not already_at_target(thin, 1.0, factor=2) and not already_at_target(thin, None)
     assert already_at_words(thin) == "already at 1.0 mm"
+    thick = make_phantom(size=(32, 32, 9), spacing=(1.5, 1.5, 6.0))
+    assert not already_at_target(thick, 100)  # a thick series: a typing error, refused by the plan

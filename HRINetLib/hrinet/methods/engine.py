@@ -207,13 +207,16 @@ def _estimated_plan(volume: Volume, plan: Plan) -> Plan:
 
 def already_at_target(volume: Volume, target_spacing: Optional[float],
                       factor: Optional[float] = None) -> bool:
-    """Whether ``volume`` already has slices ``target_spacing`` mm apart or closer, so there is
-    nothing to interpolate (a ``factor`` always asks for work: then False)."""
+    """Whether ``volume`` is a thin series (slices at most 1.5 x the in-plane spacing apart)
+    whose slices are already ``target_spacing`` mm apart or closer, so there is nothing to
+    interpolate. A ``factor`` always asks for work (then False); a target coarser than a thick
+    series stays an error of the plan (it is more likely a typing error than a wish)."""
     if factor is not None or target_spacing is None:
         return False
     target = float(target_spacing)
-    return math.isfinite(target) and target > 0 and \
-        float(volume.spacing[2]) <= target * (1 + 1e-3)
+    sx, sy, sz = (float(s) for s in volume.spacing)
+    return math.isfinite(target) and target > 0 and sz <= target * (1 + 1e-3) and \
+        sz < 1.5 * min(sx, sy)
 
 
 def already_at_words(volume: Volume) -> str:
