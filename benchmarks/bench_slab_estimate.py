@@ -59,8 +59,8 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=0, help="central N x N in-plane (0: whole)")
     args = p.parse_args()
     interp = create_interpolator(args.method, device="cpu", precision="fp32")
-    print(f"| series | x | true mm | estimated mm | PSNR_HU with --thickness | without | "
-          f"difference dB |\n|---|---|---|---|---|---|---|")
+    print("| series | x | true mm | estimated mm | PSNR_HU with --thickness | without | "
+          "difference dB |\n|---|---|---|---|---|---|---|")
     for path in validation_series(args.corpus):
         volume = read_volume(path)
         if args.crop:
