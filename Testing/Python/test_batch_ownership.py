@@ -316,3 +316,33 @@ def test_every_failure_line_reaches_the_console_while_the_next_case_is_read(tmp_
     assert r.returncode == 1
     for name in ("a", "b", "c"):
         assert f"{name}.nrrd: failed" in r.stderr, r.stderr
+
+
+def test_a_series_already_at_the_target_is_a_skipped_row_not_a_failure(tmp_path):
+    root = tmp_path / "vol"
+    thin = root / "thin.nrrd"
+    thin.parent.mkdir(parents=True)
+    write_volume(make_phantom(size=(16, 16, 5), spacing=(1, 1, 1), seed=3), thin)
+    volume(root / "thick.nrrd", 4)
+    out = tmp_path / "out"
+    assert main(["batch", str(root), "--out", str(out), "--spacing", "1", "--method",
+                 "linear"]) == 0
+    table = {r["input"]: r for r in rows(out / "results.csv")}
+    assert table["thin.nrrd"]["status"] == "skipped"
+    assert table["thin.nrrd"]["message"] == "already at 1.0 mm"
+    assert not (out / "thin.nrrd").exists()
+    assert table["thick.nrrd"]["status"] == "ok"
+
+
+def test_scouts_and_dose_reports_are_listed_as_skipped_never_interpolated(tmp_path):
+    root = tmp_path / "study"
+    root.mkdir()
+    write_dicom_series(root / "ct", [0.0, 3.0, 6.0], uid="1.2.3.1", prefix="a")
+    write_dicom_series(root / "ct", [0.0, 3.0, 6.0], uid="1.2.3.2", prefix="b",
+                       tags={"0008|0008": "ORIGINAL\\PRIMARY\\LOCALIZER"})
+    out = tmp_path / "out"
+    assert main(["batch", str(root), "--out", str(out), *LINEAR]) == 0
+    table = {r["series_uid"]: r for r in rows(out / "results.csv")}
+    assert table["1.2.3.1"]["status"] == "ok"
+    assert table["1.2.3.2"]["status"] == "skipped" and "not interpolated" in \
+        table["1.2.3.2"]["message"]

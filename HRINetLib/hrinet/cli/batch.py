@@ -29,7 +29,8 @@ from hrinet.core.lock import exclusive_lock, is_locked
 from hrinet.core.model_options import add_model_arguments
 from hrinet.methods import create_interpolator, default_method
 from hrinet.core.provenance import record as record_provenance
-from hrinet.methods.engine import check_memory, plan_upsampling, upsample_z
+from hrinet.methods.engine import (already_at_target, already_at_words, check_memory,
+                                   plan_upsampling, upsample_z)
 
 
 def add_batch_arguments(s) -> None:
@@ -82,6 +83,8 @@ def _cases(args) -> List[cohort.Case]:
 def _read_case(case: cohort.Case):
     if case.problem:
         raise HRINetError(case.problem)
+    if case.skip:
+        return None
     return read_volume(case.path, series_uid=case.series_uid or None)
 
 
@@ -135,6 +138,16 @@ def _is_done(args, case, previous, options) -> bool:
     return (previous is not None and previous.status == "ok" and previous.options == options
             and bool(previous.output_sha256) and os.path.isdir(case.output)
             and folder_sha256(Path(case.output)) == previous.output_sha256)
+
+
+def _at_target(volume, args) -> bool:
+    """Nothing to do: a thin series at or finer than ``--spacing`` (or, with no target given,
+    already about isotropic)."""
+    if args.factor is not None:
+        return False
+    if args.spacing is not None:
+        return already_at_target(volume, args.spacing)
+    return already_at_target(volume, float(volume.spacing[2]))
 
 
 def _suffix(path: Path) -> str:
@@ -240,6 +253,9 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
     try:
         if case.problem:
             raise HRINetError(case.problem)
+        if case.skip:  # a scout, a dose report: listed, never interpolated
+            row.status, row.message = "skipped", case.skip
+            return row
         target = Path(case.output)
         if target.exists() or target.is_symlink():
             mine = _folder_wrote(ledger, case.output) if _dicom(args) else \
@@ -257,6 +273,9 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
         volume = volume_of()  # read while the previous case was computed
         warnings = list(volume.metadata.get("warnings", []))
         report_warnings(warnings, events)
+        if _at_target(volume, args):
+            row.status, row.message = "skipped", already_at_words(volume)
+            return row
         plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
         check_memory(volume, plan, output_copies=2)
         if state["interp"] is None:  # loaded once, for the first case that gets this far

@@ -32,13 +32,15 @@ def identity(input: str, series_uid: str) -> str:
 class Case:
     """One volume to process: its name in the cohort, where its result goes (absolute), the
     file or folder it is read from, and ``problem``: why it cannot be processed at all (e.g. a
-    file name that is not UTF-8), reported as its row instead of stopping the cohort."""
+    file name that is not UTF-8), reported as its row instead of stopping the cohort; ``skip``:
+    why it is listed but not processed (a scout or a dose report)."""
 
     input: str
     output: str
     series_uid: str = ""
     source: str = ""
     problem: str = ""
+    skip: str = ""
 
     @property
     def path(self) -> Path:
@@ -119,8 +121,10 @@ def find_cases(root: Path, out: Path, series_filter: str = "") -> List[Case]:
                 base = f"{_safe(s['description'])}-{s['uid'][-8:]}"
                 if names[base.lower()] > 1:  # two series alike in their tails: the whole UID
                     base = f"{_safe(s['description'])}-{_safe(s['uid'])}"
+                kind = s.get("kind", "image")
+                skip = "" if kind == "image" else f"a {kind} series, not interpolated"
                 cases.append(Case(str(rel), str(out / rel / f"{base}.nrrd"), s["uid"],
-                                  str(here)))
+                                  str(here), skip=skip))
     return sorted(cases, key=lambda c: (c.identity, c.output))
 
 
