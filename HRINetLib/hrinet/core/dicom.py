@@ -28,7 +28,6 @@ import SimpleITK as sitk
 
 from hrinet.core.errors import HRINetError, first_line
 from hrinet.core.geometry import (
-    GAP_TOLERANCE,
     GAP_TOLERANCE_MM,
     describe_gaps,
     detilt,
