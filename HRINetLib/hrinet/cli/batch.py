@@ -132,10 +132,11 @@ def _folder_wrote(ledger, output: str):
     return digest if digest in hashes else None
 
 
-def _is_done(args, case, previous, options) -> bool:
+def _is_done(args, case, previous, options, stamp: str) -> bool:
     if not _dicom(args):
-        return cohort.is_done(case, previous, options)
+        return cohort.is_done(case, previous, options, stamp)
     return (previous is not None and previous.status == "ok" and previous.options == options
+            and previous.input_stamp == stamp
             and bool(previous.output_sha256) and os.path.isdir(case.output)
             and folder_sha256(Path(case.output)) == previous.output_sha256)
 
@@ -190,7 +191,11 @@ def run_batch(args) -> int:
         every = [dataclasses.replace(c, output=_folder_output(c.output)) for c in every]
     cohort.check_outputs(every)  # before any work, over every shard's cases
     cases = [c for c in every if cohort.shard_of(c, count) == index]
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HRINetError(f"cannot make the --out folder {out} ({exc.strerror}); give a folder "
+                          "that can be made there") from None
     table = out / cohort.results_name(index, count)
     with exclusive_lock(out / f".{table.name}.lock", f"a batch is running on {out} with the "
                         "same shard"):
@@ -206,9 +211,10 @@ def _run(args, events: Events, cases, table: Path, shard) -> int:
     ledger = cohort.Ledger(table.parent)
     rows = cohort.read_results(table)
     todo = []
+    stamps = {case.key: cohort.input_stamp(case) for case in cases}
     for case in cases:
         previous = ledger.rows.get(case.key)
-        if _is_done(args, case, previous, options):
+        if _is_done(args, case, previous, options, stamps[case.key]):
             rows[case.key] = previous  # done under another shard layout: carried over
         else:
             todo.append(case)
@@ -224,6 +230,7 @@ def _run(args, events: Events, cases, table: Path, shard) -> int:
             row = _process(args, events, case, volume_of, method, options, ledger, rows, table,
                            state, local_rank)
             row.seconds = round(time.perf_counter() - start, 2)
+            row.input_stamp = stamps[case.key]
             rows[case.key] = row
             ledger.record(row)
             cohort.write_results(table, rows.values())
@@ -257,7 +264,10 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
             row.status, row.message = "skipped", case.skip
             return row
         target = Path(case.output)
-        if target.exists() or target.is_symlink():
+        if target.is_symlink():
+            raise HRINetError(f"{target} is a symbolic link, which this batch did not write; "
+                              "remove it or choose another --out (nothing of yours is replaced)")
+        if target.exists():
             mine = _folder_wrote(ledger, case.output) if _dicom(args) else \
                 None if target.is_dir() else ledger.wrote(case.output)
             if mine is None and ledger.recorded(case.output):

@@ -9,6 +9,7 @@ logs that grow line by line (``log.csv``, ``val.jsonl``) are appended to instead
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -189,7 +190,10 @@ def remove_stale_partials(path: PathLike) -> int:
     that no other process is writing now (a cohort's case is written by one shard)."""
     path = Path(path)
     gone = 0
-    for stale in path.parent.glob(f".{path.name}.*.partial*"):
+    name = glob.escape(path.name)  # a name holding * ? [ ] matches only itself
+    found = set(path.parent.glob(f".{name}.*.partial*")) | \
+        set(path.parent.glob(f"..{name}.*.partial*"))  # a writer's own partial inside ours
+    for stale in sorted(found):
         try:
             stale.unlink()
             gone += 1

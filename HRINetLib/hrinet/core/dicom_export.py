@@ -565,7 +565,11 @@ def folder_sha256(folder: PathLike) -> str:
     from hrinet.core.atomic import file_sha256
 
     h = hashlib.sha256()
-    for path in sorted(Path(folder).iterdir()):
-        if path.is_file():
-            h.update(f"{path.name}\0{file_sha256(path)}\n".encode("utf-8"))
+    root = Path(folder)
+    for path in sorted(root.rglob("*")):  # any entry added (a subfolder, a link) changes it
+        name = os.fsencode(str(path.relative_to(root))).decode("utf-8", "backslashreplace")
+        if path.is_symlink() or not path.is_file():
+            h.update(f"{name}\0{'link' if path.is_symlink() else 'folder'}\n".encode("utf-8"))
+        else:
+            h.update(f"{name}\0{file_sha256(path)}\n".encode("utf-8"))
     return h.hexdigest()

@@ -177,7 +177,7 @@ def check_outputs(cases: List[Case]) -> None:
     for case in cases:
         if not case.output:
             continue
-        key = os.path.normcase(os.path.normpath(case.output)).casefold()
+        key = os.path.normcase(os.path.realpath(case.output)).casefold()  # links resolved
         if key in seen:
             other = seen[key]
             raise HRINetError(f"cases {other.input}{' ' + other.series_uid if other.series_uid else ''}"

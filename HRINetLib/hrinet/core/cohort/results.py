@@ -12,6 +12,7 @@ options that shape the output (method, target, thickness, weights, precision) ar
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 from dataclasses import asdict, dataclass, fields
@@ -45,6 +46,7 @@ class Result:
     status: str = ""  # one of STATUSES
     message: str = ""
     options: str = ""  # what shaped the output, as written by options_text
+    input_stamp: str = ""  # the input as it was read (input_stamp): a changed input is redone
 
     @property
     def key(self) -> str:
@@ -184,12 +186,35 @@ class Ledger:
         return digest if digest in hashes else None
 
 
-def is_done(case: Case, previous: Optional[Result], options: str = "") -> bool:
-    """Whether a case needs no work: recorded as ok with the same options, and its output
-    still there and intact."""
+def input_stamp(case: Case) -> str:
+    """What the case's input is now, cheaply: size and modification time of its file, or of
+    every file of its DICOM folder. Another input under the same name (a replaced file, another
+    cohort in the same --out) has another stamp."""
+    path = case.path
+    try:
+        if path.is_file():
+            st = path.stat()
+            return f"{st.st_size}:{st.st_mtime_ns}"
+        h = hashlib.sha256()
+        for entry in sorted(os.scandir(path), key=lambda e: e.name):
+            if entry.is_file():
+                st = entry.stat()
+                h.update(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}\n".encode("utf-8",
+                                                                               "surrogateescape"))
+        return h.hexdigest()[:32]
+    except OSError:
+        return ""
+
+
+def is_done(case: Case, previous: Optional[Result], options: str = "",
+            stamp: Optional[str] = None) -> bool:
+    """Whether a case needs no work: recorded as ok with the same options (and, when
+    ``stamp`` is given, the same input), and its output still there and intact."""
     if previous is None or previous.status != "ok" or not previous.output_sha256:
         return False
     if previous.options != options:
+        return False
+    if stamp is not None and previous.input_stamp != stamp:
         return False
     out = Path(case.output)
     return out.is_file() and file_sha256(out) == previous.output_sha256
