@@ -26,7 +26,7 @@ from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume
 from hrinet.core.model_options import ModelOptions
-from hrinet.core.provenance import read_provenance
+from hrinet.core.io import read_provenance
 from hrinet.core.shipped import DEFAULT_NAME, find_weights
 from hrinet.training.options import STOP_FILE, train_argv
 

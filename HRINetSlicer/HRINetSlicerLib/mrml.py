@@ -20,12 +20,11 @@ import vtk
 from hrinet import Volume, upsample_z
 from hrinet.core.dicom_export import check_dicom_output, write_derived_series
 from hrinet.core.errors import HRINetError
-from hrinet.core.io import write_volume
+from hrinet.core.io import read_provenance, write_volume
 from hrinet.core.provenance import (
     from_node_attributes,
     node_attributes,
     provenance_of,
-    read_provenance,
     record,
     synthesised_name,
 )

@@ -110,4 +110,5 @@ def test_the_panels_interpolation_job_asks_for_exactly_its_settings(scene):
         argv = job.command()
         got = from_args(build_parser().parse_args(argv[argv.index("hrinet.cli") + 1:]))
         assert got == ModelOptions(factor=3, method="hrinet", weights="/models/w.safetensors",
-                                   device="cpu", precision=precision)
+                                   device="cpu", precision=precision,
+                                   thickness=0.0)  # restore unchecked: the slices kept

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from hrinet.cli.events import Events
 from hrinet.core.io import read_volume, write_volume
+from hrinet.core.io import read_provenance
 from hrinet.core.provenance import (
     SLICE_ERROR_KEY,
     format_indices,
     parse_indices,
-    read_provenance,
     record,
     report_worst_slices,
     slice_roles,

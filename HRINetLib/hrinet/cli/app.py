@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 from typing import List, Optional
 
 from hrinet import __version__
@@ -30,6 +31,7 @@ from hrinet.cli.signals import (
 )
 from hrinet.core.atomic import remove_stale_partials
 from hrinet.core.constants import CLASSICAL_METHODS
+from hrinet.core.dicom import read_dicom_folder
 from hrinet.core.model_options import add_model_arguments
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import volume_name
@@ -41,6 +43,7 @@ from hrinet.core.runtime import tune_allocator
 from hrinet.methods import create_interpolator, default_method
 from hrinet.methods.engine import (already_at_target, already_at_words, check_memory,
                                    plan_upsampling, upsample_z)
+from hrinet.methods.confidence import confidence_map
 from hrinet.methods.registry import learned_available
 from hrinet.training.options import add_train_arguments
 
@@ -116,8 +119,6 @@ def cmd_interpolate(args) -> int:
         bar.close()
     report_warnings(result.metadata.get("runtime_warnings", []), events)
     if args.confidence:  # also fills result.metadata["slice_error_hu"]
-        from hrinet.methods.confidence import confidence_map
-
         conf = confidence_map(volume, result, plan.factor)
     record_provenance(result, plan=plan, interpolator=interp, input_path=args.input)
     out = (write_derived_series(result, args.input, args.out, overwrite=args.overwrite) if dicom
@@ -143,9 +144,6 @@ def cmd_info(args) -> int:
     """Describe a volume or a DICOM series, and what ``interpolate`` will do with it. A series
     that can be read is described even where ``interpolate`` would refuse it: its problems are
     listed (all of them) and the command exits 0."""
-    from pathlib import Path
-
-    from hrinet.core.dicom import read_dicom_folder
     from hrinet.core.io import describe, read_volume
 
     source = Path(args.input)

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import DSfloat
 
+from hrinet.core.atomic import file_sha256
 from hrinet.core.errors import HRINetError, first_line
 from hrinet.core.provenance import (
     FIELDS,
@@ -94,11 +100,7 @@ def add_format_argument(parser) -> None:
 
 
 def _pydicom():
-    try:
-        import pydicom
-    except ImportError:
-        raise HRINetError("writing DICOM needs pydicom; install it (pip install pydicom)") \
-            from None
+    """pydicom, a dependency of the package (the derived series is written with it)."""
     return pydicom
 
 
@@ -292,7 +294,6 @@ def _stored_pixels(array: np.ndarray, template) -> tuple:
 
 
 def _ds(value: float):
-    from pydicom.valuerep import DSfloat
 
     return DSfloat(float(value), auto_format=True)
 
@@ -341,9 +342,6 @@ def write_derived_series(result: Volume, source: Union[PathLike, Sequence[PathLi
             or the write failed (nothing is left at ``out``).
     """
     pydicom = _pydicom()
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence as DicomSequence
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     out = Path(out)
     rec = provenance_of(result) or {}
@@ -562,7 +560,6 @@ def read_derived(folder: PathLike, series_uid: Optional[str] = None) -> Optional
 def folder_sha256(folder: PathLike) -> str:
     """One digest for a folder's files: sha256 over their names and contents' sha256, in name
     order (what a batch records as its output's fingerprint)."""
-    from hrinet.core.atomic import file_sha256
 
     h = hashlib.sha256()
     root = Path(folder)

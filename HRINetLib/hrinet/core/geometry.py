@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from hrinet.core.padding import find_padding, padding_mask
+from hrinet.core.volume import cast_like
 
 #: Relative tolerance on slice gaps before a series counts as unevenly spaced.
 GAP_TOLERANCE = 0.01
@@ -114,7 +115,6 @@ def detilt(array: np.ndarray, shifts_px: np.ndarray) -> np.ndarray:
     Padding outside the scanner's circle (:mod:`hrinet.core.padding`) is moved as it is (seen
     as air by the interpolation, then written back where the nearest pixel had it), and what
     comes in from outside the field of view is padding (or, with none, the slice's minimum)."""
-    from hrinet.core.volume import cast_like  # the volume type needs nothing of this module
 
     padding = find_padding(array)
     out = np.empty_like(array)

@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from hrinet.core.atomic import atomic_write
 from hrinet.core.dicom import read_dicom_folder
+from hrinet.core.dicom_export import read_derived
 from hrinet.core.errors import HRINetError
 from hrinet.core.geometry import geometry_lines
 from hrinet.core.headers import check_file, data_files
@@ -28,7 +29,9 @@ from hrinet.core.provenance import (
     add_nifti_extension,
     describe_lines,
     provenance_of,
-    read_provenance,
+    FILE_PREFIX,
+    Record,
+    nifti_record,
     stamp_image,
 )
 from hrinet.core.volume import Volume
@@ -206,3 +209,29 @@ def describe(volume: Volume) -> str:
     lines += describe_lines(read_provenance(volume.metadata.get("source"),
                                             volume.metadata.get("series_uid")))
     return "\n".join(lines)
+
+
+def read_provenance(path, series_uid: Optional[str] = None) -> Optional[Record]:
+    """The record an output file holds (NRRD, MetaImage, NIfTI: its header only), a derived
+    DICOM series' in a folder (:func:`hrinet.core.dicom_export.read_derived`; ``series_uid``:
+    which series, default any derived one), or None."""
+    if not path:
+        return None
+    p = Path(str(path))
+    if p.is_dir():
+        return read_derived(p, series_uid)
+    if not p.is_file():
+        return None
+    name = p.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return nifti_record(p)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(p))
+    try:
+        with quiet_native_output():
+            reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    rec = {k[len(FILE_PREFIX):]: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()
+           if k.startswith(FILE_PREFIX)}
+    return rec or None

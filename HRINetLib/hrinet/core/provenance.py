@@ -29,6 +29,9 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, TextIO, Tuple
 
+from hrinet import __version__
+from hrinet.core.atomic import file_sha256
+
 #: Prefix of the provenance keys in NRRD and MetaImage headers.
 FILE_PREFIX = "hrinet_"
 #: Prefix of the provenance attributes of a Slicer node.
@@ -135,13 +138,11 @@ def slice_roles(output_slices: int, factor: int, restored: bool = False) -> Tupl
 
 # ---- the record ---------------------------------------------------------------------------
 def _software() -> str:
-    from hrinet import __version__
 
     return f"hrinet {__version__}"
 
 
 def _sha256(path: Path) -> str:
-    from hrinet.core.atomic import file_sha256
 
     try:
         return file_sha256(path)
@@ -301,7 +302,7 @@ def _rewrite_nifti(path: Path, rec: Record) -> None:
                 out.unlink()
 
 
-def _nifti_record(path: Path) -> Optional[Record]:
+def nifti_record(path: Path) -> Optional[Record]:
     try:
         with _open(path, "rb") as f:
             head = f.read(352)
@@ -328,38 +329,6 @@ def _nifti_record(path: Path) -> Optional[Record]:
 
 
 # ---- reading back -------------------------------------------------------------------------
-def read_provenance(path, series_uid: Optional[str] = None) -> Optional[Record]:
-    """The record an output file holds (NRRD, MetaImage, NIfTI: its header only), a derived
-    DICOM series' in a folder (:func:`hrinet.core.dicom_export.read_derived`; ``series_uid``:
-    which series, default any derived one), or None."""
-    if not path:
-        return None
-    p = Path(str(path))
-    if p.is_dir():
-        from hrinet.core.dicom_export import read_derived
-
-        return read_derived(p, series_uid)
-    if not p.is_file():
-        return None
-    name = p.name.lower()
-    if name.endswith((".nii", ".nii.gz")):
-        return _nifti_record(p)
-    import SimpleITK as sitk
-
-    from hrinet.core.itk import quiet_native_output
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(p))
-    try:
-        with quiet_native_output():
-            reader.ReadImageInformation()
-    except RuntimeError:
-        return None
-    rec = {k[len(FILE_PREFIX):]: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()
-           if k.startswith(FILE_PREFIX)}
-    return rec or None
-
-
 def describe_lines(rec: Optional[Record]) -> List[str]:
     """``hrinet info``'s lines for a record (none for None)."""
     if not rec:
@@ -450,5 +419,5 @@ def synthesised_name(name: str, rec: Optional[Record]) -> str:
 
 __all__ = ["FIELDS", "SLICE_ERROR_KEY", "add_nifti_extension", "content_line", "describe_lines",
            "format_indices", "from_node_attributes", "node_attributes", "parse_indices",
-           "provenance_of", "read_provenance", "record", "report_worst_slices", "short_line",
+           "provenance_of", "record", "report_worst_slices", "short_line",
            "slice_roles", "stamp_image", "synthesised_name", "worst_slices"]

@@ -26,6 +26,7 @@ from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.geometry import grid_fractions, uneven_grid, uneven_positions
 from hrinet.core.memory import available_memory
 from hrinet.core.padding import Padding, find_padding
+from hrinet.core.slab_estimate import estimate_slab
 from hrinet.core.volume import Volume, cast_like
 from hrinet.methods.registry import Interpolator, create_interpolator
 
@@ -194,7 +195,6 @@ def _from_dicom(volume: Volume) -> bool:
 def _estimated_plan(volume: Volume, plan: Plan) -> Plan:
     """``plan`` with the slice thickness estimated from the voxels (as it is when they cannot
     tell)."""
-    from hrinet.core.slab_estimate import estimate_slab
 
     found = estimate_slab(volume.array, volume.spacing)
     if found is None:
