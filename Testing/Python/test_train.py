@@ -236,6 +236,26 @@ def test_drop_context_reaches_the_sampler_and_is_recorded_in_the_stage_settings(
     assert meta["lineage"][-1]["settings"]["drop_context"] == 0.3
 
 
+def test_bf16_training_runs_the_network_in_bf16_and_keeps_the_loss_and_weights_fp32(tmp_path):
+    from hrinet.training.options import CONFIG_OPTIONS
+
+    assert CONFIG_OPTIONS["precision"] == "precision"  # --precision on hrinet train
+    tr = Trainer(tiny("hrinet-flow", 3, precision="bf16"), tmp_path, volumes=volumes(), log=None)
+    seen = []
+    tr.G.enc[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    logs = tr.train_step()
+    assert seen == [torch.bfloat16]  # the convolutions ran under bf16 autocast
+    assert np.isfinite(logs["loss_g"])
+    assert all(p.dtype == torch.float32 for p in tr.G.parameters())
+    _, meta = load_weights(tr.run())
+    assert meta["lineage"][-1]["settings"]["precision"] == "bf16"
+
+
+def test_bf16_training_is_refused_in_one_line_for_the_paper_variants(tmp_path):
+    with pytest.raises(HRINetError, match="--precision bf16 trains the flow models only"):
+        Trainer(tiny("acai", 1, precision="bf16"), tmp_path, volumes=volumes(), log=None)
+
+
 def test_augment_reaches_the_sampler_and_the_sidecar_names_data_without_paths(tmp_path):
     from hrinet.training.options import CONFIG_OPTIONS
 

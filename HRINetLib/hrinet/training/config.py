@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 from hrinet.core.constants import DEFAULT_VARIANT, VARIANTS
 from hrinet.core.errors import HRINetError
+from hrinet.core.variants import variant
 
 #: Gaps (in thin slices) between known slices seen in training (``hrinet-flow``).
 GAPS = tuple(range(2, 9))
@@ -52,6 +53,9 @@ STAGE2_VARIANTS = ("hrinet-patchgan", "hrinet-mse", "hrinet-perceptual")
 #: Added to each sample's MSE before the log (normalised units; about 0.4 HU RMS): a sample
 #: that is already almost exact (air against air) does not dominate the log-MSE loss.
 LOG_MSE_FLOOR = 1e-8
+#: The arithmetic ``hrinet train --precision`` offers (fp16 is left out: its loss scaling is not
+#: implemented, and the CPU, where training runs here, has bf16).
+TRAIN_PRECISIONS = ("fp32", "bf16")
 
 
 def option(help: str, low=None, high=None, low_open: bool = False, high_open: bool = False,
@@ -187,6 +191,15 @@ class TrainConfig:
         "on a GPU machine, about the number of CPU cores); the samples are the same either way",
         low=0, what="processes"))
 
+    #: hrinet-flow: arithmetic of the network's forward and backward passes. ``bf16`` runs the
+    #: convolutions under bfloat16 autocast (with the channels-last layout the CPU already uses:
+    #: a training step about 2x faster on CPUs with AVX-512 BF16); the inputs, the residual
+    #: add, the loss, the optimiser and validation stay in fp32, as at inference under ``auto``.
+    precision: str = field(default="fp32", metadata=option(
+        "hrinet-flow: fp32, or bf16 autocast for the network's convolutions (about 2x faster "
+        "on CPUs with AVX-512 BF16; loss, residual add and validation stay fp32)",
+        choices=TRAIN_PRECISIONS))
+
     @property
     def spec(self) -> VariantSpec:
         return VARIANT_SPECS[self.variant]
@@ -204,6 +217,9 @@ class TrainConfig:
                     ("inf)" if high is None else f"{high}" + (")" if high_open else "]"))
                 option = "--" + name.replace("_", "-")
                 raise HRINetError(f"{option} {v} is out of range: it is {what}, in {span}")
+        if self.precision != "fp32" and not variant(self.variant).motion:
+            raise HRINetError(f"--precision {self.precision} trains the flow models only; "
+                              f"{self.variant} trains in fp32 (leave --precision out)")
         bad_factors = [k for k in self.val_factors if k < 2 or k > 64]
         if bad_factors:
             raise HRINetError(f"--val-factors {','.join(map(str, self.val_factors))} is out of "

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from hrinet.core.constants import HU_MIN, HU_SCALE
 from hrinet.core.variants import variant
+from hrinet.learned.precision import autocast
 from hrinet.training.config import LOG_MSE_FLOOR
 from hrinet.training.losses import (
     acai_critic_loss,
@@ -92,8 +93,11 @@ class StepsMixin:
         else:
             mb = self.sampler.motion_batch(rng, self.cfg.batch, per_group, gaps, self.cfg.overlap)
         dev = self.device
-        pred = self.G(self._batch(mb.samples), self._batch(mb.plain), mb.t.to(dev), mb.s.to(dev),
-                      mb.rho.to(dev))
+        # bf16 (when asked) covers the network only, as at inference; the loss is fp32
+        with autocast(dev, self.cfg.precision):
+            pred = self.G(self._batch(mb.samples), self._batch(mb.plain), mb.t.to(dev),
+                          mb.s.to(dev), mb.rho.to(dev))
+        pred = pred.float()
         target = (mb.targets.to(dev).clamp(HU_MIN, HU_MIN + HU_SCALE) - HU_MIN) / HU_SCALE
         pred = (pred - HU_MIN) / HU_SCALE
         if self.cfg.log_mse:
