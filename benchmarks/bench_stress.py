@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from hrinet.core.io import read_volume
+from hrinet.core.preview import coronal
 from hrinet.core.volume import Volume, cast_like
 from hrinet.evaluation.evaluate import evaluate_volume
 from hrinet.learned.inference import load_interpolator
@@ -133,7 +134,9 @@ def coronal_figure(volume: Volume, k: int, outputs: dict, methods, path) -> None
 
     n = outputs["linear"].shape[0]
     y = volume.array.shape[1] // 2
-    panels = [("truth", volume.array[:n, y, :])] + [(m, outputs[m][:, y, :]) for m in methods]
+    # the last slice on top, as the preview and Slicer show z (hrinet.core.preview.coronal)
+    panels = [("truth", coronal(volume.array[:n], y))] + [(m, coronal(outputs[m], y))
+                                                           for m in methods]
     sx, _, sz = volume.spacing
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2 * n * sz / (
         volume.array.shape[2] * sx) + 0.6))

@@ -11,6 +11,8 @@ from hrinet.core.io import write_volume
 from hrinet.core.preview import (
     CT_WINDOW,
     GAP,
+    LABEL_STRIP,
+    coronal,
     display_window,
     preview_image,
     write_preview,
@@ -32,6 +34,24 @@ def test_each_view_has_its_physical_aspect_and_the_last_slice_is_on_top():
     coronal = img[:, 40 + GAP:80 + GAP]
     assert coronal[2, 20] > 200 and coronal[-3, 20] == 0  # the slab's slices are the top half
     assert img[:, 40:40 + GAP].max() == 0  # views apart
+
+
+def test_the_written_preview_is_labelled_with_what_made_it_the_window_and_each_view(tmp_path):
+    vol = slab_volume()
+    png = sitk.GetArrayFromImage(sitk.ReadImage(str(write_preview(vol, tmp_path / "p.png",
+                                                                  caption="hrinet x4"))))
+    views = preview_image(vol)
+    # two label strips above the views, the views themselves unchanged below them
+    assert png.shape[0] == views.shape[0] + 2 * LABEL_STRIP
+    np.testing.assert_array_equal(png[2 * LABEL_STRIP:, :views.shape[1]], views)
+    assert png[:LABEL_STRIP].max() > 128  # the caption line is drawn
+    assert png[LABEL_STRIP:2 * LABEL_STRIP, :40].max() > 100  # "axial" above the axial view
+    assert png[LABEL_STRIP:2 * LABEL_STRIP, 40 + GAP:80 + GAP].max() > 100  # "coronal ..."
+
+
+def test_every_figure_shows_the_last_slice_on_top():
+    a = np.arange(5)[:, None, None] * np.ones((5, 3, 4))
+    assert coronal(a)[0, 0] == 4 and coronal(a)[-1, 0] == 0
 
 
 def test_ct_is_shown_in_one_window_for_lung_soft_tissue_and_bone_other_data_by_percentiles():

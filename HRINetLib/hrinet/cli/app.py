@@ -128,7 +128,8 @@ def cmd_interpolate(args) -> int:
     print(f"wrote {out} ({x} x {y} x {z}, {time.perf_counter() - start:.1f} s)")
     events.emit("wrote", path=str(out))
     if args.preview:
-        png = write_preview(result, args.preview, overwrite=args.overwrite)
+        png = write_preview(result, args.preview, overwrite=args.overwrite,
+                            caption=f"{plan.method} x{plan.factor}: {Path(args.input).name}")
         print(f"wrote {png} (axial, coronal and sagittal through the middle)")
         events.emit("wrote", path=str(png))
     if args.confidence:
@@ -197,7 +198,8 @@ def cmd_adapt(args) -> int:
     bar, update = _tqdm(args.iterations, "adapting", "step")
     try:
         result = adapt(volume, args.out, weights=args.weights, iterations=args.iterations,
-                       lr=args.lr, device=args.device, case=volume_name(args.input),
+                       lr=args.lr, crop=args.crop, device=args.device,
+                       case=volume_name(args.input),
                        progress=lambda step, total, _logs: update(step, total),
                        cancel=lambda: sigterm() or stop_requested(args.out), log=None)
     finally:
@@ -292,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", help="weights to start from (default: the shipped model)")
     s.add_argument("--iterations", type=int, default=200, help="fine-tuning steps (default 200)")
     s.add_argument("--lr", type=float, default=3e-5, help="learning rate (default 3e-5)")
+    s.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 64; "
+                   "default 128, at most the volume's in-plane size)")
     add_model_arguments(s, ("device",))
     s.set_defaults(func=cmd_adapt)
 

@@ -15,13 +15,15 @@ import numpy as np
 from hrinet.core.atomic import atomic_write, complete_png
 from hrinet.core.io import write_volume
 from hrinet.core.phantom import make_phantom
+from hrinet.core.preview import coronal
 from hrinet.methods import default_method
 from hrinet.methods.engine import upsample_z
 
 
 def _coronal(a: np.ndarray, spacing_z: float, spacing_y: float) -> np.ndarray:
-    """Coronal reformat (z, x) through the middle row, stretched to physical aspect."""
-    img = a[:, a.shape[1] // 2, :].astype(np.float32)
+    """Coronal reformat (z, x) through the middle row, the last slice on top (as the preview and
+    Slicer show it), stretched to physical aspect."""
+    img = coronal(a).astype(np.float32)
     return np.repeat(img, max(1, int(round(spacing_z / spacing_y))), axis=0)
 
 
@@ -71,6 +73,9 @@ def main(argv=None) -> int:
           f"{iso.spacing[2]:g} mm ({x} x {y} x {z}) in {seconds:.1f} s")
     print(f"isotropic volume: {nrrd}")
     print(f"comparison PNG:   {png}")
+    print(f"thick input:      {out / 'demo-thick.nrrd'}")
+    print(f"next, as on your own CT: hrinet interpolate {out / 'demo-thick.nrrd'} "
+          f"{out / 'my-iso.nrrd'} --preview {out / 'my-iso.png'}")
     return 0
 
 

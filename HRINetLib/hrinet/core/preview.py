@@ -3,8 +3,9 @@ side in one PNG, each at its physical aspect ratio, so that a wrong slice order,
 a squashed reconstruction show at a glance (``hrinet interpolate --preview``).
 
 Drawn in index space (rows of the coronal and sagittal views run from the last slice at the top
-to the first), in a window that shows lung, soft tissue and bone of CT at once; other
-intensities are windowed to their 1st-99th percentiles.
+to the first: the head up for an axial CT in LPS), in a window that shows lung, soft tissue and
+bone of CT at once; other intensities are windowed to their 1st-99th percentiles. The written
+PNG is labelled: what made it, the window, and each view's name.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Tuple
 
+import cv2
 import numpy as np
 import SimpleITK as sitk
 
@@ -26,6 +28,15 @@ CT_WINDOW = (-1000.0, 1000.0)
 MAX_VIEW = 640
 #: Black pixels between two views.
 GAP = 6
+#: Height of the label strip above the views of a written preview, in pixels.
+LABEL_STRIP = 22
+
+
+def coronal(array: np.ndarray, row: Optional[int] = None) -> np.ndarray:
+    """The coronal reformat ``(z, x)`` of a ``(z, y, x)`` array through ``row`` (the middle by
+    default), the last slice at the top: how every figure of this project shows z (the head up
+    for an axial CT in LPS), as Slicer and the preview do."""
+    return array[::-1, array.shape[1] // 2 if row is None else row, :]
 
 
 def display_window(array: np.ndarray) -> Tuple[float, float]:
@@ -64,7 +75,7 @@ def preview_image(volume: Volume, window: Optional[Tuple[float, float]] = None) 
     pixel = min(sx, sy, sz)
     low, high = window or display_window(a)
     views = [_view(a[nz // 2], sy, sx, pixel),  # axial: rows y, columns x
-             _view(a[::-1, ny // 2, :], sz, sx, pixel),  # coronal: last slice on top
+             _view(coronal(a), sz, sx, pixel),  # coronal: last slice on top
              _view(a[::-1, :, nx // 2], sz, sy, pixel)]  # sagittal
     height = max(v.shape[0] for v in views)
     width = sum(v.shape[1] for v in views) + GAP * (len(views) - 1)
@@ -78,10 +89,43 @@ def preview_image(volume: Volume, window: Optional[Tuple[float, float]] = None) 
     return np.round(grey).astype(np.uint8)
 
 
-def write_preview(volume: Volume, path, overwrite: bool = True) -> Path:
-    """Write :func:`preview_image` of ``volume`` to ``path`` (a ``.png``), atomically."""
+def view_widths(volume: Volume) -> Tuple[int, int, int]:
+    """Pixel widths of the axial, coronal and sagittal views of :func:`preview_image`."""
+    nz, ny, nx = volume.array.shape
+    sx, sy, sz = (float(s) for s in volume.spacing)
+    pixel = min(sx, sy, sz)
+    return tuple(_view(np.zeros((r, c), np.float32), rm, cm, pixel).shape[1]
+                 for r, c, rm, cm in ((ny, nx, sy, sx), (nz, nx, sz, sx), (nz, ny, sz, sy)))
+
+
+def labelled(image: np.ndarray, widths: Tuple[int, int, int], caption: str,
+             window: Tuple[float, float]) -> np.ndarray:
+    """``image`` (from :func:`preview_image`) with a strip on top naming what made it
+    (``caption``), the window (width and level in the image's units) and each view."""
+    low, high = window
+    head = f"{caption}  W{high - low:.0f} L{(high + low) / 2:.0f}  last slice up".strip()
+    names = ("axial", "coronal", "sagittal")
+    strip = np.zeros((LABEL_STRIP, max(image.shape[1], 8 * len(head))), np.uint8)
+    x = 0
+    for name, width in zip(names, widths):
+        cv2.putText(strip, name, (x + 2, LABEL_STRIP - 5), cv2.FONT_HERSHEY_PLAIN, 0.9, 200, 1,
+                    cv2.LINE_AA)
+        x += width + GAP
+    canvas = np.zeros((image.shape[0] + 2 * LABEL_STRIP, strip.shape[1]), np.uint8)
+    cv2.putText(canvas, head, (2, LABEL_STRIP - 6), cv2.FONT_HERSHEY_PLAIN, 1.0, 255, 1,
+                cv2.LINE_AA)
+    canvas[LABEL_STRIP:2 * LABEL_STRIP] = strip
+    canvas[2 * LABEL_STRIP:, :image.shape[1]] = image
+    return canvas
+
+
+def write_preview(volume: Volume, path, overwrite: bool = True, caption: str = "") -> Path:
+    """Write :func:`preview_image` of ``volume`` to ``path`` (a ``.png``), atomically, labelled
+    (:func:`labelled`) with ``caption`` (what made it, e.g. "hrinet x4")."""
     path = check_preview_path(path, overwrite)
-    image = sitk.GetImageFromArray(preview_image(volume))
+    window = display_window(volume.array)
+    image = labelled(preview_image(volume, window), view_widths(volume), caption, window)
+    image = sitk.GetImageFromArray(image)
     with atomic_write(path, overwrite=overwrite, verify=complete_png, suffix=".png",
                       what=f"the preview {path}") as tmp:
         sitk.WriteImage(image, str(tmp))
