@@ -85,10 +85,19 @@ def _log_spectrum(segments: np.ndarray) -> np.ndarray:
     return np.log(power[1:] + 1e-9)
 
 
+def _integral(lines: np.ndarray, step: float) -> np.ndarray:
+    """The running integral of the linear interpolant of ``lines`` (L, m), ``step`` mm apart, at
+    each sample (the same for every slab width, so made once per set of lines)."""
+    return np.concatenate([np.zeros((lines.shape[0], 1)),
+                           np.cumsum((lines[:, 1:] + lines[:, :-1]) * (step / 2), axis=1)],
+                          axis=1)
+
+
 def _slab_sample(lines: np.ndarray, step: float, spacing: float, width: float,
-                 offset: float) -> np.ndarray:
+                 offset: float, integral: Optional[np.ndarray] = None) -> np.ndarray:
     """``lines`` (L, m), ``step`` mm apart, averaged over slabs ``width`` mm wide of their linear
-    interpolant and sampled every ``spacing`` mm from ``offset``."""
+    interpolant and sampled every ``spacing`` mm from ``offset`` (``integral``: their
+    :func:`_integral`, if made already)."""
     count, m = lines.shape
     length = (m - 1) * step
 
@@ -101,9 +110,8 @@ def _slab_sample(lines: np.ndarray, step: float, spacing: float, width: float,
     pos = np.arange(width / 2 + offset, length - width / 2, spacing)
     if width < 0.25 * step:
         return at(lines, pos)
-    integral = np.concatenate([np.zeros((count, 1)),
-                               np.cumsum((lines[:, 1:] + lines[:, :-1]) * (step / 2), axis=1)],
-                              axis=1)
+    if integral is None:
+        integral = _integral(lines, step)
     return (at(integral, pos + width / 2) - at(integral, pos - width / 2)) / width
 
 
@@ -136,11 +144,12 @@ def estimate_slab(array: np.ndarray, spacing: Sequence[float],
     if len(z_segments) < MIN_SEGMENTS:
         return None
     target = _log_spectrum(z_segments)
+    prepared = [(lines, step, _integral(lines, step)) for lines, step in rows + cols]
     errors = []
     for ratio in RATIOS:
         width = ratio * sz
-        pieces = [_segments(_slab_sample(lines, step, sz, width, offset), n)
-                  for lines, step in rows + cols for offset in (0.0, sz / 2)]
+        pieces = [_segments(_slab_sample(lines, step, sz, width, offset, integral), n)
+                  for lines, step, integral in prepared for offset in (0.0, sz / 2)]
         pieces = np.concatenate([p for p in pieces if len(p)] or [np.zeros((0, n))])
         if len(pieces) < MIN_SEGMENTS:
             return None
