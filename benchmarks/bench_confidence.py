@@ -228,6 +228,8 @@ def figure(path: Path, vol, truth, synth, feats, k: int) -> None:
     band per gap), written small."""
     import matplotlib
 
+    from hrinet.core.preview import coronal
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -240,10 +242,11 @@ def figure(path: Path, vol, truth, synth, feats, k: int) -> None:
     sx, _, sz = vol.spacing
     aspect = sz / sx
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.4), dpi=80)
-    axes[0].imshow(truth[:, y], cmap="gray", vmin=-1000, vmax=400, aspect=aspect)
+    # the last slice on top, as every figure shows z (hrinet.core.preview.coronal)
+    axes[0].imshow(coronal(truth, y), cmap="gray", vmin=-1000, vmax=400, aspect=aspect)
     axes[0].set_title("thin truth (coronal)")
-    for ax, img, title in ((axes[1], err[:, y], "real |error| (HU)"),
-                           (axes[2], pred[:, y], "predicted |error| (HU)")):
+    for ax, img, title in ((axes[1], coronal(err, y), "real |error| (HU)"),
+                           (axes[2], coronal(pred, y), "predicted |error| (HU)")):
         im = ax.imshow(img, cmap="magma", vmin=0, vmax=200, aspect=aspect)
         ax.set_title(title)
     for ax in axes:
