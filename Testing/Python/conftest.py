@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -74,6 +75,47 @@ def one_line_error(r, fragment):
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
     errors = [l for l in r.stderr.splitlines() if l.startswith("hrinet: error:")]
     assert len(errors) == 1 and fragment in errors[0], r.stderr
+
+
+# ---- hrinet batch: a small cohort, its options and its results tables -----------------------
+
+@pytest.fixture
+def linear():
+    """The options of a fast batch: factor 2, linear interpolation."""
+    return ["--factor", "2", "--method", "linear"]
+
+
+@pytest.fixture
+def make_volume():
+    """``make_volume(path, seed=0, slices=5)``: a 16 x 16 x ``slices`` phantom at 1 x 1 x 3 mm
+    written at ``path`` (its folders made); returns the path."""
+    from hrinet.core.io import write_volume
+
+    def make(path, seed: int = 0, slices: int = 5) -> Path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_volume(make_phantom(size=(16, 16, slices), spacing=(1, 1, 3), seed=seed), path)
+        return Path(path)
+
+    return make
+
+
+@pytest.fixture
+def cohort_folder(tmp_path, make_volume):
+    """A cohort of two volumes, ``tmp_path/vol/a.nrrd`` and ``b.nrrd``: the folder."""
+    root = tmp_path / "vol"
+    make_volume(root / "a.nrrd", 1)
+    make_volume(root / "b.nrrd", 2)
+    return root
+
+
+@pytest.fixture
+def read_rows():
+    """``read_rows(table)``: the rows of a results table as dicts, fields exactly as written."""
+    def read(path) -> list:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+    return read
 
 
 # ---- the Slicer module's tests: a real MRML scene (PyPI slicer-core) -------------------------

@@ -29,10 +29,6 @@ def tree(tmp_path):
     return root
 
 
-def rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
 
 def test_every_volume_and_series_of_a_tree_is_a_case_with_a_mirrored_output(tree, tmp_path):
     cases = cohort.find_cases(tree, tmp_path / "out")
@@ -62,12 +58,12 @@ def test_the_shard_comes_from_slurm_or_torchrun():
     assert cohort.shard_from_environment({}) == (0, 1, -1)
 
 
-def test_a_cohort_runs_then_a_rerun_skips_what_is_done_and_redoes_what_was_removed(tree,
-                                                                                   tmp_path):
+def test_a_cohort_runs_then_a_rerun_skips_what_is_done_and_redoes_what_was_removed(tree, tmp_path,
+                                                                                   read_rows):
     out = tmp_path / "out"
     args = ["batch", str(tree), "--out", str(out), "--factor", "2", "--method", "linear"]
     assert main(args) == 0
-    table = rows(out / "results.csv")
+    table = read_rows(out / "results.csv")
     assert [r["status"] for r in table] == ["ok"] * 3 and all(r["output_sha256"] for r in table)
     first = read_volume(out / "p1" / "v1.nrrd")
     assert first.array.shape[0] == 2 * 5 - 1
@@ -78,36 +74,37 @@ def test_a_cohort_runs_then_a_rerun_skips_what_is_done_and_redoes_what_was_remov
     changed.write_bytes(changed.read_bytes()[:100])  # changed since: maybe someone's edit
     assert main(args) == 1
     assert len(changed.read_bytes()) == 100
-    assert "changed since this batch wrote it" in {r["input"]: r for r in rows(
+    assert "changed since this batch wrote it" in {r["input"]: r for r in read_rows(
         out / "results.csv")}["p1/v2.nrrd"]["message"]
     changed.unlink()  # moved aside: made again
     assert main(args) == 0
     assert read_volume(changed).array.shape[0] == 2 * 6 - 1
 
 
-def test_one_bad_case_is_recorded_and_the_cohort_goes_on(tree, tmp_path, capsys):
+def test_one_bad_case_is_recorded_and_the_cohort_goes_on(tree, tmp_path, capsys, read_rows):
     bad = tree / "p1" / "v3.nrrd"
     bad.write_bytes((tree / "p1" / "v1.nrrd").read_bytes()[:300])
     out = tmp_path / "out"
     assert main(["batch", str(tree), "--out", str(out), "--factor", "2",
                  "--method", "linear"]) == 1
-    table = {r["input"]: r for r in rows(out / "results.csv")}
+    table = {r["input"]: r for r in read_rows(out / "results.csv")}
     assert table["p1/v3.nrrd"]["status"] == "failed" and table["p1/v3.nrrd"]["message"]
     assert sum(r["status"] == "ok" for r in table.values()) == 3
     assert "1 failed" in capsys.readouterr().out
 
 
-def test_shards_write_their_own_tables_and_merge_into_one(tree, tmp_path):
+def test_shards_write_their_own_tables_and_merge_into_one(tree, tmp_path, read_rows):
     out = tmp_path / "out"
     for shard in ("1/2", "2/2"):
         assert main(["batch", str(tree), "--out", str(out), "--factor", "2", "--method",
                      "linear", "--shard", shard]) == 0
     assert main(["batch", str(out), "--merge"]) == 0
-    assert sorted(r["input"] for r in rows(out / "results.csv")) == [
+    assert sorted(r["input"] for r in read_rows(out / "results.csv")) == [
         "p1/v1.nrrd", "p1/v2.nrrd", "p2/ct"]
 
 
-def test_a_manifest_names_inputs_and_outputs_and_a_users_file_is_never_replaced(tree, tmp_path):
+def test_a_manifest_names_inputs_and_outputs_and_a_users_file_is_never_replaced(tree, tmp_path,
+                                                                                read_rows):
     manifest = tmp_path / "cases.csv"
     manifest.write_text("input,output\nstudy/p1/v1.nrrd,res/one.nrrd\nstudy/p1/v2.nrrd,"
                         "res/two.nrrd\n")
@@ -118,11 +115,11 @@ def test_a_manifest_names_inputs_and_outputs_and_a_users_file_is_never_replaced(
     assert code == 1
     assert read_volume(tmp_path / "res" / "one.nrrd").array.shape[0] == 9
     assert (tmp_path / "res" / "two.nrrd").read_text() == "the user's own file"
-    table = {r["output"]: r for r in rows(tmp_path / "log" / "results.csv")}
+    table = {r["output"]: r for r in read_rows(tmp_path / "log" / "results.csv")}
     assert "not an output of this batch" in table[str(tmp_path / "res" / "two.nrrd")]["message"]
 
 
-def test_three_slurm_array_tasks_run_side_by_side_each_case_once(tmp_path):
+def test_three_slurm_array_tasks_run_side_by_side_each_case_once(tmp_path, read_rows):
     """Six cases (a DICOM series, NRRD, NIfTI, a corrupt file, a 2D image, one more NRRD)
     processed by three concurrent processes that know only their SLURM array variables."""
     import os
@@ -150,12 +147,12 @@ def test_three_slurm_array_tasks_run_side_by_side_each_case_once(tmp_path):
              for i in range(3)]
     codes = [p.wait(timeout=300) for p in procs]
     assert sorted(codes)[-1] == 1 and set(codes) <= {0, 1}  # the bad cases' shards say so
-    tables = [rows(out / f"results-shard-{i}-of-3.csv") for i in (1, 2, 3)
+    tables = [read_rows(out / f"results-shard-{i}-of-3.csv") for i in (1, 2, 3)
               if (out / f"results-shard-{i}-of-3.csv").exists()]
     seen = [r["input"] for t in tables for r in t]
     assert sorted(seen) == sorted(set(seen)) and len(seen) == 6  # each case by one shard
     assert main(["batch", str(out), "--merge"]) == 0
-    merged = {r["input"]: r for r in rows(out / "results.csv")}
+    merged = {r["input"]: r for r in read_rows(out / "results.csv")}
     assert {k for k, r in merged.items() if r["status"] == "failed"} == {"bad.nrrd", "flat.nrrd"}
     assert "2D" in merged["flat.nrrd"]["message"]
     for r in merged.values():
@@ -166,7 +163,7 @@ def test_three_slurm_array_tasks_run_side_by_side_each_case_once(tmp_path):
 
 
 
-def test_a_shard_killed_mid_case_then_rerun_completes_without_partial_files(tmp_path):
+def test_a_shard_killed_mid_case_then_rerun_completes_without_partial_files(tmp_path, read_rows):
     import os
     import signal
     import subprocess
@@ -184,17 +181,18 @@ def test_a_shard_killed_mid_case_then_rerun_completes_without_partial_files(tmp_
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if (out / "results.csv").exists() and len(rows(out / "results.csv")) >= 1:
-            break
+        if (out / "results.csv").exists() and \
+                any(r["status"] == "ok" for r in read_rows(out / "results.csv")):
+            break  # a "writing" row alone: the output may not be in place yet
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)  # mid-way through the second case, most likely
     proc.wait()
-    first = rows(out / "results.csv")
+    first = [r for r in read_rows(out / "results.csv") if r["status"] == "ok"]
     assert 1 <= len(first) < 3  # killed with work left
     done = {r["input"]: (out / Path(r["output"]).name).stat().st_mtime_ns for r in first}
     r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    table = rows(out / "results.csv")
+    table = read_rows(out / "results.csv")
     assert [t["status"] for t in table] == ["ok"] * 3
     assert not [p for p in out.rglob("*") if ".partial" in p.name]
     for name, stamp in done.items():  # nothing done before the kill was computed again
@@ -209,7 +207,7 @@ def _doc_block(heading: str) -> str:
     return block.replace("--spacing 1.0 --device cpu", "--factor 2 --method linear")
 
 
-def test_the_documented_slurm_script_and_torchrun_line_run_as_written(tree, tmp_path):
+def test_the_documented_slurm_script_and_torchrun_line_run_as_written(tree, tmp_path, read_rows):
     import os
     import subprocess
     import sys
@@ -224,7 +222,7 @@ def test_the_documented_slurm_script_and_torchrun_line_run_as_written(tree, tmp_
                                     SLURM_ARRAY_TASK_MAX="2"))
         assert r.returncode == 0, r.stderr
     assert main(["batch", str(tmp_path / "slurm"), "--merge"]) == 0
-    assert len(rows(tmp_path / "slurm" / "results.csv")) == 3
+    assert len(read_rows(tmp_path / "slurm" / "results.csv")) == 3
     lines = _doc_block("## torchrun").replace("--out \"$OUT\"", "--out \"$OUT\" --factor 2 "
                                                  "--method linear").replace("4", "2")
     env["OUT"] = str(tmp_path / "torchrun")
@@ -232,7 +230,7 @@ def test_the_documented_slurm_script_and_torchrun_line_run_as_written(tree, tmp_
     r = subprocess.run(["bash", "-c", lines], capture_output=True, text=True, timeout=300,
                        env=env)
     assert r.returncode == 0, r.stderr
-    assert [t["status"] for t in rows(tmp_path / "torchrun" / "results.csv")] == ["ok"] * 3
+    assert [t["status"] for t in read_rows(tmp_path / "torchrun" / "results.csv")] == ["ok"] * 3
 
 
 def test_the_next_case_is_read_while_the_current_one_is_computed_in_order_errors_its_own():
@@ -262,8 +260,7 @@ def test_the_next_case_is_read_while_the_current_one_is_computed_in_order_errors
     assert list(read_ahead([], read)) == []
 
 
-def test_an_unexpected_error_on_one_case_is_its_row_and_the_cohort_goes_on(tmp_path,
-                                                                           monkeypatch):
+def test_an_unexpected_error_on_one_case_is_its_row_and_the_cohort_goes_on(tmp_path, monkeypatch):
     """A bug that shows on one case (an internal error) fails that case, not the cohort."""
     import hrinet.cli.batch as batch
 

@@ -6,7 +6,8 @@ A seeded generator draws each sequence: a folder tree or a manifest with collidi
 (``scan.nrrd`` beside ``scan.nii.gz``, names equal but for letter case, an output that is an
 input), files of the user's at output paths, then runs with changed options, shard layouts that
 change between runs, merges, and stops at random points (SIGTERM while writing a volume, between
-moving an output in and recording it, or mid-computation).
+moving an output in and recording it, or mid-computation); ``--out`` is given now as it is,
+now through a link to it.
 """
 
 from __future__ import annotations
@@ -111,13 +112,15 @@ def _check(root: Path, source: Path, out: Path, before: dict, code: int, argv) -
 def _sequence(seed: int, root: Path, monkeypatch) -> None:
     rng = random.Random(seed)
     source, out = _make_cohort(rng, root)
+    (root / "out-link").symlink_to("out", target_is_directory=True)  # the same --out
     before = _snapshot(root)
     for _ in range(rng.randint(2, 4)):
         if rng.random() < 0.15 and out.exists():
             argv = ["batch", str(out), "--merge", "--partial"]
         else:
             count = rng.choice([1, 1, 2, 3])
-            argv = ["batch", str(source), "--out", str(out), "--method",
+            given = out if rng.random() < 0.7 else root / "out-link"
+            argv = ["batch", str(source), "--out", str(given), "--method",
                     rng.choice(["linear", "cubic"]), "--factor", str(rng.choice([2, 3])),
                     "--shard", f"{rng.randint(1, count)}/{count}"]
         with monkeypatch.context() as m:

@@ -2,13 +2,21 @@
 shared out among the shards of a SLURM job array or a torchrun launch (docs/cluster.md).
 
 It never replaces a file it cannot show it wrote (:mod:`hrinet.core.cohort.results`), refuses
-before any work two cases that would write one file, and holds a lock on its shard's table so a
-second run on the same ``--out`` cannot race it.
+before any work two cases that would write one file and options no case can run with (one line,
+exit 2), and holds a lock on its shard's table so a second run on the same ``--out`` cannot race
+it. Paths are recorded so that a project moved elsewhere, or an ``--out`` given through a link,
+is the same batch; a rerun removes the half-written files a killed run left (only those it can
+prove are its own: :mod:`hrinet.core.cohort.partials`).
+
+``--out`` may lie inside the input tree: the batch's own outputs there are never inputs, and a
+volume of the user's there is listed as a ``skipped`` row saying why (and on stderr), never
+silently dropped.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -18,26 +26,31 @@ from typing import List
 from hrinet.cli.events import Events, report_warnings
 from hrinet.cli.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from hrinet.core import cohort
-from hrinet.core.atomic import atomic_write, remove_stale_partials
+from hrinet.core.io.atomic import atomic_write
+from hrinet.core.cohort.partials import remove_left_by_killed_runs, remove_partials
 from hrinet.core.cohort.results import options_text
 from hrinet.core.constants import CLASSICAL_METHODS
-from hrinet.core.dicom_export import add_format_argument, folder_sha256, write_derived_series
+from hrinet.core.io import add_format_argument, folder_sha256, write_derived_series
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import WRITE_EXTENSIONS, read_volume, volume_name, write_volume
 from hrinet.core.itk import python_stderr_kept
-from hrinet.core.lock import exclusive_lock, is_locked
+from hrinet.core.lock import exclusive_lock
 from hrinet.core.model_options import add_model_arguments
-from hrinet.methods import create_interpolator, default_method
-from hrinet.core.provenance import record as record_provenance
-from hrinet.methods.engine import (already_at_target, already_at_words, check_memory,
-                                   plan_upsampling, upsample_z)
+from hrinet.methods import available_methods, create_interpolator, default_method
+from hrinet.core.io.provenance.record import record as record_provenance
+from hrinet.methods.engine import check_memory, upsample_z
+from hrinet.methods.planning import (MAX_THICKNESS_MM, already_at_target, already_at_words,
+                                     plan_upsampling)
+from hrinet.methods.registry import LEARNED_INSTALL, learned_available
 
 
 def add_batch_arguments(s) -> None:
     s.add_argument("input", help="a folder tree (every DICOM series and NRRD/NIfTI/MHA file in "
                    "it) or a CSV manifest with columns input,output[,series_uid]")
     s.add_argument("--out", help="folder for the results (mirrors the input tree) and "
-                   "results.csv; no default: required unless --merge")
+                   "results.csv; no default: required unless --merge. Inside the input tree, "
+                   "the batch's own outputs are never inputs and a volume of yours there is "
+                   "listed as skipped (move it out to have it processed)")
     add_model_arguments(s, ("factor", "spacing", "method", "weights", "thickness", "device",
                             "precision"))
     s.add_argument("--series-filter", default="", metavar="TEXT", help="only DICOM series whose "
@@ -52,7 +65,8 @@ def add_batch_arguments(s) -> None:
 
 
 def _out_folder(args) -> Path:
-    """``--out``, checked: a folder (or none yet), neither the input tree nor above it."""
+    """``--out``, checked (a folder or none yet, neither the input tree nor above it) and
+    resolved: given through a link or by another spelling, it is the same batch."""
     if not args.out:
         raise HRINetError("give --out, the folder for the results")
     out = Path(args.out)
@@ -65,10 +79,41 @@ def _out_folder(args) -> Path:
         if there == here or there in here.parents:
             raise HRINetError(f"--out {out} is the input folder or holds it; the outputs would "
                               "mix with the inputs: choose a folder outside the input tree")
-    return out
+    return Path(os.path.realpath(out))
 
 
-def _cases(args) -> List[cohort.Case]:
+def _refuse_impossible_options(args, method: str) -> None:
+    """Options no case can run with, refused once before any work (one line, exit 2) instead
+    of failing every case one by one."""
+    if method not in available_methods():
+        raise HRINetError(f"--method {method} is not a method; choose one of "
+                          f"{', '.join(available_methods())}")
+    if args.factor is not None and args.factor < 2:
+        why = "leaves nothing to interpolate" if args.factor == 1 else "is not positive"
+        raise HRINetError(f"--factor {args.factor} {why}; give an integer >= 2")
+    if args.spacing is not None and not (math.isfinite(args.spacing) and args.spacing > 0):
+        raise HRINetError(f"--spacing {args.spacing:g} is not a positive number of mm; give the "
+                          "target slice spacing, e.g. --spacing 1.0")
+    if args.thickness is not None and not (math.isfinite(args.thickness)
+                                           and 0 <= args.thickness <= MAX_THICKNESS_MM):
+        raise HRINetError(f"--thickness {args.thickness:g} is not a slice thickness (0 to "
+                          f"{MAX_THICKNESS_MM:g} mm); give 0 (thin slices) or the series' slice "
+                          "thickness in mm, e.g. 5")
+    if args.weights and not Path(args.weights).is_file():
+        what = "is a folder" if Path(args.weights).is_dir() else "does not exist"
+        raise HRINetError(f"--weights {args.weights} {what}; give a .safetensors weights file "
+                          "(hrinet models lists the installed ones)")
+    if method not in CLASSICAL_METHODS and not learned_available():
+        raise HRINetError(f"method {method} needs PyTorch, which is not installed; install the "
+                          f"learned extra ({LEARNED_INSTALL}), or use "
+                          f"{', '.join(CLASSICAL_METHODS)}")
+
+
+class _ModelRefused(HRINetError):
+    """The model cannot be loaded with these options: no case can run, so the batch stops."""
+
+
+def _cases(args, out: Path) -> List[cohort.Case]:
     source = Path(args.input)
     if not source.exists():
         raise HRINetError(f"{source} does not exist; check the path")
@@ -77,7 +122,10 @@ def _cases(args) -> List[cohort.Case]:
             raise HRINetError(f"{source} is a file; give a folder tree or a CSV manifest "
                               "(columns input,output), or use hrinet interpolate for one volume")
         return cohort.read_manifest(source)
-    return cohort.find_cases(source, Path(args.out), args.series_filter)
+    written = None
+    if out.is_dir() and source.resolve() in out.parents:  # --out inside the tree
+        written = cohort.Ledger(out).names  # what a table records: never an input
+    return cohort.find_cases(source, out, args.series_filter, written)
 
 
 def _read_case(case: cohort.Case):
@@ -157,19 +205,6 @@ def _suffix(path: Path) -> str:
                  if name.endswith(e)), path.suffix)
 
 
-def _check_other_layouts(out: Path, table: Path) -> None:
-    """Refuse to start beside a running batch with another shard layout on the same --out:
-    the two would share cases (and their half-written files)."""
-    count = cohort.shards.SHARD_TABLE.match(table.name)
-    mine = count.group(2) if count else "1"
-    for lock in out.glob(".results*.csv.lock"):
-        other = cohort.shards.SHARD_TABLE.match(lock.name[1:-len(".lock")])
-        theirs = other.group(2) if other else "1"
-        if theirs != mine and is_locked(lock):
-            raise HRINetError(f"a batch with {theirs} shard(s) is running on {out}; wait for it "
-                              "to end (or stop it), or give another --out")
-
-
 def run_batch(args) -> int:
     """Process every case of this shard; returns the exit status (1 if any case failed)."""
     events: Events = args.events
@@ -181,12 +216,13 @@ def run_batch(args) -> int:
     if args.partial:
         raise HRINetError("--partial goes with --merge")
     out = _out_folder(args)
+    _refuse_impossible_options(args, _method(args))
     if args.shard:
         index, count = cohort.parse_shard(args.shard)
         local_rank = -1
     else:
         index, count, local_rank = cohort.shard_from_environment()
-    every = _cases(args)
+    every = _cases(args, out)
     if _dicom(args):
         every = [dataclasses.replace(c, output=_folder_output(c.output)) for c in every]
     cohort.check_outputs(every)  # before any work, over every shard's cases
@@ -199,17 +235,30 @@ def run_batch(args) -> int:
     table = out / cohort.results_name(index, count)
     with exclusive_lock(out / f".{table.name}.lock", f"a batch is running on {out} with the "
                         "same shard"):
-        _check_other_layouts(out, table)
+        cohort.shards.check_other_layouts(out, table)
         with python_stderr_kept():  # C libraries muted while reading ahead never hide a line
-            return _run(args, events, cases, table, (index, count, local_rank))
+            return _run(args, events, cases, every, table, (index, count, local_rank))
 
 
-def _run(args, events: Events, cases, table: Path, shard) -> int:
+def _method(args) -> str:
+    return args.method or ("hrinet" if args.weights else default_method())
+
+
+def _shown(text: str) -> str:
+    """A name on one console line (a manifest's name may hold a line break)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _run(args, events: Events, cases, every, table: Path, shard) -> int:
     index, count, local_rank = shard
-    method = args.method or ("hrinet" if args.weights else default_method())
+    method = _method(args)
     options = _options(args, method)
     ledger = cohort.Ledger(table.parent)
     rows = cohort.read_results(table)
+    gone = remove_left_by_killed_runs(table, cases, every, ledger, series=_dicom(args))
+    if gone:
+        print(f"removed {gone} half-written file(s) an interrupted run of this batch left",
+              file=sys.stderr)
     todo = []
     stamps = {case.key: cohort.input_stamp(case) for case in cases}
     for case in cases:
@@ -238,9 +287,9 @@ def _run(args, events: Events, cases, table: Path, shard) -> int:
                         series_uid=case.series_uid, output=case.output, status=row.status,
                         message=row.message)
             events.emit("progress", done=skipped + k, total=len(cases), unit="case")
-            print(f"{numbers[case.key]}/{len(cases)} {case.input}"
+            print(f"{numbers[case.key]}/{len(cases)} {_shown(case.input)}"
                   f"{' ' + case.series_uid if case.series_uid else ''}: {row.status}"
-                  f"{' (' + row.message + ')' if row.message else ''}", file=sys.stderr,
+                  f"{' (' + _shown(row.message) + ')' if row.message else ''}", file=sys.stderr,
                   flush=True)
     except (Terminated, KeyboardInterrupt) as exc:
         what = str(exc) if isinstance(exc, Terminated) else "Ctrl-C"
@@ -271,6 +320,8 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
             mine = _folder_wrote(ledger, case.output) if _dicom(args) else \
                 None if target.is_dir() else ledger.wrote(case.output)
             if mine is None and ledger.recorded(case.output):
+                # the row keeps the recorded sha256: every later run says the same
+                row.output_sha256 = ledger.recorded_sha256(case.output, case.key)
                 raise HRINetError(f"{target} was changed since this batch wrote it; move it "
                                   "aside to have it made again (nothing of yours is replaced)")
             if mine is None:
@@ -289,13 +340,17 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
         plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
         check_memory(volume, plan, output_copies=2)
         if state["interp"] is None:  # loaded once, for the first case that gets this far
-            state["interp"] = create_interpolator(method, device=_device(args, local_rank),
-                                                  weights=args.weights,
-                                                  precision=args.precision)
+            try:
+                state["interp"] = create_interpolator(method, device=_device(args, local_rank),
+                                                      weights=args.weights,
+                                                      precision=args.precision)
+            except HRINetError as exc:  # the options, not this case: no case can run
+                raise _ModelRefused(f"the {method} model cannot be loaded, so no case can "
+                                    f"run: {exc}") from None
         result = upsample_z(volume, plan=plan, interpolator=state["interp"])
         del volume
         target.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(target)  # a killed earlier run's half-written file
+        remove_partials([target])  # a killed earlier run's half-written file
         row.factor, row.thickness = plan.factor, f"{plan.thickness:g}"
         record_provenance(result, plan=plan, interpolator=state["interp"], input_path=case.path)
 
@@ -315,8 +370,8 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
         row.status, row.message = "ok", "; ".join(f"warning: {w}" for w in warnings)
         ledger.supersede(row, table, rows)
         state["done"] += 1
-    except Cancelled:
-        raise  # the user's stop, not a bad case
+    except (Cancelled, _ModelRefused):
+        raise  # the user's stop, or options no case can run with: not a bad case
     except HRINetError as exc:
         row.status, row.message = "failed", str(exc)
     except MemoryError:

@@ -3,7 +3,7 @@ shards (:mod:`.shards`), and the results tables that make a rerun skip what is d
 prove which files a batch wrote (:mod:`.results`); cases are read ahead while the previous one
 is computed (:mod:`.readahead`)."""
 
-from hrinet.core.atomic import file_sha256
+from hrinet.core.io.atomic import file_sha256
 from hrinet.core.cohort.cases import (Case, check_outputs, find_cases, identity,
                                       read_manifest)
 from hrinet.core.cohort.readahead import read_ahead

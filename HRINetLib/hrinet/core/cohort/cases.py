@@ -4,18 +4,20 @@ CSV manifest, each with the one output it may write.
 A case's identity is its name in the cohort (the path relative to the tree's root, or the input
 as the manifest writes it) and its series UID, so the shard a case falls to depends on the case
 alone, never on the order in which cases were found or on the working directory. Outputs are
-absolute paths, so the results table names the same files wherever a rerun starts.
+absolute paths with their folder's links resolved (:func:`resolved`), so the results table names
+the same files wherever a rerun starts and whichever link to ``--out`` it is given.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
-from hrinet.core.dicom import list_dicom_series
+from hrinet.core.io import list_dicom_series
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import READ_EXTENSIONS, volume_name
 
@@ -60,6 +62,19 @@ def _absolute(path) -> str:
     return os.path.abspath(os.fspath(path))
 
 
+def resolved(path) -> str:
+    """``path`` absolute, with every link in its folder resolved but not a link at its own
+    name (a user's link at an output path stays what it is): one spelling of one place, so a
+    rerun through a linked ``--out`` is the same batch."""
+    path = _absolute(path)
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
+#: Why a volume the user put inside ``--out`` is listed but not processed.
+INSIDE_OUT = ("it lies inside --out {out}, where this batch writes its outputs, and is not one "
+              "of them; move it out of --out to have it processed")
+
+
 def _is_volume_file(path: Path) -> bool:
     name = path.name.lower()
     return not name.startswith(".") and name.endswith(READ_EXTENSIONS)
@@ -83,14 +98,62 @@ def _not_utf8(name: str) -> bool:
     return False
 
 
-def find_cases(root: Path, out: Path, series_filter: str = "") -> List[Case]:
+def _folder_cases(here: Path, rel: Path, out: Path, files: List[str],
+                  series_filter: str) -> List[Case]:
+    """The cases of one folder of the tree: its volume files and its DICOM series."""
+    cases = []
+    volumes = sorted(f for f in files if _is_volume_file(here / f))
+    for f in volumes:
+        if _not_utf8(f):
+            cases.append(Case(printable(str(rel / f)), "", problem=(
+                f"the file name {printable(f)!r} is not UTF-8 text; rename it")))
+            continue
+        cases.append(Case(str(rel / f), str(out / rel / f"{volume_name(f)}.nrrd"),
+                          source=str(here / f)))
+    if len(volumes) < len(files):  # other files: maybe DICOM slices
+        series = [s for s in list_dicom_series(here)
+                  if not series_filter or series_filter.lower() in s["description"].lower()]
+        names: Dict[str, int] = {}
+        for s in series:
+            base = f"{_safe(s['description'])}-{s['uid'][-8:]}"
+            names[base.lower()] = names.get(base.lower(), 0) + 1
+        for s in series:
+            base = f"{_safe(s['description'])}-{s['uid'][-8:]}"
+            if names[base.lower()] > 1:  # two series alike in their tails: the whole UID
+                base = f"{_safe(s['description'])}-{_safe(s['uid'])}"
+            kind = s.get("kind", "image")
+            skip = "" if kind == "image" else f"a {kind} series, not interpolated"
+            cases.append(Case(str(rel), str(out / rel / f"{base}.nrrd"), s["uid"],
+                              str(here), skip=skip))
+    return cases
+
+
+def _place(path: str) -> str:
+    """One spelling of a place, to compare paths (letter case too where the system ignores
+    it)."""
+    return os.path.normcase(resolved(path))
+
+
+def _output_places(output: str) -> List[str]:
+    """Where a case's output may lie: its file, or (``--format dicom``) its folder."""
+    return [_place(output), _place(os.path.join(os.path.dirname(output), volume_name(output)))]
+
+
+def find_cases(root: Path, out: Path, series_filter: str = "",
+               written: Optional[Callable[[str], bool]] = None) -> List[Case]:
     """Every volume file and every DICOM series under ``root``, each with its output under
     ``out`` mirroring the tree (``<folder>/<series description>-<uid tail>.nrrd`` for series).
     ``series_filter`` keeps only series whose description holds that text (any case). A file or
-    folder whose name is not UTF-8 is a case of its own with a ``problem``."""
-    root, out = Path(root), Path(_absolute(out))
-    outputs = out.resolve()
-    cases = []
+    folder whose name is not UTF-8 is a case of its own with a ``problem``.
+
+    ``out`` may lie inside the tree. What is there is then never taken as an input when it is
+    an output of the batch (a case's own output, or one ``written`` says a results table
+    records); anything else there (a volume of the user's) is listed as a ``skip``ped case
+    saying why (:data:`INSIDE_OUT`), never silently dropped and never processed (its output
+    would land inside ``--out`` again)."""
+    root, out = Path(root), Path(os.path.realpath(_absolute(out)))
+    cases: List[Case] = []
+    inside: List[Case] = []
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
         rel = here.relative_to(root)
@@ -100,37 +163,30 @@ def find_cases(root: Path, out: Path, series_filter: str = "") -> List[Case]:
                 f"the folder name {printable(str(rel))!r} is not UTF-8 text; rename it")))
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        if outputs == here.resolve() or outputs in here.resolve().parents:
-            continue  # never the outputs of an earlier run inside the input tree
-        volumes = sorted(f for f in files if _is_volume_file(here / f))
-        for f in volumes:
-            if _not_utf8(f):
-                cases.append(Case(printable(str(rel / f)), "", problem=(
-                    f"the file name {printable(f)!r} is not UTF-8 text; rename it")))
-                continue
-            cases.append(Case(str(rel / f), str(out / rel / f"{volume_name(f)}.nrrd"),
-                              source=str(here / f)))
-        if len(volumes) < len(files):  # other files: maybe DICOM slices
-            series = [s for s in list_dicom_series(here)
-                      if not series_filter or series_filter.lower() in s["description"].lower()]
-            names: Dict[str, int] = {}
-            for s in series:
-                base = f"{_safe(s['description'])}-{s['uid'][-8:]}"
-                names[base.lower()] = names.get(base.lower(), 0) + 1
-            for s in series:
-                base = f"{_safe(s['description'])}-{s['uid'][-8:]}"
-                if names[base.lower()] > 1:  # two series alike in their tails: the whole UID
-                    base = f"{_safe(s['description'])}-{_safe(s['uid'])}"
-                kind = s.get("kind", "image")
-                skip = "" if kind == "image" else f"a {kind} series, not interpolated"
-                cases.append(Case(str(rel), str(out / rel / f"{base}.nrrd"), s["uid"],
-                                  str(here), skip=skip))
+        real = Path(os.path.realpath(here))
+        found = _folder_cases(here, rel, out, files, series_filter)
+        if real == out or out in real.parents:
+            inside.extend(found)
+        else:
+            cases.extend(found)
+    planned = {place for c in cases if c.output for place in _output_places(c.output)}
+    for c in inside:
+        if c.problem or not c.source:
+            cases.append(c)
+            continue
+        place = _place(c.source)
+        if place in planned or (written is not None and written(c.source)):
+            continue  # this batch's own output: never an input
+        cases.append(Case(c.input, "", c.series_uid, c.source,
+                          skip=INSIDE_OUT.format(out=out)))
     return sorted(cases, key=lambda c: (c.identity, c.output))
 
 
 def _read_text(path: Path, what: str) -> str:
+    """The text of a file exactly as it is (line breaks untranslated: a quoted field may hold
+    one); UTF-8 with or without a byte-order mark."""
     try:
-        return Path(path).read_text(encoding="utf-8-sig")  # Excel writes a byte-order mark
+        return Path(path).read_bytes().decode("utf-8-sig")  # Excel writes a byte-order mark
     except UnicodeDecodeError as exc:
         raise HRINetError(f"{what} {path} is not UTF-8 text (byte {exc.start}); save it as "
                           "UTF-8 CSV and retry") from None
@@ -139,13 +195,19 @@ def _read_text(path: Path, what: str) -> str:
                           "its permissions") from None
 
 
+def _field(value) -> str:
+    """A manifest field: spaces and tabs around it dropped, nothing else changed (a line break
+    inside a quoted name is part of the name)."""
+    return value.strip(" \t") if isinstance(value, str) else ""
+
+
 def read_manifest(path: Path) -> List[Case]:
     """Cases from a CSV manifest with columns ``input`` and ``output`` (and optionally
     ``series_uid``); relative paths are relative to the manifest's folder. UTF-8 with or
-    without a byte-order mark."""
-    base = Path(_absolute(Path(path).parent))
-    lines = _read_text(path, "manifest").splitlines()
-    reader = csv.DictReader(lines)
+    without a byte-order mark. A quoted field is taken exactly as written, a line break in it
+    included; rows are named by the line they start on."""
+    base = Path(os.path.realpath(_absolute(Path(path).parent)))
+    reader = csv.DictReader(io.StringIO(_read_text(path, "manifest"), newline=""))
     try:
         header = reader.fieldnames
         if not header or not {"input", "output"} <= {h.strip() for h in header}:
@@ -153,16 +215,17 @@ def read_manifest(path: Path) -> List[Case]:
                               "optionally series_uid); found "
                               f"{', '.join(header or []) or 'no header'}")
         cases = []
-        for i, raw in enumerate(reader, 2):
-            row = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else ""
-                   for k, v in raw.items()}
+        line = reader.line_num + 1  # where the next row starts
+        for raw in reader:
+            row = {(k or "").strip(): _field(v) for k, v in raw.items()}
             if not row.get("input") or not row.get("output"):
-                raise HRINetError(f"manifest {path} line {i} lacks an input or an output")
+                raise HRINetError(f"manifest {path} line {line} lacks an input or an output")
             if max(len(v) for v in row.values()) > MAX_FIELD:
-                raise HRINetError(f"manifest {path} line {i} has a field over {MAX_FIELD} "
+                raise HRINetError(f"manifest {path} line {line} has a field over {MAX_FIELD} "
                                   "characters; is it a manifest (columns input,output)?")
-            cases.append(Case(row["input"], _absolute(base / row["output"]),
+            cases.append(Case(row["input"], resolved(base / row["output"]),
                               row.get("series_uid", ""), _absolute(base / row["input"])))
+            line = reader.line_num + 1
     except csv.Error as exc:
         raise HRINetError(f"manifest {path} is not a readable CSV ({exc}); columns "
                           "input,output, one case a line") from None

@@ -7,6 +7,11 @@ into place and ``ok`` after, so a stop between the two still proves it). "A row 
 never ownership: a user's file at an output path, or a file changed since, is refused.
 A case counts as done only when its row is ``ok``, the output still hashes as recorded and the
 options that shape the output (method, target, thickness, weights, precision) are the same.
+
+Each row also records its output relative to the table's folder (``output_rel``): a project
+moved or copied elsewhere (inputs, ``--out`` and the outputs together) still finds and owns its
+outputs there, the sha256 being the proof. The absolute ``output`` is kept for people and for an
+``--out`` moved on its own (its outputs stayed where they were).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set
 
-from hrinet.core.atomic import file_sha256, write_text
+from hrinet.core.io.atomic import file_sha256, write_text
 from hrinet.core.cohort.cases import Case
 from hrinet.core.cohort.shards import SHARD_TABLE
 from hrinet.core.errors import HRINetError
@@ -53,7 +58,9 @@ class Result:
         return Case(self.input, self.output, self.series_uid).key
 
 
-COLUMNS = tuple(f.name for f in fields(Result))
+#: The columns of a table: the fields of :class:`Result`, then where the output is relative to
+#: the table's folder (not a field: computed when written, used when read).
+COLUMNS = tuple(f.name for f in fields(Result)) + ("output_rel",)
 
 
 def options_text(options: Dict[str, object]) -> str:
@@ -96,11 +103,36 @@ def read_results(path: Path) -> Dict[str, Result]:
             values = {k: (v or "") for k, v in raw.items() if k in COLUMNS}
             if any(len(v) > MAX_FIELD for v in values.values()):
                 raise damaged(f"a field over {MAX_FIELD} characters")
+            relative = values.pop("output_rel", "")
             row = Result(**values)
+            row.output = _located(row.output, relative, path.parent)
             rows[row.key] = row
     except csv.Error as exc:
         raise damaged(str(exc)) from None
     return rows
+
+
+def _relative(output: str, folder: Path) -> str:
+    """``output`` relative to a table's ``folder`` ("" when it has none: no output, or on
+    another drive)."""
+    if not output:
+        return ""
+    try:
+        return os.path.relpath(output, os.path.realpath(folder))
+    except ValueError:  # Windows: another drive
+        return ""
+
+
+def _located(output: str, relative: str, folder: Path) -> str:
+    """Where a row's output is now: relative to the table's folder when the table has moved
+    with it (the file is there, or no longer at the recorded absolute place), else the
+    recorded absolute path (the table moved on its own, or did not move)."""
+    if not relative:
+        return output
+    here = os.path.normpath(os.path.join(os.path.realpath(folder), relative))
+    if here == output or not output:
+        return here
+    return here if os.path.lexists(here) or not os.path.lexists(output) else output
 
 
 def write_results(path: Path, rows: Iterable[Result]) -> None:
@@ -109,7 +141,7 @@ def write_results(path: Path, rows: Iterable[Result]) -> None:
     w = csv.DictWriter(buf, fieldnames=COLUMNS)
     w.writeheader()
     for r in sorted(rows, key=lambda r: (r.input, r.series_uid, r.output)):
-        w.writerow(asdict(r))
+        w.writerow(dict(asdict(r), output_rel=_relative(r.output, Path(path).parent)))
     write_text(path, buf.getvalue())
 
 
@@ -171,6 +203,19 @@ class Ledger:
         self.rows[row.key] = row
         if row.output and row.output_sha256:
             self.owned.setdefault(_where(row.output), set()).add(row.output_sha256)
+
+    def names(self, output: str) -> bool:
+        """Whether a table names ``output`` as a case's output (whatever its status): the
+        batch's place, never an input of it."""
+        return _where(output) in self.tables
+
+    def recorded_sha256(self, output: str, key: str) -> str:
+        """The sha256 recorded for ``output`` (the row of case ``key`` first): kept by a row
+        that refuses a changed output, so every later run still knows it as this batch's."""
+        previous = self.rows.get(key)
+        if previous is not None and previous.output_sha256:
+            return previous.output_sha256
+        return min(self.owned.get(_where(output), {""}))
 
     def recorded(self, output: str) -> bool:
         """Whether a table records this batch writing to ``output`` at all."""

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 from hrinet.core.cohort.cases import Case
 from hrinet.core.errors import HRINetError
+from hrinet.core.lock import is_locked
 
 #: The name of a shard's results table, and the pattern that reads it back.
 SHARD_TABLE = re.compile(r"^results-shard-(\d+)-of-(\d+)\.csv$")
@@ -107,3 +109,16 @@ def parse_shard(text: str) -> Tuple[int, int]:
 def results_name(index: int, count: int) -> str:
     """The results table of one shard (``results.csv`` when there is one shard)."""
     return "results.csv" if count == 1 else f"results-shard-{index + 1}-of-{count}.csv"
+
+
+def check_other_layouts(out: Path, table: Path) -> None:
+    """Refuse to start beside a running batch with another shard layout on the same --out:
+    the two would share cases (and their half-written files)."""
+    count = SHARD_TABLE.match(table.name)
+    mine = count.group(2) if count else "1"
+    for lock in Path(out).glob(".results*.csv.lock"):
+        other = SHARD_TABLE.match(lock.name[1:-len(".lock")])
+        theirs = other.group(2) if other else "1"
+        if theirs != mine and is_locked(lock):
+            raise HRINetError(f"a batch with {theirs} shard(s) is running on {out}; wait for it "
+                              "to end (or stop it), or give another --out")

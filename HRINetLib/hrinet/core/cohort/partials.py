@@ -1,0 +1,141 @@
+"""What a killed batch leaves behind, and removing only what it can prove it left.
+
+A write is done beside its file under a hidden temporary name (``.NAME.XXXXXXXX.partial`` with
+the file's own extension, and for a volume the writer's own ``..NAME.XXXXXXXX.partial.EXT.
+YYYYYYYY.partial.EXT`` inside it; a derived DICOM series is a folder ``.NAME.XXXXXXXX.partial``
+of ``IMG00001.dcm`` files, and an earlier series moved aside ``.NAME.XXXXXXXX.old``). SIGKILL or a
+power loss gives the writer no chance to remove them. The proof that such an entry is the
+batch's: its name is exactly the temporary name of a file the batch writes (an output of its
+cases or its results table, 8 characters of ``tempfile``'s alphabet where the random part is),
+and a folder holds only what the batch writes there. Anything else of a similar name (a user's
+``.a.nrrd.notes.partial``) is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Set
+
+from hrinet.core.cohort.cases import Case
+from hrinet.core.io import folder_sha256
+
+if TYPE_CHECKING:
+    from hrinet.core.cohort.results import Ledger
+
+#: The random part of a ``tempfile`` name (``tempfile._RandomNameSequence``: 8 characters).
+_RANDOM = r"[a-z0-9_]{8}"
+#: The files of a derived DICOM series while it is written.
+_SERIES_FILE = re.compile(r"^IMG\d{5}\.dcm$")
+
+
+def _endings(name: str) -> str:
+    """A pattern of the extensions a temporary name of ``name`` may end with: none, or an
+    ending of ``name`` itself (``.gz``, ``.nii.gz``)."""
+    ends = {name[i:] for i, c in enumerate(name) if c == "." and i > 0}
+    return "(?:" + "|".join([""] + [re.escape(e) for e in sorted(ends)]) + ")"
+
+
+def _partial_pattern(name: str) -> "re.Pattern[str]":
+    """The temporary names a write of ``name`` uses, nested ones included, and nothing else."""
+    end = _endings(name)
+    one = rf"\.{re.escape(name)}\.{_RANDOM}\.partial{end}"
+    return re.compile(rf"^(?:{one}|\.{one}\.{_RANDOM}\.partial{end})$")
+
+
+def _only_series_files(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but files a derived series is written as."""
+    try:
+        return all(e.is_file(follow_symlinks=False) and _SERIES_FILE.match(e.name)
+                   for e in os.scandir(folder))
+    except OSError:
+        return False
+
+
+#: The name of the file a temporary name is written for: after one dot, or two (nested).
+_CANDIDATES = (re.compile(rf"^\.(.+?)\.{_RANDOM}\.(?:partial|old)"),
+               re.compile(rf"^\.\.(.+?)\.{_RANDOM}\.partial"))
+
+
+def _is_stale(entry: os.DirEntry, name: str,
+              owned_folder: Optional[Callable[[Path], bool]]) -> bool:
+    """Whether ``entry`` is what an interrupted write of the file ``name`` left."""
+    if entry.is_symlink():
+        return False  # a link is never a temporary file of ours
+    path = Path(entry.path)
+    if _partial_pattern(name).match(entry.name):
+        return entry.is_file() or (entry.is_dir() and _only_series_files(path))
+    old = re.compile(rf"^\.{re.escape(name)}\.{_RANDOM}\.old$")
+    if old.match(entry.name) and entry.is_dir() and owned_folder is not None:
+        inside = os.listdir(path)
+        return not inside or (inside == ["previous"] and owned_folder(path / "previous"))
+    return False
+
+
+def stale_partials(output: Path,
+                   owned_folder: Optional[Callable[[Path], bool]] = None) -> List[Path]:
+    """The entries beside ``output`` that an interrupted write of it left: temporary files of
+    exactly its names, temporary series folders holding only series files and, where
+    ``owned_folder`` proves the folder moved aside is the batch's own output, ``.old`` folders.
+    Call it only for an output no running process is writing."""
+    return _stale_in(Path(output).parent, {Path(output).name}, owned_folder)
+
+
+def _stale_in(folder: Path, names: Set[str],
+              owned_folder: Optional[Callable[[Path], bool]]) -> List[Path]:
+    """:func:`stale_partials` of every file ``names`` of ``folder``, the folder read once."""
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(".")]
+    except OSError:
+        return []
+    found = []
+    for e in entries:
+        candidates = {m.group(1) for m in (c.match(e.name) for c in _CANDIDATES) if m}
+        if any(_is_stale(e, n, owned_folder) for n in candidates & names):
+            found.append(Path(e.path))
+    return sorted(found)
+
+
+def remove_partials(outputs: Iterable[Path],
+                    owned_folder: Optional[Callable[[Path], bool]] = None) -> int:
+    """Remove :func:`stale_partials` of every file of ``outputs`` (each folder read once);
+    returns how many entries were removed."""
+    folders: Dict[Path, Set[str]] = {}
+    for output in outputs:
+        folders.setdefault(Path(output).parent, set()).add(Path(output).name)
+    gone = 0
+    for folder, names in sorted(folders.items()):
+        for path in _stale_in(folder, names, owned_folder):
+            try:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                gone += 1
+            except OSError:
+                pass  # left for the next run; it never blocks a case
+    return gone
+
+
+def remove_left_by_killed_runs(table: Path, cases: Sequence[Case], every: Sequence[Case],
+                               ledger: "Ledger", series: bool = False) -> int:
+    """Remove what a killed run of a batch half-wrote, at the start of a rerun (under its
+    table's lock): beside its ``table`` and the outputs of its shard's ``cases``, and beside
+    outputs the tables record that no case of another shard (of ``every``) writes now; with
+    ``series`` (output folders) also an earlier output folder moved aside whose fingerprint a
+    table records. Returns how many entries were removed."""
+    mine = {c.key for c in cases}
+    others = {os.path.normcase(os.path.realpath(c.output)) for c in every
+              if c.output and c.key not in mine}
+    outputs = {c.output for c in cases if c.output} | {
+        row.output for row in ledger.rows.values()
+        if row.output and os.path.normcase(os.path.realpath(row.output)) not in others}
+
+    def owned_folder(folder: Path) -> bool:
+        digest = folder_sha256(folder)
+        return any(digest in hashes for hashes in ledger.owned.values())
+
+    return remove_partials([table]) + remove_partials(
+        [Path(o) for o in sorted(outputs)], owned_folder if series else None)
