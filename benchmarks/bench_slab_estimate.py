@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO / "HRINetLib"))
 from hrinet.core.io import read_volume  # noqa: E402
 from hrinet.evaluation.evaluate import protocol_input  # noqa: E402
 from hrinet.evaluation.metrics import psnr  # noqa: E402
-from hrinet.methods.engine import plan_upsampling, upsample_z  # noqa: E402
+from hrinet.methods.engine import upsample_z  # noqa: E402
+from hrinet.methods.planning import plan_upsampling  # noqa: E402
 from hrinet.methods.registry import create_interpolator  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "ct"

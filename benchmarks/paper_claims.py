@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
-from hrinet.core.atomic import atomic_write, complete_png, write_text
+from hrinet.core.io.atomic import atomic_write, complete_png, write_text
 from hrinet.core.io import read_volume
 from hrinet.evaluation.evaluate import protocol_input
 from hrinet.evaluation.metrics import BONE_HU, bone_dice, score

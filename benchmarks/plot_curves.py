@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Dict, List
 
-from hrinet.core.atomic import atomic_write, complete_png
+from hrinet.core.io.atomic import atomic_write, complete_png
 
 
 def read_curve(run: Path) -> List[dict]:

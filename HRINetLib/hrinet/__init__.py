@@ -11,7 +11,8 @@ The public surface::
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.volume import Volume
 from hrinet.methods import available_methods, create_interpolator, register_method
-from hrinet.methods.engine import Plan, plan_upsampling, upsample_z
+from hrinet.methods.engine import upsample_z
+from hrinet.methods.planning import Plan, plan_upsampling
 
 __version__ = "0.1.0"
 

@@ -18,10 +18,10 @@ import slicer
 import slicer.util
 import vtk
 from hrinet import Volume, upsample_z
-from hrinet.core.dicom_export import check_dicom_output, write_derived_series
+from hrinet.core.io import check_dicom_output, write_derived_series
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_provenance, write_volume
-from hrinet.core.provenance import (
+from hrinet.core.io.provenance.record import (
     from_node_attributes,
     node_attributes,
     provenance_of,
@@ -29,7 +29,7 @@ from hrinet.core.provenance import (
     synthesised_name,
 )
 from hrinet.methods import create_interpolator
-from hrinet.methods.engine import make_plan
+from hrinet.methods.planning import make_plan
 
 LPS_RAS = np.diag([-1.0, -1.0, 1.0])
 

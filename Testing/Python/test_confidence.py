@@ -12,7 +12,7 @@ from hrinet.cli import main
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume, write_volume
 from hrinet.core.phantom import make_phantom
-from hrinet.core.provenance import SLICE_ERROR_KEY
+from hrinet.core.io.provenance.slices import SLICE_ERROR_KEY
 from hrinet.methods.confidence import (
     CALIBRATION_FILE,
     FEATURE_NAMES,

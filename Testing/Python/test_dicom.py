@@ -1,4 +1,4 @@
-"""DICOM folders: every file accounted for, every slice of one orientation (hrinet.core.dicom)."""
+"""DICOM folders: every file accounted for, every slice of one orientation (hrinet.core.io.dicom)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from conftest import cli, one_line_error
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from hrinet.core.dicom_export import read_derived
+from hrinet.core.io import read_derived
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume
 
@@ -223,8 +223,8 @@ def test_a_folder_of_the_users_is_never_replaced_an_earlier_derived_series_is(ru
 
 
 def test_a_failed_write_leaves_no_folder_and_no_partial_files(run, tmp_path, monkeypatch):
-    from hrinet.core import dicom_export
-    from hrinet.core.provenance import record
+    from hrinet.core.io import write_derived_series
+    from hrinet.core.io.provenance.record import record
     from hrinet.methods.engine import upsample_z
 
     volume = read_volume(run["in"])
@@ -241,7 +241,7 @@ def test_a_failed_write_leaves_no_folder_and_no_partial_files(run, tmp_path, mon
 
     monkeypatch.setattr(Dataset, "save_as", failing)
     with pytest.raises(HRINetError, match="nothing was written"):
-        dicom_export.write_derived_series(result, run["in"], tmp_path / "out")
+        write_derived_series(result, run["in"], tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.methods import available_methods, engine
-from hrinet.methods.engine import plan_upsampling, resolve_factor, upsample_z
+from hrinet.methods.engine import upsample_z
+from hrinet.methods.planning import plan_upsampling, resolve_factor
 from scipy.ndimage import map_coordinates
 
 
@@ -151,7 +152,7 @@ def test_an_already_isotropic_volume_says_so_by_default(phantom):
 
 
 def test_the_plan_made_once_is_the_plan_the_engine_runs(phantom):
-    from hrinet.methods.engine import make_plan, plan_upsampling
+    from hrinet.methods.planning import make_plan, plan_upsampling
 
     plan = plan_upsampling(phantom, factor=3, method="cubic")
     assert plan == make_plan(phantom.array.shape[0], phantom.spacing, 3, None, "cubic")

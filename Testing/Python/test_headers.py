@@ -1,5 +1,5 @@
 """What a file's header promises is checked before it is read: never zero-filled, never a
-spacing made up, never a data file outside the header's folder (hrinet.core.headers)."""
+spacing made up, never a data file outside the header's folder (hrinet.core.io.headers)."""
 
 from __future__ import annotations
 

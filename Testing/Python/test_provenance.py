@@ -23,16 +23,17 @@ from hypothesis import strategies as st
 from hrinet.cli.events import Events
 from hrinet.core.io import read_volume, write_volume
 from hrinet.core.io import read_provenance
-from hrinet.core.provenance import (
+from hrinet.core.io.provenance.record import record
+from hrinet.core.io.provenance.slices import (
     SLICE_ERROR_KEY,
     format_indices,
     parse_indices,
-    record,
     report_worst_slices,
     slice_roles,
     worst_slices,
 )
-from hrinet.methods.engine import plan_upsampling, upsample_z
+from hrinet.methods.engine import upsample_z
+from hrinet.methods.planning import plan_upsampling
 
 REPO = Path(__file__).resolve().parents[2]
 

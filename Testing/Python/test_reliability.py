@@ -19,7 +19,7 @@ from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume, write_volume
 from hrinet.core.phantom import make_phantom
 from hrinet.core.volume import Volume
-from hrinet.methods import engine
+from hrinet.methods import engine, planning
 from hrinet.methods.engine import intensity_warnings, upsample_z
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -312,7 +312,7 @@ def test_an_empty_factor_list_is_refused(tmp_path, phantom):
 def test_a_finer_spacing_that_is_no_whole_factor_lists_the_reachable_ones():
     with pytest.raises(HRINetError, match=r"is finer than the slice spacing 5 mm by a factor of "
                        r"1.43; .* 2.5 mm \(x2\), 1.667 mm \(x3\), 1.25 mm \(x4\)"):
-        engine.resolve_factor(5.0, 0.7, target_spacing=3.5)
+        planning.resolve_factor(5.0, 0.7, target_spacing=3.5)
 
 
 def test_a_dicom_series_that_is_not_ct_warns(tmp_path):

@@ -360,7 +360,7 @@ def _nifti2(quatern_d: float) -> bytes:
 
 
 def test_a_nifti2_qform_in_use_holding_nan_is_refused_by_the_header_check(tmp_path):
-    from hrinet.core.headers import check_nifti
+    from hrinet.core.io.headers.nifti import check_nifti
 
     (tmp_path / "ok.nii").write_bytes(_nifti2(0.0))
     check_nifti(tmp_path / "ok.nii")

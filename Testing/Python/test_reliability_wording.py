@@ -11,7 +11,7 @@ from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import read_volume, write_volume
 from hrinet.core.phantom import make_phantom
 from hrinet.evaluation.evaluate import decimate, ordinal
-from hrinet.methods.engine import make_plan, resolve_factor, resolve_thickness
+from hrinet.methods.planning import make_plan, resolve_factor, resolve_thickness
 
 
 def test_weights_that_are_a_folder_or_a_device_are_called_so_not_missing(tmp_path):

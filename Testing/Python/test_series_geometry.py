@@ -16,7 +16,8 @@ from hrinet.core.errors import HRINetError
 from hrinet.core.geometry import describe_gaps, grid_fractions, uneven_grid
 from hrinet.core.io import read_volume
 from hrinet.core.volume import Volume
-from hrinet.methods.engine import plan_upsampling, upsample_z
+from hrinet.methods.engine import upsample_z
+from hrinet.methods.planning import plan_upsampling
 from series_phantom import (
     POINT,
     point_position,

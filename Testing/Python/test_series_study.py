@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import cli, one_line_error, write_dicom_series
-from hrinet.core.dicom import read_dicom_folder, series_kind, study_series
+from hrinet.core.io import read_dicom_folder, series_kind, study_series
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume
 

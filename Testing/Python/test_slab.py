@@ -13,7 +13,8 @@ from hrinet.core.io import read_volume
 from hrinet.core.phantom import make_phantom
 from hrinet.core.slab import simulate_thick, slab_weights
 from hrinet.evaluation.evaluate import evaluate_volume
-from hrinet.methods.engine import plan_upsampling, upsample_z
+from hrinet.methods.engine import upsample_z
+from hrinet.methods.planning import plan_upsampling
 
 
 @pytest.mark.parametrize("thickness", [1.0, 2.0, 3.0, 4.0, 6.5])

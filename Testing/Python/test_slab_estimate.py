@@ -14,7 +14,7 @@ from hrinet.core.slab import simulate_thick
 from hrinet.core.slab_estimate import estimate_slab
 from hrinet.core.volume import Volume
 from hrinet.evaluation.evaluate import decimate
-from hrinet.methods.engine import already_at_target, already_at_words, plan_upsampling
+from hrinet.methods.planning import already_at_target, already_at_words, plan_upsampling
 
 from conftest import shared
 

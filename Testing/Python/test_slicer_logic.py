@@ -104,7 +104,7 @@ def test_a_node_under_a_transform_is_refused_until_hardened(scene, thick_node):
 
 
 def test_the_panel_plan_from_the_header_matches_the_engine(thick_node):
-    from hrinet.methods.engine import plan_upsampling
+    from hrinet.methods.planning import plan_upsampling
 
     vol = volume_from_node(thick_node)
     for kw in ({}, {"factor": 3}, {"target_spacing": 1.25}):
@@ -165,7 +165,7 @@ def test_every_panel_setting_comes_back_from_a_saved_scene(tmp_path, scene, thic
 
 
 def test_the_acquired_slices_are_kept_unless_the_slab_checkbox_asks_to_restore_them(thick_node):
-    from hrinet.methods.engine import make_plan
+    from hrinet.methods.planning import make_plan
     from HRINetSlicerLib.mrml import dicom_thickness
     from HRINetSlicerLib.targets import (
         RESTORE_HOW,

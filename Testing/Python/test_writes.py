@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-import hrinet.core.io as hio
 import pytest
-from hrinet.core.atomic import (
+import SimpleITK as sitk
+from hrinet.core.io.atomic import (
     atomic_write,
     complete_png,
     complete_safetensors,
@@ -122,7 +122,7 @@ def test_a_training_checkpoint_on_a_full_disk_fails_and_leaves_nothing(full_disk
 
 @pytest.mark.parametrize("ext", FORMATS)
 def test_a_silently_cut_off_volume_is_never_renamed_into_place(tmp_path, monkeypatch, ext):
-    real = hio.sitk.WriteImage
+    real = sitk.WriteImage
 
     def cut_off(image, name, useCompression=False):  # what the NIfTI writer does on ENOSPC
         real(image, name, useCompression=useCompression)
@@ -132,7 +132,7 @@ def test_a_silently_cut_off_volume_is_never_renamed_into_place(tmp_path, monkeyp
 
     prior = write_volume(noisy(), tmp_path / f"out.{ext}")
     before = prior.read_bytes()
-    monkeypatch.setattr(hio.sitk, "WriteImage", cut_off)
+    monkeypatch.setattr(sitk, "WriteImage", cut_off)
     with pytest.raises(HRINetError, match="cannot write"):
         write_volume(noisy().with_array(noisy().array + 1), prior, overwrite=True)
     assert prior.read_bytes() == before

@@ -29,20 +29,20 @@ from hrinet.cli.signals import (
     restore_handlers,
     stop_on_sigterm,
 )
-from hrinet.core.atomic import remove_stale_partials
+from hrinet.core.io.atomic import remove_stale_partials
 from hrinet.core.constants import CLASSICAL_METHODS
-from hrinet.core.dicom import read_dicom_folder
+from hrinet.core.io import read_dicom_folder
 from hrinet.core.model_options import add_model_arguments
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import volume_name
 from hrinet.core.preview import check_preview_path, write_preview
-from hrinet.core.dicom_export import add_format_argument, check_dicom_output, write_derived_series
-from hrinet.core.provenance import record as record_provenance
-from hrinet.core.provenance import report_worst_slices
+from hrinet.core.io import add_format_argument, check_dicom_output, write_derived_series
+from hrinet.core.io.provenance.record import record as record_provenance
+from hrinet.core.io.provenance.slices import report_worst_slices
 from hrinet.core.runtime import tune_allocator
 from hrinet.methods import create_interpolator, default_method
-from hrinet.methods.engine import (already_at_target, already_at_words, check_memory,
-                                   plan_upsampling, upsample_z)
+from hrinet.methods.engine import check_memory, upsample_z
+from hrinet.methods.planning import already_at_target, already_at_words, plan_upsampling
 from hrinet.methods.confidence import confidence_map
 from hrinet.methods.registry import learned_available
 from hrinet.training.options import add_train_arguments

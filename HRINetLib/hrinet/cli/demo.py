@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hrinet.core.atomic import atomic_write, complete_png
+from hrinet.core.io.atomic import atomic_write, complete_png
 from hrinet.core.io import write_volume
 from hrinet.core.phantom import make_phantom
 from hrinet.core.preview import coronal

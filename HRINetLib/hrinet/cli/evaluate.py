@@ -25,7 +25,7 @@ from hrinet.cli.describe import model_words
 from hrinet.cli.events import report_warnings
 from hrinet.cli.progress import progress_bar as _tqdm
 from hrinet.cli.signals import EXIT_INTERRUPTED, EXIT_TERMINATED
-from hrinet.core.atomic import file_sha256, write_text
+from hrinet.core.io.atomic import file_sha256, write_text
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import HRINetError, first_line
 from hrinet.core.io import volume_name

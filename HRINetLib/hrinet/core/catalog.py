@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, List, Optional
 
-from hrinet.core.atomic import atomic_write
+from hrinet.core.io.atomic import atomic_write
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.shipped import cache_dir, default_weights_dirs
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import SimpleITK as sitk
 
-from hrinet.core.atomic import atomic_write, complete_png
+from hrinet.core.io.atomic import atomic_write, complete_png
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import check_new_file
 from hrinet.core.volume import Volume

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from hrinet.core.atomic import atomic_write, complete_png, write_text
+from hrinet.core.io.atomic import atomic_write, complete_png, write_text
 from hrinet.core.errors import HRINetError
 from hrinet.core.slab import simulate_thick
 from hrinet.core.volume import Volume

@@ -20,7 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from hrinet.core.atomic import (
+from hrinet.core.io.atomic import (
     atomic_write,
     complete_safetensors,
     file_sha256,

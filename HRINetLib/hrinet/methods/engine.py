@@ -8,6 +8,9 @@ Geometry contract of :func:`upsample_z` for a factor ``k``:
 - output size along z is ``(n - 1) * k + 1``;
 - synthesised intensities come back in the input's pixel type, rounded and clipped to its range.
 
+The plan (factor, slice thickness, the grid across uneven gaps) is made and checked before any
+work by :mod:`hrinet.methods.planning`; this module runs it.
+
 Memory: the volume is streamed a few slice pairs at a time (plus the method's halo), so working
 memory is bounded by a few slices' worth; only the output itself is whole. Pass ``out=`` (for
 example a ``numpy.memmap``) to keep even that on disk.
@@ -15,9 +18,7 @@ example a ``numpy.memmap``) to keep even that on disk.
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -26,8 +27,8 @@ from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.geometry import grid_fractions, uneven_grid, uneven_positions
 from hrinet.core.memory import available_memory
 from hrinet.core.padding import Padding, find_padding
-from hrinet.core.slab_estimate import estimate_slab
 from hrinet.core.volume import Volume, cast_like
+from hrinet.methods.planning import Plan, check_finite, plan_upsampling
 from hrinet.methods.registry import Interpolator, create_interpolator
 
 ProgressFn = Callable[[int, int], None]
@@ -35,222 +36,6 @@ CancelFn = Callable[[], bool]
 
 #: Working-memory budget of one streamed chunk, in bytes.
 CHUNK_BYTES = int(os.environ.get("HRINET_CHUNK_MB", "128")) * 2 ** 20
-
-
-#: Slab ratios (thickness / spacing) below this are treated as thin slices sampled apart.
-MIN_SLAB_RATIO = 0.5
-#: Thicker slabs than this many slice spacings (or than MAX_THICKNESS_MM) are refused.
-MAX_SLAB_RATIO = 10.0
-MAX_THICKNESS_MM = 50.0
-#: Larger upsampling factors are refused (a factor this large is a header or a typing error).
-MAX_FACTOR = 64
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What :func:`upsample_z` will do, resolved and validated before any work starts."""
-
-    factor: int
-    input_slices: int
-    output_slices: int
-    output_spacing: tuple
-    method: str
-    #: Slice thickness of the input in mm (0: thin slices sampled far apart).
-    thickness: float = 0.0
-    #: Where the thickness came from: "given", "DICOM", "estimated" (from the voxels, see
-    #: :mod:`hrinet.core.slab_estimate`; thickness 0 when they look like thin slices) or "assumed".
-    thickness_source: str = "assumed"
-    #: thickness / input slice spacing; 0 when the input is treated as thin slices.
-    slab_ratio: float = 0.0
-
-    def describe(self, restore_how: str = "give --thickness {t:.4g}") -> str:
-        """The plan in one line. ``restore_how``: how the caller's user asks for slab
-        restoration (``{t}`` is the thickness), named when DICOM says the slices are slabs."""
-        sx, sy, sz = self.output_spacing
-        text = (f"x{self.factor} with {self.method}: {self.input_slices} -> {self.output_slices} "
-                f"slices, spacing {sx:.4g} x {sy:.4g} x {sz:.4g} mm")
-        if self.thickness_source == "assumed":
-            return text + ("; slice thickness unknown, assumed thin (known slices kept as they "
-                           "are; give the thickness to restore slab-averaged slices)")
-        if self.thickness_source == "estimated" and self.slab_ratio == 0:
-            return text + ("; slice thickness unknown, assumed thin as the data suggest (known "
-                           "slices kept as they are; use --thickness to set it)")
-        if self.thickness_source == "estimated":
-            return text + (f"; slice thickness estimated {self.thickness:.1f} mm from the data "
-                           f"(use --thickness to set it; {self.slab_ratio:.2f} x the spacing): "
-                           "learned models restore the known positions too (their slices are "
-                           "slab averages), other methods keep them")
-        if self.slab_ratio == 0:
-            text += f"; slices {self.thickness:.4g} mm thick ({self.thickness_source}), " \
-                "treated as thin: known slices kept as they are"
-            if self.thickness_source == "DICOM" and \
-                    self.thickness >= MIN_SLAB_RATIO * sz * self.factor:
-                text += (f" (to restore them as {self.thickness:.4g} mm slab averages, which "
-                         "rewrites the acquired slices, "
-                         f"{restore_how.format(t=self.thickness)})")
-            return text
-        return text + (f"; slices {self.thickness:.4g} mm thick ({self.thickness_source}, "
-                       f"{self.slab_ratio:.2f} x the spacing): learned models restore the known "
-                       "positions too (their slices are slab averages), other methods keep them")
-
-
-def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = None,
-                   target_spacing: Optional[float] = None) -> int:
-    """The integer upsampling factor from an explicit factor or a target slice spacing.
-
-    With neither given the target is isotropic: the finer in-plane spacing.
-    """
-    if factor is not None and target_spacing is not None:
-        raise HRINetError("give either a factor or a target spacing, not both")
-    if factor is not None:
-        if isinstance(factor, bool) or not float(factor).is_integer():
-            raise HRINetError(f"factor {factor} is not a whole number; give an integer >= 2")
-        k = int(factor)
-        if k < 2:
-            raise HRINetError(f"factor {k} leaves nothing to interpolate"
-                              if k == 1 else f"factor {k} is not positive; give an integer >= 2")
-        return k
-    target = in_plane if target_spacing is None else float(target_spacing)
-    if not math.isfinite(target):
-        raise HRINetError(f"target spacing {target_spacing} mm is not a number of mm; give a "
-                          "slice spacing in mm such as 1.0")
-    if target <= 0:
-        raise HRINetError(f"target spacing {target_spacing} mm is not positive; give a slice "
-                          "spacing in mm such as 1.0")
-    ratio = spacing_z / target
-    if not math.isfinite(ratio) or ratio > MAX_FACTOR:
-        raise HRINetError(f"target spacing {target:g} mm would need a factor above "
-                          f"{MAX_FACTOR} for slices {spacing_z:.4g} mm apart; give a spacing of at "
-                          f"least {spacing_z / MAX_FACTOR:.3g} mm")
-    if ratio < 1.5 and target_spacing is None:
-        raise HRINetError(f"the volume is already close to isotropic (slice spacing "
-                          f"{spacing_z:.4g} mm, in-plane {in_plane:.4g} mm); give a factor or "
-                          "a finer target spacing to interpolate anyway")
-    if ratio < 1.5:
-        reachable = ", ".join(f"{spacing_z / k:.4g} mm (x{k})" for k in (2, 3, 4))
-        finer = "not finer than" if ratio <= 1 else "finer than"
-        raise HRINetError(f"target spacing {target:.4g} mm is {finer} the slice spacing "
-                          f"{spacing_z:.4g} mm by a factor of {ratio:.2f}; only whole factors are "
-                          f"possible: the nearest reachable spacings are {reachable}")
-    return int(round(ratio))
-
-
-def resolve_thickness(sz: float, thickness: Optional[float] = None,
-                      recorded: Optional[float] = None):
-    """``(thickness_mm, source, slab_ratio)`` for slices ``sz`` mm apart: the given thickness,
-    else the one ``recorded`` with the volume (DICOM Slice Thickness), else 0 (assumed).
-
-    A recorded thickness is reported, never applied: restoring slab-averaged slices rewrites
-    the acquired ones, which the user must ask for (``thickness``)."""
-    if thickness is None:
-        if recorded is None:
-            return 0.0, "assumed", 0.0
-        recorded = float(recorded)
-        if not math.isfinite(recorded) or recorded < 0:
-            return 0.0, "assumed", 0.0
-        return recorded, "DICOM", 0.0
-    source = "given"
-    thickness = float(thickness)
-    if not math.isfinite(thickness) or thickness < 0:
-        raise HRINetError(f"slice thickness {thickness:g} mm is not valid; give 0 (thin slices "
-                          "sampled apart) or the series' slice thickness in mm, e.g. 5")
-    thickness = abs(thickness)  # -0 is 0
-    limit = min(MAX_THICKNESS_MM, MAX_SLAB_RATIO * sz)
-    if thickness > limit * (1 + 1e-6):  # a spacing of 2.4999998 allows 25 mm
-        raise HRINetError(f"slice thickness {thickness:g} mm is implausible for slices "
-                          f"{sz:.4g} mm apart (at most {limit:.4g} mm); check the value (it is the slab width, not the volume's extent)")
-    ratio = thickness / sz
-    return thickness, source, (ratio if ratio >= MIN_SLAB_RATIO else 0.0)
-
-
-def plan_upsampling(volume: Volume, factor: Optional[float] = None,
-                    target_spacing: Optional[float] = None, method: str = "linear",
-                    thickness: Optional[float] = None,
-                    estimate_thickness: bool = False) -> Plan:
-    """Validate the input and parameters and return the :class:`Plan` (no work done).
-
-    ``thickness`` is the input's slice thickness in mm (None: DICOM Slice Thickness when the
-    volume came from DICOM, else assumed 0, thin slices sampled far apart). With
-    ``estimate_thickness`` (the command line's default) a volume whose header records no
-    thickness and that did not come from DICOM has it estimated from its voxels
-    (:func:`hrinet.core.slab_estimate.estimate_slab`) and used, slab or thin; a given or
-    recorded thickness always wins, so DICOM series plan exactly as without it.
-    """
-    if volume.array.ndim != 3:
-        raise HRINetError(f"expected a 3D volume, got an array of {volume.array.ndim} dimensions")
-    _check_finite(volume.array)  # before the plan is shown or a model loaded
-    plan = make_plan(volume.array.shape[0], volume.spacing, factor, target_spacing, method,
-                     thickness, volume.metadata.get("slice_thickness_mm"))
-    if estimate_thickness and plan.thickness_source == "assumed" and not _from_dicom(volume):
-        plan = _estimated_plan(volume, plan)
-    return _uneven_plan(volume, plan, target_spacing)
-
-
-def _from_dicom(volume: Volume) -> bool:
-    """Whether ``volume`` was read from a DICOM series (whose thickness is never estimated)."""
-    return any(key in volume.metadata for key in ("dicom_series", "series_uid",
-                                                  "slice_positions_mm"))
-
-
-def _estimated_plan(volume: Volume, plan: Plan) -> Plan:
-    """``plan`` with the slice thickness estimated from the voxels (as it is when they cannot
-    tell)."""
-
-    found = estimate_slab(volume.array, volume.spacing)
-    if found is None:
-        return plan
-    sz = volume.spacing[2]
-    slab = min(found.thickness_mm, MAX_THICKNESS_MM, MAX_SLAB_RATIO * sz) if found.is_slab else 0
-    t, _, ratio = resolve_thickness(sz, slab)
-    return replace(plan, thickness=t, thickness_source="estimated", slab_ratio=ratio)
-
-
-def already_at_target(volume: Volume, target_spacing: Optional[float],
-                      factor: Optional[float] = None) -> bool:
-    """Whether ``volume`` is a thin series (slices at most 1.5 x the in-plane spacing apart)
-    whose slices are already ``target_spacing`` mm apart or closer, so there is nothing to
-    interpolate. A ``factor`` always asks for work (then False); a target coarser than a thick
-    series stays an error of the plan (it is more likely a typing error than a wish)."""
-    if factor is not None or target_spacing is None:
-        return False
-    target = float(target_spacing)
-    sx, sy, sz = (float(s) for s in volume.spacing)
-    return math.isfinite(target) and target > 0 and sz <= target * (1 + 1e-3) and \
-        sz < 1.5 * min(sx, sy)
-
-
-def already_at_words(volume: Volume) -> str:
-    """``"already at 1.0 mm"``: how a case :func:`already_at_target` finds is reported."""
-    sz = float(volume.spacing[2])
-    return f"already at {sz:.1f} mm" if abs(sz * 10 - round(sz * 10)) < 1e-6 else \
-        f"already at {sz:.4g} mm"
-
-
-def make_plan(slices: int, spacing, factor: Optional[float] = None,
-              target_spacing: Optional[float] = None, method: str = "linear",
-              thickness: Optional[float] = None, recorded_thickness: Optional[float] = None) -> Plan:
-    """The :class:`Plan` from header values alone (slice count and spacing), so that a caller
-    holding no voxels (the Slicer panel, on every change of its controls) makes the same plan
-    the engine runs."""
-    if slices < 2:
-        raise HRINetError(f"the volume has {slices} slice; interpolation needs at least 2 slices")
-    sx, sy, sz = spacing
-    k = resolve_factor(sz, min(sx, sy), factor, target_spacing)
-    t, source, ratio = resolve_thickness(sz, thickness, recorded_thickness)
-    return Plan(factor=k, input_slices=slices, output_slices=(slices - 1) * k + 1,
-                output_spacing=(sx, sy, sz / k), method=method, thickness=t,
-                thickness_source=source, slab_ratio=ratio)
-
-
-def _check_finite(array: np.ndarray, step: int = 16) -> None:
-    if not np.issubdtype(array.dtype, np.floating):
-        return
-    bad = 0
-    for s in range(0, array.shape[0], step):
-        bad += int(np.count_nonzero(~np.isfinite(array[s:s + step])))
-    if bad:
-        raise HRINetError(f"the volume holds {bad} NaN or infinite voxels; replace them "
-                          "(for example with the background value) before interpolating")
 
 
 def check_memory(volume: Volume, plan: Plan, streamed_out: bool = False,
@@ -312,21 +97,6 @@ def _interpolate(interp: Interpolator, window: np.ndarray, pairs, fractions,
     masks = padding.masks(window)
     return padding.restore(interp.interpolate(padding.hide(window, masks), pairs, fractions),
                            masks, pairs, fractions)
-
-
-def _uneven_plan(volume: Volume, plan: Plan, target_spacing: Optional[float]) -> Plan:
-    """``plan`` for a volume whose known slices lie unevenly (``metadata["slice_positions_mm"]``,
-    a DICOM series with uneven gaps): one regular output grid from the first known slice to the
-    last, ``target_spacing`` apart where given (the known slices fall between grid points
-    anyway), else the median gap over the factor. A regular volume's plan is returned as it is."""
-    positions = uneven_positions(volume.metadata.get("slice_positions_mm"), plan.input_slices)
-    if positions is None:
-        return plan
-    sx, sy, sz = plan.output_spacing
-    if target_spacing is not None:
-        sz = float(target_spacing)
-    return replace(plan, output_spacing=(sx, sy, sz),
-                   output_slices=uneven_grid(positions, sz))
 
 
 def _upsample_uneven(src: np.ndarray, positions: np.ndarray, plan: Plan, interp: Interpolator,
@@ -400,7 +170,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         raise HRINetError(f"the plan is for {plan.input_slices} slices but the volume has "
                           f"{volume.array.shape[0]}; make the plan from this volume")
     else:  # a plan made from the header alone (the Slicer panel's)
-        _check_finite(volume.array)
+        check_finite(volume.array)
     method = plan.method
     check_memory(volume, plan, streamed_out=out is not None)
     interp = interpolator or create_interpolator(method, device=device, weights=weights,

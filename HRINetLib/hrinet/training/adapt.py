@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from hrinet.core.atomic import file_sha256, write_text
+from hrinet.core.io.atomic import file_sha256, write_text
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.volume import Volume
 from hrinet.evaluation.evaluate import evaluate_volume

@@ -18,7 +18,7 @@ from typing import Dict, Tuple
 import torch
 from safetensors.torch import load_file, save_file
 
-from hrinet.core.atomic import atomic_write, complete_safetensors
+from hrinet.core.io.atomic import atomic_write, complete_safetensors
 from hrinet.core.errors import HRINetError
 from hrinet.learned.weights import tensor_header
 

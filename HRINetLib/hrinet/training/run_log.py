@@ -11,7 +11,7 @@ from typing import List
 
 import numpy as np
 
-from hrinet.core.atomic import atomic_write, complete_png, write_text
+from hrinet.core.io.atomic import atomic_write, complete_png, write_text
 
 #: Columns of ``log.csv``.
 LOG_FIELDS = ["step", "phase", "loss_g", "content", "loss_d1", "loss_d2", "seconds"]

@@ -32,7 +32,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from hrinet import __version__
-from hrinet.core.atomic import write_text
+from hrinet.core.io.atomic import write_text
 from hrinet.core.constants import VARIANTS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import read_volume

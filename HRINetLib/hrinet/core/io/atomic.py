@@ -25,7 +25,8 @@ from hrinet.core.errors import HRINetError, first_line
 PathLike = Union[str, os.PathLike]
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -72,7 +73,7 @@ def atomic_write(path: PathLike, overwrite: bool = True,
                           "exists and is writable") from None
     os.close(fd)
     tmp = Path(name)
-    mode = 0o666 & ~_umask()
+    mode = 0o666 & ~current_umask()
     try:
         os.chmod(tmp, mode)
         yield tmp
@@ -181,6 +182,20 @@ def file_sha256(path: Path) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+    return h.hexdigest()
+
+
+def folder_sha256(folder: PathLike) -> str:
+    """One digest for a folder's files: sha256 over their names and contents' sha256, in name
+    order (what a batch records as its output's fingerprint)."""
+    h = hashlib.sha256()
+    root = Path(folder)
+    for path in sorted(root.rglob("*")):  # any entry added (a subfolder, a link) changes it
+        name = os.fsencode(str(path.relative_to(root))).decode("utf-8", "backslashreplace")
+        if path.is_symlink() or not path.is_file():
+            h.update(f"{name}\0{'link' if path.is_symlink() else 'folder'}\n".encode("utf-8"))
+        else:
+            h.update(f"{name}\0{file_sha256(path)}\n".encode("utf-8"))
     return h.hexdigest()
 
 

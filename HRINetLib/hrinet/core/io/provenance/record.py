@@ -1,0 +1,156 @@
+"""A run's provenance record: made from the result, its plan, model and input
+(:func:`record`), worded for ``hrinet info`` and file headers, and carried as Slicer node
+attributes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from hrinet import __version__
+from hrinet.core.io.atomic import file_sha256
+from hrinet.core.io.provenance.slices import format_indices, slice_roles
+
+#: Prefix of the provenance attributes of a Slicer node.
+NODE_PREFIX = "HRINet."
+#: The fields of a record, in the order they are written and shown.
+FIELDS = ("software", "method", "model", "model_sha256", "factor", "spacing_mm", "input",
+          "input_series_uid", "slab_thickness_mm", "acquired_restored", "output_slices",
+          "synthesised_count", "acquired_slices", "synthesised_slices")
+
+Record = Dict[str, str]
+
+
+def _software() -> str:
+
+    return f"hrinet {__version__}"
+
+
+def _sha256(path: Path) -> str:
+
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""
+
+
+def record(result, plan=None, interpolator=None, input_path=None,
+           input_name: Optional[str] = None) -> Record:
+    """The provenance of ``result`` (an :func:`hrinet.upsample_z` output), stored in
+    ``result.metadata["provenance"]`` and returned.
+
+    Args:
+        result: the upsampled :class:`hrinet.Volume`.
+        plan: the :class:`hrinet.Plan` that was run (gives the slab thickness used).
+        interpolator: the method instance that ran (gives the model and its weights file).
+        input_path: the file or DICOM folder read; only its name is recorded.
+        input_name: the input's name where there is no path (a Slicer node).
+    """
+    meta = result.metadata
+    n_out = int(result.array.shape[0])
+    factor = int(meta.get("factor") or (plan.factor if plan is not None else 1))
+    restored = bool(meta.get("restored_known"))
+    acquired, synthesised = slice_roles(n_out, factor, restored)
+    model, sha = "", ""
+    weights = getattr(interpolator, "weights_path", None)
+    if weights is not None:
+        variant = getattr(interpolator, "metadata", {}).get("variant", "")
+        model = f"{variant} ({Path(weights).name})" if variant else Path(weights).name
+        sha = _sha256(Path(weights))
+    name = input_name or (Path(str(input_path).rstrip("/\\")).name if input_path else "")
+    if not name and meta.get("source"):
+        name = Path(str(meta["source"]).rstrip("/\\")).name
+    slab = ""
+    if plan is not None:
+        slab = f"{plan.thickness:g}" if plan.slab_ratio > 0 else "0"
+    rec: Record = {
+        "software": _software(),
+        "method": str(meta.get("method") or (plan.method if plan is not None else "")),
+        "model": model,
+        "model_sha256": sha,
+        "factor": str(factor),
+        "spacing_mm": " ".join(f"{s:.10g}" for s in result.spacing),
+        "input": name,
+        "input_series_uid": str(meta.get("series_uid") or ""),
+        "slab_thickness_mm": slab,
+        "acquired_restored": "yes" if restored else "no",
+        "output_slices": str(n_out),
+        "synthesised_count": str(len(synthesised)),
+        "acquired_slices": format_indices(acquired),
+        "synthesised_slices": format_indices(synthesised),
+    }
+    meta["provenance"] = rec
+    return rec
+
+
+def provenance_of(volume) -> Optional[Record]:
+    """The record a volume carries: the one :func:`record` stored, else one made from what the
+    engine leaves in its metadata (a result written through the Python API alone, without its
+    model and input), else None (not an interpolation result)."""
+    rec = volume.metadata.get("provenance")
+    if rec:
+        return rec
+    if volume.metadata.get("method") and volume.metadata.get("factor"):
+        return record(volume)
+    return None
+
+
+def content_line(rec: Record) -> str:
+    """The NRRD ``content`` field: ``interpolated along z by hrinet (N of M slices
+    synthesised)``."""
+    return (f"interpolated along z by hrinet ({rec.get('synthesised_count', '?')} of "
+            f"{rec.get('output_slices', '?')} slices synthesised)")
+
+
+def short_line(rec: Record, limit: int = 80) -> str:
+    """The record in at most ``limit`` characters (NIfTI ``descrip``)."""
+    text = (f"{rec.get('software', 'hrinet')} x{rec.get('factor', '?')} "
+            f"{rec.get('method', '?')}: {rec.get('synthesised_count', '?')} of "
+            f"{rec.get('output_slices', '?')} slices synthesised")
+    return text[:limit]
+
+
+def describe_lines(rec: Optional[Record]) -> List[str]:
+    """``hrinet info``'s lines for a record (none for None)."""
+    if not rec:
+        return []
+    lines = [f"provenance: {content_line(rec)}",
+             f"  software:           {rec.get('software', '?')}",
+             f"  method:             {rec.get('method', '?')}"
+             + (f", model {rec['model']}" if rec.get("model") else "")]
+    if rec.get("model_sha256"):
+        lines.append(f"  model sha256:       {rec['model_sha256']}")
+    lines.append(f"  factor:             x{rec.get('factor', '?')} (output spacing "
+                 f"{' x '.join(rec.get('spacing_mm', '?').split())} mm)")
+    if rec.get("input"):
+        uid = rec.get("input_series_uid")
+        lines.append(f"  input:              {rec['input']}"
+                     + (f" (SeriesInstanceUID {uid})" if uid else ""))
+    if rec.get("slab_thickness_mm", "") not in ("", "0"):
+        lines.append(f"  slab thickness:     {rec['slab_thickness_mm']} mm"
+                     + (" (acquired positions restored by the model)"
+                        if rec.get("acquired_restored") == "yes" else ""))
+    lines.append(f"  acquired slices:    {rec.get('acquired_slices') or 'none'}")
+    lines.append(f"  synthesised slices: {rec.get('synthesised_slices') or 'none'}")
+    return lines
+
+
+def node_attributes(rec: Optional[Record]) -> Dict[str, str]:
+    """A record as Slicer node attributes (``HRINet.method`` ...)."""
+    return {NODE_PREFIX + k: v for k, v in (rec or {}).items()}
+
+
+def from_node_attributes(attributes: Dict[str, str]) -> Optional[Record]:
+    """The record held by a node's attributes, or None."""
+    rec = {k[len(NODE_PREFIX):]: v for k, v in attributes.items() if k.startswith(NODE_PREFIX)
+           and k[len(NODE_PREFIX):] in FIELDS}
+    return rec or None
+
+
+def synthesised_name(name: str, rec: Optional[Record]) -> str:
+    """A node or series name that says it is synthesised: ``"<name> (interpolated x4, 36 of
+    49 slices synthesised)"``; ``name`` unchanged without a record or already marked."""
+    if not rec or "synthesised" in name:
+        return name
+    return (f"{name} (interpolated x{rec.get('factor', '?')}, {rec.get('synthesised_count', '?')}"
+            f" of {rec.get('output_slices', '?')} slices synthesised)")

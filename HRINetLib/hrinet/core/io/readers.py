@@ -1,0 +1,74 @@
+"""Reading CT volumes (NRRD, NHDR, NIfTI, MHA/MHD, DICOM series) with SimpleITK, and the summary
+``hrinet info`` prints.
+
+Files are checked against their headers first (:mod:`hrinet.core.io.headers`); DICOM folders
+are read by :mod:`hrinet.core.io.dicom.series`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from hrinet.core.errors import HRINetError
+from hrinet.core.geometry import geometry_lines
+from hrinet.core.io.dicom.series import read_dicom_folder
+from hrinet.core.io.headers import check_file
+from hrinet.core.io.paths import PathLike
+from hrinet.core.io.provenance.files import read_provenance
+from hrinet.core.io.provenance.record import describe_lines
+from hrinet.core.itk import read_image_file, volume_from_image
+from hrinet.core.volume import Volume
+
+
+def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
+    """Read a 3D scalar volume from a file or a DICOM series folder.
+
+    Raises:
+        HRINetError: missing path, unreadable file, empty folder, 2D, 4D or vector image,
+            invalid spacing, or an unevenly spaced DICOM series.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise HRINetError(f"{p} does not exist; check the path")
+    if p.is_dir():
+        return read_dicom_folder(p, series_uid)
+    if not os.access(p, os.R_OK):
+        raise HRINetError(f"{p} is not readable; check its permissions")
+    if p.stat().st_size == 0:
+        raise HRINetError(f"{p} is empty (0 bytes); the file is incomplete")
+    check_file(p)  # cut off, broken spacing, data outside its folder: before ITK reads it
+    volume = volume_from_image(read_image_file(p), str(p))
+    if series_uid is not None:
+        volume.metadata.setdefault("warnings", []).append(
+            f"a series ({series_uid}) applies to DICOM folders; {p.name} is a file and was read "
+            "as it is")
+    return volume
+
+
+def describe(volume: Volume) -> str:
+    """A short multi-line summary for ``hrinet info``."""
+    a = volume.array
+    x, y, z = volume.shape_xyz
+    sx, sy, sz = volume.spacing
+    lines = [
+        f"source:     {volume.metadata.get('source', '?')}",
+        f"size:       {x} x {y} x {z} (x, y, z)",
+        f"spacing:    {sx:.4g} x {sy:.4g} x {sz:.4g} mm",
+        f"origin:     {tuple(round(o, 4) for o in volume.origin)} mm (LPS)",
+        f"direction:  {np.round(volume.direction, 4).tolist()}",
+        f"pixel type: {a.dtype}",
+        f"range:      {a.min()} .. {a.max()}",
+        f"isotropic factor (z spacing / in-plane): {sz / min(sx, sy):.2f}",
+    ]
+    if volume.metadata.get("slice_thickness_mm"):
+        t = volume.metadata["slice_thickness_mm"]
+        lines.append(f"thickness:  {t:.4g} mm (DICOM Slice Thickness; {t / sz:.2f} x the spacing)")
+    lines += geometry_lines(volume)
+    lines += [f"warning:    {w}" for w in volume.metadata.get("warnings", [])]
+    lines += describe_lines(read_provenance(volume.metadata.get("source"),
+                                            volume.metadata.get("series_uid")))
+    return "\n".join(lines)
