@@ -184,6 +184,12 @@ class TrainConfig:
         "hrinet-flow: chance that a training group is re-made as another scanner would have "
         "acquired it: pixel size, kernel, dose, field-of-view circle", low=0.0, high=1.0,
         what="a chance"))
+    #: hrinet-flow: chance that a training group stacks along y or x instead of z, its slices
+    #: z-by-in-plane planes resampled to square pixels (:mod:`hrinet.training.cross_view`).
+    cross_view: float = field(default=0.0, metadata=option(
+        "hrinet-flow: chance that a training group stacks along y or x instead of z (planes of "
+        "z and the other in-plane axis, z resampled to the pixel size): thick series teach "
+        "in-plane detail", low=0.0, high=1.0, what="a chance"))
     #: hrinet-flow: processes making batches ahead (0: in the training process). The samples
     #: are the same either way (:mod:`hrinet.training.prefetch`); only the speed changes.
     workers: int = field(default=0, metadata=option(

@@ -6,6 +6,8 @@ thin target slices inside the gap. The known slices are either thin slices sampl
 contiguous thick slices; ``s`` = 1.5 or 2: overlapping reconstructions), so one model learns both
 inputs. For slab input the targets include the known position itself (fraction 0). The motion
 features are computed exactly as at inference (:func:`hrinet.methods.flow.trajectory_samples`).
+A share ``cross_view`` of the groups stacks along y or x instead of z
+(:mod:`hrinet.training.cross_view`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from hrinet.methods.flow import (
     trajectory_samples,
     z_roughness,
 )
-from hrinet.training import augment
+from hrinet.training import augment, cross_view as xview
 from hrinet.training.config import DROP_CONTEXT, GAPS  # noqa: F401 (GAPS re-exported)
 from hrinet.training.data import SliceSampler
 
@@ -74,6 +76,9 @@ class MotionSampler(SliceSampler):
     #: Chance that a group is re-made as another scanner would have acquired it (pixel size,
     #: kernel, dose, field-of-view circle: :mod:`hrinet.training.augment`); 0 leaves the draws as before.
     augment = 0.0
+    #: Chance that a group stacks along an in-plane axis, its slices z-by-in-plane planes with
+    #: square pixels (:mod:`hrinet.training.cross_view`); 0 leaves the draws as before.
+    cross_view = 0.0
 
     def motion_batch(self, rng: np.random.Generator, groups: int, per_group: int = 2,
                      gaps: Sequence[int] = GAPS, overlap: float = 0.0) -> MotionBatch:
@@ -94,20 +99,32 @@ class MotionSampler(SliceSampler):
                 else:
                     break
                 need, m = group_span(g, s, known_n)
-            ids = self._eligible(need)
+            axis = 0  # the stacking axis: z, or y / x for a cross-view group
+            if self.cross_view > 0 and rng.random() < self.cross_view:
+                axis = xview.AXES[int(rng.integers(len(xview.AXES)))]
+            ids = xview.eligible(self.volumes, axis, need, self.crop) if axis else None
+            if not ids:  # (no volume holds a cross-view crop: a z group)
+                axis, ids = 0, self._eligible(need)
             vid = ids[int(rng.integers(len(ids)))]
-            z0 = int(rng.integers(0, self.volumes[vid].array.shape[0] - need + 1))
+            if not axis:
+                z0 = int(rng.integers(0, self.volumes[vid].array.shape[0] - need + 1))
             acq = augment.draw(rng) if self.augment > 0 and rng.random() < self.augment \
                 else None
             size = self.crop if acq is None else max(32, int(round(self.crop * acq.zoom)))
-            block = self._crop(rng, vid, z0, need, size) * HU_SCALE + HU_MIN  # back to HU
+            if axis:
+                block, where = xview.draw(rng, self.volumes[vid], axis, need, size)
+                block = block * HU_SCALE + HU_MIN
+            else:
+                block = self._crop(rng, vid, z0, need, size) * HU_SCALE + HU_MIN  # back to HU
             if acq is not None:
+                # (the field-of-view circle is axial: a cross-view plane is left without it)
                 block = np.clip(augment.reacquire(augment.resize_block(block, self.crop), acq,
-                                                  rng), HU_MIN, HU_MAX)
+                                                  rng, circle=not axis), HU_MIN, HU_MAX)
             # the roughness is measured on whole slices, as at inference (a crop is too noisy)
             r = self.ROUGHNESS_STEP
-            whole = self.volumes[vid].array[z0:z0 + need, ::r, ::r].astype(np.float32) \
-                if self.roughness else None
+            whole = None if not self.roughness else \
+                xview.whole_planes(self.volumes[vid], where, need, r) if axis else \
+                self.volumes[vid].array[z0:z0 + need, ::r, ::r].astype(np.float32)
             if whole is not None and acq is not None:
                 whole = augment.reacquire(np.clip(whole, HU_MIN, HU_MAX), acq, rng, circle=False)
             if overlap > 0 and rng.random() < overlap:

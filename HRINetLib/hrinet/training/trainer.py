@@ -190,6 +190,7 @@ class Trainer(StepsMixin, ValidationMixin):
         self.sampler.roughness = self.mcfg.roughness
         self.sampler.drop_context = cfg.drop_context
         self.sampler.augment = cfg.augment
+        self.sampler.cross_view = cfg.cross_view
         for text in [w for v in volumes for w in v.metadata.get("warnings", [])] + \
                 self.sampler.warnings:  # e.g. which series of a DICOM folder was read
             if self.log and rank == 0:
