@@ -3,16 +3,15 @@
 panel (:mod:`.widget`, :mod:`.parameters`, :mod:`.install`) and the self-test (:mod:`.selftest`)
 need the Slicer application and are imported by the module file only."""
 
+from .adaptation import AdaptJob, adapt_job
 from .jobs import (
-    AdaptJob,
     InterpolationJob,
     TrainingJob,
-    adapt_job,
     default_runs_folder,
+    interpolate_node,
 )
 from .mrml import (
     export_nrrd,
-    interpolate_node,
     lps_from_ras,
     node_from_volume,
     plan_for_node,

@@ -13,6 +13,7 @@ from typing import List, Optional
 
 from hrinet.core import cohort
 from hrinet.core.errors import HRINetError
+from hrinet.core.events import Event
 from hrinet.core.model_options import ModelOptions
 
 from .jobs import Job
@@ -87,7 +88,7 @@ class BatchJob(Job):
         info = {"running": self.running(), "returncode": self.proc.returncode, "done": 0,
                 "total": 0, "error": None}
         for e in self.events():
-            if e["event"] == "progress" and e.get("unit") == "case":
+            if e["event"] == Event.PROGRESS and e.get("unit") == "case":
                 info["done"], info["total"] = int(e["done"]), int(e["total"])
         info["rows"] = self.results()
         info["failed"] = sum(r["status"] == "failed" for r in info["rows"])

@@ -6,7 +6,7 @@ import qt
 from slicer.i18n import tr as _
 
 from .batch_job import SHOWN_COLUMNS, BatchJob
-from .dialogs import ensure_dependencies, userErrors
+from .dialogs import ShowFailureInDialog, ensure_dependencies
 from .parameters import is_unset
 
 #: How the kinds of method the panel offers map to what they need installed.
@@ -33,7 +33,7 @@ class BatchSection:
         method, weights = self._method()
         if not ensure_dependencies(NEEDS.get(method, "learned")):
             return
-        with userErrors(_("Could not start the batch.")):
+        with ShowFailureInDialog(_("Could not start the batch.")):
             job = BatchJob(p.batchInputPath, p.batchOutputPath, method=method, weights=weights,
                            device=self._device(), precision=p.precision, **self._target())
             job.start()

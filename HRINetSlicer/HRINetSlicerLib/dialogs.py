@@ -56,9 +56,12 @@ def ensure_dependencies(need: str = "learned") -> bool:
     return not missing_requirements(missing)
 
 
-class userErrors:
-    """Context manager: a library error shows its one line; anything else shows a short
-    message with the details in the Python console, never a traceback in the dialog."""
+class ShowFailureInDialog:
+    """Context manager around one panel action (``with ShowFailureInDialog(_("Export
+    failed.")):``): a wait cursor while it runs; if it fails, an error dialog saying ``what``
+    failed and why. A library error shows its one line; anything else shows a short message
+    with the details in the Python console, never a traceback in the dialog; a cancel shows
+    nothing."""
 
     def __init__(self, what: str):
         self.what = what

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from hrinet.core.catalog import CatalogModel, installed_path, load_catalog
+from hrinet.core.events import Event
 
 from .jobs import Job
 
@@ -48,9 +49,9 @@ class DownloadJob(Job):
         info = {"running": self.running(), "returncode": self.proc.returncode, "done": 0,
                 "total": 0, "path": None}
         for e in self.events():
-            if e["event"] == "progress":
+            if e["event"] == Event.PROGRESS:
                 info["done"], info["total"] = int(e["done"]), int(e["total"])
-            elif e["event"] == "wrote":
+            elif e["event"] == Event.WROTE:
                 info["path"] = e["path"]
         info["error"] = self.failure(f"the download of {self.name}")
         return info

@@ -3,10 +3,14 @@ thread.
 
 As SlicerMONAIAuto3DSeg does for inference: a ``PythonSlicer`` process runs one ``hrinet``
 command, the panel polls the job on a timer, and cancel ends the whole process tree. Every job
-reads the command's machine-readable events (``--progress jsonl``, :mod:`hrinet.cli.events`),
+reads the command's machine-readable events (``--progress jsonl``, :mod:`hrinet.core.events`),
 never its human lines. An interpolation creates its result node only on success, so a
 cancelled or failed job leaves the scene as it was; a training or adaptation job names weights
 only when it ended well and made them itself.
+
+The module interpolates one way only: :class:`InterpolationJob`. The panel polls it on a timer;
+:func:`interpolate_node` (the Logic's ``interpolate``, the self-test) starts the same job and
+waits for it. Nothing here imports PyTorch: Slicer's own process never loads it.
 """
 
 from __future__ import annotations
@@ -18,16 +22,15 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import slicer
-from hrinet.cli.events import parse as parse_event
 from hrinet.core.constants import DEFAULT_VARIANT
-from hrinet.core.errors import HRINetError
-from hrinet.core.io import read_volume
+from hrinet.core.errors import Cancelled, HRINetError
+from hrinet.core.events import Event
+from hrinet.core.events import parse as parse_event
+from hrinet.core.io import read_provenance, read_volume
 from hrinet.core.model_options import ModelOptions
-from hrinet.core.io import read_provenance
-from hrinet.core.shipped import DEFAULT_NAME, find_weights
 from hrinet.training.options import STOP_FILE, train_argv
 
 from .confidence_overlay import add_confidence_overlay
@@ -68,7 +71,7 @@ class Job:
         naming the log when the command died without one (killed, crashed)."""
         if self.proc.returncode in (None, 0):
             return None
-        errors = [e["message"] for e in self.events() if e["event"] == "error"]
+        errors = [e["message"] for e in self.events() if e["event"] == Event.ERROR]
         return (errors or [f"{what} failed (see its log: {self.log_path})"])[-1]
 
 
@@ -131,11 +134,11 @@ class InterpolationJob(Job):
                 "total": self.plan.input_slices - 1,
                 "phase": "reading the volume and loading the model", "error": None}
         for e in self.events():
-            if e["event"] == "plan":
+            if e["event"] == Event.PLAN:
                 info["phase"] = "interpolating"
-            elif e["event"] == "progress":
+            elif e["event"] == Event.PROGRESS:
                 info["done"], info["total"] = int(e["done"]), int(e["total"])
-            elif e["event"] == "wrote":
+            elif e["event"] == Event.WROTE:
                 info["phase"] = "done"
         info["error"] = self.failure("the interpolation process")
         if info["error"] is not None:
@@ -173,6 +176,44 @@ class InterpolationJob(Job):
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+
+
+def interpolate_node(input_node, factor: Optional[int] = None,
+                     target_spacing: Optional[float] = None, method: str = "hrinet",
+                     weights: Optional[str] = None, device: str = "auto",
+                     thickness: Optional[float] = None, name: Optional[str] = None,
+                     precision: str = "auto", confidence: bool = False,
+                     progress: Optional[Callable[[int, int], None]] = None,
+                     cancel: Optional[Callable[[], bool]] = None, scene=None,
+                     poll_seconds: float = 0.1):
+    """The panel's :class:`InterpolationJob` (same arguments), started and waited for: the
+    module's one way to interpolate, for callers that want the result node back (the Logic's
+    ``interpolate``, the self-test, scripts in Slicer's Python console).
+
+    ``progress(done, total)`` is called at every poll (the self-test keeps Slicer drawing with
+    it); ``cancel()`` returning True ends the process tree and raises :class:`Cancelled`, the
+    scene left as it was. A failed command raises its one line. Returns ``(node, seconds)``.
+    """
+    job = InterpolationJob(input_node, factor=factor, target_spacing=target_spacing,
+                           method=method, weights=weights, device=device, thickness=thickness,
+                           name=name, precision=precision, confidence=confidence)
+    start = time.perf_counter()
+    job.start()
+    try:
+        while True:
+            info = job.poll()
+            if progress is not None:
+                progress(info["done"], info["total"])
+            if not info["running"]:
+                break
+            if cancel is not None and cancel():
+                raise Cancelled()
+            time.sleep(poll_seconds)
+    except BaseException:  # cancelled, or the caller interrupted: nothing is left running
+        job.cancel()
+        raise
+    node = job.finish(scene)
+    return node, time.perf_counter() - start
 
 
 def safe_name(name: str) -> str:
@@ -283,57 +324,3 @@ class TrainingJob(Job):
             return
         (self.out / STOP_FILE).write_text("stop\n")
         self.proc.end(timeout, terminate=os.name != "nt")
-
-
-class AdaptJob(TrainingJob):
-    """``hrinet adapt`` in a background process: fine-tuning on the input case, kept only if
-    it wins on held-out slices of that case (:mod:`hrinet.training.adapt`)."""
-
-    def command(self, resume: bool = False) -> List[str]:
-        if not self.paths:
-            self.paths = self._export_inputs()
-        cmd = self.hrinet("adapt", self.paths[0], "--out", self.out, "--iterations",
-                          self.iterations, "--device", self.device)
-        if self.init_weights:
-            cmd += ["--weights", str(self.init_weights)]
-        return cmd
-
-    def result(self) -> Optional[dict]:
-        """``adapt.json`` once the job is done: the held-out comparison and what was kept."""
-        try:
-            return json.loads((self.out / "adapt.json").read_text())
-        except (OSError, ValueError):
-            return None
-
-    def clear_previous_result(self) -> None:
-        """An earlier verdict must not pass for this job's (a failed job would show it)."""
-        (self.out / "adapt.json").unlink(missing_ok=True)
-
-    def poll(self) -> dict:
-        info = super().poll()
-        result = self.result()
-        if result is not None and info["returncode"] == 0:
-            info["adaptation"] = result
-            info["weights"] = result["weights"]
-        return info
-
-    def weights_path(self) -> Path:
-        result = self.result()
-        return Path(result["weights"]) if result else self.out / "hrinet-adapted.safetensors"
-
-
-def adapt_job(out_dir, node, iterations: int = 200, crop: int = 128,
-              weights: Optional[str] = None, device: str = "auto") -> AdaptJob:
-    """"Adapt to this case": conservative fine-tuning on the input volume's own slices,
-    guarded by held-out slices of the same case (:mod:`hrinet.training.adapt`); the panel then
-    selects the adapted weights, or the starting model when adaptation did not help."""
-    from hrinet.learned.weights import (
-        read_metadata,  # PyTorch: installed by now, not at import
-    )
-
-    init = weights or find_weights(DEFAULT_NAME)
-    if init is None:
-        raise HRINetError("no default weights to adapt; choose a weights file")
-    variant = read_metadata(init)["variant"]
-    return AdaptJob(out_dir, [node], variant=variant, iterations=iterations, crop=crop,
-                    init_weights=str(init), device=device)

@@ -9,15 +9,14 @@ is its own inverse.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import slicer
 import slicer.util
 import vtk
-from hrinet import Volume, upsample_z
+from hrinet import Volume
 from hrinet.core.io import check_dicom_output, write_derived_series
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_provenance, write_volume
@@ -25,10 +24,8 @@ from hrinet.core.io.provenance.record import (
     from_node_attributes,
     node_attributes,
     provenance_of,
-    record,
     synthesised_name,
 )
-from hrinet.methods import create_interpolator
 from hrinet.methods.planning import make_plan
 
 LPS_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -172,28 +169,12 @@ def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[f
                      dicom_thickness(node))
 
 
-def interpolate_node(input_node, factor: Optional[int] = None,
-                     target_spacing: Optional[float] = None, method: str = "hrinet",
-                     weights: Optional[str] = None, device: str = "auto",
-                     progress: Optional[Callable[[int, int], None]] = None,
-                     cancel: Optional[Callable[[], bool]] = None, scene=None,
-                     name: Optional[str] = None, thickness: Optional[float] = None):
-    """Upsample ``input_node`` along z into a NEW node ``"<input> isotropic"``.
+def interpolate_node(input_node, **kwargs):
+    """:func:`HRINetSlicerLib.jobs.interpolate_node`: the panel's background job, waited for
+    (the module has no in-process interpolation). Here for callers of the MRML layer."""
+    from .jobs import interpolate_node as run_job  # jobs imports this module
 
-    The input node is never modified. Returns ``(output_node, seconds)``.
-    """
-    plan = plan_for_node(input_node, factor, target_spacing, method, thickness)  # as shown
-    volume = volume_from_node(input_node)
-    start = time.perf_counter()
-    interp = create_interpolator(plan.method, device=device, weights=weights or None)
-    result = upsample_z(volume, plan=plan, interpolator=interp, progress=progress,
-                        cancel=cancel)
-    seconds = time.perf_counter() - start
-    record(result, plan=plan, interpolator=interp, input_name=input_node.GetName())
-    node = node_from_volume(result, name or f"{input_node.GetName()} isotropic", scene or
-                            input_node.GetScene(), source_node=input_node)
-    copy_window_level(input_node, node)
-    return node, seconds
+    return run_job(input_node, **kwargs)
 
 
 def copy_window_level(source, target) -> None:

@@ -2,16 +2,19 @@
 
 Thin on purpose: each method hands over to :mod:`.mrml` or :mod:`.jobs`, where the real code
 is tested without the Slicer application. Nothing here imports PyTorch: the panel builds before
-it is installed.
+it is installed. Interpolation has one way, the background job of :mod:`.jobs`: the panel polls
+it on a timer, :meth:`HRINetSlicerLogic.interpolate` waits for it.
 """
 
+import slicer
 from hrinet.core.constants import DEFAULT_VARIANT, PAPER_VARIANTS, VARIANTS
 from hrinet.core.shipped import find_weights, variant_weights_name
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
-from .jobs import TrainingJob, adapt_job
-from .mrml import export_derived_dicom, export_nrrd, interpolate_node, plan_for_node
+from .adaptation import adapt_job
+from .jobs import TrainingJob, interpolate_node
+from .mrml import export_derived_dicom, export_nrrd, plan_for_node
 from .parameters import HRINetSlicerParameterNode
 
 
@@ -48,8 +51,19 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
     def plan(node, factor=None, target_spacing=None, method="hrinet", thickness=None):
         return plan_for_node(node, factor, target_spacing, method, thickness)
 
-    def interpolate(self, node, **kwargs):
-        return interpolate_node(node, **kwargs)
+    def interpolate(self, node, progress=None, **kwargs):
+        """The panel's interpolation job (:func:`.jobs.interpolate_node`, same options:
+        ``precision`` included) started and waited for, Slicer still drawing meanwhile;
+        ``(node, seconds)``. For the self-test and scripts; the panel polls the job instead."""
+        app = getattr(slicer, "app", None)
+
+        def waiting(done, total):
+            if app is not None:
+                app.processEvents()
+            if progress is not None:
+                progress(done, total)
+
+        return interpolate_node(node, progress=waiting, **kwargs)
 
     def exportNrrd(self, node, path, overwrite=False):
         return export_nrrd(node, path, overwrite=overwrite)

@@ -7,7 +7,7 @@ import qt
 import slicer
 from slicer.i18n import tr as _
 
-from .dialogs import ensure_dependencies, userErrors
+from .dialogs import ShowFailureInDialog, ensure_dependencies
 from .jobs import safe_name
 
 
@@ -40,7 +40,7 @@ class TrainingSection:
         return [n for n in nodes if n is not None]
 
     def _startJob(self, job, resume: bool) -> None:
-        with userErrors(_("Could not start training.")):
+        with ShowFailureInDialog(_("Could not start training.")):
             job.start(resume=resume)
             self._job = job
             self.ui.stopTrainingButton.enabled = True

@@ -17,7 +17,7 @@ from slicer.util import VTKObservationMixin
 
 from .batch_section import NEEDS, BatchSection
 from .confidence_overlay import set_overlay_visible
-from .dialogs import ensure_dependencies, userErrors
+from .dialogs import ShowFailureInDialog, ensure_dependencies
 from .jobs import InterpolationJob, default_runs_folder
 from .model_menu import ModelMenu
 from .mrml import transform_words
@@ -232,7 +232,7 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         method, weights = self._method()
         if not ensure_dependencies(NEEDS.get(method, "learned")):
             return
-        with userErrors(_("Interpolation failed.")):
+        with ShowFailureInDialog(_("Interpolation failed.")):
             job = InterpolationJob(self._parameterNode.inputVolume, method=method,
                                    weights=weights, device=self._device(),
                                    precision=self._parameterNode.precision,
@@ -307,7 +307,7 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
             if not slicer.util.confirmYesNoDisplay(_("{path} exists. Replace it?").format(path=path)):
                 return
             overwrite = True
-        with userErrors(_("Export failed.")):
+        with ShowFailureInDialog(_("Export failed.")):
             out = self.logic.exportNrrd(self._parameterNode.outputVolume, path, overwrite)
             self.ui.statusLabel.text = _("Saved {path}").format(path=out)
 
@@ -317,6 +317,6 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
             slicer.util.mainWindow(), _("Folder for the derived DICOM series (new or empty)"))
         if not folder:
             return
-        with userErrors(_("Export failed.")):
+        with ShowFailureInDialog(_("Export failed.")):
             out = self.logic.exportDerivedDicom(self._parameterNode.outputVolume, folder)
             self.ui.statusLabel.text = _("Saved the derived series in {path}").format(path=out)

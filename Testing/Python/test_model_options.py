@@ -112,3 +112,73 @@ def test_the_panels_interpolation_job_asks_for_exactly_its_settings(scene):
         assert got == ModelOptions(factor=3, method="hrinet", weights="/models/w.safetensors",
                                    device="cpu", precision=precision,
                                    thickness=0.0)  # restore unchecked: the slices kept
+
+
+def _job_classes() -> set:
+    """Every background job class of the panel (a Job subclass in HRINetSlicerLib)."""
+    from HRINetSlicerLib import adaptation, batch_job, download_job, jobs  # noqa: F401
+
+    found, todo = set(), [jobs.Job]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub.__module__.startswith("HRINetSlicerLib.") and sub not in found:
+                found.add(sub)
+                todo.append(sub)
+    return found
+
+
+def test_every_job_the_panel_builds_parses_with_the_real_hrinet_parser(scene, tmp_path):
+    """Each job's command line (interpolate, batch, train and resume, adapt, models --get; the
+    panel starts no evaluate job) is read by hrinet's own parser as the job meant it: a flag
+    the command lacks (as adapt once lacked --crop) fails here, not in the user's log."""
+    from hrinet.core.phantom import make_phantom
+    from hrinet.core.shipped import DEFAULT_NAME, find_weights
+    from HRINetSlicerLib.batch_job import BatchJob
+    from HRINetSlicerLib.download_job import DownloadJob
+    from HRINetSlicerLib.adaptation import AdaptJob, adapt_job
+    from HRINetSlicerLib.jobs import InterpolationJob, TrainingJob
+    from HRINetSlicerLib.mrml import node_from_volume
+
+    node = node_from_volume(make_phantom(size=(16, 16, 4), spacing=(1, 1, 3)), "thick", scene)
+    interpolation = InterpolationJob(node, factor=2, method="hrinet", precision="bf16",
+                                     confidence=True)
+    interpolation.folder = tmp_path / "job"
+    data = [str(tmp_path / "a.nrrd"), str(tmp_path / "b.nrrd")]
+    training = TrainingJob(tmp_path / "run", variant="hrinet-plus", iterations=77, crop=192,
+                           batch=3, device="cpu", init_weights="/w/start.safetensors",
+                           volume_paths=data)
+    adapting = adapt_job(tmp_path / "adapt", node, iterations=33, crop=256, device="cpu")
+    adapting.paths = data[:1]  # the exported input, without exporting it
+    commands = {
+        InterpolationJob: [interpolation.command()],
+        BatchJob: [BatchJob(tmp_path / "in", tmp_path / "out", method="cubic", factor=3)
+                   .command()],
+        TrainingJob: [training.command(), training.command(resume=True)],
+        AdaptJob: [adapting.command()],
+        DownloadJob: [DownloadJob("acai", source=str(tmp_path)).command()],
+    }
+    assert set(commands) == _job_classes()  # a new job joins this test
+    parsed = {}
+    for cls, argvs in commands.items():
+        for argv in argvs:
+            assert argv[1:4] == ["-m", "hrinet.cli", "--progress"] and argv[4] == "jsonl"
+            parsed.setdefault(cls, []).append(
+                build_parser().parse_args([str(a) for a in argv[argv.index("hrinet.cli") + 1:]]))
+    a = parsed[InterpolationJob][0]
+    assert (a.command, a.input, a.factor, a.precision) == ("interpolate",
+                                                           str(tmp_path / "job" / "in.nrrd"),
+                                                           2, "bf16")
+    assert a.confidence == str(tmp_path / "job" / "confidence.nrrd") and a.progress == "jsonl"
+    a = parsed[BatchJob][0]
+    assert (a.command, a.method, a.factor, a.shard) == ("batch", "cubic", 3, "1/1")
+    new, resumed = parsed[TrainingJob]
+    assert new.command == "train" and (new.variant, new.iterations, new.crop, new.batch) == \
+        ("hrinet-plus", 77, 192, 3)
+    assert list(new.data) == data and new.init_weights == "/w/start.safetensors"
+    assert not new.resume and resumed.resume and resumed.init_weights is None
+    a = parsed[AdaptJob][0]
+    assert (a.command, a.input, a.iterations, a.crop, a.device) == ("adapt", data[0], 33, 256,
+                                                                    "cpu")
+    assert a.weights == str(find_weights(DEFAULT_NAME)) and a.out == str(tmp_path / "adapt")
+    a = parsed[DownloadJob][0]
+    assert (a.command, a.get) == ("models", "acai")

@@ -17,10 +17,9 @@ sys.path.insert(0, str(REPO / "HRINetSlicer"))
 
 from hrinet.core.errors import HRINetError  # noqa: E402
 from hrinet.core.io import read_volume  # noqa: E402
-from HRINetSlicerLib.jobs import TrainingJob  # noqa: E402
+from HRINetSlicerLib.jobs import TrainingJob, interpolate_node  # noqa: E402
 from HRINetSlicerLib.mrml import (  # noqa: E402
     export_nrrd,
-    interpolate_node,
     node_from_volume,
 )
 
@@ -56,7 +55,7 @@ def test_adapt_to_this_case_runs_the_guarded_adaptation_on_the_input_volume(tmp_
     from hrinet.learned.models import ModelConfig
     from hrinet.learned.variants import build_generator
     from hrinet.learned.weights import save_weights
-    from HRINetSlicerLib.jobs import adapt_job
+    from HRINetSlicerLib.adaptation import adapt_job
 
     start = save_weights(build_generator(ModelConfig.for_variant("hrinet-flow")),
                          tmp_path / "start.safetensors", {"training": {}})
@@ -75,7 +74,7 @@ def test_adapt_to_this_case_runs_the_guarded_adaptation_on_the_input_volume(tmp_
 def test_a_failed_job_selects_nothing_not_an_earlier_runs_weights_or_verdict(tmp_path, kind):
     import json
 
-    from HRINetSlicerLib.jobs import AdaptJob
+    from HRINetSlicerLib.adaptation import AdaptJob
 
     out = tmp_path / "run"
     out.mkdir()

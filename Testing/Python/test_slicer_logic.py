@@ -16,9 +16,9 @@ sys.path.insert(0, str(REPO / "HRINetSlicer"))
 
 from hrinet.core.errors import Cancelled, HRINetError  # noqa: E402
 from hrinet.core.io import read_volume  # noqa: E402
+from HRINetSlicerLib.jobs import interpolate_node  # noqa: E402
 from HRINetSlicerLib.mrml import (  # noqa: E402
     export_nrrd,
-    interpolate_node,
     node_from_volume,
     plan_for_node,
     volume_from_node,

@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "HRINetSlicer"))
 
 from hrinet.core.errors import HRINetError  # noqa: E402
+from HRINetSlicerLib.jobs import interpolate_node  # noqa: E402
 from HRINetSlicerLib.mrml import (  # noqa: E402
-    interpolate_node,
     plan_for_node,
     transform_words,
     volume_from_node,

@@ -1,24 +1,20 @@
 """Machine-readable progress: ``hrinet --progress jsonl ...`` prints one JSON object a line on
 stdout for each event, for programs (the Slicer panel) that must not parse the human lines.
 
-Events (each has ``"event"``): ``plan`` (``factor``, ``input_slices``, ``output_slices``,
-``method``, ``description``), ``progress`` (``done``, ``total``, ``unit``), ``case`` (a batch's
-case ended: ``number``, ``total``, ``input``, ``series_uid``, ``output``, ``status``, ``message``),
-``warning`` (``message``), ``wrote`` (``path``), ``summary`` (the end of an interpolation:
-``worst_slices``, the synthesised slices with the highest predicted error, ``[{"slice",
-"error_hu"}]``; only when the method estimates it), ``error`` (``message``: what the person's one
-line says after ``hrinet: error:``). In jsonl mode stdout carries these lines only; every line
-for people goes to stderr.
+The events, their fields and the reader of a line are defined once, in the lowest layer
+(:mod:`hrinet.core.events`); this module writes them. In jsonl mode stdout carries these lines
+only; every line for people goes to stderr.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Optional, TextIO
+from typing import Optional, TextIO, Union
 
-#: The event names, in the order a run emits them.
-EVENTS = ("plan", "progress", "case", "warning", "wrote", "summary", "error")
+from hrinet.core.events import EVENTS, Event, parse
+
+__all__ = ["EVENTS", "Event", "Events", "parse", "report_warnings"]
 
 
 class Events:
@@ -28,27 +24,19 @@ class Events:
         self.enabled = enabled
         self.stream = stream or sys.stdout
 
-    def emit(self, event: str, **fields) -> None:
-        if event not in EVENTS:
-            raise ValueError(f"unknown event {event!r}")
+    def emit(self, event: Union[Event, str], **fields) -> None:
+        """Write ``event`` (an :class:`Event`, or its wire string) with ``fields``; an unknown
+        name is a ValueError, enabled or not."""
+        try:
+            name = Event(event).value
+        except ValueError:
+            raise ValueError(f"unknown event {event!r}") from None
         if self.enabled:
-            print(json.dumps({"event": event, **fields}), file=self.stream, flush=True)
-
-
-def parse(line: str) -> Optional[dict]:
-    """The event a line holds, or None for any other line (a human one)."""
-    line = line.strip()
-    if not line.startswith("{"):
-        return None
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) and event.get("event") in EVENTS else None
+            print(json.dumps({"event": name, **fields}), file=self.stream, flush=True)
 
 
 def report_warnings(warnings, events: Events, stream: Optional[TextIO] = None) -> None:
     """Each warning as the person's line (``hrinet: warning: ...`` on stderr) and as an event."""
     for text in warnings:
         print(f"hrinet: warning: {text}", file=stream or sys.stderr)
-        events.emit("warning", message=text)
+        events.emit(Event.WARNING, message=text)
