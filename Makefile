@@ -42,7 +42,7 @@ lint: $(BIN)/.installed
 # claims checked from those numbers (bone at a six-slice gap, reconstruction at a = 1).
 # The real CT beside the checkout, or $HRINET_SHARED_CT (as the tests and benchmarks read it).
 SHARED_CT := $(or $(HRINET_SHARED_CT),../shared/data/ct)
-EVAL_VOLUMES := $(SHARED_CT)/chest-lungfcp-1mm.nrrd $(SHARED_CT)/abdomen-2mm-dicom
+EVAL_VOLUMES := $(SHARED_CT)/chest-lungfcp-1mm.nrrd $(SHARED_CT)/head-ge-1p25mm.nrrd
 EVAL_METHODS := linear,cubic,flow,ae,acai,hrinet-patchgan,hrinet-mse,hrinet-perceptual,hrinet-plus,hrinet
 evaluate: $(BIN)/.installed
 	$(BIN)/hrinet evaluate $(EVAL_VOLUMES) --factors 2,4,6,8 --methods $(EVAL_METHODS) \
