@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 import slicer
-from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.events import Event
 from hrinet.core.events import parse as parse_event
 from hrinet.core.io import read_provenance, read_volume
 from hrinet.core.model_options import ModelOptions
+from hrinet.core.variants import DEFAULT_VARIANT
 from hrinet.training.options import STOP_FILE, train_argv
 
 from .confidence_overlay import add_confidence_overlay

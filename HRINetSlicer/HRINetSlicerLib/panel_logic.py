@@ -7,8 +7,8 @@ it on a timer, :meth:`HRINetSlicerLogic.interpolate` waits for it.
 """
 
 import slicer
-from hrinet.core.constants import DEFAULT_VARIANT, PAPER_VARIANTS, VARIANTS
 from hrinet.core.shipped import find_weights, variant_weights_name
+from hrinet.core.variants import menu_order
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
@@ -30,8 +30,7 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def variants():
         """The trainable variants: the default, our others, then the paper's (newest first)."""
-        return sorted(VARIANTS, key=lambda v: (v != DEFAULT_VARIANT, v in PAPER_VARIANTS,
-                                               -VARIANTS.index(v)))
+        return list(menu_order())
 
     @staticmethod
     def shippedWeights(variant):

@@ -9,7 +9,7 @@ import pytest
 from hrinet.core.errors import HRINetError
 from hrinet.core.phantom import make_phantom
 from hrinet.learned.models import ModelConfig
-from hrinet.learned.variants import build_generator
+from hrinet.learned.networks import build_generator
 from hrinet.learned.weights import save_weights
 from hrinet.training.adapt import ADAPTED_NAME, adapt, split_for_adaptation
 

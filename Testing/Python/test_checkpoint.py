@@ -248,7 +248,7 @@ def test_export_of_a_finished_run_keeps_what_the_run_exported(tmp_path):
 
     from hrinet.core.io import write_volume
     from hrinet.learned.weights import sidecar_of
-    from hrinet.training.trainer import export_checkpoint
+    from hrinet.training.lineage import export_checkpoint
 
     data = [write_volume(v, tmp_path / f"v{i}.nrrd") for i, v in enumerate(volumes())]
     cfg = tiny("hrinet-flow", 3, data=[str(p) for p in data], val=[str(data[0])],
@@ -317,7 +317,7 @@ def test_a_resumed_run_cannot_change_its_architecture(tmp_path):
 def test_under_torchrun_each_rank_resumes_on_its_own_gpu(monkeypatch):
     """NCCL ranks take the GPU of their LOCAL_RANK whatever the checkpoint saved (no GPU here:
     the distributed calls are stood in for)."""
-    import hrinet.cli.train as train
+    from hrinet.training.distributed import distributed_setup
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
@@ -325,8 +325,8 @@ def test_under_torchrun_each_rank_resumes_on_its_own_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "set_device", lambda i: None)
     monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend: None)
     monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
-    assert train.distributed_setup("auto") == (1, 2, "cuda:1")
-    assert train.distributed_setup("cpu")[2] is None  # gloo on the CPU
+    assert distributed_setup("auto") == (1, 2, "cuda:1")
+    assert distributed_setup("cpu")[2] is None  # gloo on the CPU
 
 
 def test_a_resumed_run_is_checked_with_the_settings_given_on_resume(tmp_path):

@@ -23,7 +23,7 @@ def test_window_weight_adds_the_soft_tissue_error(tmp_path):
 
 def test_ssim_term_matches_the_metric_and_rewards_keeping_texture():
     from hrinet.evaluation.metrics import ssim_slice
-    from hrinet.training.trainer import ssim_torch
+    from hrinet.training.losses import ssim_torch
 
     rng = np.random.default_rng(0)
     truth = rng.random((1, 1, 48, 48))
@@ -35,7 +35,7 @@ def test_ssim_term_matches_the_metric_and_rewards_keeping_texture():
 
 
 def test_per_sample_ssim_is_each_images_own_ssim():
-    from hrinet.training.trainer import ssim_torch
+    from hrinet.training.losses import ssim_torch
 
     rng = np.random.default_rng(1)
     truth = torch.tensor(rng.random((3, 1, 40, 40)))

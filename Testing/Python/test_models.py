@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 from hrinet.core.errors import HRINetError
+from hrinet.core.variants import VARIANTS
 from hrinet.learned.models import (
-    VARIANTS,
     ACAICritic,
     Generator,
     ModelConfig,
@@ -18,7 +18,7 @@ from hrinet.learned.models import (
     table1_mix_channels,
 )
 from hrinet.learned.weights import load_weights, save_weights, sidecar_of
-from hrinet.training.trainer import acai_critic_loss, generator_adversarial
+from hrinet.training.losses import acai_critic_loss, generator_adversarial
 
 
 @pytest.mark.parametrize("size, shapes", [

@@ -19,7 +19,7 @@ from hrinet.learned.motion import (
     grown,
     with_blend_head,
 )
-from hrinet.learned.variants import build_generator
+from hrinet.learned.networks import build_generator
 from hrinet.learned.weights import load_weights, save_weights
 from hrinet.methods.engine import upsample_z
 from hrinet.methods.flow import ROUGHNESS_UNKNOWN

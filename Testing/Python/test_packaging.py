@@ -87,12 +87,8 @@ def test_shipped_models_come_default_first_then_ours_then_the_paper_variants_wit
     import subprocess
     import sys
 
-    from hrinet.core.shipped import (
-        GROUP_DEFAULT,
-        GROUP_OURS,
-        GROUP_PAPER,
-        shipped_models,
-    )
+    from hrinet.core.shipped import shipped_models
+    from hrinet.core.variants import GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER
 
     models = shipped_models()
     groups = [m.group for m in models]

@@ -30,7 +30,7 @@ def _tree(folder: Path) -> dict:
 @pytest.fixture
 def start_weights(tmp_path):
     from hrinet.learned.models import ModelConfig
-    from hrinet.learned.variants import build_generator
+    from hrinet.learned.networks import build_generator
     from hrinet.learned.weights import save_weights
 
     return save_weights(build_generator(ModelConfig.for_variant("hrinet-flow")),

@@ -101,7 +101,7 @@ def test_init_weights_of_another_variant_are_refused(tmp_path):
 
 def _flow_weights(tmp_path):
     from hrinet.learned.models import ModelConfig
-    from hrinet.learned.variants import build_generator
+    from hrinet.learned.networks import build_generator
     from hrinet.learned.weights import save_weights
 
     return save_weights(build_generator(ModelConfig.for_variant("hrinet-flow")),

@@ -53,7 +53,7 @@ def test_training_job_runs_in_a_background_process_and_saves_weights(tmp_path, s
 def test_adapt_to_this_case_runs_the_guarded_adaptation_on_the_input_volume(tmp_path, scene):
     from hrinet.core.phantom import make_phantom
     from hrinet.learned.models import ModelConfig
-    from hrinet.learned.variants import build_generator
+    from hrinet.learned.networks import build_generator
     from hrinet.learned.weights import save_weights
     from HRINetSlicerLib.adaptation import adapt_job
 

@@ -80,17 +80,17 @@ def test_panel_screenshot(panel, tmp_path):
 
 
 def test_the_panel_lists_every_library_variant_from_the_one_list_without_torch():
-    """The panel reads hrinet.core.constants (which imports nothing heavy), so it builds before
+    """The panel reads hrinet.core.variants (which imports nothing heavy), so it builds before
     PyTorch is installed and never drifts from the library's list."""
     import subprocess
     import sys
 
     logic = (REPO / "HRINetSlicer" / "HRINetSlicerLib" / "panel_logic.py").read_text(
         encoding="utf-8")
-    assert "from hrinet.core.constants import DEFAULT_VARIANT, PAPER_VARIANTS, VARIANTS" in logic
+    assert "from hrinet.core.variants import menu_order" in logic
     assert re.search(r"^import torch|^from torch", logic, re.M) is None
     r = subprocess.run([sys.executable, "-c", "import sys; sys.modules['torch'] = None; "
-                        "from hrinet.core.constants import VARIANTS; print(len(VARIANTS))"],
+                        "from hrinet.core.variants import VARIANTS; print(len(VARIANTS))"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "7", r.stderr
 

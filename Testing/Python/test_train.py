@@ -13,7 +13,7 @@ import torch
 from conftest import shared
 from hrinet.core.errors import HRINetError
 from hrinet.core.phantom import make_phantom
-from hrinet.learned.models import VARIANTS
+from hrinet.core.variants import VARIANTS
 from hrinet.learned.weights import load_weights
 from hrinet.training.data import SliceSampler, step_rng
 from hrinet.training.distributed import shutdown_distributed
@@ -41,7 +41,7 @@ def test_groups_are_consecutive_slices_in_order():
     v = v.with_array(np.broadcast_to(np.arange(30, dtype=np.int16)[:, None, None] * 10,
                                      (30, 64, 64)).copy())
     s = SliceSampler([v], crop=64)
-    g, _ = s.groups(step_rng(1, 0, 0), 7, 8)
+    g = s.groups(step_rng(1, 0, 0), 7, 8)
     z = np.round(g[:, :, 0, 0] * 4095 - 1024) / 10
     assert np.all(np.abs(np.diff(z, axis=1)) == 1)  # consecutive (either direction: flips)
 
@@ -173,7 +173,7 @@ def test_stage_two_variants_start_from_one_stage_one_result_with_its_encoder_fro
     start, _ = load_weights(stage1)
     tr = Trainer(tiny("hrinet-perceptual", 2, init_weights=str(stage1)), tmp_path / "p",
                  volumes=volumes(), log=None)
-    assert tr.r["stage1_iterations"] == 0 and tr.phase() != "stage1"  # stage I is done
+    assert tr.resolved.stage1_iterations == 0 and tr.phase() != "stage1"  # stage I is done
     logs = tr.train_step()
     assert logs["phase"] in ("step1", "step2")
     for name, w in tr.frozen.state_dict().items():  # E_I: the stage-I weights, untouched
@@ -191,7 +191,7 @@ def test_stage_two_weights_continue_in_stage_two_without_a_second_stage_one(tmp_
                   volumes=volumes(), log=None).run()
     more = Trainer(tiny("hrinet-mse", 4, init_weights=str(mse)), tmp_path / "m2",
                    volumes=volumes(), log=None)
-    assert more.r["stage1_iterations"] == 0 and more.phase() != "stage1"
+    assert more.resolved.stage1_iterations == 0 and more.phase() != "stage1"
     _, meta = load_weights(more.run())
     assert [s["variant"] for s in meta["lineage"]] == ["acai", "hrinet-mse", "hrinet-mse"]
 

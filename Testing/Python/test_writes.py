@@ -79,7 +79,7 @@ def test_a_volume_on_a_full_disk_fails_with_one_line_and_leaves_nothing(full_dis
 def test_every_other_writer_on_a_full_disk_fails_and_leaves_nothing(full_disk, tmp_path):
     from hrinet.evaluation.evaluate import figure_strip
     from hrinet.learned.models import ModelConfig
-    from hrinet.learned.variants import build_generator
+    from hrinet.learned.networks import build_generator
     from hrinet.learned.weights import save_weights
 
     vol = noisy(64, 8)
@@ -141,7 +141,7 @@ def test_a_silently_cut_off_volume_is_never_renamed_into_place(tmp_path, monkeyp
 
 def test_cut_off_tensors_and_figures_are_recognised(tmp_path):
     from hrinet.learned.models import ModelConfig
-    from hrinet.learned.variants import build_generator
+    from hrinet.learned.networks import build_generator
     from hrinet.learned.weights import save_weights
 
     w = save_weights(build_generator(ModelConfig.for_variant("hrinet-flow")),
@@ -170,7 +170,7 @@ def test_cut_off_tensors_and_figures_are_recognised(tmp_path):
 
 def test_outputs_get_the_permissions_the_umask_allows(tmp_path):
     from hrinet.learned.models import ModelConfig
-    from hrinet.learned.variants import build_generator
+    from hrinet.learned.networks import build_generator
     from hrinet.learned.weights import save_weights
 
     old = os.umask(0o022)
@@ -269,7 +269,7 @@ def test_weights_on_a_disk_that_fills_after_the_tensors_leave_neither_file(full_
     """The tensors fit, their sidecar does not: no tensor file may be left without its sidecar
     (it would be refused, or worse, paired with an old sidecar of the same name)."""
     from hrinet.learned.models import ModelConfig
-    from hrinet.learned.variants import build_generator
+    from hrinet.learned.networks import build_generator
     from hrinet.learned.weights import save_weights
 
     model = build_generator(ModelConfig.for_variant("hrinet-flow"))

@@ -210,7 +210,7 @@ def cmd_adapt(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from hrinet.training.trainer import export_checkpoint
+    from hrinet.training.lineage import export_checkpoint
 
     out = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
     print(f"wrote {out} and {out.with_suffix('.json')}")

@@ -13,12 +13,11 @@ from tqdm import tqdm
 
 from hrinet.cli.progress import progress_bar
 from hrinet.cli.signals import SigtermFlag
-from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
-from hrinet.core.variants import variant
-from hrinet.training.config import STAGE1_RESULT, TrainConfig
-from hrinet.training.distributed import shutdown_distributed
+from hrinet.core.variants import DEFAULT_VARIANT, STAGE1_RESULT, variant
+from hrinet.training.config import TrainConfig
+from hrinet.training.distributed import distributed_setup, shutdown_distributed
 from hrinet.training.options import STOP_FILE, given_options
 from hrinet.training.run_lock import run_lock
 from hrinet.training.trainer import Trainer
@@ -33,30 +32,14 @@ def stop_requested(out) -> bool:
     return True
 
 
-def distributed_setup(device: str):
-    """``(rank, world, device)`` under torchrun (``device``: this rank's own GPU with NCCL, else
-    None); ``(0, 1, None)`` otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, None
-    backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
-    torch.distributed.init_process_group(backend)
-    rank = torch.distributed.get_rank()
-    if backend != "nccl":
-        return rank, world, None
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    torch.cuda.set_device(local)
-    return rank, world, f"cuda:{local}"
-
-
 def starting_weights(cfg: TrainConfig) -> Optional[Path]:
-    """The shipped weights a new run of ``cfg.variant`` starts from: the variant's own, or for a
-    variant whose weights cannot be continued (the perceptual loss's frozen encoder is in a run,
-    not in its weights) the paper's stage-I result, from which it trains stage II. None when
-    they are not installed."""
-    if cfg.variant == DEFAULT_VARIANT:
+    """The shipped weights a new run of ``cfg.variant`` starts from: the default model's for the
+    default variant, the variant's own, or for a variant whose weights cannot be continued (the
+    perceptual loss's frozen encoder is in a run, not in its weights) the paper's stage-I
+    result, from which it trains stage II. None when they are not installed."""
+    if cfg.spec.default:
         return find_weights(DEFAULT_NAME)
-    if cfg.spec.content == "perceptual":
+    if cfg.spec.frozen_encoder:
         return find_weights(variant_weights_name(STAGE1_RESULT))
     return find_weights(variant_weights_name(cfg.variant))
 

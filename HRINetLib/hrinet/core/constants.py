@@ -9,15 +9,12 @@ HU_SCALE = HU_MAX - HU_MIN
 #: The soft-tissue window (W400 L40) of SSIM_win, PSNR_win and the window loss (HU).
 WINDOW = (-160.0, 240.0)
 
-#: Every model variant: the paper's five, ours before motion (hrinet-plus) and the default.
-PAPER_VARIANTS = ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual")
-VARIANTS = PAPER_VARIANTS + ("hrinet-plus", "hrinet-flow")
-#: The variant behind the method name ``hrinet`` (the shipped default model).
-DEFAULT_VARIANT = "hrinet-flow"
 #: Methods that need no weights and no torch.
 CLASSICAL_METHODS = ("linear", "cubic", "flow")
 #: Arithmetic precision of learned methods: ``auto`` picks per device, ``fp16`` is for CUDA GPUs
 #: only (hrinet.learned.precision).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-#: ``auto`` precision runs bf16 only for variants whose measured cost of it is within this (dB).
+#: ``auto`` precision runs bf16 only for variants whose measured cost of it is within this (dB)
+#: (:attr:`hrinet.core.variants.Variant.auto_bf16`). The variants themselves, their names
+#: included, are defined in :mod:`hrinet.core.variants`.
 AUTO_PRECISION_TOLERANCE_DB = 0.02

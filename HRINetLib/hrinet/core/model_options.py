@@ -12,8 +12,8 @@ import argparse
 from dataclasses import dataclass, field, fields
 from typing import List, Optional, Sequence
 
-from hrinet.core.constants import (AUTO_PRECISION_TOLERANCE_DB, CLASSICAL_METHODS, PRECISIONS,
-                                   VARIANTS)
+from hrinet.core.constants import AUTO_PRECISION_TOLERANCE_DB, CLASSICAL_METHODS, PRECISIONS
+from hrinet.core.variants import VARIANTS
 
 
 def whole_factor(text: str) -> int:

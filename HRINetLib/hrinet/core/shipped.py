@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from hrinet.core.constants import DEFAULT_VARIANT, PAPER_VARIANTS, VARIANTS
+from hrinet.core.variants import DEFAULT_VARIANT, GROUP_DEFAULT, GROUPS, REGISTRY
 
 #: File name of the default model's weights.
 DEFAULT_NAME = "hrinet-default.safetensors"
@@ -55,17 +55,13 @@ def find_weights(name: str = DEFAULT_NAME) -> Optional[Path]:
     return None
 
 
-#: Headings the shipped models are listed under (CLI ``hrinet models``, the Slicer panel).
-GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER = "default", "ours", "paper variants (research)"
-
-
 @dataclass(frozen=True)
 class ShippedModel:
     """A shipped weights file as a user picks it: what it is and how well it measured."""
 
     variant: str
     path: Path
-    group: str
+    group: str  # its heading (hrinet.core.variants.GROUPS)
     quality: str  # one line from the sidecar's evaluation (x4), or "not evaluated"
 
 
@@ -84,9 +80,8 @@ def quality_line(sidecar: dict, factor: int = 4) -> str:
 def shipped_models() -> List[ShippedModel]:
     """The default model, then ours, then the paper's variants, each with its measured quality."""
     found = [(DEFAULT_VARIANT, find_weights(), GROUP_DEFAULT)]
-    for v in VARIANTS:
-        group = GROUP_PAPER if v in PAPER_VARIANTS else GROUP_OURS
-        found.append((v, find_weights(variant_weights_name(v)), group))
+    found += [(v.name, find_weights(variant_weights_name(v.name)), v.group)
+              for v in REGISTRY.values()]
     out = []
     for variant, path, group in found:
         if path is None:
@@ -98,5 +93,4 @@ def shipped_models() -> List[ShippedModel]:
         if not isinstance(sidecar, dict):  # a damaged sidecar: listed, its quality unknown
             sidecar = {}
         out.append(ShippedModel(variant, path, group, quality_line(sidecar)))
-    order = (GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER)
-    return sorted(out, key=lambda m: order.index(m.group))
+    return sorted(out, key=lambda m: GROUPS.index(m.group))

@@ -3,8 +3,10 @@ their names and imports this module only when one is created: it needs torch).
 
 ``method="hrinet"`` uses the shipped default weights (``Resources/weights/hrinet-default``) or any
 ``weights=`` file. Each known slice is encoded once; the mixes for every fraction of its pair are
-decoded in batches; CUDA runs under bf16 autocast. Running out of GPU memory halves the batch, and
-at batch 1 moves to the CPU, saying so in ``runtime_warnings``.
+decoded in batches, in the arithmetic ``precision`` resolves to (:mod:`hrinet.learned.precision`:
+``auto`` is bf16 only on CPUs that compute it natively, for the variants measured within
+tolerance, and fp32 elsewhere, CUDA included). Running out of GPU memory halves the batch, and at
+batch 1 moves to the CPU, saying so in ``runtime_warnings``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
-from hrinet.core.constants import DEFAULT_VARIANT
 from hrinet.core.errors import HRINetError
 from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
 from hrinet.core.variants import variant
@@ -147,7 +148,7 @@ def learned_method(name: str, device: str = "auto", weights: Optional[str] = Non
                    precision: str = "auto", **_options) -> LearnedInterpolator:
     """The engine method ``name``: ``hrinet`` (the shipped default unless ``weights``) or a
     variant's shipped weights (registered lazily by :mod:`hrinet.methods`)."""
-    if name == "hrinet" or (name == DEFAULT_VARIANT and weights is None):
+    if name == "hrinet" or (weights is None and variant(name).default):
         return load_interpolator(weights, device, precision=precision)  # either of its names
     path = weights or find_weights(variant_weights_name(name))
     if path is None:

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hrinet.core.constants import HU_MAX, HU_MIN, HU_SCALE, VARIANTS  # noqa: F401 (re-exported)
+from hrinet.core.constants import HU_MAX, HU_MIN, HU_SCALE
 from hrinet.core.variants import variant
 
 #: Total downsampling of the encoder; inputs are padded to a multiple of it.

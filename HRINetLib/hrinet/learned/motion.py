@@ -45,7 +45,6 @@ BLEND_CANDIDATES = (1, 2, 4, 5, 0, 3)
 SPLINE_CANDIDATE = 6
 #: ``rho`` enters the network as ``rho / ROUGHNESS_SCALE`` (about 1 for thin slices far apart).
 ROUGHNESS_SCALE = 2.0
-DEFAULT_CHANNELS = (16, 32, 48, 64)
 
 
 def gate(t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,10 @@ float16 on a CUDA GPU (whose tensor cores run it on GPUs without bf16).
 
 bf16 halves the bytes each convolution moves and, on CPUs with AVX-512 BF16 or AMX, runs the
 matrix products natively: about 1.5x faster at 512^2 on this project's 2-core CPU. ``auto``
-picks it only where its measured cost (README, "Precision") is under
-:data:`AUTO_TOLERANCE_DB` on every validation cell; ``fp32`` reproduces the reference outputs.
+picks it only on such CPUs and only for the variants whose measured cost (docs/benchmarks.md,
+"Precision") is under :data:`AUTO_TOLERANCE_DB` on every validation cell
+(:attr:`hrinet.core.variants.Variant.auto_bf16`); everywhere else, CUDA GPUs included, ``auto``
+is fp32, which reproduces the reference outputs.
 """
 
 from __future__ import annotations
@@ -14,17 +16,15 @@ from pathlib import Path
 
 import torch
 
-from hrinet.core.constants import AUTO_PRECISION_TOLERANCE_DB, DEFAULT_VARIANT, PRECISIONS
+from hrinet.core.constants import AUTO_PRECISION_TOLERANCE_DB, PRECISIONS
 from hrinet.core.errors import HRINetError
+from hrinet.core.variants import DEFAULT_VARIANT, variant
 
 #: The largest PSNR_HU cost (dB) on any validation cell that ``auto`` accepts for bf16.
 AUTO_TOLERANCE_DB = AUTO_PRECISION_TOLERANCE_DB
-#: Where ``auto`` chooses bf16: the device types and the variants whose bf16 cost was measured
-#: within tolerance (README "Precision": the default on both validation volumes, both
-#: protocols, every factor: at most 0.0014 dB for the tenth stage). Other variants stay fp32
-#: until measured.
+#: The device types where ``auto`` may choose bf16 (for the variants measured within tolerance,
+#: :attr:`hrinet.core.variants.Variant.auto_bf16`).
 AUTO_BF16_DEVICES = ("cpu",)
-AUTO_BF16_VARIANTS = (DEFAULT_VARIANT,)
 
 
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -37,10 +37,9 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def resolve_precision(precision: str, device: torch.device,
-                      variant: str = DEFAULT_VARIANT) -> str:
+def resolve_precision(precision: str, device: torch.device, name: str = DEFAULT_VARIANT) -> str:
     """``fp32``, ``bf16`` or ``fp16`` (CUDA only) for ``precision`` (one of
-    :data:`PRECISIONS`) when ``variant`` runs on ``device``."""
+    :data:`PRECISIONS`) when variant ``name`` runs on ``device``."""
     if precision not in PRECISIONS:
         raise HRINetError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
@@ -48,7 +47,7 @@ def resolve_precision(precision: str, device: torch.device,
                           "choose bf16 or fp32 (or auto)")
     if precision != "auto":
         return precision
-    if device.type in AUTO_BF16_DEVICES and variant in AUTO_BF16_VARIANTS and \
+    if device.type in AUTO_BF16_DEVICES and variant(name).auto_bf16 and \
             (device.type != "cpu" or cpu_has_bf16()):
         return "bf16"
     return "fp32"

@@ -35,7 +35,7 @@ from hrinet.core.shipped import (  # noqa: F401
     sidecar_of,
 )
 from hrinet.learned.models import Generator, ModelConfig
-from hrinet.learned.variants import build_generator
+from hrinet.learned.networks import build_generator
 
 FORMAT = "hrinet-weights/1"
 #: The sha256 a sidecar records of its tensor file.

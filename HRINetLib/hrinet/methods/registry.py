@@ -16,9 +16,10 @@ from typing import Callable, Dict, List, Protocol, Sequence
 
 import numpy as np
 
-from hrinet.core.constants import CLASSICAL_METHODS, VARIANTS
+from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import HRINetError
 from hrinet.core.shipped import find_weights
+from hrinet.core.variants import VARIANTS
 
 
 class Interpolator(Protocol):

@@ -34,6 +34,7 @@ from typing import Callable, Optional
 
 from hrinet.core.io.atomic import file_sha256, write_text
 from hrinet.core.errors import Cancelled, HRINetError
+from hrinet.core.variants import DEFAULT_VARIANT
 from hrinet.core.volume import Volume
 from hrinet.evaluation.evaluate import evaluate_volume
 from hrinet.learned.inference import make_interpolator, resolve_device
@@ -45,12 +46,10 @@ from hrinet.learned.weights import (
     save_weights,
 )
 from hrinet.training.checkpoint import CHECKPOINT, PREVIOUS
+from hrinet.training.config import TrainConfig
+from hrinet.training.lineage import training_metadata
 from hrinet.training.motion_data import group_span
-from hrinet.training.trainer import (
-    TrainConfig,
-    Trainer,
-    training_metadata,
-)
+from hrinet.training.trainer import Trainer
 
 ADAPTED_NAME = "hrinet-adapted.safetensors"
 #: The manifest of the files adaptation wrote in a folder: JSON ``{"files": {name: sha256}}``
@@ -156,7 +155,7 @@ def _record(out: Path, names, claim: bool) -> None:
                what=f"the adaptation manifest {out / FOLDER_MARK}")
 
 
-def check_folder(out: Path, start: str, variant: str = "hrinet-flow") -> None:
+def check_folder(out: Path, start: str, variant: str = DEFAULT_VARIANT) -> None:
     """Refuse, before anything is written, an ``out`` where adaptation would replace or remove
     a file that is not its own (:func:`adaptation_files` of ``variant``, checked against the
     manifest), or that holds the starting weights. Other files in ``out`` are left alone."""
@@ -257,7 +256,7 @@ def _adapt(out: Path, thick: Volume, parts, block: Volume, start: str, variant: 
     kept = "adapted" if after >= before + margin_db else "default"
     path = out / ADAPTED_NAME
     if kept == "adapted":
-        meta = training_metadata(cfg, trainer.volumes, trainer.step, {})
+        meta = training_metadata(cfg, trainer.volume_records, trainer.step, {})
         meta["adaptation"] = {"case": case, "held_out_slices": block.array.shape[0],
                               "held_out_psnr_hu": {"start": before, "adapted": after}}
         save_weights(adapted, path, meta)

@@ -109,6 +109,17 @@ def checkpoint_to_resume(folder: Path, log=print) -> Tuple[Path, Dict[str, torch
                       "run (--init with the run's exported weights keeps what was learned)")
 
 
+def add_module(prefix: str, module: torch.nn.Module, tensors: dict) -> None:
+    """Put ``module``'s weights into ``tensors`` as ``<prefix>.<name>`` (on the CPU)."""
+    for k, v in module.state_dict().items():
+        tensors[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
+
+
+def module_state(prefix: str, tensors: dict) -> Dict[str, torch.Tensor]:
+    """The weights :func:`add_module` put under ``prefix`` (empty when none are)."""
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
 def flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict) -> dict:
     """An optimiser's state: its tensors into ``tensors`` (``opt.<name>.<param>.<key>``), the
     rest returned as JSON-able metadata (what :func:`restore_optimizer` reads back)."""

@@ -1,54 +1,21 @@
-"""What a training run is: the variants' recipes and the run's configuration (saved with it)."""
+"""What a training run is: its configuration (saved with it), each setting's option declared
+once on its field. What each variant trains with is its record's (:mod:`hrinet.core.variants`)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-from hrinet.core.constants import DEFAULT_VARIANT, VARIANTS
 from hrinet.core.errors import HRINetError
-from hrinet.core.variants import variant
+from hrinet.core.variants import DEFAULT_VARIANT, VARIANTS, Variant, variant
 
-#: Gaps (in thin slices) between known slices seen in training (``hrinet-flow``).
-GAPS = tuple(range(2, 9))
+#: Gaps (in thin slices) between the known slices of the default model's training groups: its
+#: record's group sizes less one (:meth:`hrinet.training.motion_data.MotionSampler.motion_batch`).
+GAPS = tuple(n - 1 for n in variant(DEFAULT_VARIANT).group_sizes)
 #: Chance that a context slice is missing (as at either end of a volume); the default of the
-#: ``drop_context`` option (stages up to 2026-11-26 trained with it).
+#: ``drop_context`` option.
 DROP_CONTEXT = 0.1
-
-@dataclass(frozen=True)
-class VariantSpec:
-    """Which parts of the method a variant trains with."""
-
-    stage1_fraction: float  # share of the iterations spent in stage I
-    lam: float  # weight of the ACAI term on the generator (0: no D1 at all)
-    patchgan: bool  # D2 in stage II step I
-    supervised: bool  # step II in stage II
-    content: str  # "mse" or "perceptual"
-    group_sizes: Tuple[int, ...] = (7,)
-    unsupervised: bool = True  # step I in stage II
-
-
-VARIANT_SPECS: Dict[str, VariantSpec] = {
-    "ae": VariantSpec(1.0, 0.0, False, False, "mse"),
-    "acai": VariantSpec(1.0, 0.5, False, False, "mse"),
-    "hrinet-patchgan": VariantSpec(0.5, 0.5, True, False, "mse"),
-    "hrinet-mse": VariantSpec(0.5, 0.5, True, True, "mse"),
-    "hrinet-perceptual": VariantSpec(0.5, 0.5, True, True, "perceptual"),
-    # Ours: the residual generator needs no stage I (it reproduces known slices by design) and is
-    # trained on step II alone, on gaps of 2 to 6 slices so x2 to x6 are all seen.
-    "hrinet-plus": VariantSpec(0.0, 0.0, False, True, "mse", (3, 4, 5, 7), unsupervised=False),
-    # Ours, the default: flow-guided refinement (hrinet.learned.motion) on thin and slab-averaged input,
-    # gaps of 2 to 8 slices (hrinet.training.motion_data); supervised only, like hrinet-plus.
-    "hrinet-flow": VariantSpec(0.0, 0.0, False, True, "mse", tuple(g + 1 for g in GAPS),
-                               unsupervised=False),
-}
-
-
-#: The variant whose weights are the paper's stage-I result (autoencoder + critic D1), and the
-#: stage-II variants that may start from it (``--init``), skipping their own stage I.
-STAGE1_RESULT = "acai"
-STAGE2_VARIANTS = ("hrinet-patchgan", "hrinet-mse", "hrinet-perceptual")
 
 #: Added to each sample's MSE before the log (normalised units; about 0.4 HU RMS): a sample
 #: that is already almost exact (air against air) does not dominate the log-MSE loss.
@@ -160,8 +127,9 @@ class TrainConfig:
     log_mse: bool = field(default=False, metadata=option(
         "hrinet-flow: minimise the mean log-MSE over samples (mean PSNR) instead of the mean "
         "MSE"))
-    #: Set when ``init_weights`` are a stage-I result (:data:`STAGE1_RESULT`) and the variant a
-    #: stage-II one: stage I is done, training is stage II only.
+    #: Set when ``init_weights`` went through stage I already (the stage-I result, or a stage-II
+    #: variant's own weights; :attr:`hrinet.core.variants.Variant.stage2`): training is stage II
+    #: only.
     from_stage1: bool = False
     #: hrinet-flow: target slices drawn from each group (the group's flows are estimated once,
     #: so more targets per group cost little more CPU).
@@ -207,13 +175,19 @@ class TrainConfig:
         choices=TRAIN_PRECISIONS))
 
     @property
-    def spec(self) -> VariantSpec:
-        return VARIANT_SPECS[self.variant]
+    def spec(self) -> Variant:
+        """The record of :attr:`variant`: what it is and how it trains."""
+        return variant(self.variant)
 
     def check(self) -> None:
-        """Refuse, in one line naming the setting, a value outside its range
-        (:func:`setting_ranges`): a negative learning rate or an averaging decay of 1 or more
-        would train nothing, or diverge, for hours before anyone noticed."""
+        """Refuse, in one line naming the setting, an unknown variant, a crop the encoder cannot
+        take, or a value outside its range (:func:`setting_ranges`): a negative learning rate or
+        an averaging decay of 1 or more would train nothing, or diverge, for hours before anyone
+        noticed."""
+        variant(self.variant)  # an unknown one: the line that names the choices
+        if self.crop % 64 or self.crop < 64:
+            raise HRINetError(f"crop {self.crop} must be a multiple of 64 (the encoder's stride), "
+                              "e.g. 128 or 256")
         for name, (low, high, low_open, high_open, what) in setting_ranges().items():
             v = getattr(self, name)
             bad = not math.isfinite(v) or (v <= low if low_open else v < low) or \
@@ -231,28 +205,45 @@ class TrainConfig:
             raise HRINetError(f"--val-factors {','.join(map(str, self.val_factors))} is out of "
                               f"range: {bad_factors[0]} is no factor from 2 to 64; give e.g. 2,4")
 
-    def resolved(self) -> dict:
+    def resolved(self) -> "ResolvedSettings":
+        """The settings left to the variant (``None``) filled in, and the length of stage I."""
         s = self.spec
-        return dict(lam=s.lam if self.lam is None else self.lam,
-                    beta=self.beta if self.beta is not None else
-                    (5e-3 if self.design_size >= 512 else 5e-4),
-                    group_sizes=tuple(self.group_sizes or s.group_sizes),
-                    stage1_iterations=0 if self.from_stage1 else
-                    int(round(self.iterations * s.stage1_fraction)))
+        return ResolvedSettings(
+            lam=s.lam if self.lam is None else self.lam,
+            beta=self.beta if self.beta is not None else
+            (5e-3 if self.design_size >= 512 else 5e-4),
+            group_sizes=tuple(self.group_sizes or s.group_sizes),
+            stage1_iterations=0 if self.from_stage1 else
+            int(round(self.iterations * s.stage1_fraction)))
 
     def to_dict(self) -> dict:
+        """The configuration with its resolved settings (what checkpoints, ``config.json`` and
+        sidecars record)."""
         d = asdict(self)
-        d.update(self.resolved())
+        d.update(asdict(self.resolved()))
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":  # noqa: D102
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """The configuration a checkpoint or sidecar recorded (keys of other versions ignored)."""
         names = {f for f in cls.__dataclass_fields__}
         d = {k: v for k, v in d.items() if k in names}
         for k in ("adam_betas", "group_sizes", "channels", "val_factors"):
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
         return cls(**d)
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """What a run derives from its configuration and its variant's recipe
+    (:meth:`TrainConfig.resolved`): always those of the current configuration, since a stage-I
+    start or a changed iteration count moves them."""
+
+    lam: float  # weight of the ACAI term on the generator
+    beta: float  # weight of the PatchGAN term (paper: 5e-4 below design size 512, else 5e-3)
+    group_sizes: Tuple[int, ...]  # slices in a training group, one drawn per step
+    stage1_iterations: int  # steps of stage I (0 when starting from the stage-I result)
 
 
 def setting_ranges() -> dict:

@@ -9,7 +9,7 @@ samples an uninterrupted one would, without saving any sampler state.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Sequence
 
 import numpy as np
 import torch
@@ -34,7 +34,6 @@ class GroupBatch:
     x2: torch.Tensor  # (B, 1, S, S), the last slice
     a: torch.Tensor  # (B*(n-2),) weight of x1 for each target: 1 - k/(n-1)
     targets: torch.Tensor  # inner slices
-    volume_ids: List[int]  # the volume each group came from
     n: int
 
 
@@ -98,30 +97,29 @@ class SliceSampler:
             block = block[::-1]
         return (np.clip(block, HU_MIN, HU_MAX) - HU_MIN) / HU_SCALE
 
-    def groups(self, rng: np.random.Generator, n: int, batch: int) -> Tuple[np.ndarray, List[int]]:
+    def groups(self, rng: np.random.Generator, n: int, batch: int) -> np.ndarray:
         """``batch`` groups of ``n`` consecutive slices, each from one volume: (B, n, S, S)."""
         ids = self._eligible(n)
-        out, vids = [], []
+        out = []
         for _ in range(batch):
             vid = ids[int(rng.integers(len(ids)))]
             z0 = int(rng.integers(0, self.volumes[vid].array.shape[0] - n + 1))
             out.append(self._crop(rng, vid, z0, n))
-            vids.append(vid)
-        return np.stack(out).astype(np.float32), vids
+        return np.stack(out).astype(np.float32)
 
     def pairs(self, rng: np.random.Generator, max_gap: int, batch: int):
         """Two slices of one volume at a random gap of 1..max_gap, same crop: (B,1,S,S) each."""
         gap = int(rng.integers(1, max_gap + 1))
-        g, _ = self.groups(rng, gap + 1, batch)
+        g = self.groups(rng, gap + 1, batch)
         return torch.from_numpy(g[:, :1].copy()), torch.from_numpy(g[:, -1:].copy())
 
     def supervised(self, rng: np.random.Generator, n: int, batch: int) -> GroupBatch:
         """Step II batch: group ends in, the ``n - 2`` inner slices at a = 1 - k/(n-1) out."""
-        g, vids = self.groups(rng, n, batch)
+        g = self.groups(rng, n, batch)
         t = torch.from_numpy(g)
         x1 = t[:, :1].contiguous()
         x2 = t[:, -1:].contiguous()
         targets = t[:, 1:-1].reshape(-1, 1, *t.shape[-2:])
         a = torch.tensor([1 - k / (n - 1) for _ in range(batch) for k in range(1, n - 1)],
                          dtype=torch.float32)
-        return GroupBatch(x1, x2, a, targets, vids, n)
+        return GroupBatch(x1, x2, a, targets, n)

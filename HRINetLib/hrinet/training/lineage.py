@@ -12,7 +12,7 @@ from hrinet.core.errors import HRINetError
 from hrinet.core.io import check_not_broken_link
 from hrinet.core.volume import voxel_sha256
 from hrinet.learned.models import ModelConfig
-from hrinet.learned.variants import build_generator
+from hrinet.learned.networks import build_generator
 from hrinet.learned.weights import read_metadata, save_weights
 from hrinet.training.checkpoint import CHECKPOINT, read_checkpoint
 from hrinet.training.config import TrainConfig

@@ -24,10 +24,10 @@ from hrinet.training.prefetch import motion_batches
 
 class StepsMixin:
     """Losses and steps; :class:`~hrinet.training.trainer.Trainer` supplies ``cfg``, ``G``, ``D1``, ``D2``,
-    ``opt``, ``sampler``, ``frozen``, ``device``, ``step`` and ``_batch``."""
+    ``opt``, ``sampler``, ``frozen``, ``device``, ``step``, ``resolved`` and ``_batch``."""
 
     def content(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.cfg.spec.content == "perceptual" and self.frozen is not None:
+        if self.cfg.spec.frozen_encoder and self.frozen is not None:
             fp = self.frozen.encode(pred)
             with torch.no_grad():
                 ft = self.frozen.encode(target)
@@ -43,10 +43,10 @@ class StepsMixin:
 
     def unsupervised_step(self, rng: np.random.Generator, use_d2: bool) -> dict:
         b = self.cfg.batch
-        x1, x2 = self.sampler.pairs(rng, max(self.r["group_sizes"]) - 1, b)
+        x1, x2 = self.sampler.pairs(rng, max(self.resolved.group_sizes) - 1, b)
         x1, x2 = self._batch(x1), self._batch(x2)
         a = torch.from_numpy(rng.random(b).astype(np.float32)).to(self.device)
-        lam, beta = self.r["lam"], self.r["beta"]
+        lam, beta = self.resolved.lam, self.resolved.beta
         out = self.G(x1, x2, a)
         x_a, rec1, rec2 = out["x_a"], out["rec1"], out["rec2"]
         content = self.content(rec1, x1) + self.content(rec2, x2)
@@ -81,7 +81,7 @@ class StepsMixin:
         """``hrinet-flow``: ``cfg.batch`` groups, ``cfg.samples_per_group`` targets each, thin or
         slab input, gaps of ``group_sizes - 1`` slices (made ahead by ``cfg.workers`` processes
         when set)."""
-        gaps = [n - 1 for n in self.r["group_sizes"]]
+        gaps = [n - 1 for n in self.resolved.group_sizes]
         per_group = self.cfg.samples_per_group
         if self.cfg.workers > 0:
             if self._batches is None:
@@ -117,7 +117,7 @@ class StepsMixin:
     def supervised_step(self, rng: np.random.Generator) -> dict:
         if variant(self.cfg.variant).motion:
             return self.motion_step(rng)
-        sizes = self.r["group_sizes"]
+        sizes = self.resolved.group_sizes
         n = sizes[int(rng.integers(len(sizes)))]
         # Keep the number of synthesised targets per step near batch * 5 whatever n is.
         groups = max(1, round(self.cfg.batch * 5 / (n - 2))) if len(sizes) > 1 else self.cfg.batch

@@ -9,8 +9,13 @@ Stage I trains the autoencoder with the ACAI critic D1. Stage II alternates
   ``n - 2`` inner slices at ``a = 1 - k/(n-1)`` as targets (``n = 7``: five targets, a = k/6).
 
 Content loss is pixel MSE or, for ``hrinet-perceptual``, the MSE between the mixed-level features
-of a frozen copy of the stage-I encoder. Which stages and terms each variant uses is in
-:data:`VARIANT_SPECS`.
+of a frozen copy of the stage-I encoder. Which stages and terms each variant uses is its record's
+(:mod:`hrinet.core.variants`).
+
+The parts of a run live in their own modules: where it starts (:mod:`~hrinet.training.resume`,
+:mod:`~hrinet.training.start`), what it draws (:mod:`~hrinet.training.sampling`), the steps
+(:mod:`~hrinet.training.steps`), validation (:mod:`~hrinet.training.validation`) and the ranks
+of a distributed run (:mod:`~hrinet.training.distributed`).
 
 Checkpoints (one safetensors file, written atomically) hold every model, optimiser state and the
 step; data sampling is a pure function of ``(seed, rank, step)``; so ``--resume`` continues
@@ -20,7 +25,6 @@ exactly and a killed run loses at most ``checkpoint_minutes``.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import time
@@ -29,56 +33,36 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from hrinet import __version__
 from hrinet.core.io.atomic import write_text
-from hrinet.core.constants import VARIANTS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import read_volume
-from hrinet.core.variants import variant
 from hrinet.learned.inference import resolve_device
-from hrinet.learned.models import Generator, ModelConfig, memory_format_for
-from hrinet.learned.motion import grown
-from hrinet.learned.variants import build_generator, build_models
-from hrinet.learned.weights import load_weights, save_weights
+from hrinet.learned.models import Generator, memory_format_for
+from hrinet.learned.networks import build_generator, build_models
+from hrinet.learned.weights import save_weights
 from hrinet.training.checkpoint import (
     CHECKPOINT,
-    PREVIOUS,
-    checkpoint_to_resume,
+    add_module,
     flatten_optimizer,
+    module_state,
     restore_optimizer,
     write_checkpoint,
 )
-from hrinet.training.config import (  # noqa: F401
-    STAGE1_RESULT,
-    STAGE2_VARIANTS,
-    VARIANT_SPECS,
-    TrainConfig,
-    VariantSpec,
-)
-from hrinet.training.data import SliceSampler, step_rng
-from hrinet.training.distributed import unwrap as _unwrap
-from hrinet.training.lineage import (  # noqa: F401
-    export_checkpoint,
-    init_lineage,
-    training_metadata,
-    volume_summaries,
-)
-from hrinet.training.losses import acai_critic_loss, generator_adversarial, ssim_torch  # noqa: F401
-from hrinet.training.motion_data import MotionSampler
-from hrinet.training.options import FIXED_ON_RESUME
+from hrinet.training.config import ResolvedSettings, TrainConfig
+from hrinet.training.data import step_rng
+from hrinet.training.distributed import unwrap, wrap
+from hrinet.training.lineage import training_metadata, volume_summaries
+from hrinet.training.resume import check_fresh_folder, resume_run
 from hrinet.training.run_log import RunLog
+from hrinet.training.sampling import make_sampler, reading_warnings
+from hrinet.training.start import model_config, starting_generator
 from hrinet.training.steps import StepsMixin
-from hrinet.training.validation import ValidationMixin
+from hrinet.training.validation import describe_validation, record_validation, validation_scores
 
 
-def _same(a, b) -> bool:
-    norm = lambda v: list(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
-    return norm(a) == norm(b)
-
-
-class Trainer(StepsMixin, ValidationMixin):
+class Trainer(StepsMixin):
     """One training run in folder ``out`` (fresh or resumed)."""
 
     def __init__(self, cfg: TrainConfig, out, resume: bool = False,
@@ -90,88 +74,30 @@ class Trainer(StepsMixin, ValidationMixin):
         if self.out.exists() and not self.out.is_dir():
             raise HRINetError(f"--out {self.out} is a file; give a folder for the run")
         self.rank, self.world = rank, world
-        #: Settings changed when the run was resumed: ``[{"step", "changed": {key: [old, new]}}]``.
-        self.resume_changes: List[dict] = []
         self.progress, self.cancel, self.log = progress, cancel, log
-        ckpt = self.out / CHECKPOINT
-        resumed = None
-        if resume:
-            _, tensors, saved = checkpoint_to_resume(self.out, log=log)
-            resumed = (tensors, saved)
-            cfg = TrainConfig.from_dict(saved["config"])
-            changed = {}
-            for key, value in (overrides or {}).items():  # what the user gave on resume
-                old = getattr(cfg, key)
-                if _same(old, value):
-                    continue
-                if key in FIXED_ON_RESUME:
-                    raise HRINetError(f"a resumed run cannot change {key} ({old} -> {value}); "
-                                      "its checkpoint holds a model for the first; start a new "
-                                      "run (--init with the run's exported weights) instead")
-                changed[key] = [old, value]
-                setattr(cfg, key, value)
-            self.resume_changes = list(saved.get("resume_changes", []))
-            if changed:
-                self.resume_changes.append({"step": int(saved["step"]), "changed": changed})
-                if log:
-                    log("resuming with " + ", ".join(f"{k} {a} -> {b}"
-                                                     for k, (a, b) in changed.items()))
-            if cfg.iterations < int(saved["step"]):
-                raise HRINetError(f"the checkpoint is at step {saved['step']}, past "
-                                  f"--iterations {cfg.iterations}; give more iterations")
-        elif ckpt.exists() or (self.out / PREVIOUS).exists():
-            raise HRINetError(f"{self.out} already holds a checkpoint; pass --resume to continue "
-                              "it or choose another --out")
-        if cfg.variant not in VARIANTS:
-            raise HRINetError(f"unknown variant {cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
-        if cfg.crop % 64 or cfg.crop < 64:
-            raise HRINetError(f"crop {cfg.crop} must be a multiple of 64 (the encoder's stride), "
-                              "e.g. 128 or 256")
+        resumed = resume_run(self.out, overrides, log) if resume else None
+        if resumed is None:
+            check_fresh_folder(self.out)
+        else:
+            cfg = resumed.config
+        #: Settings changed when the run was resumed: ``[{"step", "changed": {key: [old, new]}}]``.
+        self.resume_changes: List[dict] = resumed.changes if resumed else []
         cfg.check()
         self.cfg = cfg
         self.runlog = RunLog(self.out, rank, f"{cfg.variant} training losses")
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
-        if resumed is not None and "model" in resumed[1]:
-            # the architecture the checkpoint holds, which may predate today's defaults
-            self.mcfg = ModelConfig.from_dict(resumed[1]["model"])
-        else:
-            overrides = {"channels": tuple(cfg.channels)} if cfg.channels else {}
-            self.mcfg = ModelConfig.for_variant(cfg.variant, cfg.design_size, **overrides)
+        self.mcfg = model_config(cfg, resumed.state if resumed else None)
         models = build_models(self.mcfg)
-        if cfg.init_weights and not resume:
-            pretrained, meta = load_weights(cfg.init_weights)
-            if meta["variant"] == STAGE1_RESULT and cfg.variant in STAGE2_VARIANTS:
-                # the paper's shared pre-training: stage II starts from the stage-I result,
-                # whose encoder is also the frozen E_I of the perceptual loss
-                cfg.from_stage1 = True
-                pretrained.cfg = dataclasses.replace(pretrained.cfg, variant=cfg.variant)
-            elif meta["variant"] == cfg.variant and cfg.variant in STAGE2_VARIANTS:
-                if cfg.spec.content == "perceptual":
-                    raise HRINetError(
-                        f"{cfg.variant} weights cannot be continued with --init: its frozen "
-                        "encoder E_I (the stage-I encoder) is in the run's checkpoint, not in the "
-                        "weights; continue the run with --resume, or train it again from the "
-                        f"stage-I result (--init <{STAGE1_RESULT} weights>)")
-                # stage-II weights went through stage I already: a continuation is stage II only
-                cfg.from_stage1 = True
-            elif meta["variant"] != cfg.variant:
-                also = (f", or --variant {' / '.join(STAGE2_VARIANTS)} (stage II from this "
-                        "stage-I result)" if meta["variant"] == STAGE1_RESULT else "")
-                raise HRINetError(f"--init weights are variant {meta['variant']}, not "
-                                  f"{cfg.variant}; pass --variant {meta['variant']}{also}")
-            if variant(cfg.variant).motion:
-                # older weights, today's candidates (each new one starts unused)
-                old = pretrained.cfg
-                pretrained = grown(pretrained, dataclasses.replace(
-                    old, blend=old.blend or self.mcfg.blend, spline=old.spline or self.mcfg.spline,
-                    roughness=old.roughness or self.mcfg.roughness))
-            self.mcfg = pretrained.cfg
-            models["generator"] = pretrained.train()
+        if cfg.init_weights and resumed is None:
+            models["generator"] = starting_generator(cfg, self.mcfg)
+            self.mcfg = models["generator"].cfg
         self.G = models["generator"].to(self.device)
         self.D1 = models["critic"].to(self.device)
         self.D2 = models["patchgan"].to(self.device)
+        #: The frozen stage-I encoder of the perceptual loss, made when stage II begins.
         self.frozen: Optional[Generator] = None
+        #: The weight average (``cfg.ema``), which validation and export use.
         self.ema_G: Optional[Generator] = None
         self.set_memory_format(memory_format_for(self.device))
         betas = tuple(cfg.adam_betas)
@@ -184,24 +110,16 @@ class Trainer(StepsMixin, ValidationMixin):
         self._batches = None  # the workers' batches (cfg.workers > 0)
         if volumes is None:
             volumes = [read_volume(p) for p in cfg.data]
-        sampler_cls = MotionSampler if variant(cfg.variant).motion else SliceSampler
-        self.sampler = sampler_cls(volumes, cfg.crop, names=[Path(p).name for p in cfg.data])
-        self.sampler.spline = self.mcfg.spline
-        self.sampler.roughness = self.mcfg.roughness
-        self.sampler.drop_context = cfg.drop_context
-        self.sampler.augment = cfg.augment
-        self.sampler.cross_view = cfg.cross_view
-        for text in [w for v in volumes for w in v.metadata.get("warnings", [])] + \
-                self.sampler.warnings:  # e.g. which series of a DICOM folder was read
-            if self.log and rank == 0:
+        self.sampler = make_sampler(cfg, self.mcfg, volumes)
+        if self.log and rank == 0:
+            for text in reading_warnings(volumes, self.sampler):
                 self.log(f"warning: {text}")
         if resumed is not None:
-            self._load(*resumed)
+            self._load(resumed.tensors, resumed.state)
         if cfg.ema > 0 and self.ema_G is None:
             self.ema_G = copy.deepcopy(self.G).eval().requires_grad_(False)
         if world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.G, self.D1, self.D2 = (DDP(m, device_ids=ids) for m in (self.G, self.D1, self.D2))
+            self.G, self.D1, self.D2 = (wrap(m, self.device) for m in (self.G, self.D1, self.D2))
         self._last_ckpt_time = time.monotonic()
 
     def set_memory_format(self, memory_format: torch.memory_format) -> None:
@@ -217,13 +135,13 @@ class Trainer(StepsMixin, ValidationMixin):
         return x.to(self.device).contiguous(memory_format=self.memory_format)
 
     @property
-    def r(self) -> dict:
-        """The configuration's derived settings (:meth:`TrainConfig.resolved`), always those of
-        the current ``cfg`` (a stage-I start or a changed iteration count moves them)."""
+    def resolved(self) -> ResolvedSettings:
+        """The settings derived from the configuration (:meth:`TrainConfig.resolved`), always
+        those of the current ``cfg`` (a stage-I start or a changed iteration count moves them)."""
         return self.cfg.resolved()
 
     def in_stage1(self) -> bool:
-        return self.step < self.r["stage1_iterations"]
+        return self.step < self.resolved.stage1_iterations
 
     def phase(self) -> str:
         """'stage1', 'step1' or 'step2' for the current step."""
@@ -234,14 +152,14 @@ class Trainer(StepsMixin, ValidationMixin):
             return "step1"
         if not s.unsupervised:
             return "step2"
-        k = (self.step - self.r["stage1_iterations"]) % (self.cfg.supervised_ratio + 1)
+        k = (self.step - self.resolved.stage1_iterations) % (self.cfg.supervised_ratio + 1)
         return "step1" if k == 0 else "step2"
 
     def train_step(self) -> dict:
         """One generator update (plus its critics'), chosen by :meth:`phase`."""
         phase = self.phase()
-        if phase != "stage1" and self.frozen is None and self.cfg.spec.content == "perceptual":
-            self.frozen = copy.deepcopy(_unwrap(self.G)).eval().requires_grad_(False)
+        if phase != "stage1" and self.frozen is None and self.cfg.spec.frozen_encoder:
+            self.frozen = copy.deepcopy(unwrap(self.G)).eval().requires_grad_(False)
         lr = self.learning_rate(self.step)
         for opt in self.opt.values():
             for group in opt.param_groups:
@@ -259,7 +177,7 @@ class Trainer(StepsMixin, ValidationMixin):
         if self.ema_G is not None:
             with torch.no_grad():
                 d = self.cfg.ema
-                for e, w in zip(self.ema_G.parameters(), _unwrap(self.G).parameters()):
+                for e, w in zip(self.ema_G.parameters(), unwrap(self.G).parameters()):
                     e.mul_(d).add_(w.detach(), alpha=1 - d)
         self.step += 1
         logs.update(step=self.step, phase=phase)
@@ -276,27 +194,39 @@ class Trainer(StepsMixin, ValidationMixin):
 
     def final_generator(self) -> Generator:
         """What validation and export use: the weight average when enabled."""
-        return self.ema_G if self.ema_G is not None else _unwrap(self.G)
+        return self.ema_G if self.ema_G is not None else unwrap(self.G)
+
+    def validate(self) -> dict:
+        """Score the model against linear on each validation volume (rank 0), recorded in
+        ``val.jsonl``, told in words and kept as :attr:`last_val`."""
+        if not self.cfg.val or self.rank != 0:
+            return {}
+        results = validation_scores(self.final_generator().eval(), self.device, self.cfg)
+        unwrap(self.G).train()
+        self.last_val = {"step": self.step, **results}
+        record_validation(self.out, self.last_val)
+        if self.log:
+            self.log(f"validation at step {self.step}: {describe_validation(results)}")
+        return self.last_val
 
     # ---- checkpoints ---------------------------------------------------------------------
     def _state(self) -> Tuple[dict, dict]:
-        tensors = {}
-        for name, m in (("generator", self.G), ("critic", self.D1), ("patchgan", self.D2)):
-            for k, v in _unwrap(m).state_dict().items():
-                tensors[f"{name}.{k}"] = v.detach().cpu().contiguous()
-        for prefix, model in (("frozen", self.frozen), ("ema", self.ema_G)):
+        """The checkpoint's tensors (every model, the optimisers' state) and training state."""
+        tensors: dict = {}
+        for prefix, model in (("generator", unwrap(self.G)), ("critic", unwrap(self.D1)),
+                              ("patchgan", unwrap(self.D2)), ("frozen", self.frozen),
+                              ("ema", self.ema_G)):
             if model is not None:
-                for k, v in model.state_dict().items():
-                    tensors[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
+                add_module(prefix, model, tensors)
         opt_meta = {n: flatten_optimizer(n, o, tensors) for n, o in self.opt.items()}
         meta = {"step": self.step, "config": self.cfg.to_dict(), "model": self.mcfg.to_dict(),
                 "resume_changes": self.resume_changes, "train_seconds": self.train_seconds,
-                "volumes": self.volumes,
+                "volumes": self.volume_records,
                 "optimizers": opt_meta, "last_val": self.last_val, "version": __version__}
         return tensors, meta
 
     @cached_property
-    def volumes(self) -> List[dict]:
+    def volume_records(self) -> List[dict]:
         """Name, voxel sha256, size and spacing of each training volume, for checkpoints and
         the sidecar (hashed once, not at every checkpoint)."""
         return volume_summaries(self.sampler)
@@ -313,12 +243,11 @@ class Trainer(StepsMixin, ValidationMixin):
         return path
 
     def _load(self, tensors: Dict[str, torch.Tensor], meta: dict) -> None:
+        """Continue from a checkpoint's tensors and training state (:meth:`_state`)."""
         for name, m in (("generator", self.G), ("critic", self.D1), ("patchgan", self.D2)):
-            m.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items()
-                               if k.startswith(name + ".")})
+            m.load_state_dict(module_state(name, tensors))
         for prefix in ("frozen", "ema"):
-            saved = {k[len(prefix) + 1:]: v for k, v in tensors.items()
-                     if k.startswith(prefix + ".")}
+            saved = module_state(prefix, tensors)
             if saved:
                 model = build_generator(self.mcfg).to(self.device, memory_format=self.memory_format)
                 model = model.eval().requires_grad_(False)
@@ -391,6 +320,6 @@ class Trainer(StepsMixin, ValidationMixin):
         path = path or self.out / f"{self.cfg.variant}.safetensors"
         if self.rank != 0:
             return path
-        meta = training_metadata(self.cfg, self.volumes, self.step,
+        meta = training_metadata(self.cfg, self.volume_records, self.step,
                                  self.last_val, self.resume_changes, self.train_seconds)
         return save_weights(self.final_generator(), path, meta)

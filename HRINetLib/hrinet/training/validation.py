@@ -1,5 +1,6 @@
 """Validation during training: the model against linear on the central block of each
-validation volume, every ``val_every`` steps, recorded in ``val.jsonl`` and told in words."""
+validation volume (every ``val_every`` steps of :class:`hrinet.training.trainer.Trainer`),
+recorded in ``val.jsonl`` and told in words."""
 
 from __future__ import annotations
 
@@ -33,27 +34,22 @@ def describe_validation(results: dict) -> str:
     return ", ".join(parts) or "no validation volumes"
 
 
-class ValidationMixin:
-    """:meth:`validate` for the Trainer (which holds ``cfg``, ``G``, ``step``, ``out``...)."""
+def validation_scores(generator, device, cfg) -> dict:
+    """``{"<volume>/x<factor>/<method>_<metric>": value}``: PSNR_HU and SSIM_win of
+    ``generator`` (in eval mode) and of linear on the central block of each of ``cfg.val`` at
+    each of ``cfg.val_factors``."""
+    interps = {"model": make_interpolator(generator, device), "linear": LinearInterpolator()}
+    results = {}
+    for path in cfg.val:
+        v = val_subvolume(read_volume(path), cfg.val_slices, cfg.val_crop)
+        name = Path(path).name
+        for r in evaluate_volume(v, name, cfg.val_factors, list(interps), interpolators=interps):
+            results[f"{name}/x{r.factor}/{r.method}_psnr_hu"] = round(r.psnr_hu, 3)
+            results[f"{name}/x{r.factor}/{r.method}_ssim_win"] = round(r.ssim_win, 4)
+    return results
 
-    def validate(self) -> dict:
-        """Evaluate protocol on the central part of each validation volume, model vs linear."""
-        if not self.cfg.val or self.rank != 0:
-            return {}
-        G = self.final_generator().eval()
-        interps = {"model": make_interpolator(G, self.device), "linear": LinearInterpolator()}
-        results = {}
-        for path in self.cfg.val:
-            v = val_subvolume(read_volume(path), self.cfg.val_slices, self.cfg.val_crop)
-            name = Path(path).name
-            for r in evaluate_volume(v, name, self.cfg.val_factors, list(interps),
-                                     interpolators=interps):
-                results[f"{name}/x{r.factor}/{r.method}_psnr_hu"] = round(r.psnr_hu, 3)
-                results[f"{name}/x{r.factor}/{r.method}_ssim_win"] = round(r.ssim_win, 4)
-        getattr(self.G, "module", self.G).train()  # (unwrapped from DDP)
-        self.last_val = {"step": self.step, **results}
-        with open(self.out / "val.jsonl", "a") as f:
-            f.write(json.dumps(self.last_val) + "\n")
-        if self.log:
-            self.log(f"validation at step {self.step}: {describe_validation(results)}")
-        return self.last_val
+
+def record_validation(out: Path, scores: dict) -> None:
+    """Append one validation's scores (with its step) to ``out/val.jsonl``."""
+    with open(out / "val.jsonl", "a") as f:
+        f.write(json.dumps(scores) + "\n")

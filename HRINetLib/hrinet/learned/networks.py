@@ -1,4 +1,5 @@
-"""Which network each variant is: the one place that maps a variant to its generator."""
+"""The network each variant is built as (from its record's fields, :mod:`hrinet.core.variants`):
+the one place that turns a model configuration into modules."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from hrinet.learned.motion import MotionNet
 
 
 def build_generator(cfg: ModelConfig) -> nn.Module:
-    """The generator of ``cfg.variant``: :class:`Generator`, or the motion-aware
-    :class:`hrinet.learned.motion.MotionNet` for ``hrinet-flow``."""
+    """The generator of ``cfg.variant``: the motion-aware
+    :class:`hrinet.learned.motion.MotionNet` for a variant with flow-guided refinement
+    (:attr:`~hrinet.core.variants.Variant.motion`), else :class:`Generator`."""
     if variant(cfg.variant).motion:
         return MotionNet(cfg)
     return Generator(cfg)

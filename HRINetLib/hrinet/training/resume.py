@@ -1,0 +1,74 @@
+"""Where a run starts in its folder: a fresh run refuses a folder holding a checkpoint; a resumed
+one continues its newest intact checkpoint with the configuration recorded there and the
+settings given on resume applied (each change recorded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+from hrinet.core.errors import HRINetError
+from hrinet.training.checkpoint import CHECKPOINT, PREVIOUS, checkpoint_to_resume
+from hrinet.training.config import TrainConfig
+from hrinet.training.options import FIXED_ON_RESUME
+
+
+def same_setting(a, b) -> bool:
+    """Whether two values of a setting are equal, lists and tuples alike (a checkpoint's JSON
+    turns tuples into lists)."""
+    def plain(v):
+        return list(v) if isinstance(v, (list, tuple)) else v
+    return plain(a) == plain(b)
+
+
+@dataclass
+class Resumption:
+    """What a resumed run continues from."""
+
+    #: The recorded configuration with the settings given on resume applied.
+    config: TrainConfig
+    #: Every tensor of the checkpoint (models, optimisers).
+    tensors: Dict[str, torch.Tensor]
+    #: The checkpoint's training state (step, model configuration, optimisers' scalars...).
+    state: dict
+    #: Settings changed on this and earlier resumes: ``[{"step", "changed": {key: [old, new]}}]``.
+    changes: List[dict]
+
+
+def check_fresh_folder(out: Path) -> None:
+    """Refuse to start a new run where one already keeps its checkpoint."""
+    if (out / CHECKPOINT).exists() or (out / PREVIOUS).exists():
+        raise HRINetError(f"{out} already holds a checkpoint; pass --resume to continue it or "
+                          "choose another --out")
+
+
+def resume_run(out: Path, overrides: Optional[dict] = None,
+           log: Optional[Callable[[str], None]] = print) -> Resumption:
+    """The run in ``out`` to continue, with ``overrides`` (the settings the user gave on resume)
+    applied; the settings its checkpoint holds a model for (:data:`FIXED_ON_RESUME`) cannot
+    change, and the iterations cannot fall below the step reached."""
+    _, tensors, state = checkpoint_to_resume(out, log=log)
+    cfg = TrainConfig.from_dict(state["config"])
+    changed = {}
+    for key, value in (overrides or {}).items():
+        old = getattr(cfg, key)
+        if same_setting(old, value):
+            continue
+        if key in FIXED_ON_RESUME:
+            raise HRINetError(f"a resumed run cannot change {key} ({old} -> {value}); its "
+                              "checkpoint holds a model for the first; start a new run (--init "
+                              "with the run's exported weights) instead")
+        changed[key] = [old, value]
+        setattr(cfg, key, value)
+    changes = list(state.get("resume_changes", []))
+    if changed:
+        changes.append({"step": int(state["step"]), "changed": changed})
+        if log:
+            log("resuming with " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
+    if cfg.iterations < int(state["step"]):
+        raise HRINetError(f"the checkpoint is at step {state['step']}, past --iterations "
+                          f"{cfg.iterations}; give more iterations")
+    return Resumption(cfg, tensors, state, changes)
