@@ -147,9 +147,23 @@ def test_models_lists_the_paper_variants_under_their_own_heading_with_quality(ca
     assert lines[0] == "default:" and "hrinet-flow" in lines[1] and "x4 PSNR_HU" in lines[1]
     paper = lines.index("paper variants (research):")
     assert lines.index("ours:") < paper
-    listed = [ln.split()[0] for ln in lines[paper + 1:] if not ln.strip().startswith("--")]
-    assert listed == ["ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual"]
-    assert out.count("--weights ") == len(listed) + 2  # each one usable as shown
+    rows = [ln.split() for ln in lines[paper + 1:] if not ln.strip().startswith("--")]
+    # each row: the model's name (as in a release's catalog), then its variant
+    assert [r[1] for r in rows] == ["ae", "acai", "hrinet-patchgan", "hrinet-mse",
+                                    "hrinet-perceptual"]
+    assert [r[0] for r in rows] == [f"hrinet-variant-{r[1]}" for r in rows]
+    assert out.count("--weights ") == len(rows) + 2  # each one usable as shown
+    # the columns line up: in every model row the variant starts at the same place
+    model_rows = [ln for ln in lines if ln.startswith("  ") and not ln.strip().startswith("--")]
+    assert len({ln.index(" " + ln.split()[1] + " ", len(ln.split()[0]) + 2)
+                for ln in model_rows}) == 1
+
+
+def test_a_download_in_a_log_counts_megabytes_not_bs(capsys):
+    from hrinet.cli.progress import BYTE, PlainProgress
+
+    PlainProgress(10 * 2 ** 20, "downloading m.safetensors", BYTE).update(5 * 2 ** 20)
+    assert capsys.readouterr().err.startswith("downloading m.safetensors: 5.0/10.0 MB (50%")
 
 
 def test_version_names_the_package_version():

@@ -277,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("info", help="print a volume's geometry")
-    s.add_argument("input")
+    s.add_argument("input", help="a volume file (NRRD, NIfTI, MHA/MHD), a DICOM series or study "
+                   "folder, or a DICOMDIR: its geometry, gaps, tilt, thickness, padding, every "
+                   "problem, what interpolate would do, and an output's provenance")
     s.add_argument("--series", metavar="N|UID", help=SERIES_HELP)
     s.set_defaults(func=cmd_info)
 
@@ -311,9 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("export", help="export a training checkpoint to safetensors + JSON")
-    s.add_argument("checkpoint")
-    s.add_argument("out", help="output .safetensors file")
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("checkpoint", help="a training run's checkpoint.safetensors, "
+                   "read without pickle")
+    s.add_argument("out", help="output .safetensors file (its .json sidecar is written beside it)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output")
     s.set_defaults(func=cmd_export)
     return p
 

@@ -43,7 +43,10 @@ def cmd_models(args) -> int:
         if m.group != group:
             group = m.group
             print(f"{group}:")
-        print(f"  {m.variant:18s} {m.quality}\n  {'':18s} --weights {m.path}")
+        # the same columns as the catalog's rows below: a model has one name in a checkout and
+        # in a release (its file's name; --get takes it or the variant)
+        print(f"  {m.path.stem:28s} {m.variant:18s} {m.quality}\n  {'':28s} {'':18s} "
+              f"--weights {m.path}")
         catalog.pop(m.path.stem, None)
     if catalog:
         print("not installed (a verified download on request: hrinet models --get NAME):")
@@ -54,7 +57,7 @@ def cmd_models(args) -> int:
 
 def _get_model(args, catalog) -> int:
     model = find_model(args.get, catalog)
-    bar, update = progress_bar(model.size, f"downloading {model.file}", "B")
+    bar, update = progress_bar(model.size, f"downloading {model.file}", "byte")
 
     def progress(done: int, total: int) -> None:
         update(done, total)

@@ -7,6 +7,9 @@ import time
 
 from tqdm import tqdm
 
+#: The unit of a progress counted in bytes: shown as MB (plain lines) or scaled (the bar).
+BYTE = "byte"
+
 
 class PlainProgress:
     """Progress as plain lines for logs (stderr not a terminal): every 10% or minute."""
@@ -20,7 +23,11 @@ class PlainProgress:
         tenth = int(10 * done / self.total)
         if tenth > self.last_tenth or now - self.last_time >= 60:
             self.last_tenth, self.last_time = tenth, now
-            print(f"{self.desc}: {done}/{self.total} {self.unit}s ({100 * done // self.total}%, "
+            if self.unit == BYTE:
+                amount = f"{done / 2 ** 20:.1f}/{self.total / 2 ** 20:.1f} MB"
+            else:
+                amount = f"{done}/{self.total} {self.unit}s"
+            print(f"{self.desc}: {amount} ({100 * done // self.total}%, "
                   f"{now - self.start:.0f} s)", file=sys.stderr, flush=True)
 
     def close(self) -> None:
@@ -35,8 +42,10 @@ def progress_bar(total: int, desc: str, unit: str = "pair", leave: bool = False,
         plain = PlainProgress(total, desc, unit)
         return plain, plain.update
 
-    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=leave,
-               disable=not enabled)
+    scaled = dict(unit="B", unit_scale=True, unit_divisor=1024) if unit == BYTE else \
+        dict(unit=unit)
+    bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=leave, disable=not enabled,
+               **scaled)
 
     def update(done: int, _total: int, **postfix) -> None:
         bar.n = done
