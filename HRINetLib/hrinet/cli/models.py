@@ -38,20 +38,22 @@ def cmd_models(args) -> int:
     if args.get:
         return _get_model(args, models)
     catalog = {m.name: m for m in models}
+    shipped = shipped_models()
+    width = max([len(m.name) for m in models] + [len(m.path.stem) for m in shipped])
     group = None
-    for m in shipped_models():  # present: under their headings, with their measured quality
+    for m in shipped:  # present: under their headings, with their measured quality
         if m.group != group:
             group = m.group
             print(f"{group}:")
         # the same columns as the catalog's rows below: a model has one name in a checkout and
         # in a release (its file's name; --get takes it or the variant)
-        print(f"  {m.path.stem:28s} {m.variant:18s} {m.quality}\n  {'':28s} {'':18s} "
-              f"--weights {m.path}")
+        print(f"  {m.path.stem:{width}s} {m.variant:18s} {m.quality}\n  {'':{width}s} "
+              f"{'':18s} --weights {m.path}")
         catalog.pop(m.path.stem, None)
     if catalog:
         print("not installed (a verified download on request: hrinet models --get NAME):")
         for m in catalog.values():
-            print(f"  {m.name:28s} {m.variant:18s} {m.size / 2 ** 20:5.1f} MB  {m.quality}")
+            print(f"  {m.name:{width}s} {m.variant:18s} {m.size / 2 ** 20:5.1f} MB  {m.quality}")
     return 0
 
 
