@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from hrinet.cli.progress import progress_bar
+from hrinet.cli.progress import BYTE, progress_bar
 from hrinet.core.catalog import (
     DEADLINE_S,
     fetch_model,
@@ -59,7 +59,7 @@ def cmd_models(args) -> int:
 
 def _get_model(args, catalog) -> int:
     model = find_model(args.get, catalog)
-    bar, update = progress_bar(model.size, f"downloading {model.file}", "byte")
+    bar, update = progress_bar(model.size, f"downloading {model.file}", BYTE)
 
     def progress(done: int, total: int) -> None:
         update(done, total)
