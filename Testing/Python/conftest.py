@@ -147,3 +147,30 @@ def ijk_to_ras(node) -> np.ndarray:
     m = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(m)
     return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+@pytest.fixture(scope="session")
+def dead_pid() -> int:
+    """The process id of a process that has ended (a writer killed before it could clean up)."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+@pytest.fixture
+def left_by_a_kill(dead_pid):
+    """Make the temporary file (or, with ``folder=True``, folder) a write of ``name`` into
+    ``folder`` leaves when its process is killed: named as hrinet's writers name them, with the
+    writer's tag of a process that is gone."""
+    import tempfile
+
+    from hrinet.core.io.temp_names import temp_prefix
+
+    def make(folder: Path, name: str, suffix: str = ".partial", is_folder: bool = False) -> Path:
+        prefix = temp_prefix(name, pid=dead_pid)
+        if is_folder:
+            return Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=folder))
+        fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        os.close(fd)
+        return Path(path)
+    return make

@@ -52,14 +52,29 @@ def test_a_users_link_at_an_output_path_is_kept(cohort_folder, tmp_path, linear)
     assert (out / "a.nrrd").is_symlink()
 
 
-def test_cleaning_a_half_written_file_touches_only_that_outputs_partials(tmp_path):
+def test_cleaning_a_half_written_file_touches_only_that_outputs_partials(tmp_path,
+                                                                         left_by_a_kill):
     from hrinet.core.io.atomic import remove_stale_partials
 
     (tmp_path / ".sa.nrrd.notes.partial").write_text("mine")
-    (tmp_path / ".s[ab].nrrd.x1.partial.nrrd").write_text("left by a kill")
-    (tmp_path / "..s[ab].nrrd.x1.partial.nrrd.y2.partial.nrrd").write_text("left by a kill")
+    (tmp_path / ".s[ab].nrrd.abcdefgh.partial.nrrd").write_text("mine, named like a leftover")
+    outer = left_by_a_kill(tmp_path, "s[ab].nrrd", ".partial.nrrd")
+    left_by_a_kill(tmp_path, outer.name, ".partial.nrrd")  # the writer's own, nested
     assert remove_stale_partials(tmp_path / "s[ab].nrrd") == 2
-    assert (tmp_path / ".sa.nrrd.notes.partial").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s[ab].nrrd.abcdefgh.partial.nrrd",
+                                                          ".sa.nrrd.notes.partial"]
+
+
+def test_a_write_still_running_is_never_taken_for_a_leftover(tmp_path):
+    import tempfile
+
+    from hrinet.core.io.atomic import remove_stale_partials
+    from hrinet.core.io.temp_names import temp_prefix
+
+    fd, running = tempfile.mkstemp(prefix=temp_prefix("a.nrrd"), suffix=".partial.nrrd",
+                                   dir=tmp_path)  # this process's own: alive
+    os.close(fd)
+    assert remove_stale_partials(tmp_path / "a.nrrd") == 0 and Path(running).exists()
 
 
 def test_out_below_a_file_is_one_line(cohort_folder, tmp_path, linear):
@@ -187,25 +202,18 @@ def test_out_given_through_a_link_is_the_same_batch(cohort_folder, tmp_path, rea
     assert sorted(r["input"] for r in read_rows(out / "results.csv")) == ["a.nrrd", "b.nrrd"]
 
 
-def _left_by_a_kill(folder: Path, name: str, suffix: str) -> Path:
-    """A temporary file named as :func:`atomic_write` names it (SIGKILL gives it no chance to
-    remove it)."""
-    fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial" + suffix, dir=folder)
-    os.close(fd)
-    return Path(path)
-
-
 def test_a_rerun_removes_what_a_killed_run_half_wrote_and_nothing_else(
-        cohort_folder, tmp_path, make_volume, read_rows, linear, capsys):
+        cohort_folder, tmp_path, make_volume, read_rows, linear, capsys, left_by_a_kill):
     make_volume(cohort_folder / "p" / "c.nrrd", 3)
     out = tmp_path / "out"
     assert main(["batch", str(cohort_folder), "--out", str(out), *linear]) == 0
     stamp = (out / "p" / "c.nrrd").stat().st_mtime_ns
-    outer = _left_by_a_kill(out / "p", "c.nrrd", ".nrrd")
-    left = [outer, _left_by_a_kill(out / "p", outer.name, ".nrrd"),  # the writer's, nested
-            _left_by_a_kill(out, "results.csv", ""), _left_by_a_kill(out, "a.nrrd", ".nrrd")]
+    outer = left_by_a_kill(out / "p", "c.nrrd", ".partial.nrrd")
+    left = [outer, left_by_a_kill(out / "p", outer.name, ".partial.nrrd"),  # nested
+            left_by_a_kill(out, "results.csv"), left_by_a_kill(out, "a.nrrd", ".partial.nrrd")]
     users = [out / "p" / ".c.nrrd.notes.partial", out / ".results.csv.backup.partial",
-             out / "p" / ".c.nrrd.abcdefgh.partial.txt"]
+             out / "p" / ".c.nrrd.abcdefgh.partial.txt", out / ".a.nrrd.abcdefgh.partial.nrrd",
+             out / ".results.csv.abcdefgh.partial"]
     for path in users:
         path.write_text("the user's")
     capsys.readouterr()
@@ -217,12 +225,42 @@ def test_a_rerun_removes_what_a_killed_run_half_wrote_and_nothing_else(
     assert [r["status"] for r in read_rows(out / "results.csv")] == ["ok"] * 3
 
 
-def test_a_half_written_series_folder_is_ours_only_when_it_holds_only_series_files(tmp_path):
-    ours = Path(tempfile.mkdtemp(prefix=".ct.", suffix=".partial", dir=tmp_path))
+def test_a_half_written_series_folder_is_ours_only_when_it_holds_only_series_files(
+        tmp_path, left_by_a_kill):
+    ours = left_by_a_kill(tmp_path, "ct", is_folder=True)
     (ours / "IMG00001.dcm").write_bytes(b"x")
-    theirs = Path(tempfile.mkdtemp(prefix=".ct.", suffix=".partial", dir=tmp_path))
+    theirs = left_by_a_kill(tmp_path, "ct", is_folder=True)
     (theirs / "notes.txt").write_text("the user's")
+    untagged = Path(tempfile.mkdtemp(prefix=".ct.", suffix=".partial", dir=tmp_path))
+    (untagged / "IMG00001.dcm").write_bytes(b"the user's")
     assert stale_partials(tmp_path / "ct") == [ours]
+
+
+def test_a_first_batch_into_a_folder_removes_none_of_the_users_files_named_like_leftovers(
+        cohort_folder, tmp_path, linear):
+    out = tmp_path / "out"
+    out.mkdir()
+    users = [out / ".b.nrrd.abcdefgh.partial", out / ".results.csv.abcdefgh.partial",
+             out / ".a.nrrd.abcdefgh.partial.nrrd", out / ".b.nrrd.abcdefgh.old"]
+    for path in users:
+        path.write_text("the user's")
+    assert main(["batch", str(cohort_folder), "--out", str(out), *linear]) == 0
+    assert all(p.read_text() == "the user's" for p in users)
+
+
+def test_the_batch_lock_never_replaces_a_users_file_and_is_gone_after_the_run(
+        cohort_folder, tmp_path, linear, capsys):
+    out = tmp_path / "out"
+    assert main(["batch", str(cohort_folder), "--out", str(out), *linear]) == 0
+    assert not list(out.glob(".*.lock"))
+    users = out / ".results.csv.lock"
+    users.write_text("my notes")
+    capsys.readouterr()
+    assert main(["batch", str(cohort_folder), "--out", str(out), "--method", "cubic",
+                 "--factor", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a lock file of hrinet" in err[0], err
+    assert users.read_text() == "my notes"
 
 
 def test_an_edited_output_is_reported_the_same_way_on_every_rerun(cohort_folder, tmp_path,

@@ -80,3 +80,22 @@ def test_the_ssim_weight_changes_the_log_mse_training_step(tmp_path):
         runs[w] = tr.motion_step(step_rng(3, 0, 0))["loss_g"]
     # the same batch (same seed): the term adds 0.3 * mean log(1 - SSIM + floor), below zero
     assert runs[0.3] < runs[0.0]
+
+
+def test_the_gradient_difference_is_zero_for_the_truth_and_grows_as_edges_blur():
+    import torch.nn.functional as F
+
+    from hrinet.training.losses import gradient_difference, log_gradient_difference
+
+    blocks = (torch.arange(32) // 8) % 2  # 8-pixel squares: edges a blur softens
+    truth = (blocks[:, None] ^ blocks[None, :]).float().expand(2, 1, 32, 32)
+    def blur(x, centre):  # a separable 3-tap blur keeping `centre` of each pixel
+        k = torch.tensor([(1 - centre) / 2, centre, (1 - centre) / 2])
+        x = F.conv2d(F.pad(x, (1, 1, 0, 0), mode="replicate"), k.view(1, 1, 1, 3))
+        return F.conv2d(F.pad(x, (0, 0, 1, 1), mode="replicate"), k.view(1, 1, 3, 1))
+
+    blur1, blur2 = blur(truth, 0.5), blur(truth, 1 / 3)
+    d0, d1, d2 = (gradient_difference(p, truth) for p in (truth, blur1, blur2))
+    assert d0.shape == (2,) and torch.all(d0 == 0)
+    assert torch.all(d1 > 0) and torch.all(d2 > d1)
+    assert torch.all(log_gradient_difference(blur1, truth) > log_gradient_difference(truth, truth))

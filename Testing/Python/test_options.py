@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+import pytest
+
+from hrinet.core.errors import HRINetError
 from hrinet.training.config import TrainConfig, setting_ranges
 from hrinet.training.options import (
     CONFIG_OPTIONS,
@@ -40,3 +43,14 @@ def test_the_arguments_a_program_builds_parse_back_to_the_same_settings():
                     checkpoint_minutes=2.0, augment=0.5)
     args = parser().parse_args(train_argv(**settings) + ["--out", "run"])
     assert given_options(args) == settings
+
+
+def test_flow_only_settings_are_refused_by_the_other_variants_naming_the_option():
+    flow_only = [f for f in fields(TrainConfig) if f.metadata.get("flow_only")]
+    assert {"cross_view", "grad_weight", "augment"} <= {f.name for f in flow_only}
+    for f in flow_only:
+        value = True if f.type in (bool, "bool") else (
+            "bf16" if f.name == "precision" else f.default + 1 if f.name in ("workers", "samples_per_group") else 0.5)
+        TrainConfig(data=["a.nrrd"], variant="hrinet-flow", **{f.name: value}).check()
+        with pytest.raises(HRINetError, match="flow models only"):
+            TrainConfig(data=["a.nrrd"], variant="acai", **{f.name: value}).check()

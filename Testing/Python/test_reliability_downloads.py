@@ -21,7 +21,6 @@ from typing import Optional
 
 import pytest
 from conftest import cli, one_line_error
-from hrinet.core import catalog as catalog_module
 from hrinet.core.catalog import (
     CHUNK,
     SIDECAR_LIMIT,
@@ -33,6 +32,7 @@ from hrinet.core.catalog import (
     remove_stale_downloads,
 )
 from hrinet.core.errors import HRINetError
+from hrinet.core.io.temp_names import host_name
 
 REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "Resources" / "weights"
@@ -192,7 +192,7 @@ def dead_pid() -> int:
 
 def partial_name(name: str, pid: Optional[int] = None, host: Optional[str] = None) -> str:
     """A download's partial file name; without ``pid`` the untagged form of older versions."""
-    tag = "" if pid is None else f".{pid}.{host if host is not None else catalog_module._host()}" \
+    tag = "" if pid is None else f".{pid}.{host if host is not None else host_name()}" \
         ".download"
     return f".{name}.k3x9q2ab.partial{tag}"
 

@@ -80,12 +80,16 @@ def test_evaluate_checks_methods_factors_and_names_before_it_writes(tmp_path, ph
                                                                    "figure-v-2-x2.png"}
 
 
-def test_a_killed_runs_hidden_partial_file_is_removed_by_the_next_run(tmp_path, phantom):
+def test_a_killed_runs_hidden_partial_file_is_removed_by_the_next_run(tmp_path, phantom,
+                                                                       left_by_a_kill):
     src = write_volume(phantom, tmp_path / "v.nrrd")
-    stale = tmp_path / ".o.nrrd.x1y2z3.partial.nrrd"  # what a SIGKILLed atomic write leaves
+    stale = left_by_a_kill(tmp_path, "o.nrrd", ".partial.nrrd")  # a SIGKILLed atomic write's
     stale.write_bytes(b"half a volume")
+    users = tmp_path / ".o.nrrd.x1y2z3ab.partial.nrrd"  # named alike, but no writer's tag
+    users.write_bytes(b"the user's")
     r = cli("interpolate", src, tmp_path / "o.nrrd", "--method", "linear", "--factor", "2")
     assert r.returncode == 0 and not stale.exists()
+    assert users.read_bytes() == b"the user's"
 
 
 @pytest.mark.parametrize("compress", [True, False])

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable, List, Optional
 
 from hrinet.core.io.atomic import atomic_write
+from hrinet.core.io.temp_names import TAG_PATTERN, host_name, left_by_dead_writer, process_alive
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.shipped import cache_dir, default_weights_dirs
 
@@ -49,9 +49,11 @@ SIDECAR_LIMIT = 4 << 20
 #: Age in seconds after which a download's partial file is taken as left over whatever its
 #: writer (a process on another machine sharing the cache, or a reused process id).
 STALE_PARTIAL_S = 24 * 3600.0
-#: What follows ``.partial`` in a download's partial file: the writing process and machine.
-_PARTIAL_TAG = re.compile(r"[A-Za-z0-9_]+\.partial(?:\.(?P<pid>\d+)\.(?P<host>[A-Za-z0-9-]*)"
-                          r"\.download)?")
+#: What follows ``.NAME.`` in a download's partial file: the writer's tag
+#: (:mod:`hrinet.core.io.temp_names`), or the untagged and ``.PID.HOST.download`` forms of
+#: earlier versions.
+_PARTIAL_TAG = re.compile(rf"(?:{TAG_PATTERN}\.)?[A-Za-z0-9_]+\.partial"
+                          r"(?:\.(?P<pid>\d+)\.(?P<host>[A-Za-z0-9-]*)\.download)?")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -160,32 +162,15 @@ def installed_path(model: CatalogModel) -> Optional[Path]:
     return None
 
 
-def _host() -> str:
-    """This machine's name as it appears in partial file names (letters, digits, dashes)."""
-    return re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:40]
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists here (where that cannot be asked safely: assume it does)."""
-    if os.name == "nt":  # os.kill would end the process there; the age rule applies instead
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def remove_stale_downloads(catalog: Iterable[CatalogModel], folder: Optional[Path] = None,
                            now: Optional[float] = None) -> List[Path]:
     """Remove the partial files that killed downloads left in the cache ``folder`` (default
     :func:`cache_dir`); returns them.
 
     A SIGKILL or power loss gives a download no chance to remove its partial file. Only hidden
-    partials of the catalog's own file names are considered (``.NAME.XXXXXXXX.partial`` and
-    ``.NAME.XXXXXXXX.partial.PID.HOST.download``), only plain files, and only when left over:
+    partials of the catalog's own file names are considered (``.NAME.TAG.XXXXXXXX.partial``, and
+    earlier versions' ``.NAME.XXXXXXXX.partial[.PID.HOST.download]``), only plain files, and
+    only when left over:
     written by a process of this machine that no longer exists, or older than
     :data:`STALE_PARTIAL_S`. A download in progress, and every other file, is left alone."""
     folder = cache_dir() if folder is None else Path(folder)
@@ -196,7 +181,7 @@ def remove_stale_downloads(catalog: Iterable[CatalogModel], folder: Optional[Pat
         entries = list(os.scandir(folder))
     except OSError:  # no cache yet
         return removed
-    host = _host()
+    host = host_name()
     for entry in entries:
         name = next((n for n in names if entry.name.startswith(f".{n}.")), None)
         tag = None if name is None else _PARTIAL_TAG.fullmatch(entry.name[len(name) + 2:])
@@ -206,7 +191,9 @@ def remove_stale_downloads(catalog: Iterable[CatalogModel], folder: Optional[Pat
             if not entry.is_file(follow_symlinks=False):
                 continue
             age = now - entry.stat(follow_symlinks=False).st_mtime
-            gone = tag["pid"] is not None and tag["host"] == host and not _alive(int(tag["pid"]))
+            gone = left_by_dead_writer(entry.name) or (
+                tag["pid"] is not None and tag["host"] == host
+                and not process_alive(int(tag["pid"])))
             if gone or age > STALE_PARTIAL_S:
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
@@ -262,8 +249,7 @@ def _download(url: str, target: Path, size: Optional[int], sha256: str, what: st
     digest, done = hashlib.sha256(), 0
     # read1 returns what has arrived (read would wait for a whole block, past any deadline)
     read = getattr(response, "read1", response.read)
-    suffix = f".{os.getpid()}.{_host()}.download"  # who writes it: see remove_stale_downloads
-    with response, atomic_write(target, what=what, suffix=suffix) as tmp:
+    with response, atomic_write(target, what=what) as tmp:  # its name says who writes it
         with open(tmp, "wb") as f:
             while True:
                 if cancel is not None and cancel():

@@ -1,11 +1,15 @@
 """One process at a time on a folder's work: an advisory ``flock`` on a lock file, held for the
 work's life. The operating system releases it when the process ends however it ends (a SIGKILL
-leaves no stale lock to clean up). Where ``fcntl`` is missing (Windows) nothing is locked.
+leaves no stale lock, only an empty-looking file that the next run takes over). The file is
+removed when the work ends normally; a file at the lock's path that is not such a lock (a
+user's, of other content) is never truncated or removed: the work is refused instead. Where
+``fcntl`` is missing (Windows) nothing is locked.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +20,10 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
+
+
+#: What a lock file holds: who holds it (or nothing, while it is being taken).
+_CONTENT = re.compile(r"(process \d+)?")
 
 
 def is_locked(path: Path) -> bool:
@@ -33,25 +41,45 @@ def is_locked(path: Path) -> bool:
 
 @contextmanager
 def exclusive_lock(path: Path, busy: str) -> Iterator[None]:
-    """Hold the lock file ``path`` for the ``with`` block. If another process holds it: one line,
-    ``busy`` followed by who holds it and what to do."""
+    """Hold the lock file ``path`` for the ``with`` block, and remove it after. If another
+    process holds it: one line, ``busy`` followed by who holds it and what to do. If ``path`` is
+    some other file (not a lock's content): one line, and the file is left as it is."""
     path = Path(path)
     if fcntl is None:
         yield
         return
-    with open(path, "a+") as f:
+    for _ in range(20):  # taken over between open and flock by a remover: open it again
+        f = open(path, "a+")
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                holder = f.read(200).strip() or "another process"
+                raise HRINetError(f"{busy} ({holder}); wait for it to end or stop it, then "
+                                  "retry") from None
+            try:
+                same = os.path.samestat(os.fstat(f.fileno()), os.stat(path, follow_symlinks=False))
+            except OSError:
+                same = False
+            if not same:
+                continue  # the holder before us removed it as we opened it
             f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise HRINetError(f"{busy} ({holder}); wait for it to end or stop it, then "
-                              "retry") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()}")
-        f.flush()
-        try:
-            yield
+            if not _CONTENT.fullmatch(f.read(200).strip()):
+                raise HRINetError(f"{path} exists and is not a lock file of hrinet; move it "
+                                  "away (this work keeps its lock there), then retry") from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"process {os.getpid()}")
+            f.flush()
+            try:
+                yield
+            finally:
+                try:
+                    os.unlink(path)  # while still held: a waiter then opens a new file
+                except OSError:
+                    pass
+            return
         finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            f.close()  # closing releases the flock
+    raise HRINetError(f"{busy}: its lock file {path} keeps changing; retry")

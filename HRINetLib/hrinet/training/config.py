@@ -31,8 +31,9 @@ def option(help: str, low=None, high=None, low_open: bool = False, high_open: bo
     field: its help, the range it must lie in (``low``/``high``, open or closed, ``what`` it
     is), another option name (``cli``), a parser for its text, its choices or ``nargs``. The
     parser (:mod:`hrinet.training.options`), the range check, the resume overrides and the
-    Slicer job's arguments are all made from these."""
-    return {"help": help, "range": None if low is None else (low, high, low_open, high_open,
+    Slicer job's arguments are all made from these. A help that begins ``hrinet-flow:`` marks a
+    setting only the flow models train with (``flow_only``): other variants refuse it."""
+    return {"help": help, "flow_only": help.startswith("hrinet-flow:"), "range": None if low is None else (low, high, low_open, high_open,
                                                              what),
             "cli": cli, "parse": parse, "choices": choices, "nargs": nargs}
 
@@ -121,6 +122,12 @@ class TrainConfig:
         "weight of 1 - SSIM in the soft-tissue window added to the content loss; with "
         "--log-mse, the weight of log(1 - SSIM) beside the log-MSE", low=0.0,
         what="a loss weight"))
+    #: hrinet-flow: weight of the gradient difference between the synthesised slice and the
+    #: truth (:func:`hrinet.training.losses.gradient_difference`; with ``log_mse`` its log), a
+    #: sharpness term against the blur a pixel MSE allows at wide gaps.
+    grad_weight: float = field(default=0.0, metadata=option(
+        "hrinet-flow: weight of the in-plane gradient difference to the truth (sharp edges at "
+        "wide gaps); with --log-mse, of its log", low=0.0, what="a loss weight"))
     #: hrinet-flow: minimise the mean of each sample's log pixel MSE (the mean PSNR over
     #: samples) instead of the mean MSE, which lets the large errors of wide gaps drown the
     #: small ones of narrow gaps (x2) that users also ask for.
@@ -200,6 +207,12 @@ class TrainConfig:
         if self.precision != "fp32" and not variant(self.variant).motion:
             raise HRINetError(f"--precision {self.precision} trains the flow models only; "
                               f"{self.variant} trains in fp32 (leave --precision out)")
+        if not variant(self.variant).motion:
+            for f in fields(self):
+                if f.metadata.get("flow_only") and getattr(self, f.name) != f.default:
+                    option = f.metadata.get("cli") or "--" + f.name.replace("_", "-")
+                    raise HRINetError(f"{option} trains the flow models only; {self.variant} "
+                                      f"has no use for it (leave {option} out)")
         bad_factors = [k for k in self.val_factors if k < 2 or k > 64]
         if bad_factors:
             raise HRINetError(f"--val-factors {','.join(map(str, self.val_factors))} is out of "

@@ -15,7 +15,9 @@ from hrinet.training.config import LOG_MSE_FLOOR
 from hrinet.training.losses import (
     acai_critic_loss,
     generator_adversarial,
+    gradient_difference,
     log_dissimilarity,
+    log_gradient_difference,
     ssim_torch,
     windowed,
 )
@@ -107,8 +109,12 @@ class StepsMixin:
             loss = torch.log(per_sample + LOG_MSE_FLOOR).mean()
             if self.cfg.ssim_weight > 0:
                 loss = loss + self.cfg.ssim_weight * log_dissimilarity(pred, target).mean()
+            if self.cfg.grad_weight > 0:
+                loss = loss + self.cfg.grad_weight * log_gradient_difference(pred, target).mean()
         else:
             loss = self.content(pred, target)
+            if self.cfg.grad_weight > 0:
+                loss = loss + self.cfg.grad_weight * gradient_difference(pred, target).mean()
         self.opt["G"].zero_grad(set_to_none=True)
         loss.backward()
         self.opt["G"].step()

@@ -1,14 +1,16 @@
 """What a killed batch leaves behind, and removing only what it can prove it left.
 
-A write is done beside its file under a hidden temporary name (``.NAME.XXXXXXXX.partial`` with
-the file's own extension, and for a volume the writer's own ``..NAME.XXXXXXXX.partial.EXT.
-YYYYYYYY.partial.EXT`` inside it; a derived DICOM series is a folder ``.NAME.XXXXXXXX.partial``
-of ``IMG00001.dcm`` files, and an earlier series moved aside ``.NAME.XXXXXXXX.old``). SIGKILL or a
-power loss gives the writer no chance to remove them. The proof that such an entry is the
-batch's: its name is exactly the temporary name of a file the batch writes (an output of its
-cases or its results table, 8 characters of ``tempfile``'s alphabet where the random part is),
-and a folder holds only what the batch writes there. Anything else of a similar name (a user's
-``.a.nrrd.notes.partial``) is left alone.
+A write is done beside its file under a hidden temporary name that names its writer
+(``.NAME.TAG.XXXXXXXX.partial`` with the file's own extension, ``TAG`` being ``hrinet-PID-HOST``
+of :mod:`hrinet.core.io.temp_names`; for a volume the writer's own ``..NAME.TAG.XXXXXXXX.partial.
+EXT.TAG.YYYYYYYY.partial.EXT`` inside it; a derived DICOM series is a folder
+``.NAME.TAG.XXXXXXXX.partial`` of ``IMG00001.dcm`` files, and an earlier series moved aside
+``.NAME.TAG.XXXXXXXX.old``). SIGKILL or a power loss gives the writer no chance to remove them.
+The proof that such an entry is a killed write of the batch's: its name is exactly the temporary
+name of a file the batch writes (an output of its cases or its results table), every writer tag
+in it names this machine and a process that is gone, and a folder holds only what the batch
+writes there. Anything else (a user's ``.a.nrrd.abcdefgh.partial``, or one of a run still
+going) is left alone; a batch that has no results table in its folder yet removes nothing.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequ
 
 from hrinet.core.cohort.cases import Case
 from hrinet.core.io import folder_sha256
+from hrinet.core.io.temp_names import TAG_PATTERN, left_by_dead_writer
 
 if TYPE_CHECKING:
     from hrinet.core.cohort.results import Ledger
 
-#: The random part of a ``tempfile`` name (``tempfile._RandomNameSequence``: 8 characters).
-_RANDOM = r"[a-z0-9_]{8}"
+#: The writer's tag and the random part of a ``tempfile`` name (8 characters of its alphabet).
+_RANDOM = TAG_PATTERN + r"\.[a-z0-9_]{8}"
 #: The files of a derived DICOM series while it is written.
 _SERIES_FILE = re.compile(r"^IMG\d{5}\.dcm$")
 
@@ -62,8 +65,8 @@ _CANDIDATES = (re.compile(rf"^\.(.+?)\.{_RANDOM}\.(?:partial|old)"),
 def _is_stale(entry: os.DirEntry, name: str,
               owned_folder: Optional[Callable[[Path], bool]]) -> bool:
     """Whether ``entry`` is what an interrupted write of the file ``name`` left."""
-    if entry.is_symlink():
-        return False  # a link is never a temporary file of ours
+    if entry.is_symlink() or not left_by_dead_writer(entry.name):
+        return False  # a link is never a temporary file of ours; a live or foreign one not yet
     path = Path(entry.path)
     if _partial_pattern(name).match(entry.name):
         return entry.is_file() or (entry.is_dir() and _only_series_files(path))
@@ -125,7 +128,10 @@ def remove_left_by_killed_runs(table: Path, cases: Sequence[Case], every: Sequen
     table's lock): beside its ``table`` and the outputs of its shard's ``cases``, and beside
     outputs the tables record that no case of another shard (of ``every``) writes now; with
     ``series`` (output folders) also an earlier output folder moved aside whose fingerprint a
-    table records. Returns how many entries were removed."""
+    table records. A folder with no results table of the batch yet (a first run) has nothing
+    of its to remove. Returns how many entries were removed."""
+    if not table.exists() and not ledger.rows:
+        return 0
     mine = {c.key for c in cases}
     others = {os.path.normcase(os.path.realpath(c.output)) for c in every
               if c.output and c.key not in mine}

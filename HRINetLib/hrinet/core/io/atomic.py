@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
 from hrinet.core.errors import HRINetError, first_line
+from hrinet.core.io.temp_names import left_by_dead_writer, temp_prefix
 
 PathLike = Union[str, os.PathLike]
 
@@ -38,8 +39,9 @@ def atomic_write(path: PathLike, overwrite: bool = True,
                  what: str = "", suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write to; on success move it to ``path``.
 
-    - The temporary file is hidden (``.NAME.XXXX.partial``), removed on any failure, exception,
-      Ctrl-C or (in the ``hrinet`` command) SIGTERM.
+    - The temporary file is hidden and names its writer (``.NAME.hrinet-PID-HOST.XXXX.partial``:
+      :mod:`hrinet.core.io.temp_names`), removed on any failure, exception, Ctrl-C or (in the
+      ``hrinet`` command) SIGTERM.
     - ``verify(tmp)`` runs before the move and raises if what was written is not complete (some
       writers report a full disk only on stderr and return normally).
     - Permissions follow the umask like any other new file (``mkstemp`` alone makes 0600).
@@ -66,7 +68,7 @@ def atomic_write(path: PathLike, overwrite: bool = True,
     label = what or str(path)
     folder = path.parent if str(path.parent) else Path(".")
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.",
+        fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name),
                                     suffix=".partial" + suffix, dir=folder)
     except OSError as exc:
         raise HRINetError(f"cannot write {label} ({first_line(exc)}); check that the folder "
@@ -201,14 +203,17 @@ def folder_sha256(folder: PathLike) -> str:
 
 def remove_stale_partials(path: PathLike) -> int:
     """Remove the hidden temporary files an interrupted :func:`atomic_write` of ``path`` left
-    (SIGKILL or power loss give it no chance to clean up); returns how many. Only for a path
-    that no other process is writing now (a cohort's case is written by one shard)."""
+    (SIGKILL or power loss give it no chance to clean up); returns how many. Only entries whose
+    name proves it (:func:`hrinet.core.io.temp_names.left_by_dead_writer`: written here by a
+    process that is gone) are removed; a user's file of a similar name never is."""
     path = Path(path)
     gone = 0
     name = glob.escape(path.name)  # a name holding * ? [ ] matches only itself
-    found = set(path.parent.glob(f".{name}.*.partial*")) | \
-        set(path.parent.glob(f"..{name}.*.partial*"))  # a writer's own partial inside ours
+    found = set(path.parent.glob(f".{name}.hrinet-*.partial*")) | \
+        set(path.parent.glob(f"..{name}.hrinet-*.partial*"))  # a writer's own partial inside ours
     for stale in sorted(found):
+        if stale.is_symlink() or not stale.is_file() or not left_by_dead_writer(stale.name):
+            continue
         try:
             stale.unlink()
             gone += 1

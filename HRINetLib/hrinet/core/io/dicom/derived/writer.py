@@ -37,6 +37,7 @@ from hrinet.core.io.dicom.derived.attributes import (
 )
 from hrinet.core.io.dicom.derived.sources import source_instances
 from hrinet.core.io.paths import PathLike
+from hrinet.core.io.temp_names import temp_prefix
 from hrinet.core.io.provenance.record import content_line, provenance_of
 from hrinet.core.io.provenance.slices import parse_indices
 from hrinet.core.volume import Volume
@@ -134,7 +135,7 @@ def write_derived_series(result: Volume, source: Union[PathLike, Sequence[PathLi
     normal = d[:, 2]
     folder = out.parent if str(out.parent) else Path(".")
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=folder))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), suffix=".partial", dir=folder))
     except OSError as exc:
         raise HRINetError(f"cannot write {out} ({first_line(exc)}); check that the folder "
                           "exists and is writable") from None
@@ -211,7 +212,7 @@ def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
         if any(out.iterdir()) and not overwrite:
             raise HRINetError(f"{out} appeared while this was being written (another run?); it "
                               "was left as it is and nothing was written")
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=tmp.parent))
+        old = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), suffix=".old", dir=tmp.parent))
         os.replace(out, old / "previous")
     try:
         os.rename(tmp, out)
