@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,7 @@ import pytest
 from conftest import write_dicom_series
 
 tomllib = pytest.importorskip("tomllib")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "data"))
-import build_corpus  # noqa: E402
+from benchmarks.tools import corpus as build_corpus  # noqa: E402  (after the importorskip)
 
 RECIPE = build_corpus.load_recipe()
 FIELDS = ("name", "split", "region", "vendor", "kernel", "spacing_mm", "thickness_mm", "pixel_mm",

@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def test_the_development_repository_passes_every_index_check_but_perhaps_the_size():
     """The release exists for the size: a clone of this repository carries its history of
     weights (and a checkout its .venv); everything else the index checks holds here too."""
-    from release import index_checks
+    from benchmarks.tools.release import index_checks
 
     if not (REPO / ".git").is_dir():
         pytest.skip("not a git checkout")
@@ -29,7 +28,7 @@ def test_the_development_repository_passes_every_index_check_but_perhaps_the_siz
 
 @pytest.mark.slow
 def test_make_release_in_a_fresh_clone_passes_the_index_checks_and_serves_every_model(tmp_path):
-    from release import index_checks, tree_size_mb
+    from benchmarks.tools.release import index_checks, tree_size_mb
 
     if not (REPO / ".git").is_dir():
         pytest.skip("not a git checkout: nothing to clone")

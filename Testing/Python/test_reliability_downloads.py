@@ -36,7 +36,6 @@ from hrinet.core.io.temp_names import host_name
 
 REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "Resources" / "weights"
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 # ---- a local server that misbehaves on request --------------------------------------------
@@ -299,7 +298,7 @@ def test_models_get_with_a_catalog_pointing_above_the_cache_writes_nothing(serve
 
 def fake_dist(tmp_path: Path):
     """A built release's layout: the default model in the repository, the others as assets."""
-    from release import WEIGHTS as W
+    from benchmarks.tools.release import WEIGHTS as W
 
     repo, assets = tmp_path / "dist" / "SlicerHRINet", tmp_path / "dist" / "assets"
     (repo / W).mkdir(parents=True)
@@ -312,7 +311,7 @@ def fake_dist(tmp_path: Path):
 
 
 def test_a_built_release_is_checked_against_the_catalog_from_the_files_in_dist(tmp_path):
-    from release import verify_dist
+    from benchmarks.tools.release import verify_dist
 
     repo, assets = fake_dist(tmp_path)
     assert verify_dist(repo, assets) == []
@@ -342,7 +341,9 @@ def release_clone(tmp_path: Path) -> Path:
         pytest.skip("not a git checkout: nothing to clone")
     dev = tmp_path / "dev"
     subprocess.run(["git", "clone", "-q", str(REPO), str(dev)], check=True)
-    shutil.copy(REPO / "benchmarks" / "release.py", dev / "benchmarks" / "release.py")
+    for name in ("__init__.py", "release.py", "tools/__init__.py", "tools/release.py"):
+        (dev / "benchmarks" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "benchmarks" / name, dev / "benchmarks" / name)
     return dev
 
 
@@ -352,7 +353,7 @@ def run_release(dev: Path, out: Path):
 
 
 def test_the_release_ships_no_candidates_and_what_dist_holds_matches_the_catalog(tmp_path):
-    from release import verify_dist
+    from benchmarks.tools.release import verify_dist
 
     dev = release_clone(tmp_path)
     if not (dev / "benchmarks" / "candidates").is_dir():

@@ -37,8 +37,8 @@ TRAIN = ["chest-lidc-1mm.nrrd", "thorax-2mm.nrrd", "chest-cmbcrc-2p5mm.nrrd", "h
 
 def corpus_training_files(corpus: Path) -> list:
     """The built files of the corpus recipe's training split (``benchmarks/data``)."""
-    sys.path.insert(0, str(ROOT / "benchmarks" / "data"))
-    import build_corpus
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.tools import corpus as build_corpus
 
     files, missing = build_corpus.split_files(build_corpus.load_recipe(), "train", corpus)
     if missing:

@@ -1,0 +1,1 @@
+"""Benchmarks, research questions, recipes and release tooling of HRINetSlicer (not shipped)."""
