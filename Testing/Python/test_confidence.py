@@ -157,14 +157,14 @@ def test_an_existing_confidence_file_is_kept_unless_overwrite(tmp_path, thick, c
 
 
 def test_on_real_ct_the_map_ranks_the_default_models_errors():
-    """Decimated x4 central crop of the validation abdomen, which the calibration did not see
-    (it was fitted on three other validation series); the full table is
+    """Decimated x4 central crop of the GE head, which the calibration did not see (it was
+    fitted on three validation series of the corpus); the full table is
     benchmarks/bench_confidence.py's."""
     pytest.importorskip("torch")
     from hrinet.evaluation.evaluate import protocol_input
     from scipy.stats import spearmanr
 
-    full = read_volume(shared("abdomen-2mm-dicom"))  # skips without the real CT
+    full = read_volume(shared("head-ge-1p25mm.nrrd"))  # skips without the real CT
     _, ny, nx = full.array.shape
     crop = full.array[:, ny // 2 - 64:ny // 2 + 64, nx // 2 - 64:nx // 2 + 64]
     thin = full.with_array(np.ascontiguousarray(crop))

@@ -119,14 +119,6 @@ def test_4d_image_is_refused(tmp_path):
         read_volume(p)
 
 
-def test_dicom_series_folder_reads_with_slice_spacing():
-    vol = read_volume(shared("abdomen-2mm-dicom"))
-    assert vol.shape_xyz == (512, 512, 20)
-    assert vol.spacing[2] == pytest.approx(2.0, abs=1e-3)
-    pos = np.asarray(vol.metadata["slice_positions_mm"])
-    assert np.all(np.diff(pos) > 0)
-
-
 def test_dicom_slices_are_ordered_by_position_not_file_name(tmp_path):
     write_dicom_series(tmp_path / "d", [12.0, 0.0, 4.0, 8.0])
     vol = read_volume(tmp_path / "d")

@@ -170,8 +170,8 @@ def test_the_shipped_default_loads_through_the_cli_path_and_beats_linear_on_real
     assert default_method() == "hrinet"
     interp = load_interpolator(device="cpu")
     assert interp.metadata["variant"] == "hrinet-flow"
-    vol = val_subvolume(read_volume(shared("heart-1p5mm.nrrd")), 25, 96)
-    rows = {r.method: r for r in evaluate_volume(vol, "heart", [4], ["linear", "hrinet"],
+    vol = val_subvolume(read_volume(shared("chest-lidc-1mm.nrrd")), 41, 96)
+    rows = {r.method: r for r in evaluate_volume(vol, "chest", [4], ["linear", "hrinet"],
                                                  interpolators={"hrinet": interp})}
     assert rows["hrinet"].psnr_hu > rows["linear"].psnr_hu + 0.5
 
@@ -182,7 +182,7 @@ def test_a_box_blurred_volume_is_restored_better_than_by_cubic():
     from hrinet.core.slab import simulate_thick
     from hrinet.training.validation import val_subvolume
 
-    thin = val_subvolume(read_volume(shared("chest-1p5mm.nrrd")), 41, 96)
+    thin = val_subvolume(read_volume(shared("thorax-2mm.nrrd")), 41, 96)
     rows = {r.method: r.psnr_hu for r in evaluate_volume(thin, "c", [4], ["cubic", "hrinet"],
                                                          device="cpu", protocol="slab")}
     assert rows["hrinet"] > rows["cubic"]
