@@ -50,7 +50,7 @@ class TrainConfig:
     underscores); the others are set by recipes and tests."""
 
     variant: str = field(default=DEFAULT_VARIANT, metadata=option(
-        "model variant (README 'The model family'); hrinet-flow is the shipped default model",
+        "model variant (docs/training.md 'The model family'); hrinet-flow is the shipped default model",
         choices=VARIANTS))
     data: List[str] = field(default_factory=list, metadata=option(
         "training volumes (any readable format or DICOM folders); no default: required, except "
