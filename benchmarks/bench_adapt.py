@@ -2,15 +2,15 @@
 (``hrinet adapt``'s code, default settings), then interpolated back with the weights the guard
 kept, and scored against the thin truth like ``hrinet evaluate`` (a benchmark, not a test).
 
-    python benchmarks/bench_adapt.py [--iterations 200] [--out runs/bench-adapt]
+    python benchmarks/bench_adapt.py [--iterations 200] [--out runs/bench-adapt] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
+from common import add_json_option, timed, write_json  # benchmarks/common.py
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume
 from hrinet.evaluation.evaluate import decimate, synthesised_mask
@@ -27,10 +27,12 @@ def main() -> None:
     p.add_argument("--data", default=str(SHARED_CT))
     p.add_argument("--iterations", type=int, default=200)
     p.add_argument("--out", default="runs/bench-adapt")
+    add_json_option(p)
     a = p.parse_args()
     print("| case | default PSNR_HU | after adaptation | change | kept | held-out start / adapted "
           "| seconds |")
     print("|---|---|---|---|---|---|---|")
+    rows = []
     for name in VOLUMES:
         thin = read_volume(Path(a.data) / name)
         for k in (4, 6):
@@ -46,18 +48,23 @@ def main() -> None:
 
             case = f"{name.split('.')[0]} x{k}"
             base = psnr()
-            start = time.perf_counter()
             try:
-                r = adapt(thick, Path(a.out) / case.replace(" ", "-"), iterations=a.iterations,
-                          device="cpu", case=case, log=None)
+                t = timed(lambda: adapt(thick, Path(a.out) / case.replace(" ", "-"),
+                                        iterations=a.iterations, device="cpu", case=case,
+                                        log=None))
             except HRINetError as exc:
                 print(f"| {case} | {base:.2f} | - | - | - | not adapted: {exc} | - |")
+                rows.append({"case": case, "default_psnr_hu": base, "not_adapted": str(exc)})
                 continue
-            seconds = time.perf_counter() - start
+            r, seconds = t.value, t.median_s
             after = psnr(r.weights)
             print(f"| {case} | {base:.2f} | {after:.2f} | {after - base:+.2f} | {r.kept} | "
                   f"{r.default_psnr_hu:.2f} / {r.adapted_psnr_hu:.2f} | {seconds:.0f} |",
                   flush=True)
+            rows.append({"case": case, "default_psnr_hu": base, "adapted_psnr_hu": after,
+                         "kept": r.kept, "held_out": [r.default_psnr_hu, r.adapted_psnr_hu],
+                         "seconds": seconds})
+    write_json(a.json, {"iterations": a.iterations, "rows": rows})
 
 
 if __name__ == "__main__":
