@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import shared, write_dicom_series
+from conftest import write_dicom_series
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import check_output_path, read_volume, write_volume
 
