@@ -19,7 +19,7 @@ from hrinet.methods.engine import upsample_z
 from hrinet.training.adapt import adapt
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
-VOLUMES = ("chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom")
+VOLUMES = ("chest-lungfcp-1mm.nrrd", "head-ge-1p25mm.nrrd")
 
 
 def main() -> None:

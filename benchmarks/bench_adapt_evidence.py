@@ -1,4 +1,4 @@
-"""What evidence inside a thick case could guard an adaptation? (README "hrinet adapt")
+"""What evidence inside a thick case could guard an adaptation? (docs/results.md "Adapting to one case")
 
     python benchmarks/bench_adapt_evidence.py [--volume chest-lungfcp-1mm.nrrd] [--factor 4]
 

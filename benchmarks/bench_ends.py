@@ -29,7 +29,7 @@ from hrinet.evaluation.metrics import mse
 from hrinet.learned.inference import load_interpolator
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
-VOLUMES = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom", "thorax-2mm.nrrd",
+VOLUMES = ["chest-lungfcp-1mm.nrrd", "chest-rider-0p8mm.nrrd", "thorax-2mm.nrrd",
            "head-ge-1p25mm.nrrd"]
 SLICES = 49
 

@@ -18,7 +18,7 @@ from hrinet.learned.precision import AUTO_TOLERANCE_DB
 from hrinet.methods import create_interpolator
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
-VOLUMES = ("chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom")
+VOLUMES = ("chest-lungfcp-1mm.nrrd", "head-ge-1p25mm.nrrd")
 PROTOCOLS = (("decimate", (2, 4, 6, 8)), ("slab", (2, 4, 6)))
 
 

@@ -33,7 +33,7 @@ from hrinet.methods import engine
 from hrinet.training.augment import apply_kernel, apply_noise, circle_mask
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
-VOLUMES = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom"]
+VOLUMES = ["chest-lungfcp-1mm.nrrd", "head-ge-1p25mm.nrrd"]
 CLASSICAL = ["linear", "cubic", "flow"]
 FACTORS = (2, 4, 6, 8, 12)
 #: Field-of-view circle radius as a fraction of the slice (cuts through a chest or abdomen).

@@ -19,10 +19,9 @@ from hrinet.evaluation.evaluate import evaluate_volume
 from hrinet.methods.flow import keys_weights, spline_weights, z_roughness
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
-VALIDATION = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom"]
+VALIDATION = ["chest-lungfcp-1mm.nrrd"]
 ALL = VALIDATION + ["chest-rider-0p8mm.nrrd", "thorax-2mm.nrrd", "chest-lidc-1mm.nrrd",
-                    "head-ge-1p25mm.nrrd", "chest-cmbcrc-2p5mm.nrrd", "heart-1p5mm.nrrd",
-                    "chest-1p5mm.nrrd", "torso-3mm.nrrd"]
+                    "head-ge-1p25mm.nrrd", "chest-cmbcrc-2p5mm.nrrd"]
 GROUPS, PATCH = 40, 128
 
 

@@ -23,7 +23,7 @@ from hrinet.evaluation.metrics import psnr
 from hrinet.learned.inference import load_interpolator
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
-VOLUMES = ["chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom", "chest-rider-0p8mm.nrrd",
+VOLUMES = ["chest-lungfcp-1mm.nrrd", "chest-rider-0p8mm.nrrd",
            "thorax-2mm.nrrd", "chest-lidc-1mm.nrrd", "head-ge-1p25mm.nrrd"]
 METHODS = ["hrinet", "cubic", "linear", "flow"]
 SLICES, EDGE = 41, 3

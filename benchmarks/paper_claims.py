@@ -1,4 +1,4 @@
-"""The paper's claims, checked on the validation volumes (README "The paper's claims, checked").
+"""The paper's claims, checked on the validation volumes (docs/results.md "The paper's claims, checked").
 
     python benchmarks/paper_claims.py [--evaluated out/evaluate [more folders]] [--out out/paper]
 
@@ -39,7 +39,7 @@ PAPER = ("ae", "acai", "hrinet-patchgan", "hrinet-mse", "hrinet-perceptual")
 LABEL = {"ae": "AE", "acai": "ACAI", "hrinet-patchgan": "HRINet (PatchGAN only)",
          "hrinet-mse": "HRINet-MSE", "hrinet-perceptual": "HRINet-Perceptual",
          "flow": "flow", "hrinet": "default"}
-VOLUMES = ("chest-lungfcp-1mm.nrrd", "abdomen-2mm-dicom")
+VOLUMES = ("chest-lungfcp-1mm.nrrd", "head-ge-1p25mm.nrrd")
 GAP = 6  # the paper's Figure 3: a six-slice gap
 CROP = 160  # figure crop, pixels
 BONE_WINDOW = (-300, 1300)

@@ -31,8 +31,9 @@ from hrinet.core.constants import HU_MAX, HU_MIN  # noqa: E402
 from shared_ct import SHARED_CT  # noqa: E402  (benchmarks/shared_ct.py)
 
 DATA = SHARED_CT
-TRAIN = ["chest-lidc-1mm.nrrd", "thorax-2mm.nrrd", "chest-cmbcrc-2p5mm.nrrd", "heart-1p5mm.nrrd",
-         "chest-1p5mm.nrrd", "torso-3mm.nrrd", "head-ge-1p25mm.nrrd", "chest-rider-0p8mm.nrrd"]
+# (no series of wasserth/TotalSegmentator's test files: kept for independent evaluation)
+TRAIN = ["chest-lidc-1mm.nrrd", "thorax-2mm.nrrd", "chest-cmbcrc-2p5mm.nrrd",
+         "head-ge-1p25mm.nrrd", "chest-rider-0p8mm.nrrd"]
 
 
 def corpus_training_files(corpus: Path) -> list:

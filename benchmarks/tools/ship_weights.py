@@ -96,7 +96,7 @@ def ship(src: Path, name: str, method: str, rows, note: str = "", slab_rows=()) 
         meta["training_notes"] = note
     meta["evaluation"] = {
         "protocol": "hrinet evaluate: keep every k-th slice, upsample by k, score the "
-                    "synthesised slices (README 'Results')",
+                    "synthesised slices (docs/results.md)",
         "rows": [r for r in rows if r["method"] == method]}
     if slab_rows:
         meta["evaluation_slab"] = {
