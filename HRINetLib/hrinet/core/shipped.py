@@ -66,8 +66,8 @@ class ShippedModel:
 
 
 def quality_line(sidecar: dict, factor: int = 4) -> str:
-    """``x4 PSNR_HU 42.50 dB chest-lungfcp-1mm, 45.79 dB abdomen-2mm-dicom; SSIM_win 0.878,
-    0.911`` from a sidecar's ``evaluation`` rows (the README's protocol)."""
+    """``x4 PSNR_HU 42.71 dB chest-lungfcp-1mm; SSIM_win 0.884`` from a sidecar's ``evaluation``
+    rows (the protocol of docs/results.md), one entry per volume."""
     rows = [r for r in sidecar.get("evaluation", {}).get("rows", [])
             if str(r.get("factor")) == str(factor)]
     if not rows:
