@@ -14,7 +14,7 @@ W=$(realpath "${1:?give the candidate weights file}")  # absolute, as given from
 OUT=$(realpath -m "${2:-out/candidate}")
 cd "$(dirname "$0")/.."
 D=$(realpath -m "${HRINET_SHARED_CT:-../shared/data/ct}")
-VOLS="$D/chest-lungfcp-1mm.nrrd $D/abdomen-2mm-dicom"
+VOLS="$D/chest-lungfcp-1mm.nrrd $D/head-ge-1p25mm.nrrd"
 C=$(realpath -m "${CORPUS:-../corpus}")
 # the stress table on every validation series of the corpus when it is built, else on the two
 SERIES=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$C" --list validation 2>/dev/null) \
