@@ -89,6 +89,8 @@ def cmd_interpolate(args) -> int:
     if classical and args.device != "auto":
         print(f"hrinet: warning: --device is not used by the {method} method (it runs on the "
               "CPU)", file=sys.stderr)
+    if not classical:  # the model's options before reading anything or making any file
+        _check_model_options(args)
     volume = read_volume(args.input, series_uid=args.series)
     report_warnings(volume.metadata.get("warnings", []), events)
     if already_at_target(volume, args.spacing, args.factor):  # nothing written
@@ -139,6 +141,37 @@ def cmd_interpolate(args) -> int:
         events.emit("wrote", path=str(conf_out))
     report_worst_slices(result.metadata, events)  # where the synthesised content is least sure
     return 0
+
+
+#: Suffixes of pickle/PyTorch checkpoints, which can run code when loaded.
+_PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
+
+
+def _check_model_options(args) -> None:
+    """Refuse a learned method's impossible options at once, before the input is read and
+    before any output is made: ``--weights`` that is not a ``.safetensors`` file, and a
+    ``--device``/``--precision`` this machine cannot run (fp16 without a CUDA GPU). The
+    weights' contents are checked where they are loaded."""
+    if args.weights:
+        w = Path(args.weights)
+        if w.suffix.lower() in _PICKLE_SUFFIXES:
+            raise HRINetError(f"--weights {w} is a pickle/PyTorch checkpoint, which can run code "
+                              "when loaded; only .safetensors weights with a JSON sidecar are "
+                              "accepted (convert with 'hrinet export')")
+        if w.is_dir():
+            raise HRINetError(f"--weights {w} is a folder; give the .safetensors file in it")
+        if not w.exists():
+            raise HRINetError(f"--weights {w} does not exist; check the path")
+        if w.suffix.lower() != ".safetensors":
+            raise HRINetError(f"--weights {w} is not a .safetensors file; give a .safetensors "
+                              "weights file with its JSON sidecar (hrinet models lists them)")
+    if args.precision == "fp16" or args.device not in ("auto", "cpu"):
+        try:
+            from hrinet.learned.inference import resolve_device
+            from hrinet.learned.precision import resolve_precision
+        except ImportError:  # no PyTorch: said where the method is made
+            return
+        resolve_precision(args.precision, resolve_device(args.device))
 
 
 def cmd_info(args) -> int:

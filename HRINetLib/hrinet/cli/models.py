@@ -10,17 +10,20 @@ import sys
 from hrinet.cli.progress import BYTE, progress_bar
 from hrinet.core.catalog import (
     DEADLINE_S,
+    CatalogModel,
     fetch_model,
     find_model,
     load_catalog,
     remove_stale_downloads,
 )
-from hrinet.core.shipped import shipped_models
+from hrinet.core.errors import HRINetError
+from hrinet.core.shipped import DEFAULT_NAME, shipped_models
 
 
 def add_models_arguments(s) -> None:
-    s.add_argument("--get", metavar="NAME", help="download this model of the catalog (its name "
-                   "or variant) into the cache folder, sha256 verified (default: none, list)")
+    s.add_argument("--get", metavar="NAME", help="download this model of the catalog (its name, "
+                   "its variant, hrinet for the default model, or the start of one name) into "
+                   "the cache folder, sha256 verified (default: none, list)")
     s.add_argument("--from", dest="source", metavar="URL|FOLDER", help="where the release "
                    "assets are (a mirror, or the dist/assets folder of make release; default: "
                    "the catalog's release URL)")
@@ -35,7 +38,7 @@ def cmd_models(args) -> int:
     models = load_catalog()
     for stale in remove_stale_downloads(models):
         print(f"hrinet: removed {stale}, left by an interrupted download", file=sys.stderr)
-    if args.get:
+    if args.get is not None:  # an empty name is refused, not taken for "list"
         return _get_model(args, models)
     catalog = {m.name: m for m in models}
     shipped = shipped_models()
@@ -57,8 +60,38 @@ def cmd_models(args) -> int:
     return 0
 
 
+#: Names a model is also known by: ``hrinet``, the method that runs the default model.
+ALIASES = {"hrinet": DEFAULT_NAME}
+
+
+def choose_model(name: str, catalog) -> CatalogModel:
+    """The catalog model ``name`` means: its name, file or variant (:func:`find_model`), the
+    default model for ``hrinet`` (the method that runs it), or the one model whose name or
+    variant starts with ``name``. Otherwise one line listing the valid names."""
+    names = ", ".join(m.name for m in catalog)
+    given = name.strip()
+    if not given:
+        raise HRINetError(f"--get needs a model name; choose one of: {names}")
+    try:
+        return find_model(given, catalog)
+    except HRINetError:
+        pass
+    if given in ALIASES:
+        for m in catalog:
+            if m.file == ALIASES[given]:
+                return m
+    matches = [m for m in catalog if m.name.startswith(given) or m.variant.startswith(given)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise HRINetError(f"model name {given!r} is ambiguous: "
+                          f"{', '.join(m.name for m in matches)} all start with it; give one "
+                          "of them in full")
+    raise HRINetError(f"no model {given!r} in the catalog; choose one of: {names}")
+
+
 def _get_model(args, catalog) -> int:
-    model = find_model(args.get, catalog)
+    model = choose_model(args.get, catalog)
     bar, update = progress_bar(model.size, f"downloading {model.file}", BYTE)
 
     def progress(done: int, total: int) -> None:

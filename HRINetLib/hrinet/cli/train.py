@@ -91,6 +91,9 @@ def _with_start_hint(message: str, out) -> str:
 
 def train_from_cli(args) -> int:
     """``hrinet train``: runs (under torchrun too), Ctrl-C/SIGTERM save a checkpoint."""
+    if args.stop_at is not None and args.stop_at < 1:  # before anything is read or made
+        raise HRINetError(f"--stop-at {args.stop_at} is out of range: it is a training step, "
+                          ">= 1; give a step between 1 and --iterations, or leave it out")
     given = absolute_paths(given_options(args))
     if not given.get("data") and not args.resume:
         raise HRINetError("give training volumes with --data (or --resume a run)")
@@ -99,18 +102,17 @@ def train_from_cli(args) -> int:
         raise HRINetError("--gaps applies to --variant hrinet-flow only")
     start_line = None if args.resume else _choose_start(cfg, given)
     rank, world, device = distributed_setup(given.get("device", "auto"))
-    if start_line and rank == 0:
-        print(start_line)
     if device is not None:  # each rank on its own GPU, resumed or not
         cfg.device = given["device"] = device
     overrides = given if args.resume else {}
     sigterm = SigtermFlag()
-    bar, update = progress_bar(cfg.iterations, f"train {cfg.variant}", "step", leave=True,
-                               enabled=rank == 0)
 
-    def progress(step, total, logs):
+    def progress(step, total, logs):  # the bar is made once the run is accepted, below
         update(step, total, loss=f"{logs['loss_g']:.4g}", phase=logs["phase"])
 
+    # A refused run prints its one error line only: the start line and the progress bar (drawn
+    # at once on a terminal) wait until the trainer has accepted the run; the lock leaves
+    # neither its file nor a run folder it made (run_lock).
     with run_lock(args.out) if rank == 0 else nullcontext():  # one run a folder
         try:
             trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
@@ -119,10 +121,14 @@ def train_from_cli(args) -> int:
                               overrides=overrides)
         except HRINetError as exc:
             raise HRINetError(_with_start_hint(str(exc), args.out)) from None
+        if start_line and rank == 0:
+            print(start_line)
         if rank == 0:
             print(f"training {cfg.variant} on {trainer.device} ({torch.get_num_threads()} "
                   f"threads; {world} process{'es' if world > 1 else ''}), step {trainer.step} of "
                   f"{cfg.iterations}")
+        bar, update = progress_bar(cfg.iterations, f"train {cfg.variant}", "step", leave=True,
+                                   enabled=rank == 0)
         if isinstance(bar, tqdm):
             bar.n = trainer.step
         try:

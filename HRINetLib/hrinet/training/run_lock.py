@@ -3,7 +3,9 @@ same folder would interleave its log with the first's and race it for the checkp
 
 The lock is an advisory ``flock`` on ``.hrinet-run.lock`` in the folder, held for the run's
 life: the operating system releases it when the process ends however it ends (a SIGKILL leaves
-no stale lock to clean up). Where ``fcntl`` is missing (Windows) runs are not locked.
+no stale lock to clean up). Where ``fcntl`` is missing (Windows) runs are not locked. The lock
+file is removed when the run ends, and so is the run folder when the lock made it and it is
+still empty (a run refused before writing anything).
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ def run_lock(folder) -> Iterator[None]:
     if folder.exists() and not folder.is_dir():
         yield  # a file in its place is refused by the trainer
         return
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(folder / LOCK_NAME, f"{folder} is in use by another run"):
-        yield
+    try:
+        with exclusive_lock(folder / LOCK_NAME, f"{folder} is in use by another run"):
+            yield
+    finally:  # a refused run leaves no empty folder it made (its lock file is gone already)
+        for p in made:
+            try:
+                p.rmdir()  # only while empty: a run's files, or another run's lock, keep it
+            except OSError:
+                break

@@ -21,6 +21,32 @@ from hrinet.core.itk import quiet_native_output, to_sitk
 from hrinet.core.volume import Volume
 
 
+def non_finite_counts(array: np.ndarray, chunk: int = 1 << 22) -> tuple:
+    """``(NaN count, infinite count)`` of ``array`` (0, 0 for integer arrays), counted in
+    chunks so that a large volume needs no full-size mask."""
+    if not np.issubdtype(array.dtype, np.inexact):
+        return 0, 0
+    flat = array.reshape(-1)
+    nan = inf = 0
+    for s in range(0, flat.size, chunk):
+        part = flat[s:s + chunk]
+        nan += int(np.count_nonzero(np.isnan(part)))
+        inf += int(np.count_nonzero(np.isinf(part)))
+    return nan, inf
+
+
+def check_finite(volume: Volume, path: PathLike) -> None:
+    """Refuse to write ``volume`` at ``path`` when it holds NaN or infinite values: one line
+    naming how many, before any file is made."""
+    nan, inf = non_finite_counts(volume.array)
+    if nan or inf:
+        kinds = " and ".join(w for n, w in ((nan, f"{nan} NaN"), (inf, f"{inf} infinite"))
+                             if n)
+        raise HRINetError(f"cannot write {path}: the volume holds {nan + inf} non-finite values "
+                          f"({kinds}) of {volume.array.size} voxels; nothing was written: "
+                          "replace them (for example with the background value) first")
+
+
 def write_volume(volume: Volume, path: PathLike, overwrite: bool = False,
                  compress: bool = True) -> Path:
     """Write ``volume`` atomically and verified: into a hidden file beside ``path``, read back and
@@ -33,8 +59,12 @@ def write_volume(volume: Volume, path: PathLike, overwrite: bool = False,
     A failed write (full disk, no permission, a writer that reports errors only on stderr, as
     the NIfTI writer does) leaves neither a partial file nor a damaged previous file at ``path``.
     Without ``overwrite``, a file that appears at ``path`` meanwhile is never replaced.
+
+    A volume holding NaN or infinite values is refused before anything is written
+    (:func:`check_finite`): no file format keeps them as voxels a reader can use.
     """
     out = check_output_path(path, overwrite=overwrite)
+    check_finite(volume, out)
 
     def verify(tmp: Path) -> None:
         check_file(tmp)  # a cut-off NIfTI file reads back zero-filled: its size is checked first
