@@ -32,15 +32,17 @@ from hrinet.core.cohort.results import options_text
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.io import add_format_argument, folder_sha256, write_derived_series
 from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.io import WRITE_EXTENSIONS, read_volume, volume_name, write_volume
+from hrinet.core.io import WRITE_EXTENSIONS, read_volume, write_volume
+from hrinet.core.io.paths import file_suffix
 from hrinet.core.itk import python_stderr_kept
 from hrinet.core.lock import exclusive_lock
 from hrinet.core.model_options import add_model_arguments
 from hrinet.methods import available_methods, create_interpolator, default_method
 from hrinet.core.io.provenance.record import record as record_provenance
+from hrinet.cli.describe import model_words
 from hrinet.methods.engine import check_memory, upsample_z
 from hrinet.methods.planning import (MAX_THICKNESS_MM, already_at_target, already_at_words,
-                                     plan_upsampling)
+                                     check_factor, plan_upsampling)
 from hrinet.methods.registry import LEARNED_INSTALL, learned_available
 
 
@@ -88,9 +90,8 @@ def _refuse_impossible_options(args, method: str) -> None:
     if method not in available_methods():
         raise HRINetError(f"--method {method} is not a method; choose one of "
                           f"{', '.join(available_methods())}")
-    if args.factor is not None and args.factor < 2:
-        why = "leaves nothing to interpolate" if args.factor == 1 else "is not positive"
-        raise HRINetError(f"--factor {args.factor} {why}; give an integer >= 2")
+    if args.factor is not None:
+        check_factor(args.factor, "--factor")  # 2 to MAX_FACTOR, as every plan checks it
     if args.spacing is not None and not (math.isfinite(args.spacing) and args.spacing > 0):
         raise HRINetError(f"--spacing {args.spacing:g} is not a positive number of mm; give the "
                           "target slice spacing, e.g. --spacing 1.0")
@@ -99,18 +100,29 @@ def _refuse_impossible_options(args, method: str) -> None:
         raise HRINetError(f"--thickness {args.thickness:g} is not a slice thickness (0 to "
                           f"{MAX_THICKNESS_MM:g} mm); give 0 (thin slices) or the series' slice "
                           "thickness in mm, e.g. 5")
-    if args.weights and not Path(args.weights).is_file():
-        what = "is a folder" if Path(args.weights).is_dir() else "does not exist"
+    weights = Path(args.weights or "")
+    if args.weights and (not weights.is_file() or file_suffix(weights) != ".safetensors"):
+        what = "is a folder" if weights.is_dir() else "does not exist" if not \
+            weights.exists() else "is not a .safetensors file"
         raise HRINetError(f"--weights {args.weights} {what}; give a .safetensors weights file "
-                          "(hrinet models lists the installed ones)")
+                          "with its .json sidecar (hrinet models lists the installed ones)")
     if method not in CLASSICAL_METHODS and not learned_available():
         raise HRINetError(f"method {method} needs PyTorch, which is not installed; install the "
                           f"learned extra ({LEARNED_INSTALL}), or use "
                           f"{', '.join(CLASSICAL_METHODS)}")
 
 
-class _ModelRefused(HRINetError):
-    """The model cannot be loaded with these options: no case can run, so the batch stops."""
+def _load(args, method: str, local_rank: int):
+    """The interpolator every case runs, loaded before any work and before --out is made: a
+    model that cannot run with these options (``--precision fp16`` off a CUDA GPU,
+    ``--device cuda`` without one, weights that are no HRINet weights file) stops the batch
+    once, with one line, instead of failing each case."""
+    try:
+        return create_interpolator(method, device=_device(args, local_rank),
+                                   weights=args.weights, precision=args.precision)
+    except HRINetError as exc:  # the options, not a case: no case can run
+        raise HRINetError(f"the {method} model cannot be loaded, so no case can run: "
+                          f"{exc}") from None
 
 
 def _cases(args, out: Path) -> List[cohort.Case]:
@@ -121,7 +133,8 @@ def _cases(args, out: Path) -> List[cohort.Case]:
         if source.suffix.lower() != ".csv":
             raise HRINetError(f"{source} is a file; give a folder tree or a CSV manifest "
                               "(columns input,output), or use hrinet interpolate for one volume")
-        return cohort.read_manifest(source)
+        # a folder per case (--format dicom) has no extension to check
+        return cohort.read_manifest(source, None if _dicom(args) else WRITE_EXTENSIONS)
     written = None
     if out.is_dir() and source.resolve() in out.parents:  # --out inside the tree
         written = cohort.Ledger(out).names  # what a table records: never an input
@@ -166,29 +179,6 @@ def _dicom(args) -> bool:
     return getattr(args, "format", "file") == "dicom"
 
 
-def _folder_output(output: str) -> str:
-    """A case's output folder for ``--format dicom``: its file name without the extension."""
-    return os.path.join(os.path.dirname(output), volume_name(output)) if output else output
-
-
-def _folder_wrote(ledger, output: str):
-    """:meth:`Ledger.wrote` for an output folder: its digest if a table records it."""
-    if not os.path.isdir(output):
-        return None
-    hashes = ledger.owned.get(os.path.normcase(os.path.realpath(output)), set())
-    digest = folder_sha256(Path(output)) if hashes else None
-    return digest if digest in hashes else None
-
-
-def _is_done(args, case, previous, options, stamp: str) -> bool:
-    if not _dicom(args):
-        return cohort.is_done(case, previous, options, stamp)
-    return (previous is not None and previous.status == "ok" and previous.options == options
-            and previous.input_stamp == stamp
-            and bool(previous.output_sha256) and os.path.isdir(case.output)
-            and folder_sha256(Path(case.output)) == previous.output_sha256)
-
-
 def _at_target(volume, args) -> bool:
     """Nothing to do: a thin series at or finer than ``--spacing`` (or, with no target given,
     already about isotropic)."""
@@ -197,12 +187,6 @@ def _at_target(volume, args) -> bool:
     if args.spacing is not None:
         return already_at_target(volume, args.spacing)
     return already_at_target(volume, float(volume.spacing[2]))
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return next((e for e in sorted(WRITE_EXTENSIONS, key=len, reverse=True)
-                 if name.endswith(e)), path.suffix)
 
 
 def run_batch(args) -> int:
@@ -216,7 +200,8 @@ def run_batch(args) -> int:
     if args.partial:
         raise HRINetError("--partial goes with --merge")
     out = _out_folder(args)
-    _refuse_impossible_options(args, _method(args))
+    method = _method(args)
+    _refuse_impossible_options(args, method)
     if args.shard:
         index, count = cohort.parse_shard(args.shard)
         local_rank = -1
@@ -224,9 +209,10 @@ def run_batch(args) -> int:
         index, count, local_rank = cohort.shard_from_environment()
     every = _cases(args, out)
     if _dicom(args):
-        every = [dataclasses.replace(c, output=_folder_output(c.output)) for c in every]
+        every = [dataclasses.replace(c, output=cohort.folder_output(c.output)) for c in every]
     cohort.check_outputs(every)  # before any work, over every shard's cases
     cases = [c for c in every if cohort.shard_of(c, count) == index]
+    interp = _load(args, method, local_rank)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -237,7 +223,13 @@ def run_batch(args) -> int:
                         "same shard"):
         cohort.shards.check_other_layouts(out, table)
         with python_stderr_kept():  # C libraries muted while reading ahead never hide a line
-            return _run(args, events, cases, every, table, (index, count, local_rank))
+            return _run(args, events, cases, every, table, (index, count), interp)
+
+
+def _input_root(args) -> str:
+    """What this batch was run on (its folder tree or manifest), recorded with every row: a
+    results table in --out made from another input is refused, never mixed with this one."""
+    return os.path.realpath(args.input)
 
 
 def _method(args) -> str:
@@ -249,11 +241,12 @@ def _shown(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
-def _run(args, events: Events, cases, every, table: Path, shard) -> int:
-    index, count, local_rank = shard
+def _run(args, events: Events, cases, every, table: Path, shard, interp) -> int:
+    index, count = shard
     method = _method(args)
     options = _options(args, method)
     ledger = cohort.Ledger(table.parent)
+    ledger.check_input(_input_root(args))  # before anything is changed
     rows = cohort.read_results(table)
     gone = remove_left_by_killed_runs(table, cases, every, ledger, series=_dicom(args))
     if gone:
@@ -263,7 +256,8 @@ def _run(args, events: Events, cases, every, table: Path, shard) -> int:
     stamps = {case.key: cohort.input_stamp(case) for case in cases}
     for case in cases:
         previous = ledger.rows.get(case.key)
-        if _is_done(args, case, previous, options, stamps[case.key]):
+        if cohort.is_done(case, previous, options, stamps[case.key], folder=_dicom(args)):
+            previous.input_root = _input_root(args)  # (a table of an earlier version: none)
             rows[case.key] = previous  # done under another shard layout: carried over
         else:
             todo.append(case)
@@ -272,12 +266,12 @@ def _run(args, events: Events, cases, every, table: Path, shard) -> int:
     skipped = len(cases) - len(todo)
     cohort.write_results(table, rows.values())  # a shard with no case says so to --merge
     events.emit("progress", done=skipped, total=len(cases), unit="case")  # finished cases
-    state = {"interp": None, "done": 0, "failed": 0}
+    state = {"interp": interp, "done": 0, "failed": 0}
     try:
         for k, (case, volume_of) in enumerate(cohort.read_ahead(todo, _read_case), 1):
             start = time.perf_counter()
             row = _process(args, events, case, volume_of, method, options, ledger, rows, table,
-                           state, local_rank)
+                           state)
             row.seconds = round(time.perf_counter() - start, 2)
             row.input_stamp = stamps[case.key]
             rows[case.key] = row
@@ -299,13 +293,15 @@ def _run(args, events: Events, cases, every, table: Path, shard) -> int:
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     print(f"shard {index + 1}/{count}: {state['done']} done, {skipped} already done, "
           f"{state['failed']} failed; wrote {table}")
+    events.emit("wrote", path=str(table))
     return 1 if state["failed"] else 0
 
 
-def _process(args, events, case, volume_of, method, options, ledger, rows, table, state,
-             local_rank) -> cohort.Result:
+def _process(args, events, case, volume_of, method, options, ledger, rows, table,
+             state) -> cohort.Result:
     """One case, start to end; its row (``ok`` or ``failed`` with the reason)."""
-    row = cohort.Result(case.input, case.series_uid, case.output, method, options=options)
+    row = cohort.Result(case.input, case.series_uid, case.output, method, options=options,
+                        input_root=_input_root(args))
     try:
         if case.problem:
             raise HRINetError(case.problem)
@@ -314,10 +310,11 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
             return row
         target = Path(case.output)
         if target.is_symlink():
-            raise HRINetError(f"{target} is a symbolic link, which this batch did not write; "
-                              "remove it or choose another --out (nothing of yours is replaced)")
+            raise HRINetError(f"{target} is a symbolic link, which this batch did not write: "
+                              "left alone, not replaced; remove it or choose another --out to "
+                              "have this case made")
         if target.exists():
-            mine = _folder_wrote(ledger, case.output) if _dicom(args) else \
+            mine = ledger.folder_wrote(case.output) if _dicom(args) else \
                 None if target.is_dir() else ledger.wrote(case.output)
             if mine is None and ledger.recorded(case.output):
                 # the row keeps the recorded sha256: every later run says the same
@@ -325,8 +322,10 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
                 raise HRINetError(f"{target} was changed since this batch wrote it; move it "
                                   "aside to have it made again (nothing of yours is replaced)")
             if mine is None:
-                raise HRINetError(f"{target} exists and is not an output of this batch; move "
-                                  "it or choose another --out (nothing of yours is replaced)")
+                raise HRINetError(f"{target} exists and is not an output of this batch (no "
+                                  "results table in --out records it): left alone, not "
+                                  "replaced; move it or choose another --out to have this case "
+                                  "made")
             row.output_sha256 = mine  # still this batch's file, whatever happens below
         if _dicom(args) and not case.path.is_dir():
             raise HRINetError(f"--format dicom needs DICOM series as inputs (the new series "
@@ -339,14 +338,11 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
             return row
         plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
         check_memory(volume, plan, output_copies=2)
-        if state["interp"] is None:  # loaded once, for the first case that gets this far
-            try:
-                state["interp"] = create_interpolator(method, device=_device(args, local_rank),
-                                                      weights=args.weights,
-                                                      precision=args.precision)
-            except HRINetError as exc:  # the options, not this case: no case can run
-                raise _ModelRefused(f"the {method} model cannot be loaded, so no case can "
-                                    f"run: {exc}") from None
+        model = model_words(state["interp"])
+        events.emit("plan", factor=plan.factor, input_slices=plan.input_slices,
+                    output_slices=plan.output_slices, method=plan.method,
+                    description=f"{case.input}: {plan.describe()}"
+                                f"{'; ' + model if model else ''}")  # as interpolate's
         result = upsample_z(volume, plan=plan, interpolator=state["interp"])
         del volume
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -364,14 +360,15 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
             write_derived_series(result, case.path, target, overwrite=True,
                                  before_move=lambda tmp: claim(folder_sha256(tmp)))
         else:
-            with atomic_write(target, overwrite=True, suffix=_suffix(target)) as tmp:
+            with atomic_write(target, overwrite=True, suffix=file_suffix(target)) as tmp:
                 write_volume(result, tmp, overwrite=True)
                 claim(cohort.file_sha256(tmp))
         row.status, row.message = "ok", "; ".join(f"warning: {w}" for w in warnings)
         ledger.supersede(row, table, rows)
+        events.emit("wrote", path=str(target))
         state["done"] += 1
-    except (Cancelled, _ModelRefused):
-        raise  # the user's stop, or options no case can run with: not a bad case
+    except Cancelled:
+        raise  # the user's stop: not a bad case
     except HRINetError as exc:
         row.status, row.message = "failed", str(exc)
     except MemoryError:

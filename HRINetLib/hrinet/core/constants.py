@@ -9,6 +9,11 @@ HU_SCALE = HU_MAX - HU_MIN
 #: The soft-tissue window (W400 L40) of SSIM_win, PSNR_win and the window loss (HU).
 WINDOW = (-160.0, 240.0)
 
+#: The largest upsampling factor, given or derived from a target spacing: one limit for
+#: ``interpolate``, ``batch`` and the Slicer panel (:func:`hrinet.methods.planning.check_factor`).
+#: A larger one is a header or a typing error (``--factor 100000`` would write gigabytes).
+MAX_FACTOR = 64
+
 #: Methods that need no weights and no torch.
 CLASSICAL_METHODS = ("linear", "cubic", "flow")
 #: Arithmetic precision of learned methods: ``auto`` picks per device, ``fp16`` is for CUDA GPUs

@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from hrinet.core.constants import MAX_FACTOR
 from hrinet.core.errors import HRINetError
 from hrinet.core.geometry import uneven_grid, uneven_positions
 from hrinet.core.slab_estimate import estimate_slab
@@ -23,8 +24,6 @@ MIN_SLAB_RATIO = 0.5
 #: Thicker slabs than this many slice spacings (or than MAX_THICKNESS_MM) are refused.
 MAX_SLAB_RATIO = 10.0
 MAX_THICKNESS_MM = 50.0
-#: Larger upsampling factors are refused (a factor this large is a header or a typing error).
-MAX_FACTOR = 64
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,24 @@ class Plan:
                        "positions too (their slices are slab averages), other methods keep them")
 
 
+def check_factor(factor, name: str = "factor") -> int:
+    """``factor`` as the integer it is, refused (one line naming ``name``, e.g. ``--factor``)
+    unless it is a whole number from 2 to :data:`MAX_FACTOR`: the one check of a given factor,
+    which ``batch`` runs before any work and every plan runs again."""
+    if isinstance(factor, bool) or not float(factor).is_integer():
+        raise HRINetError(f"{name} {factor} is not a whole number; give an integer from 2 to "
+                          f"{MAX_FACTOR}")
+    k = int(factor)
+    if k < 2:
+        why = "leaves nothing to interpolate" if k == 1 else "is not positive"
+        raise HRINetError(f"{name} {k} {why}; give an integer from 2 to {MAX_FACTOR}")
+    if k > MAX_FACTOR:
+        raise HRINetError(f"{name} {k} is above the largest factor, {MAX_FACTOR} (its output "
+                          f"would hold {k} times the slices); give an integer from 2 to "
+                          f"{MAX_FACTOR}")
+    return k
+
+
 def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = None,
                    target_spacing: Optional[float] = None) -> int:
     """The integer upsampling factor from an explicit factor or a target slice spacing.
@@ -85,13 +102,7 @@ def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = 
     if factor is not None and target_spacing is not None:
         raise HRINetError("give either a factor or a target spacing, not both")
     if factor is not None:
-        if isinstance(factor, bool) or not float(factor).is_integer():
-            raise HRINetError(f"factor {factor} is not a whole number; give an integer >= 2")
-        k = int(factor)
-        if k < 2:
-            raise HRINetError(f"factor {k} leaves nothing to interpolate"
-                              if k == 1 else f"factor {k} is not positive; give an integer >= 2")
-        return k
+        return check_factor(factor)
     target = in_plane if target_spacing is None else float(target_spacing)
     if not math.isfinite(target):
         raise HRINetError(f"target spacing {target_spacing} mm is not a number of mm; give a "

@@ -15,11 +15,12 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from hrinet.core.io import list_dicom_series
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import READ_EXTENSIONS, volume_name
+from hrinet.core.io.paths import file_suffix
 
 #: A manifest's largest field (csv's own limit is 128 KiB; a path is far shorter).
 MAX_FIELD = 4096
@@ -201,11 +202,12 @@ def _field(value) -> str:
     return value.strip(" \t") if isinstance(value, str) else ""
 
 
-def read_manifest(path: Path) -> List[Case]:
+def read_manifest(path: Path, extensions: Optional[Sequence[str]] = None) -> List[Case]:
     """Cases from a CSV manifest with columns ``input`` and ``output`` (and optionally
     ``series_uid``); relative paths are relative to the manifest's folder. UTF-8 with or
     without a byte-order mark. A quoted field is taken exactly as written, a line break in it
-    included; rows are named by the line they start on."""
+    included; rows are named by the line they start on. With ``extensions`` (those a writer
+    supports), an output ending in none of them is refused, naming its line, before any work."""
     base = Path(os.path.realpath(_absolute(Path(path).parent)))
     reader = csv.DictReader(io.StringIO(_read_text(path, "manifest"), newline=""))
     try:
@@ -223,6 +225,10 @@ def read_manifest(path: Path) -> List[Case]:
             if max(len(v) for v in row.values()) > MAX_FIELD:
                 raise HRINetError(f"manifest {path} line {line} has a field over {MAX_FIELD} "
                                   "characters; is it a manifest (columns input,output)?")
+            if extensions is not None and file_suffix(Path(row["output"])) not in extensions:
+                raise HRINetError(f"manifest {path} line {line}: output {row['output']!r} has an "
+                                  "extension no writer supports; end it in one of "
+                                  f"{', '.join(extensions)}")
             cases.append(Case(row["input"], resolved(base / row["output"]),
                               row.get("series_uid", ""), _absolute(base / row["input"])))
             line = reader.line_num + 1
@@ -230,6 +236,11 @@ def read_manifest(path: Path) -> List[Case]:
         raise HRINetError(f"manifest {path} is not a readable CSV ({exc}); columns "
                           "input,output, one case a line") from None
     return cases
+
+
+def folder_output(output: str) -> str:
+    """A case's output folder for ``--format dicom``: its file name without the extension."""
+    return os.path.join(os.path.dirname(output), volume_name(output)) if output else output
 
 
 def check_outputs(cases: List[Case]) -> None:

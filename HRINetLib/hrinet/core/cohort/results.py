@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set
 
-from hrinet.core.io.atomic import file_sha256, write_text
+from hrinet.core.io.atomic import file_sha256, folder_sha256, write_text
 from hrinet.core.cohort.cases import Case
 from hrinet.core.cohort.shards import SHARD_TABLE
 from hrinet.core.errors import HRINetError
@@ -52,15 +52,20 @@ class Result:
     message: str = ""
     options: str = ""  # what shaped the output, as written by options_text
     input_stamp: str = ""  # the input as it was read (input_stamp): a changed input is redone
+    #: The batch's input (its folder tree or manifest), absolute with links resolved: a table
+    #: made from another input is refused (:meth:`Ledger.check_input`). Empty in tables of
+    #: earlier versions.
+    input_root: str = ""
 
     @property
     def key(self) -> str:
         return Case(self.input, self.output, self.series_uid).key
 
 
-#: The columns of a table: the fields of :class:`Result`, then where the output is relative to
-#: the table's folder (not a field: computed when written, used when read).
-COLUMNS = tuple(f.name for f in fields(Result)) + ("output_rel",)
+#: The columns of a table: the fields of :class:`Result`, then where the output and the input
+#: are relative to the table's folder (not fields: computed when written, used when read, so a
+#: project moved as a whole is the same batch).
+COLUMNS = tuple(f.name for f in fields(Result)) + ("output_rel", "input_root_rel")
 
 
 def options_text(options: Dict[str, object]) -> str:
@@ -104,8 +109,10 @@ def read_results(path: Path) -> Dict[str, Result]:
             if any(len(v) > MAX_FIELD for v in values.values()):
                 raise damaged(f"a field over {MAX_FIELD} characters")
             relative = values.pop("output_rel", "")
+            root_relative = values.pop("input_root_rel", "")
             row = Result(**values)
             row.output = _located(row.output, relative, path.parent)
+            row.input_root = _located(row.input_root, root_relative, path.parent)
             rows[row.key] = row
     except csv.Error as exc:
         raise damaged(str(exc)) from None
@@ -141,7 +148,8 @@ def write_results(path: Path, rows: Iterable[Result]) -> None:
     w = csv.DictWriter(buf, fieldnames=COLUMNS)
     w.writeheader()
     for r in sorted(rows, key=lambda r: (r.input, r.series_uid, r.output)):
-        w.writerow(dict(asdict(r), output_rel=_relative(r.output, Path(path).parent)))
+        w.writerow(dict(asdict(r), output_rel=_relative(r.output, Path(path).parent),
+                        input_root_rel=_relative(r.input_root, Path(path).parent)))
     write_text(path, buf.getvalue())
 
 
@@ -166,13 +174,31 @@ class Ledger:
         self.owned: Dict[str, Set[str]] = {}
         self.rows: Dict[str, Result] = {}
         self.tables: Dict[str, Set[Path]] = {}  # output -> the tables that name it
+        self.inputs: Dict[str, tuple] = {}  # input root -> (the root as recorded, a table)
         for table in tables(folder):
             for row in read_results(table).values():
                 self.rows[row.key] = row
+                if row.input_root:
+                    self.inputs.setdefault(_where(row.input_root), (row.input_root, table))
                 if row.output:
                     self.tables.setdefault(_where(row.output), set()).add(table)
                 if row.output and row.output_sha256:
                     self.owned.setdefault(_where(row.output), set()).add(row.output_sha256)
+
+    def check_input(self, root: str) -> None:
+        """Refuse to run on input ``root`` (a folder tree or a manifest) when a results table
+        here was made from another input: its cases' outputs would replace the other input's
+        under the same names, and its rows would mix with theirs. The same input (also moved
+        together with --out, or given through a link) resumes.
+
+        Raises:
+            HRINetError: one line naming the table, its input, and what to do.
+        """
+        for place, (recorded, table) in self.inputs.items():
+            if place != _where(root):
+                raise HRINetError(f"results table {table} in --out was written for the input "
+                                  f"{recorded}, not {root}; give another --out for this input, "
+                                  "or the same input to resume that batch (nothing was changed)")
 
     def supersede(self, row: Result, table: Path, rows: Dict[str, Result]) -> None:
         """``row``'s output was just written again: every other row naming that file (in this
@@ -230,6 +256,15 @@ class Ledger:
         digest = file_sha256(Path(output))
         return digest if digest in hashes else None
 
+    def folder_wrote(self, output: str) -> Optional[str]:
+        """:meth:`wrote` for an output folder (``--format dicom``): its digest if a table
+        records this batch writing exactly that folder there."""
+        hashes = self.owned.get(_where(output))
+        if not hashes or not os.path.isdir(output):
+            return None
+        digest = folder_sha256(Path(output))
+        return digest if digest in hashes else None
+
 
 def input_stamp(case: Case) -> str:
     """What the case's input is now, cheaply: size and modification time of its file, or of
@@ -252,9 +287,10 @@ def input_stamp(case: Case) -> str:
 
 
 def is_done(case: Case, previous: Optional[Result], options: str = "",
-            stamp: Optional[str] = None) -> bool:
+            stamp: Optional[str] = None, folder: bool = False) -> bool:
     """Whether a case needs no work: recorded as ok with the same options (and, when
-    ``stamp`` is given, the same input), and its output still there and intact."""
+    ``stamp`` is given, the same input), and its output (a ``folder`` with ``--format dicom``)
+    still there and intact."""
     if previous is None or previous.status != "ok" or not previous.output_sha256:
         return False
     if previous.options != options:
@@ -262,6 +298,8 @@ def is_done(case: Case, previous: Optional[Result], options: str = "",
     if stamp is not None and previous.input_stamp != stamp:
         return False
     out = Path(case.output)
+    if folder:
+        return out.is_dir() and folder_sha256(out) == previous.output_sha256
     return out.is_file() and file_sha256(out) == previous.output_sha256
 
 
