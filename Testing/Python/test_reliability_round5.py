@@ -115,6 +115,27 @@ def test_a_refused_train_keeps_the_users_empty_folder_without_a_lock(tmp_path):
     assert out.is_dir() and list(out.iterdir()) == []
 
 
+def test_a_resumed_run_refused_says_one_line_and_one_resumed_says_its_own_iterations(
+        tmp_path, monkeypatch, capsys):
+    """The changed settings of a resume were printed before its refusal; a resumed run said
+    'step 2 of 1000' (the default iterations, not the run's) and, done, 'stopped at step 4'."""
+    from hrinet.cli import main
+    from training_cases import volumes
+
+    write_volume(volumes()[0], tmp_path / "t1.nrrd")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", "t1.nrrd", "--val-every", "0", "--iterations", "4",
+                 "--crop", "64", "--batch", "2", "--device", "cpu", "--out", "run",
+                 "--stop-at", "2"]) == 0
+    capsys.readouterr()
+    for args, fragment in ((["--iterations", "1"], "past --iterations 1"),
+                           (["--iterations", "3", "--lr", "-1"], "--lr -1.0 is out of range")):
+        _one_line_only(cli("train", "--out", "run", "--resume", *args), fragment)
+    assert main(["train", "--out", "run", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "step 2 of 4" in out and "stopped at" not in out and "wrote run" in out, out
+
+
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 def test_a_refused_train_on_a_terminal_draws_no_progress_bar(tmp_path):
     """On a terminal the progress bar is drawn as soon as it is made: a refused run must not

@@ -89,6 +89,25 @@ def _with_start_hint(message: str, out) -> str:
             "in: resume from that folder, or give --data (and --val) with paths that exist here")
 
 
+class HeldLines:
+    """A log that holds its lines until :meth:`release`, then prints them and every later one
+    at once: a run refused while it is set up says its error line only."""
+
+    def __init__(self):
+        self.lines: Optional[list] = []
+
+    def __call__(self, line: str) -> None:
+        if self.lines is None:
+            print(line)
+        else:
+            self.lines.append(line)
+
+    def release(self) -> None:
+        for line in self.lines or []:
+            print(line)
+        self.lines = None
+
+
 def train_from_cli(args) -> int:
     """``hrinet train``: runs (under torchrun too), Ctrl-C/SIGTERM save a checkpoint."""
     if args.stop_at is not None and args.stop_at < 1:  # before anything is read or made
@@ -110,19 +129,24 @@ def train_from_cli(args) -> int:
     def progress(step, total, logs):  # the bar is made once the run is accepted, below
         update(step, total, loss=f"{logs['loss_g']:.4g}", phase=logs["phase"])
 
-    # A refused run prints its one error line only: the start line and the progress bar (drawn
-    # at once on a terminal) wait until the trainer has accepted the run; the lock leaves
-    # neither its file nor a run folder it made (run_lock).
+    log = HeldLines()  # what the trainer says while it sets up: said once it accepts the run
+
+    # A refused run prints its one error line only: the start line, what the trainer says while
+    # it sets up (a resumed run's changed settings) and the progress bar (drawn at once on a
+    # terminal) wait until the trainer has accepted the run; the lock leaves neither its file
+    # nor a run folder it made (run_lock).
     with run_lock(args.out) if rank == 0 else nullcontext():  # one run a folder
         try:
             trainer = Trainer(cfg, args.out, resume=args.resume, rank=rank, world=world,
                               progress=progress,
                               cancel=lambda: sigterm() or stop_requested(args.out),
-                              overrides=overrides)
+                              log=log, overrides=overrides)
         except HRINetError as exc:
             raise HRINetError(_with_start_hint(str(exc), args.out)) from None
         if start_line and rank == 0:
             print(start_line)
+        log.release()  # from now on the trainer's lines are said at once
+        cfg = trainer.cfg  # a resumed run's own settings (its iterations, not the default)
         if rank == 0:
             print(f"training {cfg.variant} on {trainer.device} ({torch.get_num_threads()} "
                   f"threads; {world} process{'es' if world > 1 else ''}), step {trainer.step} of "
