@@ -44,7 +44,7 @@ from hrinet.methods import create_interpolator, default_method
 from hrinet.methods.engine import check_memory, upsample_z
 from hrinet.methods.planning import already_at_target, already_at_words, plan_upsampling
 from hrinet.methods.confidence import confidence_map
-from hrinet.methods.registry import learned_available
+from hrinet.methods.registry import check_model_options, learned_available
 from hrinet.training.options import add_train_arguments
 
 
@@ -90,7 +90,7 @@ def cmd_interpolate(args) -> int:
         print(f"hrinet: warning: --device is not used by the {method} method (it runs on the "
               "CPU)", file=sys.stderr)
     if not classical:  # the model's options before reading anything or making any file
-        _check_model_options(args)
+        check_model_options(args.weights, args.device, args.precision)
     volume = read_volume(args.input, series_uid=args.series)
     report_warnings(volume.metadata.get("warnings", []), events)
     if already_at_target(volume, args.spacing, args.factor):  # nothing written
@@ -141,37 +141,6 @@ def cmd_interpolate(args) -> int:
         events.emit("wrote", path=str(conf_out))
     report_worst_slices(result.metadata, events)  # where the synthesised content is least sure
     return 0
-
-
-#: Suffixes of pickle/PyTorch checkpoints, which can run code when loaded.
-_PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
-
-
-def _check_model_options(args) -> None:
-    """Refuse a learned method's impossible options at once, before the input is read and
-    before any output is made: ``--weights`` that is not a ``.safetensors`` file, and a
-    ``--device``/``--precision`` this machine cannot run (fp16 without a CUDA GPU). The
-    weights' contents are checked where they are loaded."""
-    if args.weights:
-        w = Path(args.weights)
-        if w.suffix.lower() in _PICKLE_SUFFIXES:
-            raise HRINetError(f"--weights {w} is a pickle/PyTorch checkpoint, which can run code "
-                              "when loaded; only .safetensors weights with a JSON sidecar are "
-                              "accepted (convert with 'hrinet export')")
-        if w.is_dir():
-            raise HRINetError(f"--weights {w} is a folder; give the .safetensors file in it")
-        if not w.exists():
-            raise HRINetError(f"--weights {w} does not exist; check the path")
-        if w.suffix.lower() != ".safetensors":
-            raise HRINetError(f"--weights {w} is not a .safetensors file; give a .safetensors "
-                              "weights file with its JSON sidecar (hrinet models lists them)")
-    if args.precision == "fp16" or args.device not in ("auto", "cpu"):
-        try:
-            from hrinet.learned.inference import resolve_device
-            from hrinet.learned.precision import resolve_precision
-        except ImportError:  # no PyTorch: said where the method is made
-            return
-        resolve_precision(args.precision, resolve_device(args.device))
 
 
 def cmd_info(args) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from pathlib import Path
 from typing import Callable, Dict, List, Protocol, Sequence
 
 import numpy as np
@@ -119,3 +120,34 @@ def default_method() -> str:
     """``hrinet`` where it can run (the shipped default weights and PyTorch are there), else
     ``cubic``: an install without the learned extra still has a working default."""
     return "hrinet" if find_weights() is not None and learned_available() else "cubic"
+
+
+#: Suffixes of pickle/PyTorch checkpoints, which can run code when loaded.
+_PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
+
+
+def check_model_options(weights, device: str, precision: str) -> None:
+    """Refuse a learned method's impossible options at once, before the input is read and
+    before any output is made: ``weights`` that is not a ``.safetensors`` file, and a
+    ``device``/``precision`` this machine cannot run (fp16 without a CUDA GPU). The weights'
+    contents are checked where they are loaded."""
+    if weights:
+        w = Path(weights)
+        if w.suffix.lower() in _PICKLE_SUFFIXES:
+            raise HRINetError(f"--weights {w} is a pickle/PyTorch checkpoint, which can run code "
+                              "when loaded; only .safetensors weights with a JSON sidecar are "
+                              "accepted (convert with 'hrinet export')")
+        if w.is_dir():
+            raise HRINetError(f"--weights {w} is a folder; give the .safetensors file in it")
+        if not w.exists():
+            raise HRINetError(f"--weights {w} does not exist; check the path")
+        if w.suffix.lower() != ".safetensors":
+            raise HRINetError(f"--weights {w} is not a .safetensors file; give a .safetensors "
+                              "weights file with its JSON sidecar (hrinet models lists them)")
+    if precision == "fp16" or device not in ("auto", "cpu"):
+        try:  # imported here, as learned methods are: the classical ones need no torch
+            inference = importlib.import_module("hrinet.learned.inference")
+            precisions = importlib.import_module("hrinet.learned.precision")
+        except ImportError:  # no PyTorch: said where the method is made
+            return
+        precisions.resolve_precision(precision, inference.resolve_device(device))
