@@ -71,14 +71,17 @@ def run_job(name: str, data: Path, out: Path, seconds: float, device: str,
     lease returned its checkpoint there) and copy weights, sidecar, log and checkpoint to
     ``out/<name>``."""
     from hrinet.core.errors import Cancelled
+    from hrinet.core.variants import DEFAULT_VARIANT, variant
     from hrinet.training.trainer import TrainConfig, Trainer
     from pack_training_data import unpack
 
     t0 = time.monotonic()
     names, vols = unpack(data)
     spec = dict(JOBS[name], checkpoint_minutes=2.0)
-    if dry_run:
-        spec.update(DRY_RUN)
+    if dry_run:  # the flow-only settings (samples, workers) only where the variant takes them
+        flow = variant(spec.get("variant", DEFAULT_VARIANT)).motion
+        spec.update({k: v for k, v in DRY_RUN.items()
+                     if flow or k not in ("samples_per_group", "workers")})
     if spec.get("init_weights"):
         spec["init_weights"] = str(data.parent / spec["init_weights"])
     cfg = TrainConfig(data=names, iterations=10**7, val_every=0, device=device, **spec)
