@@ -49,7 +49,6 @@ def test_training_job_runs_in_a_background_process_and_saves_weights(tmp_path, s
     assert slicer.util.arrayFromVolume(out).shape[0] == 31
 
 
-@pytest.mark.slow
 def test_adapt_to_this_case_runs_the_guarded_adaptation_on_the_input_volume(tmp_path, scene):
     from hrinet.core.phantom import make_phantom
     from hrinet.learned.models import ModelConfig
@@ -105,7 +104,6 @@ def _wait(job, until, timeout=120):
     raise AssertionError(f"timed out: {job.poll()}")
 
 
-@pytest.mark.slow
 def test_interpolation_runs_in_the_background_cancels_cleanly_then_matches_the_cli(scene,
                                                                                  tmp_path):
     import os

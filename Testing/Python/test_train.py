@@ -156,7 +156,6 @@ def test_validation_scores_the_model_against_linear_with_the_evaluate_protocol(t
     assert len(lines) == 2 and '"step": 1' in lines[-1]
 
 
-@pytest.mark.slow  # two spawned worker processes import torch
 def test_batches_made_ahead_by_worker_processes_train_exactly_as_without_them(tmp_path):
     runs = {}
     for workers in (0, 2):
