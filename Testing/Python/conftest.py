@@ -1,4 +1,5 @@
-"""Shared fixtures: synthetic phantoms for unit tests, the real CT folder when it is present."""
+"""Shared fixtures: synthetic phantoms, a small cohort and its tables, a real MRML scene, a killed
+writer's leftovers. Plain helpers (the real CT folder, DICOM writer, the command) are in helpers.py."""
 
 from __future__ import annotations
 
@@ -10,19 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 from hrinet.core.phantom import make_phantom
-
-REPO = Path(__file__).resolve().parents[2]
-SHARED_CT = Path(os.environ.get("HRINET_SHARED_CT", REPO.parent / "shared" / "data" / "ct"))
-
-
-def shared(name: str) -> Path:
-    """Path of a real CT volume in ../shared/data/ct, skipping the test when it is absent."""
-    p = SHARED_CT / name
-    if not p.exists():
-        pytest.skip(f"{p} not present (real CT lives beside the checkout, never in it)")
-    return p
+from helpers import SLICER_MODULE
 
 
 @pytest.fixture
@@ -39,42 +29,6 @@ def oblique_phantom():
     rot_x = np.array([[1, 0, 0], [0, np.cos(0.2), -np.sin(0.2)], [0, np.sin(0.2), np.cos(0.2)]])
     return make_phantom(size=(48, 40, 9), spacing=(2.0, 2.5, 5.0), seed=2,
                         origin=(-120.5, 33.0, 410.25), direction=rot_z @ rot_x)
-
-
-def write_dicom_series(folder: Path, positions, uid: str = "1.2.3.4", prefix: str = "s",
-                       values=None, modality: str = "CT", description: str = "",
-                       tags: dict = None, size: int = 8) -> None:
-    """A minimal CT series of ``size`` x ``size`` slices (8 x 8 by default): one file per slice
-    at ``positions`` (z in mm, or (x, y, z)), axial orientation, slice ``i`` filled with ``values[i]`` (default ``10 * i``); ``tags``: more
-    header values, e.g. ``{"0010|0010": "Doe^Jane"}``."""
-    folder.mkdir(exist_ok=True)
-    for i, pos in enumerate(positions):
-        x, y, z = (0.0, 0.0, float(pos)) if np.isscalar(pos) else pos
-        value = 10 * i if values is None else values[i]
-        img = sitk.GetImageFromArray(np.full((1, size, size), value, np.int16))
-        header = {"0020|000e": uid, "0020|0013": str(i + 1), "0008|0060": modality,
-                "0020|0032": f"{x}\\{y}\\{z}", "0020|0037": "1\\0\\0\\0\\1\\0",
-                "0008|0018": f"{uid}.{i + 1}", "0020|000d": "1.2.3"}
-        if description:
-            header["0008|103e"] = description
-        header.update(tags or {})
-        for k, v in header.items():
-            img.SetMetaData(k, v)
-        w = sitk.ImageFileWriter()
-        w.KeepOriginalImageUIDOn()
-        w.SetFileName(str(folder / f"{prefix}{i:03d}.dcm"))
-        w.Execute(img)
-
-
-def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "hrinet.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def one_line_error(r, fragment):
-    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
-    errors = [l for l in r.stderr.splitlines() if l.startswith("hrinet: error:")]
-    assert len(errors) == 1 and fragment in errors[0], r.stderr
 
 
 # ---- hrinet batch: a small cohort, its options and its results tables -----------------------
@@ -120,9 +74,6 @@ def read_rows():
 
 # ---- the Slicer module's tests: a real MRML scene (PyPI slicer-core) -------------------------
 
-SLICER_MODULE = Path(__file__).resolve().parents[2] / "HRINetSlicer"
-
-
 @pytest.fixture
 def scene():
     import slicer  # the MRML library from slicer-core (test extra), only for these tests
@@ -138,15 +89,6 @@ def thick_node(scene, oblique_phantom):
     from HRINetSlicerLib.mrml import node_from_volume
 
     return node_from_volume(oblique_phantom, "thick", scene)
-
-
-def ijk_to_ras(node) -> np.ndarray:
-    """A volume node's IJK-to-RAS matrix as an array."""
-    import vtk
-
-    m = vtk.vtkMatrix4x4()
-    node.GetIJKToRASMatrix(m)
-    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
 
 
 @pytest.fixture(scope="session")

@@ -48,8 +48,17 @@ def exclusive_lock(path: Path, busy: str) -> Iterator[None]:
     if fcntl is None:
         yield
         return
+    not_a_lock = HRINetError(f"{path} exists and is not a lock file of hrinet; move it away "
+                             "(this work keeps its lock there), then retry")
     for _ in range(20):  # taken over between open and flock by a remover: open it again
-        f = open(path, "a+")
+        if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
+            raise not_a_lock  # a link, folder or pipe: never followed, opened or replaced
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0),
+                         0o666)
+        except OSError:
+            raise not_a_lock from None
+        f = os.fdopen(fd, "a+")
         try:
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,8 +75,7 @@ def exclusive_lock(path: Path, busy: str) -> Iterator[None]:
                 continue  # the holder before us removed it as we opened it
             f.seek(0)
             if not _CONTENT.fullmatch(f.read(200).strip()):
-                raise HRINetError(f"{path} exists and is not a lock file of hrinet; move it "
-                                  "away (this work keeps its lock there), then retry") from None
+                raise not_a_lock
             f.seek(0)
             f.truncate()
             f.write(f"process {os.getpid()}")

@@ -1,7 +1,7 @@
 """The model variants: one record per name, the one place that says what a name means.
 
 Code asks a variant what it is (``variant(name).motion``) and never compares its name
-(``Testing/Python/test_variants.py`` checks every module of the library and of the Slicer
+(``Testing/Python/core/test_variants.py`` checks every module of the library and of the Slicer
 module). The network (:mod:`hrinet.learned.networks`), the training sampler and recipe
 (:mod:`hrinet.training`), the weights a new run starts from (:mod:`hrinet.cli.train`), the
 arithmetic ``auto`` picks (:mod:`hrinet.learned.precision`) and the heading a model is listed

@@ -10,7 +10,9 @@ The proof that such an entry is a killed write of the batch's: its name is exact
 name of a file the batch writes (an output of its cases or its results table), every writer tag
 in it names this machine and a process that is gone, and a folder holds only what the batch
 writes there. Anything else (a user's ``.a.nrrd.abcdefgh.partial``, or one of a run still
-going) is left alone; a batch that has no results table in its folder yet removes nothing.
+going) is left alone. Beside the tables and the outputs the tables record, a batch with no
+results table in its folder yet removes nothing; just before writing a case's output it removes
+that output's own proven leftovers (a killed ``interpolate`` of the same file leaves them too).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # exists, owned by someone else
+    except (OSError, OverflowError, ValueError):  # someone else's, or no pid at all: no proof
         return True
     return True
 
