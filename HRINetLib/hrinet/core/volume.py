@@ -76,3 +76,17 @@ def voxel_sha256(array: np.ndarray) -> str:
     h = hashlib.sha256(f"{np.dtype(array.dtype).str}|{tuple(array.shape)}|".encode())
     h.update(np.ascontiguousarray(array).tobytes())
     return h.hexdigest()
+
+
+def non_finite_counts(array: np.ndarray, chunk: int = 1 << 22) -> tuple:
+    """``(NaN count, infinite count)`` of ``array`` (0, 0 for integer arrays), counted in
+    chunks so that a large volume needs no full-size mask."""
+    if not np.issubdtype(array.dtype, np.inexact):
+        return 0, 0
+    flat = array.reshape(-1)
+    nan = inf = 0
+    for s in range(0, flat.size, chunk):
+        part = flat[s:s + chunk]
+        nan += int(np.count_nonzero(np.isnan(part)))
+        inf += int(np.count_nonzero(np.isinf(part)))
+    return nan, inf

@@ -17,7 +17,7 @@ from hrinet.core.constants import MAX_FACTOR
 from hrinet.core.errors import HRINetError
 from hrinet.core.geometry import uneven_grid, uneven_positions
 from hrinet.core.slab_estimate import estimate_slab
-from hrinet.core.volume import Volume
+from hrinet.core.volume import Volume, non_finite_counts
 
 #: Slab ratios (thickness / spacing) below this are treated as thin slices sampled apart.
 MIN_SLAB_RATIO = 0.5
@@ -235,12 +235,9 @@ def make_plan(slices: int, spacing, factor: Optional[float] = None,
                 thickness_source=source, slab_ratio=ratio)
 
 
-def check_finite(array: np.ndarray, step: int = 16) -> None:
-    if not np.issubdtype(array.dtype, np.floating):
-        return
-    bad = 0
-    for s in range(0, array.shape[0], step):
-        bad += int(np.count_nonzero(~np.isfinite(array[s:s + step])))
+def check_finite(array: np.ndarray) -> None:
+    """Refuse an input holding NaN or infinite voxels (counted as the writers count them)."""
+    bad = sum(non_finite_counts(array))
     if bad:
         raise HRINetError(f"the volume holds {bad} NaN or infinite voxels; replace them "
                           "(for example with the background value) before interpolating")

@@ -18,21 +18,7 @@ from hrinet.core.io.paths import PathLike, check_output_path, file_suffix
 from hrinet.core.io.provenance.files import add_nifti_extension, stamp_image
 from hrinet.core.io.provenance.record import provenance_of
 from hrinet.core.itk import quiet_native_output, to_sitk
-from hrinet.core.volume import Volume
-
-
-def non_finite_counts(array: np.ndarray, chunk: int = 1 << 22) -> tuple:
-    """``(NaN count, infinite count)`` of ``array`` (0, 0 for integer arrays), counted in
-    chunks so that a large volume needs no full-size mask."""
-    if not np.issubdtype(array.dtype, np.inexact):
-        return 0, 0
-    flat = array.reshape(-1)
-    nan = inf = 0
-    for s in range(0, flat.size, chunk):
-        part = flat[s:s + chunk]
-        nan += int(np.count_nonzero(np.isnan(part)))
-        inf += int(np.count_nonzero(np.isinf(part)))
-    return nan, inf
+from hrinet.core.volume import Volume, non_finite_counts
 
 
 def check_finite(volume: Volume, path: PathLike) -> None:
