@@ -63,7 +63,7 @@ def read_evaluated(folder: Path) -> Dict[tuple, dict]:
 def reconstruction(volume, device: str = "cpu", every: int = 4) -> Dict[str, dict]:
     """Each paper variant's ``AE(x)`` against ``x`` on every ``every``-th slice."""
     import torch
-    from hrinet.core.shipped import find_weights, variant_weights_name
+    from hrinet.core.models.shipped import find_weights, variant_weights_name
     from hrinet.learned.models import denormalise, normalise, pad_to_stride
     from hrinet.learned.weights import load_weights
 

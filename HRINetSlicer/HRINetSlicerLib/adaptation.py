@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from hrinet.core.errors import HRINetError
-from hrinet.core.shipped import DEFAULT_NAME, find_weights, sidecar_of
+from hrinet.core.models.shipped import DEFAULT_NAME, find_weights, sidecar_of
 
 from .jobs import TrainingJob
 
@@ -72,8 +72,9 @@ def adapt_job(out_dir, node, iterations: int = 200, crop: int = 128,
 
 
 def sidecar_variant(weights) -> str:
-    """The variant a weights file's JSON sidecar names (:func:`hrinet.core.shipped.sidecar_of`),
-    read without importing PyTorch into Slicer's process; a one-line error otherwise."""
+    """The variant a weights file's JSON sidecar names
+    (:func:`hrinet.core.models.shipped.sidecar_of`), read without importing PyTorch into Slicer's
+    process; a one-line error otherwise."""
     if not Path(weights).is_file():
         raise HRINetError(f"weights file {weights} does not exist; check the path")
     side = sidecar_of(weights)

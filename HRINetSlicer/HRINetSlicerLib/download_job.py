@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from hrinet.core.catalog import CatalogModel, installed_path, load_catalog
+from hrinet.core.models.catalog import CatalogModel, installed_path, load_catalog
 from hrinet.core.events import Event
 
 from .jobs import Job

@@ -4,7 +4,7 @@ that are not installed, each fetched only when the user clicks *Download* (:mod:
 A mixin of the widget."""
 
 import qt
-from hrinet.core.shipped import shipped_models
+from hrinet.core.models.shipped import shipped_models
 from hrinet.core.variants import GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER
 from slicer.i18n import tr as _
 

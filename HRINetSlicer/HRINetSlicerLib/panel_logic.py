@@ -7,7 +7,7 @@ it on a timer, :meth:`HRINetSlicerLogic.interpolate` waits for it.
 """
 
 import slicer
-from hrinet.core.shipped import find_weights, variant_weights_name
+from hrinet.core.models.shipped import find_weights, variant_weights_name
 from hrinet.core.variants import menu_order
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic

@@ -21,7 +21,7 @@ import json
 import shutil
 from pathlib import Path
 
-from hrinet.core.shipped import DEFAULT_NAME, sidecar_of, variant_weights_name
+from hrinet.core.models.shipped import DEFAULT_NAME, sidecar_of, variant_weights_name
 from hrinet.learned.weights import read_metadata
 from hrinet.training.checkpoint import CHECKPOINT, PREVIOUS
 from hrinet.training.lineage import without_paths

@@ -1,5 +1,5 @@
 """``hrinet models``: every model of the catalog, installed or not, with its measured quality;
-``--get`` downloads one on request (:mod:`hrinet.core.catalog`: sha256-verified, cached, at most
+``--get`` downloads one on request (:mod:`hrinet.core.models.catalog`: sha256-verified, cached, at most
 the catalog's size, within ``--deadline``). Every run first removes the partial files that killed
 downloads left in the cache."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from hrinet.cli.progress import BYTE, progress_bar
-from hrinet.core.catalog import (
+from hrinet.core.models.catalog import (
     DEADLINE_S,
     CatalogModel,
     fetch_model,
@@ -17,7 +17,7 @@ from hrinet.core.catalog import (
     remove_stale_downloads,
 )
 from hrinet.core.errors import HRINetError
-from hrinet.core.shipped import DEFAULT_NAME, shipped_models
+from hrinet.core.models.shipped import DEFAULT_NAME, shipped_models
 
 
 def add_models_arguments(s) -> None:

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from hrinet.cli.progress import progress_bar
 from hrinet.cli.signals import SigtermFlag
 from hrinet.core.errors import HRINetError
-from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
+from hrinet.core.models.shipped import DEFAULT_NAME, find_weights, variant_weights_name
 from hrinet.core.variants import DEFAULT_VARIANT, STAGE1_RESULT, variant
 from hrinet.training.config import TrainConfig
 from hrinet.training.distributed import distributed_setup, shutdown_distributed

@@ -5,9 +5,9 @@ Code asks a variant what it is (``variant(name).motion``) and never compares its
 module). The network (:mod:`hrinet.learned.networks`), the training sampler and recipe
 (:mod:`hrinet.training`), the weights a new run starts from (:mod:`hrinet.cli.train`), the
 arithmetic ``auto`` picks (:mod:`hrinet.learned.precision`) and the heading a model is listed
-under (:mod:`hrinet.core.shipped`) are all read from these fields, so adding a variant is adding
-one record to :data:`REGISTRY`. Torch-free: the command line and the Slicer panel list the
-variants before PyTorch is installed.
+under (:mod:`hrinet.core.models.shipped`) are all read from these fields, so adding a variant is
+adding one record to :data:`REGISTRY`. Torch-free: the command line and the Slicer panel list
+the variants before PyTorch is installed.
 """
 
 from __future__ import annotations

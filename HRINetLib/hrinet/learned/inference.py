@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hrinet.core.errors import HRINetError
-from hrinet.core.shipped import DEFAULT_NAME, find_weights, variant_weights_name
+from hrinet.core.models.shipped import DEFAULT_NAME, find_weights, variant_weights_name
 from hrinet.core.variants import variant
 from hrinet.learned.models import HU_MIN, HU_SCALE, Generator, normalise, pad_to_stride
 from hrinet.learned.motion import MotionInterpolator

@@ -28,7 +28,7 @@ from hrinet.core.io.atomic import (
 )
 from hrinet.core.constants import HU_MAX, HU_MIN
 from hrinet.core.errors import HRINetError
-from hrinet.core.shipped import (  # noqa: F401
+from hrinet.core.models.shipped import (  # noqa: F401
     DEFAULT_NAME,
     default_weights_dirs,
     find_weights,

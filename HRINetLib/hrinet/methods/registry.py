@@ -19,7 +19,7 @@ import numpy as np
 
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import HRINetError
-from hrinet.core.shipped import find_weights
+from hrinet.core.models.shipped import find_weights
 from hrinet.core.variants import VARIANTS
 
 

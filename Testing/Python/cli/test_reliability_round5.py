@@ -172,8 +172,8 @@ def test_a_refused_train_on_a_terminal_draws_no_progress_bar(tmp_path):
 
 def test_models_get_takes_hrinet_for_the_default_model_and_a_unique_start_of_a_name():
     from hrinet.cli.models import choose_model
-    from hrinet.core.catalog import load_catalog
-    from hrinet.core.shipped import DEFAULT_NAME
+    from hrinet.core.models.catalog import load_catalog
+    from hrinet.core.models.shipped import DEFAULT_NAME
 
     catalog = load_catalog()
     assert choose_model("hrinet", catalog).file == DEFAULT_NAME

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from hrinet.core.errors import HRINetError
-from hrinet.core.shipped import default_weights_dirs, find_weights, sidecar_of
+from hrinet.core.models.shipped import default_weights_dirs, find_weights, sidecar_of
 from hrinet.learned.weights import (
     ARCHITECTURE_KEY,
     load_weights,
@@ -70,7 +70,8 @@ def test_a_wheel_carries_the_weights_and_its_default_method_runs(tmp_path, phant
     src = write_volume(phantom, tmp_path / "in.nrrd")
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
     env.pop("HRINET_WEIGHTS_DIR", None)
-    probe = ("import hrinet, hrinet.core.shipped as s; print(hrinet.__file__); print(s.find_weights())")
+    probe = ("import hrinet, hrinet.core.models.shipped as s; print(hrinet.__file__); "
+             "print(s.find_weights())")
     r = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
                        cwd=tmp_path)
     module, weights = r.stdout.split()
@@ -87,7 +88,7 @@ def test_shipped_models_come_default_first_then_ours_then_the_paper_variants_wit
     import subprocess
     import sys
 
-    from hrinet.core.shipped import shipped_models
+    from hrinet.core.models.shipped import shipped_models
     from hrinet.core.variants import GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER
 
     models = shipped_models()
@@ -100,13 +101,14 @@ def test_shipped_models_come_default_first_then_ours_then_the_paper_variants_wit
         assert m.quality.startswith("x4 PSNR_HU ") and "chest-lungfcp-1mm" in m.quality, m
     # torch-free: the panel and `hrinet models` list them before PyTorch is installed
     r = subprocess.run([sys.executable, "-c", "import sys; sys.modules['torch'] = None; "
-                        "from hrinet.core.shipped import shipped_models; print(len(shipped_models()))"],
+                        "from hrinet.core.models.shipped import shipped_models; "
+                        "print(len(shipped_models()))"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and int(r.stdout) == len(models), r.stderr
 
 
 def test_quality_line_says_when_a_model_was_not_evaluated():
-    from hrinet.core.shipped import quality_line
+    from hrinet.core.models.shipped import quality_line
 
     assert quality_line({}) == "not evaluated"
     rows = [{"factor": "4", "volume": "v", "psnr_hu": "40.123", "ssim_win": "0.9"},

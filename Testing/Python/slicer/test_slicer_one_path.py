@@ -80,7 +80,7 @@ def test_slicers_process_reads_the_weights_sidecar_without_torch(tmp_path):
     import json
     import subprocess
 
-    from hrinet.core.shipped import DEFAULT_NAME, find_weights
+    from hrinet.core.models.shipped import DEFAULT_NAME, find_weights
     from HRINetSlicerLib.adaptation import sidecar_variant
 
     shipped = find_weights(DEFAULT_NAME)

@@ -297,7 +297,7 @@ def test_a_run_folder_that_is_a_file_is_one_line(tmp_path):
 
 
 def test_a_variant_method_refuses_weights_of_another_variant():
-    from hrinet.core.shipped import find_weights
+    from hrinet.core.models.shipped import find_weights
     from hrinet.methods import create_interpolator
 
     with pytest.raises(HRINetError, match="variant hrinet-flow, not ae"):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from helpers import cli, one_line_error
-from hrinet.core import shipped
-from hrinet.core.catalog import (
+from hrinet.core.models import shipped
+from hrinet.core.models.catalog import (
     catalog_path,
     fetch_model,
     find_model,

@@ -21,7 +21,7 @@ from typing import Optional
 
 import pytest
 from helpers import cli, one_line_error
-from hrinet.core.catalog import (
+from hrinet.core.models.catalog import (
     CHUNK,
     SIDECAR_LIMIT,
     STALE_PARTIAL_S,

@@ -35,7 +35,7 @@ def cache_dir() -> Path:
 
 def default_weights_dirs() -> List[Path]:
     """Where shipped weights are looked for, first match wins; downloaded ones last."""
-    package = Path(__file__).resolve().parents[1]  # hrinet/ (this module is hrinet/core/...)
+    package = Path(__file__).resolve().parents[2]  # hrinet/ (this is hrinet/core/models/...)
     dirs = []
     if os.environ.get("HRINET_WEIGHTS_DIR"):
         dirs.append(Path(os.environ["HRINET_WEIGHTS_DIR"]))

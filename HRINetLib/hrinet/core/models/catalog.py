@@ -32,7 +32,7 @@ from typing import Callable, Iterable, List, Optional
 from hrinet.core.io.atomic import atomic_write
 from hrinet.core.io.temp_names import TAG_PATTERN, host_name, left_by_dead_writer, process_alive
 from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.shipped import cache_dir, default_weights_dirs
+from hrinet.core.models.shipped import cache_dir, default_weights_dirs
 
 #: The catalog's file name, beside the bundled weights.
 CATALOG_NAME = "catalog.json"
