@@ -7,7 +7,7 @@ applies (:func:`hrinet.core.runtime.tune_allocator`). The README's speed section
 runs N times: the wall time is the median, with its min-max range; CPU time and faults per run.
 
     python benchmarks/bench_volume.py ../shared/data/ct/chest-lungdx-8mm.nrrd [--method hrinet]
-        [--repeats 1] [--json PATH]
+        [--repeats 1] [--json PATH] [-- more interpolate options, e.g. --thickness 8]
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ def main() -> None:
     p.add_argument("--allocator", default="both", choices=("tuned", "default", "both"))
     p.add_argument("--repeats", type=int, default=1, help="runs per setting (median wall time)")
     add_json_option(p)
-    p.add_argument("extra", nargs="*", help="more interpolate options, after --")
-    a = p.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    a = p.parse_args(argv[:cut])
+    a.extra = argv[cut + 1:]  # more interpolate options, after --
     extra = list(a.extra) + ["--device", "cpu"] if a.method not in CLASSICAL_METHODS \
         else list(a.extra)
     print(f"{'allocator':>9} {'wall s':>7} {'min-max s':>11} {'user s':>7} {'sys s':>6} "

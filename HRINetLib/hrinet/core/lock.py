@@ -8,6 +8,7 @@ user's, of other content) is never truncated or removed: the work is refused ins
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from contextlib import contextmanager
@@ -56,8 +57,11 @@ def exclusive_lock(path: Path, busy: str) -> Iterator[None]:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0),
                          0o666)
-        except OSError:
-            raise not_a_lock from None
+        except OSError as e:
+            if e.errno == errno.ELOOP or os.path.lexists(path) and not path.is_file():
+                raise not_a_lock from None  # made a link or folder between the check and open
+            raise HRINetError(f"cannot create the lock file {path}: {e.strerror}; check that "
+                              "its folder exists and is writable, then retry") from None
         f = os.fdopen(fd, "a+")
         try:
             try:

@@ -128,6 +128,12 @@ class TrainConfig:
     grad_weight: float = field(default=0.0, metadata=option(
         "hrinet-flow: weight of the in-plane gradient difference to the truth (sharp edges at "
         "wide gaps); with --log-mse, of its log", low=0.0, what="a loss weight"))
+    #: hrinet-flow: weight of each sample's squared log ratio of in-plane gradient energy to
+    #: the truth's (:func:`hrinet.training.losses.log_energy_gap`), the blur ``grad_ratio``
+    #: reports at wide gaps, which the gradient difference barely sees.
+    energy_weight: float = field(default=0.0, metadata=option(
+        "hrinet-flow: weight of the squared log ratio of in-plane gradient energy to the "
+        "truth's (sharp slices at wide gaps)", low=0.0, what="a loss weight"))
     #: hrinet-flow: minimise the mean of each sample's log pixel MSE (the mean PSNR over
     #: samples) instead of the mean MSE, which lets the large errors of wide gaps drown the
     #: small ones of narrow gaps (x2) that users also ask for.

@@ -17,6 +17,7 @@ from hrinet.training.losses import (
     generator_adversarial,
     gradient_difference,
     log_dissimilarity,
+    log_energy_gap,
     log_gradient_difference,
     ssim_torch,
     windowed,
@@ -115,6 +116,8 @@ class StepsMixin:
             loss = self.content(pred, target)
             if self.cfg.grad_weight > 0:
                 loss = loss + self.cfg.grad_weight * gradient_difference(pred, target).mean()
+        if self.cfg.energy_weight > 0:
+            loss = loss + self.cfg.energy_weight * log_energy_gap(pred, target).mean()
         self.opt["G"].zero_grad(set_to_none=True)
         loss.backward()
         self.opt["G"].step()

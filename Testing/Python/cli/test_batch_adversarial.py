@@ -65,6 +65,21 @@ def test_cleaning_a_half_written_file_touches_only_that_outputs_partials(tmp_pat
                                                           ".sa.nrrd.notes.partial"]
 
 
+def test_a_dead_writers_tag_in_a_name_the_writer_never_makes_is_no_proof(tmp_path, dead_pid):
+    from hrinet.core.io.atomic import remove_stale_partials
+    from hrinet.core.io.temp_names import writer_tag
+
+    tag = writer_tag(dead_pid)
+    mine = [tmp_path / f".a.nrrd.{tag}.my notes.partial.txt",
+            tmp_path / f".a.nrrd.{tag}.abcdefgh.partial.nrrd.bak"]
+    for p in mine:
+        p.write_text("the user's")
+    left = tmp_path / f".a.nrrd.{tag}.abcdefgh.partial.nrrd"  # exactly a killed write's name
+    left.write_text("half")
+    assert remove_stale_partials(tmp_path / "a.nrrd") == 1
+    assert all(p.read_text() == "the user's" for p in mine) and not left.exists()
+
+
 def test_a_write_still_running_is_never_taken_for_a_leftover(tmp_path):
     import tempfile
 

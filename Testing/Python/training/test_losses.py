@@ -72,6 +72,16 @@ def test_with_log_mse_the_ssim_term_is_the_log_of_each_samples_dissimilarity():
     assert lung.grad.abs().max().item() == 0
 
 
+def test_the_energy_weight_changes_the_training_step(tmp_path):
+    runs = {}
+    for w in (0.0, 1.0):
+        tr = Trainer(tiny("hrinet-flow", 1, log_mse=True, energy_weight=w), tmp_path / str(w),
+                     volumes=volumes(), log=None)
+        runs[w] = tr.motion_step(step_rng(3, 0, 0))["loss_g"]
+    # the same batch (same seed): the term adds a squared log ratio, never below zero
+    assert runs[1.0] > runs[0.0]
+
+
 def test_the_ssim_weight_changes_the_log_mse_training_step(tmp_path):
     runs = {}
     for w in (0.0, 0.3):
@@ -99,3 +109,25 @@ def test_the_gradient_difference_is_zero_for_the_truth_and_grows_as_edges_blur()
     assert d0.shape == (2,) and torch.all(d0 == 0)
     assert torch.all(d1 > 0) and torch.all(d2 > d1)
     assert torch.all(log_gradient_difference(blur1, truth) > log_gradient_difference(truth, truth))
+
+
+def test_the_energy_gap_sees_every_pixel_of_blur_and_invented_edges_alike():
+    import torch.nn.functional as F
+
+    from hrinet.training.losses import gradient_difference, log_energy_gap
+
+    blocks = (torch.arange(32) // 8) % 2
+    truth = (blocks[:, None] ^ blocks[None, :]).float().expand(2, 1, 32, 32) * 0.1 + 0.2
+    box = torch.ones(1, 1, 3, 3) / 9
+    blur1 = F.conv2d(F.pad(truth, (1, 1, 1, 1), mode="replicate"), box)
+    blur2 = F.conv2d(F.pad(blur1, (1, 1, 1, 1), mode="replicate"), box)
+    e0, e1, e2 = (log_energy_gap(p, truth) for p in (truth, blur1, blur2))
+    assert e0.shape == (2,) and torch.all(e0 == 0)
+    # a second blur costs clearly more energy; the gradient difference barely moves
+    assert torch.all(e2 > 1.5 * e1)
+    d1, d2 = gradient_difference(blur1, truth), gradient_difference(blur2, truth)
+    assert torch.all(d2 < 1.5 * d1)
+    # edges twice as strong as the truth's (structure not there) cost as much as half of them
+    sharp, soft = 0.2 + (truth - 0.2) * 2, 0.2 + (truth - 0.2) / 2
+    torch.testing.assert_close(log_energy_gap(sharp, truth), log_energy_gap(soft, truth),
+                               rtol=1e-3, atol=0)  # up to the floor that keeps flat crops finite

@@ -25,29 +25,13 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequ
 
 from hrinet.core.cohort.cases import Case
 from hrinet.core.io import folder_sha256
-from hrinet.core.io.temp_names import TAG_PATTERN, left_by_dead_writer
+from hrinet.core.io.temp_names import RANDOM_PATTERN, left_by_dead_writer, partial_name_pattern
 
 if TYPE_CHECKING:
     from hrinet.core.cohort.results import Ledger
 
-#: The writer's tag and the random part of a ``tempfile`` name (8 characters of its alphabet).
-_RANDOM = TAG_PATTERN + r"\.[a-z0-9_]{8}"
 #: The files of a derived DICOM series while it is written.
 _SERIES_FILE = re.compile(r"^IMG\d{5}\.dcm$")
-
-
-def _endings(name: str) -> str:
-    """A pattern of the extensions a temporary name of ``name`` may end with: none, or an
-    ending of ``name`` itself (``.gz``, ``.nii.gz``)."""
-    ends = {name[i:] for i, c in enumerate(name) if c == "." and i > 0}
-    return "(?:" + "|".join([""] + [re.escape(e) for e in sorted(ends)]) + ")"
-
-
-def _partial_pattern(name: str) -> "re.Pattern[str]":
-    """The temporary names a write of ``name`` uses, nested ones included, and nothing else."""
-    end = _endings(name)
-    one = rf"\.{re.escape(name)}\.{_RANDOM}\.partial{end}"
-    return re.compile(rf"^(?:{one}|\.{one}\.{_RANDOM}\.partial{end})$")
 
 
 def _only_series_files(folder: Path) -> bool:
@@ -60,8 +44,8 @@ def _only_series_files(folder: Path) -> bool:
 
 
 #: The name of the file a temporary name is written for: after one dot, or two (nested).
-_CANDIDATES = (re.compile(rf"^\.(.+?)\.{_RANDOM}\.(?:partial|old)"),
-               re.compile(rf"^\.\.(.+?)\.{_RANDOM}\.partial"))
+_CANDIDATES = (re.compile(rf"^\.(.+?)\.{RANDOM_PATTERN}\.(?:partial|old)"),
+               re.compile(rf"^\.\.(.+?)\.{RANDOM_PATTERN}\.partial"))
 
 
 def _is_stale(entry: os.DirEntry, name: str,
@@ -70,9 +54,9 @@ def _is_stale(entry: os.DirEntry, name: str,
     if entry.is_symlink() or not left_by_dead_writer(entry.name):
         return False  # a link is never a temporary file of ours; a live or foreign one not yet
     path = Path(entry.path)
-    if _partial_pattern(name).match(entry.name):
+    if partial_name_pattern(name).match(entry.name):
         return entry.is_file() or (entry.is_dir() and _only_series_files(path))
-    old = re.compile(rf"^\.{re.escape(name)}\.{_RANDOM}\.old$")
+    old = re.compile(rf"^\.{re.escape(name)}\.{RANDOM_PATTERN}\.old$")
     if old.match(entry.name) and entry.is_dir() and owned_folder is not None:
         inside = os.listdir(path)
         return not inside or (inside == ["previous"] and owned_folder(path / "previous"))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
 from hrinet.core.errors import HRINetError, first_line
-from hrinet.core.io.temp_names import left_by_dead_writer, temp_prefix
+from hrinet.core.io.temp_names import left_by_dead_writer, partial_name_pattern, temp_prefix
 
 PathLike = Union[str, os.PathLike]
 
@@ -204,15 +204,19 @@ def folder_sha256(folder: PathLike) -> str:
 def remove_stale_partials(path: PathLike) -> int:
     """Remove the hidden temporary files an interrupted :func:`atomic_write` of ``path`` left
     (SIGKILL or power loss give it no chance to clean up); returns how many. Only entries whose
-    name proves it (:func:`hrinet.core.io.temp_names.left_by_dead_writer`: written here by a
-    process that is gone) are removed; a user's file of a similar name never is."""
+    name proves it are removed: exactly a temporary name of ``path``
+    (:func:`hrinet.core.io.temp_names.partial_name_pattern`) whose writers all ran here and are
+    gone (:func:`~hrinet.core.io.temp_names.left_by_dead_writer`); a user's file of a similar
+    name never is."""
     path = Path(path)
     gone = 0
     name = glob.escape(path.name)  # a name holding * ? [ ] matches only itself
     found = set(path.parent.glob(f".{name}.hrinet-*.partial*")) | \
         set(path.parent.glob(f"..{name}.hrinet-*.partial*"))  # a writer's own partial inside ours
+    exact = partial_name_pattern(path.name)
     for stale in sorted(found):
-        if stale.is_symlink() or not stale.is_file() or not left_by_dead_writer(stale.name):
+        if stale.is_symlink() or not stale.is_file() or not exact.match(stale.name) \
+                or not left_by_dead_writer(stale.name):
             continue
         try:
             stale.unlink()

@@ -22,6 +22,8 @@ from typing import Optional
 _TAG = re.compile(r"hrinet-(\d+)-([A-Za-z0-9-]*)\.")
 #: The same, as a piece of a larger pattern (no groups).
 TAG_PATTERN = r"hrinet-\d+-[A-Za-z0-9-]*"
+#: The writer's tag and the random part of a ``tempfile`` name (8 characters of its alphabet).
+RANDOM_PATTERN = TAG_PATTERN + r"\.[a-z0-9_]{8}"
 
 
 def host_name() -> str:
@@ -52,6 +54,23 @@ def temp_prefix(name: str, pid: Optional[int] = None) -> str:
     """The start of a temporary name for the file ``name``: ``.NAME.hrinet-PID-HOST.``, to which
     :mod:`tempfile` adds its random part and the caller's suffix."""
     return f".{name}.{writer_tag(pid)}."
+
+
+def _endings(name: str) -> str:
+    """A pattern of the extensions a temporary name of ``name`` may end with: none, or an
+    ending of ``name`` itself (``.gz``, ``.nii.gz``)."""
+    ends = {name[i:] for i, c in enumerate(name) if c == "." and i > 0}
+    return "(?:" + "|".join([""] + [re.escape(e) for e in sorted(ends)]) + ")"
+
+
+def partial_name_pattern(name: str) -> "re.Pattern[str]":
+    """Exactly the temporary names a write of the file ``name`` uses (``.NAME.TAG.XXXXXXXX.
+    partial[EXT]``, and a writer's own nested ``..NAME.TAG.XXXXXXXX.partial[EXT].TAG.YYYYYYYY.
+    partial[EXT]``), and nothing else: a user's ``.NAME.TAG.my notes.partial.txt`` does not
+    match even if its tag is a dead process's."""
+    end = _endings(name)
+    one = rf"\.{re.escape(name)}\.{RANDOM_PATTERN}\.partial{end}"
+    return re.compile(rf"^(?:{one}|\.{one}\.{RANDOM_PATTERN}\.partial{end})$")
 
 
 def left_by_dead_writer(entry_name: str) -> bool:
