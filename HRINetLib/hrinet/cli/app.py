@@ -177,7 +177,7 @@ def _info_plan(volume) -> str:
         return (f"refuses this series until its {len(problems)} problem(s) above are fixed"
                 if len(problems) > 1 else "refuses this series until the problem above is fixed")
     try:
-        plan = plan_upsampling(volume, method=default_method())
+        plan = plan_upsampling(volume, method=default_method(), estimate_thickness=True)
     except HRINetError as exc:
         return f"nothing with the defaults: {exc}"
     return plan.describe()

@@ -49,6 +49,10 @@ SLAB_JUDGE_RATIO = 0.65
 CONTIGUOUS = (SLAB_JUDGE_RATIO, 1.5)
 #: Fewest in-body spectrum segments (along z and in-plane) an estimate relies on.
 MIN_SEGMENTS = 32
+#: About the most in-plane segments compared per candidate width: thin series give many more
+#: per line than thick ones, and past this many the mean spectrum no longer moves but the time
+#: does (every how-many-th line is kept is chosen up front, so the choice is deterministic).
+MAX_PLANE_SEGMENTS = 80_000
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,15 @@ class SlabEstimate:
 
 
 def _segments(lines: np.ndarray, n: int) -> np.ndarray:
-    """Half-overlapping ``n``-sample pieces of ``lines`` (L, m) that lie wholly inside the body."""
-    out = []
-    for s0 in range(0, lines.shape[1] - n + 1, max(1, n // 2)):
-        seg = lines[:, s0:s0 + n]
-        out.append(seg[(seg > AIR_HU).all(axis=1)])
-    return np.concatenate(out) if out else np.zeros((0, n))
+    """Half-overlapping ``n``-sample pieces of ``lines`` (L, m) that lie wholly inside the body,
+    ordered by their start, then by line."""
+    count, m = lines.shape
+    if m < n:
+        return np.zeros((0, n))
+    starts = np.arange(0, m - n + 1, max(1, n // 2))
+    pieces = np.lib.stride_tricks.sliding_window_view(lines, n, axis=1)[:, starts]
+    pieces = pieces.transpose(1, 0, 2).reshape(-1, n)  # (start, line) order
+    return pieces[(pieces > AIR_HU).all(axis=1)]
 
 
 def _log_spectrum(segments: np.ndarray) -> np.ndarray:
@@ -144,7 +151,11 @@ def estimate_slab(array: np.ndarray, spacing: Sequence[float],
     if len(z_segments) < MIN_SEGMENTS:
         return None
     target = _log_spectrum(z_segments)
-    prepared = [(lines, step, _integral(lines, step)) for lines, step in rows + cols]
+    # segments a line gives at the slice spacing: thin series give many; keep every keep-th line
+    per_line = sum(max(0, (lines.shape[1] - 1) * step / sz - n) / max(1, n // 2) + 1
+                   for lines, step in rows + cols) * 2  # two offsets
+    keep = max(1, math.ceil(per_line * rows[0][0].shape[0] / MAX_PLANE_SEGMENTS))
+    prepared = [(lines[::keep], step, _integral(lines[::keep], step)) for lines, step in rows + cols]
     errors = []
     for ratio in RATIOS:
         width = ratio * sz

@@ -137,6 +137,17 @@ def test_interpolate_names_the_estimated_thickness_and_obeys_thickness(tmp_path,
     assert r.returncode == 0 and "estimated" not in r.stderr
 
 
+def test_info_says_the_thickness_interpolate_will_estimate(tmp_path, thin_ct):
+    from hrinet.core.io import write_volume
+
+    slab = simulate_thick(thin_ct, 5)
+    slab.metadata.pop("slice_thickness_mm")
+    r = _cli("info", str(write_volume(slab, tmp_path / "slab.nrrd")))
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("interpolate:"))
+    assert "slice thickness estimated 5.0 mm from the data" in line
+
+
 def test_a_series_already_at_the_target_spacing_is_left_alone(tmp_path):
     from hrinet.core.io import write_volume
 
