@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from hrinet.core.models.catalog import CatalogModel, installed_path, load_catalog
 from hrinet.core.events import Event
+from hrinet.core.models.catalog import CatalogModel, installed_path, load_catalog
 
 from .jobs import Job
 

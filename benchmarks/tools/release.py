@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "HRINetLib"))
 
 from hrinet import __version__  # noqa: E402
-from hrinet.core.models.catalog import CATALOG_NAME, load_catalog, sha256_file  # noqa: E402
 from hrinet.core.errors import HRINetError  # noqa: E402
+from hrinet.core.models.catalog import CATALOG_NAME, load_catalog, sha256_file  # noqa: E402
 from hrinet.core.models.shipped import DEFAULT_NAME, quality_line  # noqa: E402
 
 WEIGHTS = Path("Resources") / "weights"

@@ -1,23 +1,17 @@
 """``hrinet models``: every model of the catalog, installed or not, with its measured quality;
-``--get`` downloads one on request (:mod:`hrinet.core.models.catalog`: sha256-verified, cached, at most
-the catalog's size, within ``--deadline``). Every run first removes the partial files that killed
-downloads left in the cache."""
+``--get`` downloads one on request (:mod:`hrinet.core.models.downloads`: sha256-verified, cached,
+at most the catalog's size, within ``--deadline``), the name resolved as everywhere else
+(:func:`hrinet.core.models.catalog.find_model`). Every run first removes the partial files that
+killed downloads left in the cache."""
 
 from __future__ import annotations
 
 import sys
 
 from hrinet.cli.progress import BYTE, progress_bar
-from hrinet.core.models.catalog import (
-    DEADLINE_S,
-    CatalogModel,
-    fetch_model,
-    find_model,
-    load_catalog,
-    remove_stale_downloads,
-)
-from hrinet.core.errors import HRINetError
-from hrinet.core.models.shipped import DEFAULT_NAME, shipped_models
+from hrinet.core.models.catalog import find_model, load_catalog
+from hrinet.core.models.downloads import DEADLINE_S, fetch_model, remove_stale_downloads
+from hrinet.core.models.shipped import shipped_models
 
 
 def add_models_arguments(s) -> None:
@@ -60,38 +54,8 @@ def cmd_models(args) -> int:
     return 0
 
 
-#: Names a model is also known by: ``hrinet``, the method that runs the default model.
-ALIASES = {"hrinet": DEFAULT_NAME}
-
-
-def choose_model(name: str, catalog) -> CatalogModel:
-    """The catalog model ``name`` means: its name, file or variant (:func:`find_model`), the
-    default model for ``hrinet`` (the method that runs it), or the one model whose name or
-    variant starts with ``name``. Otherwise one line listing the valid names."""
-    names = ", ".join(m.name for m in catalog)
-    given = name.strip()
-    if not given:
-        raise HRINetError(f"--get needs a model name; choose one of: {names}")
-    try:
-        return find_model(given, catalog)
-    except HRINetError:
-        pass
-    if given in ALIASES:
-        for m in catalog:
-            if m.file == ALIASES[given]:
-                return m
-    matches = [m for m in catalog if m.name.startswith(given) or m.variant.startswith(given)]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise HRINetError(f"model name {given!r} is ambiguous: "
-                          f"{', '.join(m.name for m in matches)} all start with it; give one "
-                          "of them in full")
-    raise HRINetError(f"no model {given!r} in the catalog; choose one of: {names}")
-
-
 def _get_model(args, catalog) -> int:
-    model = choose_model(args.get, catalog)
+    model = find_model(args.get, catalog, option="--get")
     bar, update = progress_bar(model.size, f"downloading {model.file}", BYTE)
 
     def progress(done: int, total: int) -> None:

@@ -171,21 +171,20 @@ def test_a_refused_train_on_a_terminal_draws_no_progress_bar(tmp_path):
 
 
 def test_models_get_takes_hrinet_for_the_default_model_and_a_unique_start_of_a_name():
-    from hrinet.cli.models import choose_model
-    from hrinet.core.models.catalog import load_catalog
+    from hrinet.core.models.catalog import find_model, load_catalog
     from hrinet.core.models.shipped import DEFAULT_NAME
 
     catalog = load_catalog()
-    assert choose_model("hrinet", catalog).file == DEFAULT_NAME
-    assert choose_model("hrinet-variant-hrinet-pl", catalog).name == "hrinet-variant-hrinet-plus"
-    assert choose_model("acai", catalog).name == "hrinet-variant-acai"  # a variant, as before
+    assert find_model("hrinet", catalog).file == DEFAULT_NAME
+    assert find_model("hrinet-variant-hrinet-pl", catalog).name == "hrinet-variant-hrinet-plus"
+    assert find_model("acai", catalog).name == "hrinet-variant-acai"  # a variant, as before
     with pytest.raises(HRINetError, match="ambiguous") as ambiguous:
-        choose_model("hrinet-variant-hrinet-p", catalog)
+        find_model("hrinet-variant-hrinet-p", catalog)
     for name in ("hrinet-variant-hrinet-patchgan", "hrinet-variant-hrinet-perceptual",
                  "hrinet-variant-hrinet-plus"):
         assert name in str(ambiguous.value)
     with pytest.raises(HRINetError, match="choose one of: .*hrinet-default"):
-        choose_model("nonsense", catalog)
+        find_model("nonsense", catalog)
 
 
 def test_models_get_hrinet_on_the_command_line(tmp_path):

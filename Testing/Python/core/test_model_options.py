@@ -131,8 +131,8 @@ def test_every_job_the_panel_builds_parses_with_the_real_hrinet_parser(scene, tm
     """Each job's command line (interpolate, batch, train and resume, adapt, models --get; the
     panel starts no evaluate job) is read by hrinet's own parser as the job meant it: a flag
     the command lacks (as adapt once lacked --crop) fails here, not in the user's log."""
-    from hrinet.core.phantom import make_phantom
     from hrinet.core.models.shipped import DEFAULT_NAME, find_weights
+    from hrinet.core.phantom import make_phantom
     from HRINetSlicerLib.batch_job import BatchJob
     from HRINetSlicerLib.download_job import DownloadJob
     from HRINetSlicerLib.adaptation import AdaptJob, adapt_job

@@ -1,59 +1,34 @@
-"""The model catalog and verified downloads, on explicit request only.
+"""The model catalog: which models exist, where each is published, and whether one is here.
 
 ``Resources/weights/catalog.json`` (made by ``benchmarks/release.py``) lists every model: its
-files, variant, size, sha256, licence, measured quality and the release URL it is published at.
-The default model is bundled with the extension and the package; the others are release assets
-that ``hrinet models --get NAME`` (or the panel's *Download*) fetches into the user's cache
-folder. A download is written to a hidden partial file, checked against the catalog's sha256 and
-only then moved into place, so nothing half-written or altered is ever used; what is present
-and intact is never fetched again. A download reads no more than the catalog's size (a sidecar
-no more than :data:`SIDECAR_LIMIT`) and ends within a deadline, so a server that sends without
-end, or drips, can neither fill the disk nor hang the command. The partial file's name says
-which process writes it, so one left by a killed download is recognised and removed by the next
-``hrinet models`` (:func:`remove_stale_downloads`) while a download in progress is left alone.
-Catalog file names are plain names, so nothing is ever written outside the cache folder.
-Nothing here runs unless the user asks for it.
+files, variant, size, sha256, licence, measured quality and the release URL it is published
+at. The default model is bundled with the extension and the package; the others are release
+assets that :mod:`hrinet.core.models.downloads` fetches on request. A model counts as installed
+only when its weights match the catalog's size and sha256 and its sidecar is beside them, so
+nothing altered or half-written is ever used. Catalog file names must be plain names
+(:func:`plain_file_name`), so that nothing is ever written outside the cache folder, and an
+entry that breaks this is refused when the catalog is read. :func:`find_model` is the one rule
+that turns what a user typed into a model, for the command line and the Slicer panel alike.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import os
 import re
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional
+from typing import List, Optional
 
-from hrinet.core.io.atomic import atomic_write
-from hrinet.core.io.temp_names import TAG_PATTERN, host_name, left_by_dead_writer, process_alive
-from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.models.shipped import cache_dir, default_weights_dirs
+from hrinet.core.errors import HRINetError
+from hrinet.core.models.shipped import DEFAULT_NAME, default_weights_dirs
 
 #: The catalog's file name, beside the bundled weights.
 CATALOG_NAME = "catalog.json"
-#: Bytes read per step of a download (progress and cancel are checked between them).
-CHUNK = 1 << 20
-#: Seconds without a byte before a download is given up.
-TIMEOUT_S = 60
-#: Seconds a whole download (weights and sidecar) may take before it is given up (``hrinet
-#: models --get --deadline``): a model of a few MB needs well under a minute on any working
-#: connection, so a server that drips bytes is stopped instead of waited on without end.
-DEADLINE_S = 1800.0
-#: The most bytes a sidecar may have (the catalog gives no size for it; sidecars are tens of kB).
-SIDECAR_LIMIT = 4 << 20
-#: Age in seconds after which a download's partial file is taken as left over whatever its
-#: writer (a process on another machine sharing the cache, or a reused process id).
-STALE_PARTIAL_S = 24 * 3600.0
-#: What follows ``.NAME.`` in a download's partial file: the writer's tag
-#: (:mod:`hrinet.core.io.temp_names`), or the untagged and ``.PID.HOST.download`` forms of
-#: earlier versions.
-_PARTIAL_TAG = re.compile(rf"(?:{TAG_PATTERN}\.)?[A-Za-z0-9_]+\.partial"
-                          r"(?:\.(?P<pid>\d+)\.(?P<host>[A-Za-z0-9-]*)\.download)?")
+#: Names a model is also known by: ``hrinet``, the method that runs the default model.
+ALIASES = {"hrinet": DEFAULT_NAME}
+#: Bytes read per step when hashing a file.
+_HASH_BLOCK = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -129,24 +104,45 @@ def load_catalog(path: Optional[Path] = None) -> List[CatalogModel]:
     return models
 
 
-def find_model(name: str, catalog: Optional[List[CatalogModel]] = None) -> CatalogModel:
-    """The catalog model called ``name`` (its name or file), else the first of ``name``'s
-    variant (the default model first: ``hrinet-flow`` is the bundled default)."""
+def find_model(name: str, catalog: Optional[List[CatalogModel]] = None,
+               option: Optional[str] = None) -> CatalogModel:
+    """The catalog model ``name`` means, the one rule for the command line and the panel: a
+    model's name or file, else the first model of that variant (the default model first), else
+    what :data:`ALIASES` names (``hrinet``: the default model), else the one model whose name or
+    variant starts with ``name``. Surrounding blanks are ignored. An empty name, a start shared
+    by several models and an unknown name are each refused in one line that lists the valid
+    names; ``option`` (``--get``) is the option an empty name was given to."""
     catalog = catalog if catalog is not None else load_catalog()
-    for m in catalog:
-        if name in (m.name, m.file):
-            return m
-    for m in catalog:
-        if name == m.variant:
-            return m
     names = ", ".join(m.name for m in catalog)
-    raise HRINetError(f"no model {name!r} in the catalog; choose one of: {names}")
+    given = name.strip()
+    if not given:
+        needs = f"{option} needs" if option else "choosing a model needs"
+        raise HRINetError(f"{needs} a model name; choose one of: {names}")
+    for m in catalog:
+        if given in (m.name, m.file):
+            return m
+    for m in catalog:
+        if given == m.variant:
+            return m
+    if given in ALIASES:
+        for m in catalog:
+            if m.file == ALIASES[given]:
+                return m
+    matches = [m for m in catalog if m.name.startswith(given) or m.variant.startswith(given)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise HRINetError(f"model name {given!r} is ambiguous: "
+                          f"{', '.join(m.name for m in matches)} all start with it; give one "
+                          "of them in full")
+    raise HRINetError(f"no model {given!r} in the catalog; choose one of: {names}")
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, as hex (what the catalog records)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
+        for block in iter(lambda: f.read(_HASH_BLOCK), b""):
             h.update(block)
     return h.hexdigest()
 
@@ -160,160 +156,3 @@ def installed_path(model: CatalogModel) -> Optional[Path]:
                 path.stat().st_size == model.size and sha256_file(path) == model.sha256:
             return path
     return None
-
-
-def remove_stale_downloads(catalog: Iterable[CatalogModel], folder: Optional[Path] = None,
-                           now: Optional[float] = None) -> List[Path]:
-    """Remove the partial files that killed downloads left in the cache ``folder`` (default
-    :func:`cache_dir`); returns them.
-
-    A SIGKILL or power loss gives a download no chance to remove its partial file. Only hidden
-    partials of the catalog's own file names are considered (``.NAME.TAG.XXXXXXXX.partial``, and
-    earlier versions' ``.NAME.XXXXXXXX.partial[.PID.HOST.download]``), only plain files, and
-    only when left over:
-    written by a process of this machine that no longer exists, or older than
-    :data:`STALE_PARTIAL_S`. A download in progress, and every other file, is left alone."""
-    folder = cache_dir() if folder is None else Path(folder)
-    names = {n for m in catalog for n in (m.file, m.sidecar) if plain_file_name(n)}
-    now = time.time() if now is None else now
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:  # no cache yet
-        return removed
-    host = host_name()
-    for entry in entries:
-        name = next((n for n in names if entry.name.startswith(f".{n}.")), None)
-        tag = None if name is None else _PARTIAL_TAG.fullmatch(entry.name[len(name) + 2:])
-        if tag is None:
-            continue
-        try:
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            age = now - entry.stat(follow_symlinks=False).st_mtime
-            gone = left_by_dead_writer(entry.name) or (
-                tag["pid"] is not None and tag["host"] == host
-                and not process_alive(int(tag["pid"])))
-            if gone or age > STALE_PARTIAL_S:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-        except OSError:  # vanished meanwhile, or not ours to remove: leave it
-            continue
-    return removed
-
-
-def _too_slow(what: str, deadline_s: float, done: int, expected: int) -> HRINetError:
-    of = f" of {expected}" if expected else ""
-    return HRINetError(f"the download of {what} did not finish within {deadline_s:g} s "
-                       f"({done}{of} bytes arrived; the server is too slow or stalled); nothing "
-                       "was kept; check the network and run again, or allow more time with "
-                       "--deadline SECONDS")
-
-
-def _download(url: str, target: Path, size: Optional[int], sha256: str, what: str,
-              progress: Optional[Callable[[int, int], None]],
-              cancel: Optional[Callable[[], bool]], deadline: float, deadline_s: float) -> None:
-    """Fetch ``url`` into ``target`` through a partial file: at most ``size`` bytes (a sidecar,
-    with no size: :data:`SIDECAR_LIMIT`), done by the monotonic time ``deadline``, sha256
-    checked before the move."""
-    limit = size if size is not None else SIDECAR_LIMIT
-    if time.monotonic() >= deadline:
-        raise _too_slow(what, deadline_s, 0, size or 0)
-    wait = min(TIMEOUT_S, max(0.1, deadline - time.monotonic()))
-    try:
-        response = urllib.request.urlopen(url, timeout=wait)
-    except urllib.error.HTTPError as exc:
-        raise HRINetError(f"{what} is not at {url} (HTTP {exc.code}); check the release or "
-                          "--from") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        if time.monotonic() >= deadline:
-            raise _too_slow(what, deadline_s, 0, size or 0) from None
-        reason = getattr(exc, "reason", exc)
-        raise HRINetError(f"cannot reach {url} ({reason}); check the network, or download the "
-                          f"file by hand into {cache_dir()}") from None
-
-    def too_large() -> HRINetError:
-        bound = f"the catalog's {size} bytes" if size is not None else \
-            f"{SIDECAR_LIMIT} bytes, more than any sidecar"
-        return HRINetError(f"{what} from {url} is larger than {bound}; it was not kept (not the "
-                           "file the catalog names); check the release or --from")
-
-    try:
-        announced = int(response.headers.get("Content-Length") or 0)
-    except (TypeError, ValueError):
-        announced = 0
-    if announced > limit:
-        response.close()
-        raise too_large()
-    expected = size or announced
-    digest, done = hashlib.sha256(), 0
-    # read1 returns what has arrived (read would wait for a whole block, past any deadline)
-    read = getattr(response, "read1", response.read)
-    with response, atomic_write(target, what=what) as tmp:  # its name says who writes it
-        with open(tmp, "wb") as f:
-            while True:
-                if cancel is not None and cancel():
-                    raise Cancelled(f"download of {what} cancelled; nothing was kept")
-                if time.monotonic() >= deadline:
-                    raise _too_slow(what, deadline_s, done, expected)
-                try:
-                    block = read(min(CHUNK, limit - done + 1))  # one byte more shows an excess
-                except (OSError, ValueError) as exc:  # a connection cut mid-file, or stalled
-                    if time.monotonic() >= deadline:
-                        raise _too_slow(what, deadline_s, done, expected) from None
-                    raise HRINetError(f"the download of {what} was cut off after {done} bytes "
-                                      f"({exc}); run the command again") from None
-                if not block:
-                    break
-                done += len(block)
-                if done > limit:
-                    raise too_large()
-                f.write(block)
-                digest.update(block)
-                if progress is not None:
-                    progress(done, expected)
-        if expected and done != expected:
-            raise HRINetError(f"the download of {what} was cut off ({done} of {expected} bytes); "
-                              "run the command again")
-        if digest.hexdigest() != sha256:
-            raise HRINetError(f"{what} downloaded from {url} does not match the catalog's sha256; "
-                              "it was not kept (a changed or damaged file)")
-
-
-def fetch_model(model: CatalogModel, source: Optional[str] = None,
-                progress: Optional[Callable[[int, int], None]] = None,
-                cancel: Optional[Callable[[], bool]] = None,
-                deadline_s: float = DEADLINE_S) -> Path:
-    """Make ``model`` present: the weights path, downloaded into :func:`cache_dir` from its
-    release URL (or ``source``, a URL or a folder holding the release assets) only when no
-    intact copy is present, within ``deadline_s`` seconds for the whole download. Raises a
-    one-line :class:`HRINetError` for every failure; nothing that failed its sha256, was cut
-    off, was too large or too slow is left where weights are looked for. Partial files that
-    killed downloads of this model left in the cache are removed first."""
-    check_model(model)
-    if isinstance(deadline_s, bool) or not isinstance(deadline_s, (int, float)) or \
-            not math.isfinite(deadline_s) or deadline_s <= 0:
-        raise HRINetError(f"--deadline must be a positive number of seconds, not {deadline_s!r}")
-    deadline = time.monotonic() + deadline_s
-    present = installed_path(model)
-    if present is not None:
-        return present
-    base = model.url if source is None else source
-    if "://" not in base:  # a folder of assets (e.g. dist/assets of `make release`)
-        base = Path(base).resolve().as_uri()
-    base = base if base.endswith("/") else base + "/"
-    folder = cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HRINetError(f"cannot create the model cache {folder} ({exc}); set HRINET_CACHE "
-                          "to a writable folder") from None
-    remove_stale_downloads([model], folder)
-    # the sidecar first: the weights file is what marks the model as present
-    for name, size, sha256 in reversed(model.files):
-        target = folder / name
-        if target.is_file() and sha256_file(target) == sha256:
-            continue
-        _download(base + name, target, size, sha256, name, progress if name == model.file
-                  else None, cancel, deadline, deadline_s)
-    return folder / model.file

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 from helpers import cli, one_line_error
+from hrinet.core.errors import HRINetError
 from hrinet.core.models import shipped
 from hrinet.core.models.catalog import (
     catalog_path,
-    fetch_model,
     find_model,
     installed_path,
     load_catalog,
     sha256_file,
 )
-from hrinet.core.errors import HRINetError
+from hrinet.core.models.downloads import fetch_model
 from hrinet.learned.weights import read_metadata
 
 REPO = Path(__file__).resolve().parents[4]
@@ -41,6 +41,24 @@ def test_the_catalog_describes_every_weights_file_as_it_is():
     assert [m.name for m in catalog if m.bundled] == ["hrinet-default"] == [catalog[0].name]
     assert catalog_path() is not None
 
+
+
+def test_find_model_is_one_rule_for_every_caller():
+    """Name, file, variant, the ``hrinet`` alias, a unique start: the rule ``hrinet models
+    --get`` and the panel share; blanks around a name are ignored, an empty one is refused."""
+    catalog = load_catalog(WEIGHTS / "catalog.json")
+    default = catalog[0]
+    for name in (default.name, default.file, default.variant, "hrinet", f"  {default.name} "):
+        assert find_model(name, catalog) == default
+    assert find_model("hrinet-variant-ac", catalog).name == "hrinet-variant-acai"
+    for name in ("", "   "):
+        with pytest.raises(HRINetError, match="^choosing a model needs a model name; choose "
+                                              "one of: hrinet-default, "):
+            find_model(name, catalog)
+        with pytest.raises(HRINetError, match="^--get needs a model name; "):
+            find_model(name, catalog, option="--get")
+    with pytest.raises(HRINetError, match="^no model 'nonsense' in the catalog; choose one of: "):
+        find_model(" nonsense ", catalog)
 
 class Assets(http.server.SimpleHTTPRequestHandler):
     """Serves a folder; a file named in ``cut`` is sent half and the connection closed."""

@@ -21,18 +21,16 @@ from typing import Optional
 
 import pytest
 from helpers import cli, one_line_error
-from hrinet.core.models.catalog import (
+from hrinet.core.errors import HRINetError
+from hrinet.core.io.temp_names import host_name
+from hrinet.core.models.catalog import find_model, installed_path, load_catalog
+from hrinet.core.models.downloads import (
     CHUNK,
     SIDECAR_LIMIT,
     STALE_PARTIAL_S,
     fetch_model,
-    find_model,
-    installed_path,
-    load_catalog,
     remove_stale_downloads,
 )
-from hrinet.core.errors import HRINetError
-from hrinet.core.io.temp_names import host_name
 
 REPO = Path(__file__).resolve().parents[4]
 WEIGHTS = REPO / "Resources" / "weights"
