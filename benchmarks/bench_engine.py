@@ -85,7 +85,7 @@ def network_gflop(method: str, size: int):
 
 
 def _weights(method: str) -> str:
-    from hrinet.core.shipped import find_weights, variant_weights_name
+    from hrinet.core.models.shipped import find_weights, variant_weights_name
 
     return str(find_weights(variant_weights_name(method)))
 
