@@ -100,26 +100,25 @@ def _integral(lines: np.ndarray, step: float) -> np.ndarray:
                           axis=1)
 
 
-def _slab_sample(lines: np.ndarray, step: float, spacing: float, width: float,
-                 offset: float, integral: Optional[np.ndarray] = None) -> np.ndarray:
-    """``lines`` (L, m), ``step`` mm apart, averaged over slabs ``width`` mm wide of their linear
-    interpolant and sampled every ``spacing`` mm from ``offset`` (``integral``: their
-    :func:`_integral`, if made already)."""
-    count, m = lines.shape
+def _slab_sample(along: np.ndarray, step: float, spacing: float, width: float,
+                 offset: float, integral: np.ndarray) -> np.ndarray:
+    """Lines ``step`` mm apart, given sample-major (``along``: (m, L), one row per position, so
+    each sample gathers whole rows), averaged over slabs ``width`` mm wide of their linear
+    interpolant and sampled every ``spacing`` mm from ``offset``; ``integral``: their
+    :func:`_integral`, also sample-major. Returns (L, samples)."""
+    m = along.shape[0]
     length = (m - 1) * step
 
     def at(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
         q = pos / step
         i = np.clip(np.floor(q).astype(int), 0, m - 2)
-        f = q - i
-        return values[:, i] * (1 - f) + values[:, i + 1] * f
+        f = (q - i)[:, None]
+        return values[i] * (1 - f) + values[i + 1] * f
 
     pos = np.arange(width / 2 + offset, length - width / 2, spacing)
     if width < 0.25 * step:
-        return at(lines, pos)
-    if integral is None:
-        integral = _integral(lines, step)
-    return (at(integral, pos + width / 2) - at(integral, pos - width / 2)) / width
+        return at(along, pos).T
+    return ((at(integral, pos + width / 2) - at(integral, pos - width / 2)) / width).T
 
 
 def _hu(values: np.ndarray) -> np.ndarray:
@@ -155,7 +154,13 @@ def estimate_slab(array: np.ndarray, spacing: Sequence[float],
     per_line = sum(max(0, (lines.shape[1] - 1) * step / sz - n) / max(1, n // 2) + 1
                    for lines, step in rows + cols) * 2  # two offsets
     keep = max(1, math.ceil(per_line * rows[0][0].shape[0] / MAX_PLANE_SEGMENTS))
-    prepared = [(lines[::keep], step, _integral(lines[::keep], step)) for lines, step in rows + cols]
+    # the rows of all picked slices as one set of lines, the columns as another (one gather per
+    # set and width, not one per slice), sample-major so that each gather reads whole rows
+    prepared = []
+    for sets, step in ((rows, sx), (cols, sy)):
+        lines = np.concatenate([one[::keep] for one, _ in sets])
+        prepared.append((np.ascontiguousarray(lines.T), step,
+                         np.ascontiguousarray(_integral(lines, step).T)))
     errors = []
     for ratio in RATIOS:
         width = ratio * sz
