@@ -31,12 +31,11 @@ from hrinet.cli.signals import (
 )
 from hrinet.core.io.atomic import remove_stale_partials
 from hrinet.core.constants import CLASSICAL_METHODS
-from hrinet.core.io import read_dicom_folder
 from hrinet.core.model_options import add_model_arguments
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import volume_name
 from hrinet.core.preview import check_preview_path, write_preview
-from hrinet.core.io import add_format_argument, check_dicom_output, write_derived_series
+from hrinet.core.io import add_format_argument
 from hrinet.core.io.provenance.record import record as record_provenance
 from hrinet.core.io.provenance.slices import report_worst_slices
 from hrinet.core.runtime import tune_allocator
@@ -65,7 +64,8 @@ def _int_list(text: str) -> List[int]:
 
 
 def cmd_interpolate(args) -> int:
-    from hrinet.core.io import check_output_path, read_volume, write_volume
+    from hrinet.core.io import (check_dicom_output, check_output_path, read_volume,
+                                write_derived_series, write_volume)  # pydicom only when run
 
     events = args.events
     dicom = args.format == "dicom"  # a derived DICOM series in the folder args.out
@@ -147,7 +147,7 @@ def cmd_info(args) -> int:
     """Describe a volume or a DICOM series, and what ``interpolate`` will do with it. A series
     that can be read is described even where ``interpolate`` would refuse it: its problems are
     listed (all of them) and the command exits 0."""
-    from hrinet.core.io import describe, read_volume
+    from hrinet.core.io import describe, read_dicom_folder, read_volume
 
     source = Path(args.input)
     volume = (read_dicom_folder(source, args.series, lenient=True) if source.is_dir()

@@ -30,7 +30,7 @@ from hrinet.core.io.atomic import atomic_write
 from hrinet.core.cohort.partials import remove_left_by_killed_runs, remove_partials
 from hrinet.core.cohort.results import options_text
 from hrinet.core.constants import CLASSICAL_METHODS
-from hrinet.core.io import add_format_argument, folder_sha256, write_derived_series
+from hrinet.core.io import add_format_argument, folder_sha256
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import WRITE_EXTENSIONS, read_volume, write_volume
 from hrinet.core.io.paths import file_suffix
@@ -357,6 +357,8 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
             cohort.write_results(table, rows.values())
 
         if _dicom(args):
+            from hrinet.core.io import write_derived_series  # pydicom only when run
+
             write_derived_series(result, case.path, target, overwrite=True,
                                  before_move=lambda tmp: claim(folder_sha256(tmp)))
         else:

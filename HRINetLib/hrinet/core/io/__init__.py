@@ -34,7 +34,7 @@ _WHERE = {
     "read_dicom_folder": "dicom.series",
     "list_dicom_series": "dicom.study", "study_series": "dicom.study",
     "series_kind": "dicom.study",
-    "add_format_argument": "dicom.derived.checks", "check_dicom_output": "dicom.derived.checks",
+    "add_format_argument": "dicom.derived.format_option", "check_dicom_output": "dicom.derived.checks",
     "write_derived_series": "dicom.derived.writer", "read_derived": "dicom.derived.reader",
     "read_provenance": "provenance.files",
 }

@@ -15,7 +15,6 @@ import numpy as np
 
 from hrinet.core.errors import HRINetError
 from hrinet.core.geometry import geometry_lines
-from hrinet.core.io.dicom.series import read_dicom_folder
 from hrinet.core.io.headers import check_file
 from hrinet.core.io.paths import PathLike
 from hrinet.core.io.provenance.files import read_provenance
@@ -35,6 +34,8 @@ def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
     if not p.exists():
         raise HRINetError(f"{p} does not exist; check the path")
     if p.is_dir():
+        from hrinet.core.io import read_dicom_folder  # pydicom only for DICOM
+
         return read_dicom_folder(p, series_uid)
     if not os.access(p, os.R_OK):
         raise HRINetError(f"{p} is not readable; check its permissions")

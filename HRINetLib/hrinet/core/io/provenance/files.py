@@ -13,7 +13,6 @@ from typing import Optional, Tuple
 
 import SimpleITK as sitk
 
-from hrinet.core.io.dicom.derived.reader import read_derived
 from hrinet.core.io.provenance.record import FIELDS, Record, content_line, short_line
 from hrinet.core.itk import quiet_native_output
 
@@ -134,6 +133,8 @@ def read_provenance(path, series_uid: Optional[str] = None) -> Optional[Record]:
         return None
     p = Path(str(path))
     if p.is_dir():
+        from hrinet.core.io import read_derived  # pydicom only for DICOM
+
         return read_derived(p, series_uid)
     if not p.is_file():
         return None

@@ -16,14 +16,6 @@ from hrinet.core.io.dicom.derived.sources import source_files
 from hrinet.core.io.paths import PathLike, check_parent_writable
 
 
-def add_format_argument(parser) -> None:
-    """``--format file|dicom`` of ``hrinet interpolate`` and ``hrinet batch``."""
-    parser.add_argument("--format", choices=("file", "dicom"), default="file",
-                        help="file: the output's extension chooses the format (default); "
-                        "dicom: the output is a folder for a derived DICOM series of the "
-                        "input's study (DICOM input only)")
-
-
 def check_dicom_output(out: PathLike, source: Union[PathLike, Sequence[PathLike]],
                        overwrite: bool = False) -> Path:
     """Validate ``--format dicom`` before any work: the input is a DICOM folder (or its files),
