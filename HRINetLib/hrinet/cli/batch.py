@@ -30,7 +30,7 @@ from hrinet.core.io.atomic import atomic_write
 from hrinet.core.cohort.partials import remove_left_by_killed_runs, remove_partials
 from hrinet.core.cohort.results import options_text
 from hrinet.core.constants import CLASSICAL_METHODS
-from hrinet.core.io import add_format_argument, folder_sha256
+from hrinet.core.io import add_format_argument, folder_sha256, make_folder
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.io import WRITE_EXTENSIONS, read_volume, write_volume
 from hrinet.core.io.paths import file_suffix
@@ -213,11 +213,7 @@ def run_batch(args) -> int:
     cohort.check_outputs(every)  # before any work, over every shard's cases
     cases = [c for c in every if cohort.shard_of(c, count) == index]
     interp = _load(args, method, local_rank)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HRINetError(f"cannot make the --out folder {out} ({exc.strerror}); give a folder "
-                          "that can be made there") from None
+    make_folder(out)
     table = out / cohort.results_name(index, count)
     with exclusive_lock(out / f".{table.name}.lock", f"a batch is running on {out} with the "
                         "same shard"):

@@ -23,6 +23,8 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 
+#: The most characters a lock file of hrinet holds (``process PID`` and spaces).
+LOCK_TEXT_LIMIT = 200
 #: What a lock file holds: who holds it (or nothing, while it is being taken).
 _CONTENT = re.compile(r"(process \d+)?")
 
@@ -78,7 +80,8 @@ def exclusive_lock(path: Path, busy: str) -> Iterator[None]:
             if not same:
                 continue  # the holder before us removed it as we opened it
             f.seek(0)
-            if not _CONTENT.fullmatch(f.read(200).strip()):
+            text = f.read(LOCK_TEXT_LIMIT + 1)  # a lock holds one short line; more is a user's
+            if len(text) > LOCK_TEXT_LIMIT or not _CONTENT.fullmatch(text.strip()):
                 raise not_a_lock
             f.seek(0)
             f.truncate()

@@ -26,6 +26,13 @@ MAX_SLAB_RATIO = 10.0
 MAX_THICKNESS_MM = 50.0
 
 
+def _mm(value: float) -> str:
+    """A thickness in mm to two decimals at most, one at least (``5.0``, ``4.8``, ``1.25``): the
+    digits a user copies into ``--thickness`` give the same result."""
+    text = f"{value:.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
 @dataclass(frozen=True)
 class Plan:
     """What :func:`hrinet.methods.engine.upsample_z` will do, resolved and validated before any
@@ -57,7 +64,7 @@ class Plan:
             return text + ("; slice thickness unknown, assumed thin as the data suggest (known "
                            "slices kept as they are; use --thickness to set it)")
         if self.thickness_source == "estimated":
-            return text + (f"; slice thickness estimated {self.thickness:.1f} mm from the data "
+            return text + (f"; slice thickness estimated {_mm(self.thickness)} mm from the data "
                            f"(use --thickness to set it; {self.slab_ratio:.2f} x the spacing): "
                            "learned models restore the known positions too (their slices are "
                            "slab averages), other methods keep them")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from hrinet.core.io.atomic import file_sha256, write_text
+from hrinet.core.io.paths import make_folder
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.variants import DEFAULT_VARIANT
 from hrinet.core.volume import Volume
@@ -215,7 +216,7 @@ def adapt(thick: Volume, out, weights: Optional[str] = None, iterations: int = 2
     parts, block = split_for_adaptation(thick)
     names = adaptation_files(variant)
     check_folder(out, start, variant)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     _record(out, names, claim=True)
     try:
         result = _adapt(out, thick, parts, block, start, variant, iterations, lr, crop, device,

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from hrinet.core.io.paths import make_folder
 from hrinet.core.lock import exclusive_lock
 
 LOCK_NAME = ".hrinet-run.lock"
@@ -27,7 +28,7 @@ def run_lock(folder) -> Iterator[None]:
         yield  # a file in its place is refused by the trainer
         return
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)  # one line where it cannot be (a file in the way, read-only)
     try:
         with exclusive_lock(folder / LOCK_NAME, f"{folder} is in use by another run"):
             yield

@@ -80,6 +80,29 @@ def test_a_dead_writers_tag_in_a_name_the_writer_never_makes_is_no_proof(tmp_pat
     assert all(p.read_text() == "the user's" for p in mine) and not left.exists()
 
 
+def test_leftovers_of_an_upper_case_output_and_of_a_nifti_rewrite_are_removed(tmp_path,
+                                                                             left_by_a_kill):
+    from hrinet.core.io.atomic import remove_stale_partials
+
+    upper = left_by_a_kill(tmp_path, "OUT.NRRD", ".partial.nrrd")  # writers lower-case it
+    nifti = left_by_a_kill(tmp_path, "b.nii.gz", ".partial.nii.gz")
+    rewrite = nifti.with_name(nifti.name + ".ext")  # killed while adding provenance
+    rewrite.write_text("half")
+    assert remove_stale_partials(tmp_path / "OUT.NRRD") == 1 and not upper.exists()
+    assert remove_stale_partials(tmp_path / "b.nii.gz") == 2 and not rewrite.exists()
+
+
+def test_a_temporary_name_with_a_trailing_newline_is_a_users_file(tmp_path, left_by_a_kill):
+    from hrinet.core.cohort.partials import stale_partials
+    from hrinet.core.io.atomic import remove_stale_partials
+
+    real = left_by_a_kill(tmp_path, "a.nrrd", ".partial.nrrd")
+    mine = real.with_name(real.name + "\n")
+    real.rename(mine)
+    assert remove_stale_partials(tmp_path / "a.nrrd") == 0 and mine.exists()
+    assert mine not in stale_partials(tmp_path / "a.nrrd")
+
+
 def test_a_write_still_running_is_never_taken_for_a_leftover(tmp_path):
     import tempfile
 

@@ -183,8 +183,14 @@ def test_models_get_takes_hrinet_for_the_default_model_and_a_unique_start_of_a_n
     for name in ("hrinet-variant-hrinet-patchgan", "hrinet-variant-hrinet-perceptual",
                  "hrinet-variant-hrinet-plus"):
         assert name in str(ambiguous.value)
+    with pytest.raises(HRINetError, match=r"it starts hrinet-variant-hrinet-patchgan \(variant "
+                       r"hrinet-patchgan\), "):  # a start of variants says so
+        find_model("hrinet-p", catalog)
     with pytest.raises(HRINetError, match="choose one of: .*hrinet-default"):
         find_model("nonsense", catalog)
+    for odd in (None, 3, b"hrinet"):  # from a program: refused as an empty name, in one line
+        with pytest.raises(HRINetError, match="needs a model name"):
+            find_model(odd, catalog)
 
 
 def test_models_get_hrinet_on_the_command_line(tmp_path):

@@ -38,3 +38,13 @@ def test_a_users_file_at_the_lock_path_is_refused_and_kept(tmp_path):
         with exclusive_lock(lock, "busy"):
             pass
     assert lock.read_text() == "my notes"
+
+
+def test_a_users_file_that_starts_like_a_lock_but_holds_more_is_kept(tmp_path):
+    lock = tmp_path / ".hrinet.lock"
+    text = "process 1" + " " * 300 + "my notes, after the spaces"
+    lock.write_text(text)
+    with pytest.raises(HRINetError, match="is not a lock file of hrinet"):
+        with exclusive_lock(lock, "busy"):
+            pass
+    assert lock.read_text() == text

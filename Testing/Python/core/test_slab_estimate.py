@@ -172,3 +172,14 @@ def test_already_at_target_is_the_library_test_for_it():
     assert already_at_words(thin) == "already at 1.0 mm"
     thick = make_phantom(size=(32, 32, 9), spacing=(1.5, 1.5, 6.0))
     assert not already_at_target(thick, 100)  # a thick series: a typing error, refused by the plan
+
+
+@pytest.mark.parametrize("thickness, shown", [(1.25, "1.25"), (5.0, "5.0"), (4.8, "4.8"),
+                                              (3.2712, "3.27")])
+def test_the_plan_shows_the_estimated_thickness_to_the_digits_a_user_copies(thickness, shown):
+    from hrinet.methods.planning import Plan
+
+    plan = Plan(factor=3, input_slices=10, output_slices=28, output_spacing=(1, 1, 1),
+                method="hrinet", thickness=thickness, thickness_source="estimated",
+                slab_ratio=1.0)
+    assert f"slice thickness estimated {shown} mm from the data" in plan.describe()

@@ -316,6 +316,22 @@ def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(tmp
         pass
 
 
+def test_a_run_folder_that_cannot_be_made_is_one_line_and_leaves_nothing(tmp_path):
+    from hrinet.core.phantom import make_phantom
+    from hrinet.core.io import write_volume
+
+    (tmp_path / "a file").write_text("the user's")
+    data = write_volume(make_phantom(size=(32, 32, 30)), tmp_path / "p.nrrd")
+    for command in (["train", "--data", str(data), "--variant", "hrinet-flow"], ["adapt", str(data)]):
+        r = subprocess.run([sys.executable, "-m", "hrinet.cli", *command, "--out",
+                            str(tmp_path / "a file" / "run" / "deeper"), "--device", "cpu"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip().count("\n") == 0 and "cannot make the --out folder" in r.stderr
+    assert (tmp_path / "a file").read_text() == "the user's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a file", "p.nrrd"]
+
+
 def test_a_new_run_fine_tunes_the_shipped_weights_of_its_variant_unless_from_scratch(tmp_path,
                                                                                      capsys):
     import json

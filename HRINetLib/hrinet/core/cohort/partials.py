@@ -54,7 +54,7 @@ def _is_stale(entry: os.DirEntry, name: str,
     if entry.is_symlink() or not left_by_dead_writer(entry.name):
         return False  # a link is never a temporary file of ours; a live or foreign one not yet
     path = Path(entry.path)
-    if partial_name_pattern(name).match(entry.name):
+    if partial_name_pattern(name).fullmatch(entry.name):
         return entry.is_file() or (entry.is_dir() and _only_series_files(path))
     old = re.compile(rf"^\.{re.escape(name)}\.{RANDOM_PATTERN}\.old$")
     if old.match(entry.name) and entry.is_dir() and owned_folder is not None:

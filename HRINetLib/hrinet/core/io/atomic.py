@@ -215,7 +215,7 @@ def remove_stale_partials(path: PathLike) -> int:
         set(path.parent.glob(f"..{name}.hrinet-*.partial*"))  # a writer's own partial inside ours
     exact = partial_name_pattern(path.name)
     for stale in sorted(found):
-        if stale.is_symlink() or not stale.is_file() or not exact.match(stale.name) \
+        if stale.is_symlink() or not stale.is_file() or not exact.fullmatch(stale.name) \
                 or not left_by_dead_writer(stale.name):
             continue
         try:

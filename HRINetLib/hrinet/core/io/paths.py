@@ -99,3 +99,17 @@ def check_parent_writable(path: Path) -> None:
         raise HRINetError(f"cannot write {path}: folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK):
         raise HRINetError(f"cannot write {path}: no write permission in {parent}")
+
+
+def make_folder(folder: Path, option: str = "--out") -> None:
+    """Make the output folder ``folder`` (and its parents) if needed.
+
+    Raises:
+        HRINetError: one line naming the folder, the system's reason (a file in the way, a
+            read-only file system, no permission) and the option to change.
+    """
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HRINetError(f"cannot make the {option} folder {folder} ({exc.strerror}); give "
+                          "a folder that can be made there") from None

@@ -58,19 +58,27 @@ def temp_prefix(name: str, pid: Optional[int] = None) -> str:
 
 def _endings(name: str) -> str:
     """A pattern of the extensions a temporary name of ``name`` may end with: none, or an
-    ending of ``name`` itself (``.gz``, ``.nii.gz``)."""
-    ends = {name[i:] for i, c in enumerate(name) if c == "." and i > 0}
-    return "(?:" + "|".join([""] + [re.escape(e) for e in sorted(ends)]) + ")"
+    ending of ``name`` itself (``.gz``, ``.nii.gz``) in any case (writers lower-case the
+    extension that chooses the format)."""
+    ends = {name[i:].lower() for i, c in enumerate(name) if c == "." and i > 0}
+    return "(?i:" + "|".join([""] + [re.escape(e) for e in sorted(ends)]) + ")"
+
+
+#: What a NIfTI provenance rewrite streams a finished temporary file into before replacing it
+#: (:func:`hrinet.core.io.provenance.files.add_nifti_extension`): the temporary name plus this.
+REWRITE_ENDING = ".ext"
 
 
 def partial_name_pattern(name: str) -> "re.Pattern[str]":
     """Exactly the temporary names a write of the file ``name`` uses (``.NAME.TAG.XXXXXXXX.
-    partial[EXT]``, and a writer's own nested ``..NAME.TAG.XXXXXXXX.partial[EXT].TAG.YYYYYYYY.
-    partial[EXT]``), and nothing else: a user's ``.NAME.TAG.my notes.partial.txt`` does not
-    match even if its tag is a dead process's."""
+    partial[EXT]``, a writer's own nested ``..NAME.TAG.XXXXXXXX.partial[EXT].TAG.YYYYYYYY.
+    partial[EXT]``, and either with the NIfTI rewrite's :data:`REWRITE_ENDING`), and nothing
+    else: a user's ``.NAME.TAG.my notes.partial.txt`` does not match even if its tag is a dead
+    process's. Anchored at both ends (``\\Z``: a trailing newline is not ignored)."""
     end = _endings(name)
     one = rf"\.{re.escape(name)}\.{RANDOM_PATTERN}\.partial{end}"
-    return re.compile(rf"^(?:{one}|\.{one}\.{RANDOM_PATTERN}\.partial{end})$")
+    rewrite = re.escape(REWRITE_ENDING)
+    return re.compile(rf"(?:{one}|\.{one}\.{RANDOM_PATTERN}\.partial{end})(?:{rewrite})?\Z")
 
 
 def left_by_dead_writer(entry_name: str) -> bool:

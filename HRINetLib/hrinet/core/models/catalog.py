@@ -114,7 +114,7 @@ def find_model(name: str, catalog: Optional[List[CatalogModel]] = None,
     names; ``option`` (``--get``) is the option an empty name was given to."""
     catalog = catalog if catalog is not None else load_catalog()
     names = ", ".join(m.name for m in catalog)
-    given = name.strip()
+    given = name.strip() if isinstance(name, str) else ""
     if not given:
         needs = f"{option} needs" if option else "choosing a model needs"
         raise HRINetError(f"{needs} a model name; choose one of: {names}")
@@ -132,9 +132,10 @@ def find_model(name: str, catalog: Optional[List[CatalogModel]] = None,
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise HRINetError(f"model name {given!r} is ambiguous: "
-                          f"{', '.join(m.name for m in matches)} all start with it; give one "
-                          "of them in full")
+        which = ", ".join(m.name if m.name.startswith(given) else f"{m.name} (variant {m.variant})"
+                          for m in matches)
+        raise HRINetError(f"model name {given!r} is ambiguous: it starts {which}; give one of "
+                          "them in full")
     raise HRINetError(f"no model {given!r} in the catalog; choose one of: {names}")
 
 

@@ -13,6 +13,7 @@ from typing import Optional, Tuple
 
 import SimpleITK as sitk
 
+from hrinet.core.io.temp_names import REWRITE_ENDING
 from hrinet.core.io.provenance.record import FIELDS, Record, content_line, short_line
 from hrinet.core.itk import quiet_native_output
 
@@ -87,7 +88,7 @@ def _rewrite_nifti(path: Path, rec: Record) -> None:
         new_offset = 352 + len(old) + len(ext)
         new_head = head[:108] + struct.pack(order + "f", float(new_offset)) + head[112:348] + \
             bytes([1, 0, 0, 0])
-        out = path.with_name(path.name + ".ext")
+        out = path.with_name(path.name + REWRITE_ENDING)  # a leftover is known by it
         try:
             with _open(out, "wb", gz) as g:
                 g.write(new_head + old + ext)
