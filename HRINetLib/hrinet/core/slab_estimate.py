@@ -161,8 +161,8 @@ def estimate_slab(array: np.ndarray, spacing: Sequence[float],
         lines = np.concatenate([one[::keep] for one, _ in sets])
         prepared.append((np.ascontiguousarray(lines.T), step,
                          np.ascontiguousarray(_integral(lines, step).T)))
-    errors = []
-    for ratio in RATIOS:
+    def error(ratio: float) -> Optional[float]:
+        """How far the in-plane lines averaged over ``ratio`` slice spacings look from z's."""
         width = ratio * sz
         pieces = [_segments(_slab_sample(lines, step, sz, width, offset, integral), n)
                   for lines, step, integral in prepared for offset in (0.0, sz / 2)]
@@ -170,8 +170,27 @@ def estimate_slab(array: np.ndarray, spacing: Sequence[float],
         if len(pieces) < MIN_SEGMENTS:
             return None
         d = target - _log_spectrum(pieces)
-        errors.append(float(np.mean((d - d.mean()) ** 2)))
-    excess = _refine(np.asarray(errors)) * sz
+        return float(np.mean((d - d.mean()) ** 2))
+
+    # every second candidate first, then the two beside the best of those: the error falls and
+    # rises smoothly with the width, so this finds the least of all candidates and its neighbours
+    errors = np.full(len(RATIOS), np.inf)  # inf: not computed
+
+    def fill(indices) -> bool:
+        for i in indices:
+            if 0 <= i < len(RATIOS):
+                e = error(RATIOS[i])
+                if e is None:
+                    return False
+                errors[i] = e
+        return True
+
+    if not fill(range(0, len(RATIOS), 2)):
+        return None
+    best = int(np.argmin(errors))
+    if not fill((best - 1, best + 1)):
+        return None
+    excess = _refine(errors) * sz
     thickness = math.hypot(excess, RESOLUTION_PIXELS * min(sx, sy))
     ratio = thickness / sz
     if CONTIGUOUS[0] <= ratio < CONTIGUOUS[1]:
