@@ -228,6 +228,7 @@ def test_every_option_of_every_command_says_its_default():
             assert "default" in (action.help or ""), f"hrinet {name} {action.option_strings[0]}"
 
 
+@pytest.mark.slow  # 11-15 s on two busy workers
 def test_evaluate_and_train_say_which_model_runs_on_which_device(tmp_path, phantom):
     """Two weight files must not give indistinguishable runs: each command names the model,
     its weights, the device and the precision before it starts."""

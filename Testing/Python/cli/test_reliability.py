@@ -359,6 +359,7 @@ def test_an_output_that_is_a_link_to_nothing_is_refused_before_any_work(tmp_path
     assert r.returncode != 0
 
 
+@pytest.mark.slow  # 11-15 s on two busy workers
 def test_evaluate_train_and_adapt_say_which_series_of_a_folder_they_read(tmp_path, phantom):
     """Each command that reads a DICOM folder warns when it holds several series, and evaluate
     and adapt read another with --series, as interpolate does."""

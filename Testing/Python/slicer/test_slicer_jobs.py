@@ -173,6 +173,7 @@ def test_the_interpolation_job_reads_events_not_the_human_lines():
         assert human not in source, human
 
 
+@pytest.mark.slow  # 11-15 s on two busy workers
 def test_stopping_a_training_job_saves_a_checkpoint_through_the_stop_file(tmp_path, scene):
     """The stop file works where SIGTERM cannot be caught (Windows); the job's log is closed."""
     from hrinet.core.phantom import make_phantom

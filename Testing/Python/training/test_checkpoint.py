@@ -78,6 +78,7 @@ def test_export_turns_a_checkpoint_into_loadable_weights(tmp_path):
     assert main(["export", str(tmp_path / "run"), str(out)]) == 2  # exists: kept
 
 
+@pytest.mark.slow  # 11-15 s on two busy workers
 def test_weight_average_and_cosine_decay_shape_the_exported_model(tmp_path):
     tr = Trainer(tiny("hrinet-plus", 10, ema=0.5, lr_final=0.1, decay_start=0.5), tmp_path,
                  volumes=volumes(), log=None)
