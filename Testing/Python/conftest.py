@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hrinet.core.phantom import make_phantom
-from helpers import SLICER_MODULE
+from helpers import SLICER_MODULE, fill
 
 
 @pytest.fixture
@@ -116,3 +116,19 @@ def left_by_a_kill(dead_pid):
         os.close(fd)
         return Path(path)
     return make
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a 2 MB tmpfs with not one free block left."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+                       capture_output=True)
+    if r.returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        fill(mnt)
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

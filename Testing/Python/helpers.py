@@ -50,6 +50,27 @@ def write_dicom_series(folder: Path, positions, uid: str = "1.2.3.4", prefix: st
         w.Execute(img)
 
 
+def fresh_clone(folder: Path) -> Path:
+    """A fresh ``git clone`` of this checkout in ``folder``/clone (what a new user or CI starts
+    from); the test is skipped where the tree is not a git checkout."""
+    if not (REPO / ".git").exists():  # a folder, or a file in a worktree
+        pytest.skip("not a git checkout: nothing to clone")
+    clone = Path(folder) / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    return clone
+
+
+def fill(folder: Path) -> None:
+    """Write zeros to ``folder/filler`` until the file system refuses another byte."""
+    with open(folder / "filler", "ab", buffering=0) as f:
+        for size in (1 << 16, 1 << 12, 1):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError:
+                pass
+
+
 def cli(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "hrinet.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)

@@ -72,7 +72,7 @@ class SlabEstimate:
 def _segments(lines: np.ndarray, n: int) -> np.ndarray:
     """Half-overlapping ``n``-sample pieces of ``lines`` (L, m) that lie wholly inside the body,
     ordered by their start, then by line."""
-    count, m = lines.shape
+    m = lines.shape[1]
     if m < n:
         return np.zeros((0, n))
     starts = np.arange(0, m - n + 1, max(1, n // 2))
@@ -150,7 +150,8 @@ def estimate_slab(array: np.ndarray, spacing: Sequence[float],
     if len(z_segments) < MIN_SEGMENTS:
         return None
     target = _log_spectrum(z_segments)
-    # segments a line gives at the slice spacing: thin series give many; keep every keep-th line
+    # segments one line of each set gives at the slice spacing (thin series give many), times
+    # the lines of a set, bounded by keeping every keep-th line
     per_line = sum(max(0, (lines.shape[1] - 1) * step / sz - n) / max(1, n // 2) + 1
                    for lines, step in rows + cols) * 2  # two offsets
     keep = max(1, math.ceil(per_line * rows[0][0].shape[0] / MAX_PLANE_SEGMENTS))
@@ -161,6 +162,7 @@ def estimate_slab(array: np.ndarray, spacing: Sequence[float],
         lines = np.concatenate([one[::keep] for one, _ in sets])
         prepared.append((np.ascontiguousarray(lines.T), step,
                          np.ascontiguousarray(_integral(lines, step).T)))
+
     def error(ratio: float) -> Optional[float]:
         """How far the in-plane lines averaged over ``ratio`` slice spacings look from z's."""
         width = ratio * sz

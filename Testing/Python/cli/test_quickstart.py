@@ -7,13 +7,12 @@ import os
 import re
 import shlex
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
-REPO = Path(__file__).resolve().parents[3]
+from helpers import REPO, fresh_clone
 
 
 def quick_start_commands() -> list:
@@ -33,10 +32,7 @@ def test_the_quick_start_is_two_commands_a_demo_and_a_run_on_a_file():
 
 @pytest.mark.slow
 def test_the_quick_start_works_in_a_fresh_clone(tmp_path):
-    if not (REPO / ".git").exists():
-        pytest.skip("not a git checkout: nothing to clone")
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    clone = fresh_clone(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
                                   if not p.startswith(str(REPO)))  # not this checkout's .venv

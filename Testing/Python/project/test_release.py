@@ -8,11 +8,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from helpers import REPO, fresh_clone
 
 
 def test_the_development_repository_passes_every_index_check_but_perhaps_the_size():
@@ -30,10 +29,7 @@ def test_the_development_repository_passes_every_index_check_but_perhaps_the_siz
 def test_make_release_in_a_fresh_clone_passes_the_index_checks_and_serves_every_model(tmp_path):
     from benchmarks.tools.release import index_checks, tree_size_mb
 
-    if not (REPO / ".git").is_dir():
-        pytest.skip("not a git checkout: nothing to clone")
-    dev = tmp_path / "dev"
-    subprocess.run(["git", "clone", "-q", str(REPO), str(dev)], check=True)
+    dev = fresh_clone(tmp_path)
     r = subprocess.run([sys.executable, "benchmarks/release.py", "--out", str(tmp_path / "dist")],
                        cwd=dev, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -28,39 +28,14 @@ from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume, write_volume
 from hrinet.core.phantom import make_phantom
 
+from helpers import fill
+
 FORMATS = ("nrrd", "nii", "nii.gz", "mha")
 
 
 def noisy(size=96, slices=24):
     """A volume that does not compress to nothing (the full-disk tests need real bytes)."""
     return make_phantom(size=(size, size, slices), spacing=(1.0, 1.0, 2.0), noise=80, seed=3)
-
-
-def fill(folder: Path) -> None:
-    """Write zeros to ``folder/filler`` until the file system refuses another byte."""
-    with open(folder / "filler", "ab", buffering=0) as f:
-        for size in (1 << 16, 1 << 12, 1):
-            try:
-                while True:
-                    f.write(b"\0" * size)
-            except OSError:
-                pass
-
-
-@pytest.fixture
-def full_disk(tmp_path):
-    """A folder on a 2 MB tmpfs with not one free block left."""
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                       capture_output=True)
-    if r.returncode:
-        pytest.skip("mounting a small tmpfs needs root")
-    try:
-        fill(mnt)
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def left_behind(folder: Path):

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import cli, one_line_error
+from helpers import REPO, cli, one_line_error
 from hrinet.core.errors import HRINetError
 from hrinet.core.models import shipped
 from hrinet.core.models.catalog import (
@@ -24,7 +24,6 @@ from hrinet.core.models.catalog import (
 from hrinet.core.models.downloads import fetch_model
 from hrinet.learned.weights import read_metadata
 
-REPO = Path(__file__).resolve().parents[4]
 WEIGHTS = REPO / "Resources" / "weights"
 
 
@@ -155,26 +154,13 @@ def test_a_missing_asset_and_no_network_are_one_line_each(server, cache):
     assert weights == []  # at most a verified sidecar, which a later --get reuses
 
 
-def test_a_download_onto_a_full_disk_is_one_line_and_leaves_nothing(server, tmp_path,
+def test_a_download_onto_a_full_disk_is_one_line_and_leaves_nothing(server, full_disk,
                                                                     monkeypatch):
-    from test_writes import fill
-
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    import subprocess
-
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                      capture_output=True).returncode:
-        pytest.skip("mounting a small tmpfs needs root")
-    try:
-        fill(mnt)
-        monkeypatch.setenv("HRINET_CACHE", str(mnt))
-        model, _ = server
-        with pytest.raises(HRINetError, match="cannot write"):
-            fetch_model(model)
-        assert sorted(p.name for p in mnt.iterdir()) == ["filler"]
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    monkeypatch.setenv("HRINET_CACHE", str(full_disk))
+    model, _ = server
+    with pytest.raises(HRINetError, match="cannot write"):
+        fetch_model(model)
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
 
 
 def test_models_lists_every_model_and_gets_one_from_a_release_folder(tmp_path, cache):
