@@ -51,11 +51,11 @@ def write_dicom_series(folder: Path, positions, uid: str = "1.2.3.4", prefix: st
 
 
 def fresh_clone(folder: Path) -> Path:
-    """A fresh ``git clone`` of this checkout in ``folder``/clone (what a new user or CI starts
-    from); the test is skipped where the tree is not a git checkout."""
+    """A fresh ``git clone`` of this checkout in ``folder``/fresh-clone (what a new user or CI
+    starts from); the test is skipped where the tree is not a git checkout."""
     if not (REPO / ".git").exists():  # a folder, or a file in a worktree
         pytest.skip("not a git checkout: nothing to clone")
-    clone = Path(folder) / "clone"
+    clone = Path(folder) / "fresh-clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     return clone
 
