@@ -134,6 +134,15 @@ class TrainConfig:
     energy_weight: float = field(default=0.0, metadata=option(
         "hrinet-flow: weight of the squared log ratio of in-plane gradient energy to the "
         "truth's (sharp slices at wide gaps)", low=0.0, what="a loss weight"))
+    #: hrinet-flow: weight of the paper's PatchGAN term on the synthesised slices (D2 learns to
+    #: tell them from acquired ones; the generator adds ``log(1 - D2(x))``), given as the ratio
+    #: of its gradient to the content loss's at the network's output
+    #: (:func:`hrinet.training.losses.balanced_weight`), so one weight means the same under
+    #: MSE and log-MSE, whose gradients differ by orders of magnitude.
+    adversarial_weight: float = field(default=0.0, metadata=option(
+        "hrinet-flow: weight of the paper's PatchGAN term (a critic tells synthesised from "
+        "acquired slices), as a fraction of the content loss's gradient at the output, e.g. 0.1",
+        low=0.0, what="a fraction of the content gradient"))
     #: hrinet-flow: minimise the mean of each sample's log pixel MSE (the mean PSNR over
     #: samples) instead of the mean MSE, which lets the large errors of wide gaps drown the
     #: small ones of narrow gaps (x2) that users also ask for.

@@ -39,6 +39,27 @@ def generator_adversarial(d1_mix: Optional[torch.Tensor], d2_logits: Optional[to
     return total
 
 
+def balanced_weight(content: torch.Tensor, extra: torch.Tensor, output: torch.Tensor,
+                    weight: float) -> torch.Tensor:
+    """The factor (detached) that makes ``extra``'s gradient at ``output`` ``weight`` times as
+    large (in norm) as ``content``'s: ``weight * |d content / d output| / |d extra / d output|``.
+
+    An adversarial term's raw gradient has no fixed scale beside a content loss (it moves as the
+    critic learns, and a log-MSE's gradient is that of the MSE divided by the MSE, thousands of
+    times larger near the truth); measured at the output each step, the weight keeps one
+    meaning (the adaptive weight of Esser et al.'s VQGAN, taken at the output instead of the
+    last layer, which costs no pass through the network). Both graphs are kept."""
+    (gc,) = torch.autograd.grad(content, output, retain_graph=True)
+    (ge,) = torch.autograd.grad(extra, output, retain_graph=True)
+    return (weight * gc.norm() / (ge.norm() + 1e-12)).detach()
+
+
+def patchgan_critic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """D2's real/fake cross-entropy (pix2pix): acquired slices 1, synthesised slices 0."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) +
+            F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
 def ssim_torch(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, size: int = 11,
                per_sample: bool = False) -> torch.Tensor:
     """Differentiable mean SSIM of ``(B, 1, H, W)`` images in [0, 1] (valid windows only); with

@@ -14,11 +14,13 @@ from hrinet.learned.precision import autocast
 from hrinet.training.config import LOG_MSE_FLOOR
 from hrinet.training.losses import (
     acai_critic_loss,
+    balanced_weight,
     generator_adversarial,
     gradient_difference,
     log_dissimilarity,
     log_energy_gap,
     log_gradient_difference,
+    patchgan_critic_loss,
     ssim_torch,
     windowed,
 )
@@ -70,15 +72,20 @@ class StepsMixin:
             self.opt["D1"].step()
             logs["loss_d1"] = loss_d1.item()
         if use_d2:
-            logits = self.D2(torch.cat([x1, x_a.detach()]))
-            real, fake = logits[:b], logits[b:]
-            loss_d2 = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) +
-                       F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-            self.opt["D2"].zero_grad(set_to_none=True)
-            loss_d2.backward()
-            self.opt["D2"].step()
-            logs["loss_d2"] = loss_d2.item()
+            logs["loss_d2"] = self.patchgan_update(x1, x_a.detach())
         return logs
+
+    def patchgan_update(self, real: torch.Tensor, fake: torch.Tensor, precision: str = "fp32") -> float:
+        """One step of D2 on acquired (``real``) and synthesised (``fake``, detached) slices;
+        its loss. The network runs under ``precision``'s autocast, the loss in fp32."""
+        b = real.shape[0]
+        with autocast(self.device, precision):
+            logits = self.D2(torch.cat([real, fake])).float()
+        loss_d2 = patchgan_critic_loss(logits[:b], logits[b:])
+        self.opt["D2"].zero_grad(set_to_none=True)
+        loss_d2.backward()
+        self.opt["D2"].step()
+        return loss_d2.item()
 
     def motion_step(self, rng: np.random.Generator) -> dict:
         """``hrinet-flow``: ``cfg.batch`` groups, ``cfg.samples_per_group`` targets each, thin or
@@ -118,10 +125,22 @@ class StepsMixin:
                 loss = loss + self.cfg.grad_weight * gradient_difference(pred, target).mean()
         if self.cfg.energy_weight > 0:
             loss = loss + self.cfg.energy_weight * log_energy_gap(pred, target).mean()
+        logs = {"content": loss.item()}
+        if self.cfg.adversarial_weight > 0:
+            # the paper's beta log(1 - D2(x)), its weight set against the content gradient; D2
+            # is not updated by the generator's loss (its parameters are frozen for this pass)
+            self.D2.requires_grad_(False)
+            with autocast(dev, self.cfg.precision):
+                fooled = generator_adversarial(None, self.D2(pred).float(), 0.0, 1.0)
+            self.D2.requires_grad_(True)
+            loss = loss + balanced_weight(loss, fooled, pred, self.cfg.adversarial_weight) * fooled
         self.opt["G"].zero_grad(set_to_none=True)
         loss.backward()
         self.opt["G"].step()
-        return {"loss_g": loss.item(), "content": loss.item()}
+        logs["loss_g"] = loss.item()
+        if self.cfg.adversarial_weight > 0:
+            logs["loss_d2"] = self.patchgan_update(target, pred.detach(), self.cfg.precision)
+        return logs
 
     def supervised_step(self, rng: np.random.Generator) -> dict:
         if variant(self.cfg.variant).motion:

@@ -131,3 +131,43 @@ def test_the_energy_gap_sees_every_pixel_of_blur_and_invented_edges_alike():
     sharp, soft = 0.2 + (truth - 0.2) * 2, 0.2 + (truth - 0.2) / 2
     torch.testing.assert_close(log_energy_gap(sharp, truth), log_energy_gap(soft, truth),
                                rtol=1e-3, atol=0)  # up to the floor that keeps flat crops finite
+
+
+def test_the_balanced_weight_sets_the_extra_gradient_to_a_share_of_the_contents():
+    from hrinet.training.losses import balanced_weight
+
+    out = torch.linspace(0, 1, 64).view(1, 1, 8, 8).requires_grad_(True)
+    content = ((out - 0.3) ** 2).mean()
+    extra = 1e-6 * out.sin().sum()  # a term on another scale altogether
+    w = balanced_weight(content, extra, out, 0.1)
+    assert not w.requires_grad
+    (gc,) = torch.autograd.grad(content, out, retain_graph=True)
+    (ge,) = torch.autograd.grad(w * extra, out)
+    assert ge.norm().item() == pytest.approx(0.1 * gc.norm().item(), rel=1e-5)
+
+
+def test_the_adversarial_weight_trains_the_patchgan_on_synthesised_against_acquired_slices(tmp_path):
+    runs = {}
+    for w in (0.0, 0.2):
+        tr = Trainer(tiny("hrinet-flow", 1, log_mse=True, adversarial_weight=w), tmp_path / str(w),
+                     volumes=volumes(), log=None)
+        d2 = [p.detach().clone() for p in tr.D2.parameters()]
+        g = [p.detach().clone() for p in tr.G.parameters()]
+        runs[w] = tr.motion_step(step_rng(3, 0, 0))
+        runs[w]["d2_moved"] = any(not torch.equal(a, b) for a, b in zip(d2, tr.D2.parameters()))
+        runs[w]["g_moved"] = any(not torch.equal(a, b) for a, b in zip(g, tr.G.parameters()))
+    off, on = runs[0.0], runs[0.2]
+    # off: the critic is neither trained nor consulted; on: it learns, and the generator's loss
+    # is the same content (same batch) plus the adversarial term
+    assert not off["d2_moved"] and "loss_d2" not in off and off["g_moved"]
+    assert on["d2_moved"] and on["g_moved"] and np.isfinite(on["loss_d2"]) and on["loss_d2"] > 0
+    assert on["content"] == pytest.approx(off["content"])
+    assert on["loss_g"] != pytest.approx(off["loss_g"])
+
+
+def test_the_adversarial_weight_is_refused_by_the_paper_variants(tmp_path):
+    from hrinet.core.errors import HRINetError
+
+    with pytest.raises(HRINetError, match="--adversarial-weight trains the flow models only"):
+        Trainer(tiny("hrinet-mse", 1, adversarial_weight=0.1), tmp_path / "m", volumes=volumes(),
+                log=None)
