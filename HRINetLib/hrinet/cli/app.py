@@ -89,6 +89,9 @@ def cmd_interpolate(args) -> int:
     if classical and args.device != "auto":
         print(f"hrinet: warning: --device is not used by the {method} method (it runs on the "
               "CPU)", file=sys.stderr)
+    if classical and args.quality != "standard":
+        print(f"hrinet: warning: --quality is not used by the {method} method (it has no "
+              "model to run on mirrored views)", file=sys.stderr)
     if not classical:  # the model's options before reading anything or making any file
         check_model_options(args.weights, args.device, args.precision)
     volume = read_volume(args.input, series_uid=args.series)
@@ -103,7 +106,8 @@ def cmd_interpolate(args) -> int:
     check_memory(volume, plan, output_copies=2 + (4 if args.confidence else 0))
     start = time.perf_counter()
     interp = create_interpolator(method, device=args.device, weights=args.weights,
-                                 precision=args.precision)
+                                 precision=args.precision,
+                                 quality="standard" if classical else args.quality)
     model = model_words(interp)
     description = f"{volume_name(args.input)}: {plan.describe()}{'; ' + model if model else ''}"
     print(description, file=sys.stderr)
@@ -243,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", help="volume file (NRRD, NIfTI, MHA) or DICOM series folder")
     s.add_argument("out", help="output file (.nrrd recommended)")
     add_model_arguments(s, ("factor", "spacing", "method", "weights", "device", "thickness",
-                            "precision"))
+                            "precision", "quality"))
     s.add_argument("--preview", metavar="PNG", help="also write a PNG of the result's middle "
                    "axial, coronal and sagittal reformats, to look at it without a viewer "
                    "(default: none)")
@@ -265,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", action="append", metavar="METHOD=FILE",
                    help="weights for a learned method, e.g. hrinet=model.safetensors (default: "
                    "each method's shipped weights)")
-    add_model_arguments(s, ("device", "precision"))
+    add_model_arguments(s, ("device", "precision", "quality"))
     s.add_argument("--protocol", default="decimate", choices=("decimate", "slab"),
                    help="decimate: keep every k-th thin slice, score the new ones; slab: "
                    "simulate k-slice-thick slabs, score every output slice (README 'Results'; "

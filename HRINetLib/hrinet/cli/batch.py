@@ -54,7 +54,7 @@ def add_batch_arguments(s) -> None:
                    "the batch's own outputs are never inputs and a volume of yours there is "
                    "listed as skipped (move it out to have it processed)")
     add_model_arguments(s, ("factor", "spacing", "method", "weights", "thickness", "device",
-                            "precision"))
+                            "precision", "quality"))
     s.add_argument("--series-filter", default="", metavar="TEXT", help="only DICOM series whose "
                    "description holds TEXT, any case (default: every series)")
     s.add_argument("--shard", metavar="I/N", help="process shard I of N (default: from "
@@ -119,7 +119,9 @@ def _load(args, method: str, local_rank: int):
     once, with one line, instead of failing each case."""
     try:
         return create_interpolator(method, device=_device(args, local_rank),
-                                   weights=args.weights, precision=args.precision)
+                                   weights=args.weights, precision=args.precision,
+                                   quality=args.quality if method not in CLASSICAL_METHODS
+                                   else "standard")
     except HRINetError as exc:  # the options, not a case: no case can run
         raise HRINetError(f"the {method} model cannot be loaded, so no case can run: "
                           f"{exc}") from None
@@ -170,6 +172,8 @@ def _options(args, method: str) -> str:
     shaping = {"method": method, "factor": args.factor, "spacing": args.spacing,
                "thickness": args.thickness, "weights": weights,
                "precision": args.precision if learned else ""}
+    if learned and args.quality != "standard":  # only then, as the format below
+        shaping["quality"] = args.quality
     if _dicom(args):  # only then: the options of earlier file runs stay as they were
         shaping["format"] = "dicom"
     return options_text(shaping)

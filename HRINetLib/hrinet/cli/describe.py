@@ -10,6 +10,8 @@ def model_words(interp) -> str:
     if path is None:
         return ""
     variant = getattr(interp, "metadata", {}).get("variant", "?")
+    views = getattr(interp, "views", 1)
     return (f"model {variant} ({path.name}) on {getattr(interp, 'device', 'cpu')}, "
-            f"{getattr(interp, 'precision', 'fp32')}")
+            f"{getattr(interp, 'precision', 'fp32')}"
+            + (f", {views} mirrored views averaged (--quality high)" if views > 1 else ""))
 

@@ -217,7 +217,9 @@ def cmd_evaluate(args) -> int:
     planned = list(OUR_TABLES) + [figure_name(n, k) for n, _ in inputs for k in factors]
     earlier = check_out_folder(out, planned, args.overwrite)
     interps = {m: create_interpolator(m, device=args.device, weights=weights.get(m),
-                                      precision=args.precision) for m in methods}
+                                      precision=args.precision,
+                                      quality="standard" if m in CLASSICAL_METHODS
+                                      else args.quality) for m in methods}
     learned = [f"{m}: {model_words(i)}" for m, i in interps.items() if model_words(i)]
     print(f"evaluating {', '.join(methods)} at x{', x'.join(map(str, factors))} "
           f"({args.protocol} protocol)" + (f"; {'; '.join(learned)}" if learned else ""),
@@ -284,5 +286,5 @@ def provenance(args, methods, interps: dict, volumes: list, factors) -> dict:
         if m not in CLASSICAL_METHODS:
             used[m] = {"file": path.name, "sha256": file_sha256(path)} if path else None
     return {"code_version": __version__, "protocol": args.protocol,
-            "precision": args.precision, "factors": factors,
+            "precision": args.precision, "quality": args.quality, "factors": factors,
             "methods": methods, "device": args.device, "weights": used, "volumes": volumes}

@@ -23,3 +23,6 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: (:attr:`hrinet.core.variants.Variant.auto_bf16`). The variants themselves, their names
 #: included, are defined in :mod:`hrinet.core.variants`.
 AUTO_PRECISION_TOLERANCE_DB = 0.02
+#: What a learned method may spend on a result: ``standard`` (the default), or ``high``, the
+#: model over four mirrored views averaged at four times the time (:mod:`hrinet.methods.ensemble`).
+QUALITIES = ("standard", "high")

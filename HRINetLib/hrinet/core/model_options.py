@@ -12,7 +12,8 @@ import argparse
 from dataclasses import dataclass, field, fields
 from typing import List, Optional, Sequence
 
-from hrinet.core.constants import AUTO_PRECISION_TOLERANCE_DB, CLASSICAL_METHODS, PRECISIONS
+from hrinet.core.constants import (AUTO_PRECISION_TOLERANCE_DB, CLASSICAL_METHODS, PRECISIONS,
+                                   QUALITIES)
 from hrinet.core.variants import VARIANTS
 
 
@@ -33,7 +34,7 @@ def _option(flag: str, help: str, **argparse_kwargs) -> dict:
 
 #: Options only learned methods use: left out of a classical method's command line (the
 #: commands would warn that they are unused).
-LEARNED_ONLY = ("weights", "device", "precision")
+LEARNED_ONLY = ("weights", "device", "precision", "quality")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ class ModelOptions:
         "--precision", "arithmetic of learned methods: fp32, bf16 (faster where the CPU has "
         "it), fp16 (CUDA GPUs only), or auto: bf16 only where its measured cost is within "
         f"{AUTO_PRECISION_TOLERANCE_DB:g} dB (default auto)", choices=PRECISIONS))
+    quality: str = field(default="standard", metadata=_option(
+        "--quality", "standard (default), or high: the learned model run on four mirrored "
+        "views of the input (reversed along z, flipped left to right) and averaged, about four "
+        "times the time (docs/results.md, 'The quality setting')", choices=QUALITIES))
     thickness: Optional[float] = field(default=None, metadata=_option(
         "--thickness", "slice thickness of the input in mm (default 0: known slices kept "
         "bit-exact; a DICOM series' Slice Thickness is reported, not applied); with a slab "

@@ -19,6 +19,7 @@ import numpy as np
 
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import HRINetError
+from hrinet.methods.ensemble import with_quality
 from hrinet.core.models.shipped import find_weights
 from hrinet.core.variants import VARIANTS
 
@@ -65,12 +66,17 @@ def available_methods() -> List[str]:
 
 
 def create_interpolator(name: str, **options) -> Interpolator:
-    """Instantiate a registered method; ``options`` (device, weights...) go to its factory.
+    """Instantiate a registered method; ``options`` (device, weights...) go to its factory,
+    except ``quality`` (:data:`hrinet.core.constants.QUALITIES`), which wraps the method
+    (:func:`hrinet.methods.ensemble.with_quality`).
 
     Example:
         >>> create_interpolator("cubic").name
         'cubic'
     """
+    quality = options.pop("quality", None) or "standard"
+    if quality != "standard":
+        return with_quality(create_interpolator(name, **options), quality)
     if name in _REGISTRY:
         return _REGISTRY[name](**options)
     if name in _LAZY:

@@ -6,6 +6,7 @@ import csv
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from hrinet.cli import main
 from hrinet.core.io import read_volume, write_volume
@@ -266,3 +267,32 @@ def test_main_called_in_process_leaves_the_callers_signal_handlers_as_they_were(
     assert main(["info", str(src)]) == 0
     assert main(["adapt", str(src), "--out", str(tmp_path / "a")]) == 2  # too few slices
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_quality_high_averages_mirrored_views_and_the_output_says_so(tmp_path, thick, capsys):
+    from hrinet.core.io import read_provenance
+    from hrinet.methods import create_interpolator
+    from hrinet.methods.engine import upsample_z
+
+    std, high = tmp_path / "std.nrrd", tmp_path / "high.nrrd"
+    common = ["--factor", "3", "--device", "cpu", "--precision", "fp32", "--thickness", "0"]
+    assert main(["interpolate", str(thick), str(std), *common]) == 0
+    assert main(["interpolate", str(thick), str(high), *common, "--quality", "high"]) == 0
+    err = capsys.readouterr().err
+    assert "4 mirrored views averaged (--quality high)" in err
+    a, b = read_volume(std).array, read_volume(high).array
+    np.testing.assert_array_equal(a[::3], b[::3])  # acquired slices kept as they were
+    assert not np.array_equal(a, b)  # the flow model is not mirror-symmetric: the views differ
+    # the same as the library's views over the same plan (nothing else changed)
+    interp = create_interpolator("hrinet", device="cpu", precision="fp32", quality="high")
+    want = upsample_z(read_volume(thick), factor=3, interpolator=interp, thickness=0.0)
+    np.testing.assert_array_equal(b, want.array)
+    assert read_provenance(high)["model"].endswith(", 4 mirrored views averaged")
+    assert "mirrored" not in read_provenance(std)["model"]
+
+
+def test_quality_with_a_classical_method_is_a_warning_not_four_runs(tmp_path, thick):
+    r = run("interpolate", thick, tmp_path / "o.nrrd", "--factor", 2, "--method", "cubic",
+            "--quality", "high")
+    assert r.returncode == 0, r.stderr
+    assert "--quality is not used by the cubic method" in r.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from hrinet.cli.app import build_parser
-from hrinet.core.constants import CLASSICAL_METHODS, PRECISIONS
+from hrinet.core.constants import CLASSICAL_METHODS, PRECISIONS, QUALITIES
 from hrinet.core.model_options import LEARNED_ONLY, ModelOptions, from_args
 
 REPO = Path(__file__).resolve().parents[3]
@@ -28,6 +28,7 @@ def _draw(rng: random.Random) -> ModelOptions:
         weights=rng.choice([None, "/models/w.safetensors"]),
         device=rng.choice(["auto", "cpu", "cuda"]),
         precision=rng.choice(PRECISIONS),
+        quality=rng.choice(QUALITIES),
         thickness=rng.choice([None, 0.0, 2.5, 5.0]))
 
 
@@ -54,7 +55,7 @@ def test_each_command_that_runs_a_model_parses_its_options_from_the_one_declarat
     sub = next(a for a in parser._actions if a.dest == "command").choices
     declared = {f.metadata["flag"]: f for f in fields(ModelOptions)}
     uses = {"interpolate": set(declared), "batch": set(declared),
-            "evaluate": {"--device", "--precision"}, "adapt": {"--device"}}
+            "evaluate": {"--device", "--precision", "--quality"}, "adapt": {"--device"}}
     for name, flags in uses.items():
         actions = {a.option_strings[0]: a for a in sub[name]._actions if a.option_strings}
         for flag in flags:

@@ -56,6 +56,9 @@ def record(result, plan=None, interpolator=None, input_path=None,
     if weights is not None:
         variant = getattr(interpolator, "metadata", {}).get("variant", "")
         model = f"{variant} ({Path(weights).name})" if variant else Path(weights).name
+        views = getattr(interpolator, "views", 1)
+        if views > 1:  # the quality setting: say so where the output says how it was made
+            model += f", {views} mirrored views averaged"
         sha = _sha256(Path(weights))
     name = input_name or (Path(str(input_path).rstrip("/\\")).name if input_path else "")
     if not name and meta.get("source"):

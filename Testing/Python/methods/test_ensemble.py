@@ -1,0 +1,87 @@
+"""The quality setting (hrinet.methods.ensemble): a method over four mirrored views, each mapped
+back before the average, so a mirror-symmetric method is unchanged and an asymmetric one is
+averaged over what each view makes of the same slice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hrinet.core.errors import HRINetError
+from hrinet.core.phantom import make_phantom
+from hrinet.methods import create_interpolator
+from hrinet.methods.engine import upsample_z
+from hrinet.methods.ensemble import VIEWS, MirroredViews, with_quality
+
+
+class Lopsided:
+    """A method that is not mirror-symmetric: it leans on the lower slice of each pair and adds
+    a ramp that rises left to right, so every view sees something else."""
+
+    name, halo, slab_ratio = "lopsided", 1, 0.0
+
+    def __init__(self):
+        self.calls = []
+
+    def interpolate(self, window, pairs, fractions):
+        self.calls.append((window.copy(), list(pairs), list(fractions)))
+        ramp = np.arange(window.shape[-1], dtype=np.float32)
+        return np.stack([np.stack([window[p] * (1 - t / 2) + window[p + 1] * (t / 2) + ramp * t
+                                   for t in fractions]) for p in pairs]).astype(np.float32)
+
+
+def _window(n=5, y=3, x=4, seed=0):
+    return np.random.default_rng(seed).normal(0, 100, (n, y, x)).astype(np.float32)
+
+
+def test_a_mirror_symmetric_method_is_unchanged_by_the_views():
+    linear = create_interpolator("linear")
+    w = _window()
+    plain = linear.interpolate(w, [0, 2, 3], [0.25, 0.5, 0.75])
+    mirrored = MirroredViews(linear).interpolate(w, [0, 2, 3], [0.25, 0.5, 0.75])
+    np.testing.assert_allclose(mirrored, plain, rtol=0, atol=1e-3)
+
+
+def test_each_view_is_mapped_back_to_the_same_slice_before_the_average():
+    inner = Lopsided()
+    w = _window()
+    got = MirroredViews(inner).interpolate(w, [1, 3], [0.25, 1.0])
+    ramp = np.arange(4, dtype=np.float32)
+    want = np.zeros_like(got)
+    for reverse, flip in VIEWS:
+        for i, p in enumerate([1, 3]):
+            for j, t in enumerate([0.25, 1.0]):
+                lo, hi, f = (w[p + 1], w[p], 1 - t) if reverse else (w[p], w[p + 1], t)
+                r = ramp[::-1] if flip else ramp  # the view's ramp, seen back in place
+                want[i, j] += (lo * (1 - f / 2) + hi * (f / 2) + r * f) / len(VIEWS)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+    assert len(inner.calls) == 4
+    # reversed: pair p of n slices is pair n - 2 - p, fraction t is 1 - t
+    assert inner.calls[1][1:] == ([2, 0], [0.75, 0.0])
+    np.testing.assert_array_equal(inner.calls[1][0], w[::-1])
+    np.testing.assert_array_equal(inner.calls[2][0], w[..., ::-1])
+
+
+def test_the_method_keeps_its_name_halo_and_hears_the_plans_slab_ratio():
+    inner = Lopsided()
+    views = with_quality(inner, "high")
+    assert (views.name, views.halo, views.views) == ("lopsided", 1, 4)
+    views.slab_ratio = 1.5  # what the engine does before it runs a slab plan
+    assert inner.slab_ratio == 1.5 and views.slab_ratio == 1.5
+    assert with_quality(inner, "standard") is inner
+
+
+def test_an_unknown_quality_is_one_line_naming_the_choices():
+    with pytest.raises(HRINetError, match="unknown quality 'best'; choose one of standard, high"):
+        with_quality(Lopsided(), "best")
+
+
+@pytest.mark.parametrize("thickness", [0.0, 6.0])
+def test_the_engine_runs_the_views_over_a_whole_volume_and_its_ends(thickness):
+    vol = make_phantom(size=(24, 20, 7), spacing=(1.0, 1.0, 3.0))
+    plain = upsample_z(vol, factor=3, interpolator=create_interpolator("cubic"),
+                       thickness=thickness)
+    high = upsample_z(vol, factor=3, interpolator=create_interpolator("cubic", quality="high"),
+                      thickness=thickness)
+    # cubic is mirror-symmetric: the views change nothing, at the ends of the volume included
+    np.testing.assert_allclose(high.array.astype(float), plain.array.astype(float), atol=1)
+    np.testing.assert_array_equal(high.array[::3], vol.array)
