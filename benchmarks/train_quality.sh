@@ -25,7 +25,9 @@
 # squared log gradient-energy ratio (--energy-weight, the blur grad_ratio reports); CROSS (default
 # 0), the share of cross-view groups (--cross-view: planes of z and an in-plane axis, stacked
 # along the other, so thick series give thin-spaced targets); ADVERSARIAL (default 0), the PatchGAN
-# term's share of the content gradient (--adversarial-weight, the paper's D2 on hrinet-flow); GAPS (default 2,2,3,4,5,6,7,8).
+# term's share of the content gradient (--adversarial-weight, the paper's D2 on hrinet-flow); CONTEXT
+# (default 0; 1: --adversarial-context, D2 judges each slice beside the two nearest known slices);
+# GAPS (default 2,2,3,4,5,6,7,8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS=${CORPUS:-../corpus}
@@ -46,6 +48,7 @@ exec .venv/bin/hrinet train --variant hrinet-flow --init "$INIT" --precision "${
   --data $TRAIN --val $VAL --iterations "${ITERATIONS:-16000}" --crop 128 --batch 4 --samples-per-group 4 \
   --gaps "${GAPS:-2,2,3,4,5,6,7,8}" --grad-weight "${GRAD:-0}" --energy-weight "${ENERGY:-0}" \
   --cross-view "${CROSS:-0}" --adversarial-weight "${ADVERSARIAL:-0}" \
+  $([ "${CONTEXT:-0}" = 1 ] && echo --adversarial-context) \
   --overlap 0.4 --drop-context 0.25 --log-mse --ssim-weight 1.0 \
   --augment 0.25 --lr 3e-5 --ema 0.999 --lr-final 0.05 --decay-start 0.5 --workers 1 \
   --val-every 4000 --val-factors 2,4 --checkpoint-minutes 4 --device cpu --out "$R"

@@ -260,13 +260,15 @@ class ACAICritic(nn.Module):
 
 
 class PatchGAN(nn.Module):
-    """D2: the pix2pix 70x70 Markovian discriminator (logits per patch)."""
+    """D2: the pix2pix 70x70 Markovian discriminator (logits per patch). ``inputs`` > 1 is
+    pix2pix's conditional form: the slice judged comes last, after the slices it is judged
+    beside."""
 
-    def __init__(self, channels: int = 64):
+    def __init__(self, channels: int = 64, inputs: int = 1):
         super().__init__()
         c = channels
         self.net = nn.Sequential(
-            nn.Conv2d(1, c, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(inputs, c, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(c, 2 * c, 4, 2, 1), nn.InstanceNorm2d(2 * c), nn.LeakyReLU(0.2, True),
             nn.Conv2d(2 * c, 4 * c, 4, 2, 1), nn.InstanceNorm2d(4 * c), nn.LeakyReLU(0.2, True),
             nn.Conv2d(4 * c, 8 * c, 4, 1, 1), nn.InstanceNorm2d(8 * c), nn.LeakyReLU(0.2, True),

@@ -21,7 +21,8 @@ def build_generator(cfg: ModelConfig) -> nn.Module:
     return Generator(cfg)
 
 
-def build_models(cfg: ModelConfig) -> Dict[str, nn.Module]:
-    """The generator and both critics for ``cfg``."""
+def build_models(cfg: ModelConfig, patch_context: int = 0) -> Dict[str, nn.Module]:
+    """The generator and both critics for ``cfg``; D2 judges each slice beside
+    ``patch_context`` others (0: alone, as in the paper)."""
     return {"generator": build_generator(cfg), "critic": ACAICritic(cfg.critic_channels),
-            "patchgan": PatchGAN(cfg.patch_channels)}
+            "patchgan": PatchGAN(cfg.patch_channels, inputs=1 + patch_context)}

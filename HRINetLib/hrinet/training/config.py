@@ -143,6 +143,13 @@ class TrainConfig:
         "hrinet-flow: weight of the paper's PatchGAN term (a critic tells synthesised from "
         "acquired slices), as a fraction of the content loss's gradient at the output, e.g. 0.1",
         low=0.0, what="a fraction of the content gradient"))
+    #: hrinet-flow: D2 sees the two nearest known slices (sampled along the flow at the
+    #: target's place) beside the slice it judges, pix2pix's conditional form. Alone, a blurred
+    #: synthesised slice looks like an acquired slice of a smooth kernel (which augmentation
+    #: also draws); beside its own series' slices the blur is what tells it apart.
+    adversarial_context: bool = field(default=False, metadata=option(
+        "hrinet-flow: the PatchGAN critic judges each slice beside the two nearest known "
+        "slices (conditional, so blur is judged against the series' own sharpness)"))
     #: hrinet-flow: minimise the mean of each sample's log pixel MSE (the mean PSNR over
     #: samples) instead of the mean MSE, which lets the large errors of wide gaps drown the
     #: small ones of narrow gaps (x2) that users also ask for.
@@ -228,6 +235,9 @@ class TrainConfig:
                     option = f.metadata.get("cli") or "--" + f.name.replace("_", "-")
                     raise HRINetError(f"{option} trains the flow models only; {self.variant} "
                                       f"has no use for it (leave {option} out)")
+        if self.adversarial_context and not self.adversarial_weight > 0:
+            raise HRINetError("--adversarial-context shapes the PatchGAN term, which is off; give "
+                              "--adversarial-weight too, e.g. 0.1")
         bad_factors = [k for k in self.val_factors if k < 2 or k > 64]
         if bad_factors:
             raise HRINetError(f"--val-factors {','.join(map(str, self.val_factors))} is out of "

@@ -22,6 +22,10 @@ LOG_GRADIENT_FLOOR = 1e-4
 #: normalised units (a 1 HU step between neighbours is about 6e-8): a flat crop adds no gradient.
 LOG_ENERGY_FLOOR = 1e-7
 
+#: Known slices the conditional PatchGAN judges a slice beside (``adversarial_context``): the
+#: two nearest, w1 and w2 of a motion batch's samples (sampled along the flow at the target).
+CRITIC_CONTEXT = 2
+
 
 def acai_critic_loss(d_mix: torch.Tensor, a: torch.Tensor, d_real_blend: torch.Tensor) -> torch.Tensor:
     """Paper eq. (2): ``||D1(x_a) - a||^2 + ||D1(g x + (1 - g) AE(x))||^2``."""
@@ -52,6 +56,18 @@ def balanced_weight(content: torch.Tensor, extra: torch.Tensor, output: torch.Te
     (gc,) = torch.autograd.grad(content, output, retain_graph=True)
     (ge,) = torch.autograd.grad(extra, output, retain_graph=True)
     return (weight * gc.norm() / (ge.norm() + 1e-12)).detach()
+
+
+def critic_context(samples: torch.Tensor) -> torch.Tensor:
+    """The known slices the conditional PatchGAN sees beside each judged slice: the nearest two
+    of a motion batch's ``(B, 4, S, S)`` samples (HU), in the models' [0, 1] range."""
+    lo = 2 - CRITIC_CONTEXT // 2
+    return (samples[:, lo:lo + CRITIC_CONTEXT].float().clamp(HU_MIN, HU_MIN + HU_SCALE) - HU_MIN) / HU_SCALE
+
+
+def with_context(context: Optional[torch.Tensor], judged: torch.Tensor) -> torch.Tensor:
+    """The PatchGAN's input: ``judged`` alone, or after ``context``'s channels."""
+    return judged if context is None else torch.cat([context, judged], 1)
 
 
 def patchgan_critic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from hrinet.training.config import LOG_MSE_FLOOR
 from hrinet.training.losses import (
     acai_critic_loss,
     balanced_weight,
+    critic_context,
     generator_adversarial,
     gradient_difference,
     log_dissimilarity,
@@ -23,6 +24,7 @@ from hrinet.training.losses import (
     patchgan_critic_loss,
     ssim_torch,
     windowed,
+    with_context,
 )
 from hrinet.training.prefetch import motion_batches
 
@@ -128,10 +130,13 @@ class StepsMixin:
         logs = {"content": loss.item()}
         if self.cfg.adversarial_weight > 0:
             # the paper's beta log(1 - D2(x)), its weight set against the content gradient; D2
-            # is not updated by the generator's loss (its parameters are frozen for this pass)
+            # is not updated by the generator's loss (its parameters are frozen for this pass);
+            # with adversarial_context it judges each slice beside the nearest known ones
+            context = critic_context(mb.samples.to(dev)) if self.cfg.adversarial_context else None
             self.D2.requires_grad_(False)
             with autocast(dev, self.cfg.precision):
-                fooled = generator_adversarial(None, self.D2(pred).float(), 0.0, 1.0)
+                fooled = generator_adversarial(None, self.D2(with_context(context, pred)).float(),
+                                               0.0, 1.0)
             self.D2.requires_grad_(True)
             loss = loss + balanced_weight(loss, fooled, pred, self.cfg.adversarial_weight) * fooled
         self.opt["G"].zero_grad(set_to_none=True)
@@ -139,7 +144,9 @@ class StepsMixin:
         self.opt["G"].step()
         logs["loss_g"] = loss.item()
         if self.cfg.adversarial_weight > 0:
-            logs["loss_d2"] = self.patchgan_update(target, pred.detach(), self.cfg.precision)
+            logs["loss_d2"] = self.patchgan_update(with_context(context, target),
+                                                   with_context(context, pred.detach()),
+                                                   self.cfg.precision)
         return logs
 
     def supervised_step(self, rng: np.random.Generator) -> dict:

@@ -41,6 +41,7 @@ from hrinet.core.io import read_volume
 from hrinet.learned.inference import resolve_device
 from hrinet.learned.models import Generator, memory_format_for
 from hrinet.learned.networks import build_generator, build_models
+from hrinet.training.losses import CRITIC_CONTEXT
 from hrinet.learned.weights import save_weights
 from hrinet.training.checkpoint import (
     CHECKPOINT,
@@ -88,7 +89,8 @@ class Trainer(StepsMixin):
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.mcfg = model_config(cfg, resumed.state if resumed else None)
-        models = build_models(self.mcfg)
+        context = CRITIC_CONTEXT if cfg.adversarial_context else 0
+        models = build_models(self.mcfg, patch_context=context)
         if cfg.init_weights and resumed is None:
             models["generator"] = starting_generator(cfg, self.mcfg)
             self.mcfg = models["generator"].cfg

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hrinet.core.constants import HU_MIN, HU_SCALE
 from hrinet.training.data import step_rng
 from hrinet.training.trainer import Trainer
 from training_cases import tiny, volumes
@@ -171,3 +172,31 @@ def test_the_adversarial_weight_is_refused_by_the_paper_variants(tmp_path):
     with pytest.raises(HRINetError, match="--adversarial-weight trains the flow models only"):
         Trainer(tiny("hrinet-mse", 1, adversarial_weight=0.1), tmp_path / "m", volumes=volumes(),
                 log=None)
+
+
+def test_the_conditional_critic_judges_each_slice_beside_the_two_nearest_known_slices(tmp_path):
+    from hrinet.training.losses import critic_context, with_context
+
+    samples = torch.stack([torch.full((8, 8), hu) for hu in (-1000.0, 0.0, 40.0, 3000.0)])[None]
+    context = critic_context(samples)
+    # w1 and w2 (the nearest known slices), in the models' [0, 1] range
+    assert context.shape == (1, 2, 8, 8)
+    assert context[0, 0, 0, 0].item() == pytest.approx((0.0 - HU_MIN) / HU_SCALE)
+    assert context[0, 1, 0, 0].item() == pytest.approx((40.0 - HU_MIN) / HU_SCALE)
+    judged = torch.rand(1, 1, 8, 8)
+    assert torch.equal(with_context(None, judged), judged)
+    assert torch.equal(with_context(context, judged)[:, 2:], judged)
+
+    tr = Trainer(tiny("hrinet-flow", 1, log_mse=True, adversarial_weight=0.2,
+                      adversarial_context=True), tmp_path / "c", volumes=volumes(), log=None)
+    assert tr.D2.net[0].in_channels == 3
+    logs = tr.motion_step(step_rng(3, 0, 0))
+    assert np.isfinite(logs["loss_d2"]) and logs["loss_d2"] > 0
+
+
+def test_the_conditional_critic_without_an_adversarial_weight_is_refused(tmp_path):
+    from hrinet.core.errors import HRINetError
+
+    with pytest.raises(HRINetError, match="--adversarial-context .* give --adversarial-weight"):
+        Trainer(tiny("hrinet-flow", 1, adversarial_context=True), tmp_path / "c",
+                volumes=volumes(), log=None)

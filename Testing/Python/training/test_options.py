@@ -47,10 +47,14 @@ def test_the_arguments_a_program_builds_parse_back_to_the_same_settings():
 
 def test_flow_only_settings_are_refused_by_the_other_variants_naming_the_option():
     flow_only = [f for f in fields(TrainConfig) if f.metadata.get("flow_only")]
-    assert {"cross_view", "grad_weight", "energy_weight", "adversarial_weight", "augment"} <= {f.name for f in flow_only}
+    assert {"cross_view", "grad_weight", "energy_weight", "adversarial_weight",
+            "adversarial_context", "augment"} <= {f.name for f in flow_only}
+    # a setting that shapes another one is given with it
+    partner = {"adversarial_context": {"adversarial_weight": 0.1}}
     for f in flow_only:
         value = True if f.type in (bool, "bool") else (
             "bf16" if f.name == "precision" else f.default + 1 if f.name in ("workers", "samples_per_group") else 0.5)
-        TrainConfig(data=["a.nrrd"], variant="hrinet-flow", **{f.name: value}).check()
+        TrainConfig(data=["a.nrrd"], variant="hrinet-flow", **{f.name: value},
+                    **partner.get(f.name, {})).check()
         with pytest.raises(HRINetError, match="flow models only"):
             TrainConfig(data=["a.nrrd"], variant="acai", **{f.name: value}).check()
