@@ -29,7 +29,7 @@ class BatchJob(Job):
         input_folder: the cohort's folder (read only).
         out_folder: where the outputs (mirroring the input tree), ``results.csv`` and the job's
             log go.
-        method, weights, device, precision: as for an interpolation.
+        method, weights, device, precision, quality: as for an interpolation.
         factor, target_spacing, thickness: the target, as the panel's
             :func:`~HRINetSlicerLib.targets.interpolation_target` gives it.
     """
@@ -37,9 +37,10 @@ class BatchJob(Job):
     def __init__(self, input_folder, out_folder, method: str = "hrinet",
                  weights: Optional[str] = None, device: str = "auto",
                  factor: Optional[int] = None, target_spacing: Optional[float] = None,
-                 thickness: Optional[float] = None, precision: str = "auto"):
+                 thickness: Optional[float] = None, precision: str = "auto",
+                 quality: str = "standard"):
         super().__init__()
-        self.precision = precision
+        self.precision, self.quality = precision, quality
         self.input, self.out = Path(input_folder), Path(out_folder)
         self.method, self.weights, self.device = method, weights, device
         self.factor, self.target_spacing, self.thickness = factor, target_spacing, thickness
@@ -55,7 +56,7 @@ class BatchJob(Job):
     def command(self) -> List[str]:
         options = ModelOptions(factor=self.factor, spacing=self.target_spacing,
                                method=self.method, weights=self.weights and str(self.weights),
-                               device=self.device, precision=self.precision,
+                               device=self.device, precision=self.precision, quality=self.quality,
                                thickness=self.thickness)
         return self.hrinet("batch", self.input, "--out", self.out,
                            "--shard", "1/1",  # Slicer's own environment is no job array

@@ -35,7 +35,8 @@ class BatchSection:
             return
         with ShowFailureInDialog(_("Could not start the batch.")):
             job = BatchJob(p.batchInputPath, p.batchOutputPath, method=method, weights=weights,
-                           device=self._device(), precision=p.precision, **self._target())
+                           device=self._device(), precision=p.precision, quality=p.quality,
+                           **self._target())
             job.start()
             self._batch = job
             self.ui.batchStartButton.enabled = False

@@ -82,7 +82,8 @@ class InterpolationJob(Job):
         input_node: the scalar volume node; never modified.
         factor, target_spacing, method, thickness: as for :func:`hrinet.upsample_z`; the plan
             is made (and validated) here, before anything starts.
-        weights, device, precision: for learned methods.
+        weights, device, precision, quality: for learned methods (``quality="high"``: four
+            mirrored views averaged, about 3x the time).
         name: name of the result node (default ``"<input> isotropic"``).
         confidence: also compute the confidence map (``--confidence``) and add it as an overlay
             (:mod:`HRINetSlicerLib.confidence_overlay`).
@@ -92,9 +93,9 @@ class InterpolationJob(Job):
                  target_spacing: Optional[float] = None, method: str = "hrinet",
                  weights: Optional[str] = None, device: str = "auto",
                  thickness: Optional[float] = None, name: Optional[str] = None,
-                 precision: str = "auto", confidence: bool = False):
+                 precision: str = "auto", confidence: bool = False, quality: str = "standard"):
         super().__init__()
-        self.confidence = confidence
+        self.confidence, self.quality = confidence, quality
         self.input_node = input_node
         self.precision = precision
         self.plan = plan_for_node(input_node, factor, target_spacing, method, thickness)
@@ -111,6 +112,7 @@ class InterpolationJob(Job):
         options = ModelOptions(factor=self.plan.factor, method=self.plan.method,
                                weights=self.weights and str(self.weights), device=self.device,
                                precision=self.precision,  # kept as the panel said: no estimate
+                               quality=self.quality,
                                thickness=0.0 if self.thickness is None else self.thickness)
         extra = ["--confidence", folder / "confidence.nrrd"] if self.confidence else []
         return self.hrinet("interpolate", folder / "in.nrrd", folder / "out.nrrd",
@@ -182,7 +184,7 @@ def interpolate_node(input_node, factor: Optional[int] = None,
                      target_spacing: Optional[float] = None, method: str = "hrinet",
                      weights: Optional[str] = None, device: str = "auto",
                      thickness: Optional[float] = None, name: Optional[str] = None,
-                     precision: str = "auto", confidence: bool = False,
+                     precision: str = "auto", confidence: bool = False, quality: str = "standard",
                      progress: Optional[Callable[[int, int], None]] = None,
                      cancel: Optional[Callable[[], bool]] = None, scene=None,
                      poll_seconds: float = 0.1):
@@ -196,7 +198,7 @@ def interpolate_node(input_node, factor: Optional[int] = None,
     """
     job = InterpolationJob(input_node, factor=factor, target_spacing=target_spacing,
                            method=method, weights=weights, device=device, thickness=thickness,
-                           name=name, precision=precision, confidence=confidence)
+                           name=name, precision=precision, confidence=confidence, quality=quality)
     start = time.perf_counter()
     job.start()
     try:

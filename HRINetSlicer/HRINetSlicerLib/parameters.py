@@ -26,6 +26,7 @@ class HRINetSlicerParameterNode:
     weightsPath: Path = Path()
     device: str = "auto"
     precision: str = "auto"
+    quality: str = "standard"
     exportPath: Path = Path()
     trainVariant: str = "hrinet-flow"
     trainIterations: int = 500
@@ -38,12 +39,14 @@ class HRINetSlicerParameterNode:
 #: Combo boxes bound to a parameter through their items' data (key), not their text.
 KEYED_COMBOS = {"targetModeComboBox": "targetMode", "modelComboBox": "model",
                 "deviceComboBox": "device", "variantComboBox": "trainVariant",
-                "precisionComboBox": "precision"}
+                "precisionComboBox": "precision", "qualityComboBox": "quality"}
 #: Keys of the items the .ui defines, in its order.
 TARGET_MODES = ("isotropic", "spacing", "factor")
 DEVICES = ("auto", "cuda", "cpu")
 #: How the precision combo shows its keys (the keys themselves come from the --precision option).
 PRECISION_LABELS = {"auto": "auto precision", "fp16": "fp16 (CUDA)"}
+#: How the quality combo shows its keys (the keys come from the --quality option).
+QUALITY_LABELS = {"standard": "standard quality", "high": "high quality (slower)"}
 
 
 def is_unset(path) -> bool:

@@ -78,7 +78,7 @@ class HRINetSlicerTest(ScriptedLoadableModuleTest):
         node = slicer.util.addVolumeFromArray(np.zeros((4, 8, 8), np.int16), name="thick")
         chosen = dict(inputVolume=node, targetMode="factor", factor=6, targetSpacing=0.7,
                       restoreSlabs=True, thickness=5.0, model="cubic", device="cpu",
-                      precision="bf16", trainVariant="hrinet-plus",
+                      precision="bf16", quality="high", trainVariant="hrinet-plus",
                       batchInputPath=Path(tempfile.gettempdir()) / "cohort",
                       batchOutputPath=Path(tempfile.gettempdir()) / "cohort-iso",
                       trainIterations=1234, trainCrop=192,
@@ -90,6 +90,8 @@ class HRINetSlicerTest(ScriptedLoadableModuleTest):
             setattr(params, key, value)
         self.assertEqual(widget.ui.deviceComboBox.currentData, "cpu")  # a key, not its text
         self.assertEqual(widget.ui.precisionComboBox.currentData, "bf16")
+        self.assertEqual(widget.ui.qualityComboBox.currentData, "high")
+        self.assertFalse(widget.ui.qualityComboBox.enabled)  # cubic has no quality setting
         self.assertFalse(widget.ui.downloadButton.enabled)  # a classical method is selected
         self.assertEqual(widget.ui.factorSpinBox.value, 6)
         path = os.path.join(tempfile.mkdtemp(), "settings.mrb")

@@ -10,6 +10,7 @@ from typing import Optional
 import qt
 import slicer
 import vtk
+from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.model_options import option_field
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
@@ -26,6 +27,7 @@ from .parameters import (
     DEVICES,
     KEYED_COMBOS,
     PRECISION_LABELS,
+    QUALITY_LABELS,
     TARGET_MODES,
     HRINetSlicerParameterNode,
     is_unset,
@@ -75,6 +77,10 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         for key in precision.metadata["argparse"]["choices"]:
             self.ui.precisionComboBox.addItem(PRECISION_LABELS.get(key, key), key)
         self.ui.precisionComboBox.toolTip = precision.metadata["help"]
+        quality = option_field("quality")
+        for key in quality.metadata["argparse"]["choices"]:
+            self.ui.qualityComboBox.addItem(QUALITY_LABELS.get(key, key), key)
+        self.ui.qualityComboBox.toolTip = quality.metadata["help"]
         for widgetName, parameter in KEYED_COMBOS.items():
             getattr(self.ui, widgetName).currentIndexChanged.connect(
                 lambda _i, w=widgetName, p=parameter: self._comboToParameter(w, p))
@@ -189,6 +195,8 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         self.ui.targetSpacingSpinBox.enabled = mode == "spacing"
         self.ui.factorSpinBox.enabled = mode == "factor"
         self.ui.weightsPathLineEdit.enabled = self._parameterNode.model == "file"
+        # the classical methods have no quality setting (the command leaves it out for them)
+        self.ui.qualityComboBox.enabled = self._method()[0] not in CLASSICAL_METHODS
         self.ui.thicknessSpinBox.enabled = self._parameterNode.restoreSlabs
         self.ui.downloadButton.enabled = self.selectedDownload() is not None and \
             self._download is None
@@ -236,6 +244,7 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
             job = InterpolationJob(self._parameterNode.inputVolume, method=method,
                                    weights=weights, device=self._device(),
                                    precision=self._parameterNode.precision,
+                                   quality=self._parameterNode.quality,
                                    confidence=self._parameterNode.showConfidence,
                                    **self._target())
             job.start()

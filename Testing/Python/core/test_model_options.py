@@ -79,23 +79,23 @@ def test_factor_and_spacing_exclude_each_other():
         build_parser().parse_args(["interpolate", "a", "b", "--factor", "2", "--spacing", "1"])
 
 
-@pytest.mark.parametrize("method, precision, device",
+@pytest.mark.parametrize("method, precision, device, quality",
                          list(itertools.product(["cubic", "hrinet"], PRECISIONS,
-                                                ["auto", "cpu"])))
+                                                ["auto", "cpu"], QUALITIES)))
 def test_the_panels_batch_job_asks_for_exactly_its_settings(tmp_path, method, precision,
-                                                             device):
+                                                             device, quality):
     from HRINetSlicerLib.batch_job import BatchJob
 
     job = BatchJob(tmp_path / "in", tmp_path / "out", method=method, factor=3,
-                   precision=precision, device=device, thickness=2.5)
+                   precision=precision, device=device, thickness=2.5, quality=quality)
     argv = job.command()
     args = build_parser().parse_args(argv[argv.index("hrinet.cli") + 1:])
     got = from_args(args)
     assert (got.method, got.factor, got.thickness) == (method, 3, 2.5)
     if method in CLASSICAL_METHODS:
-        assert (got.precision, got.device) == ("auto", "auto")
+        assert (got.precision, got.device, got.quality) == ("auto", "auto", "standard")
     else:
-        assert (got.precision, got.device) == (precision, device)
+        assert (got.precision, got.device, got.quality) == (precision, device, quality)
 
 
 def test_the_panels_interpolation_job_asks_for_exactly_its_settings(scene):
@@ -104,14 +104,14 @@ def test_the_panels_interpolation_job_asks_for_exactly_its_settings(scene):
     from HRINetSlicerLib.mrml import node_from_volume
 
     node = node_from_volume(make_phantom(size=(16, 16, 4), spacing=(1, 1, 3)), "thick", scene)
-    for precision in PRECISIONS:
+    for precision, quality in itertools.product(PRECISIONS, QUALITIES):
         job = InterpolationJob(node, factor=3, method="hrinet", precision=precision,
-                               device="cpu", weights="/models/w.safetensors")
+                               device="cpu", weights="/models/w.safetensors", quality=quality)
         job.folder = Path("/tmp/job")
         argv = job.command()
         got = from_args(build_parser().parse_args(argv[argv.index("hrinet.cli") + 1:]))
         assert got == ModelOptions(factor=3, method="hrinet", weights="/models/w.safetensors",
-                                   device="cpu", precision=precision,
+                                   device="cpu", precision=precision, quality=quality,
                                    thickness=0.0)  # restore unchecked: the slices kept
 
 

@@ -60,6 +60,9 @@ def test_panel_screenshot(panel, tmp_path):
     panel.findChild(QtWidgets.QLabel, "planLabel").setText(
         "x12 with hrinet: 30 -> 349 slices, spacing 0.646 x 0.646 x 0.6667 mm")
     panel.findChild(QtWidgets.QLabel, "detectedDeviceLabel").setText("detected: CPU only")
+    panel.findChild(QtWidgets.QComboBox, "precisionComboBox").addItem("auto precision")
+    panel.findChild(QtWidgets.QComboBox, "qualityComboBox").addItems(
+        ["standard quality", "high quality (slower)"])
     panel.findChild(QtWidgets.QPushButton, "interpolateButton").setEnabled(True)
     variants = panel.findChild(QtWidgets.QComboBox, "variantComboBox")
     variants.addItems(["hrinet-plus", "hrinet-mse", "hrinet-perceptual"])
@@ -134,6 +137,28 @@ def test_every_setting_in_the_panel_is_held_by_the_parameter_node_so_scenes_rest
     assert all(spec["fields"][n] == "Path" for n in
                ("weightsPath", "exportPath", "trainOutputPath"))
 
+
+
+
+def test_the_quality_setting_sits_beside_precision_and_starts_where_the_command_does(panel):
+    """The panel offers --quality (filled from the option's choices at run time) and a new
+    scene starts at the command's default, so a click in Slicer runs what the CLI runs."""
+    import ast
+
+    from hrinet.core.model_options import option_field
+
+    assert panel.findChild(QtWidgets.QComboBox, "qualityComboBox") is not None
+    assert _parameter_node_fields()["keyed"]["qualityComboBox"] == "quality"
+    tree = ast.parse(PARAMETERS.read_text(encoding="utf-8"))
+    defaults = {a.target.id: ast.literal_eval(a.value) for node in tree.body
+                if isinstance(node, ast.ClassDef) for a in node.body
+                if isinstance(a, ast.AnnAssign) and a.value is not None
+                and isinstance(a.value, ast.Constant)}
+    assert defaults["quality"] == option_field("quality").default == "standard"
+    assert defaults["precision"] == option_field("precision").default
+    labels = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                  and getattr(n.targets[0], "id", "") == "QUALITY_LABELS")
+    assert set(labels) <= set(option_field("quality").metadata["argparse"]["choices"])
 
 
 def test_every_name_the_module_and_its_lib_import_from_the_lib_is_defined_there():
