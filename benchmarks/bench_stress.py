@@ -8,7 +8,7 @@ outside a circle that cuts through the body set to -2000 or -3024 HU), added noi
 (20 and 40 HU), a bone kernel (in-plane unsharp masking, amount 1) and a sharper one (amount 2:
 about 3x at the highest in-plane frequencies, as sharp bone kernels). Each version is decimated
 at x2, x4, x6, x8 and x12 and upsampled back by linear, cubic, flow and the default model (and
-any ``--weights``); PSNR_HU and SSIM_win of the synthesised slices are printed per cell, with
+any ``--weights``, each at ``--quality``); PSNR_HU and SSIM_win of the synthesised slices are printed per cell, with
 every cell where a learned model falls below the best classical method (PSNR: linear, cubic,
 flow; SSIM_win: linear, cubic) marked and listed. The central ``--slices`` slices of each volume
 are used (speed). Results go to ``DIR/stress.csv``, ``DIR/stress.md`` (every cell) and
@@ -29,7 +29,9 @@ from hrinet.core.preview import coronal
 from hrinet.core.volume import Volume, cast_like
 from hrinet.evaluation.evaluate import evaluate_volume
 from hrinet.learned.inference import load_interpolator
+from hrinet.core.constants import QUALITIES
 from hrinet.methods import engine
+from hrinet.methods.ensemble import with_quality
 from hrinet.training.augment import apply_kernel, apply_noise, circle_mask
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
@@ -76,6 +78,9 @@ def main() -> None:
     p.add_argument("--no-default", action="store_true", help="leave the shipped default out")
     p.add_argument("--factors", default=",".join(map(str, FACTORS)))
     p.add_argument("--conditions", default=",".join(CONDITIONS))
+    p.add_argument("--quality", choices=QUALITIES, default="standard",
+                   help="run every learned model at this --quality (high: four mirrored views "
+                        "averaged, the opt-in setting's stress table)")
     p.add_argument("--slices", type=int, default=49, help="central slices used (default 49)")
     p.add_argument("--out", default="out/stress")
     p.add_argument("--no-padding-guard", action="store_true", help="measure without the "
@@ -91,6 +96,7 @@ def main() -> None:
     for item in args.weights:
         name, _, path = item.partition("=")
         models[name] = load_interpolator(path, device="cpu", precision="fp32")
+    models = {name: with_quality(m, args.quality) for name, m in models.items()}
     methods = CLASSICAL + list(models)
     factors = [int(f) for f in args.factors.split(",")]
     out = Path(args.out)

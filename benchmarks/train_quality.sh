@@ -11,8 +11,9 @@
 # 40% overlapping reconstructions, a quarter of the context slices missing, log-MSE + log(1-SSIM),
 # scanner augmentation 0.25, Adam lr 3e-5 with weight averaging 0.999 and cosine decay to 0.05x
 # from half-way, ITERATIONS (default 16000) steps of 4 groups x 4 targets on 128^2 crops, CPU,
-# bf16 autocast for the network (PRECISION; 1.6x faster a step here than fp32, loss and
-# validation fp32). Checkpoints every 4 minutes; validation (x2, x4) every 4000 steps.
+# bf16 autocast for the network where the CPU has native bf16 (PRECISION; 1.6x faster a step
+# than fp32 on AVX-512 BF16, about 40x slower where emulated, so fp32 there; loss and validation
+# fp32). Checkpoints every 4 minutes; validation (x2, x4) every 4000 steps.
 # Prerequisite: the corpus built, e.g.
 #   .venv/bin/python benchmarks/data/build_corpus.py --out ../corpus --sources /work/.mirror
 # Run (one thread, leaving the other core free):
@@ -44,7 +45,10 @@ for f in $VAL; do
   [ -f "$f" ] || { echo "train_quality.sh: $f is not built; build the corpus first" >&2; exit 1; }
 done
 INIT=${INIT:-benchmarks/candidates/quality-corpus.safetensors}
-exec .venv/bin/hrinet train --variant hrinet-flow --init "$INIT" --precision "${PRECISION:-bf16}" \
+# bf16 only where the CPU computes it natively (elsewhere emulated, about 40x slower a step)
+PRECISION=${PRECISION:-$(.venv/bin/python -c "from hrinet.learned.precision import cpu_has_bf16
+print('bf16' if cpu_has_bf16() else 'fp32')")}
+exec .venv/bin/hrinet train --variant hrinet-flow --init "$INIT" --precision "$PRECISION" \
   --data $TRAIN --val $VAL --iterations "${ITERATIONS:-16000}" --crop 128 --batch 4 --samples-per-group 4 \
   --gaps "${GAPS:-2,2,3,4,5,6,7,8}" --grad-weight "${GRAD:-0}" --energy-weight "${ENERGY:-0}" \
   --cross-view "${CROSS:-0}" --adversarial-weight "${ADVERSARIAL:-0}" \

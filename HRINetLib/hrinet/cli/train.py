@@ -16,6 +16,7 @@ from hrinet.cli.signals import SigtermFlag
 from hrinet.core.errors import HRINetError
 from hrinet.core.models.shipped import DEFAULT_NAME, find_weights, variant_weights_name
 from hrinet.core.variants import DEFAULT_VARIANT, STAGE1_RESULT, variant
+from hrinet.learned.precision import emulation_warning
 from hrinet.training.config import TrainConfig
 from hrinet.training.distributed import distributed_setup, shutdown_distributed
 from hrinet.training.options import STOP_FILE, given_options
@@ -151,6 +152,9 @@ def train_from_cli(args) -> int:
             print(f"training {cfg.variant} on {trainer.device} ({torch.get_num_threads()} "
                   f"threads; {world} process{'es' if world > 1 else ''}), step {trainer.step} of "
                   f"{cfg.iterations}")
+            slow = emulation_warning(cfg.precision, trainer.device)
+            if slow:
+                print(f"warning: {slow}")
         bar, update = progress_bar(cfg.iterations, f"train {cfg.variant}", "step", leave=True,
                                    enabled=rank == 0)
         if isinstance(bar, tqdm):

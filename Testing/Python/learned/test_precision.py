@@ -12,7 +12,8 @@ from hrinet.core.io import write_volume
 from hrinet.core.phantom import make_phantom
 from hrinet.evaluation.evaluate import evaluate_volume
 from hrinet.learned.inference import load_interpolator
-from hrinet.learned.precision import AUTO_BF16_DEVICES, cpu_has_bf16, resolve_precision
+from hrinet.learned.precision import (AUTO_BF16_DEVICES, cpu_has_bf16, emulation_warning,
+                                      resolve_precision)
 from hrinet.methods.engine import upsample_z
 
 CPU = torch.device("cpu")
@@ -32,6 +33,19 @@ def test_fp32_and_bf16_are_taken_as_given_and_auto_per_device(tmp_path):
     (tmp_path / "without").write_text("flags\t: fpu sse avx2 avx512f\n")
     assert cpu_has_bf16(tmp_path / "with") and not cpu_has_bf16(tmp_path / "without")
     assert not cpu_has_bf16(tmp_path / "missing")
+
+
+def test_bf16_asked_for_on_a_cpu_that_only_emulates_it_is_warned_of_in_one_line(tmp_path):
+    (tmp_path / "with").write_text("flags\t: fpu sse avx2 avx512f avx512_bf16\n")
+    (tmp_path / "without").write_text("flags\t: fpu sse avx2\n")
+    slow = emulation_warning("bf16", CPU, tmp_path / "without")
+    assert "no native bf16" in slow and "--precision fp32" in slow and "\n" not in slow
+    assert emulation_warning("bf16", CPU, tmp_path / "with") is None
+    assert emulation_warning("fp32", CPU, tmp_path / "without") is None
+    assert emulation_warning("bf16", torch.device("cuda"), tmp_path / "without") is None
+    # the interpolation carries it into its record's warnings on such a CPU, never otherwise
+    interp = load_interpolator(None, device="cpu", precision="bf16")
+    assert (emulation_warning("bf16", CPU) in interp.runtime_warnings) == (not cpu_has_bf16())
 
 
 @pytest.fixture(scope="module")
