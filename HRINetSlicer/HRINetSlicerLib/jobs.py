@@ -66,6 +66,14 @@ class Job:
             return []
         return [e for e in map(parse_event, lines) if e is not None]
 
+    def warnings(self) -> List[str]:
+        """The command's warnings so far (its warning events), each once, in order."""
+        seen = []
+        for e in self.events():
+            if e["event"] == Event.WARNING and e.get("message") not in seen:
+                seen.append(e.get("message"))
+        return seen
+
     def failure(self, what: str = "the job") -> Optional[str]:
         """None while running or after success; else the command's last error event, or a line
         naming the log when the command died without one (killed, crashed)."""
@@ -73,6 +81,11 @@ class Job:
             return None
         errors = [e["message"] for e in self.events() if e["event"] == Event.ERROR]
         return (errors or [f"{what} failed (see its log: {self.log_path})"])[-1]
+
+
+def warning_words(warnings: List[str]) -> str:
+    """The status line's tail for a command's warnings (as it said them); empty without any."""
+    return "" if not warnings else " (warning: " + "; ".join(warnings) + ")"
 
 
 class InterpolationJob(Job):
@@ -131,10 +144,12 @@ class InterpolationJob(Job):
             raise
 
     def poll(self) -> dict:
-        """``{"running", "returncode", "phase", "done", "total", "error"}`` for the panel."""
+        """``{"running", "returncode", "phase", "done", "total", "error", "warnings"}`` for
+        the panel."""
         info = {"running": self.running(), "returncode": self.proc.returncode, "done": 0,
                 "total": self.plan.input_slices - 1,
-                "phase": "reading the volume and loading the model", "error": None}
+                "phase": "reading the volume and loading the model", "error": None,
+                "warnings": self.warnings()}
         for e in self.events():
             if e["event"] == Event.PLAN:
                 info["phase"] = "interpolating"

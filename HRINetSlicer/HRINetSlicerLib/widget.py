@@ -19,7 +19,7 @@ from slicer.util import VTKObservationMixin
 from .batch_section import NEEDS, BatchSection
 from .confidence_overlay import set_overlay_visible
 from .dialogs import ShowFailureInDialog, ensure_dependencies
-from .jobs import InterpolationJob, default_runs_folder
+from .jobs import InterpolationJob, default_runs_folder, warning_words
 from .model_menu import ModelMenu
 from .mrml import transform_words
 from .panel_logic import HRINetSlicerLogic
@@ -270,7 +270,7 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
             self.ui.progressBar.value = info["done"]
             if info["phase"] == "interpolating":
                 self.ui.statusLabel.text = _("Interpolating: {done}/{total} slice pairs").format(
-                    done=info["done"], total=info["total"])
+                    done=info["done"], total=info["total"]) + warning_words(info["warnings"])
             return
         self._interpolationTimer.stop()
         self._interpolation = None
@@ -285,7 +285,9 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         slicer.util.setSliceViewerLayers(background=node, fit=True)
         self._endInterpolation(_("Created '{name}' ({x} x {y} x {z}) in {s:.1f} s").format(
             name=node.GetName(), x=dims[0], y=dims[1], z=dims[2],
-            s=time.time() - self._interpolationStart))
+            s=time.time() - self._interpolationStart) + warning_words(info["warnings"]))
+        for text in info["warnings"]:
+            logging.warning(text)
 
     def onConfidenceToggled(self, checked: bool) -> None:
         """Show or hide the output's confidence overlay (made when the box was checked at

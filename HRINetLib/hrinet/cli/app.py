@@ -15,7 +15,7 @@ from typing import List, Optional
 
 from hrinet import __version__
 from hrinet.cli.batch import add_batch_arguments, run_batch
-from hrinet.cli.describe import model_words
+from hrinet.cli.describe import model_warnings, model_words, unused_options
 from hrinet.cli.evaluate import cmd_evaluate
 from hrinet.cli.events import Events, report_warnings
 from hrinet.cli.models import add_models_arguments, cmd_models
@@ -83,15 +83,8 @@ def cmd_interpolate(args) -> int:
               "learned extra (pip install 'hrinet[learned]') for the shipped model",
               file=sys.stderr)
     classical = method in CLASSICAL_METHODS
-    if classical and args.weights:
-        print(f"hrinet: warning: --weights is not used by the {method} method (classical, no "
-              "weights); drop it, or use --method hrinet", file=sys.stderr)
-    if classical and args.device != "auto":
-        print(f"hrinet: warning: --device is not used by the {method} method (it runs on the "
-              "CPU)", file=sys.stderr)
-    if classical and args.quality != "standard":
-        print(f"hrinet: warning: --quality is not used by the {method} method (it has no "
-              "model to run on mirrored views)", file=sys.stderr)
+    for text in unused_options(method, args):
+        print(f"hrinet: warning: {text}", file=sys.stderr)
     if not classical:  # the model's options before reading anything or making any file
         check_model_options(args.weights, args.device, args.precision)
     volume = read_volume(args.input, series_uid=args.series)
@@ -111,6 +104,7 @@ def cmd_interpolate(args) -> int:
     model = model_words(interp)
     description = f"{volume_name(args.input)}: {plan.describe()}{'; ' + model if model else ''}"
     print(description, file=sys.stderr)
+    report_warnings(model_warnings(interp), events)  # before the work they are about
     events.emit("plan", factor=plan.factor, input_slices=plan.input_slices,
                 output_slices=plan.output_slices, method=plan.method, description=description)
     bar, update = _tqdm(plan.input_slices - 1, "interpolating")

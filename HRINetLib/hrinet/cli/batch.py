@@ -39,7 +39,7 @@ from hrinet.core.lock import exclusive_lock
 from hrinet.core.model_options import add_model_arguments
 from hrinet.methods import available_methods, create_interpolator, default_method
 from hrinet.core.io.provenance.record import record as record_provenance
-from hrinet.cli.describe import model_words
+from hrinet.cli.describe import model_warnings, model_words, unused_options
 from hrinet.methods.engine import check_memory, upsample_z
 from hrinet.methods.planning import (MAX_THICKNESS_MM, already_at_target, already_at_words,
                                      check_factor, plan_upsampling)
@@ -217,6 +217,7 @@ def run_batch(args) -> int:
     cohort.check_outputs(every)  # before any work, over every shard's cases
     cases = [c for c in every if cohort.shard_of(c, count) == index]
     interp = _load(args, method, local_rank)
+    report_warnings(unused_options(method, args) + model_warnings(interp), events)
     make_folder(out)
     table = out / cohort.results_name(index, count)
     with exclusive_lock(out / f".{table.name}.lock", f"a batch is running on {out} with the "

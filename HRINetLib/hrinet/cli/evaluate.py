@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 from hrinet import __version__
-from hrinet.cli.describe import model_words
+from hrinet.cli.describe import model_warnings, model_words
 from hrinet.cli.events import report_warnings
 from hrinet.cli.progress import progress_bar as _tqdm
 from hrinet.cli.signals import EXIT_INTERRUPTED, EXIT_TERMINATED
@@ -224,6 +224,7 @@ def cmd_evaluate(args) -> int:
     print(f"evaluating {', '.join(methods)} at x{', x'.join(map(str, factors))} "
           f"({args.protocol} protocol)" + (f"; {'; '.join(learned)}" if learned else ""),
           file=sys.stderr)
+    report_warnings([w for i in interps.values() for w in model_warnings(i)][:1], args.events)
     work = _work_folder(out)
     try:
         rows = _evaluate_into(work, args, inputs, methods, interps, factors)
@@ -286,5 +287,7 @@ def provenance(args, methods, interps: dict, volumes: list, factors) -> dict:
         if m not in CLASSICAL_METHODS:
             used[m] = {"file": path.name, "sha256": file_sha256(path)} if path else None
     return {"code_version": __version__, "protocol": args.protocol,
-            "precision": args.precision, "quality": args.quality, "factors": factors,
+            "precision": args.precision,
+            "quality": args.quality if set(methods) - set(CLASSICAL_METHODS) else "standard",
+            "factors": factors,
             "methods": methods, "device": args.device, "weights": used, "volumes": volumes}

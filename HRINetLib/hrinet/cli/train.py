@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
@@ -154,7 +155,7 @@ def train_from_cli(args) -> int:
                   f"{cfg.iterations}")
             slow = emulation_warning(cfg.precision, trainer.device)
             if slow:
-                print(f"warning: {slow}")
+                print(f"hrinet: warning: {slow}", file=sys.stderr)
         bar, update = progress_bar(cfg.iterations, f"train {cfg.variant}", "step", leave=True,
                                    enabled=rank == 0)
         if isinstance(bar, tqdm):

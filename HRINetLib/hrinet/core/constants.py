@@ -24,5 +24,5 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: included, are defined in :mod:`hrinet.core.variants`.
 AUTO_PRECISION_TOLERANCE_DB = 0.02
 #: What a learned method may spend on a result: ``standard`` (the default), or ``high``, the
-#: model over four mirrored views averaged at four times the time (:mod:`hrinet.methods.ensemble`).
+#: model over four mirrored views averaged, about 3x the time (:mod:`hrinet.methods.ensemble`).
 QUALITIES = ("standard", "high")

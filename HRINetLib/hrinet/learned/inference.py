@@ -23,7 +23,7 @@ from hrinet.core.models.shipped import DEFAULT_NAME, find_weights, variant_weigh
 from hrinet.core.variants import variant
 from hrinet.learned.models import HU_MIN, HU_SCALE, Generator, normalise, pad_to_stride
 from hrinet.learned.motion import MotionInterpolator
-from hrinet.learned.precision import autocast, emulation_warning, resolve_precision
+from hrinet.learned.precision import autocast, resolve_precision
 from hrinet.learned.weights import load_weights
 
 
@@ -125,12 +125,8 @@ def make_interpolator(model, device: torch.device, batch_size: Optional[int] = N
         batch_size = 8 if device.type == "cuda" else 2
     precision = resolve_precision(precision, device, model.cfg.variant)
     cls = MotionInterpolator if variant(model.cfg.variant).motion else LearnedInterpolator
-    interp = cls(model, device, batch_size=batch_size, name=name, metadata=metadata,
-                 precision=precision)
-    slow = emulation_warning(precision, device)
-    if slow:
-        interp.runtime_warnings.append(slow)
-    return interp
+    return cls(model, device, batch_size=batch_size, name=name, metadata=metadata,
+               precision=precision)
 
 
 def load_interpolator(weights: Optional[str] = None, device: str = "auto",

@@ -44,7 +44,7 @@ def emulation_warning(precision: str, device: torch.device,
     than fp32 there: a training step measured about 40x), else ``None``. ``auto`` never picks it."""
     if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16(cpuinfo):
         return ("this CPU has no native bf16 (AVX-512 BF16 or AMX): bf16 runs emulated, many "
-                "times slower than fp32 here; use --precision fp32 (or auto)")
+                "times slower than fp32 here; use --precision fp32")
     return None
 
 

@@ -23,6 +23,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.geometry import grid_fractions, uneven_grid, uneven_positions
 from hrinet.core.memory import available_memory
@@ -136,7 +137,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
                interpolator: Optional[Interpolator] = None,
                out: Optional[np.ndarray] = None, thickness: Optional[float] = None,
                plan: Optional[Plan] = None, pad_aware: bool = True,
-               precision: str = "auto") -> Volume:
+               precision: str = "auto", quality: str = "standard") -> Volume:
     """Upsample ``volume`` along z by an integer factor.
 
     Args:
@@ -148,6 +149,8 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` for learned methods.
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or (CUDA) ``"fp16"`` for learned methods
             (:mod:`hrinet.learned.precision`).
+        quality: ``"standard"`` or ``"high"`` (learned methods: four mirrored views averaged,
+            :mod:`hrinet.methods.ensemble`); a classical method ignores it.
         weights: a weights file for learned methods (default: the shipped model).
         progress: called as ``progress(done_pairs, total_pairs)``.
         cancel: polled between chunks; returning True raises :class:`hrinet.core.errors.Cancelled`.
@@ -173,8 +176,9 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         check_finite(volume.array)
     method = plan.method
     check_memory(volume, plan, streamed_out=out is not None)
-    interp = interpolator or create_interpolator(method, device=device, weights=weights,
-                                                 precision=precision)
+    interp = interpolator or create_interpolator(
+        method, device=device, weights=weights, precision=precision,
+        quality="standard" if method in CLASSICAL_METHODS else quality)
     src = volume.array
     n, ny, nx = src.shape
     k = plan.factor

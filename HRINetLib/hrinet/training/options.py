@@ -98,7 +98,7 @@ def train_argv(**settings) -> List[str]:
 #: Option destinations that map one to one onto TrainConfig fields (made from the fields).
 CONFIG_OPTIONS = {f.name: f.name for f in option_fields()}
 #: Settings a resumed run cannot change (the checkpoint's tensors are for them).
-FIXED_ON_RESUME = ("variant", "design_size", "channels", "init_weights")
+FIXED_ON_RESUME = ("variant", "design_size", "channels", "init_weights", "adversarial_context")
 
 
 def given_options(args: argparse.Namespace) -> dict:

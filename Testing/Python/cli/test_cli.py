@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 import subprocess
 import sys
 
@@ -296,3 +298,15 @@ def test_quality_with_a_classical_method_is_a_warning_not_four_runs(tmp_path, th
             "--quality", "high")
     assert r.returncode == 0, r.stderr
     assert "--quality is not used by the cubic method" in r.stderr
+    # a cohort says so too, once; an evaluation of classical methods only records standard
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    shutil.copy(thick, cohort / "a.nrrd")
+    r = run("batch", cohort, "--out", tmp_path / "iso", "--factor", 2, "--method", "cubic",
+            "--quality", "high")
+    assert r.returncode == 0 and r.stderr.count("--quality is not used by the cubic") == 1, \
+        r.stderr
+    r = run("evaluate", thick, "--factors", 2, "--methods", "linear,cubic", "--quality", "high",
+            "--out", tmp_path / "ev")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "ev" / "provenance.json").read_text())["quality"] == "standard"

@@ -14,6 +14,7 @@ from hrinet.evaluation.evaluate import evaluate_volume
 from hrinet.learned.inference import load_interpolator
 from hrinet.learned.precision import (AUTO_BF16_DEVICES, cpu_has_bf16, emulation_warning,
                                       resolve_precision)
+from hrinet.methods import create_interpolator
 from hrinet.methods.engine import upsample_z
 
 CPU = torch.device("cpu")
@@ -43,9 +44,14 @@ def test_bf16_asked_for_on_a_cpu_that_only_emulates_it_is_warned_of_in_one_line(
     assert emulation_warning("bf16", CPU, tmp_path / "with") is None
     assert emulation_warning("fp32", CPU, tmp_path / "without") is None
     assert emulation_warning("bf16", torch.device("cuda"), tmp_path / "without") is None
-    # the interpolation carries it into its record's warnings on such a CPU, never otherwise
-    interp = load_interpolator(None, device="cpu", precision="bf16")
-    assert (emulation_warning("bf16", CPU) in interp.runtime_warnings) == (not cpu_has_bf16())
+    # the commands say it before the work starts, on such a CPU only, never for auto
+    from hrinet.cli.describe import model_warnings
+
+    slow_here = not cpu_has_bf16()
+    assert model_warnings(load_interpolator(None, device="cpu", precision="bf16")) == \
+        ([emulation_warning("bf16", CPU)] if slow_here else [])
+    assert model_warnings(load_interpolator(None, device="cpu", precision="auto")) == []
+    assert model_warnings(create_interpolator("cubic")) == []
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +81,13 @@ def test_the_plan_line_says_which_precision_ran(tmp_path, thick):
     src = write_volume(thick, tmp_path / "t.nrrd")
     r = cli("interpolate", src, tmp_path / "o.nrrd", "--factor", "2", "--precision", "bf16")
     assert r.returncode == 0 and "on cpu, bf16" in r.stderr, r.stderr
+    # where bf16 is emulated, said once, right after the plan line and before the work
+    lines = r.stderr.splitlines()
+    slow = [i for i, line in enumerate(lines) if "no native bf16" in line]
+    assert len(slow) == (0 if cpu_has_bf16() else 1), r.stderr
+    if slow:
+        plan = next(i for i, line in enumerate(lines) if "on cpu, bf16" in line)
+        assert slow[0] == plan + 1 and lines[slow[0]].startswith("hrinet: warning: ")
 
 
 @pytest.mark.slow

@@ -54,11 +54,12 @@ def test_each_view_is_mapped_back_to_the_same_slice_before_the_average():
                 r = ramp[::-1] if flip else ramp  # the view's ramp, seen back in place
                 want[i, j] += (lo * (1 - f / 2) + hi * (f / 2) + r * f) / len(VIEWS)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
-    assert len(inner.calls) == 4
-    # reversed: pair p of n slices is pair n - 2 - p, fraction t is 1 - t
-    assert inner.calls[1][1:] == ([2, 0], [0.75, 0.0])
+    # reversed: pair p of n slices is pair n - 2 - p, fraction t is 1 - t; t = 1 is an
+    # acquired slice, asked for on its own as the start of its reversed pair
+    assert len(inner.calls) == 6
+    assert inner.calls[1][1:] == ([2, 0], [0.75]) and inner.calls[2][1:] == ([2, 0], [0.0])
     np.testing.assert_array_equal(inner.calls[1][0], w[::-1])
-    np.testing.assert_array_equal(inner.calls[2][0], w[..., ::-1])
+    np.testing.assert_array_equal(inner.calls[3][0], w[..., ::-1])
 
 
 def test_the_method_keeps_its_name_halo_and_hears_the_plans_slab_ratio():
@@ -85,3 +86,49 @@ def test_the_engine_runs_the_views_over_a_whole_volume_and_its_ends(thickness):
     # cubic is mirror-symmetric: the views change nothing, at the ends of the volume included
     np.testing.assert_allclose(high.array.astype(float), plain.array.astype(float), atol=1)
     np.testing.assert_array_equal(high.array[::3], vol.array)
+
+
+def test_an_acquired_slice_is_asked_for_at_fraction_0_in_the_reversed_view_too():
+    """Slab restoration asks for the acquired slices themselves (fraction 0); reversed, slice
+    p of n is the start of pair n - 1 - p, never the end of pair n - 2 - p (fraction 1, which
+    the model never trained on), except the last slice, which starts no pair."""
+    from hrinet.methods.ensemble import reversed_request
+
+    assert reversed_request(5, 1, 0.0) == (3, 0.0) and reversed_request(5, 3, 0.0) == (1, 0.0)
+    assert reversed_request(5, 0, 0.0) == (3, 1.0)  # slice 0 is the reversed view's last
+    assert reversed_request(5, 3, 1.0) == (0, 0.0)  # the last slice is the reversed first
+    p, t = reversed_request(5, 1, 0.25)
+    assert p == 2 and t == pytest.approx(0.75)
+    inner = Lopsided()
+    w = _window()
+    got = MirroredViews(inner).interpolate(w, [0, 1, 3], [0.0, 0.5])
+    reversed_calls = [c[1:] for c in inner.calls[1:4]]  # the views: 1, 3 (reversed), 1, 3
+    # the reversed view: one call for the slices between, then the acquired slices by position
+    assert reversed_calls[0] == ([3, 2, 0], [0.5])
+    assert ([3], [1.0]) in reversed_calls and ([3, 1], [0.0]) in reversed_calls
+    ramp = np.arange(4, dtype=np.float32)
+    for i, p in enumerate([0, 1, 3]):
+        # in every view the acquired slice p comes back as itself (the method's t = 0 is the
+        # lower slice), except where the reversed view has to take it as a pair's end
+        views = []
+        for reverse, flip in VIEWS:
+            r = ramp[::-1] if flip else ramp
+            if reverse and p == 0:
+                views.append(w[0] * 0.5 + w[1] * 0.5 + r)  # (pair 3, t = 1) of the reversed
+            else:
+                views.append(w[p])
+        np.testing.assert_allclose(got[i, 0], np.mean(views, axis=0), rtol=1e-5, atol=1e-3)
+
+
+def test_the_library_takes_the_quality_as_the_command_does():
+    """upsample_z(..., quality="high") is the command's --quality high; classical methods
+    ignore it (mirroring a symmetric method would only cost time)."""
+    thick = make_phantom(size=(24, 24, 4), spacing=(1, 1, 3), seed=2)
+    high = upsample_z(thick, factor=3, method="hrinet", device="cpu", precision="fp32",
+                      quality="high")
+    interp = create_interpolator("hrinet", device="cpu", precision="fp32", quality="high")
+    want = upsample_z(thick, factor=3, interpolator=interp)
+    np.testing.assert_array_equal(high.array, want.array)
+    np.testing.assert_array_equal(
+        upsample_z(thick, factor=3, method="cubic", quality="high").array,
+        upsample_z(thick, factor=3, method="cubic").array)

@@ -173,6 +173,30 @@ def test_the_interpolation_job_reads_events_not_the_human_lines():
         assert human not in source, human
 
 
+def test_the_commands_warnings_reach_the_panels_status_line_once_each(scene, tmp_path):
+    """A warning the command gives (a slow precision, a reading doubt) is in the job's poll and
+    on the status line, each once, whether it came at the start or at the end."""
+    from hrinet.cli.events import Event, Events
+    from hrinet.core.phantom import make_phantom
+    from HRINetSlicerLib.jobs import InterpolationJob, warning_words
+
+    node = node_from_volume(make_phantom(size=(16, 16, 4), spacing=(1, 1, 3)), "thick", scene)
+    job = InterpolationJob(node, factor=2, method="hrinet")
+    job.folder = tmp_path
+    with open(job.log_path, "w") as log:  # the log as the command writes it
+        events = Events(enabled=True, stream=log)
+        print("hrinet: warning: bf16 is slow here", file=log)  # a line for people: not read
+        events.emit(Event.WARNING, message="bf16 is slow here")
+        events.emit(Event.PLAN, factor=2, input_slices=4, output_slices=7, method="hrinet",
+                    description="x2")
+        events.emit(Event.WARNING, message="bf16 is slow here")
+        events.emit(Event.WARNING, message="uneven gaps")
+    info = job.poll()
+    assert info["warnings"] == ["bf16 is slow here", "uneven gaps"]
+    assert warning_words(info["warnings"]) == " (warning: bf16 is slow here; uneven gaps)"
+    assert warning_words([]) == ""
+
+
 @pytest.mark.slow  # 11-15 s on two busy workers
 def test_stopping_a_training_job_saves_a_checkpoint_through_the_stop_file(tmp_path, scene):
     """The stop file works where SIGTERM cannot be caught (Windows); the job's log is closed."""

@@ -200,3 +200,15 @@ def test_the_conditional_critic_without_an_adversarial_weight_is_refused(tmp_pat
     with pytest.raises(HRINetError, match="--adversarial-context .* give --adversarial-weight"):
         Trainer(tiny("hrinet-flow", 1, adversarial_context=True), tmp_path / "c",
                 volumes=volumes(), log=None)
+
+
+def test_a_resumed_run_cannot_turn_the_conditional_critic_on_or_off(tmp_path):
+    """Its checkpoint holds a PatchGAN for one input size: one line, not a shape error."""
+    from hrinet.core.errors import HRINetError
+    from hrinet.training.resume import resume_run
+
+    tr = Trainer(tiny("hrinet-flow", 1, log_mse=True, adversarial_weight=0.2), tmp_path,
+                 volumes=volumes(), log=None)
+    tr.run()
+    with pytest.raises(HRINetError, match="cannot change adversarial_context"):
+        resume_run(tmp_path, {"adversarial_context": True}, log=None)
