@@ -71,7 +71,8 @@ def main() -> None:
     first = next(iter(outputs.values()))
     factor = round(sz / first.spacing[2])
     y = thick.array.shape[1] // 2
-    acquired = np.repeat(thick.array, factor, axis=0)[:first.array.shape[0]]
+    # each acquired slice drawn over the half gaps either side of it (nearest neighbour)
+    acquired = thick.array[np.rint(np.arange(first.array.shape[0]) / factor).astype(int)]
     panels = [("acquired, 8 mm", coronal(acquired, y))] + [
         (f"{m} (sharpness {scores[m]:.2f})", coronal(v.array, y)) for m, v in outputs.items()]
     h, w = panels[0][1].shape
