@@ -8,8 +8,9 @@ outside a circle that cuts through the body set to -2000 or -3024 HU), added noi
 (20 and 40 HU), a bone kernel (in-plane unsharp masking, amount 1) and a sharper one (amount 2:
 about 3x at the highest in-plane frequencies, as sharp bone kernels). Each version is decimated
 at x2, x4, x6, x8 and x12 and upsampled back by linear, cubic, flow and the default model (and
-any ``--weights``, each at ``--quality``); PSNR_HU and SSIM_win of the synthesised slices are printed per cell, with
-every cell where a learned model falls below the best classical method (PSNR: linear, cubic,
+any ``--weights``, each at ``--quality``); PSNR_HU and SSIM_win of the synthesised slices
+are printed per cell (``stress.csv`` is rewritten after each volume and condition, so a run
+stopped early keeps what it measured), with every cell where a learned model falls below the best classical method (PSNR: linear, cubic,
 flow; SSIM_win: linear, cubic) marked and listed. The central ``--slices`` slices of each volume
 are used (speed). Results go to ``DIR/stress.csv``, ``DIR/stress.md`` (every cell) and
 ``DIR/summary.md`` (the README's form: per volume and condition, each model's PSNR_HU gain at
@@ -119,15 +120,22 @@ def main() -> None:
             print(f"{path.name} {cond}: {time.time() - t0:.0f} s", flush=True)
             if kept:
                 coronal_figure(vol, max(usable), kept, ["linear"] + list(models), args.figure)
-    with open(out / "stress.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+            write_rows(rows, out / "stress.csv")  # a run stopped early keeps what it measured
     table, losses = report(rows, list(models))
     (out / "stress.md").write_text(table + "\n\n" + "\n".join(losses) + "\n")
     (out / "summary.md").write_text("\n\n".join(summary(rows, m) for m in models) + "\n")
     print(table)
     print("\n".join(losses) or "no cell below the best classical method")
+
+
+def write_rows(rows, path: Path) -> None:
+    """Every cell measured so far, replacing the file whole (written beside it, then moved)."""
+    part = path.with_name(path.name + ".part")
+    with open(part, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    part.replace(path)
 
 
 def coronal_figure(volume: Volume, k: int, outputs: dict, methods, path) -> None:
