@@ -10,8 +10,8 @@ about 3x at the highest in-plane frequencies, as sharp bone kernels). Each versi
 at x2, x4, x6, x8 and x12 and upsampled back by linear, cubic, flow and the default model (and
 any ``--weights``, each at ``--quality``); PSNR_HU and SSIM_win of the synthesised slices
 are printed per cell (``stress.csv`` is rewritten after each volume and condition, so a run
-stopped early keeps what it measured), with every cell where a learned model falls below the best classical method (PSNR: linear, cubic,
-flow; SSIM_win: linear, cubic) marked and listed. The central ``--slices`` slices of each volume
+stopped early keeps what it measured), with every cell where a learned model falls below the
+best classical method (PSNR: linear, cubic, flow; SSIM_win: linear, cubic) marked and listed. The central ``--slices`` slices of each volume
 are used (speed). Results go to ``DIR/stress.csv``, ``DIR/stress.md`` (every cell) and
 ``DIR/summary.md`` (the README's form: per volume and condition, each model's PSNR_HU gain at
 each factor and its lowest SSIM_win margin).
