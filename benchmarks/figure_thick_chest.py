@@ -91,6 +91,10 @@ def main() -> None:
     fig.tight_layout()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)
+    plt.close(fig)
+    from PIL import Image  # matplotlib's own dependency
+
+    Image.open(args.out).convert("L").save(args.out, optimize=True)  # grey: a third the bytes
     print(f"wrote {args.out}")
 
 
