@@ -66,10 +66,11 @@ class Job:
             return []
         return [e for e in map(parse_event, lines) if e is not None]
 
-    def warnings(self) -> List[str]:
-        """The command's warnings so far (its warning events), each once, in order."""
+    def warnings(self, events: Optional[List[dict]] = None) -> List[str]:
+        """The command's warnings so far (its warning events, or those of ``events`` already
+        read), each once, in order."""
         seen = []
-        for e in self.events():
+        for e in self.events() if events is None else events:
             if e["event"] == Event.WARNING and e.get("message") not in seen:
                 seen.append(e.get("message"))
         return seen
@@ -146,11 +147,12 @@ class InterpolationJob(Job):
     def poll(self) -> dict:
         """``{"running", "returncode", "phase", "done", "total", "error", "warnings"}`` for
         the panel."""
+        events = self.events()  # the log, read once a poll
         info = {"running": self.running(), "returncode": self.proc.returncode, "done": 0,
                 "total": self.plan.input_slices - 1,
                 "phase": "reading the volume and loading the model", "error": None,
-                "warnings": self.warnings()}
-        for e in self.events():
+                "warnings": self.warnings(events)}
+        for e in events:
             if e["event"] == Event.PLAN:
                 info["phase"] = "interpolating"
             elif e["event"] == Event.PROGRESS:

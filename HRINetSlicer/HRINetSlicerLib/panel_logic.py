@@ -52,8 +52,8 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
 
     def interpolate(self, node, progress=None, **kwargs):
         """The panel's interpolation job (:func:`.jobs.interpolate_node`, same options:
-        ``precision`` and ``quality`` included) started and waited for, Slicer still drawing meanwhile;
-        ``(node, seconds)``. For the self-test and scripts; the panel polls the job instead."""
+        ``precision`` and ``quality`` included) started and waited for, Slicer still drawing
+        meanwhile; ``(node, seconds)``. For the self-test and scripts; the panel polls the job instead."""
         app = getattr(slicer, "app", None)
 
         def waiting(done, total):

@@ -73,14 +73,12 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
                             (self.ui.deviceComboBox, DEVICES)):
             for i, key in enumerate(keys):
                 combo.setItemData(i, key)
-        precision = option_field("precision")  # its choices and help, as the command has them
-        for key in precision.metadata["argparse"]["choices"]:
-            self.ui.precisionComboBox.addItem(PRECISION_LABELS.get(key, key), key)
-        self.ui.precisionComboBox.toolTip = precision.metadata["help"]
-        quality = option_field("quality")
-        for key in quality.metadata["argparse"]["choices"]:
-            self.ui.qualityComboBox.addItem(QUALITY_LABELS.get(key, key), key)
-        self.ui.qualityComboBox.toolTip = quality.metadata["help"]
+        for combo, name, labels in ((self.ui.precisionComboBox, "precision", PRECISION_LABELS),
+                                    (self.ui.qualityComboBox, "quality", QUALITY_LABELS)):
+            option = option_field(name)  # its choices and help, as the command has them
+            for key in option.metadata["argparse"]["choices"]:
+                combo.addItem(labels.get(key, key), key)
+            combo.toolTip = option.metadata["help"]
         for widgetName, parameter in KEYED_COMBOS.items():
             getattr(self.ui, widgetName).currentIndexChanged.connect(
                 lambda _i, w=widgetName, p=parameter: self._comboToParameter(w, p))

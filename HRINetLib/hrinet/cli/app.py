@@ -100,7 +100,7 @@ def cmd_interpolate(args) -> int:
     start = time.perf_counter()
     interp = create_interpolator(method, device=args.device, weights=args.weights,
                                  precision=args.precision,
-                                 quality="standard" if classical else args.quality)
+                                 quality=args.quality)
     model = model_words(interp)
     description = f"{volume_name(args.input)}: {plan.describe()}{'; ' + model if model else ''}"
     print(description, file=sys.stderr)

@@ -120,8 +120,7 @@ def _load(args, method: str, local_rank: int):
     try:
         return create_interpolator(method, device=_device(args, local_rank),
                                    weights=args.weights, precision=args.precision,
-                                   quality=args.quality if method not in CLASSICAL_METHODS
-                                   else "standard")
+                                   quality=args.quality)
     except HRINetError as exc:  # the options, not a case: no case can run
         raise HRINetError(f"the {method} model cannot be loaded, so no case can run: "
                           f"{exc}") from None

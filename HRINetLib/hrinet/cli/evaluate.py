@@ -218,8 +218,7 @@ def cmd_evaluate(args) -> int:
     earlier = check_out_folder(out, planned, args.overwrite)
     interps = {m: create_interpolator(m, device=args.device, weights=weights.get(m),
                                       precision=args.precision,
-                                      quality="standard" if m in CLASSICAL_METHODS
-                                      else args.quality) for m in methods}
+                                      quality=args.quality) for m in methods}
     learned = [f"{m}: {model_words(i)}" for m, i in interps.items() if model_words(i)]
     print(f"evaluating {', '.join(methods)} at x{', x'.join(map(str, factors))} "
           f"({args.protocol} protocol)" + (f"; {'; '.join(learned)}" if learned else ""),

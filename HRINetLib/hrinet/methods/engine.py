@@ -23,7 +23,6 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.geometry import grid_fractions, uneven_grid, uneven_positions
 from hrinet.core.memory import available_memory
@@ -176,9 +175,8 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         check_finite(volume.array)
     method = plan.method
     check_memory(volume, plan, streamed_out=out is not None)
-    interp = interpolator or create_interpolator(
-        method, device=device, weights=weights, precision=precision,
-        quality="standard" if method in CLASSICAL_METHODS else quality)
+    interp = interpolator or create_interpolator(method, device=device, weights=weights,
+                                                 precision=precision, quality=quality)
     src = volume.array
     n, ny, nx = src.shape
     k = plan.factor

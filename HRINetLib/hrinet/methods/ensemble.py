@@ -3,8 +3,8 @@
 A learned model built on optical flow is not mirror-symmetric: run on the slices reversed along
 z, or flipped left to right, it estimates the motion anew and errs elsewhere. Mapped back and
 averaged, the four views (as given, reversed, flipped, both) cancel part of each other's error:
-the opt-in ``--quality high`` (docs/results.md, "The quality setting"), at four times the model's work (3.2x the time end to end on the 8 mm chest: reading,
-planning and the flows' second thread are shared).
+the opt-in ``--quality high`` (docs/results.md, "The quality setting"), at four times the
+model's work (3.2x the time end to end on the 8 mm chest: reading and planning are shared).
 Torch-free: it wraps any :class:`~hrinet.methods.registry.Interpolator`.
 """
 

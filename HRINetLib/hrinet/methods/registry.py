@@ -67,15 +67,16 @@ def available_methods() -> List[str]:
 
 def create_interpolator(name: str, **options) -> Interpolator:
     """Instantiate a registered method; ``options`` (device, weights...) go to its factory,
-    except ``quality`` (:data:`hrinet.core.constants.QUALITIES`), which wraps the method
-    (:func:`hrinet.methods.ensemble.with_quality`).
+    except ``quality`` (:data:`hrinet.core.constants.QUALITIES`), which wraps a learned method
+    (:func:`hrinet.methods.ensemble.with_quality`); a classical method has no model to run on
+    mirrored views and ignores it.
 
     Example:
         >>> create_interpolator("cubic").name
         'cubic'
     """
     quality = options.pop("quality", None) or "standard"
-    if quality != "standard":
+    if quality != "standard" and name not in CLASSICAL_METHODS:
         return with_quality(create_interpolator(name, **options), quality)
     if name in _REGISTRY:
         return _REGISTRY[name](**options)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from hrinet.core.constants import HU_MIN, HU_SCALE, WINDOW
+from hrinet.learned.models import normalise
 
 #: Added to each sample's ``1 - SSIM`` before the log (:func:`log_dissimilarity`): a crop that
 #: the window shows as flat (lung or air only, SSIM 1) adds no gradient, and one already near 1
@@ -62,7 +63,7 @@ def critic_context(samples: torch.Tensor) -> torch.Tensor:
     """The known slices the conditional PatchGAN sees beside each judged slice: the nearest two
     of a motion batch's ``(B, 4, S, S)`` samples (HU), in the models' [0, 1] range."""
     lo = 2 - CRITIC_CONTEXT // 2
-    return (samples[:, lo:lo + CRITIC_CONTEXT].float().clamp(HU_MIN, HU_MIN + HU_SCALE) - HU_MIN) / HU_SCALE
+    return normalise(samples[:, lo:lo + CRITIC_CONTEXT].float())
 
 
 def with_context(context: Optional[torch.Tensor], judged: torch.Tensor) -> torch.Tensor:
