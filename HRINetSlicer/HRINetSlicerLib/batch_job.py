@@ -9,7 +9,7 @@ starting again on the same folders skips what is done.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 from hrinet.core import cohort
 from hrinet.core.errors import HRINetError
@@ -29,21 +29,13 @@ class BatchJob(Job):
         input_folder: the cohort's folder (read only).
         out_folder: where the outputs (mirroring the input tree), ``results.csv`` and the job's
             log go.
-        method, weights, device, precision, quality: as for an interpolation.
-        factor, target_spacing, thickness: the target, as the panel's
-            :func:`~HRINetSlicerLib.targets.interpolation_target` gives it.
+        options: what ``hrinet batch`` is asked for, as for an interpolation (the target as the
+            panel's :func:`~HRINetSlicerLib.targets.interpolation_target` gives it).
     """
 
-    def __init__(self, input_folder, out_folder, method: str = "hrinet",
-                 weights: Optional[str] = None, device: str = "auto",
-                 factor: Optional[int] = None, target_spacing: Optional[float] = None,
-                 thickness: Optional[float] = None, precision: str = "auto",
-                 quality: str = "standard"):
+    def __init__(self, input_folder, out_folder, options: ModelOptions = ModelOptions()):
         super().__init__()
-        self.precision, self.quality = precision, quality
-        self.input, self.out = Path(input_folder), Path(out_folder)
-        self.method, self.weights, self.device = method, weights, device
-        self.factor, self.target_spacing, self.thickness = factor, target_spacing, thickness
+        self.input, self.out, self.options = Path(input_folder), Path(out_folder), options
 
     @property
     def log_path(self) -> Path:
@@ -54,13 +46,9 @@ class BatchJob(Job):
         return self.out / cohort.results_name(0, 1)
 
     def command(self) -> List[str]:
-        options = ModelOptions(factor=self.factor, spacing=self.target_spacing,
-                               method=self.method, weights=self.weights and str(self.weights),
-                               device=self.device, precision=self.precision, quality=self.quality,
-                               thickness=self.thickness)
         return self.hrinet("batch", self.input, "--out", self.out,
                            "--shard", "1/1",  # Slicer's own environment is no job array
-                           *options.argv())
+                           *self.options.argv())
 
     def start(self) -> None:
         """Check the folders and start the command (returns at once)."""

@@ -14,7 +14,7 @@ NEEDS = {"linear": "classical", "cubic": "classical", "flow": "flow"}
 
 
 class BatchSection:
-    """Batch: uses the widget's ``ui``, ``_parameterNode``, ``_method``, ``_target``, ``_device``."""
+    """Batch: uses the widget's ``ui``, ``_parameterNode`` and ``_options``."""
 
     _batch = None
     _batchTimer = None
@@ -30,13 +30,11 @@ class BatchSection:
         if is_unset(p.batchInputPath) or is_unset(p.batchOutputPath):
             self.ui.batchStatusLabel.text = _("Choose the input folder and the output folder.")
             return
-        method, weights = self._method()
-        if not ensure_dependencies(NEEDS.get(method, "learned")):
+        options = self._options()
+        if not ensure_dependencies(NEEDS.get(options.resolved_method, "learned")):
             return
         with ShowFailureInDialog(_("Could not start the batch.")):
-            job = BatchJob(p.batchInputPath, p.batchOutputPath, method=method, weights=weights,
-                           device=self._device(), precision=p.precision, quality=p.quality,
-                           **self._target())
+            job = BatchJob(p.batchInputPath, p.batchOutputPath, options)
             job.start()
             self._batch = job
             self.ui.batchStartButton.enabled = False

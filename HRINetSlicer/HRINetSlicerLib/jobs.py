@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
@@ -94,26 +95,20 @@ class InterpolationJob(Job):
 
     Args:
         input_node: the scalar volume node; never modified.
-        factor, target_spacing, method, thickness: as for :func:`hrinet.upsample_z`; the plan
-            is made (and validated) here, before anything starts.
-        weights, device, precision, quality: for learned methods (``quality="high"``: four
-            mirrored views averaged, about 3x the time).
+        options: what ``hrinet interpolate`` is asked for (target, method, thickness, and the
+            learned methods' weights, device, precision, quality), as the command declares them;
+            the plan is made (and validated) here, before anything starts. A thickness of None
+            keeps the acquired slices (the job passes 0, so no header's thickness restores them).
         name: name of the result node (default ``"<input> isotropic"``).
         confidence: also compute the confidence map (``--confidence``) and add it as an overlay
             (:mod:`HRINetSlicerLib.confidence_overlay`).
     """
 
-    def __init__(self, input_node, factor: Optional[int] = None,
-                 target_spacing: Optional[float] = None, method: str = "hrinet",
-                 weights: Optional[str] = None, device: str = "auto",
-                 thickness: Optional[float] = None, name: Optional[str] = None,
-                 precision: str = "auto", confidence: bool = False, quality: str = "standard"):
+    def __init__(self, input_node, options: ModelOptions = ModelOptions(),
+                 name: Optional[str] = None, confidence: bool = False):
         super().__init__()
-        self.confidence, self.quality = confidence, quality
-        self.input_node = input_node
-        self.precision = precision
-        self.plan = plan_for_node(input_node, factor, target_spacing, method, thickness)
-        self.weights, self.device, self.thickness = weights, device, thickness
+        self.input_node, self.options, self.confidence = input_node, options, confidence
+        self.plan = plan_for_node(input_node, options)
         self.name = name or f"{input_node.GetName()} isotropic"
         self.folder: Optional[Path] = None
 
@@ -123,11 +118,8 @@ class InterpolationJob(Job):
 
     def command(self) -> list:
         folder = self.folder
-        options = ModelOptions(factor=self.plan.factor, method=self.plan.method,
-                               weights=self.weights and str(self.weights), device=self.device,
-                               precision=self.precision,  # kept as the panel said: no estimate
-                               quality=self.quality,
-                               thickness=0.0 if self.thickness is None else self.thickness)
+        options = replace(self.options, factor=self.plan.factor, spacing=None,  # as planned
+                          method=self.plan.method, thickness=self.options.thickness or 0.0)
         extra = ["--confidence", folder / "confidence.nrrd"] if self.confidence else []
         return self.hrinet("interpolate", folder / "in.nrrd", folder / "out.nrrd",
                            *options.argv(), *extra)
@@ -197,11 +189,8 @@ class InterpolationJob(Job):
             self.folder = None
 
 
-def interpolate_node(input_node, factor: Optional[int] = None,
-                     target_spacing: Optional[float] = None, method: str = "hrinet",
-                     weights: Optional[str] = None, device: str = "auto",
-                     thickness: Optional[float] = None, name: Optional[str] = None,
-                     precision: str = "auto", confidence: bool = False, quality: str = "standard",
+def interpolate_node(input_node, options: ModelOptions = ModelOptions(),
+                     name: Optional[str] = None, confidence: bool = False,
                      progress: Optional[Callable[[int, int], None]] = None,
                      cancel: Optional[Callable[[], bool]] = None, scene=None,
                      poll_seconds: float = 0.1):
@@ -213,9 +202,7 @@ def interpolate_node(input_node, factor: Optional[int] = None,
     it); ``cancel()`` returning True ends the process tree and raises :class:`Cancelled`, the
     scene left as it was. A failed command raises its one line. Returns ``(node, seconds)``.
     """
-    job = InterpolationJob(input_node, factor=factor, target_spacing=target_spacing,
-                           method=method, weights=weights, device=device, thickness=thickness,
-                           name=name, precision=precision, confidence=confidence, quality=quality)
+    job = InterpolationJob(input_node, options, name=name, confidence=confidence)
     start = time.perf_counter()
     job.start()
     try:

@@ -20,6 +20,7 @@ from hrinet import Volume
 from hrinet.core.io import check_dicom_output, write_derived_series
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_provenance, write_volume
+from hrinet.core.model_options import ModelOptions
 from hrinet.core.io.provenance.record import (
     from_node_attributes,
     node_attributes,
@@ -157,24 +158,24 @@ def dicom_thickness(node) -> Optional[float]:
     return value if math.isfinite(value) and value > 0 else None
 
 
-def plan_for_node(node, factor: Optional[int] = None, target_spacing: Optional[float] = None,
-                  method: str = "hrinet", thickness: Optional[float] = None):
-    """The engine's :class:`hrinet.Plan` from the node's header alone (no voxel copy), so the
-    panel can show it on every change of the controls."""
+def plan_for_node(node, options: ModelOptions = ModelOptions()):
+    """The engine's :class:`hrinet.Plan` for ``options`` (target, method, thickness) from the
+    node's header alone (no voxel copy), so the panel can show it on every change of the
+    controls."""
     if node is None or node.GetImageData() is None:
         raise HRINetError("select a scalar volume")
     nz = node.GetImageData().GetDimensions()[2]
     spacing = world_geometry(node)[0]  # a linear parent transform may scale it
-    return make_plan(nz, spacing, factor, target_spacing, method, thickness,
-                     dicom_thickness(node))
+    return make_plan(nz, spacing, options.factor, options.spacing, options.resolved_method,
+                     options.thickness, dicom_thickness(node))
 
 
-def interpolate_node(input_node, **kwargs):
+def interpolate_node(input_node, *args, **kwargs):
     """:func:`HRINetSlicerLib.jobs.interpolate_node`: the panel's background job, waited for
     (the module has no in-process interpolation). Here for callers of the MRML layer."""
     from .jobs import interpolate_node as run_job  # jobs imports this module
 
-    return run_job(input_node, **kwargs)
+    return run_job(input_node, *args, **kwargs)
 
 
 def copy_window_level(source, target) -> None:

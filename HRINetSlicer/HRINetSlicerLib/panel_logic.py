@@ -7,6 +7,7 @@ it on a timer, :meth:`HRINetSlicerLogic.interpolate` waits for it.
 """
 
 import slicer
+from hrinet.core.model_options import ModelOptions
 from hrinet.core.models.shipped import find_weights, variant_weights_name
 from hrinet.core.variants import menu_order
 from slicer.i18n import tr as _
@@ -47,13 +48,14 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
         return _("detected: CPU only")
 
     @staticmethod
-    def plan(node, factor=None, target_spacing=None, method="hrinet", thickness=None):
-        return plan_for_node(node, factor, target_spacing, method, thickness)
+    def plan(node, options: ModelOptions = ModelOptions()):
+        return plan_for_node(node, options)
 
-    def interpolate(self, node, progress=None, **kwargs):
-        """The panel's interpolation job (:func:`.jobs.interpolate_node`, same options:
-        ``precision`` and ``quality`` included) started and waited for, Slicer still drawing
-        meanwhile; ``(node, seconds)``. For the self-test and scripts; the panel polls the job instead."""
+    def interpolate(self, node, options: ModelOptions = ModelOptions(), progress=None, **kwargs):
+        """The panel's interpolation job (:func:`.jobs.interpolate_node`: ``options`` are the
+        command's own, :class:`hrinet.core.model_options.ModelOptions`) started and waited for,
+        Slicer still drawing meanwhile; ``(node, seconds)``. For the self-test and scripts; the
+        panel polls the job instead."""
         app = getattr(slicer, "app", None)
 
         def waiting(done, total):
@@ -62,7 +64,7 @@ class HRINetSlicerLogic(ScriptedLoadableModuleLogic):
             if progress is not None:
                 progress(done, total)
 
-        return interpolate_node(node, progress=waiting, **kwargs)
+        return interpolate_node(node, options, progress=waiting, **kwargs)
 
     def exportNrrd(self, node, path, overwrite=False):
         return export_nrrd(node, path, overwrite=overwrite)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import slicer
 import vtk
+from hrinet.core.model_options import ModelOptions
 from hrinet.evaluation.evaluate import decimate, synthesised_mask
 from hrinet.evaluation.metrics import psnr
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
@@ -55,8 +56,8 @@ class HRINetSlicerTest(ScriptedLoadableModuleTest):
         scores = {}
         for method in methods:
             self.delayDisplay(f"Interpolating x{k} with {method}")
-            out, _seconds = logic.interpolate(thick, factor=k, method=method, device="cpu",
-                                              precision="fp32")
+            out, _seconds = logic.interpolate(thick, ModelOptions(factor=k, method=method,
+                                                                  device="cpu", precision="fp32"))
             self.assertEqual(out.GetAttribute("HRINet.method"), method)  # the job's record
             a = slicer.util.arrayFromVolume(out)
             mask = synthesised_mask(a.shape[0], k)

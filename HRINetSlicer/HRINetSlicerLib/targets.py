@@ -13,7 +13,8 @@ RESTORE_HOW = "check 'Restore the acquired slices' ({t:.4g} mm)"
 
 def interpolation_target(mode: str, factor: int, target_spacing: float, restore_slabs: bool,
                          thickness: float) -> dict:
-    """Keyword arguments of the plan and the job for the panel's settings.
+    """The target fields of the job's :class:`~hrinet.core.model_options.ModelOptions`
+    (``factor``, ``spacing``, ``thickness``) for the panel's settings.
 
     The acquired slices are kept unless ``restore_slabs``: the thickness is then passed (and
     the learned model restores the known positions as slab averages); otherwise it is left to
@@ -23,7 +24,7 @@ def interpolation_target(mode: str, factor: int, target_spacing: float, restore_
     if mode == "factor":
         target["factor"] = int(factor)
     if mode == "spacing":
-        target["target_spacing"] = float(target_spacing)
+        target["spacing"] = float(target_spacing)
     return target
 
 

@@ -11,7 +11,7 @@ import qt
 import slicer
 import vtk
 from hrinet.core.constants import CLASSICAL_METHODS
-from hrinet.core.model_options import option_field
+from hrinet.core.model_options import ModelOptions, option_field
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
@@ -172,10 +172,14 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         self.updateExport()
 
     # ---- interpolate ------------------------------------------------------------------------
-    def _target(self):
+    def _options(self) -> ModelOptions:
+        """What the panel asks the command for: the target, the model and how to run it."""
         p = self._parameterNode
-        return interpolation_target(p.targetMode, p.factor, p.targetSpacing, p.restoreSlabs,
-                                    p.thickness)
+        method, weights = self._method()
+        return ModelOptions(method=method, weights=weights, device=self._device(),
+                            precision=p.precision, quality=p.quality,
+                            **interpolation_target(p.targetMode, p.factor, p.targetSpacing,
+                                                   p.restoreSlabs, p.thickness))
 
     def _method(self):
         key = self._parameterNode.model
@@ -214,7 +218,7 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
             self.ui.interpolateButton.enabled = False
             return
         try:
-            plan = HRINetSlicerLogic.plan(node, method=self._method()[0], **self._target())
+            plan = HRINetSlicerLogic.plan(node, self._options())
             words = transform_words(node)  # a parent transform: hardened, or refused above
             self.ui.planLabel.text = plan.describe(restore_how=_(RESTORE_HOW)) + \
                 (f"; {words}" if words else "")
@@ -235,16 +239,12 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
     def onInterpolate(self) -> None:
         """Starts ``hrinet interpolate`` in a background process (HRINetSlicerLib.jobs) and
         polls it on a timer: Slicer stays responsive, Cancel ends the process tree at once."""
-        method, weights = self._method()
-        if not ensure_dependencies(NEEDS.get(method, "learned")):
+        options = self._options()
+        if not ensure_dependencies(NEEDS.get(options.resolved_method, "learned")):
             return
         with ShowFailureInDialog(_("Interpolation failed.")):
-            job = InterpolationJob(self._parameterNode.inputVolume, method=method,
-                                   weights=weights, device=self._device(),
-                                   precision=self._parameterNode.precision,
-                                   quality=self._parameterNode.quality,
-                                   confidence=self._parameterNode.showConfidence,
-                                   **self._target())
+            job = InterpolationJob(self._parameterNode.inputVolume, options,
+                                   confidence=self._parameterNode.showConfidence)
             job.start()
             self._interpolation = job
             self._interpolationStart = time.time()

@@ -73,9 +73,15 @@ class ModelOptions:
         "acquired slices", type=float, metavar="MM"))
 
     @property
+    def resolved_method(self) -> str:
+        """The method named, else ``hrinet`` (``--weights`` alone means the default model; the
+        commands themselves fall back to cubic where PyTorch is missing)."""
+        return self.method or "hrinet"
+
+    @property
     def learned(self) -> bool:
-        """Whether the method runs a model (``--weights`` alone means the default model)."""
-        return (self.method or "hrinet") not in CLASSICAL_METHODS
+        """Whether the method runs a model."""
+        return self.resolved_method not in CLASSICAL_METHODS
 
     def argv(self) -> List[str]:
         """The options as a command line: those set, the learned-only ones only for a learned

@@ -86,8 +86,9 @@ def test_the_panels_batch_job_asks_for_exactly_its_settings(tmp_path, method, pr
                                                              device, quality):
     from HRINetSlicerLib.batch_job import BatchJob
 
-    job = BatchJob(tmp_path / "in", tmp_path / "out", method=method, factor=3,
-                   precision=precision, device=device, thickness=2.5, quality=quality)
+    job = BatchJob(tmp_path / "in", tmp_path / "out",
+                   ModelOptions(method=method, factor=3, precision=precision, device=device,
+                                thickness=2.5, quality=quality))
     argv = job.command()
     args = build_parser().parse_args(argv[argv.index("hrinet.cli") + 1:])
     got = from_args(args)
@@ -105,8 +106,9 @@ def test_the_panels_interpolation_job_asks_for_exactly_its_settings(scene):
 
     node = node_from_volume(make_phantom(size=(16, 16, 4), spacing=(1, 1, 3)), "thick", scene)
     for precision, quality in itertools.product(PRECISIONS, QUALITIES):
-        job = InterpolationJob(node, factor=3, method="hrinet", precision=precision,
-                               device="cpu", weights="/models/w.safetensors", quality=quality)
+        job = InterpolationJob(node, ModelOptions(factor=3, method="hrinet", precision=precision,
+                                                  device="cpu", weights="/models/w.safetensors",
+                                                  quality=quality))
         job.folder = Path("/tmp/job")
         argv = job.command()
         got = from_args(build_parser().parse_args(argv[argv.index("hrinet.cli") + 1:]))
@@ -141,8 +143,8 @@ def test_every_job_the_panel_builds_parses_with_the_real_hrinet_parser(scene, tm
     from HRINetSlicerLib.mrml import node_from_volume
 
     node = node_from_volume(make_phantom(size=(16, 16, 4), spacing=(1, 1, 3)), "thick", scene)
-    interpolation = InterpolationJob(node, factor=2, method="hrinet", precision="bf16",
-                                     confidence=True)
+    interpolation = InterpolationJob(node, ModelOptions(factor=2, method="hrinet",
+                                                        precision="bf16"), confidence=True)
     interpolation.folder = tmp_path / "job"
     data = [str(tmp_path / "a.nrrd"), str(tmp_path / "b.nrrd")]
     training = TrainingJob(tmp_path / "run", variant="hrinet-plus", iterations=77, crop=192,
@@ -152,7 +154,8 @@ def test_every_job_the_panel_builds_parses_with_the_real_hrinet_parser(scene, tm
     adapting.paths = data[:1]  # the exported input, without exporting it
     commands = {
         InterpolationJob: [interpolation.command()],
-        BatchJob: [BatchJob(tmp_path / "in", tmp_path / "out", method="cubic", factor=3)
+        BatchJob: [BatchJob(tmp_path / "in", tmp_path / "out",
+                            ModelOptions(method="cubic", factor=3))
                    .command()],
         TrainingJob: [training.command(), training.command(resume=True)],
         AdaptJob: [adapting.command()],

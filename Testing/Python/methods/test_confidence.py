@@ -11,6 +11,7 @@ from helpers import shared
 from hrinet.cli import main
 from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_volume, write_volume
+from hrinet.core.model_options import ModelOptions
 from hrinet.core.phantom import make_phantom
 from hrinet.core.io.provenance.slices import SLICE_ERROR_KEY
 from hrinet.methods.confidence import (
@@ -206,7 +207,7 @@ def test_slicer_interpolation_with_confidence_adds_an_overlay_in_a_lookup_with_a
 
     node = node_from_volume(make_phantom(size=(40, 40, 6), spacing=(3, 3, 6), seed=4), "thick",
                             scene)
-    job = InterpolationJob(node, factor=3, method="cubic", confidence=True)
+    job = InterpolationJob(node, ModelOptions(factor=3, method="cubic"), confidence=True)
     job.start()
     deadline = time.time() + 120
     while job.running() and time.time() < deadline:

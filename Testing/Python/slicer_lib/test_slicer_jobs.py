@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO / "HRINetSlicer"))
 
 from hrinet.core.errors import HRINetError  # noqa: E402
 from hrinet.core.io import read_volume  # noqa: E402
+from hrinet.core.model_options import ModelOptions  # noqa: E402
 from HRINetSlicerLib.jobs import TrainingJob, interpolate_node  # noqa: E402
 from HRINetSlicerLib.mrml import (  # noqa: E402
     export_nrrd,
@@ -45,7 +46,8 @@ def test_training_job_runs_in_a_background_process_and_saves_weights(tmp_path, s
     info = run_to_end(job)
     assert info["step"] == 3 and info["weights"].endswith("hrinet-plus.safetensors")
     assert [s for s, _ in info["history"]] == [1, 2, 3]
-    out, _ = interpolate_node(thin, factor=2, method="hrinet", weights=info["weights"])
+    out, _ = interpolate_node(thin, ModelOptions(factor=2, method="hrinet",
+                                                 weights=info["weights"]))
     assert slicer.util.arrayFromVolume(out).shape[0] == 31
 
 
@@ -116,7 +118,7 @@ def test_interpolation_runs_in_the_background_cancels_cleanly_then_matches_the_c
     node = node_from_volume(big, "thick", scene)
     before = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
 
-    job = InterpolationJob(node, factor=6, method="flow")
+    job = InterpolationJob(node, ModelOptions(factor=6, method="flow"))
     job.start()
     first = job.poll()
     assert first["running"] and first["phase"] == "reading the volume and loading the model"
@@ -129,7 +131,7 @@ def test_interpolation_runs_in_the_background_cancels_cleanly_then_matches_the_c
     assert not folder.exists()
     assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == before
 
-    job = InterpolationJob(node, factor=3, method="cubic")
+    job = InterpolationJob(node, ModelOptions(factor=3, method="cubic"))
     job.start()
     _wait(job, lambda i: not i["running"])
     result = job.finish()
@@ -152,7 +154,8 @@ def test_a_failed_background_interpolation_reports_the_one_line_and_adds_nothing
 
     node = node_from_volume(make_phantom(size=(32, 32, 4), spacing=(1, 1, 3)), "t", scene)
     before = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
-    job = InterpolationJob(node, factor=2, method="hrinet", weights="/nonexistent.safetensors")
+    job = InterpolationJob(node, ModelOptions(factor=2, method="hrinet",
+                                              weights="/nonexistent.safetensors"))
     job.start()
     info = _wait(job, lambda i: not i["running"])
     assert info["phase"] == "failed" and "does not exist" in info["error"]
@@ -181,7 +184,7 @@ def test_the_commands_warnings_reach_the_panels_status_line_once_each(scene, tmp
     from HRINetSlicerLib.jobs import InterpolationJob, warning_words
 
     node = node_from_volume(make_phantom(size=(16, 16, 4), spacing=(1, 1, 3)), "thick", scene)
-    job = InterpolationJob(node, factor=2, method="hrinet")
+    job = InterpolationJob(node, ModelOptions(factor=2, method="hrinet"))
     job.folder = tmp_path
     with open(job.log_path, "w") as log:  # the log as the command writes it
         events = Events(enabled=True, stream=log)
@@ -257,7 +260,7 @@ def test_a_batch_from_the_panel_runs_in_the_background_and_shows_every_case(tmp_
     write_volume(make_phantom(size=(48, 48, 6), spacing=(1, 1, 3), seed=1), cohort / "a.nrrd")
     write_volume(make_phantom(size=(48, 48, 5), spacing=(1, 1, 2), seed=2), cohort / "b" / "c.nii.gz")
     (cohort / "broken.nrrd").write_text("NRRD0004\ntype: short\n")  # a damaged file
-    job = BatchJob(cohort, tmp_path / "iso", method="cubic", factor=2)
+    job = BatchJob(cohort, tmp_path / "iso", ModelOptions(method="cubic", factor=2))
     job.start()
     info = _wait(job, lambda i: not i["running"], timeout=180)
     assert info["error"] is None and info["returncode"] == 1  # ended; one case failed
@@ -267,7 +270,7 @@ def test_a_batch_from_the_panel_runs_in_the_background_and_shows_every_case(tmp_
     assert (tmp_path / "iso" / "a.nrrd").is_file() and (tmp_path / "iso" / "b" / "c.nrrd").is_file()
     with pytest.raises(HRINetError, match="other than the input folder"):
         BatchJob(cohort, cohort).start()
-    again = BatchJob(cohort, tmp_path / "iso", method="cubic", factor=2)
+    again = BatchJob(cohort, tmp_path / "iso", ModelOptions(method="cubic", factor=2))
     again.start()  # resumable: what is done is skipped
     assert _wait(again, lambda i: not i["running"], timeout=180)["done"] == 3
 
@@ -310,7 +313,7 @@ def test_an_interpolation_that_cannot_start_leaves_no_temporary_copy(scene, thic
 
     before = set(Path(tempfile.gettempdir()).glob("hrinet-interpolate-*"))
     monkeypatch.setattr(jobs, "python_executable", lambda: "/nonexistent/PythonSlicer")
-    job = jobs.InterpolationJob(thick_node, factor=2, method="linear")
+    job = jobs.InterpolationJob(thick_node, ModelOptions(factor=2, method="linear"))
     with pytest.raises(HRINetError, match="cannot start /nonexistent/PythonSlicer"):
         job.start()
     assert set(Path(tempfile.gettempdir()).glob("hrinet-interpolate-*")) == before

@@ -16,6 +16,7 @@ sys.path.insert(0, str(REPO / "HRINetSlicer"))
 
 from hrinet.core.errors import Cancelled, HRINetError  # noqa: E402
 from hrinet.core.io import read_volume  # noqa: E402
+from hrinet.core.model_options import ModelOptions  # noqa: E402
 from HRINetSlicerLib.jobs import interpolate_node  # noqa: E402
 from HRINetSlicerLib.mrml import (  # noqa: E402
     export_nrrd,
@@ -46,7 +47,7 @@ def test_interpolate_creates_a_new_node_and_keeps_known_slices_in_place(scene, t
     before = slicer.util.arrayFromVolume(thick_node).copy()
     before_matrix = ijk_to_ras(thick_node)
     nodes_before = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
-    out, seconds = interpolate_node(thick_node, factor=3, method="linear")
+    out, seconds = interpolate_node(thick_node, ModelOptions(factor=3, method="linear"))
     assert out.GetName().startswith("thick isotropic (") and out is not thick_node
     assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == nodes_before + 1
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(thick_node), before)
@@ -62,7 +63,7 @@ def test_interpolate_creates_a_new_node_and_keeps_known_slices_in_place(scene, t
 def test_cancel_leaves_the_scene_unchanged(scene, thick_node):
     n = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
     with pytest.raises(Cancelled):
-        interpolate_node(thick_node, factor=2, method="cubic", cancel=lambda: True)
+        interpolate_node(thick_node, ModelOptions(factor=2, method="cubic"), cancel=lambda: True)
     assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == n
 
 
@@ -75,7 +76,7 @@ def test_label_maps_are_refused(scene):
 
 def test_export_writes_nrrd_that_hrinet_and_slicer_read_back_identically(tmp_path, scene,
                                                                        thick_node):
-    out, _ = interpolate_node(thick_node, factor=2, method="linear")
+    out, _ = interpolate_node(thick_node, ModelOptions(factor=2, method="linear"))
     path = export_nrrd(out, tmp_path / "iso.nrrd")
     back = read_volume(path)
     vol = volume_from_node(out)
@@ -107,11 +108,12 @@ def test_the_panel_plan_from_the_header_matches_the_engine(thick_node):
     from hrinet.methods.planning import plan_upsampling
 
     vol = volume_from_node(thick_node)
-    for kw in ({}, {"factor": 3}, {"target_spacing": 1.25}):
-        assert plan_for_node(thick_node, method="linear", **kw) == plan_upsampling(
-            vol, method="linear", **kw)
+    for kw in ({}, {"factor": 3}, {"spacing": 1.25}):
+        options = ModelOptions(method="linear", **kw)
+        assert plan_for_node(thick_node, options) == plan_upsampling(
+            vol, options.factor, options.spacing, method="linear")
     with pytest.raises(HRINetError, match="not finer"):
-        plan_for_node(thick_node, target_spacing=50)
+        plan_for_node(thick_node, ModelOptions(spacing=50))
 
 
 def test_dependencies_are_asked_for_per_need_from_the_requirements_file():
@@ -175,10 +177,10 @@ def test_the_acquired_slices_are_kept_unless_the_slab_checkbox_asks_to_restore_t
 
     kept = interpolation_target("factor", 3, 1.0, restore_slabs=False, thickness=5.0)
     assert kept == {"thickness": None, "factor": 3}
-    assert plan_for_node(thick_node, method="hrinet", **kept).slab_ratio == 0
+    assert plan_for_node(thick_node, ModelOptions(method="hrinet", **kept)).slab_ratio == 0
     restored = interpolation_target("factor", 3, 1.0, restore_slabs=True, thickness=5.0)
-    assert plan_for_node(thick_node, method="hrinet", **restored).slab_ratio > 0
-    assert interpolation_target("spacing", 3, 0.7, False, 0.0)["target_spacing"] == 0.7
+    assert plan_for_node(thick_node, ModelOptions(method="hrinet", **restored)).slab_ratio > 0
+    assert interpolation_target("spacing", 3, 0.7, False, 0.0)["spacing"] == 0.7
     # a node that did not come through Slicer's DICOM database: the checkbox starts from the
     # slice spacing (contiguous slabs)
     assert dicom_thickness(thick_node) is None

@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "HRINetSlicer"))
 
 from hrinet.core.errors import HRINetError  # noqa: E402
+from hrinet.core.model_options import ModelOptions  # noqa: E402
 from HRINetSlicerLib.jobs import interpolate_node  # noqa: E402
 
 
@@ -62,14 +63,16 @@ def test_the_waited_job_takes_the_panels_options_and_gives_a_node(scene, thick_n
     command = InterpolationJob.command
     monkeypatch.setattr(InterpolationJob, "command",
                         lambda job: commands.append(command(job)) or commands[-1])
-    out, seconds = interpolate_node(thick_node, factor=2, method="cubic", device="cpu",
+    out, seconds = interpolate_node(thick_node, ModelOptions(factor=2, method="cubic",
+                                                             device="cpu"),
                                     name="waited", scene=scene)
     assert out.GetName().startswith("waited (interpolated x2") and seconds > 0
     assert out.GetAttribute("HRINet.method") == "cubic"
     assert out.GetAttribute("HRINet.sourceNodeID") == thick_node.GetID()
     with pytest.raises(HRINetError, match="does not exist"):
-        interpolate_node(thick_node, factor=2, method="hrinet", precision="bf16", device="cpu",
-                         weights="/nonexistent.safetensors")
+        interpolate_node(thick_node, ModelOptions(factor=2, method="hrinet", precision="bf16",
+                                                  device="cpu",
+                                                  weights="/nonexistent.safetensors"))
     argv = [str(a) for a in commands[-1]]
     assert argv[argv.index("--precision") + 1] == "bf16" and "--progress" in argv
 

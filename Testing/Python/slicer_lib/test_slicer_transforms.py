@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "HRINetSlicer"))
 
 from hrinet.core.errors import HRINetError  # noqa: E402
+from hrinet.core.model_options import ModelOptions  # noqa: E402
 from HRINetSlicerLib.jobs import interpolate_node  # noqa: E402
 from HRINetSlicerLib.mrml import (  # noqa: E402
     plan_for_node,
@@ -61,7 +62,7 @@ def test_a_node_under_a_linear_transform_gives_a_result_where_the_input_appears(
     transform = _linear_transform(scene)
     thick_node.SetAndObserveTransformNodeID(transform.GetID())
     before = ijk_to_ras(thick_node)
-    out, _ = interpolate_node(thick_node, factor=2, method="linear", scene=scene)
+    out, _ = interpolate_node(thick_node, ModelOptions(factor=2, method="linear"), scene=scene)
     # the input is untouched: still under its transform, its own geometry unchanged
     assert thick_node.GetParentTransformNode() is transform
     np.testing.assert_array_equal(ijk_to_ras(thick_node), before)
@@ -98,14 +99,15 @@ def test_the_panel_says_a_linear_transform_is_hardened(scene, thick_node):
     words = transform_words(thick_node)
     assert "linear transform scanner to patient" in words and "hardened" in words
     assert "patient space" in words
-    assert plan_for_node(thick_node, factor=2, method="linear").factor == 2
+    assert plan_for_node(thick_node, ModelOptions(factor=2, method="linear")).factor == 2
 
 
 def test_a_non_linear_transform_is_refused_with_one_line(scene, thick_node):
     thick_node.SetAndObserveTransformNodeID(_nonlinear_transform(scene).GetID())
-    for call in (lambda: plan_for_node(thick_node, factor=2, method="linear"),
+    for call in (lambda: plan_for_node(thick_node, ModelOptions(factor=2, method="linear")),
                  lambda: transform_words(thick_node),
-                 lambda: interpolate_node(thick_node, factor=2, method="linear", scene=scene)):
+                 lambda: interpolate_node(thick_node, ModelOptions(factor=2, method="linear"),
+                                          scene=scene)):
         with pytest.raises(HRINetError) as e:
             call()
         message = str(e.value)

@@ -32,6 +32,7 @@ from hrinet.core.io.provenance.slices import (
     slice_roles,
     worst_slices,
 )
+from hrinet.core.model_options import ModelOptions
 from hrinet.methods.engine import upsample_z
 from hrinet.methods.planning import plan_upsampling
 
@@ -233,7 +234,7 @@ def _slicer_lib():
 def test_a_slicer_output_node_carries_the_record_and_says_it_is_synthesised(thick_node,
                                                                            tmp_path):
     mrml = _slicer_lib()
-    node, _ = mrml.interpolate_node(thick_node, factor=3, method="linear")
+    node, _ = mrml.interpolate_node(thick_node, ModelOptions(factor=3, method="linear"))
     assert node.GetName() == "thick isotropic (interpolated x3, 16 of 25 slices synthesised)"
     assert node.GetAttribute("HRINet.method") == "linear"
     assert node.GetAttribute("HRINet.input") == "thick"
@@ -259,7 +260,7 @@ def test_export_as_derived_dicom_refuses_a_node_not_loaded_from_dicom(thick_node
     from hrinet.core.errors import HRINetError
 
     mrml = _slicer_lib()
-    node, _ = mrml.interpolate_node(thick_node, factor=2, method="linear")
+    node, _ = mrml.interpolate_node(thick_node, ModelOptions(factor=2, method="linear"))
     with pytest.raises(HRINetError, match="DICOM module"):
         mrml.export_derived_dicom(node, tmp_path / "dcm")
     with pytest.raises(HRINetError, match="interpolated"):
@@ -274,7 +275,7 @@ def test_the_panels_background_job_makes_a_node_with_the_record_and_the_inputs_n
     _slicer_lib()
     from HRINetSlicerLib.jobs import InterpolationJob
 
-    job = InterpolationJob(thick_node, factor=2, method="linear")
+    job = InterpolationJob(thick_node, ModelOptions(factor=2, method="linear"))
     job.start()
     deadline = time.time() + 120
     while job.poll()["running"] and time.time() < deadline:
