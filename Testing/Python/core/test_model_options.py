@@ -99,6 +99,31 @@ def test_the_panels_batch_job_asks_for_exactly_its_settings(tmp_path, method, pr
         assert (got.precision, got.device, got.quality) == (precision, device, quality)
 
 
+def test_the_panels_jobs_pass_every_option_through_unchanged(scene, tmp_path):
+    """Any options the panel can give (every field, drawn at random) reach the interpolation
+    and batch commands as given: the interpolation job only resolves the target to the planned
+    factor and an unset thickness to 0 (the acquired slices kept)."""
+    from hrinet.core.phantom import make_phantom
+    from HRINetSlicerLib.batch_job import BatchJob
+    from HRINetSlicerLib.jobs import InterpolationJob
+    from HRINetSlicerLib.mrml import node_from_volume, plan_for_node
+
+    node = node_from_volume(make_phantom(size=(16, 16, 4), spacing=(1, 1, 3)), "thick", scene)
+    parser = build_parser()
+    for seed in range(60):
+        options = _draw(random.Random(seed))
+        batch = BatchJob(tmp_path / "in", tmp_path / "out", options).command()
+        assert from_args(parser.parse_args(batch[batch.index("hrinet.cli") + 1:])) == \
+            _expected(options)
+        job = InterpolationJob(node, options)
+        job.folder = tmp_path / "job"
+        argv = [str(a) for a in job.command()]
+        plan = plan_for_node(node, options)
+        assert from_args(parser.parse_args(argv[argv.index("hrinet.cli") + 1:])) == _expected(
+            ModelOptions(**{**options.__dict__, "factor": plan.factor, "spacing": None,
+                            "method": plan.method, "thickness": options.thickness or 0.0}))
+
+
 def test_the_panels_interpolation_job_asks_for_exactly_its_settings(scene):
     from hrinet.core.phantom import make_phantom
     from HRINetSlicerLib.jobs import InterpolationJob
