@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO / "HRINetSlicer"))
 
 import slicer  # noqa: E402  (slicer-core: the MRML library)
 from hrinet.core.io import read_volume  # noqa: E402
+from hrinet.core.model_options import ModelOptions  # noqa: E402
 from HRINetSlicerLib.jobs import InterpolationJob  # noqa: E402
 from HRINetSlicerLib.mrml import node_from_volume  # noqa: E402
 
@@ -47,7 +48,7 @@ def main() -> None:
     node = node_from_volume(read_volume(a.volume), "input", scene)
 
     def panel_job():
-        job = InterpolationJob(node, factor=a.factor)
+        job = InterpolationJob(node, ModelOptions(factor=a.factor))
         job.start()
         while job.running():
             time.sleep(0.05)

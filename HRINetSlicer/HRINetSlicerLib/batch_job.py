@@ -14,7 +14,7 @@ from typing import List
 from hrinet.core import cohort
 from hrinet.core.errors import HRINetError
 from hrinet.core.events import Event
-from hrinet.core.model_options import ModelOptions
+from hrinet.core.model_options import ModelOptions, check_options
 
 from .jobs import Job
 
@@ -35,7 +35,8 @@ class BatchJob(Job):
 
     def __init__(self, input_folder, out_folder, options: ModelOptions = ModelOptions()):
         super().__init__()
-        self.input, self.out, self.options = Path(input_folder), Path(out_folder), options
+        self.input, self.out = Path(input_folder), Path(out_folder)
+        self.options = check_options(options)
 
     @property
     def log_path(self) -> Path:

@@ -30,7 +30,7 @@ from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.events import Event
 from hrinet.core.events import parse as parse_event
 from hrinet.core.io import read_provenance, read_volume
-from hrinet.core.model_options import ModelOptions
+from hrinet.core.model_options import ModelOptions, check_options
 from hrinet.core.variants import DEFAULT_VARIANT
 from hrinet.training.options import STOP_FILE, train_argv
 
@@ -107,7 +107,8 @@ class InterpolationJob(Job):
     def __init__(self, input_node, options: ModelOptions = ModelOptions(),
                  name: Optional[str] = None, confidence: bool = False):
         super().__init__()
-        self.input_node, self.options, self.confidence = input_node, options, confidence
+        self.input_node, self.confidence = input_node, confidence
+        self.options = check_options(options)
         self.plan = plan_for_node(input_node, options)
         self.name = name or f"{input_node.GetName()} isotropic"
         self.folder: Optional[Path] = None

@@ -74,8 +74,9 @@ class ModelOptions:
 
     @property
     def resolved_method(self) -> str:
-        """The method named, else ``hrinet`` (``--weights`` alone means the default model; the
-        commands themselves fall back to cubic where PyTorch is missing)."""
+        """The method named, else ``hrinet`` (``--weights`` alone means the default model): what
+        a program that names the method runs (the commands, given neither ``--method`` nor
+        ``--weights``, fall back to cubic where PyTorch is missing)."""
         return self.method or "hrinet"
 
     @property
@@ -93,6 +94,15 @@ class ModelOptions:
                 continue
             out += [f.metadata["flag"], f"{value:g}" if isinstance(value, float) else str(value)]
         return out
+
+
+def check_options(options) -> "ModelOptions":
+    """``options`` if it is a :class:`ModelOptions`, else a TypeError naming what was given
+    (a caller of the older signatures passing a factor or a callback in its place)."""
+    if not isinstance(options, ModelOptions):
+        raise TypeError(f"expected ModelOptions (hrinet.core.model_options), got "
+                        f"{type(options).__name__} {options!r}; e.g. ModelOptions(factor=4)")
+    return options
 
 
 def option_field(name: str):

@@ -124,6 +124,19 @@ def test_the_panels_jobs_pass_every_option_through_unchanged(scene, tmp_path):
                             "method": plan.method, "thickness": options.thickness or 0.0}))
 
 
+def test_a_job_given_something_else_than_model_options_says_so(scene, tmp_path):
+    from hrinet.core.phantom import make_phantom
+    from HRINetSlicerLib.batch_job import BatchJob
+    from HRINetSlicerLib.jobs import InterpolationJob
+    from HRINetSlicerLib.mrml import node_from_volume
+
+    node = node_from_volume(make_phantom(size=(16, 16, 4), spacing=(1, 1, 3)), "thick", scene)
+    with pytest.raises(TypeError, match="expected ModelOptions.*got int 2"):
+        InterpolationJob(node, 2)
+    with pytest.raises(TypeError, match="expected ModelOptions.*got function"):
+        BatchJob(tmp_path / "in", tmp_path / "out", lambda done, total: None)
+
+
 def test_the_panels_interpolation_job_asks_for_exactly_its_settings(scene):
     from hrinet.core.phantom import make_phantom
     from HRINetSlicerLib.jobs import InterpolationJob
