@@ -20,21 +20,8 @@
 # ../runs/clean), ITERATIONS (default 48000), PRECISION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CORPUS=${CORPUS:-../corpus}
-R=${RUN:-../runs/clean}
-mkdir -p "$R"
-CORPUS=$(cd "$CORPUS" && pwd)
-R=$(cd "$R" && pwd)
-if [ -f "$R/checkpoint.safetensors" ]; then
-  exec .venv/bin/hrinet train --out "$R" --resume
-fi
-TRAIN=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$CORPUS" --list train)
-VAL="$CORPUS/chest-lungfcp-1mm.nrrd $CORPUS/liver-crlm1004-5mm.nrrd"
-for f in $VAL; do
-  [ -f "$f" ] || { echo "train_clean.sh: $f is not built; build the corpus first" >&2; exit 1; }
-done
-PRECISION=${PRECISION:-$(.venv/bin/python -c "from hrinet.learned.precision import cpu_has_bf16
-print('bf16' if cpu_has_bf16() else 'fp32')")}
+RUN_DEFAULT=../runs/clean
+. benchmarks/train_corpus_run.sh
 exec .venv/bin/hrinet train --variant hrinet-flow --from-scratch --precision "$PRECISION" \
   --data $TRAIN --val $VAL --iterations "${ITERATIONS:-48000}" --crop 128 --batch 4 \
   --samples-per-group 4 --gaps 2,2,3,4,5,6,7,8 --overlap 0.4 --drop-context 0.25 --log-mse \

@@ -31,23 +31,9 @@
 # GAPS (default 2,2,3,4,5,6,7,8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CORPUS=${CORPUS:-../corpus}
-R=${RUN:-../runs/quality}
-mkdir -p "$R"
-CORPUS=$(cd "$CORPUS" && pwd)
-R=$(cd "$R" && pwd)
-if [ -f "$R/checkpoint.safetensors" ]; then
-  exec .venv/bin/hrinet train --out "$R" --resume
-fi
-TRAIN=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$CORPUS" --list train)
-VAL="$CORPUS/chest-lungfcp-1mm.nrrd $CORPUS/liver-crlm1004-5mm.nrrd"
-for f in $VAL; do
-  [ -f "$f" ] || { echo "train_quality.sh: $f is not built; build the corpus first" >&2; exit 1; }
-done
+RUN_DEFAULT=../runs/quality
+. benchmarks/train_corpus_run.sh
 INIT=${INIT:-benchmarks/candidates/quality-corpus.safetensors}
-# bf16 only where the CPU computes it natively (elsewhere emulated, about 40x slower a step)
-PRECISION=${PRECISION:-$(.venv/bin/python -c "from hrinet.learned.precision import cpu_has_bf16
-print('bf16' if cpu_has_bf16() else 'fp32')")}
 exec .venv/bin/hrinet train --variant hrinet-flow --init "$INIT" --precision "$PRECISION" \
   --data $TRAIN --val $VAL --iterations "${ITERATIONS:-16000}" --crop 128 --batch 4 --samples-per-group 4 \
   --gaps "${GAPS:-2,2,3,4,5,6,7,8}" --grad-weight "${GRAD:-0}" --energy-weight "${ENERGY:-0}" \
