@@ -19,6 +19,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
+from hrinet.core.constants import HU_MIN
 from hrinet.core.padding import find_padding, padding_mask
 from hrinet.core.volume import cast_like
 
@@ -129,7 +130,7 @@ def detilt(array: np.ndarray, shifts_px: np.ndarray) -> np.ndarray:
         if padding is not None:
             mask = padding_mask(array[k], padding.value)
             src = src.copy()
-            src[mask] = -1024.0
+            src[mask] = HU_MIN  # air: the resampling spreads no padding into the body
         moved = ndimage.shift(src, (dy, dx), order=3, mode="nearest", prefilter=True)
         ny, nx = src.shape
         yy = np.arange(ny)[:, None] - dy

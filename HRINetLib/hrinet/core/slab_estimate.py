@@ -27,6 +27,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from hrinet.core.constants import HU_RANGE
+
 #: HU below this is air: segments touching it (the body's outline) are left out of the spectra.
 AIR_HU = -980.0
 #: Samples per spectrum segment (fewer when the series has fewer slices).
@@ -122,7 +124,7 @@ def _slab_sample(along: np.ndarray, step: float, spacing: float, width: float,
 
 
 def _hu(values: np.ndarray) -> np.ndarray:
-    return np.clip(values.astype(np.float64), -1024.0, 3071.0)
+    return np.clip(values.astype(np.float64), *HU_RANGE)
 
 
 def estimate_slab(array: np.ndarray, spacing: Sequence[float],

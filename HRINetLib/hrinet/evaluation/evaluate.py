@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from hrinet.core.constants import WINDOW
 from hrinet.core.io.atomic import atomic_write, complete_png, write_text
 from hrinet.core.errors import HRINetError
 from hrinet.core.slab import simulate_thick
@@ -154,8 +155,9 @@ def markdown_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: The figures' display window (soft tissue, HU) and the error maps' range (HU).
-FIGURE_WINDOW = (-160, 240)
+#: The figures' display window (the soft-tissue window of SSIM_win, HU) and the error maps'
+#: range (HU).
+FIGURE_WINDOW = WINDOW
 ERROR_RANGE = (0, 200)
 
 

@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 from scipy.ndimage import maximum_filter, uniform_filter
 
+from hrinet.core.constants import HU_RANGE
 from hrinet.core.errors import HRINetError
 from hrinet.core.volume import Volume
 from hrinet.methods.flow import (
@@ -38,9 +39,9 @@ from hrinet.methods.flow import (
     warp,
 )
 
-#: HU range the features are computed in: padding outside the scan circle (-3024) and metal
-#: beyond it would only add disagreement that is not an interpolation error.
-FEATURE_HU = (-1024.0, 3071.0)
+#: HU range the features are computed in (the models' range): padding outside the scan circle
+#: (-3024) and metal beyond it would only add disagreement that is not an interpolation error.
+FEATURE_HU = HU_RANGE
 #: In-plane neighbourhood (pixels) the disagreement features are spread over: an error sits
 #: beside the edge that causes it.
 NEIGHBOURHOOD = 5
