@@ -16,13 +16,18 @@
 # Prerequisite: the corpus built (benchmarks/data/build_corpus.py --out ../corpus --sources ...).
 # Run (one thread, leaving the other core free):
 #   nohup env OMP_NUM_THREADS=1 bash benchmarks/train_clean.sh > ../runs/clean.log 2>&1 &
-# Resume: the same line again. Environment: CORPUS (default ../corpus), RUN (default
-# ../runs/clean), ITERATIONS (default 48000), PRECISION.
+# Resume: the same line again. On a fresh machine (no run folder), continue from the committed
+# weights instead: INIT=benchmarks/candidates/clean.safetensors ITERATIONS=<steps left> (the
+# optimizer and the weight average start anew; the learning rate is constant for the first half).
+# Environment: CORPUS (default ../corpus), RUN (default ../runs/clean), ITERATIONS (default
+# 48000), INIT (default none: random weights), PRECISION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DEFAULT=../runs/clean
 . benchmarks/train_corpus_run.sh
-exec .venv/bin/hrinet train --variant hrinet-flow --from-scratch --precision "$PRECISION" \
+START=(--from-scratch)
+[ -n "${INIT:-}" ] && START=(--init "$INIT")
+exec .venv/bin/hrinet train --variant hrinet-flow "${START[@]}" --precision "$PRECISION" \
   --data $TRAIN --val $VAL --iterations "${ITERATIONS:-48000}" --crop 128 --batch 4 \
   --samples-per-group 4 --gaps 2,2,3,4,5,6,7,8 --overlap 0.4 --drop-context 0.25 --log-mse \
   --ssim-weight 0.3 --augment 0.25 --lr 3e-4 --ema 0.999 --lr-final 0.05 --decay-start 0.5 \
