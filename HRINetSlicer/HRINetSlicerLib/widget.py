@@ -10,7 +10,6 @@ from typing import Optional
 import qt
 import slicer
 import vtk
-from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.model_options import ModelOptions, option_field
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
@@ -193,12 +192,13 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
     def updatePlan(self, *_args) -> None:
         if self._parameterNode is None:
             return
+        options = self._options()
         mode = self._parameterNode.targetMode
         self.ui.targetSpacingSpinBox.enabled = mode == "spacing"
         self.ui.factorSpinBox.enabled = mode == "factor"
         self.ui.weightsPathLineEdit.enabled = self._parameterNode.model == "file"
         # the classical methods have no quality setting (the command leaves it out for them)
-        self.ui.qualityComboBox.enabled = self._method()[0] not in CLASSICAL_METHODS
+        self.ui.qualityComboBox.enabled = options.learned
         self.ui.thicknessSpinBox.enabled = self._parameterNode.restoreSlabs
         self.ui.downloadButton.enabled = self.selectedDownload() is not None and \
             self._download is None
@@ -218,7 +218,7 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
             self.ui.interpolateButton.enabled = False
             return
         try:
-            plan = HRINetSlicerLogic.plan(node, self._options())
+            plan = HRINetSlicerLogic.plan(node, options)
             words = transform_words(node)  # a parent transform: hardened, or refused above
             self.ui.planLabel.text = plan.describe(restore_how=_(RESTORE_HOW)) + \
                 (f"; {words}" if words else "")
