@@ -6,11 +6,8 @@ import qt
 from slicer.i18n import tr as _
 
 from .batch_job import SHOWN_COLUMNS, BatchJob
-from .dialogs import ShowFailureInDialog, ensure_dependencies
+from .dialogs import ShowFailureInDialog, ensure_dependencies_for
 from .parameters import is_unset
-
-#: How the kinds of method the panel offers map to what they need installed.
-NEEDS = {"linear": "classical", "cubic": "classical", "flow": "flow"}
 
 
 class BatchSection:
@@ -31,7 +28,7 @@ class BatchSection:
             self.ui.batchStatusLabel.text = _("Choose the input folder and the output folder.")
             return
         options = self._options()
-        if not ensure_dependencies(NEEDS.get(options.resolved_method, "learned")):
+        if not ensure_dependencies_for(options):
             return
         with ShowFailureInDialog(_("Could not start the batch.")):
             job = BatchJob(p.batchInputPath, p.batchOutputPath, options)

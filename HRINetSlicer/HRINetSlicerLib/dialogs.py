@@ -8,7 +8,7 @@ import slicer
 from hrinet.core.errors import Cancelled, HRINetError
 from slicer.i18n import tr as _
 
-from .requirements import missing_requirements, requirements_for
+from .requirements import missing_requirements, need_of, requirements_for
 
 
 def ensure_dependencies(need: str = "learned") -> bool:
@@ -54,6 +54,12 @@ def ensure_dependencies(need: str = "learned") -> bool:
     with slicer.util.WaitCursor():
         slicer.util.pip_install(" ".join(missing))  # older Slicer
     return not missing_requirements(missing)
+
+
+def ensure_dependencies_for(options) -> bool:
+    """:func:`ensure_dependencies` for what the method of ``options`` (the panel's
+    :class:`~hrinet.core.model_options.ModelOptions`) needs."""
+    return ensure_dependencies(need_of(options.resolved_method))
 
 
 class ShowFailureInDialog:

@@ -12,6 +12,15 @@ from typing import List, Sequence
 
 REQUIREMENTS = Path(__file__).resolve().parents[1] / "Resources" / "requirements.txt"
 
+#: What the classical methods need installed; every other method is a learned model.
+CLASSICAL_NEEDS = {"linear": "classical", "cubic": "classical", "flow": "flow"}
+
+
+def need_of(method: str) -> str:
+    """The need (:func:`requirements_for`) of ``method``, a resolved method name: "classical"
+    for linear and cubic, "flow" for flow, "learned" for every model."""
+    return CLASSICAL_NEEDS.get(method, "learned")
+
 
 def requirements_for(need: str) -> List[str]:
     """The requirement strings of ``Resources/requirements.txt`` that ``need`` uses: "classical"

@@ -15,9 +15,9 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
-from .batch_section import NEEDS, BatchSection
+from .batch_section import BatchSection
 from .confidence_overlay import set_overlay_visible
-from .dialogs import ShowFailureInDialog, ensure_dependencies
+from .dialogs import ShowFailureInDialog, ensure_dependencies_for
 from .jobs import InterpolationJob, default_runs_folder, warning_words
 from .model_menu import ModelMenu
 from .mrml import transform_words
@@ -240,7 +240,7 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
         """Starts ``hrinet interpolate`` in a background process (HRINetSlicerLib.jobs) and
         polls it on a timer: Slicer stays responsive, Cancel ends the process tree at once."""
         options = self._options()
-        if not ensure_dependencies(NEEDS.get(options.resolved_method, "learned")):
+        if not ensure_dependencies_for(options):
             return
         with ShowFailureInDialog(_("Interpolation failed.")):
             job = InterpolationJob(self._parameterNode.inputVolume, options,

@@ -130,6 +130,17 @@ def test_dependencies_are_asked_for_per_need_from_the_requirements_file():
     assert missing_requirements(["surely-not-installed-pkg>=1"]) == ["surely-not-installed-pkg>=1"]
 
 
+def test_each_method_asks_for_what_it_needs_and_a_new_classical_one_must_say():
+    from hrinet.core.constants import CLASSICAL_METHODS
+    from hrinet.core.variants import VARIANTS
+    from HRINetSlicerLib.requirements import CLASSICAL_NEEDS, need_of
+
+    assert set(CLASSICAL_NEEDS) == set(CLASSICAL_METHODS)  # every classical method declared
+    assert [need_of(m) for m in ("linear", "cubic", "flow")] == ["classical", "classical", "flow"]
+    for method in ("hrinet",) + tuple(VARIANTS):  # every model needs PyTorch and the rest
+        assert need_of(method) == "learned", method
+
+
 def _panel_fields() -> dict:
     import ast
 
