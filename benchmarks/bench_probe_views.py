@@ -1,7 +1,7 @@
 """Which views should the quality setting average? Each of 16 views of the input scored alone,
 and the mean of every set of views up to ``--most``, on the central slices of each volume.
 
-    python benchmarks/bench_probe_views.py VOLUME ... [--factors 4,6] [--slices 49] [--most 5]
+    python benchmarks/bench_probe_views.py VOLUME ... [--factors 4,6] [--slices 49] [--crop 0] [--most 5]
 
 A view is a symmetry of the slice grid the model is not built to respect: reversed along z,
 flipped left to right, flipped top to bottom, rows and columns swapped (16 combinations). The
@@ -28,7 +28,8 @@ from hrinet.methods.engine import upsample_z
 from hrinet.methods.ensemble import MirroredViews
 from hrinet.methods.registry import create_interpolator
 
-#: (reverse z, flip left-right, flip top-bottom, swap rows and columns)
+#: Every view (hrinet.methods.ensemble.View): reversed in z, flipped in x, in y, rows and columns
+#: swapped
 VIEWS = tuple(itertools.product((False, True), repeat=4))
 
 
@@ -37,34 +38,14 @@ def label(view) -> str:
     return "".join(c for c, on in zip("zxyt", view) if on) or "id"
 
 
-class OneView(MirroredViews):
-    """``inner`` run on one view of its input, the result mapped back."""
-
-    def __init__(self, inner, view):
-        super().__init__(inner)
-        self.view = view
-
-    def interpolate(self, window, pairs, fractions):
-        reverse, flip_x, flip_y, swap = self.view
-        view = window[::-1] if reverse else window
-        view = view[..., ::-1] if flip_x else view
-        view = view[..., ::-1, :] if flip_y else view
-        view = np.ascontiguousarray(np.swapaxes(view, -1, -2) if swap else view)
-        out = self._reversed(view, pairs, fractions) if reverse else \
-            self.inner.interpolate(view, list(pairs), list(fractions))
-        out = np.swapaxes(out, -1, -2) if swap else out
-        out = out[..., ::-1, :] if flip_y else out
-        out = out[..., ::-1] if flip_x else out
-        return np.ascontiguousarray(out, dtype=np.float32)
-
-
-def central(volume, slices: int):
-    """The central ``slices`` slices of ``volume`` (all of them if it has fewer)."""
-    n = volume.array.shape[0]
-    if n <= slices:
-        return volume
-    start = (n - slices) // 2
-    volume.array = volume.array[start:start + slices]
+def central(volume, slices: int, crop: int):
+    """The central ``slices`` slices of ``volume`` (all of them if it has fewer), each cut to
+    its central ``crop`` x ``crop`` pixels (0: whole)."""
+    n, h, w = volume.array.shape
+    start = max((n - slices) // 2, 0)
+    y = max((h - crop) // 2, 0) if crop else 0
+    x = max((w - crop) // 2, 0) if crop else 0
+    volume.array = volume.array[start:start + slices, y:y + (crop or h), x:x + (crop or w)]
     return volume
 
 
@@ -92,44 +73,59 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("volumes", nargs="+")
     ap.add_argument("--factors", default="4,6")
-    ap.add_argument("--slices", type=int, default=49)
+    ap.add_argument("--slices", type=int, default=49, help="central slices used")
+    ap.add_argument("--crop", type=int, default=0, help="central in-plane crop (0: whole)")
     ap.add_argument("--most", type=int, default=5, help="largest set of views averaged")
+    ap.add_argument("--save", default=None, help="write each cell's error products (npz)")
+    ap.add_argument("--load", nargs="*", default=(),
+                    help="rank the sets of views over cells saved by --save instead of running")
     ap.add_argument("--weights", default=None, help="the model's weights (default: shipped)")
     args = ap.parse_args()
-    inner = create_interpolator("hrinet", device="cpu", precision="fp32", weights=args.weights)
-    gains = {}  # set of views -> list of gains over "id" per cell
-    for path in args.volumes:
-        vol = central(read_volume(path), args.slices)
+    grams = {}  # cell name -> error products of the 16 views
+    for f in args.load:
+        with np.load(f) as saved:
+            grams.update({name: saved[name] for name in saved.files})
+    inner = None if args.load else create_interpolator("hrinet", device="cpu",
+                                                       precision="fp32", weights=args.weights)
+    for path in [] if args.load else args.volumes:
+        vol = central(read_volume(path), args.slices, args.crop)
         for k in (int(f) for f in args.factors.split(",")):
             thick, thickness, mask = protocol_input(vol, k, "decimate")
             truth = vol.array[:len(mask)][mask]
             stats = truth_stats(truth)
-            outs = [upsample_z(thick, factor=k, interpolator=OneView(inner, v),
+            outs = [upsample_z(thick, factor=k, interpolator=MirroredViews(inner, (v,)),
                                thickness=thickness).array[mask].astype(np.float32)
                     for v in VIEWS]
             alone = [score(o, truth, stats).psnr_hu for o in outs]
             print(f"{Path(path).stem} x{k}: " + ", ".join(
                 f"{label(v)} {p:.2f}" for v, p in zip(VIEWS, alone)), flush=True)
-            gram = error_gram(outs, truth)
-            for size in range(2, args.most + 1):
-                best = []
-                for combo in itertools.combinations(range(len(VIEWS)), size):
-                    p = mean_psnr(gram, combo)
-                    gains.setdefault(combo, []).append(p - alone[0])
-                    best.append((p, combo))
-                best.sort(reverse=True)
-                print(f"  {size} views, best: " + "; ".join(
-                    f"{'+'.join(label(VIEWS[i]) for i in c)} {p:.2f}" for p, c in best[:3]),
-                    flush=True)
+            grams[f"{Path(path).stem} x{k}"] = error_gram(outs, truth)
+            if args.save:
+                np.savez(args.save, **grams)
+    rank(grams, args.most)
+
+
+def rank(grams: dict, most: int) -> None:
+    """Each set of up to ``most`` views: its mean and worst gain over the view as given."""
+    gains = {}  # set of views -> gain over "id" per cell
+    for gram in grams.values():
+        alone = mean_psnr(gram, (0,))
+        for size in range(1, most + 1):
+            for combo in itertools.combinations(range(len(VIEWS)), size):
+                gains.setdefault(combo, []).append(mean_psnr(gram, combo) - alone)
     today = tuple(sorted(VIEWS.index(v) for v in ((False,) * 4, (True, False, False, False),
                                            (False, True, False, False), (True, True, False, False))))
     if today in gains:
         print("\nmean gain over the view as given, all cells (today's set: "
               + f"{np.mean(gains[today]):+.3f}, worst {min(gains[today]):+.3f})")
-    for size in range(2, args.most + 1):
+    print(f"over {len(grams)} cells: {', '.join(grams)}")
+    for size in range(2, most + 1):
         ranked = sorted((np.mean(g), min(g), c) for c, g in gains.items() if len(c) == size)
         for m, w, c in ranked[::-1][:5]:
             print(f"  {size}: {'+'.join(label(VIEWS[i]) for i in c)} {m:+.3f} (worst {w:+.3f})")
+        m, w, c = max(ranked, key=lambda r: (r[1], r[0]))
+        print(f"  {size}, best worst: {'+'.join(label(VIEWS[i]) for i in c)} {m:+.3f} "
+              f"(worst {w:+.3f})")
 
 
 if __name__ == "__main__":

@@ -17,18 +17,40 @@ import numpy as np
 from hrinet.core.constants import QUALITIES
 from hrinet.core.errors import HRINetError
 
-#: The views of ``--quality high``: (reversed along z, flipped left to right).
-VIEWS: Tuple[Tuple[bool, bool], ...] = ((False, False), (True, False), (False, True), (True, True))
+#: A view of the slices: (reversed along z, flipped left to right, flipped top to bottom, rows
+#: and columns swapped). Each is a symmetry of the task that the model does not respect.
+View = Tuple[bool, bool, bool, bool]
+
+#: The views of ``--quality high``.
+VIEWS: Tuple[View, ...] = ((False, False, False, False), (True, False, False, False),
+                           (False, True, False, False), (True, True, False, False))
+
+
+def in_plane(stack: np.ndarray, view: View) -> np.ndarray:
+    """``stack`` (``(..., y, x)``) as ``view`` shows each slice (its z order untouched)."""
+    _, flip_x, flip_y, swap = view
+    out = stack[..., ::-1] if flip_x else stack
+    out = out[..., ::-1, :] if flip_y else out
+    return np.swapaxes(out, -1, -2) if swap else out
+
+
+def in_plane_back(stack: np.ndarray, view: View) -> np.ndarray:
+    """The inverse of :func:`in_plane`: slices made in ``view`` put back in place."""
+    _, flip_x, flip_y, swap = view
+    out = np.swapaxes(stack, -1, -2) if swap else stack
+    out = out[..., ::-1, :] if flip_y else out
+    return out[..., ::-1] if flip_x else out
 
 
 class MirroredViews:
     """``inner`` run on each of :data:`VIEWS` and averaged; otherwise ``inner`` (its name,
     halo, model and weights are this method's)."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, views: Sequence[View] = VIEWS):
         self.inner = inner
+        self.view_set = tuple(views)
         #: How many views each synthesised slice averages (said in the provenance).
-        self.views = len(VIEWS)
+        self.views = len(self.view_set)
 
     def __getattr__(self, attr):  # name, halo, metadata, weights_path, runtime_warnings ...
         if attr == "inner":  # not yet set (copying, unpickling): no recursion
@@ -50,14 +72,14 @@ class MirroredViews:
         request at an acquired slice (``t`` 0 or 1, slab restoration) goes to the pair that
         starts there in the reversed view (:func:`reversed_request`), as the engine asks."""
         total = None
-        for reverse, flip in VIEWS:
-            view = window[::-1] if reverse else window
-            view = np.ascontiguousarray(view[..., ::-1] if flip else view)
-            out = self._reversed(view, pairs, fractions) if reverse else \
-                self.inner.interpolate(view, list(pairs), list(fractions))
-            out = out[..., ::-1] if flip else out
+        for view in self.view_set:
+            reverse = view[0]
+            seen = np.ascontiguousarray(in_plane(window[::-1] if reverse else window, view))
+            out = self._reversed(seen, pairs, fractions) if reverse else \
+                self.inner.interpolate(seen, list(pairs), list(fractions))
+            out = in_plane_back(out, view)
             total = out.astype(np.float32) if total is None else total + out
-        return total / np.float32(len(VIEWS))
+        return total / np.float32(len(self.view_set))
 
     def _reversed(self, view: np.ndarray, pairs: Sequence[int],
                   fractions: Sequence[float]) -> np.ndarray:

@@ -10,7 +10,12 @@ from hrinet.core.errors import HRINetError
 from hrinet.core.phantom import make_phantom
 from hrinet.methods import create_interpolator
 from hrinet.methods.engine import upsample_z
-from hrinet.methods.ensemble import VIEWS, MirroredViews, with_quality
+import itertools
+
+from hrinet.methods.ensemble import VIEWS, MirroredViews, in_plane, in_plane_back, with_quality
+
+#: Every view the library can take: reversed, flipped in x, in y, rows and columns swapped.
+ALL_VIEWS = tuple(itertools.product((False, True), repeat=4))
 
 
 class Lopsided:
@@ -47,7 +52,7 @@ def test_each_view_is_mapped_back_to_the_same_slice_before_the_average():
     got = MirroredViews(inner).interpolate(w, [1, 3], [0.25, 1.0])
     ramp = np.arange(4, dtype=np.float32)
     want = np.zeros_like(got)
-    for reverse, flip in VIEWS:
+    for reverse, flip, _, _ in VIEWS:
         for i, p in enumerate([1, 3]):
             for j, t in enumerate([0.25, 1.0]):
                 lo, hi, f = (w[p + 1], w[p], 1 - t) if reverse else (w[p], w[p + 1], t)
@@ -60,6 +65,35 @@ def test_each_view_is_mapped_back_to_the_same_slice_before_the_average():
     assert inner.calls[1][1:] == ([2, 0], [0.75]) and inner.calls[2][1:] == ([2, 0], [0.0])
     np.testing.assert_array_equal(inner.calls[1][0], w[::-1])
     np.testing.assert_array_equal(inner.calls[3][0], w[..., ::-1])
+
+
+@pytest.mark.parametrize("view", ALL_VIEWS)
+def test_every_view_is_undone_exactly_on_slices_that_are_not_square(view):
+    w = _window(n=3, y=3, x=5)
+    shown = in_plane(w, view)
+    assert shown.shape == ((3, 5, 3) if view[3] else (3, 3, 5))
+    np.testing.assert_array_equal(in_plane_back(shown, view), w)
+
+
+def test_a_symmetric_method_is_unchanged_by_any_set_of_views():
+    linear = create_interpolator("linear")
+    w = _window(y=3, x=5)
+    plain = linear.interpolate(w, [0, 2], [0.25, 0.5])
+    for views in (ALL_VIEWS, ALL_VIEWS[5:9]):
+        got = MirroredViews(linear, views).interpolate(w, [0, 2], [0.25, 0.5])
+        np.testing.assert_allclose(got, plain, rtol=0, atol=1e-3)
+
+
+def test_a_rotated_view_gives_back_what_the_method_made_of_it_turned_back():
+    """Flipped left to right and swapped (a quarter turn), the lopsided method's ramp runs
+    along the view's x, which is the original's y: so it comes back rising top to bottom."""
+    inner = Lopsided()
+    w = _window(y=3, x=5)
+    got = MirroredViews(inner, [(False, True, False, True)]).interpolate(w, [1], [0.5])
+    ramp_y = np.arange(3, dtype=np.float32)[:, None]  # the view's x is the original's y
+    want = w[1] * 0.75 + w[2] * 0.25 + ramp_y * 0.5
+    np.testing.assert_allclose(got[0, 0], want, rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(inner.calls[0][0], np.swapaxes(w[..., ::-1], -1, -2))
 
 
 def test_the_method_keeps_its_name_halo_and_hears_the_plans_slab_ratio():
@@ -111,7 +145,7 @@ def test_an_acquired_slice_is_asked_for_at_fraction_0_in_the_reversed_view_too()
         # in every view the acquired slice p comes back as itself (the method's t = 0 is the
         # lower slice), except where the reversed view has to take it as a pair's end
         views = []
-        for reverse, flip in VIEWS:
+        for reverse, flip, _, _ in VIEWS:
             r = ramp[::-1] if flip else ramp
             if reverse and p == 0:
                 views.append(w[0] * 0.5 + w[1] * 0.5 + r)  # (pair 3, t = 1) of the reversed
