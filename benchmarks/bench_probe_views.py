@@ -1,7 +1,10 @@
 """Which views should the quality setting average? Each of 16 views of the input scored alone,
 and the mean of every set of views up to ``--most``, on the central slices of each volume.
 
-    python benchmarks/bench_probe_views.py VOLUME ... [--factors 4,6] [--slices 49] [--crop 0] [--most 5]
+    python benchmarks/bench_probe_views.py VOLUME ... [--factors 4,6] [--slices 49] [--crop 0]
+        [--most 5] [--save cells.npz]
+    python benchmarks/bench_probe_views.py --load cells.npz ... [--most 5]
+    python benchmarks/bench_probe_views.py VOLUME ... --sets id+z+x+zx,yt+xt+xyt+zy
 
 A view is a symmetry of the slice grid the model is not built to respect: reversed along z,
 flipped left to right, flipped top to bottom, rows and columns swapped (16 combinations). The
@@ -10,7 +13,10 @@ quality setting today averages four (as given, reversed, flipped left to right, 
 each view, so views whose errors are least alike should average best; this probe measures that
 instead of guessing. Prints, per volume and factor, each view's PSNR_HU and the best sets of each
 size; last, over all cells, the mean gain of each set over the single view as given, the sets
-ranked. Measurements, not a feature (docs/results.md, "Which views to average").
+ranked (``--load``: the ranking alone, over cells saved by ``--save``). With ``--sets``, each
+named set (views labelled by what they apply: z reversed, x and y flipped, t swapped; id none)
+is scored in full instead. Measurements, not a feature (docs/results.md, "Which views to
+average").
 """
 
 from __future__ import annotations
@@ -71,7 +77,7 @@ def mean_psnr(gram: np.ndarray, combo) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("volumes", nargs="+")
+    ap.add_argument("volumes", nargs="*")
     ap.add_argument("--factors", default="4,6")
     ap.add_argument("--slices", type=int, default=49, help="central slices used")
     ap.add_argument("--crop", type=int, default=0, help="central in-plane crop (0: whole)")
@@ -79,6 +85,9 @@ def main() -> None:
     ap.add_argument("--save", default=None, help="write each cell's error products (npz)")
     ap.add_argument("--load", nargs="*", default=(),
                     help="rank the sets of views over cells saved by --save instead of running")
+    ap.add_argument("--sets", default=None,
+                    help="instead of ranking: score these sets of views in full (PSNR_HU, SSIM_win, "
+                         "grad_ratio), e.g. 'id+z+x+zx,yt+xt+xyt+zy'")
     ap.add_argument("--weights", default=None, help="the model's weights (default: shipped)")
     args = ap.parse_args()
     grams = {}  # cell name -> error products of the 16 views
@@ -87,6 +96,8 @@ def main() -> None:
             grams.update({name: saved[name] for name in saved.files})
     inner = None if args.load else create_interpolator("hrinet", device="cpu",
                                                        precision="fp32", weights=args.weights)
+    if args.sets:
+        return compare(inner, args)
     for path in [] if args.load else args.volumes:
         vol = central(read_volume(path), args.slices, args.crop)
         for k in (int(f) for f in args.factors.split(",")):
@@ -103,6 +114,26 @@ def main() -> None:
             if args.save:
                 np.savez(args.save, **grams)
     rank(grams, args.most)
+
+
+def compare(inner, args) -> None:
+    """Each set of ``args.sets`` scored in full on each volume and factor."""
+    by_label = {label(v): v for v in VIEWS}
+    sets = [s.split("+") for s in args.sets.split(",")]
+    print("| volume | x | views | PSNR_HU | SSIM_win | grad_ratio |\n|---|---|---|---|---|---|")
+    for path in args.volumes:
+        vol = central(read_volume(path), args.slices, args.crop)
+        for k in (int(f) for f in args.factors.split(",")):
+            thick, thickness, mask = protocol_input(vol, k, "decimate")
+            truth = vol.array[:len(mask)][mask]
+            stats = truth_stats(truth)
+            outs = {name: upsample_z(thick, factor=k, thickness=thickness,
+                                     interpolator=MirroredViews(inner, (by_label[name],)))
+                    .array[mask].astype(np.float32) for name in {n for s in sets for n in s}}
+            for names in sets:
+                sc = score(sum(outs[n] for n in names) / np.float32(len(names)), truth, stats)
+                print(f"| {Path(path).stem} | {k} | {'+'.join(names)} | {sc.psnr_hu:.3f} | "
+                      f"{sc.ssim_win:.4f} | {sc.grad_ratio:.3f} |", flush=True)
 
 
 def rank(grams: dict, most: int) -> None:
