@@ -3,6 +3,7 @@
     python benchmarks/bench_probe_recursive.py VOLUME ... [--factors 4,6] [--slices 25]
         [--crop 256] [--save cells.npz]
     python benchmarks/bench_probe_recursive.py --load cells.npz ...
+    python benchmarks/bench_probe_recursive.py VOLUME ... --sets did+dz+dx+dzx,did+rid+dz+rz
 
 At an even factor ``k`` the default model can fill a gap directly (``k - 1`` slices between two
 acquired ones) or in two steps: x2 first, then x``k/2`` between the acquired and the synthesised
@@ -22,7 +23,7 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-from bench_probe_views import central, error_gram, label, mean_psnr
+from bench_probe_views import cell_name, central, error_gram, label, mean_psnr
 from hrinet.core.constants import HU_RANGE
 from hrinet.core.io import read_volume
 from hrinet.evaluation.evaluate import protocol_input
@@ -47,14 +48,16 @@ def gradient_gram(outs) -> np.ndarray:
     return gram
 
 
-def members(inner, thick, k: int, thickness: float):
-    """``{name: output}``: each view direct and, at an even ``k``, in two steps."""
+def members(inner, thick, k: int, thickness: float, wanted=None):
+    """``{name: output}``: each view direct and, at an even ``k``, in two steps (those named in
+    ``wanted``, if given)."""
     out = {}
     for view in VIEWS:
         interp = MirroredViews(inner, (view,))
-        out[f"d{label(view)}"] = upsample_z(thick, factor=k, interpolator=interp,
-                                            thickness=thickness).array
-        if k % 2 == 0:
+        if wanted is None or f"d{label(view)}" in wanted:
+            out[f"d{label(view)}"] = upsample_z(thick, factor=k, interpolator=interp,
+                                                thickness=thickness).array
+        if k % 2 == 0 and (wanted is None or f"r{label(view)}" in wanted):
             half = upsample_z(thick, factor=2, interpolator=interp, thickness=thickness)
             out[f"r{label(view)}"] = upsample_z(half, factor=k // 2, interpolator=interp).array
     return out
@@ -68,7 +71,15 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=256, help="central in-plane crop (0: whole)")
     ap.add_argument("--save", default=None, help="write each cell's products (npz)")
     ap.add_argument("--load", nargs="*", default=(), help="rank cells saved by --save")
+    ap.add_argument("--sets", default=None, help="instead of ranking: score these sets in full "
+                    "(PSNR_HU, SSIM_win, grad_ratio), e.g. 'did+dz+dx+dzx,did+rid+dz+rz'")
     args = ap.parse_args()
+    if not args.volumes and not args.load:
+        ap.error("name the volumes to run on, or --load the cells saved by --save")
+    if args.sets and (args.load or args.save):
+        ap.error("--sets scores volumes in full; it neither loads nor saves cells")
+    if args.sets:
+        return compare(args)
     cells = {}  # cell -> (names, error gram, gradient gram, truth's gradient energy)
     for f in args.load:
         with np.load(f, allow_pickle=False) as saved:
@@ -84,7 +95,7 @@ def main() -> None:
             truth = vol.array[:len(mask)][mask]
             outs = {n: o[mask].astype(np.float32)
                     for n, o in members(inner, thick, k, thickness).items()}
-            key = f"{Path(path).stem} x{k}"
+            key = cell_name(path, k, cells)
             cells[key] = (list(outs), error_gram(list(outs.values()), truth),
                           gradient_gram(list(outs.values())), gradient_energy(truth))
             print(key + ": " + ", ".join(f"{n} {mean_psnr(cells[key][1], (i,)):.2f}"
@@ -96,11 +107,32 @@ def main() -> None:
     rank(cells)
 
 
+def compare(args) -> None:
+    """Each set of ``args.sets`` scored in full on each volume and factor."""
+    from hrinet.evaluation.metrics import score, truth_stats
+
+    inner = create_interpolator("hrinet", device="cpu", precision="fp32")
+    sets = [s.split("+") for s in args.sets.split(",")]
+    print("| volume | x | members | PSNR_HU | SSIM_win | grad_ratio |\n|---|---|---|---|---|---|")
+    for path in args.volumes:
+        vol = central(read_volume(path), args.slices, args.crop)
+        for k in (int(f) for f in args.factors.split(",")):
+            thick, thickness, mask = protocol_input(vol, k, "decimate")
+            truth = vol.array[:len(mask)][mask]
+            stats = truth_stats(truth)
+            outs = {n: o[mask].astype(np.float32) for n, o in members(
+                inner, thick, k, thickness, {n for s in sets for n in s}).items()}
+            for names in sets:
+                sc = score(sum(outs[n] for n in names) / np.float32(len(names)), truth, stats)
+                print(f"| {Path(path).stem} | {k} | {'+'.join(names)} | {sc.psnr_hu:.3f} | "
+                      f"{sc.ssim_win:.4f} | {sc.grad_ratio:.3f} |", flush=True)
+
+
 def rank(cells: dict) -> None:
     """Every set of up to four members against today's set, over the cells that have them."""
     today = ("did", "dz", "dx", "dzx")
     rows = {}
-    for key, (names, err, grad, truth) in cells.items():
+    for names, err, grad, truth in cells.values():
         idx = {n: i for i, n in enumerate(names)}
         base = [idx[n] for n in today]
         p0 = mean_psnr(err, base)
@@ -114,10 +146,17 @@ def rank(cells: dict) -> None:
     print(f"\nover {len(cells)} cells ({', '.join(cells)}): PSNR_HU and grad_ratio change "
           "against today's set (mean, worst)")
     ranked = sorted(full.items(), key=lambda kv: -np.mean([p for p, _ in kv[1]]))
-    for combo, v in ranked[:12]:
+
+    def line(combo, v):
         p, g = np.array(v).T
-        print(f"  {'+'.join(combo)}: PSNR {p.mean():+.3f} (worst {p.min():+.3f}), "
-              f"grad_ratio {g.mean():+.4f} (worst {g.min():+.4f})")
+        return (f"{'+'.join(combo)}: PSNR {p.mean():+.3f} (worst {p.min():+.3f}), "
+                f"grad_ratio {g.mean():+.4f} (worst {g.min():+.4f})")
+    for combo, v in ranked[:12]:
+        print("  " + line(combo, v))
+    allowed = [(c, v) for c, v in ranked if np.mean([g for _, g in v]) >= 0
+               and min(p for p, _ in v) >= -0.02]
+    print("chosen by the rule (mean grad_ratio at or above today's, worst cell -0.02 dB at most):"
+          f"\n  {line(*allowed[0]) if allowed else 'none'}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ flipped left to right, flipped top to bottom, rows and columns swapped (16 combi
 quality setting today averages four (as given, reversed, flipped left to right, both:
 ``hrinet.methods.ensemble.VIEWS``). The optical flow inside the model errs differently in
 each view, so views whose errors are least alike should average best; this probe measures that
-instead of guessing. Prints, per volume and factor, each view's PSNR_HU and the best sets of each
+instead of guessing (each view's result kept in float32, so a set's score is its average's, up
+to the clipping of each view to the HU range). Prints, per volume and factor, each view's PSNR_HU and the best sets of each
 size; last, over all cells, the mean gain of each set over the single view as given, the sets
 ranked (``--load``: the ranking alone, over cells saved by ``--save``). With ``--sets``, each
 named set (views labelled by what they apply: z reversed, x and y flipped, t swapped; id none)
@@ -44,14 +45,23 @@ def label(view) -> str:
     return "".join(c for c, on in zip("zxyt", view) if on) or "id"
 
 
+def cell_name(path: str, k: int, taken) -> str:
+    """``<file name without its extensions> x<k>``, the folder's name before it where two
+    volumes share a file name."""
+    name = f"{Path(path).name.split('.')[0]} x{k}"
+    return name if name not in taken else f"{Path(path).parent.name}/{name}"
+
+
 def central(volume, slices: int, crop: int):
     """The central ``slices`` slices of ``volume`` (all of them if it has fewer), each cut to
-    its central ``crop`` x ``crop`` pixels (0: whole)."""
+    its central ``crop`` x ``crop`` pixels (0: whole), in float32 HU so that the engine writes
+    each result unrounded (the quality setting averages before it rounds)."""
     n, h, w = volume.array.shape
     start = max((n - slices) // 2, 0)
     y = max((h - crop) // 2, 0) if crop else 0
     x = max((w - crop) // 2, 0) if crop else 0
-    volume.array = volume.array[start:start + slices, y:y + (crop or h), x:x + (crop or w)]
+    volume.array = volume.array[start:start + slices, y:y + (crop or h),
+                                x:x + (crop or w)].astype(np.float32)
     return volume
 
 
@@ -90,6 +100,16 @@ def main() -> None:
                          "grad_ratio), e.g. 'id+z+x+zx,yt+xt+xyt+zy'")
     ap.add_argument("--weights", default=None, help="the model's weights (default: shipped)")
     args = ap.parse_args()
+    if not args.volumes and not args.load:
+        ap.error("name the volumes to run on, or --load the cells saved by --save")
+    if args.sets and (args.load or args.save):
+        ap.error("--sets scores volumes in full; it neither loads nor saves cells")
+    if args.sets:
+        unknown = {n for s in args.sets.split(",") for n in s.split("+")} - {
+            label(v) for v in VIEWS}
+        if unknown:
+            ap.error(f"unknown views {', '.join(sorted(unknown))}; a view is labelled by what it "
+                     "applies, in the order z x y t (e.g. zxt), or id for none")
     grams = {}  # cell name -> error products of the 16 views
     for f in args.load:
         with np.load(f) as saved:
@@ -110,7 +130,7 @@ def main() -> None:
             alone = [score(o, truth, stats).psnr_hu for o in outs]
             print(f"{Path(path).stem} x{k}: " + ", ".join(
                 f"{label(v)} {p:.2f}" for v, p in zip(VIEWS, alone)), flush=True)
-            grams[f"{Path(path).stem} x{k}"] = error_gram(outs, truth)
+            grams[cell_name(path, k, grams)] = error_gram(outs, truth)
             if args.save:
                 np.savez(args.save, **grams)
     rank(grams, args.most)
@@ -150,7 +170,7 @@ def rank(grams: dict, most: int) -> None:
         print("\nmean gain over the view as given, all cells (today's set: "
               + f"{np.mean(gains[today]):+.3f}, worst {min(gains[today]):+.3f})")
     print(f"over {len(grams)} cells: {', '.join(grams)}")
-    for size in range(2, most + 1):
+    for size in range(2, min(most, len(VIEWS)) + 1):
         ranked = sorted((np.mean(g), min(g), c) for c, g in gains.items() if len(c) == size)
         for m, w, c in ranked[::-1][:5]:
             print(f"  {size}: {'+'.join(label(VIEWS[i]) for i in c)} {m:+.3f} (worst {w:+.3f})")

@@ -43,12 +43,16 @@ def in_plane_back(stack: np.ndarray, view: View) -> np.ndarray:
 
 
 class MirroredViews:
-    """``inner`` run on each of :data:`VIEWS` and averaged; otherwise ``inner`` (its name,
-    halo, model and weights are this method's)."""
+    """``inner`` run on each view of ``view_set`` (default :data:`VIEWS`, the quality
+    setting's) and averaged; otherwise ``inner`` (its name, halo, model and weights are this
+    method's)."""
 
-    def __init__(self, inner, views: Sequence[View] = VIEWS):
+    def __init__(self, inner, view_set: Sequence[View] = VIEWS):
         self.inner = inner
-        self.view_set = tuple(views)
+        self.view_set = tuple(tuple(v) for v in view_set)
+        if not self.view_set or any(len(v) != 4 for v in self.view_set):
+            raise HRINetError("a set of views needs at least one view, each four flags "
+                              "(reversed, flipped in x, flipped in y, rows and columns swapped)")
         #: How many views each synthesised slice averages (said in the provenance).
         self.views = len(self.view_set)
 

@@ -4,14 +4,14 @@ averaged over what each view makes of the same slice."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hrinet.core.errors import HRINetError
 from hrinet.core.phantom import make_phantom
 from hrinet.methods import create_interpolator
 from hrinet.methods.engine import upsample_z
-import itertools
-
 from hrinet.methods.ensemble import VIEWS, MirroredViews, in_plane, in_plane_back, with_quality
 
 #: Every view the library can take: reversed, flipped in x, in y, rows and columns swapped.
@@ -71,8 +71,34 @@ def test_each_view_is_mapped_back_to_the_same_slice_before_the_average():
 def test_every_view_is_undone_exactly_on_slices_that_are_not_square(view):
     w = _window(n=3, y=3, x=5)
     shown = in_plane(w, view)
-    assert shown.shape == ((3, 5, 3) if view[3] else (3, 3, 5))
+    _, flip_x, flip_y, swap = view
+    want = w[..., ::-1] if flip_x else w  # each transform in turn, spelt out
+    want = want[..., ::-1, :] if flip_y else want
+    want = np.swapaxes(want, -1, -2) if swap else want
+    np.testing.assert_array_equal(shown, want)
+    assert shown.shape == ((3, 5, 3) if swap else (3, 3, 5))
     np.testing.assert_array_equal(in_plane_back(shown, view), w)
+
+
+def test_a_flip_top_to_bottom_is_seen_and_undone():
+    """A method that adds a ramp rising down the rows: in the view flipped top to bottom the
+    ramp rises up the original's rows, and comes back so."""
+    class Downhill(Lopsided):
+        def interpolate(self, window, pairs, fractions):
+            ramp = np.arange(window.shape[-2], dtype=np.float32)[:, None]
+            return np.stack([np.stack([window[p] + ramp * t for t in fractions])
+                             for p in pairs]).astype(np.float32)
+
+    w = _window(y=4, x=3)
+    got = MirroredViews(Downhill(), [(False, False, True, False)]).interpolate(w, [0], [0.5])
+    want = w[0] + np.arange(4, dtype=np.float32)[::-1, None] * 0.5
+    np.testing.assert_allclose(got[0, 0], want, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("views", [[], [(True, False)], [(False,) * 5]])
+def test_a_set_of_views_that_is_empty_or_malformed_is_one_line(views):
+    with pytest.raises(HRINetError, match="a set of views needs at least one view"):
+        MirroredViews(Lopsided(), views)
 
 
 def test_a_symmetric_method_is_unchanged_by_any_set_of_views():
