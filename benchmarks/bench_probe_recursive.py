@@ -71,6 +71,8 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=256, help="central in-plane crop (0: whole)")
     ap.add_argument("--save", default=None, help="write each cell's products (npz)")
     ap.add_argument("--load", nargs="*", default=(), help="rank cells saved by --save")
+    ap.add_argument("--only", default=None, help="rank only the cells whose name ends with "
+                    "this (e.g. ' x4')")
     ap.add_argument("--sets", default=None, help="instead of ranking: score these sets in full "
                     "(PSNR_HU, SSIM_win, grad_ratio), e.g. 'did+dz+dx+dzx,did+rid+dz+rz'")
     args = ap.parse_args()
@@ -104,7 +106,7 @@ def main() -> None:
                 np.savez(args.save, **{f"{c}|{part}": v for c, (names, e, g, t) in cells.items()
                                        for part, v in (("names", np.array(names)), ("err", e),
                                                        ("grad", g), ("truth", t))})
-    rank(cells)
+    rank({c: v for c, v in cells.items() if args.only is None or c.endswith(args.only)})
 
 
 def compare(args) -> None:
