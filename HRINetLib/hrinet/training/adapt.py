@@ -50,6 +50,7 @@ from hrinet.training.checkpoint import CHECKPOINT, PREVIOUS
 from hrinet.training.config import TrainConfig
 from hrinet.training.lineage import training_metadata
 from hrinet.training.motion_data import group_span
+from hrinet.training.resume import run_files
 from hrinet.training.trainer import Trainer
 
 ADAPTED_NAME = "hrinet-adapted.safetensors"
@@ -113,9 +114,8 @@ def adaptation_files(variant: str) -> tuple:
     """Every file adaptation of a ``variant`` model writes or removes in its folder: the
     verdict, the fine-tuning's run files (config, logs, plot, checkpoints, its unguarded
     weights) and the adapted weights with their sidecar."""
-    return ("adapt.json", "config.json", "log.csv", "val.jsonl", "progress.json", "loss.png",
-            CHECKPOINT, PREVIOUS, f"{variant}.safetensors", f"{variant}.json", ADAPTED_NAME,
-            Path(ADAPTED_NAME).with_suffix(".json").name)
+    return ("adapt.json",) + run_files(variant) + (
+        ADAPTED_NAME, Path(ADAPTED_NAME).with_suffix(".json").name)
 
 
 def owned_files(out: Path) -> dict:
@@ -239,7 +239,8 @@ def _adapt(out: Path, thick: Volume, parts, block: Volume, start: str, variant: 
     cfg = TrainConfig(variant=variant, iterations=iterations, crop=crop, batch=4, lr=lr,
                       device=str(dev), val_every=0, init_weights=start, checkpoint_minutes=5,
                       group_sizes=ADAPT_GAPS, data=[case])
-    _remove_training_state(out)  # an earlier adaptation's state, not the user's
+    for name in run_files(variant):  # an earlier adaptation's run (check_out made sure it was)
+        (out / name).unlink(missing_ok=True)
     trainer = Trainer(cfg, out, volumes=parts, progress=progress, cancel=cancel, log=log)
     trainer.sampler.names = [f"{case} (slices outside the held-out block)"] * len(parts)
     try:

@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence
 
 from hrinet import __version__
 from hrinet.core.errors import HRINetError
-from hrinet.core.io import check_not_broken_link
+from hrinet.core.io import check_not_broken_link, same_file
 from hrinet.core.volume import voxel_sha256
 from hrinet.learned.models import ModelConfig
 from hrinet.learned.networks import build_generator
@@ -99,9 +99,11 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
         checkpoint = checkpoint / CHECKPOINT
     if not checkpoint.is_file():
         raise HRINetError(f"checkpoint {checkpoint} does not exist")
-    if out.resolve() == checkpoint.resolve():
-        raise HRINetError(f"output {out} is the checkpoint itself; choose another file name")
     sidecar = out.with_suffix(".json")
+    for written in (out, sidecar):  # the weights or their sidecar would replace the checkpoint
+        if same_file(written, checkpoint):
+            raise HRINetError(f"output {written} is the checkpoint itself; choose another file "
+                              "name")
     for existing in (out, sidecar):
         check_not_broken_link(existing)
         if existing.exists() and not overwrite:

@@ -38,11 +38,23 @@ class Resumption:
     changes: List[dict]
 
 
-def check_fresh_folder(out: Path) -> None:
-    """Refuse to start a new run where one already keeps its checkpoint."""
+def run_files(variant: str) -> tuple:
+    """Every file a training run of a ``variant`` model writes in its folder: its settings,
+    logs, plot, checkpoints and exported weights with their sidecar."""
+    return ("config.json", "log.csv", "val.jsonl", "progress.json", "loss.png", CHECKPOINT,
+            PREVIOUS, f"{variant}.safetensors", f"{variant}.json")
+
+
+def check_fresh_folder(out: Path, variant: str) -> None:
+    """Refuse to start a new run where one already keeps its checkpoint, or where a file the
+    run would write is already there (another run's, or the user's: never replaced)."""
     if (out / CHECKPOINT).exists() or (out / PREVIOUS).exists():
         raise HRINetError(f"{out} already holds a checkpoint; pass --resume to continue it or "
                           "choose another --out")
+    there = [n for n in run_files(variant) if (out / n).exists() or (out / n).is_symlink()]
+    if there:
+        raise HRINetError(f"--out {out} holds {', '.join(there)}, which a new run would "
+                          "replace; choose a new or empty folder")
 
 
 def resume_run(out: Path, overrides: Optional[dict] = None,

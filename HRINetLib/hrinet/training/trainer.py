@@ -78,7 +78,7 @@ class Trainer(StepsMixin):
         self.progress, self.cancel, self.log = progress, cancel, log
         resumed = resume_run(self.out, overrides, log) if resume else None
         if resumed is None:
-            check_fresh_folder(self.out)
+            check_fresh_folder(self.out, cfg.variant)
         else:
             cfg = resumed.config
         #: Settings changed when the run was resumed: ``[{"step", "changed": {key: [old, new]}}]``.

@@ -55,6 +55,23 @@ def test_an_existing_run_is_not_overwritten_without_resume(tmp_path):
         Trainer(tiny("ae", 2), tmp_path, volumes=volumes(), log=None)
 
 
+def test_a_new_run_never_replaces_files_it_did_not_write(tmp_path):
+    """A folder holding files with a run's names (the user's, or a finished run's whose
+    checkpoint was removed) is refused before anything is written; other files stay too."""
+    (tmp_path / "log.csv").write_text("the user's log")
+    (tmp_path / "notes.txt").write_text("the user's notes")
+    with pytest.raises(HRINetError, match="holds log.csv, which a new run would replace"):
+        Trainer(tiny("ae", 2), tmp_path, volumes=volumes(), log=None)
+    assert (tmp_path / "log.csv").read_text() == "the user's log"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv", "notes.txt"]
+    finished = tmp_path / "finished"
+    Trainer(tiny("ae", 2), finished, volumes=volumes(), log=None).run()
+    for name in ("checkpoint.safetensors", "checkpoint.prev.safetensors"):
+        (finished / name).unlink(missing_ok=True)
+    with pytest.raises(HRINetError, match="config.json"):
+        Trainer(tiny("ae", 2), finished, volumes=volumes(), log=None)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     tr = Trainer(tiny("hrinet-plus", 6), tmp_path, volumes=volumes(), log=None)
     tr.run(stop_at=2)
@@ -346,6 +363,11 @@ def test_export_never_destroys_the_checkpoint_or_replaces_a_sidecar_unasked(tmp_
     with pytest.raises(HRINetError, match="is the checkpoint itself"):
         export_checkpoint(ckpt, ckpt, overwrite=True)
     assert ckpt.read_bytes() == data
+    named_json = tmp_path / "ck.json"  # a checkpoint whose name is the export's sidecar name
+    named_json.write_bytes(data)
+    with pytest.raises(HRINetError, match="ck.json is the checkpoint itself"):
+        export_checkpoint(named_json, tmp_path / "ck.safetensors", overwrite=True)
+    assert named_json.read_bytes() == data
     (tmp_path / "w.json").write_text("a sidecar of the user's")
     with pytest.raises(HRINetError, match="w.json exists"):
         export_checkpoint(ckpt, tmp_path / "w.safetensors")
