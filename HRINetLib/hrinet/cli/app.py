@@ -321,10 +321,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Arguments whose empty value means "nothing given" rather than a path (text filters).
+_MAY_BE_EMPTY = ("series_filter",)
+#: How the positional arguments are named in the empty-path error (``out`` is positional in
+#: interpolate and export, an option elsewhere: both are the output).
+_POSITIONAL_SAID = {"input": "the input", "volumes": "a volume", "checkpoint": "the checkpoint",
+                    "out": "the output"}
+
+
+def empty_paths(args) -> str:
+    """The first argument given as an empty string (``--out ""``, an unset shell variable), as
+    the user would write it; "" when there is none. An empty path would silently mean the
+    current folder, which the user never named."""
+    for dest, value in vars(args).items():
+        if dest in _MAY_BE_EMPTY or dest.startswith("_"):
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            return _POSITIONAL_SAID.get(dest, "--" + dest.replace("_", "-"))
+    return ""
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``hrinet`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    empty = empty_paths(args)
+    if empty:
+        parser.error(f"an empty path was given for {empty}; name the file or folder (an unset "
+                     "shell variable?): an empty path would mean the current folder")
     args.events = Events(args.progress == "jsonl", stream=sys.stdout)
     if _runs_a_network(args):
         tune_allocator()

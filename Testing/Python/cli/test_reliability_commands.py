@@ -322,3 +322,29 @@ def test_resuming_a_run_recorded_with_relative_paths_elsewhere_says_where_to_res
     monkeypatch.chdir(start)  # from where it started, it resumes
     r = cli("train", "--out", "run", "--resume")
     assert r.returncode == 0, r.stderr
+
+
+# ---- an empty path (an unset shell variable) is never the current folder --------------------
+
+@pytest.mark.parametrize("argv, said", [
+    (["interpolate", "", "o.nrrd"], "the input"),
+    (["interpolate", "in.nrrd", ""], "the output"),
+    (["info", ""], "the input"),
+    (["batch", "", "--out", "results"], "the input"),
+    (["evaluate", "in.nrrd", "--out", ""], "the output"),
+    (["train", "--data", "in.nrrd", "--out", " "], "the output"),
+    (["train", "--data", "", "--out", "run"], "--data"),
+])
+def test_an_empty_path_is_refused_never_taken_for_the_current_folder(tmp_path, monkeypatch,
+                                                                     capsys, argv, said):
+    from hrinet.cli.app import main
+
+    write_volume(make_phantom(size=(16, 16, 4)), tmp_path / "in.nrrd")
+    monkeypatch.chdir(tmp_path)
+    before = _tree(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1, err
+    assert f"an empty path was given for {said};" in err
+    assert _tree(tmp_path) == before  # nothing read there was written back, nothing new
