@@ -101,12 +101,13 @@ def _interpolate(interp: Interpolator, window: np.ndarray, pairs, fractions,
 
 def _upsample_uneven(src: np.ndarray, positions: np.ndarray, plan: Plan, interp: Interpolator,
                      out: np.ndarray, padding: Optional[Padding], work: type,
-                     progress: Optional[ProgressFn], cancel: Optional[CancelFn]) -> None:
+                     progress: Optional[ProgressFn], cancel: Optional[CancelFn]) -> list:
     """Fill ``out`` on the plan's regular grid from known slices at uneven ``positions``: each
     output slice is synthesised between the two known slices around it at the fraction ``t`` of
     their own gap; a grid point on a known slice (within a thousandth of a spacing) is that
-    slice, bit-exact."""
+    slice, bit-exact. Returns ``[output index, input index]`` of each slice copied so."""
     n = src.shape[0]
+    copied = []
     per_pair: dict = {}
     for j, (p, t) in enumerate(grid_fractions(positions, plan.output_spacing[2],
                                               plan.output_slices)):
@@ -119,6 +120,7 @@ def _upsample_uneven(src: np.ndarray, positions: np.ndarray, plan: Plan, interp:
         for j, t in points:
             if t == 0.0 or t == 1.0:
                 out[j] = src[p if t == 0.0 else p + 1]
+                copied.append([j, p if t == 0.0 else p + 1])
         if between:
             lo, hi = max(0, p - interp.halo), min(n, p + 2 + interp.halo)
             synth = _interpolate(interp, src[lo:hi].astype(work), [p - lo],
@@ -127,6 +129,7 @@ def _upsample_uneven(src: np.ndarray, positions: np.ndarray, plan: Plan, interp:
                 out[j] = cast_like(synth[0, i], src.dtype)
         if progress is not None:
             progress(p + 1, n - 1)
+    return copied
 
 
 def upsample_z(volume: Volume, factor: Optional[float] = None,
@@ -199,8 +202,10 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
     chunk = _pairs_per_chunk(ny * nx * 8, k, interp.halo)
     total = n - 1
     padding = find_padding(src) if pad_aware else None
+    copied = [] if restore else [[p * k, p] for p in range(n)]
     if positions is not None:
-        _upsample_uneven(src, positions, plan, interp, out, padding, work, progress, cancel)
+        copied = _upsample_uneven(src, positions, plan, interp, out, padding, work, progress,
+                                  cancel)
     for p0 in range(0, total if positions is None else 0, chunk):
         if cancel is not None and cancel():
             raise Cancelled()
@@ -227,6 +232,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
     result.metadata.pop("slice_thickness_mm", None)  # the output is a thin-slice volume
     result.metadata.pop("slice_positions_mm", None)  # and on a regular grid
     result.metadata.update(method=interp.name, factor=k, restored_known=restore,
+                           copied_slices=copied, input_slices=n,
                            padding=None if padding is None else padding.value,
                            runtime_warnings=(
         (intensity_warnings(src) if getattr(interp, "expects_hu", False) else []) +

@@ -18,7 +18,7 @@ from hrinet.core.geometry import geometry_lines
 from hrinet.core.io.headers import check_file
 from hrinet.core.io.paths import PathLike
 from hrinet.core.io.provenance.files import read_provenance
-from hrinet.core.io.provenance.record import describe_lines
+from hrinet.core.io.provenance.record import SOURCE_KEY, describe_lines
 from hrinet.core.itk import read_image_file, volume_from_image
 from hrinet.core.volume import Volume
 
@@ -33,6 +33,16 @@ def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
     p = Path(path)
     if not p.exists():
         raise HRINetError(f"{p} does not exist; check the path")
+    volume = _read(p, series_uid)
+    earlier = read_provenance(p, volume.metadata.get("series_uid")) if p.is_dir() else \
+        read_provenance(p)
+    if earlier:  # an hrinet output: which of its slices were synthesised goes along with it
+        volume.metadata[SOURCE_KEY] = earlier
+    return volume
+
+
+def _read(p: Path, series_uid: Optional[str]) -> Volume:
+    """:func:`read_volume` of an existing path, without the provenance it may hold."""
     if p.is_dir():
         from hrinet.core.io import read_dicom_folder  # pydicom only for DICOM
 

@@ -285,3 +285,35 @@ def test_the_panels_background_job_makes_a_node_with_the_record_and_the_inputs_n
     assert node.GetAttribute("HRINet.input") == "thick"  # not the job's temporary file
     assert node.GetAttribute("HRINet.method") == "linear"
     assert node.GetAttribute("HRINet.sourceNodeID") == thick_node.GetID()
+
+
+def test_slices_filled_across_uneven_gaps_are_never_called_acquired(tmp_path):
+    """Known slices at 0, 3, 8, 13 and 20 mm filled to 1 mm, and to 2.5 mm:
+    only the grid points that are known slices are acquired, wherever they land."""
+    from helpers import write_dicom_series
+
+    write_dicom_series(tmp_path / "gap", [0.0, 3.0, 8.0, 13.0, 20.0])
+    vol = read_volume(tmp_path / "gap")
+    for spacing, acquired in ((1.0, [0, 3, 8, 13, 20]), (2.5, [0, 8])):
+        plan = plan_upsampling(vol, target_spacing=spacing, method="linear")
+        rec = record(upsample_z(vol, plan=plan), plan=plan, input_path=tmp_path / "gap")
+        assert parse_indices(rec["acquired_slices"]) == acquired, spacing
+        assert int(rec["synthesised_count"]) == plan.output_slices - len(acquired)
+
+
+@pytest.mark.parametrize("ext", [".nrrd", ".nii.gz"])
+def test_an_interpolated_volume_interpolated_again_keeps_its_synthesised_slices_synthesised(
+        thick, tmp_path, ext):
+    once, twice = tmp_path / f"once{ext}", tmp_path / f"twice{ext}"
+    for src, dst in ((thick, once), (once, twice)):
+        r = cli("interpolate", src, dst, "--method", "linear", "--factor", "2")
+        assert r.returncode == 0, r.stderr
+    rec = read_provenance(twice)
+    assert parse_indices(rec["acquired_slices"]) == list(range(0, 45, 4))  # 12 acquired of 45
+    assert rec["synthesised_count"] == "33"
+    assert "itself interpolated by hrinet: 11 of 23 slices synthesised" in rec["input"]
+    from hrinet.core.io.provenance.record import input_acquired
+
+    assert input_acquired(rec, 45) == set(range(0, 45, 4))
+    assert input_acquired(rec, 44) == set()  # a record that no longer fits vouches for nothing
+    assert input_acquired(None, 44) is None  # no record: every slice is the scanner's

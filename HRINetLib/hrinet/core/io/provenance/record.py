@@ -9,8 +9,11 @@ from typing import Dict, List, Optional
 
 from hrinet import __version__
 from hrinet.core.io.atomic import file_sha256
-from hrinet.core.io.provenance.slices import format_indices, slice_roles
+from hrinet.core.io.provenance.slices import format_indices, parse_indices, slice_roles
 
+#: Where a volume read from an hrinet output keeps the record its file (or node) held, so that
+#: an interpolation of it never calls its synthesised slices acquired.
+SOURCE_KEY = "source_provenance"
 #: Prefix of the provenance attributes of a Slicer node.
 NODE_PREFIX = "HRINet."
 #: The fields of a record, in the order they are written and shown.
@@ -51,6 +54,11 @@ def record(result, plan=None, interpolator=None, input_path=None,
     factor = int(meta.get("factor") or (plan.factor if plan is not None else 1))
     restored = bool(meta.get("restored_known"))
     acquired, synthesised = slice_roles(n_out, factor, restored)
+    earlier = meta.get(SOURCE_KEY)  # the input's own record: it was itself made by hrinet
+    if meta.get("copied_slices") is not None:  # where the engine put each input slice
+        kept = input_acquired(earlier, meta.get("input_slices"))
+        acquired = sorted(j for j, i in meta["copied_slices"] if kept is None or i in kept)
+        synthesised = sorted(set(range(n_out)) - set(acquired))
     model, sha = "", ""
     weights = getattr(interpolator, "weights_path", None)
     if weights is not None:
@@ -63,6 +71,9 @@ def record(result, plan=None, interpolator=None, input_path=None,
     name = input_name or (Path(str(input_path).rstrip("/\\")).name if input_path else "")
     if not name and meta.get("source"):
         name = Path(str(meta["source"]).rstrip("/\\")).name
+    if earlier:  # the input was itself made by hrinet: its synthesised slices stay synthesised
+        name += (f" (itself interpolated by hrinet: {earlier.get('synthesised_count', '?')} of "
+                 f"{earlier.get('output_slices', '?')} slices synthesised)")
     slab = ""
     if plan is not None:
         slab = f"{plan.thickness:g}" if plan.slab_ratio > 0 else "0"
@@ -84,6 +95,21 @@ def record(result, plan=None, interpolator=None, input_path=None,
     }
     meta["provenance"] = rec
     return rec
+
+
+def input_acquired(earlier: Optional[Record], n_in) -> Optional[set]:
+    """The input's slices that were acquired: all (None) for an input hrinet did not make; for
+    one it made (``earlier``, its record), those its record names acquired, or none where the
+    record does not fit the input (a volume cut or changed since): then nothing can be called
+    acquired with certainty."""
+    if not earlier:
+        return None
+    try:
+        if n_in is not None and int(earlier.get("output_slices", -1)) != int(n_in):
+            return set()
+        return set(parse_indices(earlier.get("acquired_slices", "")))
+    except ValueError:
+        return set()
 
 
 def provenance_of(volume) -> Optional[Record]:
