@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from hrinet import __version__
+from hrinet.cli.arguments import empty_paths
 from hrinet.cli.batch import add_batch_arguments, run_batch
 from hrinet.cli.describe import model_warnings, model_words, unused_options
 from hrinet.cli.evaluate import cmd_evaluate
@@ -319,27 +320,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
     s.set_defaults(func=cmd_export)
     return p
-
-
-#: Arguments whose empty value means "nothing given" rather than a path (text filters).
-_MAY_BE_EMPTY = ("series_filter",)
-#: How the positional arguments are named in the empty-path error (``out`` is positional in
-#: interpolate and export, an option elsewhere: both are the output).
-_POSITIONAL_SAID = {"input": "the input", "volumes": "a volume", "checkpoint": "the checkpoint",
-                    "out": "the output"}
-
-
-def empty_paths(args) -> str:
-    """The first argument given as an empty string (``--out ""``, an unset shell variable), as
-    the user would write it; "" when there is none. An empty path would silently mean the
-    current folder, which the user never named."""
-    for dest, value in vars(args).items():
-        if dest in _MAY_BE_EMPTY or dest.startswith("_"):
-            continue
-        values = value if isinstance(value, (list, tuple)) else [value]
-        if any(isinstance(v, str) and not v.strip() for v in values):
-            return _POSITIONAL_SAID.get(dest, "--" + dest.replace("_", "-"))
-    return ""
 
 
 def main(argv: Optional[List[str]] = None) -> int:

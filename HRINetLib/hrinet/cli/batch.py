@@ -336,7 +336,8 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
         if _at_target(volume, args):
             row.status, row.message = "skipped", already_at_words(volume)
             return row
-        plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness)
+        plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness,
+                               estimate_thickness=True)  # as interpolate: one input, one plan
         check_memory(volume, plan, output_copies=2)
         model = model_words(state["interp"])
         events.emit("plan", factor=plan.factor, input_slices=plan.input_slices,

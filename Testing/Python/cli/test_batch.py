@@ -281,3 +281,28 @@ def test_an_unexpected_error_on_one_case_is_its_row_and_the_cohort_goes_on(tmp_p
     rows = {r["input"]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv"))}
     assert [rows[n]["status"] for n in ("a.nrrd", "b.nrrd", "c.nrrd")] == ["ok", "failed", "ok"]
     assert rows["b.nrrd"]["message"].startswith("internal error: KeyError")
+
+
+def test_a_case_in_a_batch_is_planned_and_made_as_interpolate_makes_it(tmp_path):
+    """A volume file that records no slice thickness has it estimated from its voxels by both
+    commands: the same input gives the same output and the same record either way."""
+    import numpy as np
+    from hrinet.core.io import read_provenance
+
+    from hrinet.core.slab import simulate_thick
+
+    (tmp_path / "in").mkdir()
+    slabs = simulate_thick(make_phantom(size=(64, 64, 33), spacing=(1.0, 1.0, 1.0), seed=5), 4)
+    slabs.metadata.pop("slice_thickness_mm", None)  # a file that lost its thickness
+    write_volume(slabs, tmp_path / "in" / "p.nrrd")
+    assert main(["interpolate", str(tmp_path / "in" / "p.nrrd"), str(tmp_path / "one.nrrd"),
+                 "--factor", "2", "--method", "linear"]) == 0
+    assert main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "b"), "--factor", "2",
+                 "--method", "linear"]) == 0
+    made = tmp_path / "b" / "p.nrrd"
+    np.testing.assert_array_equal(read_volume(made).array,
+                                  read_volume(tmp_path / "one.nrrd").array)
+    a, b = read_provenance(tmp_path / "one.nrrd"), read_provenance(made)
+    for key in ("slab_thickness_mm", "acquired_restored", "acquired_slices", "synthesised_count"):
+        assert a[key] == b[key], key
+    assert float(a["slab_thickness_mm"]) > 0  # estimated a slab, as it is
