@@ -61,6 +61,7 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
     reader = sitk.ImageFileReader()
     positions, normal, ipps, first_iop, spacings, thick = [], None, [], None, [], []
     misoriented = []
+    bad_slope = None
     for f in files:
         reader.SetFileName(f)
         try:
@@ -74,6 +75,10 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
                               "ImagePositionPatient/ImageOrientationPatient") from None
         spacings.append(reader.GetMetaData("0028|0030").strip()
                         if reader.HasMetaDataKey("0028|0030") else "")
+        if reader.HasMetaDataKey("0028|1053") and not bad_slope:
+            slope = reader.GetMetaData("0028|1053").strip()
+            if slope and not _nonzero_finite(slope):
+                bad_slope = (f, slope)
         thick.append(_positive(reader.GetMetaData("0018|0050"))
                      if reader.HasMetaDataKey("0018|0050") else None)
         if normal is None:
@@ -91,6 +96,11 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
                         f"(ImageOrientationPatient {iop}){more}; it belongs to another "
                         "acquisition: move it out of the folder, or read the series with "
                         "Slicer's DICOM module")
+    if bad_slope:
+        problems.append(f"{Path(bad_slope[0]).name} has RescaleSlope {bad_slope[1]!r}, which "
+                        "cannot turn its stored values into HU; the file is damaged or not a "
+                        "CT image: fix the tag (0028,1053) or read the series with Slicer's "
+                        "DICOM module")
     pixel = None
     try:
         pixel = _check_pixel_spacing(files, spacings)
@@ -107,6 +117,14 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
         cos = abs(float(np.dot(axis, normal))) / (np.linalg.norm(axis) * np.linalg.norm(normal))
         tilt = float(np.degrees(np.arccos(min(1.0, cos))))
     return SeriesGeometry(pos, ipps_arr, first_iop, tilt, thick, problems)
+
+
+def _nonzero_finite(text: str) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return bool(np.isfinite(value)) and value != 0
 
 
 def _positive(text: str) -> Optional[float]:
@@ -136,11 +154,16 @@ def _parse_spacing(text: str) -> Optional[tuple]:
 def _check_pixel_spacing(files: List[str], texts: List[str]) -> Optional[float]:
     """Every slice has the series' PixelSpacing (within PIXEL_SPACING_TOLERANCE, relative): the
     series is read on the first slice's grid, so a slice of another spacing would be stretched
-    into it. Returns the series' smaller pixel spacing in mm (None where no slice has one)."""
+    into it. Returns the series' smaller pixel spacing in mm; a series where no slice has a
+    finite positive one is refused (ITK would read it as 1 mm)."""
     parsed = [_parse_spacing(t) for t in texts]
-    finite = [p for p in parsed if p is not None and all(np.isfinite(p))]
+    finite = [p for p in parsed if p is not None and all(np.isfinite(p)) and min(p) > 0]
     if not finite:
-        return None
+        found = next((repr(t) for t in texts if t), "none")
+        raise HRINetError(
+            f"the series has no valid PixelSpacing (0028,0030; {Path(files[0]).name}: {found}), "
+            "so the size of its pixels in mm is unknown and would be taken for 1 mm: add the "
+            "tag, or read the series with Slicer's DICOM module")
     reference = tuple(float(v) for v in np.median(np.asarray(finite), axis=0))
 
     def differs(p) -> bool:
