@@ -135,10 +135,23 @@ def test_a_file_name_that_is_not_utf8_is_that_cases_row_only(cohort_folder, tmp_
     ({"RANK": "0", "WORLD_SIZE": "0"}, "0 <= RANK < WORLD_SIZE"),
     ({"RANK": "0", "WORLD_SIZE": "two"}, "not a whole number"),
     ({"RANK": "4", "WORLD_SIZE": "4"}, "0 <= RANK < WORLD_SIZE"),
+    ({"RANK": "0", "WORLD_SIZE": "10001"}, "more than 10000"),
+    ({"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "99999999999"}, "more than 10000"),
 ])
 def test_shard_variables_that_name_no_task_of_a_whole_array_are_refused(env, fragment):
     with pytest.raises(HRINetError, match=fragment):
         cohort.shard_from_environment(env)
+
+
+def test_a_shard_count_past_any_cluster_is_one_line_and_a_merge_names_few_missing(tmp_path):
+    with pytest.raises(HRINetError, match="more than 10000 shards"):
+        cohort.parse_shard("1/99999999999999999999")
+    assert cohort.parse_shard("10000/10000") == (9999, 10000)
+    (tmp_path / "results-shard-1-of-400.csv").write_text("input,status\n")
+    with pytest.raises(HRINetError) as refused:
+        cohort.merge_results(tmp_path)
+    assert "shard 2 of 400, 3 of 400, 4 of 400, 5 of 400, 6 of 400 and 394 more" in str(
+        refused.value)
 
 
 def test_a_stepped_slurm_array_maps_its_tasks_onto_every_shard_once():

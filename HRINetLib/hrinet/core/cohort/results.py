@@ -26,7 +26,7 @@ from typing import Dict, Iterable, List, Optional, Set
 
 from hrinet.core.io.atomic import file_sha256, folder_sha256, write_text
 from hrinet.core.cohort.cases import Case
-from hrinet.core.cohort.shards import SHARD_TABLE
+from hrinet.core.cohort.shards import MAX_SHARDS, SHARD_TABLE
 from hrinet.core.errors import HRINetError
 
 #: Statuses a row can have; ``writing``: the output was about to be moved into place;
@@ -319,10 +319,13 @@ def merge_results(folder: Path, partial: bool = False) -> Path:
     for p in found:
         i, n = (int(v) for v in SHARD_TABLE.match(p.name).groups())
         present.setdefault(n, set()).add(i)
-    missing = [f"{i} of {n}" for n in sorted(present) for i in range(1, n + 1)
-               if i not in present[n]]
+    missing = [f"{i} of {n}" for n in sorted(present) if n <= MAX_SHARDS
+               for i in range(1, n + 1) if i not in present[n]]
+    missing += [f"{n - len(present[n])} of {n}" for n in sorted(present) if n > MAX_SHARDS]
     if missing and not partial:
-        raise HRINetError(f"shard {', '.join(missing)} has no results table in {folder} (not "
+        said = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5
+                                         else "")
+        raise HRINetError(f"shard {said} has no results table in {folder} (not "
                           "run yet, or still running); run it, or pass --partial to merge what "
                           "is there")
     merged: Dict[str, Result] = {}

@@ -73,6 +73,13 @@ def _slurm(env: Dict[str, str]) -> Tuple[int, int]:
     return offset // step, count
 
 
+def _at_most_max(index: int, count: int, where: str) -> Tuple[int, int]:
+    if count > MAX_SHARDS:
+        raise HRINetError(f"{where} splits the cohort into {count} shards, more than "
+                          f"{MAX_SHARDS}; launch fewer tasks, or give --shard I/N")
+    return index, count
+
+
 def shard_from_environment(env: Optional[Dict[str, str]] = None) -> Tuple[int, int, int]:
     """``(index, count, local_rank)`` from a SLURM job array or a torchrun launch; ``(0, 1,
     -1)`` outside both. ``local_rank`` picks the GPU of a torchrun process (-1: none given).
@@ -83,7 +90,7 @@ def shard_from_environment(env: Optional[Dict[str, str]] = None) -> Tuple[int, i
     """
     env = dict(os.environ if env is None else env)
     if "SLURM_ARRAY_TASK_ID" in env:
-        index, count = _slurm(env)
+        index, count = _at_most_max(*_slurm(env), "the SLURM array")
         return index, count, -1
     if "WORLD_SIZE" in env and "RANK" in env:
         world, rank = _integer(env, "WORLD_SIZE"), _integer(env, "RANK")
@@ -91,8 +98,13 @@ def shard_from_environment(env: Optional[Dict[str, str]] = None) -> Tuple[int, i
             raise HRINetError(f"RANK={rank} WORLD_SIZE={world} do not name one of the launch's "
                               "processes (0 <= RANK < WORLD_SIZE); fix the launch or give "
                               "--shard I/N")
-        return rank, world, _integer(env, "LOCAL_RANK", -1)
+        return (*_at_most_max(rank, world, "the launch's WORLD_SIZE"),
+                _integer(env, "LOCAL_RANK", -1))
     return 0, 1, -1
+
+
+#: The most shards a cohort is split into (each writes its own results table).
+MAX_SHARDS = 10000
 
 
 def parse_shard(text: str) -> Tuple[int, int]:
@@ -103,6 +115,9 @@ def parse_shard(text: str) -> Tuple[int, int]:
         i = n = 0
     if n < 1 or not 1 <= i <= n:
         raise HRINetError(f"--shard {text!r} is not I/N with 1 <= I <= N, e.g. --shard 2/8")
+    if n > MAX_SHARDS:
+        raise HRINetError(f"--shard {text!r} splits the cohort into more than {MAX_SHARDS} "
+                          "shards; use at most one shard per machine or GPU, e.g. --shard 2/8")
     return i - 1, n
 
 
