@@ -14,6 +14,10 @@ WINDOW = (-160.0, 240.0)
 #: A larger one is a header or a typing error (``--factor 100000`` would write gigabytes).
 MAX_FACTOR = 64
 
+#: The largest voxel spacing read as real (mm): ten metres. A larger one in a header is a unit
+#: or typing error, or too large for ITK, which then reads the axis as 1 mm.
+MAX_VOXEL_MM = 1e4
+
 #: Methods that need no weights and no torch.
 CLASSICAL_METHODS = ("linear", "cubic", "flow")
 #: Arithmetic precision of learned methods: ``auto`` picks per device, ``fp16`` is for CUDA GPUs

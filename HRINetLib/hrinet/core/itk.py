@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 import SimpleITK as sitk
 
+from hrinet.core.constants import MAX_VOXEL_MM
 from hrinet.core.errors import HRINetError, first_line
 from hrinet.core.volume import Volume
 
@@ -94,7 +95,7 @@ def volume_from_image(image: sitk.Image, source: str) -> Volume:
         raise HRINetError(f"{source} has {comps} components per voxel (vector/RGB image); "
                           "convert it to a single-channel grayscale volume first")
     spacing = image.GetSpacing()
-    if any(not np.isfinite(s) or s <= 0 for s in spacing):
+    if any(not np.isfinite(s) or s <= 0 or s > MAX_VOXEL_MM for s in spacing):
         raise HRINetError(f"{source} has invalid voxel spacing {tuple(spacing)}; "
                           "fix the header so every spacing is a positive number of mm")
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)

@@ -121,6 +121,12 @@ def test_zero_spacing_header_is_refused(tmp_path):
         read_volume(_nhdr(tmp_path, "0"))
 
 
+@pytest.mark.parametrize("z", ["1e155", "1e300", "-2e4"])
+def test_a_spacing_beyond_ten_metres_is_refused_never_read_as_1_mm(tmp_path, z):
+    with pytest.raises(HRINetError, match="voxel spacing over 10000 mm"):
+        read_volume(_nhdr(tmp_path, z))
+
+
 def test_negative_spacing_header_reads_as_a_flipped_axis_at_the_same_positions(tmp_path):
     vol = read_volume(_nhdr(tmp_path, "-2"))
     assert vol.spacing[2] == 2.0 and vol.direction[2, 2] == -1.0

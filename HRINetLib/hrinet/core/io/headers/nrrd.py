@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import List, Tuple
 
+from hrinet.core.constants import MAX_VOXEL_MM
 from hrinet.core.errors import HRINetError
 from hrinet.core.io.headers.text_header import (
     MAX_DATA_FILES,
@@ -95,6 +96,10 @@ def check_nrrd(path: Path) -> None:
             if any(not math.isfinite(float(n)) for n in numbers):
                 raise HRINetError(f"{path} has a spacing that is not a number ({value.strip()}); "
                                   "fix the header so every spacing is a positive number of mm")
+            if any(abs(float(n)) > MAX_VOXEL_MM for n in numbers):
+                raise HRINetError(f"{path} has a voxel spacing over {MAX_VOXEL_MM:g} mm in its "
+                                  f"header ({value.strip()[:80]}); fix the header so every "
+                                  "spacing is the voxel size in mm")
             if key == "spacings" and any(float(n) == 0 for n in numbers):
                 raise HRINetError(f"{path} has a zero voxel spacing in its header; fix the "
                                   "header so every spacing is a positive number of mm")
