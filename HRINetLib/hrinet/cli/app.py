@@ -34,7 +34,7 @@ from hrinet.core.io.atomic import remove_stale_partials
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.model_options import add_model_arguments
 from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.io import volume_name
+from hrinet.core.io import same_file, volume_name
 from hrinet.core.preview import check_preview_path, write_preview
 from hrinet.core.io import add_format_argument
 from hrinet.core.io.provenance.record import record as record_provenance
@@ -77,7 +77,10 @@ def cmd_interpolate(args) -> int:
     if args.preview:
         check_preview_path(args.preview, overwrite=args.overwrite)
     if args.confidence:  # before any work: it may not be the input or the output
-        check_output_path(args.confidence, [args.input, args.out], overwrite=args.overwrite)
+        if same_file(args.confidence, args.out):
+            raise HRINetError(f"--confidence {args.confidence} is the output file; give the "
+                              "confidence map a name of its own")
+        check_output_path(args.confidence, [args.input], overwrite=args.overwrite)
     method = args.method or ("hrinet" if args.weights else default_method())
     if not args.method and not args.weights and method != "hrinet" and not learned_available():
         print("hrinet: note: PyTorch is not installed, so the method is cubic; install the "

@@ -53,12 +53,14 @@ class SliceSampler:
         if small:
             fits = 64 * (min(min(shape[1:]) for _, shape in small) // 64)
             sizes = ", ".join(f"{name} ({shape[2]} x {shape[1]})" for name, shape in small)
+            hint = (f"a crop of {fits} or less avoids it" if fits >= 64 else "the smallest crop "
+                    "is 64 (crops are multiples of 64): give volumes with slices of at least "
+                    "64 x 64")
             text = (f"crop {crop} is larger than the slices of {sizes}: crops there are padded "
-                    f"with air; a crop of {fits} or less avoids it")
+                    f"with air; {hint}")
             if len(small) == len(self.volumes):  # nothing but padded crops: refuse
                 raise HRINetError(text.replace("crops there are padded with air", "training "
-                                               "would see padding, not anatomy") + ("" if fits
-                                  >= 64 else " (or give larger slices)"))
+                                               "would see padding, not anatomy"))
             self.warnings.append(text)
         self.crop = crop
 

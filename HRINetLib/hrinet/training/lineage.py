@@ -97,6 +97,9 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
     checkpoint, out = Path(checkpoint), Path(out)
     if checkpoint.is_dir():
         checkpoint = checkpoint / CHECKPOINT
+    if checkpoint.exists() and not checkpoint.is_file():
+        raise HRINetError(f"checkpoint {checkpoint} is not a regular file (a device, a pipe or "
+                          "a system file); name a run's checkpoint.safetensors or its folder")
     if not checkpoint.is_file():
         raise HRINetError(f"checkpoint {checkpoint} does not exist")
     sidecar = out.with_suffix(".json")

@@ -306,6 +306,17 @@ def test_a_crop_larger_than_the_slices_is_named_and_refused_if_it_fits_no_volume
     sampler = SliceSampler([phantom, big], crop=128, names=["small", "big"])
     assert sampler.warnings == ["crop 128 is larger than the slices of small (64 x 64): crops "
                                 "there are padded with air; a crop of 64 or less avoids it"]
+    tiny = make_phantom(size=(48, 48, 12), spacing=(2.0, 2.0, 6.0), seed=1)
+    with pytest.raises(HRINetError, match="the smallest crop is 64 .* slices of at least 64 x 64"):
+        SliceSampler([tiny], crop=64, names=["tiny"])  # no crop fits: never "0 or less"
+
+
+def test_a_confidence_map_named_as_the_output_is_called_the_output(tmp_path, phantom):
+    src = write_volume(phantom, tmp_path / "v.nrrd")
+    r = cli("interpolate", src, tmp_path / "o.nrrd", "--method", "linear", "--confidence",
+            tmp_path / "o.nrrd")
+    one_line_error(r, "--confidence")
+    assert "is the output file" in r.stderr and not (tmp_path / "o.nrrd").exists()
 
 
 def test_an_empty_factor_list_is_refused(tmp_path, phantom):

@@ -47,6 +47,10 @@ def _read(p: Path, series_uid: Optional[str]) -> Volume:
         from hrinet.core.io import read_dicom_folder  # pydicom only for DICOM
 
         return read_dicom_folder(p, series_uid)
+    if not p.is_file() or p.resolve().parts[1:2] in (("proc",), ("sys",)):
+        # a device, a pipe, /proc: no volume, and reading may never end
+        raise HRINetError(f"{p} is not a regular file (a device, a pipe or a system file); "
+                          "name a volume file or a DICOM folder")
     if not os.access(p, os.R_OK):
         raise HRINetError(f"{p} is not readable; check its permissions")
     if p.stat().st_size == 0:

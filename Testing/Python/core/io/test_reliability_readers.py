@@ -13,6 +13,7 @@ import gzip
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -411,3 +412,13 @@ def test_a_dicom_series_whose_pixel_size_or_hu_scale_is_unusable_is_refused(tmp_
     folder = _edited_series(tmp_path / "s", edit)
     with pytest.raises(HRINetError, match=said):
         read_volume(folder)
+
+
+def test_a_device_a_pipe_or_a_system_file_is_named_as_such_not_as_an_empty_file(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.nrrd"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo, Path("/proc/self/status")):
+        with pytest.raises(HRINetError, match="is not a regular file"):
+            read_volume(path)
