@@ -139,7 +139,8 @@ def _cases(args, out: Path) -> List[cohort.Case]:
     written = None
     if out.is_dir() and source.resolve() in out.parents:  # --out inside the tree
         written = cohort.Ledger(out).names  # what a table records: never an input
-    return cohort.find_cases(source, out, args.series_filter, written)
+    return cohort.find_cases(source, out, args.series_filter, written,
+                             batch_table=cohort.is_results_table)
 
 
 def _read_case(case: cohort.Case):

@@ -361,3 +361,28 @@ def test_scouts_and_dose_reports_are_listed_as_skipped_never_interpolated(tmp_pa
     assert table["1.2.3.2"]["status"] == "skipped" and "not interpolated" in \
         table["1.2.3.2"]["message"]
 
+
+
+def test_an_earlier_batchs_outputs_in_the_tree_are_listed_never_interpolated_again(tmp_path):
+    """Two batches of one tree into two folders inside it: the second lists the first's outputs
+    as skipped (they are interpolated already) and makes only the real case; a user's own file
+    named results.csv is no batch's table and hides nothing."""
+    import csv as _csv
+
+    from hrinet.cli import main
+    from hrinet.core.io import write_volume
+    from hrinet.core.phantom import make_phantom
+
+    tree = tmp_path / "in"
+    tree.mkdir()
+    write_volume(make_phantom(size=(16, 16, 4), spacing=(1, 1, 4)), tree / "x.nrrd")
+    (tree / "results.csv").write_text("my,own,spreadsheet\n")
+    for out in ("o1", "o2"):
+        assert main(["batch", str(tree), "--out", str(tree / out), "--method", "linear",
+                     "--factor", "2"]) == 0
+    with open(tree / "o2" / "results.csv", newline="") as f:
+        rows = {r["input"]: r for r in _csv.DictReader(f)}
+    assert rows["x.nrrd"]["status"] == "ok"
+    assert rows["o1/x.nrrd"]["status"] == "skipped"
+    assert "the output of another hrinet batch" in rows["o1/x.nrrd"]["message"]
+    assert not (tree / "o2" / "o1").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -72,6 +73,11 @@ def resolved(path) -> str:
 
 
 #: Why a volume the user put inside ``--out`` is listed but not processed.
+#: A shard's results table (``results-shard-I-of-N.csv``); the unsharded one is results.csv.
+SHARD_TABLE = re.compile(r"^results-shard-(\d+)-of-(\d+)\.csv$")
+#: Why a volume in another batch's output folder is not taken as a case.
+OTHER_BATCH = ("it lies in {folder}, the output of another hrinet batch (its results table is "
+               "there), and is interpolated already; give that batch's input instead")
 INSIDE_OUT = ("it lies inside --out {out}, where this batch writes its outputs, and is not one "
               "of them; move it out of --out to have it processed")
 
@@ -141,7 +147,8 @@ def _output_places(output: str) -> List[str]:
 
 
 def find_cases(root: Path, out: Path, series_filter: str = "",
-               written: Optional[Callable[[str], bool]] = None) -> List[Case]:
+               written: Optional[Callable[[str], bool]] = None,
+               batch_table: Optional[Callable[[Path], bool]] = None) -> List[Case]:
     """Every volume file and every DICOM series under ``root``, each with its output under
     ``out`` mirroring the tree (``<folder>/<series description>-<uid tail>.nrrd`` for series).
     ``series_filter`` keeps only series whose description holds that text (any case). A file or
@@ -151,10 +158,13 @@ def find_cases(root: Path, out: Path, series_filter: str = "",
     an output of the batch (a case's own output, or one ``written`` says a results table
     records); anything else there (a volume of the user's) is listed as a ``skip``ped case
     saying why (:data:`INSIDE_OUT`), never silently dropped and never processed (its output
-    would land inside ``--out`` again)."""
+    would land inside ``--out`` again). With ``batch_table`` (whether a file is a batch's
+    results table), a folder holding one is another batch's output: the volumes at or below it
+    are listed as ``skip``ped (:data:`OTHER_BATCH`), never interpolated again."""
     root, out = Path(root), Path(os.path.realpath(_absolute(out)))
     cases: List[Case] = []
     inside: List[Case] = []
+    batches: List[Path] = []  # folders holding another batch's results table
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
         rel = here.relative_to(root)
@@ -168,6 +178,16 @@ def find_cases(root: Path, out: Path, series_filter: str = "",
         found = _folder_cases(here, rel, out, files, series_filter)
         if real == out or out in real.parents:
             inside.extend(found)
+            continue
+        if batch_table is not None and any(
+                (f == "results.csv" or SHARD_TABLE.match(f)) and batch_table(here / f)
+                for f in files):
+            batches.append(real)
+        other = next((b for b in batches if b == real or b in real.parents), None)
+        if other is not None:  # an earlier batch's output tree: listed, never interpolated again
+            cases.extend(c if c.problem or not c.source else Case(
+                c.input, "", c.series_uid, c.source, skip=OTHER_BATCH.format(folder=other))
+                for c in found)
         else:
             cases.extend(found)
     planned = {place for c in cases if c.output for place in _output_places(c.output)}

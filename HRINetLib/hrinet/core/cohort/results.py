@@ -68,6 +68,17 @@ class Result:
 COLUMNS = tuple(f.name for f in fields(Result)) + ("output_rel", "input_root_rel")
 
 
+def is_results_table(path: Path) -> bool:
+    """Whether ``path`` is a results table a batch wrote (its first line is :data:`COLUMNS`),
+    not a user's file that shares the name."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            first = f.readline(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return tuple(next(csv.reader([first]), [])) == COLUMNS
+
+
 def options_text(options: Dict[str, object]) -> str:
     """The options that shape an output, as one comparable text (``method=linear factor=2``)."""
     return " ".join(f"{k}={'' if v is None else v}" for k, v in sorted(options.items()))

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-from hrinet.core.cohort.cases import Case
+from hrinet.core.cohort.cases import SHARD_TABLE, Case
 from hrinet.core.errors import HRINetError
 from hrinet.core.lock import is_locked
 
 #: The name of a shard's results table, and the pattern that reads it back.
-SHARD_TABLE = re.compile(r"^results-shard-(\d+)-of-(\d+)\.csv$")
 
 
 def shard_of(case: Case, shards: int) -> int:
