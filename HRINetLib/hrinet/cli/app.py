@@ -65,9 +65,8 @@ def _int_list(text: str) -> List[int]:
 
 
 def cmd_interpolate(args) -> int:
-    from hrinet.core.io import (check_dicom_output, check_output_path, read_volume,
-                                write_derived_series, write_volume)  # pydicom only when run
-
+    from hrinet.core.io import (check_derivable, check_dicom_output, check_output_path,  # pydicom
+                                read_volume, write_derived_series, write_volume)  # when run
     events = args.events
     dicom = args.format == "dicom"  # a derived DICOM series in the folder args.out
     if dicom:
@@ -93,6 +92,8 @@ def cmd_interpolate(args) -> int:
         check_model_options(args.weights, args.device, args.precision)
     volume = read_volume(args.input, series_uid=args.series)
     report_warnings(volume.metadata.get("warnings", []), events)
+    if dicom:
+        check_derivable(volume)
     if already_at_target(volume, args.spacing, args.factor):  # nothing written
         print(f"{volume_name(args.input)}: {already_at_words(volume)}; nothing to do (give "
               "--factor to interpolate anyway)")

@@ -332,6 +332,10 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
             raise HRINetError(f"--format dicom needs DICOM series as inputs (the new series "
                               f"copies their patient and study); {case.input} is a file")
         volume = volume_of()  # read while the previous case was computed
+        if _dicom(args):
+            from hrinet.core.io import check_derivable
+
+            check_derivable(volume)
         warnings = list(volume.metadata.get("warnings", []))
         report_warnings(warnings, events)
         if _at_target(volume, args):

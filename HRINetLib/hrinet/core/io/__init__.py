@@ -35,13 +35,14 @@ _WHERE = {
     "list_dicom_series": "dicom.study", "study_series": "dicom.study",
     "series_kind": "dicom.study",
     "add_format_argument": "dicom.derived.format_option", "check_dicom_output": "dicom.derived.checks",
+    "check_derivable": "dicom.derived.checks",
     "write_derived_series": "dicom.derived.writer", "read_derived": "dicom.derived.reader",
     "read_provenance": "provenance.files",
 }
 
 __all__ = [
     "READ_EXTENSIONS", "WRITE_EXTENSIONS", "add_format_argument", "atomic_write",
-    "check_dicom_output", "check_new_file", "check_not_broken_link", "check_output_path",
+    "check_derivable", "check_dicom_output", "check_new_file", "check_not_broken_link", "check_output_path",
     "complete_png", "complete_safetensors", "describe", "file_sha256", "folder_sha256",
     "list_dicom_series", "make_folder", "read_derived", "read_dicom_folder", "read_provenance", "read_volume",
     "remove_stale_partials", "same_file", "series_kind", "study_series", "volume_name",

@@ -293,3 +293,20 @@ def test_blanked_sop_instance_uids_are_referenced_by_their_file_meta(tmp_path):
     refs = {item.ReferencedSOPInstanceUID for ds in headers(tmp_path / "out")
             for item in ds.SourceImageSequence}
     assert refs == metas
+
+
+def test_a_series_at_uneven_gaps_is_refused_for_dicom_output_before_any_work(tmp_path):
+    """A derived series follows the input's even slice grid; uneven gaps are told at once (was:
+    all the work, then a false 'the series changed since it was read')."""
+    from helpers import write_dicom_series
+
+    write_dicom_series(tmp_path / "gap", [0.0, 4.0, 8.0, 16.0, 20.0],
+                       tags={"0020|0052": "1.2.3.9", "0010|0020": "P1", "0008|0020": "20200101"})
+    for cmd in (["interpolate", tmp_path / "gap", tmp_path / "out", "--format", "dicom"],
+                ["batch", tmp_path / "gap", "--out", tmp_path / "b", "--format", "dicom"]):
+        r = cli(*cmd, "--method", "linear", "--factor", "4")
+        text = r.stderr + ((tmp_path / "b" / "results.csv").read_text()
+                           if (tmp_path / "b" / "results.csv").exists() else "")
+        assert "uneven gaps; write a volume file (.nrrd) instead" in text, text
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()

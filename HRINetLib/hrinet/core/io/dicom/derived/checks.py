@@ -11,9 +11,21 @@ from typing import Sequence, Union
 import pydicom
 
 from hrinet.core.errors import HRINetError
+from hrinet.core.geometry import uneven_positions
 from hrinet.core.io.dicom.derived.attributes import check_study, is_ours
 from hrinet.core.io.dicom.derived.sources import source_files
 from hrinet.core.io.paths import PathLike, check_parent_writable
+
+
+def check_derivable(volume) -> None:
+    """Refuse, right after reading and before any work, a series ``--format dicom`` cannot
+    follow: a derived series has one output slice per input slice position at a fixed step,
+    which slices at uneven gaps do not give."""
+    positions = volume.metadata.get("slice_positions_mm")
+    if uneven_positions(positions, volume.array.shape[0]) is not None:
+        raise HRINetError("--format dicom writes the new series on the input's even slice grid, "
+                          "but this series' slices lie at uneven gaps; write a volume file "
+                          "(.nrrd) instead")
 
 
 def check_dicom_output(out: PathLike, source: Union[PathLike, Sequence[PathLike]],
