@@ -348,3 +348,10 @@ def test_an_empty_path_is_refused_never_taken_for_the_current_folder(tmp_path, m
     assert stop.value.code == 2 and err.count("\n") == 1, err
     assert f"an empty path was given for {said};" in err
     assert _tree(tmp_path) == before  # nothing read there was written back, nothing new
+
+
+def test_an_output_file_named_with_a_trailing_slash_is_refused(tmp_path):
+    src = write_volume(make_phantom(size=(16, 16, 4)), tmp_path / "in.nrrd")
+    r = cli("interpolate", src, f"{tmp_path / 'o.nrrd'}/", "--method", "linear")
+    one_line_error(r, "ends with a slash, as a folder does")
+    assert not (tmp_path / "o.nrrd").exists()

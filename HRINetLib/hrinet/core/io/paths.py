@@ -60,6 +60,9 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), overwrite:
         HRINetError: OUT is one of the inputs, exists without ``overwrite``, has an unknown
             extension, or its folder is missing or not writable.
     """
+    if isinstance(out, str) and out.endswith(("/", os.sep)):  # Path() would drop the slash
+        raise HRINetError(f"output {out} ends with a slash, as a folder does; name the output "
+                          "file (e.g. out.nrrd)")
     out = Path(out)
     check_not_broken_link(out)
     for src in inputs:
