@@ -67,11 +67,11 @@ class ModelOptions:
         "better, about 3x the time (3.2x on an 8 mm chest; docs/results.md, 'The quality "
         "setting')", choices=QUALITIES))
     thickness: Optional[float] = field(default=None, metadata=_option(
-        "--thickness", "slice thickness of the input in mm; with a slab thickness the "
-        "learned model also restores the known positions, rewriting the acquired slices. "
-        "Default: a DICOM series' Slice Thickness is reported, not applied (known slices "
-        "kept bit-exact); a volume file that records none has it estimated from its voxels "
-        "and applied, slab or thin (the plan line says which); 0: thin, kept bit-exact",
+        "--thickness", "slice thickness of the input in mm (default: a DICOM series' Slice "
+        "Thickness is reported, not applied, its known slices kept bit-exact; a volume file "
+        "that records none has it estimated from its voxels and applied, slab or thin, as the "
+        "plan line says; 0: thin, kept bit-exact); with a slab thickness the learned model "
+        "also restores the known positions, rewriting the acquired slices",
         type=float, metavar="MM"))
 
     @property
