@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from pathlib import Path
 
 import numpy as np
-from bench_probe_views import cell_name, central, error_gram, label, mean_psnr
+from bench_probe_views import cell_name, central, compare_sets, error_gram, label, mean_psnr
 from hrinet.core.constants import HU_RANGE
 from hrinet.core.io import read_volume
 from hrinet.evaluation.evaluate import protocol_input
@@ -111,23 +110,9 @@ def main() -> None:
 
 def compare(args) -> None:
     """Each set of ``args.sets`` scored in full on each volume and factor."""
-    from hrinet.evaluation.metrics import score, truth_stats
-
     inner = create_interpolator("hrinet", device="cpu", precision="fp32")
-    sets = [s.split("+") for s in args.sets.split(",")]
-    print("| volume | x | members | PSNR_HU | SSIM_win | grad_ratio |\n|---|---|---|---|---|---|")
-    for path in args.volumes:
-        vol = central(read_volume(path), args.slices, args.crop)
-        for k in (int(f) for f in args.factors.split(",")):
-            thick, thickness, mask = protocol_input(vol, k, "decimate")
-            truth = vol.array[:len(mask)][mask]
-            stats = truth_stats(truth)
-            outs = {n: o[mask].astype(np.float32) for n, o in members(
-                inner, thick, k, thickness, {n for s in sets for n in s}).items()}
-            for names in sets:
-                sc = score(sum(outs[n] for n in names) / np.float32(len(names)), truth, stats)
-                print(f"| {Path(path).stem} | {k} | {'+'.join(names)} | {sc.psnr_hu:.3f} | "
-                      f"{sc.ssim_win:.4f} | {sc.grad_ratio:.3f} |", flush=True)
+    compare_sets(args, lambda thick, k, thickness, names: members(inner, thick, k, thickness,
+                                                                  names), "members")
 
 
 def rank(cells: dict) -> None:

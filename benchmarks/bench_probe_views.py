@@ -139,17 +139,28 @@ def main() -> None:
 def compare(inner, args) -> None:
     """Each set of ``args.sets`` scored in full on each volume and factor."""
     by_label = {label(v): v for v in VIEWS}
+
+    def outputs(thick, k, thickness, names):
+        return {n: upsample_z(thick, factor=k, thickness=thickness,
+                              interpolator=MirroredViews(inner, (by_label[n],))).array
+                for n in names}
+    compare_sets(args, outputs, "views")
+
+
+def compare_sets(args, outputs, what: str) -> None:
+    """Each set of ``args.sets`` (names joined by ``+``, sets by ``,``) scored in full, its
+    members' results ``outputs(thick, k, thickness, names) -> {name: volume}`` averaged: a table
+    of PSNR_HU, SSIM_win and grad_ratio per volume and factor."""
     sets = [s.split("+") for s in args.sets.split(",")]
-    print("| volume | x | views | PSNR_HU | SSIM_win | grad_ratio |\n|---|---|---|---|---|---|")
+    print(f"| volume | x | {what} | PSNR_HU | SSIM_win | grad_ratio |\n|---|---|---|---|---|---|")
     for path in args.volumes:
         vol = central(read_volume(path), args.slices, args.crop)
         for k in (int(f) for f in args.factors.split(",")):
             thick, thickness, mask = protocol_input(vol, k, "decimate")
             truth = vol.array[:len(mask)][mask]
             stats = truth_stats(truth)
-            outs = {name: upsample_z(thick, factor=k, thickness=thickness,
-                                     interpolator=MirroredViews(inner, (by_label[name],)))
-                    .array[mask].astype(np.float32) for name in {n for s in sets for n in s}}
+            outs = {n: o[mask].astype(np.float32) for n, o in outputs(
+                thick, k, thickness, {n for s in sets for n in s}).items()}
             for names in sets:
                 sc = score(sum(outs[n] for n in names) / np.float32(len(names)), truth, stats)
                 print(f"| {Path(path).stem} | {k} | {'+'.join(names)} | {sc.psnr_hu:.3f} | "
