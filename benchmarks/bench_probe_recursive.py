@@ -18,11 +18,11 @@ four members is scored exactly from the members' error and gradient products: it
 
 from __future__ import annotations
 
-import argparse
 import itertools
 
 import numpy as np
-from bench_probe_views import cell_name, central, compare_sets, error_gram, label, mean_psnr
+from bench_probe_views import (cell_name, central, checked, compare_sets, error_gram, label,
+                               mean_psnr, probe_parser)
 from hrinet.core.constants import HU_RANGE
 from hrinet.core.io import read_volume
 from hrinet.evaluation.evaluate import protocol_input
@@ -63,22 +63,10 @@ def members(inner, thick, k: int, thickness: float, wanted=None):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("volumes", nargs="*")
-    ap.add_argument("--factors", default="4,6")
-    ap.add_argument("--slices", type=int, default=25, help="central slices used")
-    ap.add_argument("--crop", type=int, default=256, help="central in-plane crop (0: whole)")
-    ap.add_argument("--save", default=None, help="write each cell's products (npz)")
-    ap.add_argument("--load", nargs="*", default=(), help="rank cells saved by --save")
+    ap = probe_parser(__doc__, 25, 256, "did+dz+dx+dzx,did+rid+dz+rz")
     ap.add_argument("--only", default=None, help="rank only the cells whose name ends with "
                     "this (e.g. ' x4')")
-    ap.add_argument("--sets", default=None, help="instead of ranking: score these sets in full "
-                    "(PSNR_HU, SSIM_win, grad_ratio), e.g. 'did+dz+dx+dzx,did+rid+dz+rz'")
-    args = ap.parse_args()
-    if not args.volumes and not args.load:
-        ap.error("name the volumes to run on, or --load the cells saved by --save")
-    if args.sets and (args.load or args.save):
-        ap.error("--sets scores volumes in full; it neither loads nor saves cells")
+    args = checked(ap)
     if args.sets:
         return compare(args)
     cells = {}  # cell -> (names, error gram, gradient gram, truth's gradient energy)

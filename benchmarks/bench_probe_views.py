@@ -85,25 +85,37 @@ def mean_psnr(gram: np.ndarray, combo) -> float:
     return float(10 * np.log10((HU_RANGE[1] - HU_RANGE[0]) ** 2 / m))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def probe_parser(doc: str, slices: int, crop: int, example: str) -> argparse.ArgumentParser:
+    """The arguments the probes share: volumes, factors, central slices and crop, cells saved
+    and loaded, named sets scored in full (``example`` shows them)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("volumes", nargs="*")
     ap.add_argument("--factors", default="4,6")
-    ap.add_argument("--slices", type=int, default=49, help="central slices used")
-    ap.add_argument("--crop", type=int, default=0, help="central in-plane crop (0: whole)")
-    ap.add_argument("--most", type=int, default=5, help="largest set of views averaged")
-    ap.add_argument("--save", default=None, help="write each cell's error products (npz)")
+    ap.add_argument("--slices", type=int, default=slices, help="central slices used")
+    ap.add_argument("--crop", type=int, default=crop, help="central in-plane crop (0: whole)")
+    ap.add_argument("--save", default=None, help="write each cell's products (npz)")
     ap.add_argument("--load", nargs="*", default=(),
-                    help="rank the sets of views over cells saved by --save instead of running")
-    ap.add_argument("--sets", default=None,
-                    help="instead of ranking: score these sets of views in full (PSNR_HU, SSIM_win, "
-                         "grad_ratio), e.g. 'id+z+x+zx,yt+xt+xyt+zy'")
-    ap.add_argument("--weights", default=None, help="the model's weights (default: shipped)")
+                    help="rank the sets over cells saved by --save instead of running")
+    ap.add_argument("--sets", default=None, help="instead of ranking: score these sets in full "
+                    f"(PSNR_HU, SSIM_win, grad_ratio), e.g. {example!r}")
+    return ap
+
+
+def checked(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """The parsed arguments, refused where they ask for nothing or for two things at once."""
     args = ap.parse_args()
     if not args.volumes and not args.load:
         ap.error("name the volumes to run on, or --load the cells saved by --save")
     if args.sets and (args.load or args.save):
         ap.error("--sets scores volumes in full; it neither loads nor saves cells")
+    return args
+
+
+def main() -> None:
+    ap = probe_parser(__doc__, 49, 0, "id+z+x+zx,yt+xt+xyt+zy")
+    ap.add_argument("--most", type=int, default=5, help="largest set of views averaged")
+    ap.add_argument("--weights", default=None, help="the model's weights (default: shipped)")
+    args = checked(ap)
     if args.sets:
         unknown = {n for s in args.sets.split(",") for n in s.split("+")} - {
             label(v) for v in VIEWS}
