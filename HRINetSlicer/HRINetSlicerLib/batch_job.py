@@ -16,7 +16,7 @@ from hrinet.core.errors import HRINetError
 from hrinet.core.events import Event
 from hrinet.core.model_options import ModelOptions, check_options
 
-from .jobs import Job
+from .jobs import Job, as_run
 
 #: Columns of the results the panel shows, from the command's results table.
 SHOWN_COLUMNS = ("input", "series_uid", "status", "message", "seconds", "output")
@@ -49,7 +49,7 @@ class BatchJob(Job):
     def command(self) -> List[str]:
         return self.hrinet("batch", self.input, "--out", self.out,
                            "--shard", "1/1",  # Slicer's own environment is no job array
-                           *self.options.argv())
+                           *as_run(self.options).argv())
 
     def start(self) -> None:
         """Check the folders and start the command (returns at once)."""

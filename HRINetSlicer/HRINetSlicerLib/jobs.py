@@ -39,6 +39,13 @@ from .mrml import copy_window_level, export_nrrd, node_from_volume, plan_for_nod
 from .process import BackgroundProcess, python_executable
 
 
+
+def as_run(options: ModelOptions) -> ModelOptions:
+    """The panel's options as a command runs them: an unset thickness (the slab checkbox
+    unchecked) is 0, so the acquired slices are kept (the commands would otherwise estimate a
+    thickness from the voxels of a file that records none): one volume and a folder alike."""
+    return replace(options, thickness=options.thickness or 0.0)
+
 class Job:
     """One ``hrinet`` command in a background process, its events in ``log_path``."""
 
@@ -119,8 +126,8 @@ class InterpolationJob(Job):
 
     def command(self) -> list:
         folder = self.folder
-        options = replace(self.options, factor=self.plan.factor, spacing=None,  # as planned
-                          method=self.plan.method, thickness=self.options.thickness or 0.0)
+        options = replace(as_run(self.options), factor=self.plan.factor, spacing=None,
+                          method=self.plan.method)  # as planned
         extra = ["--confidence", folder / "confidence.nrrd"] if self.confidence else []
         return self.hrinet("interpolate", folder / "in.nrrd", folder / "out.nrrd",
                            *options.argv(), *extra)

@@ -4,6 +4,7 @@ settings given on resume applied (each change recorded)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -45,13 +46,29 @@ def run_files(variant: str) -> tuple:
             PREVIOUS, f"{variant}.safetensors", f"{variant}.json")
 
 
+def _died_before_its_first_checkpoint(out: Path, variant: str) -> bool:
+    """Whether ``out`` holds a run that stopped before it saved anything (a crash, a diverged
+    first step): its config.json is a run's, and there are neither checkpoints nor weights."""
+    if any((out / n).exists() for n in (CHECKPOINT, PREVIOUS, f"{variant}.safetensors",
+                                         f"{variant}.json")):
+        return False
+    try:
+        TrainConfig.from_dict(json.loads((out / "config.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return False
+    return True
+
+
 def check_fresh_folder(out: Path, variant: str) -> None:
     """Refuse to start a new run where one already keeps its checkpoint, or where a file the
-    run would write is already there (another run's, or the user's: never replaced)."""
+    run would write is already there (another run's, or the user's: never replaced), except a
+    run's that stopped before its first checkpoint (nothing to resume: it starts anew)."""
     if (out / CHECKPOINT).exists() or (out / PREVIOUS).exists():
         raise HRINetError(f"{out} already holds a checkpoint; pass --resume to continue it or "
                           "choose another --out")
     there = [n for n in run_files(variant) if (out / n).exists() or (out / n).is_symlink()]
+    if there and _died_before_its_first_checkpoint(out, variant):
+        return  # its settings and logs only: nothing to resume, nothing of the user's
     if there:
         raise HRINetError(f"--out {out} holds {', '.join(there)}, which a new run would "
                           "replace; choose a new or empty folder")

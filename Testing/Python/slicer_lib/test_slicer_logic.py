@@ -189,6 +189,10 @@ def test_the_acquired_slices_are_kept_unless_the_slab_checkbox_asks_to_restore_t
     kept = interpolation_target("factor", 3, 1.0, restore_slabs=False, thickness=5.0)
     assert kept == {"thickness": None, "factor": 3}
     assert plan_for_node(thick_node, ModelOptions(method="hrinet", **kept)).slab_ratio == 0
+    from HRINetSlicerLib.batch_job import BatchJob
+
+    command = BatchJob("in", "out", ModelOptions(method="hrinet", **kept)).command()
+    assert command[command.index("--thickness") + 1] == "0"  # a folder keeps them too
     restored = interpolation_target("factor", 3, 1.0, restore_slabs=True, thickness=5.0)
     assert plan_for_node(thick_node, ModelOptions(method="hrinet", **restored)).slab_ratio > 0
     assert interpolation_target("spacing", 3, 0.7, False, 0.0)["spacing"] == 0.7

@@ -70,6 +70,10 @@ def test_a_new_run_never_replaces_files_it_did_not_write(tmp_path):
         (finished / name).unlink(missing_ok=True)
     with pytest.raises(HRINetError, match="config.json"):
         Trainer(tiny("ae", 2), finished, volumes=volumes(), log=None)
+    for name in ("ae.safetensors", "ae.json"):  # a run that died before it saved anything
+        (finished / name).unlink()
+    Trainer(tiny("ae", 2), finished, volumes=volumes(), log=None).run()  # starts anew
+    assert (finished / "ae.safetensors").is_file()
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
