@@ -8,13 +8,14 @@ The public surface::
     write_volume(iso, "iso.nrrd")
 """
 
-from hrinet.core.errors import Cancelled, HRINetError
+#: Set before the imports below: the provenance they load names the software by it.
+__version__ = "0.1.0"
+
+from hrinet.core.errors import Cancelled, HRINetError  # noqa: E402
 from hrinet.core.volume import Volume
 from hrinet.methods import available_methods, create_interpolator, register_method
 from hrinet.methods.engine import upsample_z
 from hrinet.methods.planning import Plan, plan_upsampling
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):

@@ -332,8 +332,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     empty = empty_paths(args)
     if empty:
-        parser.error(f"an empty path was given for {empty}; name the file or folder (an unset "
-                     "shell variable?): an empty path would mean the current folder")
+        parser.error(f"an empty value was given for {empty} (an unset shell variable?); give "
+                     "it, or leave the option out: an empty path would mean the current folder")
     args.events = Events(args.progress == "jsonl", stream=sys.stdout)
     if _runs_a_network(args):
         tune_allocator()

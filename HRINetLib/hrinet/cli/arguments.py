@@ -1,5 +1,5 @@
-"""Checks on the parsed command line that no single command owns: an empty path (an unset
-shell variable) is refused rather than taken for the current folder."""
+"""Checks on the parsed command line that no single command owns: an empty value (an unset
+shell variable) is refused rather than taken for the current folder or a default."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from hrinet.core.io.atomic import atomic_write, complete_png
 from hrinet.core.errors import HRINetError
-from hrinet.core.io import check_new_file
+from hrinet.core.io import check_file_name, check_new_file
 from hrinet.core.volume import Volume
 
 #: The CT window of the preview, in HU: air to dense bone, lung and soft tissue distinguishable.
@@ -215,6 +215,7 @@ def check_preview_path(path, overwrite: bool) -> Path:
     """Refuse a preview path before any work, as the output path is: a symbolic link to nothing
     (writing there would fail only at the end, or replace the user's link), not a .png, or not
     a file that may be written (:func:`hrinet.core.io.check_new_file`)."""
+    check_file_name(path, "the preview")
     path = Path(path)
     if path.is_symlink() and not path.exists():
         raise HRINetError(f"the preview {path} is a symbolic link to nothing (a missing file or "

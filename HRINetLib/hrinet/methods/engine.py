@@ -27,6 +27,7 @@ from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.geometry import grid_fractions, uneven_grid, uneven_positions
 from hrinet.core.memory import available_memory
 from hrinet.core.padding import Padding, find_padding
+from hrinet.core.io.provenance.record import SOURCE_KEY, provenance_of
 from hrinet.core.volume import Volume, cast_like
 from hrinet.methods.planning import Plan, check_finite, plan_upsampling
 from hrinet.methods.registry import Interpolator, create_interpolator
@@ -105,9 +106,13 @@ def _upsample_uneven(src: np.ndarray, positions: np.ndarray, plan: Plan, interp:
     """Fill ``out`` on the plan's regular grid from known slices at uneven ``positions``: each
     output slice is synthesised between the two known slices around it at the fraction ``t`` of
     their own gap; a grid point on a known slice (within a thousandth of a spacing) is that
-    slice, bit-exact. Returns ``[output index, input index]`` of each slice copied so."""
+    slice, bit-exact. Returns ``[output index, input index]`` of each slice copied so at its
+    own position (a point past the last known slice takes it too, but was not acquired there)."""
     n = src.shape[0]
     copied = []
+    rel, step = np.asarray(positions, dtype=float) - float(positions[0]), plan.output_spacing[2]
+    on_known = {j for j in range(plan.output_slices)  # grid points on a known slice
+                if np.min(np.abs(rel - j * step)) <= 1e-3 * step}
     per_pair: dict = {}
     for j, (p, t) in enumerate(grid_fractions(positions, plan.output_spacing[2],
                                               plan.output_slices)):
@@ -120,7 +125,8 @@ def _upsample_uneven(src: np.ndarray, positions: np.ndarray, plan: Plan, interp:
         for j, t in points:
             if t == 0.0 or t == 1.0:
                 out[j] = src[p if t == 0.0 else p + 1]
-                copied.append([j, p if t == 0.0 else p + 1])
+                if j in on_known:  # not a point past the last slice that takes it
+                    copied.append([j, p if t == 0.0 else p + 1])
         if between:
             lo, hi = max(0, p - interp.halo), min(n, p + 2 + interp.halo)
             synth = _interpolate(interp, src[lo:hi].astype(work), [p - lo],
@@ -229,6 +235,11 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         out[(n - 1) * k] = src[n - 1]
     result = Volume(array=out, spacing=plan.output_spacing, origin=volume.origin,
                     direction=volume.direction.copy(), metadata=dict(volume.metadata))
+    earlier = provenance_of(Volume(array=src, spacing=volume.spacing,  # its metadata untouched
+                                   metadata=dict(volume.metadata)))  # hrinet made the input
+    result.metadata.pop("provenance", None)  # the input's, not the result's
+    if earlier:
+        result.metadata[SOURCE_KEY] = earlier
     result.metadata.pop("slice_thickness_mm", None)  # the output is a thin-slice volume
     result.metadata.pop("slice_positions_mm", None)  # and on a regular grid
     result.metadata.update(method=interp.name, factor=k, restored_known=restore,

@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence
 
 from hrinet import __version__
 from hrinet.core.errors import HRINetError
-from hrinet.core.io import check_not_broken_link, same_file
+from hrinet.core.io import check_file_name, check_not_broken_link, same_file
 from hrinet.core.volume import voxel_sha256
 from hrinet.learned.models import ModelConfig
 from hrinet.learned.networks import build_generator
@@ -94,6 +94,7 @@ def init_lineage(init_weights: Optional[str]) -> List[dict]:
 
 def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
     """Turn a training checkpoint into deployable weights (safetensors + JSON sidecar)."""
+    check_file_name(out)
     checkpoint, out = Path(checkpoint), Path(out)
     if checkpoint.is_dir():
         checkpoint = checkpoint / CHECKPOINT

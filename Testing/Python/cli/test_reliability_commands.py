@@ -334,6 +334,7 @@ def test_resuming_a_run_recorded_with_relative_paths_elsewhere_says_where_to_res
     (["evaluate", "in.nrrd", "--out", ""], "the output"),
     (["train", "--data", "in.nrrd", "--out", " "], "the output"),
     (["train", "--data", "", "--out", "run"], "--data"),
+    (["interpolate", "in.nrrd", "o.nrrd", "--series", ""], "--series"),
 ])
 def test_an_empty_path_is_refused_never_taken_for_the_current_folder(tmp_path, monkeypatch,
                                                                      capsys, argv, said):
@@ -346,7 +347,7 @@ def test_an_empty_path_is_refused_never_taken_for_the_current_folder(tmp_path, m
         main(argv)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.count("\n") == 1, err
-    assert f"an empty path was given for {said};" in err
+    assert f"an empty value was given for {said} (an unset shell variable?)" in err
     assert _tree(tmp_path) == before  # nothing read there was written back, nothing new
 
 
@@ -355,3 +356,11 @@ def test_an_output_file_named_with_a_trailing_slash_is_refused(tmp_path):
     r = cli("interpolate", src, f"{tmp_path / 'o.nrrd'}/", "--method", "linear")
     one_line_error(r, "ends with a slash, as a folder does")
     assert not (tmp_path / "o.nrrd").exists()
+    r = cli("interpolate", src, tmp_path / "o.nrrd", "--method", "linear", "--preview",
+            f"{tmp_path / 'p.png'}/")
+    one_line_error(r, "the preview")
+    assert not (tmp_path / "o.nrrd").exists() and not (tmp_path / "p.png").exists()
+    from hrinet.training.lineage import export_checkpoint
+
+    with pytest.raises(HRINetError, match="ends with a slash"):
+        export_checkpoint(src, f"{tmp_path / 'w.safetensors'}/")

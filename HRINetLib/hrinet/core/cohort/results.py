@@ -69,14 +69,20 @@ COLUMNS = tuple(f.name for f in fields(Result)) + ("output_rel", "input_root_rel
 
 
 def is_results_table(path: Path) -> bool:
-    """Whether ``path`` is a results table a batch wrote (its first line is :data:`COLUMNS`),
-    not a user's file that shares the name."""
+    """Whether ``path`` is the results table of a batch that made something there: its columns
+    are :data:`COLUMNS` (a byte-order mark allowed, as a spreadsheet saves it) and it records
+    at least one output that is there. A user's file of that name, or a bare copy of the
+    header, is no batch's."""
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            first = f.readline(4096)
-    except (OSError, UnicodeDecodeError):
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rows = csv.reader(f)
+            if tuple(next(rows, [])) != COLUMNS:
+                return False
+            at = COLUMNS.index("output_rel")
+            return any(len(r) > at and r[at] and (Path(path).parent / r[at]).exists()
+                       for r in rows)
+    except (OSError, UnicodeDecodeError, csv.Error):
         return False
-    return tuple(next(csv.reader([first]), [])) == COLUMNS
 
 
 def options_text(options: Dict[str, object]) -> str:

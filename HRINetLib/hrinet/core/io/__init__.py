@@ -26,7 +26,7 @@ _WHERE = {
     "read_volume": "readers", "describe": "readers",
     "write_volume": "writers",
     "READ_EXTENSIONS": "paths", "WRITE_EXTENSIONS": "paths", "volume_name": "paths",
-    "check_output_path": "paths", "check_new_file": "paths",
+    "check_output_path": "paths", "check_new_file": "paths", "check_file_name": "paths",
     "check_not_broken_link": "paths", "same_file": "paths", "make_folder": "paths",
     "atomic_write": "atomic", "write_text": "atomic", "complete_png": "atomic",
     "complete_safetensors": "atomic", "file_sha256": "atomic", "folder_sha256": "atomic",
@@ -42,7 +42,7 @@ _WHERE = {
 
 __all__ = [
     "READ_EXTENSIONS", "WRITE_EXTENSIONS", "add_format_argument", "atomic_write",
-    "check_derivable", "check_dicom_output", "check_new_file", "check_not_broken_link", "check_output_path",
+    "check_derivable", "check_dicom_output", "check_file_name", "check_new_file", "check_not_broken_link", "check_output_path",
     "complete_png", "complete_safetensors", "describe", "file_sha256", "folder_sha256",
     "list_dicom_series", "make_folder", "read_derived", "read_dicom_folder", "read_provenance", "read_volume",
     "remove_stale_partials", "same_file", "series_kind", "study_series", "volume_name",

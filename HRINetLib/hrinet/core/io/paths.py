@@ -53,6 +53,13 @@ def check_not_broken_link(path: PathLike) -> None:
                           "loop); remove the link or choose another name")
 
 
+def check_file_name(name: PathLike, what: str = "output") -> None:
+    """Refuse a file name typed with a trailing slash, as a folder's is: ``Path()`` drops the
+    slash, so the file would be written under the name without it."""
+    if isinstance(name, str) and name.endswith(("/", os.sep)):
+        raise HRINetError(f"{what} {name} ends with a slash, as a folder does; name the file")
+
+
 def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), overwrite: bool = False) -> Path:
     """Validate an output path before any work starts, so a bad one costs nothing.
 
@@ -60,9 +67,7 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), overwrite:
         HRINetError: OUT is one of the inputs, exists without ``overwrite``, has an unknown
             extension, or its folder is missing or not writable.
     """
-    if isinstance(out, str) and out.endswith(("/", os.sep)):  # Path() would drop the slash
-        raise HRINetError(f"output {out} ends with a slash, as a folder does; name the output "
-                          "file (e.g. out.nrrd)")
+    check_file_name(out)
     out = Path(out)
     check_not_broken_link(out)
     for src in inputs:

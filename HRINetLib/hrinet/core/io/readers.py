@@ -34,7 +34,8 @@ def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
     if not p.exists():
         raise HRINetError(f"{p} does not exist; check the path")
     volume = _read(p, series_uid)
-    earlier = read_provenance(p, volume.metadata.get("series_uid")) if p.is_dir() else \
+    folder = p / volume.metadata.get("series_folder", "")  # a study's series in its subfolder
+    earlier = read_provenance(folder, volume.metadata.get("series_uid")) if p.is_dir() else \
         read_provenance(p)
     if earlier:  # an hrinet output: which of its slices were synthesised goes along with it
         volume.metadata[SOURCE_KEY] = earlier

@@ -299,6 +299,13 @@ def test_slices_filled_across_uneven_gaps_are_never_called_acquired(tmp_path):
         rec = record(upsample_z(vol, plan=plan), plan=plan, input_path=tmp_path / "gap")
         assert parse_indices(rec["acquired_slices"]) == acquired, spacing
         assert int(rec["synthesised_count"]) == plan.output_slices - len(acquired)
+    # a grid point past the last slice (25 mm, the last acquired at 24) takes that slice's
+    # voxels but was not acquired there
+    write_dicom_series(tmp_path / "end", [0.0, 5.0, 10.0, 17.5, 22.5, 24.0])
+    vol = read_volume(tmp_path / "end")
+    plan = plan_upsampling(vol, target_spacing=2.5, method="linear")
+    rec = record(upsample_z(vol, plan=plan), plan=plan, input_path=tmp_path / "end")
+    assert parse_indices(rec["acquired_slices"]) == [0, 2, 4, 7, 9]
 
 
 @pytest.mark.parametrize("ext", [".nrrd", ".nii.gz"])
@@ -317,3 +324,39 @@ def test_an_interpolated_volume_interpolated_again_keeps_its_synthesised_slices_
     assert input_acquired(rec, 45) == set(range(0, 45, 4))
     assert input_acquired(rec, 44) == set()  # a record that no longer fits vouches for nothing
     assert input_acquired(None, 44) is None  # no record: every slice is the scanner's
+
+
+def test_a_derived_series_in_its_own_subfolder_of_a_study_keeps_its_record(tmp_path):
+    """A study folder with a folder per series: the derived series (read by default, it has
+    the most slices) keeps its synthesised slices synthesised when interpolated again."""
+    import shutil
+
+    from helpers import write_dicom_series
+
+    study = tmp_path / "study"
+    study.mkdir()
+    write_dicom_series(study / "orig", [0.0, 4.0, 8.0, 12.0, 16.0, 20.0],
+                       tags={"0020|0052": "1.2.3.9", "0010|0020": "P1"})
+    r = cli("interpolate", study / "orig", tmp_path / "derived", "--format", "dicom",
+            "--method", "linear", "--factor", "2")
+    assert r.returncode == 0, r.stderr
+    shutil.move(str(tmp_path / "derived"), str(study / "derived"))
+    r = cli("interpolate", study, tmp_path / "again.nrrd", "--method", "linear", "--factor", "2")
+    assert r.returncode == 0, r.stderr
+    rec = read_provenance(tmp_path / "again.nrrd")
+    assert parse_indices(rec["acquired_slices"]) == list(range(0, 21, 4)), rec
+    assert "itself interpolated by hrinet" in rec["input"]
+
+
+def test_a_result_interpolated_again_in_python_keeps_its_synthesised_slices_synthesised(thick):
+    vol = read_volume(thick)
+    once = upsample_z(vol, factor=2, method="linear")
+    before = dict(once.metadata)
+    twice = upsample_z(once, factor=2, method="linear")
+    assert once.metadata == before  # the input is not touched, its metadata included
+    rec = record(twice)
+    assert parse_indices(rec["acquired_slices"]) == list(range(0, 45, 4))
+    written = record(once)  # a result whose record was made, then interpolated again
+    again = upsample_z(once, factor=2, method="linear")
+    assert "provenance" not in again.metadata or again.metadata["provenance"] is not written
+    assert parse_indices(record(again)["acquired_slices"]) == list(range(0, 45, 4))

@@ -55,6 +55,12 @@ def test_a_dicom_series_whose_pixel_size_or_hu_scale_is_unusable_is_refused(tmp_
         read_volume(folder)
 
 
+@pytest.mark.parametrize("value", [["0.7"], ["0.7", "0.7", "1"], [" 0.7", "0.7 "]])
+def test_a_pixel_spacing_written_loosely_still_reads_as_what_it_says(tmp_path, value):
+    vol = read_volume(_edited_series(tmp_path / "s", _spacing(value)))
+    assert vol.spacing[:2] == pytest.approx((0.7, 0.7))
+
+
 def test_a_device_a_pipe_or_a_system_file_is_named_as_such_not_as_an_empty_file(tmp_path):
     import os
 

@@ -148,7 +148,9 @@ def _parse_spacing(text: str) -> Optional[tuple]:
         values = tuple(float(v) for v in text.split("\\"))
     except ValueError:
         return None
-    return values if len(values) == 2 else None
+    if len(values) == 1:  # not conformant, but written by some scanners: square pixels, as ITK
+        return values * 2
+    return values[:2] if len(values) >= 2 else None
 
 
 def _check_pixel_spacing(files: List[str], texts: List[str]) -> Optional[float]:

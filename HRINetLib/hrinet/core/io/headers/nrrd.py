@@ -92,7 +92,8 @@ def check_nrrd(path: Path) -> None:
         key, _, value = line.partition(":")
         key = key.strip().lower()
         if key in ("spacings", "space directions"):
-            numbers = re.findall(r"[-+]?(?:nan|inf|\d*\.?\d+(?:e[-+]?\d+)?)", value.lower())
+            numbers = re.findall(r"[-+]?(?:nan|inf|(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)",
+                                 value.lower())
             if any(not math.isfinite(float(n)) for n in numbers):
                 raise HRINetError(f"{path} has a spacing that is not a number ({value.strip()}); "
                                   "fix the header so every spacing is a positive number of mm")
