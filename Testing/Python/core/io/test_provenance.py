@@ -346,6 +346,11 @@ def test_a_derived_series_in_its_own_subfolder_of_a_study_keeps_its_record(tmp_p
     rec = read_provenance(tmp_path / "again.nrrd")
     assert parse_indices(rec["acquired_slices"]) == list(range(0, 21, 4)), rec
     assert "itself interpolated by hrinet" in rec["input"]
+    r = cli("interpolate", study, tmp_path / "again-dicom", "--format", "dicom", "--method",
+            "linear", "--factor", "2", "--series", "2")  # the original, from its subfolder
+    assert r.returncode == 0, r.stderr
+    assert parse_indices(read_provenance(tmp_path / "again-dicom")["acquired_slices"]) == \
+        list(range(0, 11, 2))
 
 
 def test_a_result_interpolated_again_in_python_keeps_its_synthesised_slices_synthesised(thick):

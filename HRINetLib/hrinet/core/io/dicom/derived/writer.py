@@ -65,6 +65,8 @@ def write_derived_series(result: Volume, source: Union[PathLike, Sequence[PathLi
             or the write failed (nothing is left at ``out``).
     """
     out = Path(out)
+    if isinstance(source, (str, os.PathLike)):  # a study's series read from its own subfolder
+        source = Path(source) / result.metadata.get("series_folder", "")
     rec = provenance_of(result) or {}
     factor = int(rec.get("factor") or result.metadata.get("factor") or 1)
     sx, sy, sz = result.spacing
