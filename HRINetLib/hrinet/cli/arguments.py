@@ -3,8 +3,9 @@ shell variable) is refused rather than taken for the current folder or a default
 
 from __future__ import annotations
 
-#: Arguments whose empty value means "nothing given" rather than a path (text filters).
-_MAY_BE_EMPTY = ("series_filter",)
+#: Arguments whose empty value means "nothing given" rather than a path (text filters), or
+#: that their command refuses itself with a better line (``models --get`` lists the names).
+_MAY_BE_EMPTY = ("series_filter", "get")
 #: How the positional arguments are named in the empty-path error (``out`` is positional in
 #: interpolate and export, an option elsewhere: both are the output).
 _POSITIONAL_SAID = {"input": "the input", "volumes": "a volume", "checkpoint": "the checkpoint",

@@ -386,9 +386,10 @@ def test_an_earlier_batchs_outputs_in_the_tree_are_listed_never_interpolated_aga
     assert rows["o1/x.nrrd"]["status"] == "skipped"
     assert "the output of another hrinet batch" in rows["o1/x.nrrd"]["message"]
     assert not (tree / "o2" / "o1").exists()
-    header = (tree / "o1" / "results.csv").read_text().splitlines()[0]
-    (tree / "results.csv").write_text(header + "\n")  # a bare copy of a batch's header
+    header = (tree / "o1" / "results.csv").read_text(encoding="utf-8").splitlines()[0]
+    (tree / "results.csv").write_text(header + "\n", encoding="utf-8")  # a bare header copy
     assert not cohort.is_results_table(tree / "results.csv")
-    (tree / "o1" / "results.csv").write_text("\ufeff" + (tree / "o1" / "results.csv")
-                                             .read_text())  # re-saved by a spreadsheet
+    table = tree / "o1" / "results.csv"
+    table.write_text("\ufeff" + table.read_text(encoding="utf-8"),
+                     encoding="utf-8")  # re-saved by a spreadsheet
     assert cohort.is_results_table(tree / "o1" / "results.csv")

@@ -101,11 +101,11 @@ def test_the_panels_batch_job_asks_for_exactly_its_settings(tmp_path, method, pr
 
 def test_the_panels_jobs_pass_every_option_through_unchanged(scene, tmp_path):
     """Any options the panel can give (every field, drawn at random) reach the interpolation
-    and batch commands as given: the interpolation job only resolves the target to the planned
-    factor and an unset thickness to 0 (the acquired slices kept)."""
+    and batch commands as given: both jobs resolve an unset thickness to 0 (the acquired slices
+    kept), and the interpolation job the target to the planned factor."""
     from hrinet.core.phantom import make_phantom
     from HRINetSlicerLib.batch_job import BatchJob
-    from HRINetSlicerLib.jobs import InterpolationJob
+    from HRINetSlicerLib.jobs import InterpolationJob, as_run
     from HRINetSlicerLib.mrml import node_from_volume, plan_for_node
 
     node = node_from_volume(make_phantom(size=(16, 16, 4), spacing=(1, 1, 3)), "thick", scene)
@@ -114,7 +114,7 @@ def test_the_panels_jobs_pass_every_option_through_unchanged(scene, tmp_path):
         options = _draw(random.Random(seed))
         batch = BatchJob(tmp_path / "in", tmp_path / "out", options).command()
         assert from_args(parser.parse_args(batch[batch.index("hrinet.cli") + 1:])) == \
-            _expected(options)
+            _expected(as_run(options))
         job = InterpolationJob(node, options)
         job.folder = tmp_path / "job"
         argv = [str(a) for a in job.command()]
