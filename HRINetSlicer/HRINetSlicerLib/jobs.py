@@ -39,12 +39,12 @@ from .mrml import copy_window_level, export_nrrd, node_from_volume, plan_for_nod
 from .process import BackgroundProcess, python_executable
 
 
-
 def as_run(options: ModelOptions) -> ModelOptions:
     """The panel's options as a command runs them: an unset thickness (the slab checkbox
     unchecked) is 0, so the acquired slices are kept (the commands would otherwise estimate a
     thickness from the voxels of a file that records none): one volume and a folder alike."""
     return replace(options, thickness=options.thickness or 0.0)
+
 
 class Job:
     """One ``hrinet`` command in a background process, its events in ``log_path``."""

@@ -27,6 +27,8 @@ from hrinet.core.volume import cast_like
 GAP_TOLERANCE = 0.01
 #: Absolute tolerance on slice gaps (mm): positions are often written to a micrometre.
 GAP_TOLERANCE_MM = 1e-3
+#: A grid point within this share of the output spacing of a known slice is that slice.
+ON_SLICE = 1e-3
 
 
 def gap_spacing(positions: Sequence[float]) -> float:
@@ -93,7 +95,7 @@ def grid_fractions(positions: np.ndarray, spacing: float, count: int
     (at most half a spacing) takes the last one."""
     rel = positions - positions[0]
     n = len(positions)
-    tol = 1e-3 * spacing
+    tol = ON_SLICE * spacing
     out = []
     for j in range(count):
         z = j * spacing

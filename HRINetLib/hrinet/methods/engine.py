@@ -24,7 +24,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.geometry import grid_fractions, uneven_grid, uneven_positions
+from hrinet.core.geometry import ON_SLICE, grid_fractions, uneven_grid, uneven_positions
 from hrinet.core.memory import available_memory
 from hrinet.core.padding import Padding, find_padding
 from hrinet.core.io.provenance.record import SOURCE_KEY, provenance_of
@@ -111,11 +111,8 @@ def _upsample_uneven(src: np.ndarray, positions: np.ndarray, plan: Plan, interp:
     n = src.shape[0]
     copied = []
     rel, step = np.asarray(positions, dtype=float) - float(positions[0]), plan.output_spacing[2]
-    on_known = {j for j in range(plan.output_slices)  # grid points on a known slice
-                if np.min(np.abs(rel - j * step)) <= 1e-3 * step}
     per_pair: dict = {}
-    for j, (p, t) in enumerate(grid_fractions(positions, plan.output_spacing[2],
-                                              plan.output_slices)):
+    for j, (p, t) in enumerate(grid_fractions(positions, step, plan.output_slices)):
         per_pair.setdefault(p, []).append((j, t))
     for p in range(n - 1):
         if cancel is not None and cancel():
@@ -124,9 +121,10 @@ def _upsample_uneven(src: np.ndarray, positions: np.ndarray, plan: Plan, interp:
         between = [(j, t) for j, t in points if 0.0 < t < 1.0]
         for j, t in points:
             if t == 0.0 or t == 1.0:
-                out[j] = src[p if t == 0.0 else p + 1]
-                if j in on_known:  # not a point past the last slice that takes it
-                    copied.append([j, p if t == 0.0 else p + 1])
+                i = p if t == 0.0 else p + 1
+                out[j] = src[i]
+                if abs(j * step - rel[i]) <= ON_SLICE * step:  # not a point past the last slice
+                    copied.append([j, i])
         if between:
             lo, hi = max(0, p - interp.halo), min(n, p + 2 + interp.halo)
             synth = _interpolate(interp, src[lo:hi].astype(work), [p - lo],

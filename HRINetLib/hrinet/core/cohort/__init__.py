@@ -15,6 +15,7 @@ from hrinet.core.cohort.shards import (parse_shard, results_name, shard_from_env
 
 __all__ = ["Case", "Ledger", "Result", "check_outputs", "file_sha256", "find_cases",
            "folder_output",
-           "identity", "input_stamp", "is_done", "is_results_table", "merge_results", "parse_shard", "read_ahead",
+           "identity", "input_stamp", "is_done", "is_results_table", "merge_results",
+           "parse_shard", "read_ahead",
            "read_manifest", "read_results", "results_name", "shard_from_environment",
            "shard_of", "write_results"]

@@ -72,12 +72,12 @@ def resolved(path) -> str:
     return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
-#: Why a volume the user put inside ``--out`` is listed but not processed.
 #: A shard's results table (``results-shard-I-of-N.csv``); the unsharded one is results.csv.
 SHARD_TABLE = re.compile(r"^results-shard-(\d+)-of-(\d+)\.csv$")
 #: Why a volume in another batch's output folder is not taken as a case.
 OTHER_BATCH = ("it lies in {folder}, the output of another hrinet batch (its results table is "
                "there), and is interpolated already; give that batch's input instead")
+#: Why a volume the user put inside ``--out`` is listed but not processed.
 INSIDE_OUT = ("it lies inside --out {out}, where this batch writes its outputs, and is not one "
               "of them; move it out of --out to have it processed")
 

@@ -17,8 +17,6 @@ from hrinet.core.cohort.cases import SHARD_TABLE, Case
 from hrinet.core.errors import HRINetError
 from hrinet.core.lock import is_locked
 
-#: The name of a shard's results table, and the pattern that reads it back.
-
 
 def shard_of(case: Case, shards: int) -> int:
     """The shard (0-based) a case belongs to: a hash of its identity, nothing else."""

@@ -34,9 +34,8 @@ def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
     if not p.exists():
         raise HRINetError(f"{p} does not exist; check the path")
     volume = _read(p, series_uid)
-    folder = p / volume.metadata.get("series_folder", "")  # a study's series in its subfolder
-    earlier = read_provenance(folder, volume.metadata.get("series_uid")) if p.is_dir() else \
-        read_provenance(p)
+    earlier = read_provenance(p / volume.metadata.get("series_folder", ""),  # a study's series
+                              volume.metadata.get("series_uid"))  # in its own subfolder
     if earlier:  # an hrinet output: which of its slices were synthesised goes along with it
         volume.metadata[SOURCE_KEY] = earlier
     return volume
@@ -85,6 +84,7 @@ def describe(volume: Volume) -> str:
         lines.append(f"thickness:  {t:.4g} mm (DICOM Slice Thickness; {t / sz:.2f} x the spacing)")
     lines += geometry_lines(volume)
     lines += [f"warning:    {w}" for w in volume.metadata.get("warnings", [])]
-    lines += describe_lines(read_provenance(volume.metadata.get("source"),
+    lines += describe_lines(volume.metadata.get(SOURCE_KEY) or  # read with the volume
+                            read_provenance(volume.metadata.get("source"),
                                             volume.metadata.get("series_uid")))
     return "\n".join(lines)
