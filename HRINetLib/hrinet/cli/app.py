@@ -43,7 +43,7 @@ from hrinet.core.runtime import tune_allocator
 from hrinet.methods import create_interpolator, default_method
 from hrinet.methods.engine import check_memory, upsample_z
 from hrinet.methods.planning import already_at_target, already_at_words, plan_upsampling
-from hrinet.methods.confidence import confidence_map
+from hrinet.methods.confidence import check_scorable, confidence_map
 from hrinet.methods.registry import check_model_options, learned_available
 from hrinet.training.options import add_train_arguments
 
@@ -94,6 +94,8 @@ def cmd_interpolate(args) -> int:
     report_warnings(volume.metadata.get("warnings", []), events)
     if dicom:
         check_derivable(volume)
+    if args.confidence:  # an input hrinet made has no acquired slices to score against
+        check_scorable(volume)
     if already_at_target(volume, args.spacing, args.factor):  # nothing written
         print(f"{volume_name(args.input)}: {already_at_words(volume)}; nothing to do (give "
               "--factor to interpolate anyway)")

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.ndimage import maximum_filter, uniform_filter
 
 from hrinet.core.constants import HU_RANGE
 from hrinet.core.errors import HRINetError
+from hrinet.core.geometry import ON_SLICE, grid_fractions, uneven_grid, uneven_positions
+from hrinet.core.io.provenance.record import SOURCE_KEY, provenance_of
 from hrinet.core.volume import Volume
 from hrinet.methods.flow import (
     WindowFlows,
@@ -187,33 +189,74 @@ def load_calibration(path: Optional[Path] = None) -> dict:
     return cal
 
 
+def check_scorable(source: Volume) -> None:
+    """Refuse, in one line, a ``source`` that hrinet itself made (an output interpolated again):
+    the calibration is of slices synthesised between acquired ones, and such an input's own
+    synthesised slices have an error nobody measured, so no honest map of it can be made."""
+    earlier = source.metadata.get(SOURCE_KEY) or provenance_of(  # a copy: metadata untouched
+        Volume(array=source.array, spacing=source.spacing, metadata=dict(source.metadata)))
+    if earlier:
+        raise HRINetError(
+            "a confidence map needs acquired slices, but this input was itself interpolated by "
+            f"hrinet ({earlier.get('synthesised_count', '?')} of "
+            f"{earlier.get('output_slices', '?')} slices synthesised); make the map from the "
+            "series it was made from, or leave out --confidence")
+
+
+def _scored_slices(source: Volume, result: Volume, k: int) -> Tuple[np.ndarray, Dict]:
+    """The known slices' positions (mm from the first) and, per pair ``p``, the output slices
+    ``[(j, t)]`` synthesised between them at fraction ``t``. A grid point on a known slice is
+    that slice (not scored); one past the last slice (uneven gaps: at most half a spacing) is a
+    copy of it, scored as the point as far inside the last gap (its difference from the last
+    slice is its error). Raises when ``result`` is not ``source`` upsampled by ``k``."""
+    n = source.array.shape[0]
+    positions = uneven_positions(source.metadata.get("slice_positions_mm"), n)
+    step = float(result.spacing[2])
+    if positions is None:
+        count = (n - 1) * k + 1
+        positions = np.arange(n) * float(source.spacing[2])
+    else:
+        count = uneven_grid(positions, step)
+    if result.array.shape != (count,) + source.array.shape[1:]:
+        raise HRINetError(f"the result {result.array.shape} is not the x{k} upsampling of "
+                          f"{source.array.shape}; give the volume it was made from")
+    rel = np.asarray(positions, dtype=np.float64) - float(positions[0])
+    per_pair: Dict[int, List[Tuple[int, float]]] = {}
+    for j, (p, t) in enumerate(grid_fractions(rel, step, count)):
+        if t in (0.0, 1.0):
+            i = p + int(t)
+            beyond = j * step - rel[i]
+            if abs(beyond) <= ON_SLICE * step:
+                continue  # a known slice
+            t = float(1.0 - beyond / (rel[-1] - rel[-2]))
+        per_pair.setdefault(p, []).append((j, t))
+    return rel, per_pair
+
+
 def confidence_map(source: Volume, result: Volume, factor: int,
                    calibration: Optional[dict] = None,
                    progress: Optional[Callable[[int, int], None]] = None) -> Volume:
-    """The confidence map of ``result`` (``source`` upsampled by ``factor`` along z): a float32
-    volume of the result's geometry holding the expected absolute error in HU of each voxel;
-    acquired slices kept as they are hold 0 (calibrated for the default model's output, thin
-    slices: the decimate protocol). Restored slab positions (``restored_known``) hold
-    ``|restored - acquired|``, which is not calibrated.
+    """The confidence map of ``result`` (``source`` upsampled by ``factor`` along z, on the
+    regular grid, also across uneven gaps): a float32 volume of the result's geometry holding
+    the expected absolute error in HU of each voxel; acquired slices kept as they are hold 0
+    (calibrated for the default model's output, thin slices: the decimate protocol). Restored
+    slab positions (``restored_known``) hold ``|restored - acquired|``, which is not calibrated.
+    A ``source`` hrinet made itself is refused (:func:`check_scorable`).
 
     Also sets ``result.metadata["slice_error_hu"]``: the mean of the map per output slice.
     Working memory is a few slices; the map itself is the only whole-volume array."""
+    check_scorable(source)
     src = source.array
     n = src.shape[0]
     k = int(factor)
-    if result.array.shape != ((n - 1) * k + 1,) + src.shape[1:]:
-        raise HRINetError(f"the result {result.array.shape} is not the x{k} upsampling of "
-                          f"{src.shape}; give the volume it was made from")
+    rel, per_pair = _scored_slices(source, result, k)
     cal = calibration or load_calibration()
     out = np.zeros(result.array.shape, dtype=np.float32)
-    fractions = [j / k for j in range(1, k)]
-    gap = float(source.spacing[2])
     for p in range(n - 1):
         lo, hi = max(0, p - 1), min(n, p + 3)
-        ctx = PairContext(src[lo:hi].astype(np.float32), p - lo, gap)
-        for j, t in enumerate(fractions):  # one slice's features at a time: bounded memory
-            synth = result.array[p * k + 1 + j].astype(np.float32)
-            out[p * k + 1 + j] = expected_error(ctx.features(t, synth), cal)
+        ctx = PairContext(src[lo:hi].astype(np.float32), p - lo, float(rel[p + 1] - rel[p]))
+        for j, t in per_pair.get(p, []):  # one slice's features at a time: bounded memory
+            out[j] = expected_error(ctx.features(t, result.array[j].astype(np.float32)), cal)
         if progress is not None:
             progress(p + 1, n - 1)
     if result.metadata.get("restored_known"):

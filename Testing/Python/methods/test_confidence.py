@@ -81,6 +81,60 @@ def test_a_result_of_another_volume_or_factor_is_refused_in_one_line(small):
     assert "\n" not in str(err.value)
 
 
+def test_across_uneven_gaps_the_map_follows_the_output_grid(tmp_path):
+    from series_phantom import straight_scan
+
+    # a 6 mm gap among 3 mm ones, and a last slice 0.6 mm past the 1 mm grid's last point
+    def per_slice(zs, name):
+        source = read_volume(straight_scan(tmp_path / name, zs, size=48))
+        result = upsample_z(source, factor=3, method="linear")
+        assert result.array.shape[0] == 26  # 0 to 25 mm, 1 mm apart
+        return confidence_map(source, result, 3).array.mean(axis=(1, 2))
+
+    gapped = per_slice([0.0, 3.0, 6.0, 9.0, 15.0, 18.0, 21.0, 24.6], "gapped")
+    known = [0, 3, 6, 9, 15, 18, 21]  # grid points on acquired slices
+    assert np.all(gapped[known] == 0)
+    assert np.all(np.delete(gapped, known) > 0)  # 25 mm lies past the last slice: a copy
+    full = per_slice([0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 18.0, 21.0, 24.6], "full")
+    assert full[12] == 0 and gapped[12] > 0
+    around = [10, 11, 13, 14]  # the same points, 6 mm apart from their known slices or 3 mm
+    assert gapped[around].mean() > full[around].mean()
+    far = [1, 2, 4, 5, 22, 23, 24, 25]  # gaps whose known neighbours are the same in both
+    assert np.allclose(gapped[far], full[far])
+
+
+def test_an_input_hrinet_made_is_refused_its_metadata_untouched(tmp_path, small):
+    first = tmp_path / "first.nrrd"
+    assert main(["interpolate", str(_written(tmp_path, small)), str(first), "--factor", "2",
+                 "--method", "linear"]) == 0
+    again = read_volume(first)
+    before = dict(again.metadata)
+    result = upsample_z(again, factor=2, method="linear")
+    with pytest.raises(HRINetError, match="itself interpolated by hrinet") as err:
+        confidence_map(again, result, 2)
+    assert "\n" not in str(err.value) and again.metadata == before
+
+
+def test_cli_confidence_on_an_input_hrinet_made_is_refused_before_any_work(
+        tmp_path, small, capsys):
+    first, out, conf = tmp_path / "first.nrrd", tmp_path / "out.nrrd", tmp_path / "conf.nrrd"
+    assert main(["interpolate", str(_written(tmp_path, small)), str(first), "--factor", "2",
+                 "--method", "linear"]) == 0
+    capsys.readouterr()
+    assert main(["interpolate", str(first), str(out), "--factor", "2", "--method", "linear",
+                 "--confidence", str(conf)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and "itself interpolated by hrinet" in err[0]
+    assert "the series it was made from" in err[0]
+    assert not out.exists() and not conf.exists()
+
+
+def _written(tmp_path, volume):
+    path = tmp_path / "thick-source.nrrd"
+    write_volume(volume, path)
+    return path
+
+
 def test_features_are_one_map_per_named_feature_per_fraction(small):
     window = small.array[:4].astype(np.float32)
     synth = upsample_z(small, factor=3, method="linear").array[4:6]
