@@ -34,11 +34,20 @@ def read_volume(path: PathLike, series_uid: Optional[str] = None) -> Volume:
     if not p.exists():
         raise HRINetError(f"{p} does not exist; check the path")
     volume = _read(p, series_uid)
-    earlier = read_provenance(p / volume.metadata.get("series_folder", ""),  # a study's series
-                              volume.metadata.get("series_uid"))  # in its own subfolder
+    earlier = record_read_from(volume)
     if earlier:  # an hrinet output: which of its slices were synthesised goes along with it
         volume.metadata[SOURCE_KEY] = earlier
     return volume
+
+
+def record_read_from(volume: Volume):
+    """The provenance record held by the file or DICOM series ``volume`` was read from (a
+    study's series in its own subfolder included), or None: not an hrinet output."""
+    source = volume.metadata.get("source")
+    if not source:
+        return None
+    return read_provenance(Path(str(source)) / volume.metadata.get("series_folder", ""),
+                           volume.metadata.get("series_uid"))
 
 
 def _read(p: Path, series_uid: Optional[str]) -> Volume:
@@ -85,6 +94,5 @@ def describe(volume: Volume) -> str:
     lines += geometry_lines(volume)
     lines += [f"warning:    {w}" for w in volume.metadata.get("warnings", [])]
     lines += describe_lines(volume.metadata.get(SOURCE_KEY) or  # read with the volume
-                            read_provenance(volume.metadata.get("source"),
-                                            volume.metadata.get("series_uid")))
+                            record_read_from(volume))
     return "\n".join(lines)

@@ -328,7 +328,8 @@ def test_an_interpolated_volume_interpolated_again_keeps_its_synthesised_slices_
 
 def test_a_derived_series_in_its_own_subfolder_of_a_study_keeps_its_record(tmp_path):
     """A study folder with a folder per series: the derived series (read by default, it has
-    the most slices) keeps its synthesised slices synthesised when interpolated again."""
+    the most slices) is described with its record by ``hrinet info`` and keeps its synthesised
+    slices synthesised when interpolated again."""
     import shutil
 
     from helpers import write_dicom_series
@@ -341,6 +342,10 @@ def test_a_derived_series_in_its_own_subfolder_of_a_study_keeps_its_record(tmp_p
             "--method", "linear", "--factor", "2")
     assert r.returncode == 0, r.stderr
     shutil.move(str(tmp_path / "derived"), str(study / "derived"))
+    info = cli("info", study)  # reads the derived series, and says what it is
+    assert info.returncode == 0, info.stderr
+    assert "provenance: interpolated along z by hrinet (5 of 11 slices synthesised)" in \
+        info.stdout
     r = cli("interpolate", study, tmp_path / "again.nrrd", "--method", "linear", "--factor", "2")
     assert r.returncode == 0, r.stderr
     rec = read_provenance(tmp_path / "again.nrrd")
