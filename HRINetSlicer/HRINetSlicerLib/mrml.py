@@ -19,13 +19,14 @@ import vtk
 from hrinet import Volume
 from hrinet.core.io import check_dicom_output, write_derived_series
 from hrinet.core.errors import HRINetError
-from hrinet.core.io import read_provenance, write_volume
+from hrinet.core.io import read_derived, read_provenance, write_volume
 from hrinet.core.model_options import ModelOptions
 from hrinet.core.io.provenance.record import (
     from_node_attributes,
     node_attributes,
     provenance_of,
     synthesised_name,
+    with_input_name,
 )
 from hrinet.methods.planning import make_plan
 
@@ -124,7 +125,7 @@ def node_from_volume(volume: Volume, name: str, scene=None, source_node=None):
     scene = _scene(scene)
     rec = provenance_of(volume) or read_provenance(volume.metadata.get("source"))
     if rec and source_node is not None:
-        rec = dict(rec, input=source_node.GetName())
+        rec = with_input_name(rec, source_node.GetName())
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode",
                                    scene.GenerateUniqueName(synthesised_name(name, rec)))
     for key, value in node_attributes(rec).items():
@@ -142,6 +143,14 @@ def node_from_volume(volume: Volume, name: str, scene=None, source_node=None):
     slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(volume.array))
     node.CreateDefaultDisplayNodes()
     return node
+
+
+def dicom_files(node) -> list:
+    """The files of a node loaded through Slicer's DICOM module, from its database (one per
+    instance, in the node's order); empty for other nodes or outside the application."""
+    uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split() if node is not None else []
+    database = getattr(slicer, "dicomDatabase", None)
+    return [database.fileForInstance(uid) for uid in uids] if database is not None else []
 
 
 def dicom_thickness(node) -> Optional[float]:
@@ -187,9 +196,15 @@ def copy_window_level(source, target) -> None:
 
 
 def volume_with_provenance(node) -> Volume:
-    """:func:`volume_from_node` with the node's ``HRINet.*`` attributes as its provenance."""
+    """:func:`volume_from_node` with its provenance: the node's ``HRINet.*`` attributes, or for
+    a derived series loaded through Slicer's DICOM module (which keeps no such attributes) the
+    record its files hold, so that its synthesised slices are never taken for acquired ones."""
     volume = volume_from_node(node)
     rec = from_node_attributes({k: node.GetAttribute(k) or "" for k in node.GetAttributeNames()})
+    files = [] if rec else dicom_files(node)
+    if files and files[0] and Path(files[0]).is_file():  # a derived series hrinet wrote, loaded
+        # through Slicer's DICOM module
+        rec = read_derived(files[0])
     if rec:
         volume.metadata["provenance"] = rec
     return volume
@@ -211,9 +226,7 @@ def export_derived_dicom(node, folder, overwrite: bool = False) -> Path:
         raise HRINetError("select a volume this module interpolated: a derived series "
                           "describes an interpolation")
     source = node.GetScene().GetNodeByID(node.GetAttribute(SOURCE_NODE_ATTRIBUTE) or "")
-    uids = (source.GetAttribute("DICOM.instanceUIDs") or "").split() if source else []
-    database = getattr(slicer, "dicomDatabase", None)
-    files = [database.fileForInstance(uid) for uid in uids] if database is not None else []
+    files = dicom_files(source) if source else []
     if not files or not all(files):
         raise HRINetError("the input volume was not loaded through Slicer's DICOM module, so "
                           "there is no patient or study to copy; export NRRD instead")

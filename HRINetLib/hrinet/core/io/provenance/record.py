@@ -21,6 +21,9 @@ FIELDS = ("software", "method", "model", "model_sha256", "factor", "spacing_mm",
           "input_series_uid", "slab_thickness_mm", "acquired_restored", "output_slices",
           "synthesised_count", "acquired_slices", "synthesised_slices")
 
+#: What follows the input's name in a record whose input hrinet itself made.
+CHAIN_NOTE = " (itself interpolated by hrinet: "
+
 Record = Dict[str, str]
 
 
@@ -72,7 +75,7 @@ def record(result, plan=None, interpolator=None, input_path=None,
     if not name and meta.get("source"):
         name = Path(str(meta["source"]).rstrip("/\\")).name
     if earlier:  # the input was itself made by hrinet: its synthesised slices stay synthesised
-        name += (f" (itself interpolated by hrinet: {earlier.get('synthesised_count', '?')} of "
+        name += (f"{CHAIN_NOTE}{earlier.get('synthesised_count', '?')} of "
                  f"{earlier.get('output_slices', '?')} slices synthesised)")
     slab = ""
     if plan is not None:
@@ -95,6 +98,13 @@ def record(result, plan=None, interpolator=None, input_path=None,
     }
     meta["provenance"] = rec
     return rec
+
+
+def with_input_name(rec: Record, name: str) -> Record:
+    """``rec`` with its input called ``name`` (a Slicer node's name instead of the job's
+    temporary file), keeping what it says of an input hrinet itself made."""
+    _, note, rest = rec.get("input", "").partition(CHAIN_NOTE)
+    return dict(rec, input=name + (note + rest if note else ""))
 
 
 def input_acquired(earlier: Optional[Record], n_in) -> Optional[set]:

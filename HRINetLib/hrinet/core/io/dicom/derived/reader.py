@@ -16,8 +16,10 @@ from hrinet.core.io.provenance.slices import format_indices, parse_indices
 def read_derived(folder: PathLike, series_uid: Optional[str] = None) -> Optional[Record]:
     """The provenance record of a derived series hrinet wrote in ``folder`` (of the series
     ``series_uid``, default the first found), parsed from its DerivationDescription; None for
-    any other folder."""
-    for path in sorted(Path(folder).iterdir()):
+    any other folder. ``folder`` may also be one file of the series (what Slicer's DICOM
+    database gives for a loaded series)."""
+    folder = Path(folder)
+    for path in [folder] if folder.is_file() else sorted(folder.iterdir()):
         if not path.is_file() or path.name.startswith("."):
             continue
         try:

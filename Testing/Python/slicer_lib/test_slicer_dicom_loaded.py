@@ -1,0 +1,77 @@
+"""A derived series hrinet wrote, loaded back through Slicer's DICOM module, against the real
+MRML library (PyPI slicer-core): Slicer keeps none of the ``HRINet.*`` attributes on such a
+node, so its record is read from the series' files (found through the DICOM database), and
+interpolating it again never calls its synthesised slices acquired.
+
+The DICOM database (ctkDICOMDatabase) exists only in the Slicer application; a stand-in answers
+the one question the module asks of it (the file of an instance UID)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+import slicer  # the real MRML library from the PyPI package slicer-core (test extra)
+from helpers import cli, write_dicom_series
+from hrinet.core.io import read_volume
+from hrinet.core.io.provenance.slices import parse_indices
+from hrinet.core.model_options import ModelOptions
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "HRINetSlicer"))
+
+from HRINetSlicerLib import mrml  # noqa: E402
+
+
+class _Database:
+    """What ``slicer.dicomDatabase.fileForInstance`` answers: the file of each instance."""
+
+    def __init__(self, folder: Path):
+        self.files = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): str(p)
+                      for p in sorted(folder.iterdir())}
+
+    def fileForInstance(self, uid: str) -> str:  # noqa: N802 (Slicer's name)
+        return self.files.get(uid, "")
+
+
+@pytest.fixture
+def loaded_derived(tmp_path, scene, monkeypatch):
+    """A derived series (6 acquired slices, x2: 5 of 11 synthesised) as Slicer's DICOM module
+    loads it: a plain volume node with DICOM.instanceUIDs and no HRINet attributes."""
+    write_dicom_series(tmp_path / "orig", [0.0, 4.0, 8.0, 12.0, 16.0, 20.0],
+                       tags={"0020|0052": "1.2.3.9", "0010|0020": "P1"})
+    derived = tmp_path / "derived"
+    r = cli("interpolate", tmp_path / "orig", derived, "--format", "dicom", "--method",
+            "linear", "--factor", "2")
+    assert r.returncode == 0, r.stderr
+    database = _Database(derived)
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    volume = read_volume(derived)
+    volume.metadata.clear()  # what Slicer's loader knows: the voxels and geometry only
+    node = mrml.node_from_volume(volume, "derived", scene)
+    assert not [k for k in node.GetAttributeNames() if k.startswith("HRINet.")]
+    node.SetAttribute("DICOM.instanceUIDs", " ".join(database.files))
+    return node
+
+
+def test_its_record_is_read_from_its_files(loaded_derived):
+    rec = mrml.volume_with_provenance(loaded_derived).metadata["provenance"]
+    assert rec["method"] == "linear" and rec["output_slices"] == "11"
+    assert parse_indices(rec["acquired_slices"]) == list(range(0, 11, 2))
+
+
+def test_interpolating_it_again_keeps_its_synthesised_slices_synthesised(loaded_derived):
+    out, _ = mrml.interpolate_node(loaded_derived, ModelOptions(factor=2, method="linear"))
+    assert parse_indices(out.GetAttribute("HRINet.acquired_slices")) == list(range(0, 21, 4))
+    assert "itself interpolated by hrinet: 5 of 11" in out.GetAttribute("HRINet.input")
+
+
+def test_a_node_of_files_hrinet_did_not_write_has_no_record(tmp_path, scene, monkeypatch):
+    write_dicom_series(tmp_path / "orig", [0.0, 4.0, 8.0])
+    database = _Database(tmp_path / "orig")
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    node = mrml.node_from_volume(read_volume(tmp_path / "orig"), "orig", scene)
+    node.SetAttribute("DICOM.instanceUIDs", " ".join(database.files))
+    assert "provenance" not in mrml.volume_with_provenance(node).metadata
