@@ -21,22 +21,14 @@ from hrinet.cli.evaluate import cmd_evaluate
 from hrinet.cli.events import Events, report_warnings
 from hrinet.cli.models import add_models_arguments, cmd_models
 from hrinet.cli.progress import progress_bar as _tqdm
-from hrinet.cli.signals import (
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    SigtermFlag,
-    Terminated,
-    cancelled_status,
-    restore_handlers,
-    stop_on_sigterm,
-)
+from hrinet.cli.signals import (EXIT_INTERRUPTED, EXIT_TERMINATED, SigtermFlag, Terminated,
+                                cancelled_status, restore_handlers, stop_on_sigterm)
 from hrinet.core.io.atomic import remove_stale_partials
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.model_options import add_model_arguments
 from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.io import same_file, volume_name
+from hrinet.core.io import add_format_argument, same_file, volume_name
 from hrinet.core.preview import check_preview_path, write_preview
-from hrinet.core.io import add_format_argument
 from hrinet.core.io.provenance.record import record as record_provenance
 from hrinet.core.io.provenance.slices import report_worst_slices
 from hrinet.core.runtime import tune_allocator

@@ -31,7 +31,7 @@ _WHERE = {
     "atomic_write": "atomic", "write_text": "atomic", "complete_png": "atomic",
     "complete_safetensors": "atomic", "file_sha256": "atomic", "folder_sha256": "atomic",
     "remove_stale_partials": "atomic",
-    "read_dicom_folder": "dicom.series",
+    "read_dicom_folder": "dicom.series", "read_multiframe_file": "dicom.multiframe",
     "list_dicom_series": "dicom.study", "study_series": "dicom.study",
     "series_kind": "dicom.study",
     "add_format_argument": "dicom.derived.format_option", "check_dicom_output": "dicom.derived.checks",
@@ -44,7 +44,7 @@ __all__ = [
     "READ_EXTENSIONS", "WRITE_EXTENSIONS", "add_format_argument", "atomic_write",
     "check_derivable", "check_dicom_output", "check_file_name", "check_new_file", "check_not_broken_link", "check_output_path",
     "complete_png", "complete_safetensors", "describe", "file_sha256", "folder_sha256",
-    "list_dicom_series", "make_folder", "read_derived", "read_dicom_folder", "read_provenance", "read_volume",
+    "list_dicom_series", "make_folder", "read_derived", "read_dicom_folder", "read_multiframe_file", "read_provenance", "read_volume",
     "remove_stale_partials", "same_file", "series_kind", "study_series", "volume_name",
     "write_derived_series", "write_text", "write_volume",
 ]

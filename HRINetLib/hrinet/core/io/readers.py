@@ -65,7 +65,10 @@ def _read(p: Path, series_uid: Optional[str]) -> Volume:
     if p.stat().st_size == 0:
         raise HRINetError(f"{p} is empty (0 bytes); the file is incomplete")
     check_file(p)  # cut off, broken spacing, data outside its folder: before ITK reads it
-    volume = volume_from_image(read_image_file(p), str(p))
+    from hrinet.core.io import read_multiframe_file  # pydicom only for DICOM
+
+    volume = (read_multiframe_file(p)  # its frames' geometry from their headers, not GDCM's
+              or volume_from_image(read_image_file(p), str(p)))
     if series_uid is not None:
         volume.metadata.setdefault("warnings", []).append(
             f"a series ({series_uid}) applies to DICOM folders; {p.name} is a file and was read "

@@ -26,12 +26,15 @@ import numpy as np
 import SimpleITK as sitk
 
 from hrinet.core.errors import HRINetError, first_line
-from hrinet.core.geometry import describe_gaps, detilt, gap_spacing, uneven_gaps
+from hrinet.core.geometry import detilt, gap_spacing, uneven_gaps
+from hrinet.core.io.dicom.multiframe import read_multiframe_file
 from hrinet.core.io.dicom.slice_geometry import (
     MAX_TILT_DEGREES,
     drop_duplicates,
     one_message,
+    rescale_pixel_type,
     scan_geometry,
+    uneven_gaps_warning,
 )
 from hrinet.core.io.dicom.study import choose_series, study_series, unreadable_files
 from hrinet.core.itk import quiet_native_output, volume_from_image
@@ -72,6 +75,14 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
         if not lenient:
             raise HRINetError(problems[0])
     files = entry["files"]
+    volume = read_multiframe_file(Path(files[0])) if len(files) == 1 else None
+    if volume is not None:  # one enhanced multi-frame file
+        volume.metadata.update(source=str(folder), dicom_series=[
+            {k: v for k, v in s.items() if k != "files"} for s in series])
+        volume.metadata["warnings"][:0] = warnings
+        if entry.get("folder"):
+            volume.metadata["series_folder"] = entry["folder"]
+        return volume
     if len(files) < 2:
         raise HRINetError(f"DICOM series {chosen} in {here} has {len(files)} slice; "
                           "interpolation needs at least 2 slices")
@@ -91,6 +102,9 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
                           "interpolation needs at least 2 slices")
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
+    pixel_type = rescale_pixel_type(geometry.rescales)
+    if pixel_type is not None:  # each slice turned into HU by its own slope and intercept
+        reader.SetOutputPixelType(pixel_type)
     try:
         with quiet_native_output():
             image = reader.Execute()
@@ -105,6 +119,12 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
         image.SetDirection(tuple(np.stack([u, v, np.cross(u, v)], axis=1).ravel()))
     volume = volume_from_image(image, str(folder))
     volume.metadata["warnings"].extend(warnings + notes)
+    if pixel_type is not None:
+        kinds = Counter(geometry.rescales)
+        volume.metadata["warnings"].append(
+            "the slices' RescaleSlope/RescaleIntercept differ (" + ", ".join(
+                f"{n} slice(s) {a or '1'}/{b or '0'}" for (a, b), n in kinds.most_common()) +
+            "); each slice is turned into HU by its own")
     if tilted:
         _detilt_volume(volume, geometry.ipps[order], positions)
     volume.metadata["series_uid"] = chosen
@@ -119,14 +139,7 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
             "in Hounsfield units, so check the result or use the cubic method (--method cubic)")
     volume.metadata["slice_positions_mm"] = positions.tolist()
     if uneven_gaps(positions) and not problems:
-        gaps = np.diff(positions)
-        i = int(np.argmax(gaps))
-        missing = (f"; the widest, {gaps[i]:.3g} mm between slices {i} and {i + 1}, may be a "
-                   "missing slice" if gaps[i] > 1.5 * np.median(gaps) else "")
-        volume.metadata["warnings"].append(
-            f"uneven slice gaps ({describe_gaps(positions)}): each pair of known slices is "
-            "interpolated across its own gap onto one regular grid, the known slices at their "
-            f"positions{missing}")
+        volume.metadata["warnings"].append(uneven_gaps_warning(positions))
     thicknesses = [geometry.thicknesses[i] for i in order]
     _record_thickness(volume, thicknesses)
     if problems:

@@ -8,6 +8,7 @@ ImagePositionPatient along the slice normal; a slice repeated exactly is read on
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -16,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from hrinet.core.errors import HRINetError, first_line
-from hrinet.core.geometry import GAP_TOLERANCE_MM, gap_spacing
+from hrinet.core.geometry import GAP_TOLERANCE_MM, describe_gaps, gap_spacing
 from hrinet.core.itk import quiet_native_output
 
 #: Largest angle between the slice normal and the line through the slice positions before a
@@ -51,6 +52,8 @@ class SeriesGeometry:
     thicknesses: List[Optional[float]]
     #: What stops the series from being read on one grid, each in one sentence.
     problems: List[str] = field(default_factory=list)
+    #: Each slice's (RescaleSlope, RescaleIntercept) as written ("" where absent).
+    rescales: List[tuple] = field(default_factory=list)
 
 
 def scan_geometry(files: List[str]) -> SeriesGeometry:
@@ -59,8 +62,7 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
     first one only. A gantry tilt is measured, not refused:
     :func:`hrinet.core.io.dicom.series.read_dicom_folder` de-tilts."""
     reader = sitk.ImageFileReader()
-    positions, normal, ipps, first_iop, spacings, thick = [], None, [], None, [], []
-    misoriented = []
+    ipps, iops, spacings, thick, rescales = [], [], [], [], []
     bad_slope = None
     for f in files:
         reader.SetFileName(f)
@@ -79,15 +81,17 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
             slope = reader.GetMetaData("0028|1053").strip()
             if slope and not _nonzero_finite(slope):
                 bad_slope = (f, slope)
+        rescales.append(tuple(reader.GetMetaData(k).strip() if reader.HasMetaDataKey(k) else ""
+                              for k in ("0028|1053", "0028|1052")))
         thick.append(_positive(reader.GetMetaData("0018|0050"))
                      if reader.HasMetaDataKey("0018|0050") else None)
-        if normal is None:
-            normal = np.cross(iop[:3], iop[3:])
-            first_iop = np.asarray(iop)
-        elif np.abs(np.asarray(iop) - first_iop).max() > 1e-3:
-            misoriented.append((f, iop))
-        positions.append(float(np.dot(ipp, normal)))
+        iops.append(np.asarray(iop))
         ipps.append(ipp)
+    first_iop = _common_orientation(iops)  # the series' own: a scout sorted first is not it
+    normal = np.cross(first_iop[:3], first_iop[3:])
+    misoriented = [(f, iop.tolist()) for f, iop in zip(files, iops)
+                   if np.abs(iop - first_iop).max() > 1e-3]
+    positions = [float(np.dot(ipp, normal)) for ipp in ipps]
     problems = []
     if misoriented:
         f, iop = misoriented[0]
@@ -116,7 +120,29 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
     if np.linalg.norm(axis) > 0:
         cos = abs(float(np.dot(axis, normal))) / (np.linalg.norm(axis) * np.linalg.norm(normal))
         tilt = float(np.degrees(np.arccos(min(1.0, cos))))
-    return SeriesGeometry(pos, ipps_arr, first_iop, tilt, thick, problems)
+    return SeriesGeometry(pos, ipps_arr, first_iop, tilt, thick, problems, rescales)
+
+
+def rescale_pixel_type(rescales: List[tuple]) -> Optional[int]:
+    """The pixel type to read a series whose slices are rescaled differently (ITK would read
+    them all in the first slice's type: an unsigned one wraps the others' negative HU), or None
+    where every slice has the same rescale: whole numbers in 32-bit integers, else float32."""
+    if len(set(rescales)) < 2:
+        return None
+    try:
+        values = [float(v) for pair in rescales for v in pair if v]
+    except ValueError:
+        return sitk.sitkFloat32
+    return sitk.sitkInt32 if all(float(v).is_integer() for v in values) else sitk.sitkFloat32
+
+
+def _common_orientation(iops: List[np.ndarray]) -> np.ndarray:
+    """The orientation most slices share (within 1e-3; the first of them on a tie): the
+    series', against which a slice of another (a scout filed in the series) is named."""
+    keys = [tuple(np.round(o, 3)) for o in iops]
+    counts = Counter(keys)
+    common = max(counts.values())
+    return next(o for o, key in zip(iops, keys) if counts[key] == common)
 
 
 def _nonzero_finite(text: str) -> bool:
@@ -266,3 +292,15 @@ def drop_duplicates(files: List[str], positions: np.ndarray):
                             "slice normal with different pixels (two acquisitions or "
                             "reconstructions mixed in one series): keep one of them and retry")
     return kept, notes, problems
+
+
+def uneven_gaps_warning(positions: np.ndarray) -> str:
+    """What a series of uneven gaps (sorted ``positions``, mm) is told: each pair interpolated
+    across its own gap, and where the widest gap may be a missing slice."""
+    gaps = np.diff(positions)
+    i = int(np.argmax(gaps))
+    missing = (f"; the widest, {gaps[i]:.3g} mm between slices {i} and {i + 1}, may be a "
+               "missing slice" if gaps[i] > 1.5 * np.median(gaps) else "")
+    return (f"uneven slice gaps ({describe_gaps(positions)}): each pair of known slices is "
+            "interpolated across its own gap onto one regular grid, the known slices at their "
+            f"positions{missing}")

@@ -57,6 +57,17 @@ def series_kind(modality: str, image_type: str, sop_class: str) -> str:
     return "image"
 
 
+def _series_tags(files: List[str]):
+    """``(kind, tags)`` of a series from its first, middle and last files: the kind most of
+    them have (a scout filed under the series' UID and sorted first does not make the series a
+    scout), and the tags of a file of that kind."""
+    picks = sorted({0, len(files) // 2, len(files) - 1})
+    tagged = [_dicom_tags(files[i]) for i in picks]
+    kinds = [series_kind(t["modality"], t["image_type"], t["sop_class"]) for t in tagged]
+    kind = max(kinds, key=lambda k: (kinds.count(k), k == "image"))
+    return kind, tagged[kinds.index(kind)]
+
+
 def list_dicom_series(folder) -> List[dict]:
     """The DICOM series in ``folder`` (not its subfolders), CT and other image series first,
     then scouts, reports and secondary captures, each group largest first: ``uid``,
@@ -73,12 +84,10 @@ def list_dicom_series(folder) -> List[dict]:
                      if not Path(f).name.upper().startswith("DICOMDIR")]
         if not files:
             continue
-        tags = _dicom_tags(files[0])
+        kind, tags = _series_tags(files)
         series.append({"uid": uid, "slices": len(files), "files": list(files), "folder": "",
                        "description": tags["description"] or "(no description)",
-                       "modality": tags["modality"] or "?",
-                       "kind": series_kind(tags["modality"], tags["image_type"],
-                                           tags["sop_class"]),
+                       "modality": tags["modality"] or "?", "kind": kind,
                        "pixel_spacing": tags["pixel_spacing"].replace("\\", " x ") or "?",
                        "thickness": tags["thickness"] or "?"})
     return sorted(series, key=lambda s: (s["kind"] != "image", -s["slices"], s["uid"]))

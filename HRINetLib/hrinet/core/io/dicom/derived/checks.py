@@ -20,7 +20,12 @@ from hrinet.core.io.paths import PathLike, check_parent_writable
 def check_derivable(volume) -> None:
     """Refuse, right after reading and before any work, a series ``--format dicom`` cannot
     follow: a derived series has one output slice per input slice position at a fixed step,
-    which slices at uneven gaps do not give."""
+    which slices at uneven gaps do not give, each referencing its input slice's file, which a
+    multi-frame file does not have."""
+    if volume.metadata.get("multiframe"):
+        raise HRINetError("--format dicom writes the new series beside the input's single-frame "
+                          "slices, but this series is one multi-frame file; write a volume file "
+                          "(.nrrd) instead")
     positions = volume.metadata.get("slice_positions_mm")
     if uneven_positions(positions, volume.array.shape[0]) is not None:
         raise HRINetError("--format dicom writes the new series on the input's even slice grid, "

@@ -1,0 +1,60 @@
+"""What one slice's header can do to a series: a slice rescaled differently from the others (ITK
+would read them all in the first slice's pixel type, wrapping negative HU into an unsigned one),
+and a scout filed under the series' UID that sorts first (the series is then neither called a
+scout nor are its own slices blamed for the scout's orientation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from hrinet.core.io import read_dicom_folder, read_volume
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+
+def ct_slice(path: Path, z: float, stored: int, intercept: float = -1024,
+             iop=(1, 0, 0, 0, 1, 0), image_type=("ORIGINAL", "PRIMARY", "AXIAL")) -> None:
+    """One 8 x 8 CT slice at z, every pixel stored as ``stored`` (unsigned 16 bits)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = "1.2.3", "1.2.3.4", "CT"
+    ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, z], list(iop)
+    ds.ImageType, ds.PixelSpacing, ds.Rows, ds.Columns = list(image_type), [0.8, 0.8], 8, 8
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit, ds.PixelRepresentation = 15, 0
+    ds.RescaleIntercept, ds.RescaleSlope = intercept, 1
+    ds.PixelData = np.full((8, 8), stored, np.uint16).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+
+
+def test_slices_rescaled_differently_are_each_read_in_hu(tmp_path):
+    # the first slice's intercept is 0 (stored unsigned): its type cannot hold the others' air
+    ct_slice(tmp_path / "s0.dcm", 0, 24, intercept=0)
+    for k in range(1, 5):
+        ct_slice(tmp_path / f"s{k}.dcm", 5 * k, 24)
+    vol = read_volume(tmp_path)
+    assert [int(s.mean()) for s in vol.array] == [24, -1000, -1000, -1000, -1000]
+    assert any("RescaleSlope/RescaleIntercept differ" in w for w in vol.metadata["warnings"])
+
+
+def test_a_fractional_rescale_on_some_slices_keeps_its_fractions(tmp_path):
+    for k in range(4):
+        ct_slice(tmp_path / f"s{k}.dcm", 5 * k, 1001, intercept=-1024 if k else -1024.5)
+    assert [float(s.mean()) for s in read_volume(tmp_path).array] == [-23.5, -23, -23, -23]
+
+
+def test_a_scout_sorted_first_is_named_not_the_series_slices(tmp_path):
+    ct_slice(tmp_path / "a_scout.dcm", 0, 24, iop=(1, 0, 0, 0, 0, -1),
+             image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    for k in range(5):
+        ct_slice(tmp_path / f"s{k}.dcm", 100 + 5 * k, 1024)
+    vol = read_dicom_folder(tmp_path, lenient=True)  # what hrinet info reads
+    assert vol.metadata["dicom_series"][0]["kind"] == "image"
+    (problem,) = vol.metadata["problems"]
+    assert problem.startswith(f"{tmp_path / 'a_scout.dcm'} is oriented differently")
+    assert "and 4 more" not in problem
