@@ -8,9 +8,8 @@ it. Paths are recorded so that a project moved elsewhere, or an ``--out`` given 
 is the same batch; a rerun removes the half-written files a killed run left (only those it can
 prove are its own: :mod:`hrinet.core.cohort.partials`).
 
-``--out`` may lie inside the input tree: the batch's own outputs there are never inputs, and a
-volume of the user's there is listed as a ``skipped`` row saying why (and on stderr), never
-silently dropped.
+``--out`` may lie inside the input tree: its own outputs there are never inputs, and a user's
+volume there is a ``skipped`` row saying why (and on stderr), never silently dropped.
 """
 
 from __future__ import annotations
@@ -30,13 +29,13 @@ from hrinet.core.io.atomic import atomic_write
 from hrinet.core.cohort.partials import remove_left_by_killed_runs, remove_partials
 from hrinet.core.cohort.results import options_text
 from hrinet.core.constants import CLASSICAL_METHODS
-from hrinet.core.io import add_format_argument, folder_sha256, make_folder
 from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.io import WRITE_EXTENSIONS, read_volume, write_volume
+from hrinet.core.io import (WRITE_EXTENSIONS, add_format_argument, folder_sha256, make_folder,
+                            read_volume, write_volume)
 from hrinet.core.io.paths import file_suffix
 from hrinet.core.itk import python_stderr_kept
 from hrinet.core.lock import exclusive_lock
-from hrinet.core.model_options import add_model_arguments
+from hrinet.core.model_options import ModelOptions, add_model_arguments
 from hrinet.methods import available_methods, create_interpolator, default_method
 from hrinet.core.io.provenance.record import record as record_provenance
 from hrinet.cli.describe import model_warnings, model_words, unused_options
@@ -193,10 +192,22 @@ def _at_target(volume, args) -> bool:
     return already_at_target(volume, float(volume.spacing[2]))
 
 
+def _not_for_merge(args) -> List[str]:
+    """The options given with ``--merge`` that a merge does not use (they would be ignored
+    without a word: a merge writes INPUT/results.csv and runs nothing)."""
+    return [f"--{f.name}" for f in dataclasses.fields(ModelOptions) if getattr(
+        args, f.name, f.default) != f.default] + [flag for flag, value in (
+            ("--out", args.out), ("--shard", args.shard), ("--series-filter", args.series_filter),
+            ("--format", args.format != "file")) if value]
+
+
 def run_batch(args) -> int:
     """Process every case of this shard; returns the exit status (1 if any case failed)."""
     events: Events = args.events
     if args.merge:
+        if _not_for_merge(args):
+            raise HRINetError(f"--merge only merges the shards' tables in {args.input}; "
+                              f"{', '.join(_not_for_merge(args))} do(es) not apply: leave out")
         path = cohort.merge_results(Path(args.input), partial=args.partial)
         print(f"wrote {path}")
         events.emit("wrote", path=str(path))
@@ -349,9 +360,9 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
                     output_slices=plan.output_slices, method=plan.method,
                     description=f"{case.input}: {plan.describe()}"
                                 f"{'; ' + model if model else ''}")  # as interpolate's
+        make_folder(target.parent, "output")  # a file of the user's in the way: this case fails
         result = upsample_z(volume, plan=plan, interpolator=state["interp"])
         del volume
-        target.parent.mkdir(parents=True, exist_ok=True)
         remove_partials([target])  # a killed earlier run's half-written file
         row.factor, row.thickness = plan.factor, f"{plan.thickness:g}"
         record_provenance(result, plan=plan, interpolator=state["interp"], input_path=case.path)

@@ -35,8 +35,19 @@ from hrinet.methods.registry import Interpolator, create_interpolator
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
 
-#: Working-memory budget of one streamed chunk, in bytes.
-CHUNK_BYTES = int(os.environ.get("HRINET_CHUNK_MB", "128")) * 2 ** 20
+
+def _chunk_bytes(text: str) -> int:
+    """``HRINET_CHUNK_MB`` in bytes; 0 for a value that is no whole number of MB from 1 to
+    1048576 (refused by :func:`check_memory`, before any work, not at import)."""
+    try:
+        mb = int(text.strip())
+    except ValueError:
+        return 0
+    return mb * 2 ** 20 if 1 <= mb <= 2 ** 20 else 0
+
+
+#: Working-memory budget of one streamed chunk, in bytes (``HRINET_CHUNK_MB``, default 128).
+CHUNK_BYTES = _chunk_bytes(os.environ.get("HRINET_CHUNK_MB", "128"))
 
 
 def check_memory(volume: Volume, plan: Plan, streamed_out: bool = False,
@@ -48,6 +59,10 @@ def check_memory(volume: Volume, plan: Plan, streamed_out: bool = False,
     output-sized arrays the caller will hold at once (2 when it then writes the result: the
     writer, and the read-back that verifies the file, each hold one copy beside it).
     """
+    if CHUNK_BYTES <= 0:
+        raise HRINetError(f"HRINET_CHUNK_MB={os.environ.get('HRINET_CHUNK_MB', '')!r} is not a "
+                          "whole number of MB from 1 to 1048576; unset it (default 128) or give "
+                          "e.g. 256")
     n, ny, nx = volume.array.shape
     slice_bytes = ny * nx * volume.array.dtype.itemsize
     outputs = (output_copies - 1) + (0 if streamed_out else 1)

@@ -5,7 +5,7 @@ settings given on resume applied (each change recorded)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -15,6 +15,7 @@ from hrinet.core.errors import HRINetError
 from hrinet.training.checkpoint import CHECKPOINT, PREVIOUS, checkpoint_to_resume
 from hrinet.training.config import TrainConfig
 from hrinet.training.options import FIXED_ON_RESUME
+from hrinet.training.run_log import LOG_FIELDS
 
 
 def same_setting(a, b) -> bool:
@@ -48,12 +49,22 @@ def run_files(variant: str) -> tuple:
 
 def _died_before_its_first_checkpoint(out: Path, variant: str) -> bool:
     """Whether ``out`` holds a run that stopped before it saved anything (a crash, a diverged
-    first step): its config.json is a run's, and there are neither checkpoints nor weights."""
+    first step): no checkpoints nor weights, its config.json a whole run configuration of this
+    variant (every field a run writes: a user's config.json of other keys is not one) and its
+    log.csv, if any, a run's (its header)."""
     if any((out / n).exists() for n in (CHECKPOINT, PREVIOUS, f"{variant}.safetensors",
                                          f"{variant}.json")):
         return False
     try:
-        TrainConfig.from_dict(json.loads((out / "config.json").read_text(encoding="utf-8")))
+        recorded = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        if (not isinstance(recorded, dict) or recorded.get("variant") != variant
+                or not {f.name for f in fields(TrainConfig)} <= recorded.keys()):
+            return False
+        TrainConfig.from_dict(recorded)
+        if (out / "log.csv").exists():
+            with open(out / "log.csv", encoding="utf-8") as log:
+                if log.readline().strip() != ",".join(LOG_FIELDS):
+                    return False
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return False
     return True

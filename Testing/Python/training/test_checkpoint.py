@@ -76,6 +76,15 @@ def test_a_new_run_never_replaces_files_it_did_not_write(tmp_path):
     assert (finished / "ae.safetensors").is_file()
 
 
+def test_a_users_config_json_is_never_taken_for_a_run_that_died_early(tmp_path):
+    (tmp_path / "config.json").write_text('{"project": "lung study"}')
+    (tmp_path / "log.csv").write_text("date,note\n")
+    with pytest.raises(HRINetError, match="holds config.json, log.csv, which a new run"):
+        Trainer(tiny("ae", 2), tmp_path, volumes=volumes(), log=None)
+    assert (tmp_path / "config.json").read_text() == '{"project": "lung study"}'
+    assert (tmp_path / "log.csv").read_text() == "date,note\n"
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     tr = Trainer(tiny("hrinet-plus", 6), tmp_path, volumes=volumes(), log=None)
     tr.run(stop_at=2)

@@ -14,6 +14,7 @@ import csv
 import io
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -224,11 +225,12 @@ def _field(value) -> str:
 
 def read_manifest(path: Path, extensions: Optional[Sequence[str]] = None) -> List[Case]:
     """Cases from a CSV manifest with columns ``input`` and ``output`` (and optionally
-    ``series_uid``); relative paths are relative to the manifest's folder. UTF-8 with or
+    ``series_uid``); relative paths are relative to the manifest's (real) folder. UTF-8 with or
     without a byte-order mark. A quoted field is taken exactly as written, a line break in it
     included; rows are named by the line they start on. With ``extensions`` (those a writer
     supports), an output ending in none of them is refused, naming its line, before any work."""
-    base = Path(os.path.realpath(_absolute(Path(path).parent)))
+    base = Path(os.path.realpath(_absolute(path))).parent  # a linked manifest: the real one's,
+    # as the batch it belongs to is known by its real path (one manifest, one cohort)
     reader = csv.DictReader(io.StringIO(_read_text(path, "manifest"), newline=""))
     try:
         header = reader.fieldnames
@@ -265,13 +267,16 @@ def folder_output(output: str) -> str:
 
 def check_outputs(cases: List[Case]) -> None:
     """Refuse, before any work, two cases that would write one file (names equal but for
-    letter case count: a case-insensitive file system makes them one file) and an output that
+    letter case or Unicode normal form count: case-insensitive and normalising file systems make
+    them one file) and an output that
     is another case's input: each run would overwrite the other case's result, or an input."""
     seen: Dict[str, Case] = {}
     for case in cases:
         if not case.output:
             continue
-        key = os.path.normcase(os.path.realpath(case.output)).casefold()  # links resolved
+        key = unicodedata.normalize(  # links resolved; one name in NFC and NFD is one file
+            "NFC", os.path.normcase(os.path.realpath(case.output))).lower()  # on macOS, but
+        # 'strasse' and 'straße' are two on every file system (casefold would make them one)
         if key in seen:
             other = seen[key]
             raise HRINetError(f"cases {other.input}{' ' + other.series_uid if other.series_uid else ''}"

@@ -24,10 +24,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set
 
+from hrinet.core.io import WRITE_EXTENSIONS
 from hrinet.core.io.atomic import file_sha256, folder_sha256, write_text
 from hrinet.core.cohort.cases import Case
 from hrinet.core.cohort.shards import MAX_SHARDS, SHARD_TABLE
 from hrinet.core.errors import HRINetError
+from hrinet.core.lock import is_locked
 
 #: Statuses a row can have; ``writing``: the output was about to be moved into place;
 #: ``superseded``: a later run (another shard layout, an edited manifest) wrote the file again.
@@ -107,7 +109,7 @@ def read_results(path: Path) -> Dict[str, Result]:
                            "yours is replaced)")
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet saves it with a BOM
     except UnicodeDecodeError:
         raise damaged("not UTF-8 text") from None
     except OSError as exc:
@@ -127,6 +129,9 @@ def read_results(path: Path) -> Dict[str, Result]:
                 raise damaged(f"a field over {MAX_FIELD} characters")
             relative = values.pop("output_rel", "")
             root_relative = values.pop("input_root_rel", "")
+            if values.get("status") not in STATUSES:  # a row cut off, or edited by hand
+                raise damaged(f"line {reader.line_num}: status {values.get('status')!r} is not "
+                              f"one of {', '.join(STATUSES)}")
             row = Result(**values)
             row.output = _located(row.output, relative, path.parent)
             row.input_root = _located(row.input_root, root_relative, path.parent)
@@ -283,9 +288,16 @@ class Ledger:
         return digest if digest in hashes else None
 
 
+def _not_a_slice(name: str) -> bool:
+    """A file in a DICOM folder that is no slice of it: hidden (a half-written output's) or a
+    volume or preview file (a manifest may put a case's output beside its series): its coming
+    or going does not change the input."""
+    return name.startswith(".") or name.lower().endswith(WRITE_EXTENSIONS + (".png",))
+
+
 def input_stamp(case: Case) -> str:
     """What the case's input is now, cheaply: size and modification time of its file, or of
-    every file of its DICOM folder. Another input under the same name (a replaced file, another
+    every file of its DICOM folder (not the outputs a manifest may put there). Another input under the same name (a replaced file, another
     cohort in the same --out) has another stamp."""
     path = case.path
     try:
@@ -294,7 +306,7 @@ def input_stamp(case: Case) -> str:
             return f"{st.st_size}:{st.st_mtime_ns}"
         h = hashlib.sha256()
         for entry in sorted(os.scandir(path), key=lambda e: e.name):
-            if entry.is_file():
+            if entry.is_file() and not _not_a_slice(entry.name):
                 st = entry.stat()
                 h.update(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}\n".encode("utf-8",
                                                                                "surrogateescape"))
@@ -345,6 +357,12 @@ def merge_results(folder: Path, partial: bool = False) -> Path:
         raise HRINetError(f"shard {said} has no results table in {folder} (not "
                           "run yet, or still running); run it, or pass --partial to merge what "
                           "is there")
+    running = [p for p in found if is_locked(folder / f".{p.name}.lock")]
+    if running and not partial:  # its table is written as it goes: rows would be missing
+        i, n = SHARD_TABLE.match(running[0].name).groups()
+        more = f" (and {len(running) - 1} more)" if len(running) > 1 else ""
+        raise HRINetError(f"shard {i} of {n}{more} is still running on {folder}; wait for it to "
+                          "end, or pass --partial to merge what is there so far")
     merged: Dict[str, Result] = {}
     for table in tables(folder):
         merged.update(read_results(table))

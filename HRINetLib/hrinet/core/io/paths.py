@@ -119,5 +119,10 @@ def make_folder(folder: Path, option: str = "--out") -> None:
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        in_way = next((p for p in (Path(folder), *Path(folder).parents)
+                       if p.exists() and not p.is_dir()), None)
+        if in_way is not None:  # a file of the user's where a folder goes: never replaced
+            raise HRINetError(f"cannot make the {option} folder {folder}: {in_way} is a file "
+                              "there; move it, or choose another folder") from None
         raise HRINetError(f"cannot make the {option} folder {folder} ({exc.strerror}); give "
                           "a folder that can be made there") from None
