@@ -144,10 +144,10 @@ def cmd_info(args) -> int:
     """Describe a volume or a DICOM series, and what ``interpolate`` will do with it. A series
     that can be read is described even where ``interpolate`` would refuse it: its problems are
     listed (all of them) and the command exits 0."""
-    from hrinet.core.io import describe, read_dicom_folder, read_volume
+    from hrinet.core.io import describe, dicom_folder_of, read_dicom_folder, read_volume
 
-    source = Path(args.input)
-    volume = (read_dicom_folder(source, args.series, lenient=True) if source.is_dir()
+    folder = dicom_folder_of(Path(args.input))
+    volume = (read_dicom_folder(folder, args.series, lenient=True) if folder is not None
               else read_volume(args.input, series_uid=args.series))
     print(describe(volume))
     print(f"interpolate: {_info_plan(volume)}")

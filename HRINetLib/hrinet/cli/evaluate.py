@@ -28,6 +28,7 @@ from hrinet.cli.signals import EXIT_INTERRUPTED, EXIT_TERMINATED
 from hrinet.core.io.atomic import file_sha256, write_text
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import HRINetError, first_line
+from hrinet.core.io.provenance.record import made_by_hrinet
 from hrinet.core.io import volume_name
 from hrinet.core.volume import voxel_sha256
 from hrinet.evaluation.evaluate import (
@@ -205,6 +206,12 @@ def cmd_evaluate(args) -> int:
     inputs = []  # read (and checked) before anything is written
     for path in args.volumes:
         volume = read_volume(path, series_uid=args.series)
+        earlier = made_by_hrinet(volume)
+        if earlier:  # its synthesised slices would be scored as if acquired
+            raise HRINetError(
+                f"{path} was itself interpolated by hrinet ({earlier.get('synthesised_count', '?')}"
+                f" of {earlier.get('output_slices', '?')} slices synthesised), so it is no ground "
+                "truth; evaluate on the series it was made from")
         report_warnings(volume.metadata.get("warnings", []), args.events)
         name = volume_name(path)
         taken = {n for n, _ in inputs}

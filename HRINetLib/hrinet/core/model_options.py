@@ -68,7 +68,8 @@ class ModelOptions:
         "setting')", choices=QUALITIES))
     thickness: Optional[float] = field(default=None, metadata=_option(
         "--thickness", "slice thickness of the input in mm (default: a DICOM series' Slice "
-        "Thickness is reported, not applied, its known slices kept bit-exact; a volume file "
+        "Thickness is reported, not applied, its known slices kept bit-exact, a gantry-tilted "
+        "series' moved in-plane onto the de-tilted grid; a volume file "
         "that records none has it estimated from its voxels and applied, slab or thin, as the "
         "plan line says; 0: thin, kept bit-exact); with a slab thickness the learned model "
         "also restores the known positions, rewriting the acquired slices",

@@ -31,7 +31,7 @@ from scipy.ndimage import maximum_filter, uniform_filter
 from hrinet.core.constants import HU_RANGE
 from hrinet.core.errors import HRINetError
 from hrinet.core.geometry import ON_SLICE, grid_fractions, uneven_grid, uneven_positions
-from hrinet.core.io.provenance.record import SOURCE_KEY, provenance_of
+from hrinet.core.io.provenance.record import made_by_hrinet
 from hrinet.core.volume import Volume
 from hrinet.methods.flow import (
     WindowFlows,
@@ -193,8 +193,7 @@ def check_scorable(source: Volume) -> None:
     """Refuse, in one line, a ``source`` that hrinet itself made (an output interpolated again):
     the calibration is of slices synthesised between acquired ones, and such an input's own
     synthesised slices have an error nobody measured, so no honest map of it can be made."""
-    earlier = source.metadata.get(SOURCE_KEY) or provenance_of(  # a copy: metadata untouched
-        Volume(array=source.array, spacing=source.spacing, metadata=dict(source.metadata)))
+    earlier = made_by_hrinet(source)
     if earlier:
         raise HRINetError(
             "a confidence map needs acquired slices, but this input was itself interpolated by "

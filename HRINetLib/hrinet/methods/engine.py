@@ -27,7 +27,7 @@ from hrinet.core.errors import Cancelled, HRINetError
 from hrinet.core.geometry import ON_SLICE, grid_fractions, uneven_grid, uneven_positions
 from hrinet.core.memory import available_memory
 from hrinet.core.padding import Padding, find_padding
-from hrinet.core.io.provenance.record import SOURCE_KEY, provenance_of
+from hrinet.core.io.provenance.record import SOURCE_KEY, made_by_hrinet
 from hrinet.core.volume import Volume, cast_like
 from hrinet.methods.planning import Plan, check_finite, plan_upsampling
 from hrinet.methods.registry import Interpolator, create_interpolator
@@ -248,8 +248,7 @@ def upsample_z(volume: Volume, factor: Optional[float] = None,
         out[(n - 1) * k] = src[n - 1]
     result = Volume(array=out, spacing=plan.output_spacing, origin=volume.origin,
                     direction=volume.direction.copy(), metadata=dict(volume.metadata))
-    earlier = provenance_of(Volume(array=src, spacing=volume.spacing,  # its metadata untouched
-                                   metadata=dict(volume.metadata)))  # hrinet made the input
+    earlier = made_by_hrinet(volume)  # hrinet made the input (its metadata untouched)
     result.metadata.pop("provenance", None)  # the input's, not the result's
     if earlier:
         result.metadata[SOURCE_KEY] = earlier

@@ -23,7 +23,7 @@ import importlib
 
 #: Each public name and the module of this package that defines it.
 _WHERE = {
-    "read_volume": "readers", "describe": "readers",
+    "read_volume": "readers", "describe": "readers", "dicom_folder_of": "readers",
     "write_volume": "writers",
     "READ_EXTENSIONS": "paths", "WRITE_EXTENSIONS": "paths", "volume_name": "paths",
     "check_output_path": "paths", "check_new_file": "paths", "check_file_name": "paths",
@@ -43,7 +43,7 @@ _WHERE = {
 __all__ = [
     "READ_EXTENSIONS", "WRITE_EXTENSIONS", "add_format_argument", "atomic_write",
     "check_derivable", "check_dicom_output", "check_file_name", "check_new_file", "check_not_broken_link", "check_output_path",
-    "complete_png", "complete_safetensors", "describe", "file_sha256", "folder_sha256",
+    "complete_png", "complete_safetensors", "describe", "dicom_folder_of", "file_sha256", "folder_sha256",
     "list_dicom_series", "make_folder", "read_derived", "read_dicom_folder", "read_multiframe_file", "read_provenance", "read_volume",
     "remove_stale_partials", "same_file", "series_kind", "study_series", "volume_name",
     "write_derived_series", "write_text", "write_volume",

@@ -50,12 +50,21 @@ def record_read_from(volume: Volume):
                            volume.metadata.get("series_uid"))
 
 
+def dicom_folder_of(path: Path) -> Optional[Path]:
+    """The DICOM folder ``path`` names: itself, or for a study's index (a DICOMDIR file) the
+    folder it indexes; None for a volume file."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    return path.parent if path.name.upper() == "DICOMDIR" and path.is_file() else None
+
+
 def _read(p: Path, series_uid: Optional[str]) -> Volume:
     """:func:`read_volume` of an existing path, without the provenance it may hold."""
-    if p.is_dir():
+    if dicom_folder_of(p) is not None:
         from hrinet.core.io import read_dicom_folder  # pydicom only for DICOM
 
-        return read_dicom_folder(p, series_uid)
+        return read_dicom_folder(dicom_folder_of(p), series_uid)
     if not p.is_file() or p.resolve().parts[1:2] in (("proc",), ("sys",)):
         # a device, a pipe, /proc: no volume, and reading may never end
         raise HRINetError(f"{p} is not a regular file (a device, a pipe or a system file); "
@@ -97,5 +106,5 @@ def describe(volume: Volume) -> str:
     lines += geometry_lines(volume)
     lines += [f"warning:    {w}" for w in volume.metadata.get("warnings", [])]
     lines += describe_lines(volume.metadata.get(SOURCE_KEY) or  # read with the volume
-                            record_read_from(volume))
+                            record_read_from(volume), slices=z)
     return "\n".join(lines)

@@ -36,7 +36,8 @@ from hrinet.core.io.dicom.slice_geometry import (
     scan_geometry,
     uneven_gaps_warning,
 )
-from hrinet.core.io.dicom.study import choose_series, study_series, unreadable_files
+from hrinet.core.io.dicom.study import (choose_series, dicomdir_missing, study_series,
+                                         unreadable_files)
 from hrinet.core.itk import quiet_native_output, volume_from_image
 from hrinet.core.volume import Volume
 
@@ -75,6 +76,14 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
         if not lenient:
             raise HRINetError(problems[0])
     files = entry["files"]
+    gone = dicomdir_missing(folder, chosen)
+    if gone:  # listed by the study's index, not there: a slice left out would gap the volume
+        more = f" and {len(gone) - 1} more" if len(gone) > 1 else ""
+        problems.append(f"the DICOMDIR of {folder} lists {gone[0].relative_to(folder)}{more} of "
+                        "this series, which is missing; a slice left out would gap the volume: "
+                        "copy the study again from its medium")
+        if not lenient:
+            raise HRINetError(problems[-1])
     volume = read_multiframe_file(Path(files[0])) if len(files) == 1 else None
     if volume is not None:  # one enhanced multi-frame file
         volume.metadata.update(source=str(folder), dicom_series=[

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import pydicom
 import SimpleITK as sitk
 
 from hrinet.core.errors import HRINetError
@@ -190,3 +191,28 @@ def unreadable_files(folder: Path, series: List[dict]) -> List[str]:
         elif entry.is_file() and str(entry.resolve()) not in read and _looks_like_dicom(entry):
             bad.append(f"{entry.name} (a DICOM file that cannot be read: cut off or damaged)")
     return odd + bad
+
+
+def dicomdir_missing(folder: Path, series_uid: str) -> List[Path]:
+    """The files a DICOMDIR in ``folder`` lists for the series ``series_uid`` that are not
+    there (a study copied from its CD or DVD in part): each would be a slice left out. Records
+    are read in the order DICOMDIRs are written (each IMAGE after its SERIES); an index that
+    cannot be read lists nothing (the folder's files are still read as they are)."""
+    index = Path(folder) / "DICOMDIR"
+    if not index.is_file():
+        return []
+    try:
+        records = pydicom.dcmread(str(index)).DirectoryRecordSequence
+    except Exception:  # noqa: BLE001 - a damaged index: the files decide, as without one
+        return []
+    missing, current = [], None
+    for record in records:
+        kind = str(record.get("DirectoryRecordType", "")).strip().upper()
+        if kind == "SERIES":
+            current = str(record.get("SeriesInstanceUID", ""))
+        elif current == series_uid and "ReferencedFileID" in record:
+            parts = record.ReferencedFileID
+            path = Path(folder).joinpath(*([parts] if isinstance(parts, str) else parts))
+            if not path.exists():
+                missing.append(path)
+    return missing

@@ -105,6 +105,11 @@ def check_nrrd(path: Path) -> None:
                 raise HRINetError(f"{path} has a zero voxel spacing in its header; fix the "
                                   "header so every spacing is a positive number of mm")
     fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
+    units = [u.strip() for u in re.findall(r'"([^"]*)"', fields.get("space units", ""))]
+    if any(u.lower() not in ("mm", "") for u in units):  # ITK (and Slicer) read them as mm
+        raise HRINetError(f"{path} gives its geometry in {' '.join(units)} (space units), which "
+                          "would be read as mm; rewrite the header in mm (space directions and "
+                          "origin scaled, space units \"mm\")")
     if "sizes" in fields or "dimension" in fields:
         check_sizes(path, fields.get("dimension", ""), fields.get("sizes", ""),
                     ("dimension", "sizes"))

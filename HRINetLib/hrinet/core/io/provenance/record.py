@@ -4,6 +4,7 @@ attributes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -18,7 +19,8 @@ SOURCE_KEY = "source_provenance"
 NODE_PREFIX = "HRINet."
 #: The fields of a record, in the order they are written and shown.
 FIELDS = ("software", "method", "model", "model_sha256", "factor", "spacing_mm", "input",
-          "input_series_uid", "slab_thickness_mm", "acquired_restored", "output_slices",
+          "input_series_uid", "slab_thickness_mm", "acquired_restored", "detilt_degrees",
+          "output_slices",
           "synthesised_count", "acquired_slices", "synthesised_slices")
 
 #: What follows the input's name in a record whose input hrinet itself made.
@@ -91,6 +93,8 @@ def record(result, plan=None, interpolator=None, input_path=None,
         "input_series_uid": str(meta.get("series_uid") or ""),
         "slab_thickness_mm": slab,
         "acquired_restored": "yes" if restored else "no",
+        "detilt_degrees": (f"{float(meta['gantry_tilt_degrees']):.1f}"
+                           if meta.get("gantry_tilt_degrees") else ""),
         "output_slices": str(n_out),
         "synthesised_count": str(len(synthesised)),
         "acquired_slices": format_indices(acquired),
@@ -98,6 +102,14 @@ def record(result, plan=None, interpolator=None, input_path=None,
     }
     meta["provenance"] = rec
     return rec
+
+
+def acquired_words(rec: Record) -> str:
+    """What became of the acquired slices: "unchanged", or for a gantry-tilted series that was
+    de-tilted, moved in-plane (their values resampled)."""
+    tilt = rec.get("detilt_degrees", "")
+    return (f"moved in-plane (cubic resampling) to undo a gantry tilt of {tilt} degrees"
+            if tilt else "unchanged")
 
 
 def with_input_name(rec: Record, name: str) -> Record:
@@ -134,6 +146,14 @@ def provenance_of(volume) -> Optional[Record]:
     return None
 
 
+def made_by_hrinet(volume) -> Optional[Record]:
+    """The record of a volume hrinet made, else None: its own (a result in Python), else the
+    one read with it from an output file or series (:data:`SOURCE_KEY`); ``volume``'s metadata
+    is left as it is."""
+    return provenance_of(replace(volume, metadata=dict(volume.metadata))) or \
+        volume.metadata.get(SOURCE_KEY)  # (record() would write into the metadata it is given)
+
+
 def content_line(rec: Record) -> str:
     """The NRRD ``content`` field: ``interpolated along z by hrinet (N of M slices
     synthesised)``."""
@@ -149,8 +169,10 @@ def short_line(rec: Record, limit: int = 80) -> str:
     return text[:limit]
 
 
-def describe_lines(rec: Optional[Record]) -> List[str]:
-    """``hrinet info``'s lines for a record (none for None)."""
+def describe_lines(rec: Optional[Record], slices: Optional[int] = None) -> List[str]:
+    """``hrinet info``'s lines for a record (none for None); with ``slices`` (the volume's),
+    a record of another number of slices (the file cut or changed since) is said to vouch for
+    nothing, as an interpolation of it takes it (:func:`input_acquired`)."""
     if not rec:
         return []
     lines = [f"provenance: {content_line(rec)}",
@@ -169,8 +191,13 @@ def describe_lines(rec: Optional[Record]) -> List[str]:
         lines.append(f"  slab thickness:     {rec['slab_thickness_mm']} mm"
                      + (" (acquired positions restored by the model)"
                         if rec.get("acquired_restored") == "yes" else ""))
-    lines.append(f"  acquired slices:    {rec.get('acquired_slices') or 'none'}")
+    lines.append(f"  acquired slices:    {rec.get('acquired_slices') or 'none'}"
+                 + (f" ({acquired_words(rec)})" if rec.get("detilt_degrees") else ""))
     lines.append(f"  synthesised slices: {rec.get('synthesised_slices') or 'none'}")
+    if slices is not None and str(rec.get("output_slices", "")).strip() != str(slices):
+        lines.append(f"  warning:            the record is of {rec.get('output_slices', '?')} "
+                     f"slices but the volume has {slices} (cut or changed since): which slices "
+                     "are acquired is unknown, so treat every slice as synthesised")
     return lines
 
 

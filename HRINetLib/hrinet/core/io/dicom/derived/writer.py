@@ -38,7 +38,7 @@ from hrinet.core.io.dicom.derived.attributes import (
 from hrinet.core.io.dicom.derived.sources import source_instances
 from hrinet.core.io.paths import PathLike
 from hrinet.core.io.temp_names import temp_prefix
-from hrinet.core.io.provenance.record import content_line, provenance_of
+from hrinet.core.io.provenance.record import acquired_words, content_line, provenance_of
 from hrinet.core.io.provenance.slices import parse_indices
 from hrinet.core.volume import Volume
 
@@ -162,15 +162,17 @@ def write_derived_series(result: Volume, source: Union[PathLike, Sequence[PathLi
                     [code_item(Dataset, SOURCE_FOR_PROCESSING)])
                 items.append(item)
             ds.SourceImageSequence = DicomSequence(items)
-            if k in acquired:
+            if k in acquired:  # a gantry tilt undone moved its pixels: then not "unchanged"
                 ds.ImageComments = (f"acquired slice (input instance "
-                                    f"{sop_uids(sources[before])[1]}, unchanged)")
+                                    f"{sop_uids(sources[before])[1]}, "
+                                    f"{acquired_words(rec)})")
             elif frac == 0:
                 ds.ImageComments = ("synthesised by hrinet (not acquired): restored from the "
-                                    f"slab of input slice {before + 1}")
+                                    f"slab of input instance {sop_uids(sources[before])[1]}")
             else:
                 ds.ImageComments = ("synthesised by hrinet (not acquired): interpolated "
-                                    f"between input slices {before + 1} and {before + 2}")
+                                    f"between input instances {sop_uids(sources[before])[1]} "
+                                    f"and {sop_uids(sources[before + 1])[1]}")
             ds.PixelData = np.ascontiguousarray(stored[k]).tobytes()
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
