@@ -195,16 +195,21 @@ def cmd_adapt(args) -> int:
     report_warnings(volume.metadata.get("warnings", []), args.events)
     sigterm = SigtermFlag()
     bar, update = _tqdm(args.iterations, "adapting", "step")
+
+    def progress(step: int, total: int, _logs) -> None:
+        update(step, total)
+        args.events.emit("progress", done=step, total=total, unit="step")
+
     try:
         result = adapt(volume, args.out, weights=args.weights, iterations=args.iterations,
                        lr=args.lr, crop=args.crop, device=args.device,
-                       case=volume_name(args.input),
-                       progress=lambda step, total, _logs: update(step, total),
+                       case=volume_name(args.input), progress=progress,
                        cancel=lambda: sigterm() or stop_requested(args.out), log=None)
     finally:
         bar.close()
     print(result.describe())
     print(f"use: hrinet interpolate {args.input} OUT --weights {result.weights}")
+    args.events.emit("wrote", path=str(result.weights))
     return 0
 
 
@@ -213,6 +218,7 @@ def cmd_export(args) -> int:
 
     out = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
     print(f"wrote {out} and {out.with_suffix('.json')}")
+    args.events.emit("wrote", path=str(out))
     return 0
 
 

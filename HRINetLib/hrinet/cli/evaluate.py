@@ -241,6 +241,7 @@ def cmd_evaluate(args) -> int:
     print(markdown_table(rows))
     print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.md'}, provenance.json and figures in "
           f"{out}")
+    args.events.emit("wrote", path=str(out))
     if came:  # asked to stop while the complete results were moved in: they stay, whole
         print(f"hrinet: stopped ({came[0]}) once the results were complete in {out}",
               file=sys.stderr)
@@ -251,6 +252,7 @@ def cmd_evaluate(args) -> int:
 def _evaluate_into(work: Path, args, inputs, methods, interps: dict, factors) -> list:
     """Score every input into ``work``: figures, tables, and the record naming each file."""
     rows, volumes = [], []
+    done, total = [0], len(inputs) * len(factors) * len(methods)
     for name, volume in inputs:
         volumes.append({"name": name, "voxel_sha256": voxel_sha256(volume.array)})
         outputs: dict = {}
@@ -259,11 +261,12 @@ def _evaluate_into(work: Path, args, inputs, methods, interps: dict, factors) ->
             outputs.setdefault(k, {})[m] = a
 
         bar, update = _tqdm(len(factors) * len(methods), name, "run")
-        done = [0]
+        first = done[0]
 
-        def step(_what: str) -> None:
+        def step(_what: str, first=first) -> None:
             done[0] += 1
-            update(done[0], 0)
+            update(done[0] - first, 0)
+            args.events.emit("progress", done=done[0], total=total, unit="run")
 
         rows += evaluate_volume(volume, name, factors, methods, interpolators=interps,
                                 keep=keep, protocol=args.protocol, progress=step)

@@ -130,6 +130,8 @@ def train_from_cli(args) -> int:
 
     def progress(step, total, logs):  # the bar is made once the run is accepted, below
         update(step, total, loss=f"{logs['loss_g']:.4g}", phase=logs["phase"])
+        if rank == 0:
+            args.events.emit("progress", done=step, total=total, unit="step")
 
     log = HeldLines()  # what the trainer says while it sets up: said once it accepts the run
 
@@ -169,4 +171,6 @@ def train_from_cli(args) -> int:
         print(f"stopped at step {trainer.step}: wrote {path}; continue with --resume")
     elif rank == 0:
         print(f"wrote {path} and {path.with_suffix('.json')}")
+    if rank == 0:
+        args.events.emit("wrote", path=str(path))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from hrinet.cli import main
 from hrinet.core.io import read_volume, write_volume
+from hrinet.core.phantom import make_phantom
 
 
 def run(*args):
@@ -310,3 +312,32 @@ def test_quality_with_a_classical_method_is_a_warning_not_four_runs(tmp_path, th
             "--out", tmp_path / "ev")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "ev" / "provenance.json").read_text())["quality"] == "standard"
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "export"])
+def test_progress_jsonl_reports_progress_and_what_was_written_for_long_commands(
+        tmp_path, command):
+    """Not only interpolate and batch: train (and adapt, as train), evaluate and export emit
+    their progress and the file they wrote, so a program can follow them."""
+    import json
+
+    thin = tmp_path / "thin.nrrd"
+    write_volume(make_phantom(size=(72, 72, 12), spacing=(1, 1, 1), seed=5), thin)
+    run_dir = tmp_path / "run"
+    argv = {
+        "train": ["train", "--variant", "ae", "--data", thin, "--iterations", 2, "--crop", 64,
+                  "--batch", 1, "--device", "cpu", "--out", run_dir],
+        "evaluate": ["evaluate", thin, "--factors", 2, "--methods", "linear,cubic", "--out",
+                     tmp_path / "ev"],
+        "export": ["export", run_dir / "checkpoint.safetensors", tmp_path / "w.safetensors"],
+    }
+    if command == "export":
+        assert run(*argv["train"]).returncode == 0
+    r = run("--progress", "jsonl", *argv[command])
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]  # stdout: events only
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "wrote" and os.path.exists(events[-1]["path"])
+    if command != "export":
+        last = [e for e in events if e["event"] == "progress"][-1]
+        assert last["done"] == last["total"] > 0
