@@ -380,7 +380,7 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
                                  before_move=lambda tmp: claim(folder_sha256(tmp)))
         else:
             with atomic_write(target, overwrite=True, suffix=file_suffix(target)) as tmp:
-                write_volume(result, tmp, overwrite=True)
+                write_volume(result, tmp, overwrite=True, what=str(target))
                 claim(cohort.file_sha256(tmp))
         row.status, row.message = "ok", "; ".join(f"warning: {w}" for w in warnings)
         ledger.supersede(row, table, rows)

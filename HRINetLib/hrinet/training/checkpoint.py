@@ -71,7 +71,8 @@ def read_checkpoint(path: Path) -> Tuple[Dict[str, torch.Tensor], dict]:
         state = json.loads(tensor_header(path)[1]["state"])
         tensors = load_file(str(path))
     except Exception:  # safetensors raises its own errors for damaged headers and data
-        raise HRINetError(f"{path} is damaged or not an HRINet training checkpoint") from None
+        raise HRINetError(f"{path} is damaged or not an HRINet training checkpoint; name the "
+                          f"{CHECKPOINT} (or {PREVIOUS}) of a training run") from None
     digest = state.get("tensors_sha256")
     if digest is not None and digest != tensors_digest(tensors):
         raise HRINetError(f"{path} is damaged: its tensors do not match their checksum")

@@ -102,7 +102,10 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False) -> Path:
         raise HRINetError(f"checkpoint {checkpoint} is not a regular file (a device, a pipe or "
                           "a system file); name a run's checkpoint.safetensors or its folder")
     if not checkpoint.is_file():
-        raise HRINetError(f"checkpoint {checkpoint} does not exist")
+        where = (f"{checkpoint.parent.resolve()} holds no {CHECKPOINT}"
+                 if checkpoint.name == CHECKPOINT else f"{checkpoint} does not exist")
+        raise HRINetError(f"checkpoint: {where}; name a training run's folder (--out of hrinet "
+                          "train) or its checkpoint.safetensors")
     sidecar = out.with_suffix(".json")
     for written in (out, sidecar):  # the weights or their sidecar would replace the checkpoint
         if same_file(written, checkpoint):

@@ -341,3 +341,14 @@ def test_progress_jsonl_reports_progress_and_what_was_written_for_long_commands(
     if command != "export":
         last = [e for e in events if e["event"] == "progress"][-1]
         assert last["done"] == last["total"] > 0
+
+
+def test_export_of_a_folder_without_a_checkpoint_names_the_folder_and_what_to_give(tmp_path):
+    r = run("export", tmp_path, tmp_path / "w.safetensors")
+    _assert_one_line_error(r, f"{tmp_path.resolve()} holds no checkpoint.safetensors; name a "
+                              "training run's folder")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+    r = run("export", tmp_path / "junk.safetensors", tmp_path / "w.safetensors")
+    _assert_one_line_error(r, "is damaged or not an HRINet training checkpoint; name the "
+                              "checkpoint.safetensors")
+    assert not (tmp_path / "w.safetensors").exists()

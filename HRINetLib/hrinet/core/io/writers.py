@@ -34,7 +34,7 @@ def check_finite(volume: Volume, path: PathLike) -> None:
 
 
 def write_volume(volume: Volume, path: PathLike, overwrite: bool = False,
-                 compress: bool = True) -> Path:
+                 compress: bool = True, what: str = "") -> Path:
     """Write ``volume`` atomically and verified: into a hidden file beside ``path``, read back and
     compared voxel for voxel, then moved into place.
 
@@ -48,6 +48,8 @@ def write_volume(volume: Volume, path: PathLike, overwrite: bool = False,
 
     A volume holding NaN or infinite values is refused before anything is written
     (:func:`check_finite`): no file format keeps them as voxels a reader can use.
+    ``what`` names the file in error messages (default its path; a caller writing into its own
+    hidden file names the output the user knows).
     """
     out = check_output_path(path, overwrite=overwrite)
     check_finite(volume, out)
@@ -67,7 +69,8 @@ def write_volume(volume: Volume, path: PathLike, overwrite: bool = False,
 
     rec = provenance_of(volume)  # an interpolation result says how it was made
     suffix = file_suffix(out)
-    with atomic_write(out, overwrite=overwrite, verify=verify, suffix=suffix) as tmp:
+    with atomic_write(out, overwrite=overwrite, verify=verify, suffix=suffix,
+                      what=what) as tmp:
         with quiet_native_output():
             image = to_sitk(volume)
             if rec:

@@ -8,14 +8,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
+from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_dicom_folder, read_volume
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 
 def ct_slice(path: Path, z: float, stored: int, intercept: float = -1024,
-             iop=(1, 0, 0, 0, 1, 0), image_type=("ORIGINAL", "PRIMARY", "AXIAL")) -> None:
-    """One 8 x 8 CT slice at z, every pixel stored as ``stored`` (unsigned 16 bits)."""
+             iop=(1, 0, 0, 0, 1, 0), image_type=("ORIGINAL", "PRIMARY", "AXIAL"),
+             size: int = 8) -> None:
+    """One ``size`` x ``size`` CT slice at z, every pixel stored as ``stored`` (unsigned 16
+    bits)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -23,12 +27,12 @@ def ct_slice(path: Path, z: float, stored: int, intercept: float = -1024,
     ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = "1.2.3", "1.2.3.4", "CT"
     ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, z], list(iop)
-    ds.ImageType, ds.PixelSpacing, ds.Rows, ds.Columns = list(image_type), [0.8, 0.8], 8, 8
+    ds.ImageType, ds.PixelSpacing, ds.Rows, ds.Columns = list(image_type), [0.8, 0.8], size, size
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated = ds.BitsStored = 16
     ds.HighBit, ds.PixelRepresentation = 15, 0
     ds.RescaleIntercept, ds.RescaleSlope = intercept, 1
-    ds.PixelData = np.full((8, 8), stored, np.uint16).tobytes()
+    ds.PixelData = np.full((size, size), stored, np.uint16).tobytes()
     ds.save_as(str(path), enforce_file_format=True)
 
 
@@ -58,3 +62,14 @@ def test_a_scout_sorted_first_is_named_not_the_series_slices(tmp_path):
     (problem,) = vol.metadata["problems"]
     assert problem.startswith(f"{tmp_path / 'a_scout.dcm'} is oriented differently")
     assert "and 4 more" not in problem
+
+
+def test_a_slice_of_another_size_is_named_with_what_to_do(tmp_path):
+    for k in range(4):
+        ct_slice(tmp_path / f"s{k}.dcm", 5 * k, 1024, size=10 if k == 2 else 8)
+    for lenient in (False, True):  # hrinet info too: the problem, not ITK's words
+        with pytest.raises(HRINetError, match="s2.dcm has 10 x 10 pixels where the series' "
+                           "other slices have 8 x 8; it belongs to another acquisition: move "
+                           "it out") as err:
+            read_dicom_folder(tmp_path, lenient=lenient)
+        assert "0x" not in str(err.value)  # no address of ITK's objects

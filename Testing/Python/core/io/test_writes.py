@@ -259,3 +259,12 @@ def test_weights_on_a_disk_that_fills_after_the_tensors_leave_neither_file(full_
     with pytest.raises(HRINetError, match="cannot write"):
         save_weights(model, full_disk / "w.safetensors", {"note": "x" * 40000})
     assert left_behind(full_disk) == []
+
+
+def test_a_failed_write_into_a_callers_hidden_file_names_the_output_the_user_knows(full_disk):
+    """The batch writes each case into its own hidden file, then moves it: a full disk is
+    reported for the case's output, not the hidden name."""
+    hidden = full_disk / ".case.nrrd.hrinet-1-x.partial.nrrd"
+    with pytest.raises(HRINetError, match="cannot write cohort/case.nrrd") as err:
+        write_volume(noisy(), hidden, overwrite=True, what="cohort/case.nrrd")
+    assert "partial" not in str(err.value)

@@ -118,6 +118,8 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
         with quiet_native_output():
             image = reader.Execute()
     except RuntimeError as exc:
+        if problems:  # lenient: the problems found say it better than ITK's words
+            raise HRINetError(one_message(problems)) from None
         raise HRINetError(f"cannot read the DICOM series in {here} ({first_line(exc)})") from None
     sx, sy, _ = image.GetSpacing()
     gap = gap_spacing(positions) if positions[-1] > positions[0] else 1.0

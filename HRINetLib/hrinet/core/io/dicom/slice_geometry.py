@@ -62,7 +62,7 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
     first one only. A gantry tilt is measured, not refused:
     :func:`hrinet.core.io.dicom.series.read_dicom_folder` de-tilts."""
     reader = sitk.ImageFileReader()
-    ipps, iops, spacings, thick, rescales = [], [], [], [], []
+    ipps, iops, spacings, thick, rescales, sizes = [], [], [], [], [], []
     bad_slope = None
     for f in files:
         reader.SetFileName(f)
@@ -74,7 +74,11 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
                 raise ValueError
         except (RuntimeError, ValueError):
             raise HRINetError(f"cannot read the slice position of {f}; the DICOM file lacks "
-                              "ImagePositionPatient/ImageOrientationPatient") from None
+                              "ImagePositionPatient/ImageOrientationPatient: move it out of the "
+                              "folder if it is no slice of the series, or read the series with "
+                              "Slicer's DICOM module") from None
+        sizes.append(tuple(reader.GetMetaData(k).strip() if reader.HasMetaDataKey(k) else ""
+                           for k in ("0028|0010", "0028|0011")))
         spacings.append(reader.GetMetaData("0028|0030").strip()
                         if reader.HasMetaDataKey("0028|0030") else "")
         if reader.HasMetaDataKey("0028|1053") and not bad_slope:
@@ -98,6 +102,15 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
         more = (f" (and {len(misoriented) - 1} more slice(s))" if len(misoriented) > 1 else "")
         problems.append(f"{f} is oriented differently from the series' other slices "
                         f"(ImageOrientationPatient {iop}){more}; it belongs to another "
+                        "acquisition: move it out of the folder, or read the series with "
+                        "Slicer's DICOM module")
+    common = Counter(sizes).most_common(1)[0][0]
+    odd = [f for f, size in zip(files, sizes) if size != common]
+    if odd:  # ITK would stop on the first with its own words: "Size mismatch!"
+        more = f" (and {len(odd) - 1} more slice(s))" if len(odd) > 1 else ""
+        rows, cols = sizes[files.index(odd[0])]
+        problems.append(f"{odd[0]} has {rows} x {cols} pixels where the series' other slices "
+                        f"have {common[0]} x {common[1]}{more}; it belongs to another "
                         "acquisition: move it out of the folder, or read the series with "
                         "Slicer's DICOM module")
     if bad_slope:
