@@ -98,8 +98,7 @@ def cmd_interpolate(args) -> int:
     check_memory(volume, plan, output_copies=2 + (4 if args.confidence else 0))
     start = time.perf_counter()
     interp = create_interpolator(method, device=args.device, weights=args.weights,
-                                 precision=args.precision,
-                                 quality=args.quality)
+                                 precision=args.precision, quality=args.quality)
     model = model_words(interp)
     description = f"{volume_name(args.input)}: {plan.describe()}{'; ' + model if model else ''}"
     print(description, file=sys.stderr)
@@ -218,7 +217,8 @@ def cmd_export(args) -> int:
 
     out = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
     print(f"wrote {out} and {out.with_suffix('.json')}")
-    args.events.emit("wrote", path=str(out))
+    for written in (out, out.with_suffix(".json")):
+        args.events.emit("wrote", path=str(written))
     return 0
 
 

@@ -22,24 +22,24 @@ import time
 from pathlib import Path
 from typing import List
 
+from hrinet.cli.batch_merge import run_merge
 from hrinet.cli.events import Events, report_warnings
 from hrinet.cli.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from hrinet.core import cohort
-from hrinet.core.io.atomic import atomic_write
 from hrinet.core.cohort.partials import remove_left_by_killed_runs, remove_partials
 from hrinet.core.cohort.results import options_text
 from hrinet.core.constants import CLASSICAL_METHODS
 from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.io import (WRITE_EXTENSIONS, add_format_argument, folder_sha256, make_folder,
-                            read_volume, write_volume)
+from hrinet.core.io import (WRITE_EXTENSIONS, add_format_argument, atomic_write, folder_sha256,
+                            make_folder, read_volume, write_volume)
 from hrinet.core.io.paths import file_suffix
 from hrinet.core.itk import python_stderr_kept
 from hrinet.core.lock import exclusive_lock
-from hrinet.core.model_options import ModelOptions, add_model_arguments
+from hrinet.core.model_options import add_model_arguments
 from hrinet.methods import available_methods, create_interpolator, default_method
 from hrinet.core.io.provenance.record import record as record_provenance
 from hrinet.cli.describe import model_warnings, model_words, unused_options
-from hrinet.methods.engine import check_memory, upsample_z
+from hrinet.methods.engine import check_chunk_budget, check_memory, upsample_z
 from hrinet.methods.planning import (MAX_THICKNESS_MM, already_at_target, already_at_words,
                                      check_factor, plan_upsampling)
 from hrinet.methods.registry import LEARNED_INSTALL, learned_available
@@ -84,8 +84,9 @@ def _out_folder(args) -> Path:
 
 
 def _refuse_impossible_options(args, method: str) -> None:
-    """Options no case can run with, refused once before any work (one line, exit 2) instead
-    of failing every case one by one."""
+    """Options (and an ``HRINET_CHUNK_MB``) no case can run with, refused once before any work
+    (one line, exit 2) instead of failing every case one by one."""
+    check_chunk_budget()
     if method not in available_methods():
         raise HRINetError(f"--method {method} is not a method; choose one of "
                           f"{', '.join(available_methods())}")
@@ -192,26 +193,11 @@ def _at_target(volume, args) -> bool:
     return already_at_target(volume, float(volume.spacing[2]))
 
 
-def _not_for_merge(args) -> List[str]:
-    """The options given with ``--merge`` that a merge does not use (they would be ignored
-    without a word: a merge writes INPUT/results.csv and runs nothing)."""
-    return [f"--{f.name}" for f in dataclasses.fields(ModelOptions) if getattr(
-        args, f.name, f.default) != f.default] + [flag for flag, value in (
-            ("--out", args.out), ("--shard", args.shard), ("--series-filter", args.series_filter),
-            ("--format", args.format != "file")) if value]
-
-
 def run_batch(args) -> int:
     """Process every case of this shard; returns the exit status (1 if any case failed)."""
     events: Events = args.events
     if args.merge:
-        if _not_for_merge(args):
-            raise HRINetError(f"--merge only merges the shards' tables in {args.input}; "
-                              f"{', '.join(_not_for_merge(args))} do(es) not apply: leave out")
-        path = cohort.merge_results(Path(args.input), partial=args.partial)
-        print(f"wrote {path}")
-        events.emit("wrote", path=str(path))
-        return 0
+        return run_merge(args, events)
     if args.partial:
         raise HRINetError("--partial goes with --merge")
     out = _out_folder(args)

@@ -171,6 +171,7 @@ def train_from_cli(args) -> int:
         print(f"stopped at step {trainer.step}: wrote {path}; continue with --resume")
     elif rank == 0:
         print(f"wrote {path} and {path.with_suffix('.json')}")
-    if rank == 0:
-        args.events.emit("wrote", path=str(path))
+    for written in ([path, path.with_suffix(".json")] if rank == 0 and trainer.step >=
+                    cfg.iterations else [path] if rank == 0 else []):  # the weights and sidecar
+        args.events.emit("wrote", path=str(written))
     return 0

@@ -39,6 +39,8 @@ CancelFn = Callable[[], bool]
 def _chunk_bytes(text: str) -> int:
     """``HRINET_CHUNK_MB`` in bytes; 0 for a value that is no whole number of MB from 1 to
     1048576 (refused by :func:`check_memory`, before any work, not at import)."""
+    if not text.strip():  # HRINET_CHUNK_MB= (empty): unset
+        text = "128"
     try:
         mb = int(text.strip())
     except ValueError:
@@ -50,6 +52,15 @@ def _chunk_bytes(text: str) -> int:
 CHUNK_BYTES = _chunk_bytes(os.environ.get("HRINET_CHUNK_MB", "128"))
 
 
+def check_chunk_budget() -> None:
+    """Refuse, in one line, an ``HRINET_CHUNK_MB`` that is no whole number of MB from 1 to
+    1048576 (a cohort checks it once, before its first case)."""
+    if CHUNK_BYTES <= 0:
+        raise HRINetError(f"HRINET_CHUNK_MB={os.environ.get('HRINET_CHUNK_MB', '')!r} is not a "
+                          "whole number of MB from 1 to 1048576; unset it (default 128) or give "
+                          "e.g. 256")
+
+
 def check_memory(volume: Volume, plan: Plan, streamed_out: bool = False,
                  output_copies: int = 1) -> int:
     """Refuse before any work when the output cannot fit in memory; returns the bytes needed.
@@ -59,10 +70,7 @@ def check_memory(volume: Volume, plan: Plan, streamed_out: bool = False,
     output-sized arrays the caller will hold at once (2 when it then writes the result: the
     writer, and the read-back that verifies the file, each hold one copy beside it).
     """
-    if CHUNK_BYTES <= 0:
-        raise HRINetError(f"HRINET_CHUNK_MB={os.environ.get('HRINET_CHUNK_MB', '')!r} is not a "
-                          "whole number of MB from 1 to 1048576; unset it (default 128) or give "
-                          "e.g. 256")
+    check_chunk_budget()
     n, ny, nx = volume.array.shape
     slice_bytes = ny * nx * volume.array.dtype.itemsize
     outputs = (output_copies - 1) + (0 if streamed_out else 1)

@@ -15,7 +15,7 @@ import numpy as np
 
 from hrinet.core.constants import MAX_FACTOR
 from hrinet.core.errors import HRINetError
-from hrinet.core.geometry import uneven_grid, uneven_positions
+from hrinet.core.geometry import ON_SLICE, uneven_grid, uneven_positions
 from hrinet.core.slab_estimate import estimate_slab
 from hrinet.core.volume import Volume, non_finite_counts
 
@@ -50,10 +50,21 @@ class Plan:
     thickness_source: str = "assumed"
     #: thickness / input slice spacing; 0 when the input is treated as thin slices.
     slab_ratio: float = 0.0
+    #: Known slices at uneven gaps that lie on the output grid (the others are resampled);
+    #: None on an even grid, where every known slice does.
+    known_on_grid: Optional[int] = None
 
     def describe(self, restore_how: str = "give --thickness {t:.4g}") -> str:
         """The plan in one line. ``restore_how``: how the caller's user asks for slab
         restoration (``{t}`` is the thickness), named when DICOM says the slices are slabs."""
+        text = self._describe(restore_how)
+        off = self.input_slices - (self.known_on_grid or 0)
+        if self.known_on_grid is not None and off:  # "kept as they are" holds for these only
+            text += (f"; {off} of the {self.input_slices} known slices fall between the grid's "
+                     "points (uneven gaps) and are resampled, not kept")
+        return text
+
+    def _describe(self, restore_how: str) -> str:
         sx, sy, sz = self.output_spacing
         text = (f"x{self.factor} with {self.method}: {self.input_slices} -> {self.output_slices} "
                 f"slices, spacing {sx:.4g} x {sy:.4g} x {sz:.4g} mm")
@@ -261,5 +272,7 @@ def _uneven_plan(volume: Volume, plan: Plan, target_spacing: Optional[float]) ->
     sx, sy, sz = plan.output_spacing
     if target_spacing is not None:
         sz = float(target_spacing)
+    rel = (positions - positions[0]) / sz
+    on_grid = int(np.sum(np.abs(rel - np.rint(rel)) <= ON_SLICE))
     return replace(plan, output_spacing=(sx, sy, sz),
-                   output_slices=uneven_grid(positions, sz))
+                   output_slices=uneven_grid(positions, sz), known_on_grid=on_grid)

@@ -51,7 +51,8 @@ def _died_before_its_first_checkpoint(out: Path, variant: str) -> bool:
     """Whether ``out`` holds a run that stopped before it saved anything (a crash, a diverged
     first step): no checkpoints nor weights, its config.json a whole run configuration of this
     variant (every field a run writes: a user's config.json of other keys is not one) and its
-    log.csv, if any, a run's (its header)."""
+    log.csv, if any, a run's (its header); a plot, progress or validation file is a run's only
+    beside such a log."""
     if any((out / n).exists() for n in (CHECKPOINT, PREVIOUS, f"{variant}.safetensors",
                                          f"{variant}.json")):
         return False
@@ -61,7 +62,8 @@ def _died_before_its_first_checkpoint(out: Path, variant: str) -> bool:
                 or not {f.name for f in fields(TrainConfig)} <= recorded.keys()):
             return False
         TrainConfig.from_dict(recorded)
-        if (out / "log.csv").exists():
+        later = [n for n in ("val.jsonl", "progress.json", "loss.png") if (out / n).exists()]
+        if (out / "log.csv").exists() or later:  # written after its first steps: with its log
             with open(out / "log.csv", encoding="utf-8") as log:
                 if log.readline().strip() != ",".join(LOG_FIELDS):
                     return False

@@ -352,3 +352,10 @@ def test_export_of_a_folder_without_a_checkpoint_names_the_folder_and_what_to_gi
     _assert_one_line_error(r, "is damaged or not an HRINet training checkpoint; name the "
                               "checkpoint.safetensors")
     assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_export_refuses_a_missing_folder_like_interpolate(tmp_path):
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"unread: the output is checked first")
+    r = run("export", tmp_path, tmp_path / "missing" / "w.safetensors")
+    _assert_one_line_error(r, f"folder {tmp_path / 'missing'} does not exist")
+    assert not (tmp_path / "missing").exists()

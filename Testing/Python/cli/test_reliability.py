@@ -353,12 +353,6 @@ def test_info_lists_the_series_of_a_folder_and_interpolate_reads_the_chosen_one(
     one_line_error(cli("info", folder, "--series", "7"), "give a number from 1 to 2")
 
 
-def test_export_refuses_a_missing_folder_like_interpolate(tmp_path):
-    r = cli("export", tmp_path, tmp_path / "missing" / "w.safetensors")
-    one_line_error(r, "does not exist")
-    assert not (tmp_path / "missing").exists()
-
-
 @pytest.mark.parametrize("link", ["dangling", "loop"])
 def test_an_output_that_is_a_link_to_nothing_is_refused_before_any_work(tmp_path, phantom, link):
     src = write_volume(phantom, tmp_path / "thick.nrrd")

@@ -72,6 +72,13 @@ def test_a_new_run_never_replaces_files_it_did_not_write(tmp_path):
         Trainer(tiny("ae", 2), finished, volumes=volumes(), log=None)
     for name in ("ae.safetensors", "ae.json"):  # a run that died before it saved anything
         (finished / name).unlink()
+    log = (finished / "log.csv").read_bytes()
+    (finished / "log.csv").unlink()  # a run's config beside a plot of the user's: not a run's
+    (finished / "loss.png").write_bytes(b"the user's plot")
+    with pytest.raises(HRINetError, match="loss.png"):
+        Trainer(tiny("ae", 2), finished, volumes=volumes(), log=None)
+    assert (finished / "loss.png").read_bytes() == b"the user's plot"
+    (finished / "log.csv").write_bytes(log)
     Trainer(tiny("ae", 2), finished, volumes=volumes(), log=None).run()  # starts anew
     assert (finished / "ae.safetensors").is_file()
 

@@ -9,7 +9,7 @@ from hrinet.core.cohort.cases import (Case, check_outputs, find_cases, folder_ou
 from hrinet.core.cohort.readahead import read_ahead
 from hrinet.core.cohort.results import (Result, Ledger, input_stamp, is_done,
                                         is_results_table, merge_results, read_results,
-                                        write_results)
+                                        running_shards, write_results)
 from hrinet.core.cohort.shards import (parse_shard, results_name, shard_from_environment,
                                        shard_of)
 
@@ -17,5 +17,6 @@ __all__ = ["Case", "Ledger", "Result", "check_outputs", "file_sha256", "find_cas
            "folder_output",
            "identity", "input_stamp", "is_done", "is_results_table", "merge_results",
            "parse_shard", "read_ahead",
-           "read_manifest", "read_results", "results_name", "shard_from_environment",
+           "read_manifest", "read_results", "results_name", "running_shards",
+           "shard_from_environment",
            "shard_of", "write_results"]

@@ -124,6 +124,9 @@ def read_results(path: Path) -> Dict[str, Result]:
         if missing:
             raise damaged(f"no column {', '.join(missing)}")
         for raw in reader:
+            if None in raw.values():  # fewer fields than the header: cut off
+                raise damaged(f"line {reader.line_num} has fewer fields than the header (cut "
+                              "off?)")
             values = {k: (v or "") for k, v in raw.items() if k in COLUMNS}
             if any(len(v) > MAX_FIELD for v in values.values()):
                 raise damaged(f"a field over {MAX_FIELD} characters")
@@ -332,6 +335,12 @@ def is_done(case: Case, previous: Optional[Result], options: str = "",
     return out.is_file() and file_sha256(out) == previous.output_sha256
 
 
+def running_shards(folder: Path) -> List[str]:
+    """The shards (``"I of N"``) whose batch is running on ``folder`` now (its lock held)."""
+    return [" of ".join(SHARD_TABLE.match(p.name).groups()) for p in tables(folder)
+            if SHARD_TABLE.match(p.name) and is_locked(Path(folder) / f".{p.name}.lock")]
+
+
 def merge_results(folder: Path, partial: bool = False) -> Path:
     """Every results table in ``folder`` merged into ``folder/results.csv``, one row a case,
     the newest row winning; rows of an earlier unsharded run are kept.
@@ -357,12 +366,11 @@ def merge_results(folder: Path, partial: bool = False) -> Path:
         raise HRINetError(f"shard {said} has no results table in {folder} (not "
                           "run yet, or still running); run it, or pass --partial to merge what "
                           "is there")
-    running = [p for p in found if is_locked(folder / f".{p.name}.lock")]
+    running = running_shards(folder)
     if running and not partial:  # its table is written as it goes: rows would be missing
-        i, n = SHARD_TABLE.match(running[0].name).groups()
         more = f" (and {len(running) - 1} more)" if len(running) > 1 else ""
-        raise HRINetError(f"shard {i} of {n}{more} is still running on {folder}; wait for it to "
-                          "end, or pass --partial to merge what is there so far")
+        raise HRINetError(f"shard {running[0]}{more} is still running on {folder}; wait for it "
+                          "to end, or pass --partial to merge what is there so far")
     merged: Dict[str, Result] = {}
     for table in tables(folder):
         merged.update(read_results(table))

@@ -17,12 +17,18 @@ from pydicom.sequence import Sequence
 from pydicom.uid import EnhancedCTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 
-def multiframe(path: Path, zs, values=None, iops=None, size=16) -> Path:
+def multiframe(path: Path, zs, values=None, iops=None, size=16, rescales=None, pixels=None,
+               modality="CT") -> Path:
     """An Enhanced CT file: frame ``i`` at z ``zs[i]`` filled with ``values[i]`` HU (default
     ``10 i``), stored unsigned with RescaleIntercept -1024, pixels 0.8 (rows) x 0.7 (columns)
-    mm, 2 mm thick; ``iops``: an orientation per frame (default one shared, axial)."""
+    mm, 2 mm thick; ``iops``: an orientation per frame (default one shared, axial);
+    ``rescales``: a (slope, intercept) per frame; ``pixels``: a PixelSpacing per frame."""
     hu = np.stack([np.full((size, size), 10 * i if values is None else values[i])
                    for i in range(len(zs))])
+    stored = (hu + 1024).astype(np.uint16)
+    if rescales is not None:
+        stored = np.stack([np.rint((h - b) / a) for h, (a, b) in zip(hu, rescales)]
+                          ).astype(np.uint16)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = (EnhancedCTImageStorage,
                                                                      generate_uid())
@@ -30,7 +36,7 @@ def multiframe(path: Path, zs, values=None, iops=None, size=16) -> Path:
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = EnhancedCTImageStorage, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = "1.2.3", "1.2.3.4", "1.5"
-    ds.Modality, ds.PatientID, ds.InstanceNumber = "CT", "1", 1
+    ds.Modality, ds.PatientID, ds.InstanceNumber = modality, "1", 1
     ds.Rows = ds.Columns = size
     ds.NumberOfFrames = len(zs)
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
@@ -57,9 +63,17 @@ def multiframe(path: Path, zs, values=None, iops=None, size=16) -> Path:
             orientation = Dataset()
             orientation.ImageOrientationPatient = list(iops[i])
             frame.PlaneOrientationSequence = Sequence([orientation])
+        if rescales is not None:
+            own = Dataset()
+            own.RescaleSlope, own.RescaleIntercept, own.RescaleType = *rescales[i], "HU"
+            frame.PixelValueTransformationSequence = Sequence([own])
+        if pixels is not None:
+            own = Dataset()
+            own.PixelSpacing, own.SliceThickness = list(pixels[i]), 2
+            frame.PixelMeasuresSequence = Sequence([own])
         frames.append(frame)
     ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
-    ds.PixelData = (hu + 1024).astype(np.uint16).tobytes()
+    ds.PixelData = stored.tobytes()
     ds.save_as(str(path), enforce_file_format=True)
     return path
 
@@ -121,3 +135,32 @@ def test_a_derived_dicom_series_of_a_multiframe_file_is_refused_before_any_work(
                  "linear", "--factor", "2"]) == 2
     err = capsys.readouterr().err
     assert "one multi-frame file" in err and "interpolating" not in err and not out.exists()
+
+
+def test_frames_rescaled_differently_are_each_read_in_hu(tmp_path):
+    rescales = [(1, -1024)] * 2 + [(2, -2048)] * 2  # as enhanced MR (and some CT) files do
+    values = [-1000, -500, -1000, -400]
+    vol = read_volume(multiframe(tmp_path / "ct.dcm", [0, 2, 4, 6], values, rescales=rescales))
+    assert [int(s.mean()) for s in vol.array] == [-1000, -500, -1000, -400]
+
+
+def test_frames_of_several_pixel_sizes_are_refused_in_one_line(tmp_path):
+    pixels = [(0.8, 0.7)] * 2 + [(1.0, 1.0)] * 2
+    with pytest.raises(HRINetError, match="frame 3 of ct.dcm has pixels of 1 x 1 mm"):
+        read_volume(multiframe(tmp_path / "ct.dcm", [0, 2, 4, 6], pixels=pixels))
+
+
+def test_a_multiframe_mr_file_is_said_not_to_be_ct(tmp_path):
+    vol = read_volume(multiframe(tmp_path / "mr.dcm", [0, 2, 4], modality="MR"))
+    assert any("modality is MR, not CT" in w for w in vol.metadata["warnings"])
+
+
+def test_a_study_lists_a_multiframe_file_by_its_frames_and_reads_it_as_the_largest(tmp_path):
+    from helpers import write_dicom_series
+
+    multiframe(tmp_path / "enhanced.dcm", [0, 2, 4, 6, 8, 10])
+    write_dicom_series(tmp_path, [0.0, 3.0, 6.0, 9.0], uid="1.2.3.77")
+    vol = read_volume(tmp_path)
+    listed = {s["uid"]: s for s in vol.metadata["dicom_series"]}
+    assert listed["1.2.3.4"]["slices"] == 6 and listed["1.2.3.4"]["pixel_spacing"] == "0.8 x 0.7"
+    assert vol.array.shape[0] == 6 and vol.metadata["series_uid"] == "1.2.3.4"

@@ -18,7 +18,7 @@ from hrinet.core.errors import HRINetError
 from hrinet.core.io import read_provenance, read_volume, write_volume
 from hrinet.core.phantom import make_phantom
 from pydicom.fileset import FileSet
-from series_phantom import tilted_scan
+from series_phantom import straight_scan, tilted_scan
 
 
 def _last_error(capsys) -> str:
@@ -112,6 +112,9 @@ def test_the_acquired_slices_of_a_detilted_series_are_said_to_be_moved(tmp_path,
     assert "acquired slice" in first.ImageComments and "unchanged" not in first.ImageComments
     assert "gantry tilt of 20.0 degrees" in first.ImageComments
     assert read_provenance(derived)["detilt_degrees"] == "20.0"
+    again = tmp_path / "again.nrrd"  # interpolated again: its acquired slices are still moved
+    assert main(["interpolate", str(out), str(again), "--method", "linear", "--factor", "2"]) == 0
+    assert read_provenance(again)["detilt_degrees"] == "20.0"
 
 
 def test_the_acquired_slices_of_a_straight_series_are_unchanged(tmp_path):
@@ -122,3 +125,14 @@ def test_the_acquired_slices_of_a_straight_series_are_unchanged(tmp_path):
     assert first.ImageComments.endswith(", unchanged)")
     assert np.array_equal(first.pixel_array, pydicom.dcmread(
         sorted((tmp_path / "s").iterdir())[0]).pixel_array)
+
+
+def test_a_plan_across_uneven_gaps_says_which_known_slices_are_resampled(tmp_path):
+    from hrinet.methods.planning import plan_upsampling
+
+    vol = read_volume(straight_scan(tmp_path / "s", [0, 2, 4, 7, 10, 12, 14, 16], size=24))
+    off_grid = plan_upsampling(vol, target_spacing=0.9, method="linear")
+    assert off_grid.known_on_grid == 1  # only the first lies on a 0.9 mm grid
+    assert "7 of the 8 known slices fall between the grid's points" in off_grid.describe()
+    on_grid = plan_upsampling(vol, target_spacing=1.0, method="linear")
+    assert on_grid.known_on_grid == 8 and "fall between" not in on_grid.describe()

@@ -73,3 +73,33 @@ def test_a_slice_of_another_size_is_named_with_what_to_do(tmp_path):
                            "it out") as err:
             read_dicom_folder(tmp_path, lenient=lenient)
         assert "0x" not in str(err.value)  # no address of ITK's objects
+
+
+def test_half_scouts_half_slices_names_the_scouts_and_nothing_else(tmp_path):
+    for k in range(3):  # three coronal scouts, then three axial slices, one series UID
+        ct_slice(tmp_path / f"a{k}.dcm", 0, 24, iop=(1, 0, 0, 0, 0, -1),
+                 image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+        ct_slice(tmp_path / f"s{k}.dcm", 5 * k, 1024)
+    (problem,) = read_dicom_folder(tmp_path, lenient=True).metadata["problems"]
+    assert problem.startswith(f"{tmp_path / 'a0.dcm'} is oriented differently")
+    assert "(and 2 more slice(s))" in problem
+
+
+def test_one_rescale_written_two_ways_is_one_rescale(tmp_path):
+    for k in range(4):
+        ct_slice(tmp_path / f"s{k}.dcm", 5 * k, 1024, intercept="-1024" if k % 2 else "-1024.0")
+    vol = read_volume(tmp_path)
+    assert not any("differ" in w for w in vol.metadata["warnings"])
+    assert int(vol.array.mean()) == 0  # HU: 1024 stored, intercept -1024
+
+
+def test_a_derived_series_of_slices_rescaled_with_different_fractions_is_refused(tmp_path):
+    from hrinet.core.io import check_derivable
+
+    for k in range(4):
+        ct_slice(tmp_path / f"s{k}.dcm", 5 * k, 1001, intercept=-1024 if k else -1024.5)
+    with pytest.raises(HRINetError, match="rescaled differently, with fractions"):
+        check_derivable(read_volume(tmp_path))  # one rescale would round the acquired slices
+    for k in range(4):  # whole numbers: stored exactly under one rescale
+        ct_slice(tmp_path / f"s{k}.dcm", 5 * k, 24, intercept=0 if k else -1024)
+    check_derivable(read_volume(tmp_path))

@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from hrinet.core.errors import HRINetError
 from hrinet.core.geometry import GAP_TOLERANCE_MM, gap_spacing, uneven_gaps
-from hrinet.core.io.dicom.slice_geometry import uneven_gaps_warning
+from hrinet.core.io.dicom.slice_geometry import modality_warning, uneven_gaps_warning
 from hrinet.core.itk import read_image_file
 from hrinet.core.volume import Volume
 
@@ -40,6 +40,22 @@ def frame_count(path: Path) -> int:
     except Exception:  # noqa: BLE001 - not DICOM, or a header pydicom cannot parse
         return 0
     return frames if frames > 1 and "PerFrameFunctionalGroupsSequence" in ds else 0
+
+
+def frame_summary(path: Path) -> Optional[dict]:
+    """What a study's listing says of a multi-frame file (its frames are its slices):
+    ``slices``, ``pixel_spacing`` and ``thickness`` from the first frame's functional groups
+    (text, "?" where absent); None for any other file."""
+    frames = frame_count(path)
+    if not frames:
+        return None
+    ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    measures = _group_item(ds, 0, "PixelMeasuresSequence")
+    pixel = _numbers(measures, "PixelSpacing", 2)
+    thickness = _thickness(measures)
+    return {"slices": frames,
+            "pixel_spacing": " x ".join(f"{v:g}" for v in pixel) if pixel is not None else "?",
+            "thickness": f"{thickness:g}" if thickness is not None else "?"}
 
 
 def read_multiframe_file(path: Path) -> Optional[Volume]:
@@ -105,10 +121,19 @@ def read_multiframe(path: Path, array: np.ndarray) -> Volume:
         raise HRINetError(f"frame {odd[0] + 1} of {name} is oriented differently from its first "
                           f"frame ({len(odd)} frame(s) so); a file of several stacks cannot be "
                           "read as one volume: export each stack as its own series")
-    pixel = _numbers(_group_item(ds, 0, "PixelMeasuresSequence"), "PixelSpacing", 2)
-    if pixel is None or pixel.min() <= 0:
+    pixels = [_numbers(_group_item(ds, i, "PixelMeasuresSequence"), "PixelSpacing", 2)
+              for i in range(n)]
+    pixel = pixels[0]
+    if any(p is None or p.min() <= 0 for p in pixels):
         raise HRINetError(f"{name} has no valid PixelSpacing in its functional groups, so the "
                           "size of its pixels in mm is unknown; export the series again")
+    odd = [i for i, p in enumerate(pixels) if np.abs(p - pixel).max() > 1e-3 * pixel.max()]
+    if odd:
+        raise HRINetError(f"frame {odd[0] + 1} of {name} has pixels of {pixels[odd[0]][0]:g} x "
+                          f"{pixels[odd[0]][1]:g} mm where its first frame has {pixel[0]:g} x "
+                          f"{pixel[1]:g} ({len(odd)} frame(s) so); frames of several grids "
+                          "cannot be read as one volume: export each as its own series")
+    array = _each_frame_in_hu(path, ds, array)
     u, v = iop[:3], iop[3:]
     normal = np.cross(u, v)
     ipps = np.asarray(ipps)
@@ -133,7 +158,46 @@ def read_multiframe(path: Path, array: np.ndarray) -> Volume:
                               "slice_positions_mm": positions.tolist(), "multiframe": True})
     if thickness is not None:
         volume.metadata["slice_thickness_mm"] = thickness
+    other = modality_warning(str(ds.get("Modality", "")))
+    if other:
+        volume.metadata["warnings"].append(other)
     return volume
+
+
+def _rescale(ds, frame: int) -> tuple:
+    """``(slope, intercept)`` of ``frame``: its PixelValueTransformationSequence (own, else
+    shared), else the file's top-level tags, else (1, 0)."""
+    item = _group_item(ds, frame, "PixelValueTransformationSequence")
+    values = []
+    for keyword, default in (("RescaleSlope", 1.0), ("RescaleIntercept", 0.0)):
+        raw = getattr(item, keyword, None) if item is not None else None
+        raw = raw if raw is not None else ds.get(keyword, default)
+        try:
+            values.append(float(raw))
+        except (TypeError, ValueError):
+            values.append(default)
+    return tuple(values)
+
+
+def _each_frame_in_hu(path: Path, ds, array: np.ndarray) -> np.ndarray:
+    """``array`` (GDCM's read, every frame rescaled as the first) or, where the frames are
+    rescaled differently (enhanced MR does so), each frame's stored values with its own
+    rescale (int32 for whole numbers, else float32)."""
+    rescales = [_rescale(ds, i) for i in range(array.shape[0])]
+    if len(set(rescales)) < 2:
+        return array
+    try:
+        stored = pydicom.dcmread(str(path)).pixel_array.astype(np.float64)
+    except Exception as exc:  # noqa: BLE001 - a transfer syntax pydicom cannot decode here
+        raise HRINetError(f"the frames of {Path(path).name} are rescaled differently and its "
+                          f"pixels cannot be decoded here ({type(exc).__name__}); export the "
+                          "series as single-frame files") from None
+    stored = stored.reshape(array.shape)
+    slope = np.asarray([r[0] for r in rescales]).reshape(-1, 1, 1)
+    intercept = np.asarray([r[1] for r in rescales]).reshape(-1, 1, 1)
+    hu = stored * slope + intercept
+    whole = np.all(np.mod(slope, 1) == 0) and np.all(np.mod(intercept, 1) == 0)
+    return hu.astype(np.int32 if whole else np.float32)
 
 
 def _thickness(item) -> Optional[float]:

@@ -31,6 +31,7 @@ from hrinet.core.io.dicom.multiframe import read_multiframe_file
 from hrinet.core.io.dicom.slice_geometry import (
     MAX_TILT_DEGREES,
     drop_duplicates,
+    modality_warning,
     one_message,
     rescale_pixel_type,
     scan_geometry,
@@ -100,7 +101,8 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
     order = np.argsort(geometry.positions, kind="stable")
     positions = geometry.positions[order]
     kept, notes, duplicates = drop_duplicates([files[i] for i in order], positions)
-    problems += duplicates
+    problems += [] if geometry.problems else duplicates  # slices of another orientation (named)
+    # would meet the series' own at its positions: no second word on them
     if problems and not lenient:
         raise HRINetError(one_message(problems))
     if not duplicates:
@@ -123,6 +125,7 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
         raise HRINetError(f"cannot read the DICOM series in {here} ({first_line(exc)})") from None
     sx, sy, _ = image.GetSpacing()
     gap = gap_spacing(positions) if positions[-1] > positions[0] else 1.0
+    gap = gap if gap > 0 else 1.0  # lenient, slices at one place (their problems are listed)
     image.SetSpacing((sx, sy, gap))
     tilted = geometry.tilt > MAX_TILT_DEGREES and not problems
     if tilted:  # the slice normal as the third axis: the grid the slices are de-tilted onto
@@ -131,10 +134,12 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
     volume = volume_from_image(image, str(folder))
     volume.metadata["warnings"].extend(warnings + notes)
     if pixel_type is not None:
+        volume.metadata["rescales_differ"] = True  # a derived series of it would round them
         kinds = Counter(geometry.rescales)
         volume.metadata["warnings"].append(
             "the slices' RescaleSlope/RescaleIntercept differ (" + ", ".join(
-                f"{n} slice(s) {a or '1'}/{b or '0'}" for (a, b), n in kinds.most_common()) +
+                f"{n} slice(s) {a:g}/{b:g}" if isinstance(a, float) and isinstance(b, float)
+                else f"{n} slice(s) {a}/{b}" for (a, b), n in kinds.most_common()) +
             "); each slice is turned into HU by its own")
     if tilted:
         _detilt_volume(volume, geometry.ipps[order], positions)
@@ -144,10 +149,9 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
     # the folder's listing, for `hrinet info` (which then need not scan the folder again)
     volume.metadata["dicom_series"] = [{k: v for k, v in s.items() if k != "files"}
                                        for s in series]
-    if entry["modality"] not in ("CT", "?"):
-        volume.metadata["warnings"].append(
-            f"the series' modality is {entry['modality']}, not CT; the learned models are trained on CT "
-            "in Hounsfield units, so check the result or use the cubic method (--method cubic)")
+    other = modality_warning(entry["modality"])
+    if other:
+        volume.metadata["warnings"].append(other)
     volume.metadata["slice_positions_mm"] = positions.tolist()
     if uneven_gaps(positions) and not problems:
         volume.metadata["warnings"].append(uneven_gaps_warning(positions))

@@ -52,7 +52,7 @@ class SeriesGeometry:
     thicknesses: List[Optional[float]]
     #: What stops the series from being read on one grid, each in one sentence.
     problems: List[str] = field(default_factory=list)
-    #: Each slice's (RescaleSlope, RescaleIntercept) as written ("" where absent).
+    #: Each slice's (RescaleSlope, RescaleIntercept), numbers where they are (1, 0 where absent).
     rescales: List[tuple] = field(default_factory=list)
 
 
@@ -62,7 +62,7 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
     first one only. A gantry tilt is measured, not refused:
     :func:`hrinet.core.io.dicom.series.read_dicom_folder` de-tilts."""
     reader = sitk.ImageFileReader()
-    ipps, iops, spacings, thick, rescales, sizes = [], [], [], [], [], []
+    ipps, iops, spacings, thick, rescales, sizes, scouts = [], [], [], [], [], [], []
     bad_slope = None
     for f in files:
         reader.SetFileName(f)
@@ -85,13 +85,16 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
             slope = reader.GetMetaData("0028|1053").strip()
             if slope and not _nonzero_finite(slope):
                 bad_slope = (f, slope)
-        rescales.append(tuple(reader.GetMetaData(k).strip() if reader.HasMetaDataKey(k) else ""
-                              for k in ("0028|1053", "0028|1052")))
+        rescales.append(tuple(_number(reader.GetMetaData(k)) if reader.HasMetaDataKey(k) else
+                              default for k, default in (("0028|1053", 1.0), ("0028|1052", 0.0))))
+        scouts.append(reader.HasMetaDataKey("0008|0008") and
+                      "LOCALIZER" in reader.GetMetaData("0008|0008").upper())
         thick.append(_positive(reader.GetMetaData("0018|0050"))
                      if reader.HasMetaDataKey("0018|0050") else None)
         iops.append(np.asarray(iop))
         ipps.append(ipp)
-    first_iop = _common_orientation(iops)  # the series' own: a scout sorted first is not it
+    first_iop = _common_orientation(  # the series' own: a scout filed in it is not it
+        [o for o, scout in zip(iops, scouts) if not scout] or iops)
     normal = np.cross(first_iop[:3], first_iop[3:])
     misoriented = [(f, iop.tolist()) for f, iop in zip(files, iops)
                    if np.abs(iop - first_iop).max() > 1e-3]
@@ -124,8 +127,10 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
     except HRINetError as exc:
         problems.append(str(exc))
     ipps_arr, pos = np.asarray(ipps), np.asarray(positions)
-    try:
-        _check_in_line(files, ipps_arr, first_iop, pos, pixel)
+    aligned = [i for i, iop in enumerate(iops) if np.abs(iop - first_iop).max() <= 1e-3]
+    try:  # among the slices of the series' orientation: a scout's is named above already
+        _check_in_line([files[i] for i in aligned], ipps_arr[aligned], first_iop, pos[aligned],
+                       pixel)
     except HRINetError as exc:
         problems.append(str(exc))
     tilt = 0.0
@@ -142,11 +147,9 @@ def rescale_pixel_type(rescales: List[tuple]) -> Optional[int]:
     where every slice has the same rescale: whole numbers in 32-bit integers, else float32."""
     if len(set(rescales)) < 2:
         return None
-    try:
-        values = [float(v) for pair in rescales for v in pair if v]
-    except ValueError:
-        return sitk.sitkFloat32
-    return sitk.sitkInt32 if all(float(v).is_integer() for v in values) else sitk.sitkFloat32
+    values = [v for pair in rescales for v in pair]
+    whole = all(isinstance(v, float) and v.is_integer() for v in values)
+    return sitk.sitkInt32 if whole else sitk.sitkFloat32
 
 
 def _common_orientation(iops: List[np.ndarray]) -> np.ndarray:
@@ -156,6 +159,15 @@ def _common_orientation(iops: List[np.ndarray]) -> np.ndarray:
     counts = Counter(keys)
     common = max(counts.values())
     return next(o for o, key in zip(iops, keys) if counts[key] == common)
+
+
+def _number(text: str):
+    """A rescale value as a number, so that "1" and "1.000000" are one value (text that is no
+    number is kept as it is: RescaleSlope's own check names it)."""
+    try:
+        return float(text.strip())
+    except ValueError:
+        return text.strip()
 
 
 def _nonzero_finite(text: str) -> bool:
@@ -317,3 +329,11 @@ def uneven_gaps_warning(positions: np.ndarray) -> str:
     return (f"uneven slice gaps ({describe_gaps(positions)}): each pair of known slices is "
             "interpolated across its own gap onto one regular grid, the known slices at their "
             f"positions{missing}")
+
+
+def modality_warning(modality: str) -> str:
+    """What a series of another modality than CT is told ("" for CT or none given)."""
+    if modality.strip().upper() in ("CT", "?", ""):
+        return ""
+    return (f"the series' modality is {modality}, not CT; the learned models are trained on CT "
+            "in Hounsfield units, so check the result or use the cubic method (--method cubic)")

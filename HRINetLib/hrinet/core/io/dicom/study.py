@@ -14,6 +14,7 @@ import pydicom
 import SimpleITK as sitk
 
 from hrinet.core.errors import HRINetError
+from hrinet.core.io.dicom.multiframe import frame_summary
 from hrinet.core.itk import quiet_native_output
 
 #: Tags read once per series for its listing: (key, DICOM tag).
@@ -91,6 +92,8 @@ def list_dicom_series(folder) -> List[dict]:
                        "modality": tags["modality"] or "?", "kind": kind,
                        "pixel_spacing": tags["pixel_spacing"].replace("\\", " x ") or "?",
                        "thickness": tags["thickness"] or "?"})
+        if len(files) == 1:  # one multi-frame file: its frames are the slices
+            series[-1].update(frame_summary(Path(files[0])) or {})
     return sorted(series, key=lambda s: (s["kind"] != "image", -s["slices"], s["uid"]))
 
 
@@ -198,8 +201,8 @@ def dicomdir_missing(folder: Path, series_uid: str) -> List[Path]:
     there (a study copied from its CD or DVD in part): each would be a slice left out. Records
     are read in the order DICOMDIRs are written (each IMAGE after its SERIES); an index that
     cannot be read lists nothing (the folder's files are still read as they are)."""
-    index = Path(folder) / "DICOMDIR"
-    if not index.is_file():
+    index = _existing(Path(folder), "DICOMDIR")
+    if index is None or not index.is_file():
         return []
     try:
         records = pydicom.dcmread(str(index)).DirectoryRecordSequence
@@ -212,7 +215,23 @@ def dicomdir_missing(folder: Path, series_uid: str) -> List[Path]:
             current = str(record.get("SeriesInstanceUID", ""))
         elif current == series_uid and "ReferencedFileID" in record:
             parts = record.ReferencedFileID
-            path = Path(folder).joinpath(*([parts] if isinstance(parts, str) else parts))
+            parts = [parts] if isinstance(parts, str) else list(parts)
+            path = Path(folder)
+            for part in parts:  # a CD read on Linux may show its names in lower case
+                path = _existing(path, part) or path / part
             if not path.exists():
                 missing.append(path)
     return missing
+
+
+def _existing(folder: Path, name: str) -> Optional[Path]:
+    """``folder / name`` as it exists, its letter case aside (ISO 9660 names are upper case,
+    and systems show them as either), or None."""
+    exact = folder / name
+    if exact.exists():
+        return exact
+    try:
+        return next((folder / n for n in os.listdir(folder) if n.upper() == name.upper()),
+                    None)
+    except OSError:
+        return None

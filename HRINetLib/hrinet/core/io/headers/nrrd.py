@@ -83,6 +83,10 @@ def _data_files(path: Path, text: str) -> List[Tuple[str, str]]:
     return names
 
 
+#: NRRD ``space units`` that are millimetres (any letter case; empty: unsaid, read as mm).
+MM_UNITS = ("", "mm", "millimeter", "millimeters", "millimetre", "millimetres")
+
+
 def check_nrrd(path: Path) -> None:
     """An NRRD header: finite positive spacings; a detached data file in the header's folder."""
     lines = header_lines(path)
@@ -106,7 +110,7 @@ def check_nrrd(path: Path) -> None:
                                   "header so every spacing is a positive number of mm")
     fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
     units = [u.strip() for u in re.findall(r'"([^"]*)"', fields.get("space units", ""))]
-    if any(u.lower() not in ("mm", "") for u in units):  # ITK (and Slicer) read them as mm
+    if any(u.lower() not in MM_UNITS for u in units):  # ITK (and Slicer) read them as mm
         raise HRINetError(f"{path} gives its geometry in {' '.join(units)} (space units), which "
                           "would be read as mm; rewrite the header in mm (space directions and "
                           "origin scaled, space units \"mm\")")

@@ -93,8 +93,9 @@ def record(result, plan=None, interpolator=None, input_path=None,
         "input_series_uid": str(meta.get("series_uid") or ""),
         "slab_thickness_mm": slab,
         "acquired_restored": "yes" if restored else "no",
-        "detilt_degrees": (f"{float(meta['gantry_tilt_degrees']):.1f}"
-                           if meta.get("gantry_tilt_degrees") else ""),
+        "detilt_degrees": (f"{float(meta['gantry_tilt_degrees']):.1f}"  # de-tilted now, or
+                           if meta.get("gantry_tilt_degrees") else  # by the run that made
+                           (earlier or {}).get("detilt_degrees", "")),  # the input
         "output_slices": str(n_out),
         "synthesised_count": str(len(synthesised)),
         "acquired_slices": format_indices(acquired),

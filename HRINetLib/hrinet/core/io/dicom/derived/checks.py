@@ -22,6 +22,11 @@ def check_derivable(volume) -> None:
     follow: a derived series has one output slice per input slice position at a fixed step,
     which slices at uneven gaps do not give, each referencing its input slice's file, which a
     multi-frame file does not have."""
+    if volume.metadata.get("rescales_differ") and volume.array.dtype.kind == "f":
+        raise HRINetError("--format dicom stores one RescaleSlope/RescaleIntercept for the new "
+                          "series, but this series' slices are rescaled differently, with "
+                          "fractions its acquired slices would lose; write a volume file (.nrrd) "
+                          "instead")
     if volume.metadata.get("multiframe"):
         raise HRINetError("--format dicom writes the new series beside the input's single-frame "
                           "slices, but this series is one multi-frame file; write a volume file "
