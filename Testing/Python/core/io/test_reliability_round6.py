@@ -136,3 +136,13 @@ def test_a_plan_across_uneven_gaps_says_which_known_slices_are_resampled(tmp_pat
     assert "7 of the 8 known slices fall between the grid's points" in off_grid.describe()
     on_grid = plan_upsampling(vol, target_spacing=1.0, method="linear")
     assert on_grid.known_on_grid == 8 and "fall between" not in on_grid.describe()
+
+
+def test_a_dicomdir_study_shown_in_lower_case_reads_and_its_missing_files_are_named(study):
+    for path in sorted(study.rglob("*"), key=lambda p: -len(p.parts)):  # deepest first
+        path.rename(path.with_name(path.name.lower()))
+    assert read_volume(study / "dicomdir").array.shape[0] == 6  # complete: every file found
+    images = sorted(p for p in study.rglob("*") if p.is_file() and p.name != "dicomdir")
+    images[3].unlink()
+    with pytest.raises(HRINetError, match="which is missing"):
+        read_volume(study)
