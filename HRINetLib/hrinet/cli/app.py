@@ -18,6 +18,7 @@ from hrinet.cli.arguments import empty_paths
 from hrinet.cli.batch import add_batch_arguments, run_batch
 from hrinet.cli.describe import model_warnings, model_words, unused_options
 from hrinet.cli.evaluate import cmd_evaluate
+from hrinet.cli.info import cmd_info
 from hrinet.cli.events import Events, report_warnings
 from hrinet.cli.models import add_models_arguments, cmd_models
 from hrinet.cli.progress import progress_bar as _tqdm
@@ -137,46 +138,6 @@ def cmd_interpolate(args) -> int:
         events.emit("wrote", path=str(conf_out))
     report_worst_slices(result.metadata, events)  # where the synthesised content is least sure
     return 0
-
-
-def cmd_info(args) -> int:
-    """Describe a volume or a DICOM series, and what ``interpolate`` will do with it. A series
-    that can be read is described even where ``interpolate`` would refuse it: its problems are
-    listed (all of them) and the command exits 0."""
-    from hrinet.core.io import describe, dicom_folder_of, read_dicom_folder, read_volume
-
-    folder = dicom_folder_of(Path(args.input))
-    volume = (read_dicom_folder(folder, args.series, lenient=True) if folder is not None
-              else read_volume(args.input, series_uid=args.series))
-    print(describe(volume))
-    print(f"interpolate: {_info_plan(volume)}")
-    series = volume.metadata.get("dicom_series", [])
-    if len(series) > 1:
-        print(f"series in this folder ({len(series)}; choose with --series N or UID):")
-        for i, s in enumerate(series, 1):
-            mark = "*" if s["uid"] == volume.metadata.get("series_uid") and \
-                s.get("folder", "") == volume.metadata.get("series_folder", "") else " "
-            where = f" in {s['folder']}" if s.get("folder") else ""
-            kind = s.get("kind", "image")
-            aside = f" [{kind}: not chosen by default]" if kind != "image" else ""
-            print(f" {mark}{i:>2}. {s['description']} ({s['modality']}){where}: {s['slices']} "
-                  f"slices, pixels {s['pixel_spacing']} mm, thickness {s['thickness']} mm, "
-                  f"UID {s['uid']}{aside}")
-    return 0
-
-
-def _info_plan(volume) -> str:
-    """What ``hrinet interpolate`` with its defaults will do with ``volume``, or why it will
-    not."""
-    problems = volume.metadata.get("problems", [])
-    if problems:
-        return (f"refuses this series until its {len(problems)} problem(s) above are fixed"
-                if len(problems) > 1 else "refuses this series until the problem above is fixed")
-    try:
-        plan = plan_upsampling(volume, method=default_method(), estimate_thickness=True)
-    except HRINetError as exc:
-        return f"nothing with the defaults: {exc}"
-    return plan.describe()
 
 
 def cmd_train(args) -> int:
