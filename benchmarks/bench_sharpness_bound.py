@@ -18,8 +18,11 @@ change of loss. The other way, adding a texture ``n`` independent of the truth, 
 ``G(p)`` by ``G(n)`` and the squared error by ``var(n)``; the texture with the most gradient
 energy per variance (a checkerboard: ``G(n) = 8 var(n)``) gives the least PSNR cost of lifting
 ``grad_ratio`` to ``R``: ``10 log10(1 + (R - r) G(t) / (8 MSE))`` dB. Printed per volume and
-factor for each method: PSNR_HU, grad_ratio, G(e)/G(t), 2C/G(t), the error-gradient reduction
-an MSE-optimal estimator needs for R (dB) and that least PSNR cost of texture.
+factor for each method: PSNR_HU, grad_ratio, G(e)/G(t), 2C/G(t), the matched gradient
+``mean(grad p . grad t) / G(t)`` (= grad_ratio - C / G(t): the gradient energy that agrees with
+the truth, which only a more accurate slice raises; for an MSE-optimal estimator it equals
+grad_ratio), the error-gradient reduction an MSE-optimal estimator needs for R (dB) and that
+least PSNR cost of texture.
 
 The central ``--slices`` slices of each volume are used, decimated by each factor (the
 decimate protocol of ``hrinet evaluate``).
@@ -61,7 +64,8 @@ def decompose(pred: np.ndarray, truth: np.ndarray, target: float) -> dict:
     need = max(0.0, 10 * np.log10(g_e / ((1 - target) * g_t)))
     cost = 10 * np.log10(1 + max(0.0, target - ratio) * g_t / (8 * mse))
     return {"psnr_hu": psnr(pred, truth), "grad_ratio": ratio, "error_share": g_e / g_t,
-            "cross_share": 2 * cross / g_t, "mmse_needs_db": need, "texture_cost_db": cost}
+            "cross_share": 2 * cross / g_t, "matched": ratio - cross / g_t,
+            "mmse_needs_db": need, "texture_cost_db": cost}
 
 
 def main() -> None:
@@ -75,10 +79,10 @@ def main() -> None:
     args = p.parse_args()
     methods = args.methods.split(",")
     interps = {m: create_interpolator(m, precision="fp32") for m in methods}
-    print("| volume | x | method | PSNR_HU | grad_ratio | G(e)/G(t) | 2C/G(t) | MSE-optimal "
-          f"needs (dB less error gradient) for {args.target:g} | least PSNR cost of texture "
-          "(dB) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| volume | x | method | PSNR_HU | grad_ratio | G(e)/G(t) | 2C/G(t) | matched | "
+          f"MSE-optimal needs (dB less error gradient) for {args.target:g} | least PSNR cost of "
+          "texture (dB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for path in args.volumes:
         volume = central(read_volume(path), args.slices)
         for k in (int(f) for f in args.factors.split(",")):
@@ -89,7 +93,8 @@ def main() -> None:
                 d = decompose(up.array[mask], truth, args.target)
                 print(f"| {Path(path).name.split('.')[0]} | {k} | {m} | {d['psnr_hu']:.2f} | "
                       f"{d['grad_ratio']:.3f} | {d['error_share']:.3f} | "
-                      f"{d['cross_share']:+.3f} | {d['mmse_needs_db']:.2f} | "
+                      f"{d['cross_share']:+.3f} | {d['matched']:.3f} | "
+                      f"{d['mmse_needs_db']:.2f} | "
                       f"{d['texture_cost_db']:.2f} |", flush=True)
 
 

@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from hrinet.core.errors import HRINetError
 from hrinet.core.geometry import GAP_TOLERANCE_MM, gap_spacing, uneven_gaps
-from hrinet.core.io.dicom.slice_geometry import modality_warning, uneven_gaps_warning
+from hrinet.core.io.dicom.slice_notes import modality_warning, uneven_gaps_warning
 from hrinet.core.itk import read_image_file
 from hrinet.core.volume import Volume
 

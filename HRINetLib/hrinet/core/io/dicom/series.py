@@ -28,15 +28,9 @@ import SimpleITK as sitk
 from hrinet.core.errors import HRINetError, first_line
 from hrinet.core.geometry import detilt, gap_spacing, uneven_gaps
 from hrinet.core.io.dicom.multiframe import read_multiframe_file
-from hrinet.core.io.dicom.slice_geometry import (
-    MAX_TILT_DEGREES,
-    drop_duplicates,
-    modality_warning,
-    one_message,
-    rescale_pixel_type,
-    scan_geometry,
-    uneven_gaps_warning,
-)
+from hrinet.core.io.dicom.slice_geometry import MAX_TILT_DEGREES, one_message, scan_geometry
+from hrinet.core.io.dicom.slice_notes import (drop_duplicates, modality_warning,
+                                              rescale_pixel_type, uneven_gaps_warning)
 from hrinet.core.io.dicom.study import (choose_series, dicomdir_missing, study_series,
                                          unreadable_files)
 from hrinet.core.itk import quiet_native_output, volume_from_image
@@ -101,8 +95,8 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
     order = np.argsort(geometry.positions, kind="stable")
     positions = geometry.positions[order]
     kept, notes, duplicates = drop_duplicates([files[i] for i in order], positions)
-    problems += [] if geometry.problems else duplicates  # slices of another orientation (named)
-    # would meet the series' own at its positions: no second word on them
+    problems += [] if geometry.misoriented else duplicates  # slices of another orientation
+    # (named) would meet the series' own at its positions: no second word on them
     if problems and not lenient:
         raise HRINetError(one_message(problems))
     if not duplicates:

@@ -3,7 +3,8 @@ the slice normal, the series' orientation and pixel spacing, the gantry tilt, ea
 thickness, and every problem that stops the slices from sharing one grid (a slice of another
 orientation or pixel spacing, one lying in-plane off the line of the others, two slices of
 different pixels at one position), named in one message. Slices are ordered by
-ImagePositionPatient along the slice normal; a slice repeated exactly is read once.
+ImagePositionPatient along the slice normal; what follows from the ordered slices (repeated
+positions, uneven gaps, differing rescales) is :mod:`.slice_notes`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from typing import List, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from hrinet.core.errors import HRINetError, first_line
-from hrinet.core.geometry import GAP_TOLERANCE_MM, describe_gaps, gap_spacing
-from hrinet.core.itk import quiet_native_output
+from hrinet.core.errors import HRINetError
 
 #: Largest angle between the slice normal and the line through the slice positions before a
 #: series counts as gantry-tilted (sheared).
@@ -54,6 +53,8 @@ class SeriesGeometry:
     problems: List[str] = field(default_factory=list)
     #: Each slice's (RescaleSlope, RescaleIntercept), numbers where they are (1, 0 where absent).
     rescales: List[tuple] = field(default_factory=list)
+    #: How many slices have another orientation than the series' (scouts filed in it).
+    misoriented: int = 0
 
 
 def scan_geometry(files: List[str]) -> SeriesGeometry:
@@ -138,18 +139,8 @@ def scan_geometry(files: List[str]) -> SeriesGeometry:
     if np.linalg.norm(axis) > 0:
         cos = abs(float(np.dot(axis, normal))) / (np.linalg.norm(axis) * np.linalg.norm(normal))
         tilt = float(np.degrees(np.arccos(min(1.0, cos))))
-    return SeriesGeometry(pos, ipps_arr, first_iop, tilt, thick, problems, rescales)
-
-
-def rescale_pixel_type(rescales: List[tuple]) -> Optional[int]:
-    """The pixel type to read a series whose slices are rescaled differently (ITK would read
-    them all in the first slice's type: an unsigned one wraps the others' negative HU), or None
-    where every slice has the same rescale: whole numbers in 32-bit integers, else float32."""
-    if len(set(rescales)) < 2:
-        return None
-    values = [v for pair in rescales for v in pair]
-    whole = all(isinstance(v, float) and v.is_integer() for v in values)
-    return sitk.sitkInt32 if whole else sitk.sitkFloat32
+    return SeriesGeometry(pos, ipps_arr, first_iop, tilt, thick, problems, rescales,
+                          len(misoriented))
 
 
 def _common_orientation(iops: List[np.ndarray]) -> np.ndarray:
@@ -275,65 +266,3 @@ def _check_in_line(files: List[str], ipps: np.ndarray, iop: np.ndarray, position
             f"series' other slices (ImagePositionPatient {x:g}\\{y:g}\\{z:g}){more}; it "
             "belongs to another acquisition or was moved: move it out of the folder, or read "
             "the series with Slicer's DICOM module")
-
-
-def check_even_spacing(positions: np.ndarray, source: str) -> float:
-    """The slice gap of sorted ``positions`` (their median); refuses several slices at one
-    position. Uneven gaps are allowed: the engine interpolates each pair across its own gap."""
-    gaps = np.diff(positions)
-    if len(gaps) == 0:
-        return 1.0
-    if np.any(gaps <= GAP_TOLERANCE_MM):
-        raise HRINetError(f"{source} holds several slices at the same position (duplicate or "
-                          "overlapping acquisitions); keep one slice per position and retry")
-    return gap_spacing(positions)
-
-
-def _pixels(path: str) -> np.ndarray:
-    try:
-        with quiet_native_output():
-            return sitk.GetArrayFromImage(sitk.ReadImage(path))
-    except RuntimeError as exc:
-        raise HRINetError(f"cannot read the pixels of {path} ({first_line(exc)}); replace or "
-                          "remove the file and retry") from None
-
-
-def drop_duplicates(files: List[str], positions: np.ndarray):
-    """``(kept, notes, problems)`` for slices sorted by position: of several slices at one
-    position (within GAP_TOLERANCE_MM) holding the same pixels one is kept (a copy); holding
-    different pixels, they cannot be ordered and are named."""
-    kept, notes, problems = [0], [], []
-    for i in range(1, len(files)):
-        j = kept[-1]
-        if positions[i] - positions[j] > GAP_TOLERANCE_MM:
-            kept.append(i)
-            continue
-        a, b = Path(files[j]).name, Path(files[i]).name
-        if np.array_equal(_pixels(files[j]), _pixels(files[i])):
-            notes.append(f"{b} repeats {a} (same position {positions[i]:.4g} mm, same pixels); "
-                         "read once")
-        else:
-            problems.append(f"{a} and {b} are both at position {positions[i]:.4g} mm along the "
-                            "slice normal with different pixels (two acquisitions or "
-                            "reconstructions mixed in one series): keep one of them and retry")
-    return kept, notes, problems
-
-
-def uneven_gaps_warning(positions: np.ndarray) -> str:
-    """What a series of uneven gaps (sorted ``positions``, mm) is told: each pair interpolated
-    across its own gap, and where the widest gap may be a missing slice."""
-    gaps = np.diff(positions)
-    i = int(np.argmax(gaps))
-    missing = (f"; the widest, {gaps[i]:.3g} mm between slices {i} and {i + 1}, may be a "
-               "missing slice" if gaps[i] > 1.5 * np.median(gaps) else "")
-    return (f"uneven slice gaps ({describe_gaps(positions)}): each pair of known slices is "
-            "interpolated across its own gap onto one regular grid, the known slices at their "
-            f"positions{missing}")
-
-
-def modality_warning(modality: str) -> str:
-    """What a series of another modality than CT is told ("" for CT or none given)."""
-    if modality.strip().upper() in ("CT", "?", ""):
-        return ""
-    return (f"the series' modality is {modality}, not CT; the learned models are trained on CT "
-            "in Hounsfield units, so check the result or use the cubic method (--method cubic)")
