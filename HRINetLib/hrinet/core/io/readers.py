@@ -16,6 +16,7 @@ import numpy as np
 from hrinet.core.errors import HRINetError
 from hrinet.core.geometry import geometry_lines
 from hrinet.core.io.headers import check_file
+from hrinet.core.io.headers.nifti import nifti_forms
 from hrinet.core.io.paths import PathLike
 from hrinet.core.io.provenance.files import read_provenance
 from hrinet.core.io.provenance.record import SOURCE_KEY, describe_lines
@@ -50,6 +51,30 @@ def record_read_from(volume: Volume):
                            volume.metadata.get("series_uid"))
 
 
+def forms_warning(path: Path, volume: Volume) -> list:
+    """A NIfTI file whose qform and sform disagree says so, and which of them it was read by
+    (ITK, and so Slicer, picks one by rules of its own): a volume placed or turned otherwise
+    than the scanner meant goes no further unsaid."""
+    forms = nifti_forms(path)
+    if forms is None:
+        return []
+    qform, sform = forms
+    scale = max(float(np.abs(qform[:, :3]).max()), 1e-6)
+    if np.abs(qform[:, :3] - sform[:, :3]).max() <= 1e-3 * scale and \
+            np.abs(qform[:, 3] - sform[:, 3]).max() <= 0.01:
+        return []
+    flip = np.diag([-1.0, -1.0, 1.0])  # the volume's LPS geometry as a RAS affine
+    read = np.column_stack([flip @ volume.direction @ np.diag(volume.spacing),
+                            flip @ np.asarray(volume.origin)])
+    which = next((name for name, m in (("sform", sform), ("qform", qform))
+                  if np.abs(read - m).max() <= 1e-3 * scale + 0.01), "neither")
+    apart = float(np.linalg.norm(qform[:, 3] - sform[:, 3]))
+    return [f"{path.name}'s qform and sform disagree (origins {apart:.3g} mm apart"
+            f"{', orientations differ' if np.abs(qform[:, :3] - sform[:, :3]).max() > 1e-3 * scale else ''}"
+            f"); it was read as its {which} says, as ITK and Slicer read it: check the result's "
+            "position and orientation against the scan's"]
+
+
 def dicom_folder_of(path: Path) -> Optional[Path]:
     """The DICOM folder ``path`` names: itself, or for a study's index (a DICOMDIR file) the
     folder it indexes; None for a volume file."""
@@ -78,6 +103,8 @@ def _read(p: Path, series_uid: Optional[str]) -> Volume:
 
     volume = (read_multiframe_file(p)  # its frames' geometry from their headers, not GDCM's
               or volume_from_image(read_image_file(p), str(p)))
+    if p.name.lower().endswith((".nii", ".nii.gz")):
+        volume.metadata["warnings"].extend(forms_warning(p, volume))
     if series_uid is not None:
         volume.metadata.setdefault("warnings", []).append(
             f"a series ({series_uid}) applies to DICOM folders; {p.name} is a file and was read "

@@ -146,3 +146,19 @@ def test_a_dicomdir_study_shown_in_lower_case_reads_and_its_missing_files_are_na
     images[3].unlink()
     with pytest.raises(HRINetError, match="which is missing"):
         read_volume(study)
+
+
+def test_a_nifti_whose_qform_and_sform_disagree_says_which_it_was_read_by(tmp_path):
+    import struct
+
+    path = tmp_path / "v.nii"
+    write_volume(make_phantom(size=(8, 8, 4)), path)
+    assert not any("qform" in w for w in read_volume(path).metadata["warnings"])
+    head = bytearray(path.read_bytes())
+    struct.pack_into("<hh", head, 252, 1, 1)  # both forms set, as scanners' converters do
+    qoffset_z = struct.unpack_from("<f", head, 276)[0]
+    struct.pack_into("<f", head, 280 + 11 * 4, qoffset_z + 100.0)  # srow_z[3]: 100 mm away
+    path.write_bytes(bytes(head))
+    (warning,) = [w for w in read_volume(path).metadata["warnings"] if "qform" in w]
+    assert "qform and sform disagree (origins 100 mm apart)" in warning
+    assert "it was read as its " in warning and "neither" not in warning

@@ -11,6 +11,8 @@ import zlib
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from hrinet.core.errors import HRINetError
 
 #: NIfTI datatype codes whose bytes per voxel ITK reads (bitpix is read from the header too).
@@ -185,3 +187,37 @@ def check_nifti_pair(path: Path) -> None:
         raise HRINetError(f"{data} is cut off: its header {header.name} describes {need} bytes "
                           f"of voxels, the file holds {have}; the pair is incomplete, copy or "
                           "export it again")
+
+
+def nifti_forms(path: Path) -> Optional[tuple]:
+    """``(qform, sform)`` of a NIfTI-1/2 file where both are set (codes above 0): each the 3 x 4
+    matrix from voxel indices to RAS mm; None otherwise (one or neither set, Analyze, damaged:
+    the checks above speak for a damaged one)."""
+    try:
+        head = _nifti_head(Path(path))
+    except HRINetError:
+        return None
+    for endian in "<>":
+        size = struct.unpack(endian + "i", head[:4])[0]
+        if size in (_NIFTI1, _NIFTI2):
+            break
+    else:
+        return None
+    if size == _NIFTI1 and head[344:348] not in (b"n+1\0", b"ni1\0"):
+        return None
+    forms = {}
+    for form, (code_at, code_fmt, at, fmt, _) in _FORMS[size].items():
+        if struct.unpack_from(endian + code_fmt, head, code_at)[0] <= 0:
+            return None
+        forms[form] = np.asarray(struct.unpack_from(endian + fmt, head, at), dtype=np.float64)
+    pixdim = np.asarray(struct.unpack_from(endian + ("8f" if size == _NIFTI1 else "8d"), head,
+                                           76 if size == _NIFTI1 else 104), dtype=np.float64)
+    b, c, d, *offset = forms["qform"]
+    a = math.sqrt(max(0.0, 1.0 - (b * b + c * c + d * d)))
+    rotation = np.array([[a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+                         [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+                         [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - b * b - c * c]])
+    qfac = -1.0 if pixdim[0] < 0 else 1.0
+    qform = np.column_stack([rotation * np.array([pixdim[1], pixdim[2], qfac * pixdim[3]]),
+                             offset])
+    return qform, forms["sform"].reshape(3, 4)
