@@ -35,7 +35,8 @@ from hrinet.core.io.provenance.slices import report_worst_slices
 from hrinet.core.runtime import tune_allocator
 from hrinet.methods import create_interpolator, default_method
 from hrinet.methods.engine import check_memory, upsample_z
-from hrinet.methods.planning import already_at_target, already_at_words, plan_upsampling
+from hrinet.methods.planning import (already_at_target, already_at_words, plan_upsampling,
+                                     reach_warning)
 from hrinet.methods.confidence import check_scorable, confidence_map
 from hrinet.methods.registry import check_model_options, learned_available
 from hrinet.training.options import add_train_arguments
@@ -103,7 +104,7 @@ def cmd_interpolate(args) -> int:
     model = model_words(interp)
     description = f"{volume_name(args.input)}: {plan.describe()}{'; ' + model if model else ''}"
     print(description, file=sys.stderr)
-    report_warnings(model_warnings(interp), events)  # before the work they are about
+    report_warnings(model_warnings(interp) + [w for w in [reach_warning(plan)] if w], events)
     events.emit("plan", factor=plan.factor, input_slices=plan.input_slices,
                 output_slices=plan.output_slices, method=plan.method, description=description)
     bar, update = _tqdm(plan.input_slices - 1, "interpolating")

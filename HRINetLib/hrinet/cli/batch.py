@@ -41,7 +41,7 @@ from hrinet.core.io.provenance.record import record as record_provenance
 from hrinet.cli.describe import model_warnings, model_words, unused_options
 from hrinet.methods.engine import check_chunk_budget, check_memory, upsample_z
 from hrinet.methods.planning import (MAX_THICKNESS_MM, already_at_target, already_at_words,
-                                     check_factor, plan_upsampling)
+                                     check_factor, plan_upsampling, reach_warning)
 from hrinet.methods.registry import LEARNED_INSTALL, learned_available
 
 
@@ -340,6 +340,9 @@ def _process(args, events, case, volume_of, method, options, ledger, rows, table
             return row
         plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness,
                                estimate_thickness=True)  # as interpolate: one input, one plan
+        beyond = [w for w in [reach_warning(plan)] if w]  # beyond what was measured: said
+        warnings += beyond
+        report_warnings(beyond, events)
         check_memory(volume, plan, output_copies=2)
         model = model_words(state["interp"])
         events.emit("plan", factor=plan.factor, input_slices=plan.input_slices,

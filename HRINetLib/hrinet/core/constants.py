@@ -14,6 +14,11 @@ WINDOW = (-160.0, 240.0)
 #: A larger one is a header or a typing error (``--factor 100000`` would write gigabytes).
 MAX_FACTOR = 64
 
+#: How far the learned models were measured (docs/results.md, the stress table): factors up to
+#: x12 and gaps between known slices up to 60 mm. A plan beyond is run, with a warning.
+MEASURED_FACTOR = 12
+MEASURED_GAP_MM = 60.0
+
 #: The largest voxel spacing read as real (mm): ten metres. A larger one in a header is a unit
 #: or typing error, or too large for ITK, which then reads the axis as 1 mm.
 MAX_VOXEL_MM = 1e4

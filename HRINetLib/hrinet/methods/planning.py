@@ -13,7 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from hrinet.core.constants import MAX_FACTOR
+from hrinet.core.constants import (CLASSICAL_METHODS, MAX_FACTOR, MEASURED_FACTOR,
+                                   MEASURED_GAP_MM)
 from hrinet.core.errors import HRINetError
 from hrinet.core.geometry import ON_SLICE, uneven_grid, uneven_positions
 from hrinet.core.slab_estimate import estimate_slab
@@ -276,3 +277,16 @@ def _uneven_plan(volume: Volume, plan: Plan, target_spacing: Optional[float]) ->
     on_grid = int(np.sum(np.abs(rel - np.rint(rel)) <= ON_SLICE))
     return replace(plan, output_spacing=(sx, sy, sz),
                    output_slices=uneven_grid(positions, sz), known_on_grid=on_grid)
+
+
+def reach_warning(plan: Plan) -> str:
+    """What a learned method's plan beyond what the models were measured on is told (a factor
+    over :data:`MEASURED_FACTOR` or a gap over :data:`MEASURED_GAP_MM`); "" otherwise."""
+    gap = plan.output_spacing[2] * plan.factor
+    if plan.method in CLASSICAL_METHODS or (plan.factor <= MEASURED_FACTOR and
+                                            gap <= MEASURED_GAP_MM):
+        return ""
+    return (f"x{plan.factor} across {gap:.3g} mm gaps is beyond what the learned model was "
+            f"measured on (x2 to x{MEASURED_FACTOR}, gaps up to {MEASURED_GAP_MM:g} mm: "
+            "docs/results.md): its synthesised slices are less sure there; check them, or "
+            "compare with --method linear")

@@ -359,3 +359,12 @@ def test_export_refuses_a_missing_folder_like_interpolate(tmp_path):
     r = run("export", tmp_path, tmp_path / "missing" / "w.safetensors")
     _assert_one_line_error(r, f"folder {tmp_path / 'missing'} does not exist")
     assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("method, warned", [("hrinet", True), ("linear", False)])
+def test_a_gap_beyond_what_the_model_was_measured_on_is_said(tmp_path, method, warned):
+    src = tmp_path / "far.nrrd"
+    write_volume(make_phantom(size=(32, 32, 3), spacing=(1, 1, 70)), src)  # 70 mm gaps
+    r = run("interpolate", src, tmp_path / "o.nrrd", "--factor", 2, "--method", method)
+    assert r.returncode == 0, r.stderr
+    assert ("beyond what the learned model was measured on" in r.stderr) == warned
