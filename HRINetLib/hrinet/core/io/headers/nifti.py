@@ -86,16 +86,24 @@ def _check_forms(path: Path, head: bytes, size: int, endian: str) -> None:
                               f"{form} holds numbers, or set its {form}_code to 0")
 
 
+def _header_kind(head: bytes) -> Optional[tuple]:
+    """``(header size, byte order)`` of a NIfTI-1 or NIfTI-2 header (either byte order), or
+    None for any other file."""
+    for endian in "<>":
+        size = struct.unpack(endian + "i", head[:4])[0]
+        if size in (_NIFTI1, _NIFTI2):
+            return size, endian
+    return None
+
+
 def _nifti_header(path: Path, head: bytes):
     """``(header size, bytes before the voxels as the header says, bytes of voxels)`` of a
     NIfTI-1/2 or Analyze 7.5 header, its spacing and orientation checked; None for a file that
     is neither (the reader says what it is)."""
-    for endian in "<>":
-        size = struct.unpack(endian + "i", head[:4])[0]
-        if size in (_NIFTI1, _NIFTI2):
-            break
-    else:
+    found = _header_kind(head)
+    if found is None:
         return None
+    size, endian = found
     if size == _NIFTI1:
         dims = struct.unpack(endian + "8h", head[40:56])
         bitpix = struct.unpack(endian + "h", head[72:74])[0]
@@ -197,12 +205,10 @@ def nifti_forms(path: Path) -> Optional[tuple]:
         head = _nifti_head(Path(path))
     except HRINetError:
         return None
-    for endian in "<>":
-        size = struct.unpack(endian + "i", head[:4])[0]
-        if size in (_NIFTI1, _NIFTI2):
-            break
-    else:
+    found = _header_kind(head)
+    if found is None:
         return None
+    size, endian = found
     if size == _NIFTI1 and head[344:348] not in (b"n+1\0", b"ni1\0"):
         return None
     forms = {}
