@@ -82,10 +82,13 @@ class BatchJob(Job):
                 info["done"], info["total"] = int(e["done"]), int(e["total"])
         info["rows"] = self.results()
         info["failed"] = sum(r["status"] == "failed" for r in info["rows"])
-        if info["returncode"] not in (None, 0, 1):  # 1: the run ended, some cases failed
-            info["error"] = self.failure("the batch")
+        errors = [e for e in self.events() if e["event"] == Event.ERROR]
+        if info["returncode"] not in (None, 0) and (info["returncode"] != 1 or errors or
+                                                    not info["failed"]):
+            info["error"] = self.failure("the batch")  # 1 with failed rows: some cases failed
         return info
 
     def cancel(self, timeout: float = 30) -> None:
         """Stop the command and what it started; the case in flight is left for a rerun."""
+        self.stopped = True
         self.proc.end(timeout)

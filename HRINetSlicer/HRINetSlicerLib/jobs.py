@@ -51,6 +51,8 @@ class Job:
 
     def __init__(self) -> None:
         self.proc = BackgroundProcess()
+        #: Set when the user stopped or cancelled it: its ending is then no failure.
+        self.stopped = False
 
     @staticmethod
     def hrinet(*args) -> List[str]:
@@ -86,10 +88,21 @@ class Job:
     def failure(self, what: str = "the job") -> Optional[str]:
         """None while running or after success; else the command's last error event, or a line
         naming the log when the command died without one (killed, crashed)."""
-        if self.proc.returncode in (None, 0):
+        if self.proc.returncode in (None, 0) or self.stopped:
             return None
         errors = [e["message"] for e in self.events() if e["event"] == Event.ERROR]
-        return (errors or [f"{what} failed (see its log: {self.log_path})"])[-1]
+        return (errors or [f"{what} failed ({self.last_words()}see its log: {self.log_path})"])[-1]
+
+    def last_words(self) -> str:
+        """The log's last line for people (not an event), with "; " after it, or "": said in
+        the failure itself, since a job's temporary folder (and its log) may be gone by the time
+        the message is read."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except (OSError, AttributeError):
+            return ""
+        words = [ln.strip() for ln in lines if ln.strip() and parse_event(ln) is None]
+        return f"{words[-1][:300]}; " if words else ""
 
 
 def warning_words(warnings: List[str]) -> str:
@@ -166,6 +179,7 @@ class InterpolationJob(Job):
 
     def cancel(self, timeout: float = 10) -> None:
         """End the process and everything it started; nothing is added to the scene."""
+        self.stopped = True
         self.proc.end(timeout)
         self.cleanup()
 
@@ -336,5 +350,6 @@ class TrainingJob(Job):
         SIGTERM as well where it can be caught."""
         if not self.running():
             return
+        self.stopped = True  # asked for: the exit it makes is no failure
         (self.out / STOP_FILE).write_text("stop\n")
         self.proc.end(timeout, terminate=os.name != "nt")

@@ -108,4 +108,7 @@ class ModelMenu:
         self._downloadTimer.stop()
         self._download.cleanup()
         self._download = None
-        self._endInterpolation(status)
+        if getattr(self, "_interpolation", None) is None:
+            self._endInterpolation(status)
+        else:  # an interpolation still runs: its Cancel and state stay as they are
+            self.ui.statusLabel.text = status

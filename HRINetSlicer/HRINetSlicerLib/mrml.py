@@ -126,6 +126,8 @@ def node_from_volume(volume: Volume, name: str, scene=None, source_node=None):
     rec = provenance_of(volume) or read_provenance(volume.metadata.get("source"))
     if rec and source_node is not None:
         rec = with_input_name(rec, source_node.GetName())
+        if not rec.get("input_series_uid"):  # the job's file had none: the node's, from DICOM
+            rec["input_series_uid"] = dicom_value(source_node, "0020,000E") or ""
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode",
                                    scene.GenerateUniqueName(synthesised_name(name, rec)))
     for key, value in node_attributes(rec).items():
@@ -153,16 +155,25 @@ def dicom_files(node) -> list:
     return [database.fileForInstance(uid) for uid in uids] if database is not None else []
 
 
-def dicom_thickness(node) -> Optional[float]:
-    """The DICOM Slice Thickness (mm) of a node loaded through Slicer's DICOM module, from its
-    database; None for other nodes, outside the application, or a missing or odd value."""
+def dicom_value(node, tag: str) -> Optional[str]:
+    """A tag (``"gggg,eeee"``) of the first instance of a node loaded through Slicer's DICOM
+    module, from its database; None for other nodes or outside the application."""
     uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split() if node is not None else []
     database = getattr(slicer, "dicomDatabase", None)
     if not uids or database is None:
         return None
     try:
-        value = float(database.instanceValue(uids[0], "0018,0050"))
-    except (ValueError, TypeError, AttributeError):
+        return str(database.instanceValue(uids[0], tag)).strip() or None
+    except (TypeError, AttributeError):
+        return None
+
+
+def dicom_thickness(node) -> Optional[float]:
+    """The DICOM Slice Thickness (mm) of a node loaded through Slicer's DICOM module, from its
+    database; None for other nodes, outside the application, or a missing or odd value."""
+    try:
+        value = float(dicom_value(node, "0018,0050"))
+    except (ValueError, TypeError):
         return None
     return value if math.isfinite(value) and value > 0 else None
 

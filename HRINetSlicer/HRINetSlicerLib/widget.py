@@ -118,8 +118,8 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
             self._parameterNodeGuiTag = None
 
     def onSceneStartClose(self, caller, event) -> None:
-        if self._interpolation is not None:  # its input is about to go
-            self.onCancel()
+        if self._interpolation is not None or self._download is not None:  # its input is
+            self.onCancel()  # about to go: no result may land in the next scene
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -222,14 +222,14 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
             words = transform_words(node)  # a parent transform: hardened, or refused above
             self.ui.planLabel.text = plan.describe(restore_how=_(RESTORE_HOW)) + \
                 (f"; {words}" if words else "")
-            self.ui.interpolateButton.enabled = True
+            self.ui.interpolateButton.enabled = self._interpolation is None  # one at a time
         except Exception as exc:  # the library's one-line message
             self.ui.planLabel.text = str(exc)
             self.ui.interpolateButton.enabled = False
 
     def onCancel(self) -> None:
-        if self.cancelDownload():
-            return
+        """Ends every job the panel runs (a download and an interpolation alike)."""
+        self.cancelDownload()
         if self._interpolation is not None:
             self._interpolation.cancel()
             self._interpolation = None
@@ -239,6 +239,8 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
     def onInterpolate(self) -> None:
         """Starts ``hrinet interpolate`` in a background process (HRINetSlicerLib.jobs) and
         polls it on a timer: Slicer stays responsive, Cancel ends the process tree at once."""
+        if self._interpolation is not None:  # one at a time: a second would orphan the first
+            return
         options = self._options()
         if not ensure_dependencies_for(options):
             return

@@ -1,10 +1,11 @@
 """A derived series hrinet wrote, loaded back through Slicer's DICOM module, against the real
 MRML library (PyPI slicer-core): Slicer keeps none of the ``HRINet.*`` attributes on such a
 node, so its record is read from the series' files (found through the DICOM database), and
-interpolating it again never calls its synthesised slices acquired.
+interpolating it again never calls its synthesised slices acquired, and its result names the
+input's SeriesInstanceUID as the command line's does.
 
 The DICOM database (ctkDICOMDatabase) exists only in the Slicer application; a stand-in answers
-the one question the module asks of it (the file of an instance UID)."""
+the two questions the module asks of it (the file of an instance UID, a tag of an instance)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ class _Database:
 
     def fileForInstance(self, uid: str) -> str:  # noqa: N802 (Slicer's name)
         return self.files.get(uid, "")
+
+    def instanceValue(self, uid: str, tag: str) -> str:  # noqa: N802 (Slicer's name)
+        group, element = (int(v, 16) for v in tag.split(","))
+        ds = pydicom.dcmread(self.files[uid], stop_before_pixels=True)
+        return str(ds[group, element].value) if (group, element) in ds else ""
 
 
 @pytest.fixture
@@ -66,6 +72,8 @@ def test_interpolating_it_again_keeps_its_synthesised_slices_synthesised(loaded_
     out, _ = mrml.interpolate_node(loaded_derived, ModelOptions(factor=2, method="linear"))
     assert parse_indices(out.GetAttribute("HRINet.acquired_slices")) == list(range(0, 21, 4))
     assert "itself interpolated by hrinet: 5 of 11" in out.GetAttribute("HRINet.input")
+    series = pydicom.dcmread(next(iter(slicer.dicomDatabase.files.values()))).SeriesInstanceUID
+    assert out.GetAttribute("HRINet.input_series_uid") == series  # the input's, as the CLI's
 
 
 def test_a_node_of_files_hrinet_did_not_write_has_no_record(tmp_path, scene, monkeypatch):

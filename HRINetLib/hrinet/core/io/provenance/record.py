@@ -4,6 +4,7 @@ attributes."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -216,8 +217,14 @@ def from_node_attributes(attributes: Dict[str, str]) -> Optional[Record]:
 
 def synthesised_name(name: str, rec: Optional[Record]) -> str:
     """A node or series name that says it is synthesised: ``"<name> (interpolated x4, 36 of
-    49 slices synthesised)"``; ``name`` unchanged without a record or already marked."""
-    if not rec or "synthesised" in name:
+    49 slices synthesised)"``; ``name`` unchanged without a record. An earlier mark in
+    ``name`` (an output interpolated again) is replaced, never left to understate it."""
+    if not rec:
         return name
+    name = _SYNTHESISED_MARK.sub("", name).replace("  ", " ").strip()
     return (f"{name} (interpolated x{rec.get('factor', '?')}, {rec.get('synthesised_count', '?')}"
             f" of {rec.get('output_slices', '?')} slices synthesised)")
+
+
+#: The mark :func:`synthesised_name` adds, as it appears in a name given to a result of it.
+_SYNTHESISED_MARK = re.compile(r" ?\(interpolated x[^()]*slices synthesised\)")
