@@ -46,6 +46,12 @@ def as_run(options: ModelOptions) -> ModelOptions:
     return replace(options, thickness=options.thickness or 0.0)
 
 
+#: How a command the user stopped ends when it stops as asked: SIGTERM's status (143, or -15
+#: as the process module reports a signal) or the interrupted one (130). A kill after the
+#: timeout (-9) or an error is a failure even then.
+STOPPED_STATUSES = (143, -15, 130)
+
+
 class Job:
     """One ``hrinet`` command in a background process, its events in ``log_path``."""
 
@@ -88,9 +94,11 @@ class Job:
     def failure(self, what: str = "the job") -> Optional[str]:
         """None while running or after success; else the command's last error event, or a line
         naming the log when the command died without one (killed, crashed)."""
-        if self.proc.returncode in (None, 0) or self.stopped:
+        if self.proc.returncode in (None, 0):
             return None
         errors = [e["message"] for e in self.events() if e["event"] == Event.ERROR]
+        if self.stopped and not errors and self.proc.returncode in STOPPED_STATUSES:
+            return None  # ended as the user asked; an error or a kill is still said
         return (errors or [f"{what} failed ({self.last_words()}see its log: {self.log_path})"])[-1]
 
     def last_words(self) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hrinet.core.errors import HRINetError
 from hrinet.methods import default_method
-from hrinet.methods.planning import plan_upsampling
+from hrinet.methods.planning import plan_upsampling, reach_warning
 
 
 def cmd_info(args) -> int:
@@ -50,4 +50,5 @@ def _info_plan(volume) -> str:
         plan = plan_upsampling(volume, method=default_method(), estimate_thickness=True)
     except HRINetError as exc:
         return f"nothing with the defaults: {exc}"
-    return plan.describe()
+    beyond = reach_warning(plan)  # as interpolate warns before its work
+    return plan.describe() + (f" (warning: {beyond})" if beyond else "")

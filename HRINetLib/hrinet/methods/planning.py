@@ -54,6 +54,8 @@ class Plan:
     #: Known slices at uneven gaps that lie on the output grid (the others are resampled);
     #: None on an even grid, where every known slice does.
     known_on_grid: Optional[int] = None
+    #: The widest gap between known slices at uneven gaps (mm); None on an even grid.
+    widest_gap_mm: Optional[float] = None
 
     def describe(self, restore_how: str = "give --thickness {t:.4g}") -> str:
         """The plan in one line. ``restore_how``: how the caller's user asks for slab
@@ -217,6 +219,27 @@ def _estimated_plan(volume: Volume, plan: Plan) -> Plan:
     return replace(plan, thickness=t, thickness_source="estimated", slab_ratio=ratio)
 
 
+#: How much coarser than the slice axis, and than the other in-plane axis, an in-plane axis
+#: must be for a volume to be taken as stored across its slices (a thick series whose coarse
+#: axis is x or y: filling in along z would make it no better).
+COARSE_IN_PLANE = 2.0
+
+
+def check_slice_axis(spacing) -> None:
+    """Refuse, in one line, a target spacing for a volume whose coarse axis lies in-plane
+    (voxels such as 5 x 0.8 x 0.8 mm): hrinet fills in between slices along z, which such a
+    volume does not need; it would be called "already isotropic". A factor given is done as
+    asked (along z)."""
+    sx, sy, sz = (float(v) for v in spacing)
+    coarse = max(sx, sy)
+    if coarse > COARSE_IN_PLANE * sz and coarse > COARSE_IN_PLANE * min(sx, sy):
+        raise HRINetError(
+            f"this volume's coarse axis is {'x' if sx >= sy else 'y'} ({coarse:.3g} mm), not its "
+            f"slice axis z ({sz:.3g} mm; voxels {sx:.3g} x {sy:.3g} x {sz:.3g} mm): hrinet fills "
+            "in between slices along z; resample or reorient it so that its slices lie across "
+            "the coarse axis, then interpolate")
+
+
 def already_at_target(volume: Volume, target_spacing: Optional[float],
                       factor: Optional[float] = None) -> bool:
     """Whether ``volume`` is a thin series (slices at most 1.5 x the in-plane spacing apart)
@@ -225,6 +248,7 @@ def already_at_target(volume: Volume, target_spacing: Optional[float],
     series stays an error of the plan (it is more likely a typing error than a wish)."""
     if factor is not None or target_spacing is None:
         return False
+    check_slice_axis(volume.spacing)
     target = float(target_spacing)
     sx, sy, sz = (float(s) for s in volume.spacing)
     return math.isfinite(target) and target > 0 and sz <= target * (1 + 1e-3) and \
@@ -246,6 +270,8 @@ def make_plan(slices: int, spacing, factor: Optional[float] = None,
     the engine runs."""
     if slices < 2:
         raise HRINetError(f"the volume has {slices} slice; interpolation needs at least 2 slices")
+    if factor is None:  # a target: the slice axis must be the one to make finer
+        check_slice_axis(spacing)
     sx, sy, sz = spacing
     k = resolve_factor(sz, min(sx, sy), factor, target_spacing)
     t, source, ratio = resolve_thickness(sz, thickness, recorded_thickness)
@@ -276,17 +302,19 @@ def _uneven_plan(volume: Volume, plan: Plan, target_spacing: Optional[float]) ->
     rel = (positions - positions[0]) / sz
     on_grid = int(np.sum(np.abs(rel - np.rint(rel)) <= ON_SLICE))
     return replace(plan, output_spacing=(sx, sy, sz),
-                   output_slices=uneven_grid(positions, sz), known_on_grid=on_grid)
+                   output_slices=uneven_grid(positions, sz), known_on_grid=on_grid,
+                   widest_gap_mm=float(np.max(np.diff(positions))))
 
 
 def reach_warning(plan: Plan) -> str:
     """What a learned method's plan beyond what the models were measured on is told (a factor
     over :data:`MEASURED_FACTOR` or a gap over :data:`MEASURED_GAP_MM`); "" otherwise."""
-    gap = plan.output_spacing[2] * plan.factor
-    if plan.method in CLASSICAL_METHODS or (plan.factor <= MEASURED_FACTOR and
+    gap = plan.widest_gap_mm or plan.output_spacing[2] * plan.factor  # uneven: the widest
+    factor = max(plan.factor, round(gap / plan.output_spacing[2]))
+    if plan.method in CLASSICAL_METHODS or (factor <= MEASURED_FACTOR and
                                             gap <= MEASURED_GAP_MM):
         return ""
-    return (f"x{plan.factor} across {gap:.3g} mm gaps is beyond what the learned model was "
+    return (f"x{factor} across {gap:.4g} mm gaps is beyond what the learned model was "
             f"measured on (x2 to x{MEASURED_FACTOR}, gaps up to {MEASURED_GAP_MM:g} mm: "
             "docs/results.md): its synthesised slices are less sure there; check them, or "
             "compare with --method linear")

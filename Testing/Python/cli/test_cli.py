@@ -368,3 +368,18 @@ def test_a_gap_beyond_what_the_model_was_measured_on_is_said(tmp_path, method, w
     r = run("interpolate", src, tmp_path / "o.nrrd", "--factor", 2, "--method", method)
     assert r.returncode == 0, r.stderr
     assert ("beyond what the learned model was measured on" in r.stderr) == warned
+    if warned:  # hrinet info's plan line (the default method, isotropic: x13) says it too
+        write_volume(make_phantom(size=(16, 16, 3), spacing=(1, 1, 13)), tmp_path / "x13.nrrd")
+        assert "(warning: x13 across 13 mm gaps is beyond" in run("info", tmp_path /
+                                                                  "x13.nrrd").stdout
+
+
+def test_a_volume_whose_coarse_axis_lies_in_plane_is_refused_not_called_isotropic(tmp_path):
+    src = tmp_path / "sagittal.nrrd"  # 5 mm along x, 0.8 mm slices: stored across its slices
+    write_volume(make_phantom(size=(16, 32, 32), spacing=(5, 0.8, 0.8)), src)
+    for more in ([], ["--spacing", 0.4]):  # the default target (isotropic) or one given
+        r = run("interpolate", src, tmp_path / "o.nrrd", "--method", "linear", *more)
+        _assert_one_line_error(r, "coarse axis is x (5 mm), not its slice axis z (0.8 mm")
+        assert not (tmp_path / "o.nrrd").exists()
+    r = run("interpolate", src, tmp_path / "o.nrrd", "--method", "linear", "--factor", 2)
+    assert r.returncode == 0, r.stderr  # a factor given: done as asked, along z

@@ -95,3 +95,19 @@ def test_an_output_interpolated_again_is_named_for_its_own_synthesised_slices(no
     twice, _ = interpolate_node(once, ModelOptions(method="linear", factor=2))
     assert twice.GetName().endswith("(interpolated x2, 9 of 13 slices synthesised)")  # 4 of 13 acquired
     assert twice.GetName().count("synthesised") == 1
+
+
+def test_a_stopped_job_that_ended_in_an_error_still_says_it(cohort):
+    job = _Batch(cohort, "import signal, sys, time\n"
+                         "def stop(*_):\n"
+                         "    print('{\"event\": \"error\", \"message\": \"cannot write the "
+                         "checkpoint: no space left\"}', flush=True); sys.exit(2)\n"
+                         "signal.signal(signal.SIGTERM, stop)\n"
+                         "print('started', flush=True); time.sleep(60)")
+    job.start()
+    deadline = time.time() + 30
+    while "started" not in (job.log_path.read_text() if job.log_path.exists() else "") and \
+            time.time() < deadline:
+        time.sleep(0.1)
+    job.cancel()  # stopped as asked, but the stop itself failed: said
+    assert job.poll()["error"] == "cannot write the checkpoint: no space left"

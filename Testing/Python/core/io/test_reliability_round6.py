@@ -162,3 +162,13 @@ def test_a_nifti_whose_qform_and_sform_disagree_says_which_it_was_read_by(tmp_pa
     (warning,) = [w for w in read_volume(path).metadata["warnings"] if "qform" in w]
     assert "qform and sform disagree (origins 100 mm apart)" in warning
     assert "it was read as its " in warning and "neither" not in warning
+
+
+def test_the_widest_of_uneven_gaps_decides_whether_a_learned_plan_is_beyond_what_was_measured(
+        tmp_path):
+    from hrinet.methods.planning import plan_upsampling, reach_warning
+
+    vol = read_volume(straight_scan(tmp_path / "s", [0, 5, 10, 15, 105], size=16))
+    assert reach_warning(plan_upsampling(vol, factor=4, method="hrinet")).startswith(
+        "x72 across 90 mm gaps is beyond")  # the median gap is 5 mm, the widest 90
+    assert reach_warning(plan_upsampling(vol, factor=4, method="linear")) == ""

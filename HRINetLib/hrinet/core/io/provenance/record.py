@@ -221,9 +221,10 @@ def synthesised_name(name: str, rec: Optional[Record]) -> str:
     ``name`` (an output interpolated again) is replaced, never left to understate it."""
     if not rec:
         return name
-    name = _SYNTHESISED_MARK.sub("", name).replace("  ", " ").strip()
-    return (f"{name} (interpolated x{rec.get('factor', '?')}, {rec.get('synthesised_count', '?')}"
-            f" of {rec.get('output_slices', '?')} slices synthesised)")
+    name = _SYNTHESISED_MARK.sub("", name)
+    mark = (f"(interpolated x{rec.get('factor', '?')}, {rec.get('synthesised_count', '?')} of "
+            f"{rec.get('output_slices', '?')} slices synthesised)")
+    return f"{name} {mark}" if name.strip() else mark
 
 
 #: The mark :func:`synthesised_name` adds, as it appears in a name given to a result of it.
