@@ -159,7 +159,8 @@ class InterpolationJob(Job):
             raise HRINetError("an interpolation is already running; cancel it first")
         self.folder = Path(tempfile.mkdtemp(prefix="hrinet-interpolate-"))
         try:
-            export_nrrd(self.input_node, self.folder / "in.nrrd")
+            export_nrrd(self.input_node, self.folder / "in.nrrd",  # named as the user knows it
+                        what=f"{self.input_node.GetName()} for interpolation")
             self.proc.start(self.command(), self.log_path)
         except BaseException:
             self.cleanup()  # a failed start leaves no temporary folder behind

@@ -221,10 +221,12 @@ def volume_with_provenance(node) -> Volume:
     return volume
 
 
-def export_nrrd(node, path, overwrite: bool = False) -> Path:
+def export_nrrd(node, path, overwrite: bool = False, what: str = "") -> Path:
     """Save ``node`` as compressed NRRD, atomically (what ``hrinet.core.io`` reads back
-    exactly), with its provenance when it is an interpolation result."""
-    return write_volume(volume_with_provenance(node), path, overwrite=overwrite, compress=True)
+    exactly), with its provenance when it is an interpolation result; ``what`` names it in
+    error messages (default the path)."""
+    return write_volume(volume_with_provenance(node), path, overwrite=overwrite, compress=True,
+                        what=what)
 
 
 def export_derived_dicom(node, folder, overwrite: bool = False) -> Path:

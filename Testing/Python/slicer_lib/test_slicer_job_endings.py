@@ -111,3 +111,15 @@ def test_a_stopped_job_that_ended_in_an_error_still_says_it(cohort):
         time.sleep(0.1)
     job.cancel()  # stopped as asked, but the stop itself failed: said
     assert job.poll()["error"] == "cannot write the checkpoint: no space left"
+
+
+def test_an_input_holding_nan_is_refused_naming_the_node_not_a_temporary_file(scene):
+    array = np.zeros((4, 8, 8), np.float32)
+    array[1, 2, 3] = np.nan
+    bad = node_from_volume(Volume(array=array, spacing=(1.0, 1.0, 3.0)), "CT with a gap", scene)
+    job = InterpolationJob(bad, ModelOptions(method="linear", factor=2))
+    with pytest.raises(HRINetError, match="cannot write CT with a gap for interpolation: the "
+                                          "volume holds 1 non-finite") as err:
+        job.start()
+    assert "hrinet-interpolate-" not in str(err.value)  # no temporary file named
+    assert job.folder is None or not job.folder.exists()  # and none left behind

@@ -52,7 +52,7 @@ def write_volume(volume: Volume, path: PathLike, overwrite: bool = False,
     hidden file names the output the user knows).
     """
     out = check_output_path(path, overwrite=overwrite)
-    check_finite(volume, out)
+    check_finite(volume, what or out)
 
     def verify(tmp: Path) -> None:
         check_file(tmp)  # a cut-off NIfTI file reads back zero-filled: its size is checked first
