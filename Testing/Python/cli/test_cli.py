@@ -383,3 +383,15 @@ def test_a_volume_whose_coarse_axis_lies_in_plane_is_refused_not_called_isotropi
         assert not (tmp_path / "o.nrrd").exists()
     r = run("interpolate", src, tmp_path / "o.nrrd", "--method", "linear", "--factor", 2)
     assert r.returncode == 0, r.stderr  # a factor given: done as asked, along z
+
+
+def test_a_volume_with_both_in_plane_axes_coarse_is_refused_not_called_isotropic(tmp_path):
+    src = tmp_path / "coarse.nrrd"  # 5 x 5 mm pixels, slices 1 mm apart: z is already the finest
+    write_volume(make_phantom(size=(16, 16, 24), spacing=(5, 5, 1)), src)
+    r = run("interpolate", src, tmp_path / "o.nrrd", "--method", "linear")
+    _assert_one_line_error(r, "coarse axes are x and y (5 and 5 mm), not its slice axis z (1 mm")
+    assert not (tmp_path / "o.nrrd").exists()
+    thin = tmp_path / "thin.nrrd"  # 0.7 mm pixels, 1 mm slices: close to isotropic, said so
+    write_volume(make_phantom(size=(16, 16, 24), spacing=(0.7, 0.7, 1)), thin)
+    r = run("interpolate", thin, tmp_path / "o.nrrd", "--method", "linear")
+    _assert_one_line_error(r, "already close to isotropic (slice spacing 1 mm, in-plane 0.7 mm)")
