@@ -45,8 +45,10 @@ def _scene(scene=None):
     return scene
 
 
-def volume_from_node(node) -> Volume:
-    """The node's voxels (a copy: the input is never touched) and geometry, in LPS."""
+def check_node(node) -> None:
+    """Refuse, in one line naming the node, what cannot be interpolated: no volume, a label
+    map, a vector or multi-component volume, no image data. Header checks only (no voxel
+    copy), so the panel's plan says it before the button is clicked."""
     if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
         raise HRINetError("select a scalar volume (not a label map, vector or segmentation)")
     if node.IsA("vtkMRMLLabelMapVolumeNode"):
@@ -58,6 +60,11 @@ def volume_from_node(node) -> Volume:
     if image.GetNumberOfScalarComponents() != 1:
         raise HRINetError(f"{node.GetName()} has {image.GetNumberOfScalarComponents()} "
                           "components; convert it to a single-channel volume first")
+
+
+def volume_from_node(node) -> Volume:
+    """The node's voxels (a copy: the input is never touched) and geometry, in LPS."""
+    check_node(node)
     spacing, origin_ras, direction_ras = world_geometry(node)
     array = np.array(slicer.util.arrayFromVolume(node), copy=True)
     return Volume(array=array, spacing=spacing, origin=tuple(lps_from_ras(origin_ras)),
@@ -109,6 +116,18 @@ def transform_words(node) -> str:
     return (f"{node.GetName()} is under the linear transform {parent.GetName()}: it is "
             "hardened into the result, which lies in patient space where the input appears "
             "(the input keeps its transform)")
+
+
+def input_words(node) -> str:
+    """The panel's line for the input: ``"512 x 512 x 40, 0.703 x 0.703 x 5 mm"``, the spacing
+    in world space as the plan and the result see it (a linear parent transform may scale it);
+    the node's own spacing when its transform cannot be hardened (the plan says why)."""
+    dims = node.GetImageData().GetDimensions()
+    try:
+        sp = world_geometry(node)[0]
+    except HRINetError:
+        sp = node.GetSpacing()
+    return f"{dims[0]} x {dims[1]} x {dims[2]}, {sp[0]:.3g} x {sp[1]:.3g} x {sp[2]:.3g} mm"
 
 
 #: The attribute naming the node an interpolated node was made from (for its DICOM export).
@@ -182,8 +201,7 @@ def plan_for_node(node, options: ModelOptions = ModelOptions()):
     """The engine's :class:`hrinet.Plan` for ``options`` (target, method, thickness) from the
     node's header alone (no voxel copy), so the panel can show it on every change of the
     controls."""
-    if node is None or node.GetImageData() is None:
-        raise HRINetError("select a scalar volume")
+    check_node(node)
     nz = node.GetImageData().GetDimensions()[2]
     spacing = world_geometry(node)[0]  # a linear parent transform may scale it
     return make_plan(nz, spacing, options.factor, options.spacing, options.resolved_method,

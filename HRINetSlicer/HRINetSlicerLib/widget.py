@@ -20,7 +20,7 @@ from .confidence_overlay import set_overlay_visible
 from .dialogs import ShowFailureInDialog, ensure_dependencies_for
 from .jobs import InterpolationJob, default_runs_folder, warning_words
 from .model_menu import ModelMenu
-from .mrml import transform_words
+from .mrml import input_words, transform_words
 from .panel_logic import HRINetSlicerLogic
 from .parameters import (
     DEVICES,
@@ -208,10 +208,7 @@ class HRINetSlicerWidget(ModelMenu, TrainingSection, BatchSection, ScriptedLoada
             self.ui.planLabel.text = ""
             self.ui.interpolateButton.enabled = False
             return
-        dims = node.GetImageData().GetDimensions()
-        sp = node.GetSpacing()
-        self.ui.inputInfoLabel.text = (f"{dims[0]} x {dims[1]} x {dims[2]}, "
-                                       f"{sp[0]:.3g} x {sp[1]:.3g} x {sp[2]:.3g} mm")
+        self.ui.inputInfoLabel.text = input_words(node)
         if self.selectedDownload() is not None:
             self.ui.planLabel.text = _("This model is not installed: click Download (a verified "
                                        "download from the release), or choose another.")

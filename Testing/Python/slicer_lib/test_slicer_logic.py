@@ -74,6 +74,16 @@ def test_label_maps_are_refused(scene):
         volume_from_node(lab)
 
 
+def test_the_plan_refuses_what_the_button_would_before_it_is_clicked(scene):
+    lab = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "seg")
+    slicer.util.updateVolumeFromArray(lab, np.zeros((3, 4, 4), np.uint8))
+    vec = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "rgb")
+    slicer.util.updateVolumeFromArray(vec, np.zeros((3, 4, 4, 3), np.uint8))
+    for node, words in ((lab, "seg is a label map"), (vec, "rgb has 3 components")):
+        with pytest.raises(HRINetError, match=words):
+            plan_for_node(node, ModelOptions(factor=2, method="linear"))
+
+
 def test_export_writes_nrrd_that_hrinet_and_slicer_read_back_identically(tmp_path, scene,
                                                                        thick_node):
     out, _ = interpolate_node(thick_node, ModelOptions(factor=2, method="linear"))

@@ -20,6 +20,7 @@ from hrinet.core.errors import HRINetError  # noqa: E402
 from hrinet.core.model_options import ModelOptions  # noqa: E402
 from HRINetSlicerLib.jobs import interpolate_node  # noqa: E402
 from HRINetSlicerLib.mrml import (  # noqa: E402
+    input_words,
     plan_for_node,
     transform_words,
     volume_from_node,
@@ -123,3 +124,18 @@ def test_a_transform_that_shears_is_refused_with_one_line(scene, thick_node):
     thick_node.SetAndObserveTransformNodeID(t.GetID())
     with pytest.raises(HRINetError, match="shears or scales"):
         volume_from_node(thick_node)
+
+
+def test_the_panel_shows_the_spacing_the_plan_uses_under_a_scaling_transform(scene, thick_node):
+    t = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "mm to cm mistake")
+    xf = vtk.vtkTransform()
+    xf.Scale(2.0, 2.0, 2.0)  # uniform: hardened, the voxels twice as large in the scene
+    t.SetMatrixTransformToParent(xf.GetMatrix())
+    own = thick_node.GetSpacing()
+    thick_node.SetAndObserveTransformNodeID(t.GetID())
+    words = input_words(thick_node)
+    assert words.endswith(f"{2 * own[0]:.3g} x {2 * own[1]:.3g} x {2 * own[2]:.3g} mm"), words
+    assert plan_for_node(thick_node, ModelOptions(factor=2)).output_spacing[2] == \
+        pytest.approx(own[2])  # 2 x the slice spacing, halved
+    thick_node.SetAndObserveTransformNodeID(_nonlinear_transform(scene).GetID())
+    assert input_words(thick_node).endswith(f"{own[2]:.3g} mm")  # its own; the plan says why
