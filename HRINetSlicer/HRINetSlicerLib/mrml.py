@@ -256,10 +256,20 @@ def export_derived_dicom(node, folder, overwrite: bool = False) -> Path:
     if not rec:
         raise HRINetError("select a volume this module interpolated: a derived series "
                           "describes an interpolation")
-    source = node.GetScene().GetNodeByID(node.GetAttribute(SOURCE_NODE_ATTRIBUTE) or "")
+    source_id = node.GetAttribute(SOURCE_NODE_ATTRIBUTE) or ""
+    source = node.GetScene().GetNodeByID(source_id) if source_id else None
+    if source_id and source is None:
+        raise HRINetError(f"the volume {node.GetName()} was made from is no longer in the scene, "
+                          "so there is no patient or study to copy; load that series again, "
+                          "interpolate it again and export the new result (or export NRRD)")
     files = dicom_files(source) if source else []
     if not files or not all(files):
         raise HRINetError("the input volume was not loaded through Slicer's DICOM module, so "
                           "there is no patient or study to copy; export NRRD instead")
+    made_from, found = rec.get("input_series_uid"), dicom_value(source, "0020,000E")
+    if made_from and found and made_from != found:  # a node ID reused after a scene reload
+        raise HRINetError(f"{source.GetName()} is not the series {node.GetName()} was made from "
+                          f"(series {made_from}, not {found}); interpolate that series again "
+                          "and export the new result (or export NRRD)")
     out = check_dicom_output(folder, files, overwrite=overwrite)
     return write_derived_series(volume_with_provenance(node), files, out, overwrite=overwrite)

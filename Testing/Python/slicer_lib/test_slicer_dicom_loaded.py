@@ -83,3 +83,45 @@ def test_a_node_of_files_hrinet_did_not_write_has_no_record(tmp_path, scene, mon
     node = mrml.node_from_volume(read_volume(tmp_path / "orig"), "orig", scene)
     node.SetAttribute("DICOM.instanceUIDs", " ".join(database.files))
     assert "provenance" not in mrml.volume_with_provenance(node).metadata
+
+
+@pytest.fixture
+def result_of_a_dicom_node(tmp_path, scene, monkeypatch):
+    """A result interpolated from a node loaded through the DICOM module, and a second series'
+    node in the same database (another patient)."""
+    folders = {}
+    for name, patient, uid in (("orig", "P1", "1.2.3.41"), ("other", "P2", "1.2.3.42")):
+        write_dicom_series(tmp_path / name, [0.0, 4.0, 8.0, 12.0], uid=uid,
+                           tags={"0010|0020": patient, "0020|0052": uid + ".9"})
+        folders[name] = tmp_path / name
+    database = _Database(folders["orig"])
+    database.files.update(_Database(folders["other"]).files)
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    nodes = {}
+    for name, folder in folders.items():
+        nodes[name] = mrml.node_from_volume(read_volume(folder), name, scene)
+        nodes[name].SetAttribute("DICOM.instanceUIDs", " ".join(
+            str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID)
+            for p in sorted(folder.iterdir())))
+    out, _ = mrml.interpolate_node(nodes["orig"], ModelOptions(factor=2, method="linear"))
+    assert out.GetAttribute("HRINet.input_series_uid") == "1.2.3.41"
+    return out, nodes
+
+
+def test_a_result_whose_input_was_removed_is_not_exported_as_dicom(tmp_path, scene,
+                                                                   result_of_a_dicom_node):
+    out, nodes = result_of_a_dicom_node
+    mrml.export_derived_dicom(out, tmp_path / "ok")  # while the input is there: written
+    scene.RemoveNode(nodes["orig"])
+    with pytest.raises(mrml.HRINetError, match="was made from is no longer in the scene"):
+        mrml.export_derived_dicom(out, tmp_path / "dcm")
+    assert not (tmp_path / "dcm").exists()
+
+
+def test_a_result_pointing_at_another_series_is_not_given_that_patient(tmp_path,
+                                                                       result_of_a_dicom_node):
+    out, nodes = result_of_a_dicom_node  # the node ID now names another patient's series
+    out.SetAttribute(mrml.SOURCE_NODE_ATTRIBUTE, nodes["other"].GetID())
+    with pytest.raises(mrml.HRINetError, match=r"other is not the series .* \(series 1\.2\.3\.41"):
+        mrml.export_derived_dicom(out, tmp_path / "dcm")
+    assert not (tmp_path / "dcm").exists()
