@@ -22,26 +22,24 @@ import time
 from pathlib import Path
 from typing import List
 
+from hrinet.cli.batch_case import input_root, process_case, read_case, wants_dicom
 from hrinet.cli.batch_merge import run_merge
+from hrinet.cli.describe import model_warnings, unused_options
 from hrinet.cli.events import Events, report_warnings
 from hrinet.cli.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from hrinet.core import cohort
-from hrinet.core.cohort.partials import remove_left_by_killed_runs, remove_partials
+from hrinet.core.cohort.partials import remove_left_by_killed_runs
 from hrinet.core.cohort.results import options_text
 from hrinet.core.constants import CLASSICAL_METHODS
-from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.io import (WRITE_EXTENSIONS, add_format_argument, atomic_write, folder_sha256,
-                            make_folder, read_volume, write_volume)
+from hrinet.core.errors import HRINetError
+from hrinet.core.io import WRITE_EXTENSIONS, add_format_argument, make_folder
 from hrinet.core.io.paths import file_suffix
 from hrinet.core.itk import python_stderr_kept
 from hrinet.core.lock import exclusive_lock
 from hrinet.core.model_options import add_model_arguments
 from hrinet.methods import available_methods, create_interpolator, default_method
-from hrinet.core.io.provenance.record import record as record_provenance
-from hrinet.cli.describe import model_warnings, model_words, unused_options
-from hrinet.methods.engine import check_chunk_budget, check_memory, upsample_z
-from hrinet.methods.planning import (MAX_THICKNESS_MM, already_at_target, already_at_words,
-                                     check_factor, plan_upsampling, reach_warning)
+from hrinet.methods.engine import check_chunk_budget
+from hrinet.methods.planning import MAX_THICKNESS_MM, check_factor
 from hrinet.methods.registry import LEARNED_INSTALL, learned_available
 
 
@@ -135,20 +133,12 @@ def _cases(args, out: Path) -> List[cohort.Case]:
             raise HRINetError(f"{source} is a file; give a folder tree or a CSV manifest "
                               "(columns input,output), or use hrinet interpolate for one volume")
         # a folder per case (--format dicom) has no extension to check
-        return cohort.read_manifest(source, None if _dicom(args) else WRITE_EXTENSIONS)
+        return cohort.read_manifest(source, None if wants_dicom(args) else WRITE_EXTENSIONS)
     written = None
     if out.is_dir() and source.resolve() in out.parents:  # --out inside the tree
         written = cohort.Ledger(out).names  # what a table records: never an input
     return cohort.find_cases(source, out, args.series_filter, written,
                              batch_table=cohort.is_results_table)
-
-
-def _read_case(case: cohort.Case):
-    if case.problem:
-        raise HRINetError(case.problem)
-    if case.skip:
-        return None
-    return read_volume(case.path, series_uid=case.series_uid or None)
 
 
 def _device(args, local_rank: int) -> str:
@@ -174,23 +164,9 @@ def _options(args, method: str) -> str:
                "precision": args.precision if learned else ""}
     if learned and args.quality != "standard":  # only then, as the format below
         shaping["quality"] = args.quality
-    if _dicom(args):  # only then: the options of earlier file runs stay as they were
+    if wants_dicom(args):  # only then: the options of earlier file runs stay as they were
         shaping["format"] = "dicom"
     return options_text(shaping)
-
-
-def _dicom(args) -> bool:
-    return getattr(args, "format", "file") == "dicom"
-
-
-def _at_target(volume, args) -> bool:
-    """Nothing to do: a thin series at or finer than ``--spacing`` (or, with no target given,
-    already about isotropic)."""
-    if args.factor is not None:
-        return False
-    if args.spacing is not None:
-        return already_at_target(volume, args.spacing)
-    return already_at_target(volume, float(volume.spacing[2]))
 
 
 def run_batch(args) -> int:
@@ -209,7 +185,7 @@ def run_batch(args) -> int:
     else:
         index, count, local_rank = cohort.shard_from_environment()
     every = _cases(args, out)
-    if _dicom(args):
+    if wants_dicom(args):
         every = [dataclasses.replace(c, output=cohort.folder_output(c.output)) for c in every]
     cohort.check_outputs(every)  # before any work, over every shard's cases
     cases = [c for c in every if cohort.shard_of(c, count) == index]
@@ -222,12 +198,6 @@ def run_batch(args) -> int:
         cohort.shards.check_other_layouts(out, table)
         with python_stderr_kept():  # C libraries muted while reading ahead never hide a line
             return _run(args, events, cases, every, table, (index, count), interp)
-
-
-def _input_root(args) -> str:
-    """What this batch was run on (its folder tree or manifest), recorded with every row: a
-    results table in --out made from another input is refused, never mixed with this one."""
-    return os.path.realpath(args.input)
 
 
 def _method(args) -> str:
@@ -244,9 +214,9 @@ def _run(args, events: Events, cases, every, table: Path, shard, interp) -> int:
     method = _method(args)
     options = _options(args, method)
     ledger = cohort.Ledger(table.parent)
-    ledger.check_input(_input_root(args))  # before anything is changed
+    ledger.check_input(input_root(args))  # before anything is changed
     rows = cohort.read_results(table)
-    gone = remove_left_by_killed_runs(table, cases, every, ledger, series=_dicom(args))
+    gone = remove_left_by_killed_runs(table, cases, every, ledger, series=wants_dicom(args))
     if gone:
         print(f"removed {gone} half-written file(s) an interrupted run of this batch left",
               file=sys.stderr)
@@ -254,8 +224,8 @@ def _run(args, events: Events, cases, every, table: Path, shard, interp) -> int:
     stamps = {case.key: cohort.input_stamp(case) for case in cases}
     for case in cases:
         previous = ledger.rows.get(case.key)
-        if cohort.is_done(case, previous, options, stamps[case.key], folder=_dicom(args)):
-            previous.input_root = _input_root(args)  # (a table of an earlier version: none)
+        if cohort.is_done(case, previous, options, stamps[case.key], folder=wants_dicom(args)):
+            previous.input_root = input_root(args)  # (a table of an earlier version: none)
             rows[case.key] = previous  # done under another shard layout: carried over
         else:
             todo.append(case)
@@ -266,10 +236,10 @@ def _run(args, events: Events, cases, every, table: Path, shard, interp) -> int:
     events.emit("progress", done=skipped, total=len(cases), unit="case")  # finished cases
     state = {"interp": interp, "done": 0, "failed": 0}
     try:
-        for k, (case, volume_of) in enumerate(cohort.read_ahead(todo, _read_case), 1):
+        for k, (case, volume_of) in enumerate(cohort.read_ahead(todo, read_case), 1):
             start = time.perf_counter()
-            row = _process(args, events, case, volume_of, method, options, ledger, rows, table,
-                           state)
+            row = process_case(args, events, case, volume_of, method, options, ledger, rows,
+                               table, state)
             row.seconds = round(time.perf_counter() - start, 2)
             row.input_stamp = stamps[case.key]
             rows[case.key] = row
@@ -293,97 +263,3 @@ def _run(args, events: Events, cases, every, table: Path, shard, interp) -> int:
           f"{state['failed']} failed; wrote {table}")
     events.emit("wrote", path=str(table))
     return 1 if state["failed"] else 0
-
-
-def _process(args, events, case, volume_of, method, options, ledger, rows, table,
-             state) -> cohort.Result:
-    """One case, start to end; its row (``ok`` or ``failed`` with the reason)."""
-    row = cohort.Result(case.input, case.series_uid, case.output, method, options=options,
-                        input_root=_input_root(args))
-    try:
-        if case.problem:
-            raise HRINetError(case.problem)
-        if case.skip:  # a scout, a dose report: listed, never interpolated
-            row.status, row.message = "skipped", case.skip
-            return row
-        target = Path(case.output)
-        if target.is_symlink():
-            raise HRINetError(f"{target} is a symbolic link, which this batch did not write: "
-                              "left alone, not replaced; remove it or choose another --out to "
-                              "have this case made")
-        if target.exists():
-            mine = ledger.folder_wrote(case.output) if _dicom(args) else \
-                None if target.is_dir() else ledger.wrote(case.output)
-            if mine is None and ledger.recorded(case.output):
-                # the row keeps the recorded sha256: every later run says the same
-                row.output_sha256 = ledger.recorded_sha256(case.output, case.key)
-                raise HRINetError(f"{target} was changed since this batch wrote it; move it "
-                                  "aside to have it made again (nothing of yours is replaced)")
-            if mine is None:
-                raise HRINetError(f"{target} exists and is not an output of this batch (no "
-                                  "results table in --out records it): left alone, not "
-                                  "replaced; move it or choose another --out to have this case "
-                                  "made")
-            row.output_sha256 = mine  # still this batch's file, whatever happens below
-        if _dicom(args) and not case.path.is_dir():
-            raise HRINetError(f"--format dicom needs DICOM series as inputs (the new series "
-                              f"copies their patient and study); {case.input} is a file")
-        volume = volume_of()  # read while the previous case was computed
-        if _dicom(args):
-            from hrinet.core.io import check_derivable
-
-            check_derivable(volume)
-        warnings = list(volume.metadata.get("warnings", []))
-        report_warnings(warnings, events)
-        if _at_target(volume, args):
-            row.status, row.message = "skipped", already_at_words(volume)
-            return row
-        plan = plan_upsampling(volume, args.factor, args.spacing, method, args.thickness,
-                               estimate_thickness=True)  # as interpolate: one input, one plan
-        beyond = [w for w in [reach_warning(plan)] if w]  # beyond what was measured: said
-        warnings += beyond
-        report_warnings(beyond, events)
-        check_memory(volume, plan, output_copies=2)
-        model = model_words(state["interp"])
-        events.emit("plan", factor=plan.factor, input_slices=plan.input_slices,
-                    output_slices=plan.output_slices, method=plan.method,
-                    description=f"{case.input}: {plan.describe()}"
-                                f"{'; ' + model if model else ''}")  # as interpolate's
-        make_folder(target.parent, "output")  # a file of the user's in the way: this case fails
-        result = upsample_z(volume, plan=plan, interpolator=state["interp"])
-        del volume
-        remove_partials([target])  # a killed earlier run's half-written file
-        row.factor, row.thickness = plan.factor, f"{plan.thickness:g}"
-        record_provenance(result, plan=plan, interpolator=state["interp"], input_path=case.path)
-
-        def claim(digest: str) -> None:  # proof of ownership before the output is in place
-            row.output_sha256, row.status = digest, "writing"
-            rows[case.key] = row
-            ledger.record(row)
-            cohort.write_results(table, rows.values())
-
-        if _dicom(args):
-            from hrinet.core.io import write_derived_series  # pydicom only when run
-
-            write_derived_series(result, case.path, target, overwrite=True,
-                                 before_move=lambda tmp: claim(folder_sha256(tmp)))
-        else:
-            with atomic_write(target, overwrite=True, suffix=file_suffix(target)) as tmp:
-                write_volume(result, tmp, overwrite=True, what=str(target))
-                claim(cohort.file_sha256(tmp))
-        row.status, row.message = "ok", "; ".join(f"warning: {w}" for w in warnings)
-        ledger.supersede(row, table, rows)
-        events.emit("wrote", path=str(target))
-        state["done"] += 1
-    except Cancelled:
-        raise  # the user's stop: not a bad case
-    except HRINetError as exc:
-        row.status, row.message = "failed", str(exc)
-    except MemoryError:
-        row.status, row.message = "failed", "out of memory; use a smaller factor"
-    except Exception as exc:  # a bug on this case: reported, and the cohort goes on
-        row.status, row.message = "failed", (f"internal error: {type(exc).__name__}: "
-                                             f"{exc} (report it)")
-    if row.status == "failed":
-        state["failed"] += 1
-    return row

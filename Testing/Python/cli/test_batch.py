@@ -268,14 +268,14 @@ def test_an_unexpected_error_on_one_case_is_its_row_and_the_cohort_goes_on(tmp_p
     src.mkdir()
     for name in ("a", "b", "c"):
         write_volume(make_phantom(size=(32, 32, 6), spacing=(1, 1, 3)), src / f"{name}.nrrd")
-    real = batch._read_case
+    real = batch.read_case
 
     def read(case):
         if case.input == "b.nrrd":
             raise KeyError("sizes")  # as a header check once did
         return real(case)
 
-    monkeypatch.setattr(batch, "_read_case", read)
+    monkeypatch.setattr(batch, "read_case", read)  # as batch calls it
     assert main(["batch", str(src), "--out", str(tmp_path / "out"), "--method", "linear",
                  "--factor", "2", "--shard", "1/1"]) == 1
     rows = {r["input"]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv"))}

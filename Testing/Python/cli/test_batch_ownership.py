@@ -284,7 +284,7 @@ def test_a_stop_between_moving_an_output_in_and_recording_it_needs_one_rerun(coh
 
 
 def test_a_stopped_batch_says_what_it_kept(cohort_folder, tmp_path, monkeypatch, capsys, linear):
-    import hrinet.cli.batch as batch
+    import hrinet.cli.batch_case as batch  # where each case is interpolated
 
     real, calls = batch.upsample_z, []
 

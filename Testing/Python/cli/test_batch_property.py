@@ -63,7 +63,7 @@ def _make_cohort(rng: random.Random, root: Path):
 
 def _stop_at(rng: random.Random, monkeypatch) -> None:
     """Arrange a SIGTERM at a random point of the next run (or none)."""
-    import hrinet.cli.batch as batch
+    import hrinet.cli.batch_case as batch  # where each case is interpolated and written
 
     where = rng.choice(["none", "none", "write_volume", "write_results", "upsample_z"])
     if where == "none":
