@@ -28,7 +28,7 @@ from hrinet.core.io import folder_sha256
 from hrinet.core.io.temp_names import RANDOM_PATTERN, left_by_dead_writer, partial_name_pattern
 
 if TYPE_CHECKING:
-    from hrinet.core.cohort.results import Ledger
+    from hrinet.core.cohort.ledger import Ledger
 
 #: The files of a derived DICOM series while it is written.
 _SERIES_FILE = re.compile(r"^IMG\d{5}\.dcm$")
