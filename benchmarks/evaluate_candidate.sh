@@ -3,7 +3,8 @@
 #   benchmarks/evaluate_candidate.sh CANDIDATE.safetensors [OUT]
 # 1. bench_stress.py: the shipped default and the candidate beside linear, cubic and flow on
 #    the validation volumes (every validation series of the corpus when it is built, $CORPUS,
-#    default ../corpus) as scanned and under every scanner condition, x2 to x12;
+#    default ../corpus) as scanned and under every scanner condition, x2 to x12; stress_rule.py
+#    then prints the rules' stress clauses (a) and (b) into stress/rule.txt;
 # 2. hrinet evaluate of the candidate on the README's 14 validation cells (decimate x2-x8, slab
 #    x2-x6), to set beside the shipped default's (docs/results.md, make evaluate);
 # 3. hrinet evaluate of the candidate on every validation series of the corpus (x2-x6), to set
@@ -21,6 +22,7 @@ SERIES=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$C" --list vali
   || SERIES=""
 mkdir -p "$OUT"
 (cd benchmarks && ../.venv/bin/python bench_stress.py $SERIES --weights "new=$W" --out "$OUT/stress")
+.venv/bin/python benchmarks/stress_rule.py "$OUT/stress/stress.csv" | tee "$OUT/stress/rule.txt" || true
 .venv/bin/hrinet evaluate $VOLS --factors 2,4,6,8 --methods hrinet --weights "hrinet=$W" --precision fp32 \
   --device cpu --out "$OUT/evaluate"
 .venv/bin/hrinet evaluate $VOLS --protocol slab --factors 2,4,6 --methods hrinet --precision fp32 \
