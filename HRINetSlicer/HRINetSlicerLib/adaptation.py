@@ -2,7 +2,7 @@
 
 Conservative fine-tuning on the input volume's own slices, kept only if it beats the starting
 model on held-out slices of the same case (:mod:`hrinet.training.adapt`); a training job
-(:class:`.jobs.TrainingJob`: polled, stopped, its weights named only when it ended well) with
+(:class:`.training_job.TrainingJob`: polled, stopped, its weights named only when it ended well) with
 the adapt command's line and verdict. The starting model's variant is read from its JSON
 sidecar: Slicer's own process never imports PyTorch.
 """
@@ -16,7 +16,7 @@ from typing import List, Optional
 from hrinet.core.errors import HRINetError
 from hrinet.core.models.shipped import DEFAULT_NAME, find_weights, sidecar_of
 
-from .jobs import TrainingJob
+from .training_job import TrainingJob
 
 
 class AdaptJob(TrainingJob):

@@ -14,7 +14,8 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
 from .adaptation import adapt_job
-from .jobs import TrainingJob, interpolate_node
+from .jobs import interpolate_node
+from .training_job import TrainingJob
 from .mrml import export_derived_dicom, export_nrrd, plan_for_node
 from .parameters import HRINetSlicerParameterNode
 

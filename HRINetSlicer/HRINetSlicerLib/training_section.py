@@ -8,7 +8,7 @@ import slicer
 from slicer.i18n import tr as _
 
 from .dialogs import ShowFailureInDialog, ensure_dependencies
-from .jobs import safe_name
+from .training_job import safe_name
 
 
 class TrainingSection:

@@ -18,7 +18,7 @@ from slicer.util import VTKObservationMixin
 from .batch_section import BatchSection
 from .confidence_overlay import set_overlay_visible
 from .dialogs import ShowFailureInDialog, ensure_dependencies_for
-from .jobs import InterpolationJob, default_runs_folder, warning_words
+from .jobs import InterpolationJob, warning_words
 from .model_menu import ModelMenu
 from .mrml import input_words, transform_words
 from .panel_logic import HRINetSlicerLogic
@@ -32,6 +32,7 @@ from .parameters import (
     is_unset,
 )
 from .targets import RESTORE_HOW, default_slab_thickness, interpolation_target
+from .training_job import default_runs_folder
 from .training_section import TrainingSection
 
 

@@ -18,7 +18,8 @@ sys.path.insert(0, str(REPO / "HRINetSlicer"))
 from hrinet.core.errors import HRINetError  # noqa: E402
 from hrinet.core.io import read_volume  # noqa: E402
 from hrinet.core.model_options import ModelOptions  # noqa: E402
-from HRINetSlicerLib.jobs import TrainingJob, interpolate_node  # noqa: E402
+from HRINetSlicerLib.jobs import interpolate_node  # noqa: E402
+from HRINetSlicerLib.training_job import TrainingJob  # noqa: E402
 from HRINetSlicerLib.mrml import (  # noqa: E402
     export_nrrd,
     node_from_volume,
@@ -224,7 +225,7 @@ def test_stopping_a_training_job_saves_a_checkpoint_through_the_stop_file(tmp_pa
 
 
 def test_fine_tune_runs_default_to_a_folder_that_outlives_the_session():
-    from HRINetSlicerLib.jobs import default_runs_folder
+    from HRINetSlicerLib.training_job import default_runs_folder
 
     folder = default_runs_folder()
     assert folder.parts[-2:] == ("HRINetSlicer", "runs")
@@ -299,7 +300,7 @@ def test_the_panel_downloads_a_model_only_through_the_verified_command(tmp_path,
 
 def test_a_node_name_becomes_one_safe_file_name_part():
     """The adapt folder and exported inputs are named after the node: never a path."""
-    from HRINetSlicerLib.jobs import safe_name
+    from HRINetSlicerLib.training_job import safe_name
 
     assert safe_name("../../etc") == "______etc" and safe_name("a/b c") == "a_b_c"
     assert safe_name("") == "volume" and safe_name("CT-1_a") == "CT-1_a"
