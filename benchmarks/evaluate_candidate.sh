@@ -22,7 +22,9 @@ SERIES=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$C" --list vali
   || SERIES=""
 mkdir -p "$OUT"
 (cd benchmarks && ../.venv/bin/python bench_stress.py $SERIES --weights "new=$W" --out "$OUT/stress")
-.venv/bin/python benchmarks/stress_rule.py "$OUT/stress/stress.csv" | tee "$OUT/stress/rule.txt" || true
+.venv/bin/python benchmarks/stress_rule.py "$OUT/stress/stress.csv" > "$OUT/stress/rule.txt" || \
+  echo "stress_rule.py: the stress clauses do not hold, or the table cannot decide" >&2
+cat "$OUT/stress/rule.txt"
 .venv/bin/hrinet evaluate $VOLS --factors 2,4,6,8 --methods hrinet --weights "hrinet=$W" --precision fp32 \
   --device cpu --out "$OUT/evaluate"
 .venv/bin/hrinet evaluate $VOLS --protocol slab --factors 2,4,6 --methods hrinet --precision fp32 \

@@ -7,10 +7,10 @@ shipped default, cell by cell.
 Prints, per factor, each model's mean PSNR_HU margin over the best classical method (linear,
 cubic, flow) over the cells both were measured in; every cell the candidate loses (PSNR_HU or
 SSIM_win, as ``bench_stress.py`` marks them) and whether the default wins it; and the two
-clauses the rules in docs/results.md state: (a) no cell lost that the default wins, (b) no
-factor's mean margin more than ``--tolerance`` dB under the default's. A table a stopped run
-left is read as far as it goes (the cells are counted). Exit status 0 when both hold, 1 when
-not.
+clauses the rules in docs/results.md state: (a) no cell lost that the default wins (per
+metric: PSNR_HU and SSIM_win each), (b) no factor's mean margin more than ``--tolerance`` dB
+under the default's. Exit status 0 when both hold, 1 when not, 2 when the table cannot decide
+(no cell, or cells missing a model or a classical method: a stopped run, a misspelt name).
 """
 
 from __future__ import annotations
@@ -42,10 +42,18 @@ def read_cells(path: Path) -> dict:
 
 
 def judge(cells: dict, candidate: str, base: str, tolerance: float):
-    """``(lines, holds)``: the report and whether clauses (a) and (b) hold."""
+    """``(lines, verdict)``: the report, and 0 when clauses (a) and (b) hold, 1 when either
+    fails, 2 when the table cannot decide (no cell, or a cell missing either model or a
+    classical method: a typo in a name, a run stopped mid-volume). Clause (a) is read per
+    metric: a cell where the default wins PSNR_HU (or SSIM_win) and the candidate does not is a
+    cell lost. A NaN margin is a loss."""
     new, old = cell_margins(cells, candidate), cell_margins(cells, base)
     keys = sorted(set(new) & set(old))
+    short = [k for k in cells if k not in keys]
     lines = [f"{len(keys)} cells with both {candidate} and {base}"]
+    if short:
+        lines.append(f"incomplete: {len(short)} cell(s) without {candidate}, {base} or a "
+                     f"classical method, e.g. {' '.join(map(str, short[0]))}")
     by_factor = defaultdict(list)
     for key in keys:
         by_factor[key[2]].append(key)
@@ -55,24 +63,29 @@ def judge(cells: dict, candidate: str, base: str, tolerance: float):
         b = sum(old[c][0] for c in ks) / len(ks)
         lines.append(f"x{k}: {len(ks)} cells, mean PSNR_HU margin {candidate} {a:+.3f} dB, "
                      f"{base} {b:+.3f} dB ({a - b:+.3f})")
-        if a < b - tolerance:
+        if not a >= b - tolerance:  # NaN: worse
             worse_mean.append(k)
     newly_lost = []
     for key in keys:
-        (dp, ds), (bp, bs) = new[key], old[key]
-        if dp < 0 or ds < 0:
-            won = bp >= 0 and bs >= 0
+        lost = [not m >= 0 for m in new[key]]  # NaN: lost
+        won = [m >= 0 for m in old[key]]
+        if any(lost):
+            taken = [w and l for w, l in zip(won, lost)]  # per metric: PSNR_HU, SSIM_win
+            (dp, ds), (bp, bs) = new[key], old[key]
             lines.append(f"{candidate} loses {' '.join(map(str, key))}: PSNR_HU {dp:+.2f}, "
                          f"SSIM_win {ds:+.4f} ({base} {bp:+.2f} / {bs:+.4f}"
-                         f"{', which wins it' if won else ', which loses it too'})")
-            if won:
+                         f"{', which wins it' if any(taken) else ', which loses it too'})")
+            if any(taken):
                 newly_lost.append(key)
     lines.append(f"(a) cells lost that {base} wins: {len(newly_lost)} -> "
                  f"{'holds' if not newly_lost else 'fails'}")
     lines.append(f"(b) factors whose mean margin is more than {tolerance} dB under {base}'s: "
                  f"{', '.join(f'x{k}' for k in worse_mean) or 'none'} -> "
                  f"{'holds' if not worse_mean else 'fails'}")
-    return lines, not newly_lost and not worse_mean
+    if not keys or short:
+        lines.append("undecided: the table is incomplete (see above)")
+        return lines, 2
+    return lines, 0 if not newly_lost and not worse_mean else 1
 
 
 def main() -> int:
@@ -84,9 +97,9 @@ def main() -> int:
     p.add_argument("--tolerance", type=float, default=0.02, help="dB a factor's mean margin "
                    "may fall under the default's (default 0.02)")
     args = p.parse_args()
-    lines, holds = judge(read_cells(args.stress), args.candidate, args.base, args.tolerance)
+    lines, verdict = judge(read_cells(args.stress), args.candidate, args.base, args.tolerance)
     print("\n".join(lines))
-    return 0 if holds else 1
+    return verdict
 
 
 if __name__ == "__main__":

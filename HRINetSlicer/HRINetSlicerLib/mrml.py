@@ -266,10 +266,15 @@ def export_derived_dicom(node, folder, overwrite: bool = False) -> Path:
     if not files or not all(files):
         raise HRINetError("the input volume was not loaded through Slicer's DICOM module, so "
                           "there is no patient or study to copy; export NRRD instead")
-    made_from, found = rec.get("input_series_uid"), dicom_value(source, "0020,000E")
-    if made_from and found and made_from != found:  # a node ID reused after a scene reload
+    # The series the result records (set from the input's DICOM when it was made) must be the
+    # one its source node holds now: an ID reused after a scene reload, or a result made from
+    # a file whose node ID now names a DICOM series, would take another patient's identity.
+    made_from = rec.get("input_series_uid") or ""
+    found = dicom_value(source, "0020,000E") or ""
+    if made_from != found:
         raise HRINetError(f"{source.GetName()} is not the series {node.GetName()} was made from "
-                          f"(series {made_from}, not {found}); interpolate that series again "
-                          "and export the new result (or export NRRD)")
+                          f"(series {made_from or 'none: it was made from a file'}, not "
+                          f"{found or 'unknown'}); interpolate that series again and export the "
+                          "new result (or export NRRD)")
     out = check_dicom_output(folder, files, overwrite=overwrite)
     return write_derived_series(volume_with_provenance(node), files, out, overwrite=overwrite)

@@ -72,7 +72,9 @@ def resolve_factor(spacing_z: float, in_plane: float, factor: Optional[float] = 
                           f"{MAX_FACTOR} for slices {spacing_z:.4g} mm apart; give a spacing of at "
                           f"least {spacing_z / MAX_FACTOR:.3g} mm")
     if ratio < 1.5 and target_spacing is None:
-        raise HRINetError(f"the volume is already close to isotropic (slice spacing "
+        what = "already close to isotropic" if ratio >= 1 else \
+            "already finer along z than in-plane"  # thin (overlapping) slices, coarse pixels
+        raise HRINetError(f"the volume is {what} (slice spacing "
                           f"{spacing_z:.4g} mm, in-plane {in_plane:.4g} mm); give a factor or "
                           "a finer target spacing to interpolate anyway")
     if ratio < 1.5:
@@ -162,24 +164,18 @@ COARSE_IN_PLANE = 2.0
 
 def check_slice_axis(spacing) -> None:
     """Refuse, in one line, a target spacing for a volume whose coarse axis lies in-plane
-    (voxels such as 5 x 0.8 x 0.8 mm, or 5 x 5 x 1 mm: both in-plane axes coarse): hrinet fills
-    in between slices along z, which such a volume does not need; it would be called "already
-    isotropic". A factor given is done as asked (along z)."""
+    (voxels such as 5 x 0.8 x 0.8 mm): hrinet fills in between slices along z, which such a
+    volume does not need; it would be called "already isotropic". A factor given is done as
+    asked (along z). Slices finer than both in-plane axes (1 x 1 x 0.4 mm, 5 x 5 x 1 mm) are
+    no such volume: nothing is refused here, and the plan says there is nothing to do."""
     sx, sy, sz = (float(v) for v in spacing)
-    coarse, fine = max(sx, sy), min(sx, sy)
-    if coarse <= COARSE_IN_PLANE * sz:
-        return
-    voxels = f"voxels {sx:.3g} x {sy:.3g} x {sz:.3g} mm"
-    if coarse > COARSE_IN_PLANE * fine:
-        what = f"this volume's coarse axis is {'x' if sx >= sy else 'y'} ({coarse:.3g} mm)"
-    elif fine > COARSE_IN_PLANE * sz:
-        what = f"this volume's coarse axes are x and y ({sx:.3g} and {sy:.3g} mm)"
-    else:
-        return
-    raise HRINetError(
-        f"{what}, not its slice axis z ({sz:.3g} mm; {voxels}): hrinet fills in between slices "
-        "along z; resample or reorient it so that its slices lie across the coarse axis, then "
-        "interpolate")
+    coarse = max(sx, sy)
+    if coarse > COARSE_IN_PLANE * sz and coarse > COARSE_IN_PLANE * min(sx, sy):
+        raise HRINetError(
+            f"this volume's coarse axis is {'x' if sx >= sy else 'y'} ({coarse:.3g} mm), not its "
+            f"slice axis z ({sz:.3g} mm; voxels {sx:.3g} x {sy:.3g} x {sz:.3g} mm): hrinet fills "
+            "in between slices along z; resample or reorient it so that its slices lie across "
+            "the coarse axis, then interpolate")
 
 
 def already_at_target(volume: Volume, target_spacing: Optional[float],

@@ -385,12 +385,19 @@ def test_a_volume_whose_coarse_axis_lies_in_plane_is_refused_not_called_isotropi
     assert r.returncode == 0, r.stderr  # a factor given: done as asked, along z
 
 
-def test_a_volume_with_both_in_plane_axes_coarse_is_refused_not_called_isotropic(tmp_path):
-    src = tmp_path / "coarse.nrrd"  # 5 x 5 mm pixels, slices 1 mm apart: z is already the finest
-    write_volume(make_phantom(size=(16, 16, 24), spacing=(5, 5, 1)), src)
-    r = run("interpolate", src, tmp_path / "o.nrrd", "--method", "linear")
-    _assert_one_line_error(r, "coarse axes are x and y (5 and 5 mm), not its slice axis z (1 mm")
-    assert not (tmp_path / "o.nrrd").exists()
+def test_a_volume_finer_along_z_than_in_plane_is_said_so_and_a_target_given_is_done(tmp_path):
+    """Slices finer than the pixels (5 x 5 x 1 mm, or a thin overlapping 1 x 1 x 0.4 mm
+    series): nothing to do towards isotropy, said so in one line; a finer target is done."""
+    for name, spacing, target, factor in (("coarse", (5, 5, 1), 0.2, 5),
+                                          ("overlap", (1, 1, 0.4), 0.2, 2)):
+        src = tmp_path / f"{name}.nrrd"
+        write_volume(make_phantom(size=(16, 16, 12), spacing=spacing), src)
+        r = run("interpolate", src, tmp_path / f"{name}-o.nrrd", "--method", "linear")
+        _assert_one_line_error(r, f"already finer along z than in-plane (slice spacing "
+                                  f"{spacing[2]:g} mm, in-plane {spacing[0]:g} mm)")
+        r = run("interpolate", src, tmp_path / f"{name}-o.nrrd", "--method", "linear",
+                "--spacing", target)
+        assert r.returncode == 0 and f"x{factor} with linear" in r.stdout + r.stderr, r.stderr
     thin = tmp_path / "thin.nrrd"  # 0.7 mm pixels, 1 mm slices: close to isotropic, said so
     write_volume(make_phantom(size=(16, 16, 24), spacing=(0.7, 0.7, 1)), thin)
     r = run("interpolate", thin, tmp_path / "o.nrrd", "--method", "linear")

@@ -125,3 +125,15 @@ def test_a_result_pointing_at_another_series_is_not_given_that_patient(tmp_path,
     with pytest.raises(mrml.HRINetError, match=r"other is not the series .* \(series 1\.2\.3\.41"):
         mrml.export_derived_dicom(out, tmp_path / "dcm")
     assert not (tmp_path / "dcm").exists()
+
+
+def test_a_result_made_from_a_file_never_takes_a_dicom_series_identity(tmp_path, scene,
+                                                                      result_of_a_dicom_node):
+    _, nodes = result_of_a_dicom_node  # a result whose record names no series (a file input)
+    plain = mrml.node_from_volume(read_volume(tmp_path / "orig"), "plain", scene)
+    out, _ = mrml.interpolate_node(plain, ModelOptions(factor=2, method="linear"))
+    assert not out.GetAttribute("HRINet.input_series_uid")
+    out.SetAttribute(mrml.SOURCE_NODE_ATTRIBUTE, nodes["other"].GetID())  # now a DICOM node's
+    with pytest.raises(mrml.HRINetError, match="series none: it was made from a file"):
+        mrml.export_derived_dicom(out, tmp_path / "dcm")
+    assert not (tmp_path / "dcm").exists()
