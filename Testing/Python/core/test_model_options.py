@@ -177,7 +177,8 @@ def test_every_job_the_panel_builds_parses_with_the_real_hrinet_parser(scene, tm
     from HRINetSlicerLib.batch_job import BatchJob
     from HRINetSlicerLib.download_job import DownloadJob
     from HRINetSlicerLib.adaptation import AdaptJob, adapt_job
-    from HRINetSlicerLib.jobs import InterpolationJob, TrainingJob
+    from HRINetSlicerLib.jobs import InterpolationJob
+    from HRINetSlicerLib.training_job import TrainingJob
     from HRINetSlicerLib.mrml import node_from_volume
 
     node = node_from_volume(make_phantom(size=(16, 16, 4), spacing=(1, 1, 3)), "thick", scene)
