@@ -19,8 +19,11 @@
 # Resume: the same line again. On a fresh machine (no run folder), continue from the committed
 # weights instead: INIT=benchmarks/candidates/clean.safetensors ITERATIONS=<steps left> (the
 # optimizer and the weight average start anew; the learning rate is constant for the first half).
+# A second cycle (a warm restart: the same recipe from the finished weights at a lower learning
+# rate, which the first cycle's still-rising validation asks for):
+#   RUN=../runs/clean2 INIT=benchmarks/candidates/clean.safetensors LR=1e-4 ITERATIONS=24000
 # Environment: CORPUS (default ../corpus), RUN (default ../runs/clean), ITERATIONS (default
-# 48000), INIT (default none: random weights), PRECISION.
+# 48000), INIT (default none: random weights), LR (default 3e-4), PRECISION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DEFAULT=../runs/clean
@@ -30,5 +33,5 @@ START=(--from-scratch)
 exec .venv/bin/hrinet train --variant hrinet-flow "${START[@]}" --precision "$PRECISION" \
   --data $TRAIN --val $VAL --iterations "${ITERATIONS:-48000}" --crop 128 --batch 4 \
   --samples-per-group 4 --gaps 2,2,3,4,5,6,7,8 --overlap 0.4 --drop-context 0.25 --log-mse \
-  --ssim-weight 0.3 --augment 0.25 --lr 3e-4 --ema 0.999 --lr-final 0.05 --decay-start 0.5 \
+  --ssim-weight 0.3 --augment 0.25 --lr "${LR:-3e-4}" --ema 0.999 --lr-final 0.05 --decay-start 0.5 \
   --workers 1 --val-every 4000 --val-factors 2,4 --checkpoint-minutes 4 --device cpu --out "$R"
