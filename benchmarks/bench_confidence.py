@@ -175,7 +175,7 @@ def fit(cases: Dict[int, List[tuple]], names: Sequence[str], args) -> dict:
             "volumes": list(names), "split": "validation (benchmarks/data/corpus.toml)",
             "protocol": "decimate", "factors": sorted(cases), "method": "hrinet (shipped "
             "default, CPU)", "crop": f"central {args.crop}^2 pixels, {args.slices} thin slices",
-            "voxels": "every 3rd in-plane, at most 200000 per factor",
+            "voxels": f"one in {args.stride} along each in-plane axis, at most 200000 per factor",
             "made_by": "python benchmarks/bench_confidence.py --fit"},
         "coef": [round(float(c), 6) for c in coef],
         "score_knots": [round(float(v), 5) for v in knots],
@@ -294,8 +294,8 @@ def main() -> int:
     scored, cals = held_out(cases, VOLUMES, args)
     rows = table(scored)
     print(f"each of {', '.join(VOLUMES)} under a calibration fitted on the other "
-          f"{len(VOLUMES) - 1} (central {args.crop}^2, {args.slices} slices, every "
-          f"{args.stride}th voxel in-plane)")
+          f"{len(VOLUMES) - 1} (central {args.crop}^2, {args.slices} slices, one "
+          f"voxel in {args.stride} along each in-plane axis)")
     print(markdown(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

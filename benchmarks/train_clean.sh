@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A clean lineage for the default model: hrinet-flow trained from random weights on the corpus's
-# training split only. Why: the shipped weights (and every candidate continued from them) learned
-# in their early stages from three volumes of TotalSegmentator's test files (heart-1p5mm,
+# training split only; the shipped default since 2026-12-07. Why: the default shipped before it
+# (and every candidate continued from it) learned
+# in its early stages from three volumes of TotalSegmentator's test files (heart-1p5mm,
 # chest-1p5mm, torso-3mm), which the project now keeps for independent evaluation
 # (benchmarks/data/corpus.toml, split "excluded"); weights that never saw them are needed before
 # an evaluation on that data means anything. Many CPU hours (the shipped lineage: about 48000
 # steps): a run continues across sessions (--resume, or --init from committed weights).
-# Settings: the shipped default's last stages (log-MSE + SSIM 0.3 in the soft-tissue window, 40%
+# Settings: the previous default's last stages (log-MSE + SSIM 0.3 in the soft-tissue window, 40%
 # overlapping reconstructions, a quarter of the context slices missing, scanner augmentation
 # 0.25, gaps 2-8 with 2 twice as often, weight averaging 0.999), from random weights at the first
 # stage's learning rate 3e-4 with cosine decay to 0.05x from half-way; 4 groups x 4 targets on

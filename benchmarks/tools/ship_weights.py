@@ -78,6 +78,16 @@ def restamped(meta: dict, recipe=None) -> dict:
     return meta
 
 
+def _validation_rows(rows, method: str, validation) -> list:
+    """``method``'s rows on the recipe's validation series: a sidecar's measured quality is
+    never a score on a series the model trained on or one kept for independent evaluation."""
+    left = sorted({r["volume"] for r in rows if r["method"] == method} - set(validation))
+    if left:
+        print(f"{method}: rows of {', '.join(left)} left out of the sidecar (not validation "
+              "series of the recipe)")
+    return [r for r in rows if r["method"] == method and r["volume"] in validation]
+
+
 def _weights_in(run: Path) -> Path:
     found = sorted(p for p in run.glob("*.safetensors") if p.name not in (CHECKPOINT, PREVIOUS))
     if len(found) != 1:
@@ -94,15 +104,16 @@ def ship(src: Path, name: str, method: str, rows, note: str = "", slab_rows=()) 
     meta["tensor_file"] = dst.name
     if note:
         meta["training_notes"] = note
+    validation = {e["name"] for e in meta["corpus"]["validation"]}
     meta["evaluation"] = {
         "protocol": "hrinet evaluate: keep every k-th slice, upsample by k, score the "
                     "synthesised slices (docs/results.md)",
-        "rows": [r for r in rows if r["method"] == method]}
+        "rows": _validation_rows(rows, method, validation)}
     if slab_rows:
         meta["evaluation_slab"] = {
             "protocol": "hrinet evaluate --protocol slab: slabs k thin slices wide every k-th "
                         "slice, upsample by k with that thickness, score every output slice",
-            "rows": [r for r in slab_rows if r["method"] == method]}
+            "rows": _validation_rows(slab_rows, method, validation)}
     sidecar_of(dst).write_text(json.dumps(meta, indent=2, sort_keys=True))
     read_metadata(dst)
     return dst
@@ -138,10 +149,20 @@ def main() -> None:
 
 
 def _read(paths):
-    rows = []
+    """The rows of every metrics.csv. A (volume, factor, method) cell scored in two files (the
+    README's evaluation and the corpus's share a volume) is kept once when the two agree, and
+    refused when they differ (another setting, e.g. ``--quality high``, or other weights)."""
+    rows, seen = [], {}
     for path in paths:
         with open(path) as f:
-            rows += list(csv.DictReader(f))
+            for row in csv.DictReader(f):
+                key = (row["volume"], row["factor"], row["method"])
+                if key not in seen:
+                    seen[key] = (path, row)
+                    rows.append(row)
+                elif seen[key][1] != row:
+                    raise SystemExit(f"{path} and {seen[key][0]} score {' x'.join(key[:2])} "
+                                     f"{key[2]} differently; pass metrics of one setting")
     return rows
 
 

@@ -8,10 +8,10 @@ disagree with the synthesised value, where the forward and backward flows do not
 where the known slices differ much, where the slice lies mid-gap and where the gap is wide, the
 synthesised value is less certain; so is it in lung and bone, where small structures come and go
 between slices. A log-linear fit turns these features into a score and a monotone (isotonic)
-table maps the score to the mean absolute error measured on three of the corpus's validation
+table maps the score to the mean absolute error measured on the corpus's four validation
 series (``confidence_calibration.json`` beside this module, plain JSON, which names what it was
-fitted on; ``benchmarks/bench_confidence.py --fit`` remakes it and, without ``--fit``, scores it
-on held-out series).
+fitted on; ``benchmarks/bench_confidence.py --fit`` remakes it, and scores each series under a
+calibration fitted on the others).
 
 The calibration is of the default model's output (``hrinet``). Any method's output can be
 scored, but for another method the numbers rank voxels rather than give calibrated HU.

@@ -63,7 +63,9 @@ def test_flat_regions_are_trusted_and_a_structure_appearing_between_slices_is_no
     edgy_result = upsample_z(edgy, factor=4, method="flow")
     edgy_map = confidence_map(edgy, edgy_result, 4).array
     assert edgy_map[1:4, 20:44, 20:44].mean() > 3 * easy_map[1:4].mean()
-    assert edgy_map[1:4, 20:44, 20:44].mean() > 50
+    # well above the <= 20 HU the README reads as trusted (a calibration is of the shipped
+    # model's real errors, so the bound is relative to that reading, not a fixed HU)
+    assert edgy_map[1:4, 20:44, 20:44].mean() > 2 * 20
 
 
 def test_restored_slab_positions_carry_the_change_made_to_them(small):
@@ -213,7 +215,7 @@ def test_an_existing_confidence_file_is_kept_unless_overwrite(tmp_path, thick, c
 
 def test_on_real_ct_the_map_ranks_the_default_models_errors():
     """Decimated x4 central crop of the GE head, which the calibration did not see (it was
-    fitted on three validation series of the corpus); the full table is
+    fitted on the corpus's four validation series); the full table is
     benchmarks/bench_confidence.py's."""
     pytest.importorskip("torch")
     from hrinet.evaluation.evaluate import protocol_input
