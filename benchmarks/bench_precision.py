@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 from hrinet.core.io import read_volume
 from hrinet.evaluation.evaluate import evaluate_volume
 from hrinet.learned.precision import AUTO_TOLERANCE_DB
 from hrinet.methods import create_interpolator
+from bench_stress import central  # benchmarks/bench_stress.py
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 
 VOLUMES = ("chest-lungfcp-1mm.nrrd", "head-ge-1p25mm.nrrd")
@@ -37,7 +37,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     worst = 0.0
     for name in VOLUMES:
-        volume = central(read_volume(SHARED_CT / name), a.crop, a.slices)
+        volume = central(read_volume(SHARED_CT / name), a.slices, a.crop)
         for protocol, factors in PROTOCOLS:
             if protocol not in a.protocols.split(","):
                 continue
@@ -57,17 +57,6 @@ def main() -> None:
                           f"{b.ssim_win:.4f} |")
     verdict = "within" if -worst < AUTO_TOLERANCE_DB else "beyond"
     print(f"\nlargest loss {-worst:.4f} dB: {verdict} the {AUTO_TOLERANCE_DB} dB auto accepts")
-
-
-def central(volume, crop: int, slices: int):
-    """The central ``slices`` slices and ``crop`` x ``crop`` pixels of ``volume`` (0: all)."""
-    n, ny, nx = volume.array.shape
-    z0 = max(0, n // 2 - slices // 2) if slices else 0
-    y0 = max(0, ny // 2 - crop // 2) if crop else 0
-    x0 = max(0, nx // 2 - crop // 2) if crop else 0
-    block = volume.array[z0:z0 + slices if slices else n, y0:y0 + crop if crop else ny,
-                         x0:x0 + crop if crop else nx]
-    return volume.with_array(np.ascontiguousarray(block))
 
 
 if __name__ == "__main__":

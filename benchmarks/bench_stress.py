@@ -63,12 +63,17 @@ def stressed(volume: Volume, condition: str, seed: int = 0) -> Volume:
     return volume.with_array(cast_like(a, volume.array.dtype))
 
 
-def central(volume: Volume, slices: int) -> Volume:
-    n = volume.array.shape[0]
-    if n <= slices:
+def central(volume: Volume, slices: int, crop: int = 0) -> Volume:
+    """The central ``slices`` slices of ``volume`` (all of them if it has fewer, or for 0), each
+    cut to its central ``crop`` x ``crop`` pixels (0: whole)."""
+    n, h, w = volume.array.shape
+    if (not slices or n <= slices) and not crop:
         return volume
-    lo = (n - slices) // 2
-    return volume.with_array(volume.array[lo:lo + slices].copy())
+    lo = (n - slices) // 2 if slices and n > slices else 0
+    y = max((h - crop) // 2, 0) if crop else 0
+    x = max((w - crop) // 2, 0) if crop else 0
+    return volume.with_array(volume.array[lo:lo + (slices or n), y:y + (crop or h),
+                                          x:x + (crop or w)].copy())
 
 
 def main() -> None:

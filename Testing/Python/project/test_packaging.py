@@ -135,9 +135,10 @@ def test_no_shipped_sidecar_names_a_folder_of_the_training_machine(path):
 
 
 def _recipe_validation() -> set:
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+, as the corpus tools
-    recipe = tomllib.loads((REPO / "benchmarks/data/corpus.toml").read_text(encoding="utf-8"))
-    return {s["name"] for s in recipe["series"] if s["split"] == "validation"}
+    pytest.importorskip("tomllib")  # Python 3.11+, as the corpus tools
+    from benchmarks.tools.corpus import load_recipe
+
+    return {s["name"] for s in load_recipe() if s["split"] == "validation"}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
