@@ -43,14 +43,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CALIBRATION = ROOT / "HRINetLib/hrinet/methods/confidence_calibration.json"
 
 
-def crop(array: np.ndarray, size: int, slices: int) -> np.ndarray:
-    """The central ``size`` x ``size`` pixels of ``slices`` thin slices around the middle."""
-    n, ny, nx = array.shape
-    z0 = max(0, n // 2 - slices // 2)
-    y0, x0 = max(0, ny // 2 - size // 2), max(0, nx // 2 - size // 2)
-    return array[z0:z0 + slices, y0:y0 + size, x0:x0 + size]
-
-
 def run_case(volume, k: int, interp, stride: int):
     """``(features, error, disagreement, truth_slices, synth, conf)`` of one volume at x``k``:
     features ``(F, m)`` and errors ``(m,)`` of every ``stride``-th synthesised voxel."""
@@ -92,12 +84,14 @@ def collect(corpus: Path, names: Sequence[str], factors: Sequence[int], size: in
     from hrinet.core.io import read_volume
     from hrinet.methods import create_interpolator
 
+    from bench_stress import central  # benchmarks/bench_stress.py
+
     torch.set_num_threads(1)
     interp = create_interpolator("hrinet", device="cpu")
     cases: Dict[int, List[tuple]] = {k: [] for k in factors}
     for name in names:
         full = read_volume(corpus / f"{name}.nrrd")
-        vol = full.with_array(np.ascontiguousarray(crop(full.array, size, slices)))
+        vol = central(full, slices, size)
         for k in factors:
             t0 = time.perf_counter()
             f, e, d, truth, synth, feats = run_case(vol, k, interp, stride)

@@ -35,6 +35,8 @@ from hrinet.methods.engine import upsample_z
 from hrinet.methods.ensemble import MirroredViews
 from hrinet.methods.registry import create_interpolator
 
+from bench_stress import central as stress_central  # benchmarks/bench_stress.py
+
 #: Every view (hrinet.methods.ensemble.View): reversed in z, flipped in x, in y, rows and columns
 #: swapped
 VIEWS = tuple(itertools.product((False, True), repeat=4))
@@ -53,16 +55,10 @@ def cell_name(path: str, k: int, taken) -> str:
 
 
 def central(volume, slices: int, crop: int):
-    """The central ``slices`` slices of ``volume`` (all of them if it has fewer), each cut to
-    its central ``crop`` x ``crop`` pixels (0: whole), in float32 HU so that the engine writes
-    each result unrounded (the quality setting averages before it rounds)."""
-    n, h, w = volume.array.shape
-    start = max((n - slices) // 2, 0)
-    y = max((h - crop) // 2, 0) if crop else 0
-    x = max((w - crop) // 2, 0) if crop else 0
-    volume.array = volume.array[start:start + slices, y:y + (crop or h),
-                                x:x + (crop or w)].astype(np.float32)
-    return volume
+    """:func:`bench_stress.central` in float32 HU, so that the engine writes each result
+    unrounded (the quality setting averages before it rounds)."""
+    block = stress_central(volume, slices, crop)
+    return block.with_array(block.array.astype(np.float32))
 
 
 def error_gram(outs, truth) -> np.ndarray:
