@@ -43,12 +43,16 @@ NOISE_RANGE = (5.0, 40.0)
 RADIUS_RANGE = (0.35, 0.8)
 
 
-def draw(rng: np.random.Generator) -> Acquisition:
-    """A random :class:`Acquisition`, each part present with :data:`PART_CHANCE`."""
+def draw(rng: np.random.Generator, sharpen_max: float = SHARPEN_RANGE[1]) -> Acquisition:
+    """A random :class:`Acquisition`, each part present with :data:`PART_CHANCE`; a sharp
+    kernel's amount is drawn from ``SHARPEN_RANGE[0]`` to ``sharpen_max``."""
     zoom = float(np.exp(rng.uniform(*np.log(ZOOM_RANGE)))) if rng.random() < PART_CHANCE else 1.0
     kernel = 0.0
     if rng.random() < PART_CHANCE:
-        kernel = -rng.uniform(*SMOOTH_RANGE) if rng.random() < 0.5 else rng.uniform(*SHARPEN_RANGE)
+        if rng.random() < 0.5:
+            kernel = -rng.uniform(*SMOOTH_RANGE)
+        else:
+            kernel = rng.uniform(SHARPEN_RANGE[0], sharpen_max)
     noise = rng.uniform(*NOISE_RANGE) if rng.random() < PART_CHANCE else 0.0
     circle = None
     if rng.random() < PART_CHANCE:

@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple
 
 from hrinet.core.errors import HRINetError
 from hrinet.core.variants import DEFAULT_VARIANT, VARIANTS, Variant, variant
+from hrinet.training.augment import SHARPEN_RANGE
 
 #: Gaps (in thin slices) between the known slices of the default model's training groups: its
 #: record's group sizes less one (:meth:`hrinet.training.motion_data.MotionSampler.motion_batch`).
@@ -181,6 +182,14 @@ class TrainConfig:
         "hrinet-flow: chance that a training group is re-made as another scanner would have "
         "acquired it: pixel size, kernel, dose, field-of-view circle", low=0.0, high=1.0,
         what="a chance"))
+    #: hrinet-flow: the strongest sharp kernel ``augment`` draws (unsharp-mask amount, 1-pixel
+    #: blur; :data:`hrinet.training.augment.SHARPEN_RANGE` gives the weakest and the default).
+    #: Bone kernels sharpen more than the default's draws: x2 on a 1 mm chest sharpened by 2
+    #: is where the default loses SSIM_win to cubic (docs/results.md, stress table).
+    sharpen_max: float = field(default=SHARPEN_RANGE[1], metadata=option(
+        f"hrinet-flow: strongest sharp kernel --augment draws, as an unsharp-mask amount "
+        f"(drawn uniformly from {SHARPEN_RANGE[0]}; default {SHARPEN_RANGE[1]})",
+        low=SHARPEN_RANGE[0], what="an unsharp-mask amount"))
     #: hrinet-flow: chance that a training group stacks along y or x instead of z, its slices
     #: z-by-in-plane planes resampled to square pixels (:mod:`hrinet.training.cross_view`).
     cross_view: float = field(default=0.0, metadata=option(

@@ -29,6 +29,7 @@ from hrinet.methods.flow import (
     z_roughness,
 )
 from hrinet.training import augment, cross_view as xview
+from hrinet.training.augment import SHARPEN_RANGE
 from hrinet.training.config import DROP_CONTEXT, GAPS  # noqa: F401 (GAPS re-exported)
 from hrinet.training.data import SliceSampler
 
@@ -76,6 +77,8 @@ class MotionSampler(SliceSampler):
     #: Chance that a group is re-made as another scanner would have acquired it (pixel size,
     #: kernel, dose, field-of-view circle: :mod:`hrinet.training.augment`); 0 leaves the draws as before.
     augment = 0.0
+    #: Strongest sharp kernel an augmented group may get (:func:`hrinet.training.augment.draw`).
+    sharpen_max = SHARPEN_RANGE[1]
     #: Chance that a group stacks along an in-plane axis, its slices z-by-in-plane planes with
     #: square pixels (:mod:`hrinet.training.cross_view`); 0 leaves the draws as before.
     cross_view = 0.0
@@ -108,8 +111,8 @@ class MotionSampler(SliceSampler):
             vid = ids[int(rng.integers(len(ids)))]
             if not axis:
                 z0 = int(rng.integers(0, self.volumes[vid].array.shape[0] - need + 1))
-            acq = augment.draw(rng) if self.augment > 0 and rng.random() < self.augment \
-                else None
+            acq = augment.draw(rng, self.sharpen_max) \
+                if self.augment > 0 and rng.random() < self.augment else None
             size = self.crop if acq is None else max(32, int(round(self.crop * acq.zoom)))
             if axis:
                 block, where = xview.draw(rng, self.volumes[vid], axis, need, size)

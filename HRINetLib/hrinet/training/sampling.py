@@ -24,6 +24,7 @@ def make_sampler(cfg: TrainConfig, mcfg: ModelConfig, volumes: Sequence[Volume])
     sampler.roughness = mcfg.roughness
     sampler.drop_context = cfg.drop_context
     sampler.augment = cfg.augment
+    sampler.sharpen_max = cfg.sharpen_max
     sampler.cross_view = cfg.cross_view
     return sampler
 

@@ -54,6 +54,26 @@ def test_draws_cover_every_part_and_stay_in_their_ranges():
     assert any(d.noise > 0 for d in draws) and any(d.circle for d in draws)
 
 
+def test_sharpen_max_widens_the_sharp_kernels_and_its_default_draws_as_before():
+    def kernels(**kw):
+        return [augment.draw(np.random.default_rng(i), **kw).kernel for i in range(400)]
+    assert kernels() == kernels(sharpen_max=augment.SHARPEN_RANGE[1])
+    wide = [k for k in kernels(sharpen_max=2.5) if k > 0]
+    assert max(wide) <= 2.5 and max(wide) > 2.0 and min(wide) >= augment.SHARPEN_RANGE[0]
+    assert max(kernels()) <= augment.SHARPEN_RANGE[1]
+
+
+def test_the_run_setting_reaches_the_sampler():
+    from hrinet.learned.models import ModelConfig
+    from hrinet.training.config import TrainConfig
+    from hrinet.training.sampling import make_sampler
+
+    vol = make_phantom(size=(64, 64, 40), spacing=(1.0, 1.0, 1.0), noise=0)
+    cfg = TrainConfig(variant="hrinet-flow", data=["p.nrrd"], crop=64, augment=0.5,
+                      sharpen_max=2.5)
+    assert make_sampler(cfg, ModelConfig(), [vol]).sharpen_max == 2.5
+
+
 def test_an_augmented_sampler_gives_targets_in_range_and_the_plain_one_is_unchanged():
     from hrinet.training.data import step_rng
     from hrinet.training.motion_data import MotionSampler
