@@ -23,8 +23,13 @@
 # A second cycle (a warm restart: the same recipe from the finished weights at a lower learning
 # rate, which the first cycle's still-rising validation asks for):
 #   RUN=../runs/clean2 INIT=benchmarks/candidates/clean.safetensors LR=1e-4 ITERATIONS=24000
-# from its step 5909 with SSIM=1.0 SHARPEN_MAX=2.5 (docs/results.md, the second cycle's amendment;
-# resumed runs keep what they recorded).
+# switched at its step 5909 to an SSIM weight of 1.0 and sharp kernels up to 2.5 (docs/results.md,
+# the second cycle's amendment) by `hrinet train --out ../runs/clean2 --resume --ssim-weight 1.0
+# --sharpen-max 2.5`; resuming with the line above keeps what the run recorded (SSIM and
+# SHARPEN_MAX below apply to new runs only). On a fresh machine, from the committed weights:
+#   RUN=../runs/clean2 INIT=benchmarks/candidates/clean2.safetensors LR=1e-4 SSIM=1.0 \
+#     SHARPEN_MAX=2.5 ITERATIONS=<steps left>
+# (the optimizer, the weight average and the schedule start anew: not the same run).
 # Environment: CORPUS (default ../corpus), RUN (default ../runs/clean), ITERATIONS (default
 # 48000), INIT (default none: random weights), LR (default 3e-4), SSIM (the SSIM term's weight,
 # default 0.3), SHARPEN_MAX (strongest sharp kernel drawn, default 1.2), PRECISION.

@@ -188,8 +188,8 @@ class TrainConfig:
     #: is where the default loses SSIM_win to cubic (docs/results.md, stress table).
     sharpen_max: float = field(default=SHARPEN_RANGE[1], metadata=option(
         f"hrinet-flow: strongest sharp kernel --augment draws, as an unsharp-mask amount "
-        f"(drawn uniformly from {SHARPEN_RANGE[0]}; default {SHARPEN_RANGE[1]})",
-        low=SHARPEN_RANGE[0], what="an unsharp-mask amount"))
+        f"(drawn uniformly from {SHARPEN_RANGE[0]} up to it; default {SHARPEN_RANGE[1]})",
+        low=SHARPEN_RANGE[0], high=5.0, what="an unsharp-mask amount"))
     #: hrinet-flow: chance that a training group stacks along y or x instead of z, its slices
     #: z-by-in-plane planes resampled to square pixels (:mod:`hrinet.training.cross_view`).
     cross_view: float = field(default=0.0, metadata=option(
@@ -247,6 +247,9 @@ class TrainConfig:
         if self.adversarial_context and not self.adversarial_weight > 0:
             raise HRINetError("--adversarial-context shapes the PatchGAN term, which is off; give "
                               "--adversarial-weight too, e.g. 0.1")
+        if self.sharpen_max != SHARPEN_RANGE[1] and not self.augment > 0:
+            raise HRINetError("--sharpen-max sets the kernels --augment draws, which is off; give "
+                              "--augment too, e.g. 0.25")
         bad_factors = [k for k in self.val_factors if k < 2 or k > 64]
         if bad_factors:
             raise HRINetError(f"--val-factors {','.join(map(str, self.val_factors))} is out of "

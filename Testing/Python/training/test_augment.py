@@ -63,15 +63,28 @@ def test_sharpen_max_widens_the_sharp_kernels_and_its_default_draws_as_before():
     assert max(kernels()) <= augment.SHARPEN_RANGE[1]
 
 
-def test_the_run_setting_reaches_the_sampler():
+def test_the_run_setting_reaches_the_kernels_the_sampler_draws(monkeypatch):
     from hrinet.learned.models import ModelConfig
     from hrinet.training.config import TrainConfig
     from hrinet.training.sampling import make_sampler
 
     vol = make_phantom(size=(64, 64, 40), spacing=(1.0, 1.0, 1.0), noise=0)
-    cfg = TrainConfig(variant="hrinet-flow", data=["p.nrrd"], crop=64, augment=0.5,
+    cfg = TrainConfig(variant="hrinet-flow", data=["p.nrrd"], crop=64, augment=1.0,
                       sharpen_max=2.5)
-    assert make_sampler(cfg, ModelConfig(), [vol]).sharpen_max == 2.5
+    asked = []
+    real = augment.draw
+    monkeypatch.setattr(augment, "draw", lambda rng, *a: asked.append(a) or real(rng, *a))
+    make_sampler(cfg, ModelConfig(), [vol]).motion_batch(np.random.default_rng(0), 2, gaps=(2,))
+    assert asked == [(2.5,), (2.5,)]
+
+
+def test_sharpen_max_without_augment_or_out_of_range_is_refused():
+    from hrinet.core.errors import HRINetError
+    from hrinet.training.config import TrainConfig
+
+    with pytest.raises(HRINetError, match="--augment"):
+        TrainConfig(variant="hrinet-flow", data=["p.nrrd"], sharpen_max=2.5).check()
+    TrainConfig(variant="hrinet-flow", data=["p.nrrd"], augment=0.25, sharpen_max=2.5).check()
 
 
 def test_an_augmented_sampler_gives_targets_in_range_and_the_plain_one_is_unchanged():
