@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
-import shutil
 import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from hrinet.core.models.catalog import (
 )
 from hrinet.core.models.downloads import fetch_model
 from hrinet.learned.weights import read_metadata
+from model_server import serving
 
 WEIGHTS = REPO / "Resources" / "weights"
 
@@ -86,28 +85,9 @@ class Assets(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture
 def server(tmp_path):
     """A release's assets (one model under a name no weights folder holds) on a local server."""
-    assets = tmp_path / "assets"
-    assets.mkdir()
-    real = find_model("acai", load_catalog(WEIGHTS / "catalog.json"))
-    for name in (real.file, real.sidecar):
-        shutil.copy(WEIGHTS / name, assets / name.replace("hrinet-variant-acai", "test-acai"))
-    model = dataclasses.replace(real, name="test-acai", file="test-acai.safetensors",
-                                sidecar="test-acai.json", bundled=False)
     Assets.cut, Assets.requests = set(), []
-    handler = lambda *a, **k: Assets(*a, directory=str(assets), **k)  # noqa: E731
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    yield dataclasses.replace(model, url=url), assets
-    httpd.shutdown()
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("HRINET_CACHE", str(folder))
-    return folder
+    with serving(tmp_path, Assets) as served:
+        yield served
 
 
 def test_a_model_is_downloaded_verified_and_never_fetched_again(server, cache):

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -23,7 +22,7 @@ import pytest
 from helpers import cli, one_line_error
 from hrinet.core.errors import HRINetError
 from hrinet.core.io.temp_names import host_name
-from hrinet.core.models.catalog import find_model, installed_path, load_catalog
+from hrinet.core.models.catalog import installed_path, load_catalog
 from hrinet.core.models.downloads import (
     CHUNK,
     SIDECAR_LIMIT,
@@ -31,6 +30,7 @@ from hrinet.core.models.downloads import (
     fetch_model,
     remove_stale_downloads,
 )
+from model_server import serving
 
 REPO = Path(__file__).resolve().parents[4]
 WEIGHTS = REPO / "Resources" / "weights"
@@ -75,30 +75,9 @@ class Hostile(http.server.SimpleHTTPRequestHandler):
 def server(tmp_path):
     """One model's assets (under a name no weights folder holds) on a local server; yields the
     model (its url the server's) and the assets folder."""
-    assets = tmp_path / "assets"
-    assets.mkdir()
-    real = find_model("acai", load_catalog(WEIGHTS / "catalog.json"))
-    for name in (real.file, real.sidecar):
-        shutil.copy(WEIGHTS / name, assets / name.replace("hrinet-variant-acai", "test-acai"))
     Hostile.mode, Hostile.sent = {}, {}
-    handler = lambda *a, **k: Hostile(*a, directory=str(assets), **k)  # noqa: E731
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    model = dataclasses.replace(real, name="test-acai", file="test-acai.safetensors",
-                                sidecar="test-acai.json", bundled=False, url=url)
-    yield model, assets
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("HRINET_CACHE", str(folder))
-    return folder
+    with serving(tmp_path, Hostile) as served:
+        yield served
 
 
 def catalog_folder(tmp_path: Path, monkeypatch, *models) -> Path:
