@@ -14,13 +14,17 @@ stopped early keeps what it measured), with every cell where a learned model fal
 best classical method (PSNR: linear, cubic, flow; SSIM_win: linear, cubic) marked and listed. The central ``--slices`` slices of each volume
 are used (speed). Results go to ``DIR/stress.csv``, ``DIR/stress.md`` (every cell) and
 ``DIR/summary.md`` (the README's form: per volume and condition, each model's PSNR_HU gain at
-each factor and its lowest SSIM_win margin).
+each factor and its lowest SSIM_win margin), with ``DIR/settings.json`` (the settings and
+each model's weights sha256). ``--reuse`` an earlier ``stress.csv`` copies the cells that run
+measured alike (same settings, a model with the same weights) instead of measuring them again:
+a candidate's table then costs its own cells only.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -94,7 +98,15 @@ def main() -> None:
                    "the guard is worth")
     p.add_argument("--figure", help="also draw a coronal reformat of the first volume as "
                    "scanned at the largest factor (truth, linear, each model) into this PNG")
+    p.add_argument("--reuse", help="an earlier run's stress.csv: the cells of each method it "
+                   "measured with the same settings and, for a model, the same weights (its "
+                   "settings.json) are copied, not measured again (default: measure all)")
+    p.add_argument("--reuse-as", default="", metavar="OLD=NEW,...", help="with --reuse, also "
+                   "take these models' cells renamed, on the caller's word that OLD's weights are "
+                   "NEW's (e.g. new=hrinet: an earlier candidate shipped since; default: none)")
     args = p.parse_args()
+    if args.reuse and args.figure:
+        raise SystemExit("--figure needs every output: leave --reuse out to draw it")
     if args.no_padding_guard:
         engine.find_padding = lambda array: None
     paths = [Path(v) for v in args.volumes] or [SHARED_CT / v for v in VOLUMES]
@@ -103,10 +115,17 @@ def main() -> None:
         name, _, path = item.partition("=")
         models[name] = load_interpolator(path, device="cpu", precision="fp32")
     models = {name: with_quality(m, args.quality) for name, m in models.items()}
+    weights = {"hrinet": None} if not args.no_default else {}
+    weights.update(item.partition("=")[::2] for item in args.weights)
+    settings = {"slices": args.slices, "quality": args.quality, "precision": "fp32",
+                "padding_guard": not args.no_padding_guard,
+                "weights": {name: weights_id(path) for name, path in weights.items()}}
+    reuse = reused(Path(args.reuse), args.reuse_as, settings) if args.reuse else {}
     methods = CLASSICAL + list(models)
     factors = [int(f) for f in args.factors.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "settings.json").write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
     rows = []
     for path in paths:
         base = central(read_volume(path), args.slices)
@@ -118,11 +137,16 @@ def main() -> None:
             keep = None
             if args.figure and cond == "scanned" and path == paths[0]:
                 keep = lambda k, m, a: kept.__setitem__(m, a) if k == max(usable) else None  # noqa: E731
-            for r in evaluate_volume(vol, path.name, usable, methods, device="cpu",
-                                     interpolators=dict(models), keep=keep):
+            copied = [m for m in methods
+                      if all((path.name, cond, k, m) in reuse for k in usable)]
+            rows += [reuse[(path.name, cond, k, m)] for k in usable for m in copied]
+            todo = [m for m in methods if m not in copied]
+            for r in evaluate_volume(vol, path.name, usable, todo, device="cpu",
+                                     interpolators=dict(models), keep=keep) if todo else ():
                 rows.append(dict(volume=path.name, condition=cond, factor=r.factor,
                                  method=r.method, psnr_hu=r.psnr_hu, ssim_win=r.ssim_win))
-            print(f"{path.name} {cond}: {time.time() - t0:.0f} s", flush=True)
+            print(f"{path.name} {cond}: {time.time() - t0:.0f} s"
+                  + (f" ({', '.join(copied)} from {args.reuse})" if copied else ""), flush=True)
             if kept:
                 coronal_figure(vol, max(usable), kept, ["linear"] + list(models), args.figure)
             write_rows(rows, out / "stress.csv")  # a run stopped early keeps what it measured
@@ -131,6 +155,50 @@ def main() -> None:
     (out / "summary.md").write_text("\n\n".join(summary(rows, m) for m in models) + "\n")
     print(table)
     print("\n".join(losses) or "no cell below the best classical method")
+
+
+def weights_id(path) -> str:
+    """The sha256 of a weights file (``None``: the shipped default's)."""
+    from hrinet.core.models.catalog import sha256_file
+    from hrinet.core.models.shipped import find_weights
+
+    return sha256_file(Path(path) if path else find_weights())
+
+
+def reused(path: Path, rename: str, settings: dict) -> dict:
+    """``{(volume, condition, factor, method): row}`` that an earlier ``stress.csv`` holds and
+    this run (``settings``) would measure alike: the classical methods, and each model whose
+    weights were the same (the earlier run's ``settings.json``); ``rename`` (``old=new,...``)
+    adds models taken on the caller's word, renamed. Other settings are refused; a table
+    without ``settings.json`` gives only what ``rename`` names and the classical methods."""
+    made = path.with_name("settings.json")
+    theirs = json.loads(made.read_text(encoding="utf-8")) if made.is_file() else None
+    if theirs is not None and {k: v for k, v in theirs.items() if k != "weights"} != {
+            k: v for k, v in settings.items() if k != "weights"}:
+        raise SystemExit(f"--reuse {path}: measured with {theirs}, this run is {settings}; "
+                         "measure again instead")
+    if theirs is None:
+        print(f"warning: {made} is missing; taking {path}'s classical methods"
+              + (f" and {rename}" if rename else "") + f" on the caller's word that they were "
+              f"measured as this run is ({settings})", flush=True)
+    rename = dict(item.split("=", 1) for item in rename.split(",") if item)
+    for old, new in rename.items():
+        known = (theirs or {}).get("weights", {}).get(old)
+        if known and new in settings["weights"] and known != settings["weights"][new]:
+            raise SystemExit(f"--reuse-as {old}={new}: {path}'s {old} had other weights than "
+                             f"this run's {new}; leave it out to measure {new} again")
+    same = {m: m for m, sha in settings["weights"].items()
+            if theirs and theirs.get("weights", {}).get(m) == sha}
+    names = {**{c: c for c in CLASSICAL}, **same, **rename}
+    out = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            method = names.get(r["method"])
+            if method is not None:
+                out[(r["volume"], r["condition"], int(r["factor"]), method)] = dict(
+                    r, factor=int(r["factor"]), method=method, psnr_hu=float(r["psnr_hu"]),
+                    ssim_win=float(r["ssim_win"]))
+    return out
 
 
 def write_rows(rows, path: Path) -> None:

@@ -10,6 +10,11 @@
 # 3. hrinet evaluate of the candidate on every validation series of the corpus (x2-x6), to set
 #    beside the shipped default's (make evaluate-corpus), when the corpus is built.
 # The rule the decision follows is stated before running it (see the session notes / README).
+# REUSE=<an earlier stress.csv> copies the cells it measured alike instead of measuring them
+# again (bench_stress.py --reuse: the classical methods, and the shipped default where its weights
+# were the same); REUSE_AS=old=new,... takes models renamed on your word, e.g. new=hrinet when that
+# run's candidate has shipped since (the shipped default's own table, made before settings.json
+# existed: REUSE=../runs/stress-clean/stress.csv REUSE_AS=new=hrinet, where that folder is kept).
 set -euo pipefail
 W=$(realpath "${1:?give the candidate weights file}")  # absolute, as given from any folder
 OUT=$(realpath -m "${2:-out/candidate}")
@@ -21,7 +26,10 @@ C=$(realpath -m "${CORPUS:-../corpus}")
 SERIES=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$C" --list validation 2>/dev/null) \
   || SERIES=""
 mkdir -p "$OUT"
-(cd benchmarks && ../.venv/bin/python bench_stress.py $SERIES --weights "new=$W" --out "$OUT/stress")
+REUSE_ARGS=()
+[ -n "${REUSE:-}" ] && REUSE_ARGS=(--reuse "$(realpath "$REUSE")" --reuse-as "${REUSE_AS:-}")
+(cd benchmarks && ../.venv/bin/python bench_stress.py $SERIES --weights "new=$W" --out "$OUT/stress" \
+  "${REUSE_ARGS[@]}")
 .venv/bin/python benchmarks/stress_rule.py "$OUT/stress/stress.csv" > "$OUT/stress/rule.txt" || \
   echo "stress_rule.py: the stress clauses do not hold, or the table cannot decide" >&2
 cat "$OUT/stress/rule.txt"
