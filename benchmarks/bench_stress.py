@@ -14,17 +14,16 @@ stopped early keeps what it measured), with every cell where a learned model fal
 best classical method (PSNR: linear, cubic, flow; SSIM_win: linear, cubic) marked and listed. The central ``--slices`` slices of each volume
 are used (speed). Results go to ``DIR/stress.csv``, ``DIR/stress.md`` (every cell) and
 ``DIR/summary.md`` (the README's form: per volume and condition, each model's PSNR_HU gain at
-each factor and its lowest SSIM_win margin), with ``DIR/settings.json`` (the settings and
-each model's weights sha256). ``--reuse`` an earlier ``stress.csv`` copies the cells that run
-measured alike (same settings, a model with the same weights) instead of measuring them again:
-a candidate's table then costs its own cells only.
+each factor and its lowest SSIM_win margin), with ``DIR/settings.json`` (how the table was
+measured: ``stress_reuse.py``). ``--reuse`` an earlier ``stress.csv`` copies the cells that run
+measured as this one would instead of measuring them again: a candidate's table then costs its
+own cells only.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import time
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from hrinet.methods import engine
 from hrinet.methods.ensemble import with_quality
 from hrinet.training.augment import apply_kernel, apply_noise, circle_mask
 from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
+from stress_reuse import Reuse, code_id, volume_id, weights_id, write_settings
 
 VOLUMES = ["chest-lungfcp-1mm.nrrd", "head-ge-1p25mm.nrrd"]
 CLASSICAL = ["linear", "cubic", "flow"]
@@ -98,12 +98,12 @@ def main() -> None:
                    "the guard is worth")
     p.add_argument("--figure", help="also draw a coronal reformat of the first volume as "
                    "scanned at the largest factor (truth, linear, each model) into this PNG")
-    p.add_argument("--reuse", help="an earlier run's stress.csv: the cells of each method it "
-                   "measured with the same settings and, for a model, the same weights (its "
-                   "settings.json) are copied, not measured again (default: measure all)")
+    p.add_argument("--reuse", help="an earlier run's stress.csv: the cells it measured as this "
+                   "run would (settings, code, weights and voxels the same, by its settings.json: "
+                   "stress_reuse.py) are copied, not measured again (default: measure all)")
     p.add_argument("--reuse-as", default="", metavar="OLD=NEW,...", help="with --reuse, also "
-                   "take these models' cells renamed, on the caller's word that OLD's weights are "
-                   "NEW's (e.g. new=hrinet: an earlier candidate shipped since; default: none)")
+                   "take these models' cells renamed, on your word that OLD's weights are NEW's "
+                   "(e.g. new=hrinet: an earlier candidate shipped since; default: none)")
     args = p.parse_args()
     if args.reuse and args.figure:
         raise SystemExit("--figure needs every output: leave --reuse out to draw it")
@@ -118,17 +118,17 @@ def main() -> None:
     weights = {"hrinet": None} if not args.no_default else {}
     weights.update(item.partition("=")[::2] for item in args.weights)
     settings = {"slices": args.slices, "quality": args.quality, "precision": "fp32",
-                "padding_guard": not args.no_padding_guard,
+                "padding_guard": not args.no_padding_guard, "code": code_id(),
                 "weights": {name: weights_id(path) for name, path in weights.items()}}
-    reuse = reused(Path(args.reuse), args.reuse_as, settings) if args.reuse else {}
+    reuse = Reuse(Path(args.reuse) if args.reuse else None, args.reuse_as, settings)
     methods = CLASSICAL + list(models)
     factors = [int(f) for f in args.factors.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "settings.json").write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
-    rows = []
+    rows, voxels = [], {}
     for path in paths:
         base = central(read_volume(path), args.slices)
+        voxels[path.name] = volume_id(base)
         for cond in args.conditions.split(","):
             vol = stressed(base, cond)
             usable = [k for k in factors if (vol.array.shape[0] - 1) // k >= 1]
@@ -137,9 +137,8 @@ def main() -> None:
             keep = None
             if args.figure and cond == "scanned" and path == paths[0]:
                 keep = lambda k, m, a: kept.__setitem__(m, a) if k == max(usable) else None  # noqa: E731
-            copied = [m for m in methods
-                      if all((path.name, cond, k, m) in reuse for k in usable)]
-            rows += [reuse[(path.name, cond, k, m)] for k in usable for m in copied]
+            copied, copies = reuse.cells(path.name, voxels[path.name], cond, usable, methods)
+            rows += copies
             todo = [m for m in methods if m not in copied]
             for r in evaluate_volume(vol, path.name, usable, todo, device="cpu",
                                      interpolators=dict(models), keep=keep) if todo else ():
@@ -150,55 +149,12 @@ def main() -> None:
             if kept:
                 coronal_figure(vol, max(usable), kept, ["linear"] + list(models), args.figure)
             write_rows(rows, out / "stress.csv")  # a run stopped early keeps what it measured
+            write_settings(out, settings, voxels, reuse.unverified, out / "stress.csv")
     table, losses = report(rows, list(models))
     (out / "stress.md").write_text(table + "\n\n" + "\n".join(losses) + "\n")
     (out / "summary.md").write_text("\n\n".join(summary(rows, m) for m in models) + "\n")
     print(table)
     print("\n".join(losses) or "no cell below the best classical method")
-
-
-def weights_id(path) -> str:
-    """The sha256 of a weights file (``None``: the shipped default's)."""
-    from hrinet.core.models.catalog import sha256_file
-    from hrinet.core.models.shipped import find_weights
-
-    return sha256_file(Path(path) if path else find_weights())
-
-
-def reused(path: Path, rename: str, settings: dict) -> dict:
-    """``{(volume, condition, factor, method): row}`` that an earlier ``stress.csv`` holds and
-    this run (``settings``) would measure alike: the classical methods, and each model whose
-    weights were the same (the earlier run's ``settings.json``); ``rename`` (``old=new,...``)
-    adds models taken on the caller's word, renamed. Other settings are refused; a table
-    without ``settings.json`` gives only what ``rename`` names and the classical methods."""
-    made = path.with_name("settings.json")
-    theirs = json.loads(made.read_text(encoding="utf-8")) if made.is_file() else None
-    if theirs is not None and {k: v for k, v in theirs.items() if k != "weights"} != {
-            k: v for k, v in settings.items() if k != "weights"}:
-        raise SystemExit(f"--reuse {path}: measured with {theirs}, this run is {settings}; "
-                         "measure again instead")
-    if theirs is None:
-        print(f"warning: {made} is missing; taking {path}'s classical methods"
-              + (f" and {rename}" if rename else "") + f" on the caller's word that they were "
-              f"measured as this run is ({settings})", flush=True)
-    rename = dict(item.split("=", 1) for item in rename.split(",") if item)
-    for old, new in rename.items():
-        known = (theirs or {}).get("weights", {}).get(old)
-        if known and new in settings["weights"] and known != settings["weights"][new]:
-            raise SystemExit(f"--reuse-as {old}={new}: {path}'s {old} had other weights than "
-                             f"this run's {new}; leave it out to measure {new} again")
-    same = {m: m for m, sha in settings["weights"].items()
-            if theirs and theirs.get("weights", {}).get(m) == sha}
-    names = {**{c: c for c in CLASSICAL}, **same, **rename}
-    out = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        for r in csv.DictReader(f):
-            method = names.get(r["method"])
-            if method is not None:
-                out[(r["volume"], r["condition"], int(r["factor"]), method)] = dict(
-                    r, factor=int(r["factor"]), method=method, psnr_hu=float(r["psnr_hu"]),
-                    ssim_win=float(r["ssim_win"]))
-    return out
 
 
 def write_rows(rows, path: Path) -> None:

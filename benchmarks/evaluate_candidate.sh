@@ -14,10 +14,13 @@
 # again (bench_stress.py --reuse: the classical methods, and the shipped default where its weights
 # were the same); REUSE_AS=old=new,... takes models renamed on your word, e.g. new=hrinet when that
 # run's candidate has shipped since (the shipped default's own table, made before settings.json
-# existed: REUSE=../runs/stress-clean/stress.csv REUSE_AS=new=hrinet, where that folder is kept).
+# existed: REUSE=../runs/stress-clean/stress.csv REUSE_AS=new=hrinet, where that folder is kept;
+# its classical cells and the default's are then taken on your word, with a warning).
 set -euo pipefail
 W=$(realpath "${1:?give the candidate weights file}")  # absolute, as given from any folder
 OUT=$(realpath -m "${2:-out/candidate}")
+REUSE_ARGS=()  # resolved here, from the caller's folder, as the candidate and OUT are
+[ -n "${REUSE:-}" ] && REUSE_ARGS=(--reuse "$(realpath "$REUSE")" --reuse-as "${REUSE_AS:-}")
 cd "$(dirname "$0")/.."
 D=$(realpath -m "${HRINET_SHARED_CT:-../shared/data/ct}")
 VOLS="$D/chest-lungfcp-1mm.nrrd $D/head-ge-1p25mm.nrrd"
@@ -26,10 +29,8 @@ C=$(realpath -m "${CORPUS:-../corpus}")
 SERIES=$(.venv/bin/python benchmarks/data/build_corpus.py --out "$C" --list validation 2>/dev/null) \
   || SERIES=""
 mkdir -p "$OUT"
-REUSE_ARGS=()
-[ -n "${REUSE:-}" ] && REUSE_ARGS=(--reuse "$(realpath "$REUSE")" --reuse-as "${REUSE_AS:-}")
 (cd benchmarks && ../.venv/bin/python bench_stress.py $SERIES --weights "new=$W" --out "$OUT/stress" \
-  "${REUSE_ARGS[@]}")
+  ${REUSE_ARGS[@]+"${REUSE_ARGS[@]}"})
 .venv/bin/python benchmarks/stress_rule.py "$OUT/stress/stress.csv" > "$OUT/stress/rule.txt" || \
   echo "stress_rule.py: the stress clauses do not hold, or the table cannot decide" >&2
 cat "$OUT/stress/rule.txt"

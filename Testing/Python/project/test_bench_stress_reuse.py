@@ -1,8 +1,7 @@
-"""benchmarks/bench_stress.py --reuse: cells an earlier run measured with the same settings (and,
-for a model, the same weights) are copied, not measured again, and come out as they went in;
-other settings are refused, a model whose weights changed is measured again; --reuse-as takes
-the named models renamed, and only the classical methods and those from a table of unknown
-making."""
+"""benchmarks/bench_stress.py --reuse (benchmarks/stress_reuse.py): a ship decision reads the
+stress table cell by cell, so a cell is copied from an earlier table only where that run
+measured it as this one would (settings, code, weights, voxels), and comes out as it went in;
+everything else is measured again or refused in one line, never copied."""
 
 from __future__ import annotations
 
@@ -18,11 +17,13 @@ from hrinet.core.phantom import make_phantom
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "benchmarks" / "bench_stress.py"
+SHIPPED = REPO / "Resources" / "weights" / "hrinet-default.safetensors"
+OTHER = REPO / "benchmarks" / "candidates" / "clean2.safetensors"
 
 
 def _run(volume: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), str(volume), "--no-default",
-                           "--factors", "2", "--conditions", "scanned,noise-20", "--slices", "9",
+                           "--factors", "2", "--conditions", "scanned", "--slices", "9",
                            "--out", str(out), *extra], cwd=REPO / "benchmarks",
                           capture_output=True, text=True, timeout=600)
 
@@ -32,67 +33,91 @@ def _rows(path: Path) -> list:
         return sorted(tuple(r.values()) for r in csv.DictReader(f))
 
 
-@pytest.fixture
-def volume(tmp_path):
-    path = tmp_path / "phantom.nrrd"
-    write_volume(make_phantom(size=(48, 48, 12), spacing=(1.0, 1.0, 2.0), noise=5), path)
+def _phantom(path: Path, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_volume(make_phantom(size=(48, 48, 12), spacing=(1.0, 1.0, 2.0), noise=5, seed=seed),
+                 path)
     return path
 
 
-def test_a_second_run_copies_every_cell_and_writes_the_same_table(volume, tmp_path):
-    first = _run(volume, tmp_path / "a")
-    assert first.returncode == 0, first.stderr
-    second = _run(volume, tmp_path / "b", "--reuse", str(tmp_path / "a" / "stress.csv"))
-    assert second.returncode == 0, second.stderr
-    assert "(linear, cubic, flow from " in second.stdout
-    assert _rows(tmp_path / "b" / "stress.csv") == _rows(tmp_path / "a" / "stress.csv")
+@pytest.fixture
+def volume(tmp_path):
+    return _phantom(tmp_path / "phantom.nrrd")
 
 
-def test_other_settings_are_refused(volume, tmp_path):
-    assert _run(volume, tmp_path / "a").returncode == 0
-    other = _run(volume, tmp_path / "b", "--reuse", str(tmp_path / "a" / "stress.csv"),
-                 "--quality", "high")
-    assert other.returncode != 0 and "measure again instead" in other.stderr
+@pytest.fixture
+def earlier(volume, tmp_path):
+    """A table with the classical methods and model ``m`` (the shipped weights)."""
+    done = _run(volume, tmp_path / "a", "--weights", f"m={SHIPPED}")
+    assert done.returncode == 0, done.stderr
+    return tmp_path / "a" / "stress.csv"
+
+
+def test_a_run_measured_alike_copies_every_cell_and_writes_the_same_table(volume, earlier,
+                                                                           tmp_path):
+    again = _run(volume, tmp_path / "b", "--weights", f"m={SHIPPED}", "--reuse", str(earlier))
+    assert again.returncode == 0, again.stderr
+    assert "(linear, cubic, flow, m from " in again.stdout
+    assert _rows(tmp_path / "b" / "stress.csv") == _rows(earlier)
+
+
+def test_a_model_with_other_weights_or_a_volume_with_other_voxels_is_measured_again(
+        volume, earlier, tmp_path):
+    other = _run(volume, tmp_path / "b", "--weights", f"m={OTHER}", "--reuse", str(earlier))
+    assert other.returncode == 0 and "(linear, cubic, flow from " in other.stdout
+    namesake = _phantom(tmp_path / "elsewhere" / "phantom.nrrd", seed=7)
+    moved = _run(namesake, tmp_path / "c", "--weights", f"m={SHIPPED}", "--reuse", str(earlier))
+    assert moved.returncode == 0 and " from " not in moved.stdout
+    assert _rows(tmp_path / "c" / "stress.csv") != _rows(earlier)
+
+
+@pytest.mark.parametrize("extra, says", [
+    (("--quality", "high"), "measured with other quality"),
+    (("--reuse-as", "m=linear"), "the classical methods keep their names"),
+    (("--reuse-as", "m"), "give OLD=NEW"),
+    (("--reuse-as", "x=m"), "has no model x"),
+])
+def test_other_settings_and_unsound_renames_are_refused_in_one_line(volume, earlier, tmp_path,
+                                                                   extra, says):
+    refused = _run(volume, tmp_path / "b", "--weights", f"m={OTHER}", "--reuse", str(earlier),
+                   *extra)
+    assert refused.returncode != 0 and says in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert not (tmp_path / "b" / "stress.csv").exists()
 
 
-def test_a_model_whose_weights_changed_is_measured_again(volume, tmp_path):
-    shipped = REPO / "Resources" / "weights" / "hrinet-default.safetensors"
-    other = REPO / "benchmarks" / "candidates" / "clean2.safetensors"
-    assert _run(volume, tmp_path / "a", "--weights", f"m={shipped}").returncode == 0
-    same = _run(volume, tmp_path / "b", "--weights", f"m={shipped}",
-                "--reuse", str(tmp_path / "a" / "stress.csv"))
-    assert "(linear, cubic, flow, m from " in same.stdout
-    changed = _run(volume, tmp_path / "c", "--weights", f"m={other}",
-                   "--reuse", str(tmp_path / "a" / "stress.csv"))
-    assert changed.returncode == 0, changed.stderr
-    assert "(linear, cubic, flow from " in changed.stdout
-    taken = _run(volume, tmp_path / "d", "--weights", f"m={other}", "--reuse",
-                 str(tmp_path / "a" / "stress.csv"), "--reuse-as", "m=m")
-    assert taken.returncode != 0 and "other weights" in taken.stderr
+def test_a_rename_against_known_other_weights_is_refused(volume, earlier, tmp_path):
+    refused = _run(volume, tmp_path / "b", "--weights", f"n={OTHER}", "--reuse", str(earlier),
+                   "--reuse-as", "m=n")
+    assert refused.returncode != 0 and "other weights" in refused.stderr
 
 
-def test_reuse_as_takes_the_classical_methods_and_the_named_ones_renamed(tmp_path):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_stress import reused
+def test_settings_that_do_not_describe_the_table_beside_them_are_refused(volume, earlier,
+                                                                        tmp_path):
+    """A run stopped before its first cells leaves an older table beside newer settings."""
+    with open(earlier, "a", encoding="utf-8") as f:
+        f.write("phantom.nrrd,scanned,4,m,99,0.99\n")
+    refused = _run(volume, tmp_path / "b", "--weights", f"m={SHIPPED}", "--reuse", str(earlier))
+    assert refused.returncode != 0 and "does not describe" in refused.stderr
 
-    table = tmp_path / "stress.csv"
-    with open(table, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["volume", "condition", "factor", "method", "psnr_hu", "ssim_win"])
-        for method, psnr in (("linear", 40), ("cubic", 41), ("flow", 42), ("hrinet", 43),
-                             ("new", 44)):
-            w.writerow(["a.nrrd", "scanned", 2, method, psnr, 0.9])
-    settings = {"slices": 49, "quality": "standard", "padding_guard": True, "precision": "fp32",
-                "weights": {"hrinet": "b" * 64}}
-    # no settings.json: a table of unknown making gives the classical methods and what is named
-    assert {key[3] for key in reused(table, "", settings)} == {"linear", "cubic", "flow"}
-    rows = reused(table, "new=hrinet", settings)
-    assert {key[3]: r["psnr_hu"] for key, r in rows.items()} == {
-        "linear": 40.0, "cubic": 41.0, "flow": 42.0, "hrinet": 44.0}
-    # its settings.json says which weights each model had: only the same are taken
-    made = dict(settings, weights={"hrinet": "a" * 64, "new": "b" * 64})
-    (tmp_path / "settings.json").write_text(json.dumps(made), encoding="utf-8")
-    assert {key[3] for key in reused(table, "", settings)} == {"linear", "cubic", "flow"}
-    assert {key[3] for key in reused(table, "new=hrinet", settings)} == {
-        "linear", "cubic", "flow", "hrinet"}
+
+def test_a_missing_table_is_one_line(volume, tmp_path):
+    refused = _run(volume, tmp_path / "b", "--reuse", str(tmp_path / "none.csv"))
+    assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_table_of_unknown_making_gives_the_classical_methods_and_what_is_named_on_your_word(
+        volume, earlier, tmp_path):
+    (earlier.parent / "settings.json").unlink()
+    plain = _run(volume, tmp_path / "b", "--weights", f"m={SHIPPED}", "--reuse", str(earlier))
+    assert "settings.json is missing" in plain.stdout
+    assert "(linear, cubic, flow from " in plain.stdout
+    named = _run(volume, tmp_path / "c", "--weights", f"n={SHIPPED}", "--reuse", str(earlier),
+                 "--reuse-as", "m=n")
+    assert "(linear, cubic, flow, n from " in named.stdout
+    record = json.loads((tmp_path / "c" / "settings.json").read_text(encoding="utf-8"))
+    assert record["unverified"] == ["cubic", "flow", "linear", "n"]
+    # a later run does not take n by its weights alone: it was never measured with them
+    later = _run(volume, tmp_path / "d", "--weights", f"n={SHIPPED}",
+                 "--reuse", str(tmp_path / "c" / "stress.csv"))
+    assert "(linear, cubic, flow from " in later.stdout
