@@ -3,9 +3,9 @@
 A ship decision compares a candidate with the shipped default cell by cell, so a copied cell
 must be one this run would have measured alike. Each run writes ``settings.json`` beside its
 ``stress.csv`` after every block of cells: the settings, the code that measures (a sha256 of the
-``hrinet`` packages a measurement runs), each model's weights (sha256), each volume's block of
-voxels (sha256), the table's own sha256, and which methods were not measured by it but copied on
-the caller's word. A cell is copied only where all of these agree:
+``hrinet`` packages a measurement runs and of ``bench_stress.py``), each model's weights
+(sha256), each volume's block of voxels (sha256), the table's own sha256, and which methods were
+not measured by it but copied on the caller's word. A cell is copied only where all of these agree:
 
 - other settings or code: refused (measure again);
 - a ``settings.json`` that does not describe the table beside it (a run stopped before its first
@@ -28,8 +28,9 @@ from typing import Dict, Iterable, List, Optional, Tuple
 REPO = Path(__file__).resolve().parents[1]
 #: What a measurement runs: these packages of the library (the CLI and training are not run).
 MEASURING = ("core", "methods", "learned", "evaluation")
-#: Besides them: the conditions' kernel and noise (hrinet.training.augment).
-MEASURING_FILES = ("training/augment.py",)
+#: Besides them: the conditions' kernel and noise (hrinet.training.augment), and the script that
+#: makes the conditions and cuts the blocks (relative to the repository).
+MEASURING_FILES = ("HRINetLib/hrinet/training/augment.py", "benchmarks/bench_stress.py")
 #: Settings keys about the table's contents rather than how it was measured.
 RECORDS = ("weights", "volumes", "unverified", "table_sha256")
 CLASSICAL = ("linear", "cubic", "flow")
@@ -40,10 +41,10 @@ def code_id() -> str:
     root = REPO / "HRINetLib" / "hrinet"
     files = sorted(p for d in MEASURING for p in (root / d).rglob("*") if p.is_file()
                    and "__pycache__" not in p.parts)
-    files += [root / f for f in MEASURING_FILES]
+    files += [REPO / f for f in MEASURING_FILES]
     h = hashlib.sha256()
     for p in files:
-        h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
+        h.update(str(p.relative_to(REPO)).encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
 
 
