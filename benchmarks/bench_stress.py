@@ -33,7 +33,7 @@ from hrinet.core.preview import coronal
 from hrinet.core.volume import Volume, cast_like
 from hrinet.evaluation.evaluate import evaluate_volume
 from hrinet.learned.inference import load_interpolator
-from hrinet.core.constants import QUALITIES
+from hrinet.core.constants import CLASSICAL_METHODS, QUALITIES
 from hrinet.methods import engine
 from hrinet.methods.ensemble import with_quality
 from hrinet.training.augment import apply_kernel, apply_noise, circle_mask
@@ -41,7 +41,7 @@ from shared_ct import SHARED_CT  # benchmarks/shared_ct.py
 from stress_reuse import Reuse, code_id, volume_id, weights_id, write_settings
 
 VOLUMES = ["chest-lungfcp-1mm.nrrd", "head-ge-1p25mm.nrrd"]
-CLASSICAL = ["linear", "cubic", "flow"]
+CLASSICAL = list(CLASSICAL_METHODS)
 FACTORS = (2, 4, 6, 8, 12)
 #: Field-of-view circle radius as a fraction of the slice (cuts through a chest or abdomen).
 FOV_RADIUS = 0.36

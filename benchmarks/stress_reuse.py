@@ -25,6 +25,11 @@ import json
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from hrinet.core.constants import CLASSICAL_METHODS as CLASSICAL
+from hrinet.core.models.catalog import sha256_file
+from hrinet.core.models.shipped import find_weights
+from hrinet.core.volume import voxel_sha256
+
 REPO = Path(__file__).resolve().parents[1]
 #: What a measurement runs: these packages of the library (the CLI and training are not run).
 MEASURING = ("core", "methods", "learned", "evaluation")
@@ -33,7 +38,6 @@ MEASURING = ("core", "methods", "learned", "evaluation")
 MEASURING_FILES = ("HRINetLib/hrinet/training/augment.py", "benchmarks/bench_stress.py")
 #: Settings keys about the table's contents rather than how it was measured.
 RECORDS = ("weights", "volumes", "unverified", "table_sha256")
-CLASSICAL = ("linear", "cubic", "flow")
 
 
 def code_id() -> str:
@@ -49,18 +53,12 @@ def code_id() -> str:
 
 
 def volume_id(volume) -> str:
-    """sha256 of a block of voxels with its shape, type and spacing."""
-    a = volume.array
-    h = hashlib.sha256(f"{a.shape} {a.dtype} {tuple(volume.spacing)}".encode())
-    h.update(memoryview(a.tobytes()))
-    return h.hexdigest()
+    """A block's voxels (:func:`hrinet.core.volume.voxel_sha256`) with its spacing."""
+    return f"{voxel_sha256(volume.array)}|{tuple(volume.spacing)}"
 
 
 def weights_id(path: Optional[str]) -> str:
     """sha256 of a weights file (``None``: the shipped default's)."""
-    from hrinet.core.models.catalog import sha256_file
-    from hrinet.core.models.shipped import find_weights
-
     return sha256_file(Path(path) if path else find_weights())
 
 
@@ -93,7 +91,7 @@ class Reuse:
             theirs = json.loads(made.read_text(encoding="utf-8"))
         except ValueError:
             _fail(f"--reuse: {made} is not readable JSON; measure again instead")
-        if theirs.get("table_sha256") != hashlib.sha256(path.read_bytes()).hexdigest():
+        if theirs.get("table_sha256") != sha256_file(path):
             _fail(f"--reuse: {made} does not describe {path.name} beside it (a run stopped "
                   "before its first cells, or the table changed since); measure again instead")
         return theirs
@@ -179,7 +177,7 @@ def write_settings(out: Path, settings: dict, volumes: dict, unverified: set,
                    table: Path) -> None:
     """``settings.json`` for the table just written (replaced whole, after the table)."""
     record = dict(settings, volumes=volumes, unverified=sorted(unverified),
-                  table_sha256=hashlib.sha256(table.read_bytes()).hexdigest())
+                  table_sha256=sha256_file(table))
     part = out / "settings.json.part"
     part.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     part.replace(out / "settings.json")
