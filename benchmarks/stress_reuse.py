@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from hrinet.core.constants import CLASSICAL_METHODS as CLASSICAL
-from hrinet.core.models.catalog import sha256_file
+from hrinet.core.io.atomic import file_sha256
 from hrinet.core.models.shipped import find_weights
 from hrinet.core.volume import voxel_sha256
 
@@ -59,7 +59,7 @@ def volume_id(volume) -> str:
 
 def weights_id(path: Optional[str]) -> str:
     """sha256 of a weights file (``None``: the shipped default's)."""
-    return sha256_file(Path(path) if path else find_weights())
+    return file_sha256(Path(path) if path else find_weights())
 
 
 def _fail(message: str) -> None:
@@ -91,7 +91,7 @@ class Reuse:
             theirs = json.loads(made.read_text(encoding="utf-8"))
         except ValueError:
             _fail(f"--reuse: {made} is not readable JSON; measure again instead")
-        if theirs.get("table_sha256") != sha256_file(path):
+        if theirs.get("table_sha256") != file_sha256(path):
             _fail(f"--reuse: {made} does not describe {path.name} beside it (a run stopped "
                   "before its first cells, or the table changed since); measure again instead")
         return theirs
@@ -177,7 +177,7 @@ def write_settings(out: Path, settings: dict, volumes: dict, unverified: set,
                    table: Path) -> None:
     """``settings.json`` for the table just written (replaced whole, after the table)."""
     record = dict(settings, volumes=volumes, unverified=sorted(unverified),
-                  table_sha256=sha256_file(table))
+                  table_sha256=file_sha256(table))
     part = out / "settings.json.part"
     part.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     part.replace(out / "settings.json")

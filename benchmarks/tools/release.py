@@ -33,7 +33,8 @@ sys.path.insert(0, str(REPO / "HRINetLib"))
 
 from hrinet import __version__  # noqa: E402
 from hrinet.core.errors import HRINetError  # noqa: E402
-from hrinet.core.models.catalog import CATALOG_NAME, load_catalog, sha256_file  # noqa: E402
+from hrinet.core.io.atomic import file_sha256  # noqa: E402
+from hrinet.core.models.catalog import CATALOG_NAME, load_catalog  # noqa: E402
 from hrinet.core.models.shipped import DEFAULT_NAME, quality_line  # noqa: E402
 
 WEIGHTS = Path("Resources") / "weights"
@@ -71,8 +72,8 @@ def make_catalog(root: Path = REPO) -> dict:
         sidecar = path.with_suffix(".json")
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
         models.append({"name": path.stem, "variant": meta["variant"], "file": path.name,
-                       "size": path.stat().st_size, "sha256": sha256_file(path),
-                       "sidecar": sidecar.name, "sidecar_sha256": sha256_file(sidecar),
+                       "size": path.stat().st_size, "sha256": file_sha256(path),
+                       "sidecar": sidecar.name, "sidecar_sha256": file_sha256(sidecar),
                        "url": url, "licence": LICENCE, "quality": quality_line(meta),
                        "bundled": path.name == DEFAULT_NAME})
     return {"version": version(root), "models": models}
@@ -139,7 +140,7 @@ def verify_dist(repo: Path, assets: Path) -> list:
                 failures.append(f"{path} is missing (the catalog lists it)")
             elif size is not None and path.stat().st_size != size:
                 failures.append(f"{path} has {path.stat().st_size} bytes, the catalog says {size}")
-            elif sha256_file(path) != sha256:
+            elif file_sha256(path) != sha256:
                 failures.append(f"{path} does not match the catalog's sha256")
     for folder, names in expected.items():
         present = {p.name for p in folder.iterdir()} if folder.is_dir() else set()

@@ -38,8 +38,6 @@ from hrinet.learned.models import Generator, ModelConfig
 from hrinet.learned.networks import build_generator
 
 FORMAT = "hrinet-weights/1"
-#: The sha256 a sidecar records of its tensor file.
-sha256_of = file_sha256
 
 
 #: Key in the tensor file's own header holding :func:`architecture_digest` of its sidecar: the
@@ -83,7 +81,7 @@ def save_weights(generator: Generator, path, metadata: Dict) -> Path:
         save_file(tensors, str(tmp), metadata={"format": FORMAT,
                                                ARCHITECTURE_KEY: architecture_digest(meta)})
         complete_safetensors(tmp)  # before the sidecar describes it
-        meta["sha256"] = sha256_of(tmp)
+        meta["sha256"] = file_sha256(tmp)
         # The sidecar first, while the tensors are still a temporary file: if it cannot be
         # written (a full disk), the tensors are removed too, never left without their sidecar.
         write_text(sidecar_of(path), json.dumps(meta, indent=2, sort_keys=True))
@@ -133,7 +131,7 @@ def read_metadata(path) -> Dict:
                           f"{type(meta).__name__}, not an object); restore the original sidecar")
     if meta.get("format") != FORMAT or "config" not in meta or "sha256" not in meta:
         raise HRINetError(f"sidecar {side} is not an HRINet weights description")
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     if digest != meta["sha256"]:
         raise HRINetError(f"weights {path} do not match the sha256 in {side.name} (file changed "
                           "or corrupt); re-download or re-export them")

@@ -133,13 +133,14 @@ def test_absurd_channel_counts_are_refused_before_any_model_is_built(tmp_path):
     import json
     import resource
 
-    from hrinet.learned.weights import load_weights, sha256_of, sidecar_of
+    from hrinet.core.io.atomic import file_sha256
+    from hrinet.learned.weights import load_weights, sidecar_of
     from safetensors.torch import load_file, save_file
 
     w = _flow_weights(tmp_path)
     save_file(load_file(str(w)), str(w), metadata={"format": "hrinet-weights/1"})  # old style
     meta = json.loads(sidecar_of(w).read_text())
-    meta["sha256"] = sha256_of(w)
+    meta["sha256"] = file_sha256(w)
     meta["config"]["channels"] = [40000, 40000, 40000, 40000]  # ~100 GB of parameters
     sidecar_of(w).write_text(json.dumps(meta))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -204,13 +205,14 @@ def _edited_sidecar(tmp_path, phantom):
 def _absurd_channels(tmp_path, phantom):
     import json
 
-    from hrinet.learned.weights import sha256_of, sidecar_of
+    from hrinet.core.io.atomic import file_sha256
+    from hrinet.learned.weights import sidecar_of
     from safetensors.torch import load_file, save_file
 
     w = _flow_weights(tmp_path)
     save_file(load_file(str(w)), str(w), metadata={"format": "hrinet-weights/1"})  # old style
     meta = json.loads(sidecar_of(w).read_text())
-    meta["sha256"] = sha256_of(w)
+    meta["sha256"] = file_sha256(w)
     meta["config"]["channels"] = [40000, 40000, 40000, 40000]
     sidecar_of(w).write_text(json.dumps(meta))
     src = write_volume(phantom, tmp_path / "v.nrrd")

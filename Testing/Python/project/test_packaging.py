@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from hrinet.core.errors import HRINetError
+from hrinet.core.io.atomic import file_sha256
 from hrinet.core.models.shipped import default_weights_dirs, find_weights, sidecar_of
 from hrinet.learned.weights import (
     ARCHITECTURE_KEY,
     load_weights,
-    sha256_of,
     tensor_header,
 )
 
@@ -32,7 +32,7 @@ def test_weights_are_shipped():
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_every_shipped_weights_file_loads_with_its_sidecar_and_checksum(path):
     meta = json.loads(sidecar_of(path).read_text(encoding="utf-8"))
-    assert meta["sha256"] == sha256_of(path)
+    assert meta["sha256"] == file_sha256(path)
     assert ARCHITECTURE_KEY in tensor_header(path)[1]
     model, loaded = load_weights(path)
     assert loaded["variant"] == model.cfg.variant

@@ -13,7 +13,6 @@ that turns what a user typed into a model, for the command line and the Slicer p
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from hrinet.core.errors import HRINetError
+from hrinet.core.io.atomic import file_sha256
 from hrinet.core.models.shipped import DEFAULT_NAME, default_weights_dirs
 
 #: The catalog's file name, beside the bundled weights.
@@ -28,7 +28,6 @@ CATALOG_NAME = "catalog.json"
 #: Names a model is also known by: ``hrinet``, the method that runs the default model.
 ALIASES = {"hrinet": DEFAULT_NAME}
 #: Bytes read per step when hashing a file.
-_HASH_BLOCK = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -139,14 +138,6 @@ def find_model(name: str, catalog: Optional[List[CatalogModel]] = None,
     raise HRINetError(f"no model {given!r} in the catalog; choose one of: {names}")
 
 
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file's bytes, as hex (what the catalog records)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_HASH_BLOCK), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def installed_path(model: CatalogModel) -> Optional[Path]:
     """Where ``model``'s weights are, intact (sha256 as the catalog says, sidecar beside), or
@@ -154,6 +145,6 @@ def installed_path(model: CatalogModel) -> Optional[Path]:
     for folder in default_weights_dirs():
         path = folder / model.file
         if path.is_file() and (folder / model.sidecar).is_file() and \
-                path.stat().st_size == model.size and sha256_file(path) == model.sha256:
+                path.stat().st_size == model.size and file_sha256(path) == model.sha256:
             return path
     return None

@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Callable, Iterable, List, Optional
 
 from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.io.atomic import atomic_write
+from hrinet.core.io.atomic import atomic_write, file_sha256
 from hrinet.core.io.temp_names import TAG_PATTERN, host_name, left_by_dead_writer, process_alive
 from hrinet.core.models.catalog import (
     CatalogModel,
     check_model,
     installed_path,
     plain_file_name,
-    sha256_file,
 )
 from hrinet.core.models.shipped import cache_dir
 
@@ -206,7 +205,7 @@ def fetch_model(model: CatalogModel, source: Optional[str] = None,
     # the sidecar first: the weights file is what marks the model as present
     for name, size, sha256 in reversed(model.files):
         target = folder / name
-        if target.is_file() and sha256_file(target) == sha256:
+        if target.is_file() and file_sha256(target) == sha256:
             continue
         _download(base + name, target, size, sha256, name, progress if name == model.file
                   else None, cancel, deadline, deadline_s)

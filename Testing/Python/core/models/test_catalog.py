@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from helpers import REPO, cli, one_line_error
 from hrinet.core.errors import HRINetError
+from hrinet.core.io.atomic import file_sha256
 from hrinet.core.models import shipped
 from hrinet.core.models.catalog import (
     catalog_path,
     find_model,
     installed_path,
     load_catalog,
-    sha256_file,
 )
 from hrinet.core.models.downloads import fetch_model
 from hrinet.learned.weights import read_metadata
@@ -32,8 +32,8 @@ def test_the_catalog_describes_every_weights_file_as_it_is():
     assert {m.file for m in catalog} == {p.name for p in WEIGHTS.glob("*.safetensors")}
     for m in catalog:
         assert m.size == (WEIGHTS / m.file).stat().st_size
-        assert m.sha256 == sha256_file(WEIGHTS / m.file)
-        assert m.sidecar_sha256 == sha256_file(WEIGHTS / m.sidecar)
+        assert m.sha256 == file_sha256(WEIGHTS / m.file)
+        assert m.sidecar_sha256 == file_sha256(WEIGHTS / m.sidecar)
         assert m.variant == read_metadata(WEIGHTS / m.file)["variant"]
         assert m.url.startswith("https://github.com/") and m.licence and m.quality
     assert [m.name for m in catalog if m.bundled] == ["hrinet-default"] == [catalog[0].name]
@@ -94,7 +94,7 @@ def test_a_model_is_downloaded_verified_and_never_fetched_again(server, cache):
     model, _ = server
     path = fetch_model(model)
     assert path == cache / model.file and installed_path(model) == path
-    assert sha256_file(path) == model.sha256 and (cache / model.sidecar).is_file()
+    assert file_sha256(path) == model.sha256 and (cache / model.sidecar).is_file()
     assert shipped.find_weights(model.file) == path  # where every command looks for weights
     fetched = len(Assets.requests)
     assert fetch_model(model) == path and len(Assets.requests) == fetched  # present: no fetch
