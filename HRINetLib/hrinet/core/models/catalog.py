@@ -27,7 +27,7 @@ from hrinet.core.models.shipped import DEFAULT_NAME, default_weights_dirs
 CATALOG_NAME = "catalog.json"
 #: Names a model is also known by: ``hrinet``, the method that runs the default model.
 ALIASES = {"hrinet": DEFAULT_NAME}
-#: Bytes read per step when hashing a file.
+#: A sha256 as the catalog writes it (64 lowercase hex digits).
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -136,7 +136,6 @@ def find_model(name: str, catalog: Optional[List[CatalogModel]] = None,
         raise HRINetError(f"model name {given!r} is ambiguous: it starts {which}; give one of "
                           "them in full")
     raise HRINetError(f"no model {given!r} in the catalog; choose one of: {names}")
-
 
 
 def installed_path(model: CatalogModel) -> Optional[Path]:
