@@ -123,6 +123,14 @@ class TrainConfig:
         "weight of 1 - SSIM in the soft-tissue window added to the content loss; with "
         "--log-mse, the weight of log(1 - SSIM) beside the log-MSE", low=0.0,
         what="a loss weight"))
+    #: hrinet-flow with ``log_mse``: more weight of ``log(1 - SSIM)`` on the samples whose known
+    #: slices are two thin slices apart (x2), added to ``ssim_weight`` there. At x2 a sharp
+    #: kernel's texture still carries between slices (the stress table's lost cells); a heavy
+    #: SSIM term at every gap cost the thick series' x4 PSNR_HU (docs/results.md, the clean
+    #: lineage's second cycle).
+    ssim_x2_weight: float = field(default=0.0, metadata=option(
+        "hrinet-flow: weight of log(1 - SSIM) added to --ssim-weight on the x2 samples (known "
+        "slices two thin slices apart) only; needs --log-mse", low=0.0, what="a loss weight"))
     #: hrinet-flow: weight of the gradient difference between the synthesised slice and the
     #: truth (:func:`hrinet.training.losses.gradient_difference`; with ``log_mse`` its log), a
     #: sharpness term against the blur a pixel MSE allows at wide gaps.
@@ -247,6 +255,9 @@ class TrainConfig:
         if self.adversarial_context and not self.adversarial_weight > 0:
             raise HRINetError("--adversarial-context shapes the PatchGAN term, which is off; give "
                               "--adversarial-weight too, e.g. 0.1")
+        if self.ssim_x2_weight > 0 and not self.log_mse:
+            raise HRINetError("--ssim-x2-weight adds to the log-scale SSIM term, which --log-mse "
+                              "turns on; give --log-mse too")
         if self.sharpen_max != SHARPEN_RANGE[1] and not self.augment > 0:
             raise HRINetError("--sharpen-max sets the kernels --augment draws, which is off; give "
                               "--augment too, e.g. 0.25")

@@ -52,6 +52,7 @@ class MotionBatch:
     s: torch.Tensor  # (B,) slab ratio of the known slices
     rho: torch.Tensor  # (B,) z-roughness of the known slices, measured on whole slices
     targets: torch.Tensor  # (B, 1, S, S): the thin truth
+    gap: torch.Tensor  # (B,) thin slices between the known slices (2: an x2 sample)
 
 
 def group_span(gap: int, slab: float, known: int = 4):
@@ -87,7 +88,7 @@ class MotionSampler(SliceSampler):
                      gaps: Sequence[int] = GAPS, overlap: float = 0.0) -> MotionBatch:
         """``groups`` groups with ``per_group`` targets each; a share ``overlap`` of the groups
         first re-made as overlapping thin slices (:data:`OVERLAP_THICKNESS`)."""
-        samples, plain, ts, ss, rhos, targets = [], [], [], [], [], []
+        samples, plain, ts, ss, rhos, targets, spans = [], [], [], [], [], [], []
         known_n = 6 if self.spline else 4
         lead = 2 if self.spline else 1  # known slices before the target's pair
         for _ in range(groups):
@@ -167,7 +168,9 @@ class MotionSampler(SliceSampler):
                 ss.append(s)
                 rhos.append(rho)
                 targets.append(block[m + lead * g + int(j)][None])
+                spans.append(g)
         f = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a), dtype=np.float32))  # noqa: E731
         return MotionBatch(f(samples), f(plain), torch.tensor(ts, dtype=torch.float32),
                            torch.tensor(ss, dtype=torch.float32),
-                           torch.tensor(rhos, dtype=torch.float32), f(targets))
+                           torch.tensor(rhos, dtype=torch.float32), f(targets),
+                           torch.tensor(spans, dtype=torch.float32))

@@ -117,7 +117,10 @@ class StepsMixin:
             # different measure, enters on the same log scale
             per_sample = ((pred - target) ** 2).mean(dim=(1, 2, 3))
             loss = torch.log(per_sample + LOG_MSE_FLOOR).mean()
-            if self.cfg.ssim_weight > 0:
+            if self.cfg.ssim_x2_weight > 0:  # per sample: more on the x2 samples
+                weight = self.cfg.ssim_weight + self.cfg.ssim_x2_weight * (mb.gap.to(dev) == 2)
+                loss = loss + (weight * log_dissimilarity(pred, target)).mean()
+            elif self.cfg.ssim_weight > 0:
                 loss = loss + self.cfg.ssim_weight * log_dissimilarity(pred, target).mean()
             if self.cfg.grad_weight > 0:
                 loss = loss + self.cfg.grad_weight * log_gradient_difference(pred, target).mean()

@@ -93,6 +93,39 @@ def test_the_ssim_weight_changes_the_log_mse_training_step(tmp_path):
     assert runs[0.3] < runs[0.0]
 
 
+
+
+def test_a_motion_batch_records_each_samples_gap():
+    from hrinet.core.phantom import make_phantom
+    from hrinet.training.motion_data import MotionSampler
+
+    vol = make_phantom(size=(64, 64, 40), spacing=(1.0, 1.0, 1.0))
+    mb = MotionSampler([vol], crop=64).motion_batch(np.random.default_rng(0), 8, 2, gaps=(2, 5))
+    assert len(mb.gap) == len(mb.t) and set(mb.gap.tolist()) == {2.0, 5.0}
+    # each target lies a whole number of thin slices into its gap
+    steps = mb.t * mb.gap
+    assert torch.allclose(steps, torch.round(steps), atol=1e-5)
+
+def test_the_x2_ssim_weight_weighs_the_x2_samples_and_no_others(tmp_path):
+    def first_loss(group_size: int, x2_weight: float) -> float:
+        cfg = tiny("hrinet-flow", 1, log_mse=True, ssim_weight=0.3, ssim_x2_weight=x2_weight,
+                   group_sizes=[group_size])
+        tr = Trainer(cfg, tmp_path / f"{group_size}-{x2_weight}", volumes=volumes(), log=None)
+        return tr.motion_step(step_rng(3, 0, 0))["loss_g"]
+
+    # known slices three thin slices apart: the term is as --ssim-weight alone makes it
+    assert first_loss(4, 0.7) == pytest.approx(first_loss(4, 0.0), rel=1e-6)
+    # two apart (x2): 0.7 * mean log(1 - SSIM + floor) more, below zero
+    assert first_loss(3, 0.7) < first_loss(3, 0.0) - 0.1
+
+
+def test_the_x2_ssim_weight_needs_the_log_scale_ssim_term():
+    from hrinet.core.errors import HRINetError
+    from hrinet.training.config import TrainConfig
+
+    with pytest.raises(HRINetError, match="--ssim-x2-weight .* give --log-mse"):
+        TrainConfig(data=["a.nrrd"], variant="hrinet-flow", ssim_x2_weight=0.7).check()
+
 def test_the_gradient_difference_is_zero_for_the_truth_and_grows_as_edges_blur():
     import torch.nn.functional as F
 

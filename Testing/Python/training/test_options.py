@@ -50,7 +50,8 @@ def test_flow_only_settings_are_refused_by_the_other_variants_naming_the_option(
     assert {"cross_view", "grad_weight", "energy_weight", "adversarial_weight",
             "adversarial_context", "augment"} <= {f.name for f in flow_only}
     # a setting that shapes another one is given with it
-    partner = {"adversarial_context": {"adversarial_weight": 0.1}, "sharpen_max": {"augment": 0.25}}
+    partner = {"adversarial_context": {"adversarial_weight": 0.1}, "sharpen_max": {"augment": 0.25},
+               "ssim_x2_weight": {"log_mse": True}}
     for f in flow_only:
         value = True if f.type in (bool, "bool") else (
             "bf16" if f.name == "precision" else f.default + 1 if f.name in ("workers", "samples_per_group") else 0.5)
