@@ -30,9 +30,13 @@
 #   RUN=../runs/clean2 INIT=benchmarks/candidates/clean2.safetensors LR=1e-4 SSIM=1.0 \
 #     SHARPEN_MAX=2.5 ITERATIONS=<steps left>
 # (the optimizer, the weight average and the schedule start anew: not the same run).
+# The x2-weighted cycle (docs/results.md, "The x2 SSIM term"):
+#   RUN=../runs/clean-x2 INIT=benchmarks/candidates/clean.safetensors LR=1e-4 SSIM_X2=0.7 \
+#     SHARPEN_MAX=2.5 ITERATIONS=7000
 # Environment: CORPUS (default ../corpus), RUN (default ../runs/clean), ITERATIONS (default
 # 48000), INIT (default none: random weights), LR (default 3e-4), SSIM (the SSIM term's weight,
-# default 0.3), SHARPEN_MAX (strongest sharp kernel drawn, default 1.2), PRECISION.
+# default 0.3), SSIM_X2 (its weight added on the x2 samples only, default 0), SHARPEN_MAX
+# (strongest sharp kernel drawn, default 1.2), PRECISION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DEFAULT=../runs/clean
@@ -42,6 +46,6 @@ START=(--from-scratch)
 exec .venv/bin/hrinet train --variant hrinet-flow "${START[@]}" --precision "$PRECISION" \
   --data $TRAIN --val $VAL --iterations "${ITERATIONS:-48000}" --crop 128 --batch 4 \
   --samples-per-group 4 --gaps 2,2,3,4,5,6,7,8 --overlap 0.4 --drop-context 0.25 --log-mse \
-  --ssim-weight "${SSIM:-0.3}" --sharpen-max "${SHARPEN_MAX:-1.2}" --augment 0.25 \
+  --ssim-weight "${SSIM:-0.3}" --ssim-x2-weight "${SSIM_X2:-0}" --sharpen-max "${SHARPEN_MAX:-1.2}" --augment 0.25 \
   --lr "${LR:-3e-4}" --ema 0.999 --lr-final 0.05 --decay-start 0.5 \
   --workers 1 --val-every 4000 --val-factors 2,4 --checkpoint-minutes 4 --device cpu --out "$R"
