@@ -46,6 +46,7 @@ START=(--from-scratch)
 exec .venv/bin/hrinet train --variant hrinet-flow "${START[@]}" --precision "$PRECISION" \
   --data $TRAIN --val $VAL --iterations "${ITERATIONS:-48000}" --crop 128 --batch 4 \
   --samples-per-group 4 --gaps 2,2,3,4,5,6,7,8 --overlap 0.4 --drop-context 0.25 --log-mse \
-  --ssim-weight "${SSIM:-0.3}" --ssim-x2-weight "${SSIM_X2:-0}" --sharpen-max "${SHARPEN_MAX:-1.2}" --augment 0.25 \
+  --ssim-weight "${SSIM:-0.3}" --ssim-x2-weight "${SSIM_X2:-0}" \
+  --sharpen-max "${SHARPEN_MAX:-1.2}" --augment 0.25 \
   --lr "${LR:-3e-4}" --ema 0.999 --lr-final 0.05 --decay-start 0.5 \
   --workers 1 --val-every 4000 --val-factors 2,4 --checkpoint-minutes 4 --device cpu --out "$R"

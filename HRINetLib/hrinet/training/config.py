@@ -124,10 +124,10 @@ class TrainConfig:
         "--log-mse, the weight of log(1 - SSIM) beside the log-MSE", low=0.0,
         what="a loss weight"))
     #: hrinet-flow with ``log_mse``: more weight of ``log(1 - SSIM)`` on the samples whose known
-    #: slices are two thin slices apart (x2), added to ``ssim_weight`` there. At x2 a sharp
-    #: kernel's texture still carries between slices (the stress table's lost cells); a heavy
-    #: SSIM term at every gap cost the thick series' x4 PSNR_HU (docs/results.md, the clean
-    #: lineage's second cycle).
+    #: slices are two thin slices apart (x2; in a cross-view group two pixels), added to
+    #: ``ssim_weight`` there. At x2 a sharp kernel's texture still carries between slices (the
+    #: stress table's lost cells); a heavier SSIM term at every gap, with sharper kernels, cost
+    #: the thick series' x4 PSNR_HU (docs/results.md, the clean lineage's second cycle).
     ssim_x2_weight: float = field(default=0.0, metadata=option(
         "hrinet-flow: weight of log(1 - SSIM) added to --ssim-weight on the x2 samples (known "
         "slices two thin slices apart) only; needs --log-mse", low=0.0, what="a loss weight"))
@@ -258,6 +258,10 @@ class TrainConfig:
         if self.ssim_x2_weight > 0 and not self.log_mse:
             raise HRINetError("--ssim-x2-weight adds to the log-scale SSIM term, which --log-mse "
                               "turns on; give --log-mse too")
+        gaps = sorted({n - 1 for n in self.resolved().group_sizes})
+        if self.ssim_x2_weight > 0 and 2 not in gaps:
+            raise HRINetError(f"--ssim-x2-weight weighs the x2 samples, which --gaps "
+                              f"{','.join(map(str, gaps))} never draws; add 2 to --gaps")
         if self.sharpen_max != SHARPEN_RANGE[1] and not self.augment > 0:
             raise HRINetError("--sharpen-max sets the kernels --augment draws, which is off; give "
                               "--augment too, e.g. 0.25")

@@ -108,6 +108,12 @@ def log_dissimilarity(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.log(1 - s + LOG_SSIM_FLOOR)
 
 
+def ssim_weights(gap: torch.Tensor, weight: float, x2_weight: float) -> torch.Tensor:
+    """Each sample's weight of the log-scale SSIM term, ``(B,)``: ``weight``, and ``x2_weight``
+    more where the known slices are two thin slices apart (``gap`` 2: an x2 sample)."""
+    return weight + x2_weight * (gap == 2).to(torch.float32)
+
+
 def gradient_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Each sample's mean ``| |d pred| - |d target| |`` over in-plane neighbour differences along y
     and x (Mathieu et al.'s gradient difference loss, exponent 1), ``(B,)``.

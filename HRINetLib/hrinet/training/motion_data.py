@@ -52,7 +52,7 @@ class MotionBatch:
     s: torch.Tensor  # (B,) slab ratio of the known slices
     rho: torch.Tensor  # (B,) z-roughness of the known slices, measured on whole slices
     targets: torch.Tensor  # (B, 1, S, S): the thin truth
-    gap: torch.Tensor  # (B,) thin slices between the known slices (2: an x2 sample)
+    gap: torch.Tensor  # (B,) spacing of the known slices, in thin slices (2: an x2 sample)
 
 
 def group_span(gap: int, slab: float, known: int = 4):

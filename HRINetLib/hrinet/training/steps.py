@@ -19,6 +19,7 @@ from hrinet.training.losses import (
     generator_adversarial,
     gradient_difference,
     log_dissimilarity,
+    ssim_weights,
     log_energy_gap,
     log_gradient_difference,
     patchgan_critic_loss,
@@ -118,7 +119,7 @@ class StepsMixin:
             per_sample = ((pred - target) ** 2).mean(dim=(1, 2, 3))
             loss = torch.log(per_sample + LOG_MSE_FLOOR).mean()
             if self.cfg.ssim_x2_weight > 0:  # per sample: more on the x2 samples
-                weight = self.cfg.ssim_weight + self.cfg.ssim_x2_weight * (mb.gap.to(dev) == 2)
+                weight = ssim_weights(mb.gap.to(dev), self.cfg.ssim_weight, self.cfg.ssim_x2_weight)
                 loss = loss + (weight * log_dissimilarity(pred, target)).mean()
             elif self.cfg.ssim_weight > 0:
                 loss = loss + self.cfg.ssim_weight * log_dissimilarity(pred, target).mean()

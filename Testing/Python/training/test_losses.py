@@ -93,8 +93,6 @@ def test_the_ssim_weight_changes_the_log_mse_training_step(tmp_path):
     assert runs[0.3] < runs[0.0]
 
 
-
-
 def test_a_motion_batch_records_each_samples_gap():
     from hrinet.core.phantom import make_phantom
     from hrinet.training.motion_data import MotionSampler
@@ -106,17 +104,24 @@ def test_a_motion_batch_records_each_samples_gap():
     steps = mb.t * mb.gap
     assert torch.allclose(steps, torch.round(steps), atol=1e-5)
 
-def test_the_x2_ssim_weight_weighs_the_x2_samples_and_no_others(tmp_path):
-    def first_loss(group_size: int, x2_weight: float) -> float:
+
+def test_in_a_mixed_batch_only_the_x2_samples_get_the_x2_ssim_weight():
+    from hrinet.training.losses import ssim_weights
+
+    weights = ssim_weights(torch.tensor([2.0, 5.0, 2.0, 3.0]), 0.3, 0.7)
+    assert torch.allclose(weights, torch.tensor([1.0, 0.3, 1.0, 0.3]))
+
+
+def test_the_x2_ssim_weight_changes_the_training_step_on_x2_samples(tmp_path):
+    def first_loss(x2_weight: float) -> float:
         cfg = tiny("hrinet-flow", 1, log_mse=True, ssim_weight=0.3, ssim_x2_weight=x2_weight,
-                   group_sizes=[group_size])
-        tr = Trainer(cfg, tmp_path / f"{group_size}-{x2_weight}", volumes=volumes(), log=None)
+                   group_sizes=[3])  # every sample x2
+        tr = Trainer(cfg, tmp_path / str(x2_weight), volumes=volumes(), log=None)
         return tr.motion_step(step_rng(3, 0, 0))["loss_g"]
 
-    # known slices three thin slices apart: the term is as --ssim-weight alone makes it
-    assert first_loss(4, 0.7) == pytest.approx(first_loss(4, 0.0), rel=1e-6)
-    # two apart (x2): 0.7 * mean log(1 - SSIM + floor) more, below zero
-    assert first_loss(3, 0.7) < first_loss(3, 0.0) - 0.1
+    # the same batch: 0.7 * mean log(1 - SSIM + floor) more, below zero (the samples at other
+    # gaps keep --ssim-weight alone: the mixed-batch test above)
+    assert first_loss(0.7) < first_loss(0.0) - 0.1
 
 
 def test_the_x2_ssim_weight_needs_the_log_scale_ssim_term():
@@ -125,6 +130,9 @@ def test_the_x2_ssim_weight_needs_the_log_scale_ssim_term():
 
     with pytest.raises(HRINetError, match="--ssim-x2-weight .* give --log-mse"):
         TrainConfig(data=["a.nrrd"], variant="hrinet-flow", ssim_x2_weight=0.7).check()
+    with pytest.raises(HRINetError, match="--gaps 3,4 never draws; add 2"):
+        TrainConfig(data=["a.nrrd"], variant="hrinet-flow", log_mse=True, ssim_x2_weight=0.7,
+                    group_sizes=[4, 5]).check()
 
 def test_the_gradient_difference_is_zero_for_the_truth_and_grows_as_edges_blur():
     import torch.nn.functional as F
