@@ -25,6 +25,17 @@ GROUPS = (GROUP_DEFAULT, GROUP_OURS, GROUP_PAPER)
 CONTENTS = ("mse", "perceptual")
 
 
+def group_gaps(group_sizes: Tuple[int, ...]) -> Tuple[int, ...]:
+    """The gaps between a training group's known ends, in thin slices (what ``--gaps`` gives):
+    a group of ``n`` slices spans ``n - 1``."""
+    return tuple(n - 1 for n in group_sizes)
+
+
+def gap_group_sizes(gaps: Tuple[int, ...]) -> Tuple[int, ...]:
+    """The training groups that span ``gaps`` thin slices (the inverse of :func:`group_gaps`)."""
+    return tuple(g + 1 for g in gaps)
+
+
 @dataclass(frozen=True)
 class Variant:
     """What one variant is, how it trains (paper Sec. 3) and how it is offered."""
@@ -79,6 +90,11 @@ class Variant:
         stage-I result."""
         return self.content == "perceptual"
 
+    @property
+    def gaps(self) -> Tuple[int, ...]:
+        """The gaps between a group's known ends, in thin slices (:func:`group_gaps`)."""
+        return group_gaps(self.group_sizes)
+
 
 #: Every variant by name, in the order they were introduced: the paper's five, then ours.
 REGISTRY: Dict[str, Variant] = {v.name: v for v in (
@@ -97,7 +113,7 @@ REGISTRY: Dict[str, Variant] = {v.name: v for v in (
     # Flow-guided refinement on thin and slab-averaged input, gaps of 2 to 8 thin slices
     # (hrinet.training.motion_data); supervised only, like hrinet-plus.
     Variant("hrinet-flow", GROUP_OURS, default=True, motion=True, channels=(16, 32, 48, 64),
-            supervised=True, unsupervised=False, group_sizes=tuple(g + 1 for g in range(2, 9)),
+            supervised=True, unsupervised=False, group_sizes=gap_group_sizes(tuple(range(2, 9))),
             auto_bf16=True),
 )}
 

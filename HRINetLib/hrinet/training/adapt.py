@@ -6,7 +6,7 @@ case's own slices teach gaps wider than the ones it will be asked for), so adapt
 1. A block of the thick volume's last slices (``holdout`` of them, at least 9) is held out; the
    slices before it, one contiguous stack (thick cases are short), are the training data.
 2. The model is fine-tuned conservatively (small learning rate, few steps) on those slices, at
-   gaps of 3 and 4 of the case's own slices (:data:`ADAPT_GAPS`), thin and slab input as in
+   gaps of 2 and 3 of the case's own slices (:data:`ADAPT_GAPS`), thin and slab input as in
    training.
 3. Both the starting model and the adapted one predict every other held-out slice from its
    neighbours (the decimate protocol at x2 on the block); the adapted weights are kept only if
@@ -35,7 +35,7 @@ from typing import Callable, Optional
 from hrinet.core.io.atomic import file_sha256, write_text
 from hrinet.core.io.paths import make_folder
 from hrinet.core.errors import Cancelled, HRINetError
-from hrinet.core.variants import DEFAULT_VARIANT
+from hrinet.core.variants import DEFAULT_VARIANT, gap_group_sizes
 from hrinet.core.volume import Volume
 from hrinet.evaluation.evaluate import evaluate_volume
 from hrinet.learned.inference import make_interpolator, resolve_device
@@ -63,10 +63,10 @@ _OTHERS = ("config.json", "log.csv", "val.jsonl", "progress.json", CHECKPOINT, P
 #: The held-out block must allow a few x2 predictions.
 MIN_HOLDOUT = 9
 #: Gaps, in the case's own slices, that adaptation trains on.
-ADAPT_GAPS = (3, 4)
-#: Slices the training part needs: one group of the narrowest gap with the spline's six known
-#: slices (the other variants' groups are shorter).
-MIN_TRAIN = group_span(min(ADAPT_GAPS), 0.0, known=6)[0]
+ADAPT_GAPS = (2, 3)
+#: Slices the training part needs: one group of the widest gap with the spline's six known
+#: slices, so that every gap is drawn as asked (the other variants' groups are shorter).
+MIN_TRAIN = group_span(max(ADAPT_GAPS), 0.0, known=6)[0]
 
 
 @dataclass
@@ -238,7 +238,7 @@ def _adapt(out: Path, thick: Volume, parts, block: Volume, start: str, variant: 
     crop = min(crop, 64 * max(1, min(thick.array.shape[1:]) // 64))
     cfg = TrainConfig(variant=variant, iterations=iterations, crop=crop, batch=4, lr=lr,
                       device=str(dev), val_every=0, init_weights=start, checkpoint_minutes=5,
-                      group_sizes=ADAPT_GAPS, data=[case])
+                      group_sizes=gap_group_sizes(ADAPT_GAPS), data=[case])
     for name in run_files(variant):  # an earlier adaptation's run (check_out made sure it was)
         (out / name).unlink(missing_ok=True)
     trainer = Trainer(cfg, out, volumes=parts, progress=progress, cancel=cancel, log=log)

@@ -8,12 +8,12 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import List, Optional, Tuple
 
 from hrinet.core.errors import HRINetError
-from hrinet.core.variants import DEFAULT_VARIANT, VARIANTS, Variant, variant
+from hrinet.core.variants import DEFAULT_VARIANT, VARIANTS, Variant, group_gaps, variant
 from hrinet.training.augment import SHARPEN_RANGE
 
 #: Gaps (in thin slices) between the known slices of the default model's training groups: its
 #: record's group sizes less one (:meth:`hrinet.training.motion_data.MotionSampler.motion_batch`).
-GAPS = tuple(n - 1 for n in variant(DEFAULT_VARIANT).group_sizes)
+GAPS = variant(DEFAULT_VARIANT).gaps
 #: Chance that a context slice is missing (as at either end of a volume); the default of the
 #: ``drop_context`` option.
 DROP_CONTEXT = 0.1
@@ -258,7 +258,7 @@ class TrainConfig:
         if self.ssim_x2_weight > 0 and not self.log_mse:
             raise HRINetError("--ssim-x2-weight adds to the log-scale SSIM term, which --log-mse "
                               "turns on; give --log-mse too")
-        gaps = sorted({n - 1 for n in self.resolved().group_sizes})
+        gaps = sorted(set(self.resolved().gaps))
         if self.ssim_x2_weight > 0 and 2 not in gaps:
             raise HRINetError(f"--ssim-x2-weight weighs the x2 samples, which --gaps "
                               f"{','.join(map(str, gaps))} never draws; add 2 to --gaps")
@@ -309,6 +309,11 @@ class ResolvedSettings:
     beta: float  # weight of the PatchGAN term (paper: 5e-4 below design size 512, else 5e-3)
     group_sizes: Tuple[int, ...]  # slices in a training group, one drawn per step
     stage1_iterations: int  # steps of stage I (0 when starting from the stage-I result)
+
+    @property
+    def gaps(self) -> Tuple[int, ...]:
+        """The gaps between a group's known ends, in thin slices (:func:`group_gaps`)."""
+        return group_gaps(self.group_sizes)
 
 
 def setting_ranges() -> dict:

@@ -7,6 +7,7 @@ import argparse
 from dataclasses import MISSING, fields
 from typing import List, Tuple
 
+from hrinet.core.variants import gap_group_sizes
 from hrinet.training.config import TrainConfig
 
 #: A file a controller (the Slicer panel) creates in the run folder to stop training or
@@ -109,5 +110,5 @@ def given_options(args: argparse.Namespace) -> dict:
         if key in given:
             given[key] = list(given[key])
     if getattr(args, "gaps", None):
-        given["group_sizes"] = tuple(g + 1 for g in args.gaps)
+        given["group_sizes"] = gap_group_sizes(tuple(args.gaps))
     return given

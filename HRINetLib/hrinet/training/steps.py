@@ -51,7 +51,7 @@ class StepsMixin:
 
     def unsupervised_step(self, rng: np.random.Generator, use_d2: bool) -> dict:
         b = self.cfg.batch
-        x1, x2 = self.sampler.pairs(rng, max(self.resolved.group_sizes) - 1, b)
+        x1, x2 = self.sampler.pairs(rng, max(self.resolved.gaps), b)
         x1, x2 = self._batch(x1), self._batch(x2)
         a = torch.from_numpy(rng.random(b).astype(np.float32)).to(self.device)
         lam, beta = self.resolved.lam, self.resolved.beta
@@ -92,9 +92,9 @@ class StepsMixin:
 
     def motion_step(self, rng: np.random.Generator) -> dict:
         """``hrinet-flow``: ``cfg.batch`` groups, ``cfg.samples_per_group`` targets each, thin or
-        slab input, gaps of ``group_sizes - 1`` slices (made ahead by ``cfg.workers`` processes
+        slab input, gaps of ``resolved.gaps`` thin slices (made ahead by ``cfg.workers`` processes
         when set)."""
-        gaps = [n - 1 for n in self.resolved.group_sizes]
+        gaps = list(self.resolved.gaps)
         per_group = self.cfg.samples_per_group
         if self.cfg.workers > 0:
             if self._batches is None:

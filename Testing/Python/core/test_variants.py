@@ -228,3 +228,15 @@ print("ok")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(tmp_path)))
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_a_group_of_n_slices_spans_n_minus_one_and_back():
+    """``--gaps`` speaks of gaps and the training recipe of group sizes: one pair of functions
+    turns each into the other, and the variants' and a run's settings use them."""
+    from hrinet.core.variants import gap_group_sizes, group_gaps, variant
+
+    assert group_gaps((3, 4, 9)) == (2, 3, 8)
+    assert gap_group_sizes((2, 3, 8)) == (3, 4, 9)
+    assert group_gaps(gap_group_sizes((2, 2, 5))) == (2, 2, 5)
+    flow = variant("hrinet-flow")
+    assert flow.gaps == group_gaps(flow.group_sizes) and min(flow.gaps) == 2

@@ -85,6 +85,11 @@ def test_an_adaptation_that_wins_on_held_out_slices_is_kept_with_its_case(tmp_pa
     meta = json.loads((tmp_path / "run" / ADAPTED_NAME).with_suffix(".json").read_text())
     assert meta["adaptation"]["case"] == "phantom"
     assert meta["lineage"][-1]["started_from"] == start_weights.name
+    # it trained at the gaps the docs name (ADAPT_GAPS are gaps, not group sizes)
+    from hrinet.training.adapt import ADAPT_GAPS
+    from hrinet.training.config import TrainConfig
+
+    assert TrainConfig.from_dict(meta["training"]["config"]).resolved().gaps == ADAPT_GAPS
 
 
 def test_a_volume_long_enough_to_split_is_long_enough_to_train_on():
