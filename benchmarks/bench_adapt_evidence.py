@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from hrinet.core.io import read_volume
+from hrinet.core.variants import gap_group_sizes
 from hrinet.core.volume import Volume
 from hrinet.evaluation.evaluate import decimate, evaluate_volume
 from hrinet.learned.inference import make_interpolator
@@ -104,7 +105,9 @@ def main() -> None:
     crop = min(128, 64 * max(1, lin.shape[0] // 64))
     cfg = TrainConfig(variant="hrinet-flow", iterations=a.iterations, crop=crop, batch=4,
                       lr=3e-5, device="cpu", val_every=0, init_weights=start,
-                      checkpoint_minutes=1e9, group_sizes=(gap, gap + 1, gap + 2), data=["case"])
+                      checkpoint_minutes=1e9, data=["case"],
+                      # gaps around the band's own (as measured: group sizes gap to gap + 2)
+                      group_sizes=gap_group_sizes((max(2, gap - 1), gap, gap + 1)))
     with tempfile.TemporaryDirectory() as tmp:
         tuned = Trainer(cfg, tmp, volumes=train, log=None)
         tuned.run()

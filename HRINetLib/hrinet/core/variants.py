@@ -26,8 +26,10 @@ CONTENTS = ("mse", "perceptual")
 
 
 def group_gaps(group_sizes: Tuple[int, ...]) -> Tuple[int, ...]:
-    """The gaps between a training group's known ends, in thin slices (what ``--gaps`` gives):
-    a group of ``n`` slices spans ``n - 1``."""
+    """The gaps of a training recipe's groups, in thin slices (what ``--gaps`` gives): the
+    thin slices between the two known slices a target lies between, ``n - 1`` for a recipe's
+    group size ``n`` (a group's ends for the paper's variants; neighbouring known slices for
+    the flow models, whose groups hold four or six known slices that far apart)."""
     return tuple(n - 1 for n in group_sizes)
 
 
@@ -69,7 +71,8 @@ class Variant:
     #: Content loss: ``mse`` (pixels) or ``perceptual`` (features of a frozen copy of the
     #: stage-I encoder, which lives in a run's checkpoint and not in exported weights).
     content: str = "mse"
-    #: Slices in a training group (known ends included), one drawn per step.
+    #: Slices in a training group (known ends included), one drawn per step; for the flow
+    #: models gap + 1 (:func:`group_gaps`), not the group's length.
     group_sizes: Tuple[int, ...] = (7,)
     #: Its weights are the paper's stage-I result (autoencoder and critic D1); exactly one.
     stage1_result: bool = False
@@ -92,7 +95,7 @@ class Variant:
 
     @property
     def gaps(self) -> Tuple[int, ...]:
-        """The gaps between a group's known ends, in thin slices (:func:`group_gaps`)."""
+        """The gaps its training draws, in thin slices (:func:`group_gaps`)."""
         return group_gaps(self.group_sizes)
 
 

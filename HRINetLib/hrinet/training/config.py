@@ -259,6 +259,10 @@ class TrainConfig:
             raise HRINetError("--ssim-x2-weight adds to the log-scale SSIM term, which --log-mse "
                               "turns on; give --log-mse too")
         gaps = sorted(set(self.resolved().gaps))
+        if min(gaps) < 2:
+            raise HRINetError(f"gaps {','.join(map(str, gaps))} include {min(gaps)}: a gap "
+                              f"needs at least one slice to synthesise between its known "
+                              f"ones; give --gaps of 2 or more")
         if self.ssim_x2_weight > 0 and 2 not in gaps:
             raise HRINetError(f"--ssim-x2-weight weighs the x2 samples, which --gaps "
                               f"{','.join(map(str, gaps))} never draws; add 2 to --gaps")
@@ -307,12 +311,12 @@ class ResolvedSettings:
 
     lam: float  # weight of the ACAI term on the generator
     beta: float  # weight of the PatchGAN term (paper: 5e-4 below design size 512, else 5e-3)
-    group_sizes: Tuple[int, ...]  # slices in a training group, one drawn per step
+    group_sizes: Tuple[int, ...]  # gap + 1 (group_gaps), one drawn per step (per group: flow)
     stage1_iterations: int  # steps of stage I (0 when starting from the stage-I result)
 
     @property
     def gaps(self) -> Tuple[int, ...]:
-        """The gaps between a group's known ends, in thin slices (:func:`group_gaps`)."""
+        """The gaps this run draws, in thin slices (:func:`group_gaps`)."""
         return group_gaps(self.group_sizes)
 
 

@@ -90,6 +90,7 @@ def test_an_adaptation_that_wins_on_held_out_slices_is_kept_with_its_case(tmp_pa
     from hrinet.training.config import TrainConfig
 
     assert TrainConfig.from_dict(meta["training"]["config"]).resolved().gaps == ADAPT_GAPS
+    assert ADAPT_GAPS == (2, 3)  # as docs/usage.md says
 
 
 def test_a_volume_long_enough_to_split_is_long_enough_to_train_on():

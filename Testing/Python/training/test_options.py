@@ -59,3 +59,16 @@ def test_flow_only_settings_are_refused_by_the_other_variants_naming_the_option(
                     **partner.get(f.name, {})).check()
         with pytest.raises(HRINetError, match="flow models only"):
             TrainConfig(data=["a.nrrd"], variant="acai", **{f.name: value}).check()
+
+
+def test_a_gap_under_two_is_refused_however_the_settings_were_built():
+    """``--gaps`` parses only gaps of 2 or more; a program building the settings directly
+    (``hrinet adapt``, a benchmark) meets the same bar: a gap of 1 has no slice to learn."""
+    from hrinet.core.errors import HRINetError
+    from hrinet.core.variants import gap_group_sizes
+    from hrinet.training.config import TrainConfig
+
+    with pytest.raises(HRINetError, match="include 1: .* give --gaps of 2 or more"):
+        TrainConfig(data=["a.nrrd"], variant="hrinet-flow", group_sizes=[2, 3]).check()
+    TrainConfig(data=["a.nrrd"], variant="hrinet-flow",
+                group_sizes=gap_group_sizes((2, 3))).check()
