@@ -39,6 +39,9 @@
 # The x2 weight at a low learning rate (docs/results.md, "The x2 SSIM term at a low learning rate"):
 #   RUN=../runs/clean-x2low INIT=benchmarks/candidates/clean.safetensors LR=3e-5 SSIM_X2=0.7 \
 #     ITERATIONS=7000
+# The same for 4000 steps (docs/results.md, "The x2 SSIM term, 4000 steps at the low rate"):
+#   RUN=../runs/clean-x2low4k INIT=benchmarks/candidates/clean.safetensors LR=3e-5 SSIM_X2=0.7 \
+#     ITERATIONS=4000
 # Environment: CORPUS (default ../corpus), RUN (default ../runs/clean), ITERATIONS (default
 # 48000), INIT (default none: random weights), LR (default 3e-4), SSIM (the SSIM term's weight,
 # default 0.3), SSIM_X2 (its weight added on the x2 samples only, default 0), SHARPEN_MAX
