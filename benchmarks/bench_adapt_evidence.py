@@ -106,7 +106,8 @@ def main() -> None:
     cfg = TrainConfig(variant="hrinet-flow", iterations=a.iterations, crop=crop, batch=4,
                       lr=3e-5, device="cpu", val_every=0, init_weights=start,
                       checkpoint_minutes=1e9, data=["case"],
-                      # gaps around the band's own (as measured: group sizes gap to gap + 2)
+                      # the gaps around the band's own (as measured: group sizes gap to gap + 2;
+                      # at gap 2 the narrowest is 2, a gap needing one slice between)
                       group_sizes=gap_group_sizes((max(2, gap - 1), gap, gap + 1)))
     with tempfile.TemporaryDirectory() as tmp:
         tuned = Trainer(cfg, tmp, volumes=train, log=None)

@@ -17,8 +17,8 @@
 ``--slices N`` takes the central N slices of each volume (as ``bench_stress.py`` does);
 ``--conditions`` (``blend``) puts each volume under ``bench_stress.py``'s scanner conditions first.
 
-PSNR_HU / SSIM_win per volume and factor. Measurements, not features (docs/results.md, "Two
-levers probed").
+PSNR_HU / SSIM_win per volume and factor. Measurements, not features (docs/results.md, "Levers
+probed for issue 43").
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from hrinet.methods import flow
 from hrinet.methods.engine import upsample_z
 from hrinet.methods.registry import create_interpolator
 
-from bench_stress import central, stressed  # benchmarks/bench_stress.py
+from bench_stress import central, margins, stressed  # benchmarks/bench_stress.py
 
 CANDIDATE = Path(__file__).resolve().parent / "candidates" / "quality-corpus.safetensors"
 
@@ -123,21 +123,20 @@ def main() -> None:
 
 
 def blend_table(volumes, factors, outputs, slices: int, conditions) -> None:
-    """Each non-classical output's margin over the best classical method (PSNR_HU) and over
-    the best of linear and cubic (SSIM_win), as ``bench_stress.py`` counts a cell won."""
+    """Each non-classical output's margins, as ``bench_stress.py`` counts a cell won
+    (:func:`bench_stress.margins`)."""
     print("| volume | condition | x | output | PSNR_HU margin | SSIM_win margin |\n"
           "|---|---|---|---|---|---|", flush=True)
     for path, cond in ((p, c) for p in volumes for c in conditions):
         by_k = {}
         for k, name, p, s in cells(path, factors, outputs, slices, cond):
-            by_k.setdefault(k, {})[name] = (p, s)
-        for k, got in by_k.items():
-            best_p = max(got[m][0] for m in CLASSICAL_METHODS)
-            best_s = max(got[m][1] for m in ("linear", "cubic"))
-            for name, (p, s) in got.items():
+            by_k.setdefault(k, {})[name] = {"psnr_hu": p, "ssim_win": s}
+        for k, cell in by_k.items():
+            for name in cell:
                 if name not in CLASSICAL_METHODS:
-                    print(f"| {Path(path).stem} | {cond} | {k} | {name} | {p - best_p:+.2f} | "
-                          f"{s - best_s:+.4f} |", flush=True)
+                    dp, ds = margins(cell, name)
+                    print(f"| {Path(path).stem} | {cond} | {k} | {name} | {dp:+.2f} | "
+                          f"{ds:+.4f} |", flush=True)
 
 
 if __name__ == "__main__":

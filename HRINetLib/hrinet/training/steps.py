@@ -19,11 +19,11 @@ from hrinet.training.losses import (
     generator_adversarial,
     gradient_difference,
     log_dissimilarity,
-    ssim_weights,
     log_energy_gap,
     log_gradient_difference,
     patchgan_critic_loss,
     ssim_torch,
+    ssim_weights,
     windowed,
     with_context,
 )
